@@ -1,0 +1,259 @@
+"""`synoforecast` command: demo, ingest, forecast, sample-workbook, ui, warehouse-url.
+
+Errors a user can fix are printed as one short paragraph with a non-zero exit,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_REFUSED = 2
+EXIT_FAILED = 1
+
+
+def _eprint(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _progress(message: str) -> None:
+    print(f"synoforecast: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_sample_workbook(args: argparse.Namespace) -> int:
+    from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+
+    spec = SampleSpec(rows=args.rows, seed=args.seed, quarters=args.quarters,
+                      start=dt.date.fromisoformat(args.start) if args.start else None)
+    started = time.perf_counter()
+    stats = write_sample_workbook(args.out, spec)
+    result = stats.to_dict()
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from synoforecast.lib.workbook import Reference, WorkbookRefused, read_workbook
+    from synoforecast.settings import DBT_PROJECT_DIR, get_settings
+
+    path = Path(args.path)
+    settings = get_settings()
+    if args.dry_run:
+        try:
+            read = read_workbook(path, reference=Reference.from_seeds(DBT_PROJECT_DIR / "seeds"),
+                                 fiscal_start_month=settings.fiscal_year_start_month,
+                                 quarantine_max_share=settings.quarantine_max_share)
+            report = read.report()
+        except WorkbookRefused as exc:
+            report = {"ok": False, "file": str(path.resolve()), "sha256": _sha_or_none(path), "error": str(exc),
+                      "sheets": {}, "ignored_sheets": []}
+    else:
+        from synoforecast.runner import ingest_workbook
+
+        outcome = ingest_workbook(path, progress=_progress, quiet=args.json)
+        report = outcome.report()
+    if args.json:
+        print(json.dumps(report, default=str))
+    elif report["ok"]:
+        _print_ingest(report, dry_run=args.dry_run)
+    if not report["ok"]:
+        if not args.json:
+            _eprint(f"refused: {report['error']}" if report.get("sheets") == {} else f"failed: {report['error']}")
+        return EXIT_REFUSED if report.get("sheets") == {} else EXIT_FAILED
+    return 0
+
+
+def _sha_or_none(path: Path) -> str | None:
+    from synoforecast.lib.inbox import file_sha256
+
+    return file_sha256(path) if path.is_file() else None
+
+
+def _print_ingest(report: dict, dry_run: bool) -> None:
+    print(f"{'valid' if dry_run else 'ingested'}: {report['file']} (sha256 {report['sha256'][:12]})")
+    print(f"  {'sheet':<14}{'rows read':>10}{'loaded':>10}{'dupes':>7}{'quarant.':>9}{'unknown':>8}"
+          f"{'units':>12}{'revenue':>16}  quarters")
+    for name, s in report["sheets"].items():
+        quarters = f"{s['quarters'][0]}..{s['quarters'][-1]}" if s["quarters"] else "-"
+        print(f"  {name:<14}{s['rows_read']:>10,}{s['rows_loaded']:>10,}{s['duplicates_removed']:>7,}"
+              f"{s['rows_quarantined']:>9,}{s['unknown_models']:>8,}{s['units_total']:>12,}"
+              f"{s['revenue_total']:>16,.2f}  {quarters}")
+    if report.get("ignored_sheets"):
+        print(f"  ignored sheets: {', '.join(report['ignored_sheets'])}")
+    if report.get("partitions"):
+        print(f"  materialised {len(report['partitions'])} quarter partitions in {report['seconds']} s; "
+              f"runs {', '.join(r[:8] for r in report['run_ids'])}")
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from synoforecast.lib.forecasting import ForecastInputError, forecast_csv
+
+    try:
+        frame = forecast_csv(args.input, args.output, horizon=args.horizon, season_length=args.season_length,
+                             levels=tuple(args.level))
+    except (ForecastInputError, FileNotFoundError) as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_REFUSED
+    print(f"wrote {len(frame)} forecast rows for {frame['unique_id'].nunique()} series to {args.output}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+    from synoforecast.lib.warehouse import WarehouseError, redact
+    from synoforecast.runner import ingest_workbook
+    from synoforecast.settings import ensure_dagster_home, get_settings
+
+    started = time.perf_counter()
+    settings = get_settings()
+    ensure_dagster_home(settings)
+    _progress(f"project home {settings.home}; Dagster storage in {os.environ['DAGSTER_HOME']}")
+    try:
+        url = _warehouse_url()
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_FAILED
+    _progress(f"warehouse {redact(url)}")
+    settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+    today = dt.date.today()
+    path = settings.inbox_dir / f"sample-sale-out-{today.isoformat()}.xlsx"
+    _progress(f"writing a sample workbook ({args.rows:,} SVR-RM rows) to {path}")
+    write_sample_workbook(path, SampleSpec(rows=args.rows, seed=args.seed))
+    outcome = ingest_workbook(path, progress=_progress, quiet=not args.verbose)
+    if not outcome.ok:
+        _eprint(f"demo failed: {outcome.error}")
+        return EXIT_FAILED
+    _print_forecasts(url)
+    print(f"\nDone in {time.perf_counter() - started:.0f} s.")
+    print("Open the Dagster UI (asset graph, runs, checks):  synoforecast ui   then browse http://127.0.0.1:3000")
+    print(f"Query the warehouse:  psql \"{redact(url)}\"   (tables forecast.forecasts, forecast.evaluation, marts.*)")
+    return 0
+
+
+def _warehouse_url() -> str:
+    from synoforecast.lib.warehouse import ensure_schema, resolve_url
+    from synoforecast.settings import get_settings
+
+    url = resolve_url(get_settings().warehouse_url, get_settings().pgdata_dir)
+    ensure_schema(url)
+    return url
+
+
+def _print_forecasts(url: str) -> None:
+    from synoforecast.lib.cohorts import COHORTS
+    from synoforecast.lib.warehouse import query_frame
+
+    rows = query_frame(url, """
+        select cohort, series_id, metric, as_of_label, target_label, model, yhat, yhat_lo_80, yhat_hi_80
+          from forecast.forecasts
+         where as_of_quarter = (select max(as_of_quarter) from forecast.forecasts)
+         order by cohort, series_id, metric""")
+    if rows.is_empty():
+        print("no forecasts published")
+        return
+    first = rows.row(0, named=True)
+    print(f"\nNext-quarter forecasts for {first['target_label']} (trained on data up to {first['as_of_label']}):")
+    print(f"  {'cohort / series':<44}{'units':>12}{'80% interval':>22}{'revenue USD':>16}")
+    for cohort in COHORTS:
+        part = rows.filter(rows["cohort"] == cohort.name)
+        print(f"  {cohort.name} - {cohort.title}")
+        series = part["series_id"].unique(maintain_order=True).to_list()
+        for sid in series[:6]:
+            units = part.filter((part["series_id"] == sid) & (part["metric"] == "units")).row(0, named=True)
+            revenue = part.filter((part["series_id"] == sid) & (part["metric"] == "revenue")).row(0, named=True)
+            interval = f"{units['yhat_lo_80']:,.0f}..{units['yhat_hi_80']:,.0f}" if units["yhat_lo_80"] is not None else "-"
+            print(f"    {sid:<42}{units['yhat']:>12,.0f}{interval:>22}{revenue['yhat']:>16,.0f}")
+        if len(series) > 6:
+            print(f"    ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')")
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from synoforecast.settings import ensure_dagster_home, get_settings
+
+    settings = get_settings()
+    ensure_dagster_home(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(settings.home / "workspace.yaml"),
+               "-h", args.host, "-p", str(args.port)]
+    _progress(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; starting {' '.join(command[1:])}")
+    os.chdir(settings.home)
+    os.execv(command[0], command) if dagster.exists() else os.execvp(command[0], command)
+    return 0
+
+
+def cmd_warehouse_url(args: argparse.Namespace) -> int:
+    from synoforecast.lib.warehouse import WarehouseError
+
+    try:
+        print(_warehouse_url())
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_FAILED
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synoforecast", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="write a sample workbook, run the whole graph, print forecasts")
+    demo.add_argument("--rows", type=int, default=20_000, help="SVR-RM rows in the sample (default 20000)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--verbose", action="store_true", help="show Dagster's INFO logs while it runs")
+    demo.set_defaults(func=cmd_demo)
+
+    ingest = sub.add_parser("ingest", help="validate a workbook and materialise it and everything downstream")
+    ingest.add_argument("path")
+    ingest.add_argument("--dry-run", action="store_true", help="validate and count only; change nothing")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ingest.set_defaults(func=cmd_ingest)
+
+    forecast = sub.add_parser("forecast", help="forecast a long-format CSV (unique_id, ds, y)")
+    forecast.add_argument("--input", required=True)
+    forecast.add_argument("--output", required=True)
+    forecast.add_argument("--horizon", type=int, default=1)
+    forecast.add_argument("--season-length", type=int, default=4)
+    forecast.add_argument("--level", type=int, nargs="+", default=[80, 95])
+    forecast.set_defaults(func=cmd_forecast)
+
+    sample = sub.add_parser("sample-workbook", help="write a realistic sample sale-out workbook")
+    sample.add_argument("--out", required=True)
+    sample.add_argument("--rows", type=int, default=20_000)
+    sample.add_argument("--seed", type=int, default=42)
+    sample.add_argument("--start", help="first quarter start, YYYY-MM-DD (default: --quarters back from today)")
+    sample.add_argument("--quarters", type=int, default=24)
+    sample.set_defaults(func=cmd_sample_workbook)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev) with persistent storage")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    url = sub.add_parser("warehouse-url", help="print the warehouse URL (starts the embedded one if needed)")
+    url.set_defaults(func=cmd_warehouse_url)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _eprint("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence: one clear line, details on request
+        if os.environ.get("SYNOFORECAST_DEBUG"):
+            raise
+        _eprint(f"error: {type(exc).__name__}: {exc}\n(set SYNOFORECAST_DEBUG=1 for the traceback)")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

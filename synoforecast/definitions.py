@@ -1,0 +1,15 @@
+"""The one Definitions object: each domain's definitions merged, plus shared resources."""
+
+import dagster as dg
+
+from synoforecast.defs import activation, forecast, ingestion, pipeline, transform
+from synoforecast.defs.resources import build_resources
+
+defs = dg.Definitions.merge(
+    ingestion.defs,
+    transform.defs,
+    forecast.defs,
+    activation.defs,
+    pipeline.defs,
+    dg.Definitions(resources=build_resources()),
+)

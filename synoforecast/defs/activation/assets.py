@@ -1,0 +1,116 @@
+"""Metabase refresh and summary notifications, after forecasts are published.
+
+Both call the real HTTP APIs with httpx when configured from the environment and
+otherwise record "skipped: not configured"; secrets never reach logs or metadata.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
+from synoforecast.defs.partitions import label, partition_quarters, quarterly_partitions, single_run
+from synoforecast.defs.resources import WarehouseResource
+from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.metabase import MetabaseConfig, MetabaseError, refresh_metabase
+from synoforecast.lib.notify import NotifyConfig, send_summary
+from synoforecast.lib.quarters import to_key
+from synoforecast.lib.warehouse import query_frame
+
+SKIPPED = "skipped: not configured"
+
+
+@dg.asset(
+    key=dg.AssetKey(["activation", "metabase_refresh"]),
+    deps=[forecast_evaluation, *[forecast_key(c) for c in COHORTS]],
+    partitions_def=quarterly_partitions,
+    backfill_policy=single_run,
+    group_name="activation",
+    kinds={"metabase"},
+    description="Re-runs the configured Metabase cards (ignore_cache) once new forecasts are published.",
+)
+def metabase_refresh(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    config = MetabaseConfig.from_env()
+    if not config.configured:
+        context.log.info("Metabase not configured (METABASE_URL / METABASE_API_KEY): skipped")
+        return dg.MaterializeResult(metadata={"status": SKIPPED})
+    try:
+        report = refresh_metabase(config)
+    except MetabaseError as exc:
+        raise dg.Failure(description=f"Metabase refresh failed: {exc}. Published forecasts are unchanged.") from None
+    return dg.MaterializeResult(metadata={"status": "refreshed", **report.to_metadata()})
+
+
+def _dbt_health(context: dg.AssetExecutionContext) -> dict[str, int]:
+    """Asset-check outcomes recorded in this run (dbt tests and the platform's own checks)."""
+    records = context.instance.get_records_for_run(
+        context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    passed = sum(1 for r in records if r.event_log_entry.dagster_event.event_specific_data.passed)
+    return {"passed": passed, "failed": len(records) - passed}
+
+
+def build_summary(url: str, as_of: str, run_id: str) -> dict:
+    """What changed: next-quarter forecasts per cohort with the change against the last actual."""
+    rows = query_frame(
+        url,
+        """select f.cohort, f.series_id, f.metric, f.target_label, f.yhat, e.smape
+             from forecast.forecasts f
+             left join forecast.evaluation e on e.cohort = f.cohort and e.metric = f.metric
+                  and e.quarter = f.as_of_quarter
+            where f.as_of_quarter = %s and f.series_id in ('total', 'T1', 'T2', 'T3', 'All C2')
+            order by f.cohort, f.series_id, f.metric""",
+        (as_of,),
+    )
+    actuals = {}
+    for cohort in COHORTS:
+        hist = query_frame(url, cohort.history_sql).filter(pl.col("quarter_start") == pl.lit(as_of).str.to_date())
+        for r in hist.iter_rows(named=True):
+            actuals[(cohort.name, r["series_id"], "units")] = r["units"]
+            actuals[(cohort.name, r["series_id"], "revenue")] = r["revenue"]
+    forecasts = []
+    for r in rows.iter_rows(named=True):
+        last = actuals.get((r["cohort"], r["series_id"], r["metric"]))
+        change = round((r["yhat"] - last) / abs(last) * 100, 1) if last else None
+        forecasts.append({"cohort": r["cohort"], "series_id": r["series_id"], "metric": r["metric"],
+                          "target": r["target_label"], "yhat": round(r["yhat"], 1), "last_actual": last,
+                          "change_pct": change, "smape": None if r["smape"] is None else round(r["smape"], 1)})
+    c2 = query_frame(url, "select service, subscribers, adoption_rate from marts.mart_c2_adoption_quarterly "
+                          "where quarter_start = %s and service = 'All C2'", (as_of,))
+    snapshot = query_frame(url, "select file, sha256, sheets from ops.snapshots where status = 'accepted' "
+                                "order by last_seen_at desc limit 1")
+    snap = snapshot.row(0, named=True) if snapshot.height else {}
+    return {
+        "title": f"synoforecast: forecasts for {forecasts[0]['target'] if forecasts else 'next quarter'}",
+        "as_of": label(as_of),
+        "snapshot": {"file": snap.get("file"), "sha256": snap.get("sha256"),
+                     "rows_loaded": (snap.get("sheets") or {}).get("SVR-RM", {}).get("rows_loaded")},
+        "forecasts": forecasts,
+        "c2": {r["service"]: {"subscribers": r["subscribers"], "adoption_rate": float(r["adoption_rate"] or 0)}
+               for r in c2.iter_rows(named=True)},
+        "run_id": run_id,
+    }
+
+
+@dg.asset(
+    key=dg.AssetKey(["activation", "summary_notification"]),
+    deps=[metabase_refresh],
+    partitions_def=quarterly_partitions,
+    backfill_policy=single_run,
+    group_name="activation",
+    kinds={"slack"},
+    description="Posts what changed (volume, checks, forecasts, C2) to Slack, Teams and/or n8n.",
+)
+def summary_notification(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    as_of = to_key(partition_quarters(context)[-1])
+    summary = build_summary(warehouse.get_url(), as_of, context.run_id)
+    summary["dbt"] = _dbt_health(context)
+    config = NotifyConfig.from_env()
+    if not config.channels():
+        return dg.MaterializeResult(metadata={"status": SKIPPED, "summary": dg.MetadataValue.json(summary)})
+    outcome = send_summary(summary, config)
+    failed = {k: v for k, v in outcome.items() if v != "sent"}
+    if failed and len(failed) == len(outcome):
+        raise dg.Failure(description=f"every notification channel failed: {failed}")
+    return dg.MaterializeResult(metadata={"status": "sent", "channels": dg.MetadataValue.json(outcome),
+                                          "summary": dg.MetadataValue.json(summary)})

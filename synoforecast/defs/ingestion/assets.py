@@ -1,0 +1,136 @@
+"""Workbook snapshot and one quarterly-partitioned asset per sheet, loaded into `raw.*` by COPY."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from synoforecast.defs.partitions import label, partition_quarters, quarterly_partitions, single_run
+from synoforecast.defs.resources import WarehouseResource
+from synoforecast.lib import snapshots
+from synoforecast.lib.contract import SHEETS, SheetSpec
+from synoforecast.lib.inbox import file_sha256, newest_workbook
+from synoforecast.lib.quarters import to_key
+from synoforecast.lib.schema import RAW_TABLES, column_names
+from synoforecast.lib.warehouse import replace_rows
+from synoforecast.lib.workbook import Reference, WorkbookRefused, read_workbook
+from synoforecast.settings import DBT_PROJECT_DIR, get_settings
+
+SNAPSHOT_TAG = "synoforecast/snapshot"
+
+
+class WorkbookSnapshotConfig(dg.Config):
+    path: str = ""
+    """Workbook to ingest; empty means the newest workbook in the inbox."""
+
+
+def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
+    head = frame.head(rows)
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in head.iter_rows()]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.asset(group_name="ingestion", kinds={"excel", "python"})
+def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapshotConfig,
+                      warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Validates one sale-out workbook against the contract and keeps a parsed copy
+    (parquet per sheet + manifest) that the per-quarter sheet assets load from."""
+    settings = get_settings()
+    path = Path(config.path).resolve() if config.path else newest_workbook(settings.inbox_dir)
+    url = warehouse.get_url()
+    context.log.info(f"reading {path}")
+    try:
+        read = read_workbook(path, reference=Reference.from_seeds(DBT_PROJECT_DIR / "seeds"),
+                             fiscal_start_month=settings.fiscal_year_start_month,
+                             quarantine_max_share=settings.quarantine_max_share)
+    except WorkbookRefused as exc:
+        if path.is_file():
+            snapshots.record_refused(url, path, file_sha256(path), str(exc), context.run_id)
+        raise dg.Failure(description=f"workbook refused: {exc}", metadata={"file": str(path), "error": str(exc)},
+                         allow_retries=False) from None
+    manifest = snapshots.write_snapshot(read, settings.ingestion_dir)
+    snapshots.record_accepted(url, manifest, context.run_id)
+    svr = read.sheets["SVR-RM"]
+    context.log.info(f"accepted {path.name}: {svr.rows_loaded} SVR-RM rows, quarters "
+                     f"{snapshots.describe_quarters(manifest['complete_quarter_keys'], settings.fiscal_year_start_month)}")
+    return dg.MaterializeResult(metadata={
+        "file": str(path),
+        "sha256": read.sha256,
+        "size_bytes": read.size_bytes,
+        "read_seconds": read.read_seconds,
+        "sheets": dg.MetadataValue.json(manifest["sheets"]),
+        "ignored_sheets": dg.MetadataValue.json(read.ignored_sheets),
+        "complete_quarter_keys": dg.MetadataValue.json(manifest["complete_quarter_keys"]),
+        "quarter_hashes": dg.MetadataValue.json(read.quarter_hashes),
+        "dagster/row_count": svr.rows_loaded,
+        "preview": _preview(svr.frame),
+    })
+
+
+def snapshot_for_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, url: str) -> dict:
+    """The snapshot this run was started for (run tag), else the latest accepted one."""
+    sha = context.run.tags.get(SNAPSHOT_TAG)
+    manifest = snapshots.accepted_snapshot(url, sha)
+    if manifest is None:
+        wanted = f"snapshot {sha}" if sha else "any accepted snapshot"
+        raise dg.Failure(f"{wanted} not found: materialize workbook_snapshot first (or drop a workbook in the inbox)")
+    return manifest
+
+
+def _rows_for_quarter(spec: SheetSpec, frame: pl.DataFrame, key: str, sha: str) -> pl.DataFrame:
+    quarter = pl.lit(key).str.to_date()
+    if spec.date_field:
+        part = frame.filter(pl.col("quarter_start") == quarter)
+    else:  # reference sheets: the snapshot's reference rows, as known at this quarter
+        part = frame.with_columns(quarter_start=quarter, quarter_label=pl.lit(label(key)))
+    return part.with_columns(snapshot_sha256=pl.lit(sha))
+
+
+def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=spec.table,
+        key_prefix="raw",
+        partitions_def=quarterly_partitions,
+        backfill_policy=single_run,
+        deps=[workbook_snapshot],
+        group_name="ingestion",
+        kinds={"postgres"},
+        description=f"Sheet '{spec.name}' of the latest accepted snapshot, one quarter per partition, "
+                    f"in raw.{spec.table}.",
+    )
+    def _sheet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        url = warehouse.get_url()
+        manifest = snapshot_for_run(context, url)
+        frame = snapshots.load_table(manifest["parquet_dir"], spec.table)
+        complete = manifest["complete_quarter_keys"]
+        last_complete = complete[-1] if complete else ""
+        columns = column_names(RAW_TABLES[spec.table])
+        loaded: dict[str, int] = {}
+        skipped: list[str] = []
+        for quarter in partition_quarters(context):
+            key = to_key(quarter)
+            if key > last_complete:
+                skipped.append(label(key))  # partial (or not yet exported) in this snapshot: keep what is there
+                continue
+            rows = pl.DataFrame() if frame is None else \
+                _rows_for_quarter(spec, frame, key, manifest["sha256"]).select(columns)
+            result = replace_rows(url, f"raw.{spec.table}", rows, "quarter_start = %s", (quarter,), context.run_id, key)
+            loaded[label(key)] = result.rows_written
+        if skipped:
+            context.log.warning(f"{spec.name}: not complete in snapshot {manifest['sha256'][:12]}, left as is: {skipped}")
+        return dg.MaterializeResult(metadata={
+            "snapshot": manifest["sha256"],
+            "sheet_present": frame is not None,
+            "rows_loaded": sum(loaded.values()),
+            "rows_per_quarter": dg.MetadataValue.json(loaded),
+            "quarters_skipped": dg.MetadataValue.json(skipped),
+            "dagster/row_count": sum(loaded.values()),
+        })
+
+    return _sheet
+
+
+sheet_assets = [build_sheet_asset(spec) for spec in SHEETS]

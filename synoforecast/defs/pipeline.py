@@ -1,0 +1,90 @@
+"""Cross-domain wiring: the two jobs, the sensor that follows an accepted snapshot
+with everything downstream, and the quarter-close schedule.
+
+`downstream_run_request` is the one place that turns a snapshot's quarters into a
+partition range; the sensor and `synoforecast ingest` both use it.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
+from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB
+from synoforecast.defs.partitions import existing_keys, label, quarterly_partitions
+from synoforecast.lib.quarters import parse_key
+
+PIPELINE_JOB = "forecast_pipeline_job"
+
+snapshot_job = dg.define_asset_job(
+    SNAPSHOT_JOB, selection=dg.AssetSelection.assets(workbook_snapshot),
+    description="Validate a workbook and keep its parsed snapshot.",
+)
+
+forecast_pipeline_job = dg.define_asset_job(
+    PIPELINE_JOB,
+    selection=dg.AssetSelection.assets(workbook_snapshot).downstream() - dg.AssetSelection.assets(workbook_snapshot),
+    partitions_def=quarterly_partitions,
+    description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "
+                "for a range of quarters in one run.",
+)
+
+
+def pipeline_tags(partition_keys: list[str], sha256: str | None) -> dict[str, str]:
+    tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1]}
+    if sha256:
+        tags[SNAPSHOT_TAG] = sha256
+    return tags
+
+
+def snapshot_partition_keys(complete_quarter_keys: list[str]) -> list[str]:
+    """Existing partitions from the snapshot's first to last complete quarter."""
+    if not complete_quarter_keys:
+        return []
+    keys = quarterly_partitions.get_partition_keys_in_range(
+        dg.PartitionKeyRange(*_clip(complete_quarter_keys[0], complete_quarter_keys[-1])))
+    return existing_keys([parse_key(k) for k in keys])
+
+
+def _clip(first: str, last: str) -> tuple[str, str]:
+    first_partition = quarterly_partitions.get_first_partition_key()
+    last_partition = quarterly_partitions.get_last_partition_key()
+    return max(first, first_partition), min(last, last_partition)
+
+
+def downstream_run_request(complete_quarter_keys: list[str], sha256: str, run_key: str | None = None
+                           ) -> dg.RunRequest | dg.SkipReason:
+    keys = snapshot_partition_keys(complete_quarter_keys)
+    if not keys:
+        return dg.SkipReason(f"snapshot {sha256[:12]} has no complete quarter inside the partitions")
+    return dg.RunRequest(run_key=run_key, job_name=PIPELINE_JOB, tags=pipeline_tags(keys, sha256))
+
+
+@dg.asset_sensor(asset_key=workbook_snapshot.key, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
+                 default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+                 description="After a snapshot is accepted, materialises its quarters downstream in one run.")
+def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    materialization = asset_event.asset_materialization
+    metadata = materialization.metadata if materialization else {}
+    keys = metadata.get("complete_quarter_keys")
+    sha = metadata.get("sha256")
+    if keys is None or sha is None:
+        return dg.SkipReason("snapshot materialization without quarter metadata")
+    return downstream_run_request(list(keys.value), str(sha.value), run_key=f"{sha.value}:{asset_event.run_id}")
+
+
+@dg.schedule(job_name=PIPELINE_JOB, cron_schedule="0 6 2 1,4,7,10 *", name="quarter_close_schedule",
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Second day of each quarter, 06:00: materialises the quarter that just closed "
+                         "from the latest accepted snapshot.")
+def quarter_close_schedule(context: dg.ScheduleEvaluationContext):
+    key = quarterly_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+    if key is None:
+        return dg.SkipReason("no closed quarter yet")
+    return dg.RunRequest(run_key=f"quarter-close-{key}", partition_key=key,
+                         tags={"synoforecast/trigger": f"quarter close {label(key)}"})
+
+
+defs = dg.Definitions(jobs=[snapshot_job, forecast_pipeline_job], sensors=[snapshot_downstream_sensor],
+                      schedules=[quarter_close_schedule])

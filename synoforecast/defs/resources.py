@@ -1,0 +1,47 @@
+"""Resources shared by the domains: the warehouse and the dbt CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from synoforecast.lib import warehouse
+from synoforecast.settings import DBT_PROJECT_DIR, get_settings
+
+_READY: dict[str, str] = {}
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The PostgreSQL warehouse; embedded (pgserver) when no URL is configured."""
+
+    url: str | None = None
+
+    def get_url(self) -> str:
+        key = self.url or ""
+        if key not in _READY:
+            resolved = warehouse.resolve_url(self.url, get_settings().pgdata_dir)
+            warehouse.ensure_schema(resolved)
+            _READY[key] = resolved
+        return _READY[key]
+
+    def dbt_env(self) -> dict[str, str]:
+        return warehouse.parse_url(self.get_url()).as_env()
+
+
+def dbt_executable() -> str:
+    """dbt from this interpreter's environment, so an un-activated venv still works."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def build_resources() -> dict[str, object]:
+    return {
+        "warehouse": WarehouseResource(url=os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or None),
+        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                              dbt_executable=dbt_executable()),
+    }

@@ -1,0 +1,104 @@
+"""Forecast cohorts: which mart feeds each, and how its series are formed as of a quarter.
+
+Each cohort's history query returns `series_id, quarter_start, units, revenue`
+(plus `is_top_customer` for the customer cohort). Series are then cut at the as-of
+quarter so a backfill over past quarters is an honest rolling-origin backtest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+METRICS = ("units", "revenue")
+SEPARATOR = "::"
+ALL_OTHER = "all_other"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    name: str
+    title: str
+    marts: tuple[str, ...]  # dbt models (schema marts) the history comes from
+    history_sql: str
+    by_customer: bool = False
+
+
+COHORTS: tuple[Cohort, ...] = (
+    Cohort(
+        "svr_rm_overall",
+        "SVR-RM rack-mount servers: total and per tier (T1/T2/T3)",
+        ("mart_svr_rm_quarterly", "mart_svr_rm_tier_quarterly"),
+        """select 'total' as series_id, quarter_start, units::float8 as units, revenue_usd::float8 as revenue
+             from marts.mart_svr_rm_quarterly
+           union all
+           select tier, quarter_start, units::float8, revenue_usd::float8
+             from marts.mart_svr_rm_tier_quarterly where tier <> 'Unknown'""",
+    ),
+    Cohort(
+        "svr_rm_top_customers",
+        "SVR-RM top customers, plus all other customers together",
+        ("mart_svr_rm_customer_quarterly",),
+        """select customer_id as series_id, quarter_start, units::float8 as units,
+                  revenue_usd::float8 as revenue, is_top_customer
+             from marts.mart_svr_rm_customer_quarterly""",
+        by_customer=True,
+    ),
+    Cohort(
+        "regional",
+        "SVR-RM by sales region",
+        ("mart_svr_rm_region_quarterly",),
+        """select region as series_id, quarter_start, units::float8 as units, revenue_usd::float8 as revenue
+             from marts.mart_svr_rm_region_quarterly""",
+    ),
+    Cohort(
+        "consumer_trend",
+        "Consumer (desktop NAS) trend",
+        ("mart_consumer_quarterly",),
+        """select 'total' as series_id, quarter_start, units::float8 as units, revenue_usd::float8 as revenue
+             from marts.mart_consumer_quarterly""",
+    ),
+    Cohort(
+        "c2_scorecard",
+        "Synology C2 cloud services: seats (units) and revenue per service",
+        ("mart_c2_adoption_quarterly",),
+        """select service as series_id, quarter_start, seats::float8 as units, revenue_usd::float8 as revenue
+             from marts.mart_c2_adoption_quarterly""",
+    ),
+)
+
+COHORTS_BY_NAME = {c.name: c for c in COHORTS}
+
+
+def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """Per-series quarterly values known at `as_of` (inclusive). Top customers are the
+    customers flagged as top in the as-of quarter; everyone else is summed as all_other."""
+    known = history.filter(pl.col("quarter_start") <= as_of)
+    if not cohort.by_customer or known.is_empty():
+        return known.select("series_id", "quarter_start", "units", "revenue")
+    top = set(known.filter((pl.col("quarter_start") == as_of) & pl.col("is_top_customer"))["series_id"].to_list())
+    grouped = known.with_columns(
+        series_id=pl.when(pl.col("series_id").is_in(list(top))).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER))
+    )
+    return grouped.group_by("series_id", "quarter_start").agg(pl.col("units").sum(), pl.col("revenue").sum()) \
+        .sort("series_id", "quarter_start")
+
+
+def to_long(series: pl.DataFrame) -> pl.DataFrame:
+    """unique_id (series::metric), ds, y — the engine's input format."""
+    frames = [
+        series.select(
+            unique_id=pl.col("series_id") + pl.lit(f"{SEPARATOR}{metric}"),
+            ds=pl.col("quarter_start"),
+            y=pl.col(metric).cast(pl.Float64),
+        )
+        for metric in METRICS
+    ]
+    return pl.concat(frames).drop_nulls("y").sort("unique_id", "ds")
+
+
+def split_unique_id(frame: pl.DataFrame) -> pl.DataFrame:
+    parts = frame["unique_id"].str.split_exact(SEPARATOR, 1)
+    return frame.with_columns(series_id=parts.struct.field("field_0"), metric=parts.struct.field("field_1"))

@@ -1,0 +1,393 @@
+"""Metabase refresh client: wait until Metabase is healthy, re-sync the warehouse schema,
+then re-run the configured saved questions (cards) so their cached results are fresh.
+
+Pure library (httpx only, no Dagster). The API key is a secret: it is sent only as the
+``x-api-key`` header and never appears in ``repr()`` or in any error message.
+
+Metabase behaviour this module relies on:
+
+* ``GET /api/health`` answers 200 ``{"status": "ok"}`` once ready and 503
+  ``{"status": "initializing", "progress": 0.4}`` while starting up.
+* ``POST /api/database/{id}/sync_schema`` answers 200 ``{"status": "ok"}``.
+* ``POST /api/card/{id}/query`` answers **202** (streamed result) even when the query
+  fails; a failure is reported in the body as ``{"status": "failed", "error": "..."}``.
+* Missing or wrong credentials answer 401 with the plain-text body ``Unauthenticated``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MetabaseConfig",
+    "MetabaseError",
+    "RefreshReport",
+    "refresh_metabase",
+]
+
+# Transport failures worth another attempt: the request timed out or never got through.
+_RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+class MetabaseError(RuntimeError):
+    """A Metabase refresh failed. The message never contains the API key.
+
+    ``card_errors`` maps card id -> reason for every card that failed (empty when the
+    failure was not card-specific).
+    """
+
+    def __init__(self, message: str, *, card_errors: Mapping[int, str] | None = None):
+        super().__init__(message)
+        self.card_errors: dict[int, str] = dict(card_errors or {})
+
+
+def _parse_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MetabaseError(f"{name} must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise MetabaseError(f"{name} must be a positive integer, got {raw!r}")
+    return value
+
+
+def _parse_int_list(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    raw = (env.get(name) or "").strip()
+    out: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise MetabaseError(
+                f"{name} must be a comma-separated list of integers (e.g. '1,2,3'), got {raw!r}"
+            ) from None
+        if value <= 0:
+            raise MetabaseError(f"{name} must contain positive card ids, got {raw!r}")
+        if value not in out:
+            out.append(value)
+    return tuple(out)
+
+
+def _safe_url(url: str | None) -> str | None:
+    """The URL without any user:password part, fit for messages and logs."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True, repr=False)
+class MetabaseConfig:
+    url: str | None = None
+    api_key: str | None = None
+    card_ids: tuple[int, ...] = ()
+    database_id: int | None = None
+    timeout_s: float = 30.0
+    health_attempts: int = 10
+    health_wait_s: float = 3.0
+    retries: int = 3
+    backoff_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "MetabaseConfig":
+        """Read METABASE_URL, METABASE_API_KEY, METABASE_CARD_IDS ("1,2, 3") and
+        METABASE_DATABASE_ID. Empty values count as unset; malformed ids raise
+        MetabaseError naming the variable."""
+        url = (env.get("METABASE_URL") or "").strip().rstrip("/") or None
+        api_key = (env.get("METABASE_API_KEY") or "").strip() or None
+        return cls(
+            url=url,
+            api_key=api_key,
+            card_ids=_parse_int_list(env, "METABASE_CARD_IDS"),
+            database_id=_parse_int(env, "METABASE_DATABASE_ID"),
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url) and bool(self.api_key)
+
+    def __repr__(self) -> str:
+        key = "'***'" if self.api_key else "None"
+        return (
+            f"MetabaseConfig(url={_safe_url(self.url)!r}, api_key={key}, "
+            f"card_ids={self.card_ids!r}, database_id={self.database_id!r}, "
+            f"timeout_s={self.timeout_s!r}, health_attempts={self.health_attempts!r}, "
+            f"health_wait_s={self.health_wait_s!r}, retries={self.retries!r}, "
+            f"backoff_s={self.backoff_s!r})"
+        )
+
+    __str__ = __repr__
+
+
+@dataclass
+class RefreshReport:
+    health: str
+    schema_synced: bool
+    cards: dict[int, str] = field(default_factory=dict)  # card id -> "ok"
+    elapsed_s: float = 0.0
+    requests: int = 0
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Plain JSON-able dict (card ids become string keys)."""
+        return {
+            "health": self.health,
+            "schema_synced": self.schema_synced,
+            "cards": {str(k): v for k, v in self.cards.items()},
+            "cards_refreshed": sum(1 for v in self.cards.values() if v == "ok"),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "requests": self.requests,
+        }
+
+
+class _Session:
+    """One refresh run: shared client, request counter, secret scrubbing."""
+
+    def __init__(self, cfg: MetabaseConfig, client: httpx.Client):
+        assert cfg.url and cfg.api_key
+        self.cfg = cfg
+        self.client = client
+        self.base = cfg.url.rstrip("/")
+        self.shown_url = _safe_url(self.base)
+        self.headers = {"x-api-key": cfg.api_key, "accept": "application/json"}
+        self.requests = 0
+
+    # -- helpers -----------------------------------------------------------------
+    def scrub(self, text: str) -> str:
+        key = self.cfg.api_key
+        if key and key in text:
+            text = text.replace(key, "***")
+        if self.base != self.shown_url and self.base in text:
+            text = text.replace(self.base, self.shown_url or "")
+        return text
+
+    def snippet(self, resp: httpx.Response, limit: int = 300) -> str:
+        try:
+            body = resp.text
+        except Exception:  # pragma: no cover - undecodable body
+            return ""
+        body = " ".join(body.split())
+        if len(body) > limit:
+            body = body[:limit] + "…"
+        return self.scrub(body)
+
+    def _describe(self, exc: Exception) -> str:
+        msg = self.scrub(str(exc).strip())
+        return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+    def send(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+        """One attempt, counted; transport errors propagate."""
+        self.requests += 1
+        return self.client.request(
+            method,
+            self.base + path,
+            headers=self.headers,
+            json=json,
+            timeout=self.cfg.timeout_s,
+        )
+
+    def request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+        """Send with retries (exponential backoff) on 5xx and timeouts/connection errors.
+        Returns the first non-5xx response; 4xx are returned untouched (no retry)."""
+        what = f"{method} {path}"
+        attempts = max(0, self.cfg.retries) + 1
+        last = ""
+        for attempt in range(attempts):
+            try:
+                resp = self.send(method, path, json=json)
+            except _RETRYABLE_TRANSPORT as exc:
+                last = self._describe(exc)
+            except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...
+                raise MetabaseError(
+                    f"Metabase request {what} to {self.shown_url} failed: {self._describe(exc)}"
+                ) from None
+            else:
+                if resp.status_code < 500:
+                    return resp
+                last = f"HTTP {resp.status_code} {self.snippet(resp, 200)}".rstrip()
+            if attempt + 1 < attempts:
+                wait = self.cfg.backoff_s * (2**attempt)
+                log.warning(
+                    "Metabase %s failed (%s); retry %d/%d in %.2fs",
+                    what, last, attempt + 1, attempts - 1, wait,
+                )
+                if wait > 0:
+                    time.sleep(wait)
+        raise MetabaseError(
+            f"Metabase request {what} to {self.shown_url} failed after {attempts} attempt(s): {last}"
+        )
+
+    def check_auth(self, resp: httpx.Response, what: str) -> None:
+        if resp.status_code in (401, 403):
+            raise MetabaseError(
+                f"Metabase rejected the API key ({resp.status_code}) on {what} at {self.shown_url}; "
+                "check METABASE_API_KEY (it must be a valid Metabase API key with access to "
+                "the database and cards)"
+            )
+
+    @staticmethod
+    def body_json(resp: httpx.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            return None
+
+    # -- steps -------------------------------------------------------------------
+    def wait_healthy(self) -> str:
+        attempts = max(1, self.cfg.health_attempts)
+        last = ""
+        initializing = False
+        for attempt in range(attempts):
+            try:
+                resp = self.send("GET", "/api/health")
+            except _RETRYABLE_TRANSPORT as exc:
+                last = self._describe(exc)
+                initializing = False
+            except httpx.HTTPError as exc:
+                raise MetabaseError(
+                    f"Metabase health check at {self.shown_url} failed: {self._describe(exc)}"
+                ) from None
+            else:
+                body = self.body_json(resp)
+                status = body.get("status") if isinstance(body, dict) else None
+                if resp.status_code == 200 and status == "ok":
+                    return "ok"
+                if 400 <= resp.status_code < 500:
+                    raise MetabaseError(
+                        f"Metabase at {self.shown_url} answered {resp.status_code} on /api/health; "
+                        "is METABASE_URL pointing at Metabase?"
+                    )
+                initializing = status == "initializing"
+                progress = body.get("progress") if isinstance(body, dict) else None
+                last = f"HTTP {resp.status_code} status={status!r}" + (
+                    f" progress={progress}" if progress is not None else ""
+                )
+            if attempt + 1 < attempts:
+                log.info(
+                    "Metabase not ready (%s); health attempt %d/%d, waiting %.2fs",
+                    last, attempt + 1, attempts, self.cfg.health_wait_s,
+                )
+                if self.cfg.health_wait_s > 0:
+                    time.sleep(self.cfg.health_wait_s)
+        if initializing:
+            raise MetabaseError(
+                f"Metabase at {self.shown_url} still initializing after {attempts} attempts"
+            )
+        raise MetabaseError(
+            f"Metabase at {self.shown_url} not healthy after {attempts} attempts (last: {last})"
+        )
+
+    def sync_schema(self, database_id: int) -> None:
+        path = f"/api/database/{database_id}/sync_schema"
+        resp = self.request("POST", path)
+        self.check_auth(resp, f"POST {path}")
+        if resp.status_code == 404:
+            raise MetabaseError(
+                f"Metabase database {database_id} not found (404); check METABASE_DATABASE_ID"
+            )
+        if not 200 <= resp.status_code < 300:
+            raise MetabaseError(
+                f"Metabase schema sync of database {database_id} failed: "
+                f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
+            )
+
+    def query_card(self, card_id: int) -> str | None:
+        """Re-run one card bypassing the cache. Returns None when ok, else the reason."""
+        path = f"/api/card/{card_id}/query"
+        resp = self.request("POST", path, json={"ignore_cache": True})
+        self.check_auth(resp, f"POST {path}")
+        if resp.status_code == 404:
+            return "card not found (404), check METABASE_CARD_IDS"
+        if resp.status_code not in (200, 202):
+            return f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
+        body = self.body_json(resp)
+        if not isinstance(body, dict):
+            return f"unreadable answer (HTTP {resp.status_code}, not a JSON object)"
+        error = body.get("error")
+        if body.get("status") == "failed" or error is not None:
+            text = str(error) if error is not None else "query failed"
+            text = " ".join(text.split())
+            if len(text) > 500:
+                text = text[:500] + "…"
+            return self.scrub(text)
+        return None
+
+
+def refresh_metabase(
+    cfg: MetabaseConfig,
+    *,
+    sync_schema: bool = True,
+    client: httpx.Client | None = None,
+) -> RefreshReport:
+    """Health-check Metabase, sync the schema of ``cfg.database_id`` (when set and
+    ``sync_schema``), then re-run every card in ``cfg.card_ids`` with ``ignore_cache``.
+
+    Every card is attempted; if any fail, one MetabaseError naming all failed cards is
+    raised (``.card_errors`` holds the details). Authentication failures and exhausted
+    retries abort at once. ``client`` is used as is and left open; otherwise a client is
+    created and closed.
+    """
+    if not cfg.configured:
+        raise MetabaseError(
+            "Metabase is not configured: set METABASE_URL and METABASE_API_KEY"
+        )
+    started = time.monotonic()
+    own_client = client is None
+    http = client if client is not None else httpx.Client(timeout=cfg.timeout_s)
+    session = _Session(cfg, http)
+    try:
+        health = session.wait_healthy()
+        synced = False
+        if sync_schema and cfg.database_id is not None:
+            session.sync_schema(cfg.database_id)
+            synced = True
+        cards: dict[int, str] = {}
+        failures: dict[int, str] = {}
+        for card_id in cfg.card_ids:
+            reason = session.query_card(card_id)
+            if reason is None:
+                cards[card_id] = "ok"
+            else:
+                cards[card_id] = f"failed: {reason}"
+                failures[card_id] = reason
+        if failures:
+            detail = "; ".join(f"card {cid}: {why}" for cid, why in failures.items())
+            ok = len(cards) - len(failures)
+            raise MetabaseError(
+                f"Metabase refresh failed for {len(failures)} of {len(cards)} card(s) "
+                f"({ok} ok): {detail}",
+                card_errors=failures,
+            )
+        return RefreshReport(
+            health=health,
+            schema_synced=synced,
+            cards=cards,
+            elapsed_s=time.monotonic() - started,
+            requests=session.requests,
+        )
+    finally:
+        if own_client:
+            http.close()

@@ -1,0 +1,106 @@
+"""Accepted snapshots on disk (one parquet per sheet + manifest.json) and in `ops.snapshots`.
+
+The parquet copy is what the per-quarter sheet assets load, so a backfill of one
+quarter never re-reads the Excel file; the manifest is the audit record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+
+from synoforecast.lib.quarters import quarter_label
+from synoforecast.lib.warehouse import connect
+from synoforecast.lib.workbook import WorkbookRead
+
+MANIFEST = "manifest.json"
+
+
+def write_snapshot(read: WorkbookRead, root: Path) -> dict:
+    """Persist the parsed sheets and return the manifest (also written as manifest.json)."""
+    folder = root / read.sha256
+    folder.mkdir(parents=True, exist_ok=True)
+    for sheet in read.sheets.values():
+        sheet.frame.write_parquet(folder / f"{sheet.spec.table}.parquet")
+        if sheet.rows_quarantined:
+            sheet.quarantine.write_parquet(folder / f"{sheet.spec.table}.quarantine.parquet")
+    manifest = {
+        **read.report(),
+        "size_bytes": read.size_bytes,
+        "file_mtime": read.mtime.isoformat(),
+        "read_seconds": read.read_seconds,
+        "quarters": [q.isoformat() for q in read.quarters],
+        "complete_quarter_keys": [q.isoformat() for q in read.complete_quarters],
+        "quarter_hashes": read.quarter_hashes,
+        "parquet_dir": str(folder),
+        "tables": {s.spec.table: s.spec.name for s in read.sheets.values()},
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    return manifest
+
+
+def load_manifest(parquet_dir: str | Path) -> dict:
+    return json.loads((Path(parquet_dir) / MANIFEST).read_text())
+
+
+def load_table(parquet_dir: str | Path, table: str) -> pl.DataFrame | None:
+    path = Path(parquet_dir) / f"{table}.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def record_accepted(url: str, manifest: dict, run_id: str) -> None:
+    sheets = manifest["sheets"]
+    with connect(url) as conn, conn.transaction():
+        conn.execute(
+            """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status, sheets, ignored_sheets,
+                   quarters, complete_quarters, quarter_hashes, parquet_dir, first_run_id, last_run_id, read_seconds)
+               values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               on conflict (sha256) do update set file = excluded.file, status = 'accepted', error = null,
+                   parquet_dir = excluded.parquet_dir, last_run_id = excluded.last_run_id,
+                   read_seconds = excluded.read_seconds, last_seen_at = now()""",
+            (
+                manifest["sha256"], manifest["file"], manifest["size_bytes"], manifest["file_mtime"],
+                json.dumps(sheets), json.dumps(manifest["ignored_sheets"]), json.dumps(manifest["quarters"]),
+                json.dumps(manifest["complete_quarter_keys"]), json.dumps(manifest["quarter_hashes"]),
+                manifest["parquet_dir"], run_id, run_id, manifest["read_seconds"],
+            ),
+        )
+
+
+def record_refused(url: str, file: Path, sha256: str, error: str, run_id: str) -> None:
+    stat = file.stat()
+    with connect(url) as conn, conn.transaction():
+        conn.execute(
+            """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status, error, first_run_id, last_run_id)
+               values (%s, %s, %s, %s, 'refused', %s, %s, %s)
+               on conflict (sha256) do update set status = case when ops.snapshots.status = 'accepted'
+                   then 'accepted' else 'refused' end, error = excluded.error, last_run_id = excluded.last_run_id,
+                   last_seen_at = now()""",
+            (sha256, str(file), stat.st_size, dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.timezone.utc),
+             error, run_id, run_id),
+        )
+
+
+def accepted_snapshot(url: str, sha256: str | None = None) -> dict | None:
+    """The manifest of the given accepted snapshot, or of the latest accepted one."""
+    sql = "select parquet_dir from ops.snapshots where status = 'accepted'"
+    params: tuple = ()
+    if sha256:
+        sql += " and sha256 = %s"
+        params = (sha256,)
+    sql += " order by last_seen_at desc limit 1"
+    with connect(url) as conn:
+        row = conn.execute(sql, params).fetchone()
+    if row is None or not Path(row[0], MANIFEST).exists():
+        return None
+    return load_manifest(row[0])
+
+
+def describe_quarters(keys: list[str], fiscal_start_month: int = 1) -> str:
+    if not keys:
+        return "none"
+    first, last = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
+    return f"{quarter_label(first, fiscal_start_month)}..{quarter_label(last, fiscal_start_month)} ({len(keys)} quarters)"

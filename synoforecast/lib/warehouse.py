@@ -1,0 +1,169 @@
+"""PostgreSQL access: the embedded default, COPY loads and atomic partition publishes.
+
+Publishing replaces one partition inside one transaction (delete its rows, COPY the
+new ones): readers never see half a partition, and re-running the same input leaves
+the same rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+from urllib.parse import parse_qs, unquote, urlparse
+
+import polars as pl
+import psycopg
+
+from synoforecast.lib.schema import warehouse_ddl
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or used; the message says which server and why."""
+
+
+def embedded_url(pgdata: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL under `pgdata` and return its URL.
+
+    pgserver keeps one server per data folder and shares it between processes
+    (Dagster's webserver, daemon and run workers), so this is cheap to call again.
+    """
+    import pgserver  # imported lazily: deployments with a real server never need it
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(str(pgdata), cleanup_mode=None)
+    except Exception as exc:
+        raise WarehouseError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
+    return server.get_uri()
+
+
+@dataclass(frozen=True)
+class ConnectionParts:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def as_env(self) -> dict[str, str]:
+        """Environment for dbt's profiles.yml (secrets stay out of argv and logs)."""
+        return {
+            "SYNOFORECAST_DBT_HOST": self.host,
+            "SYNOFORECAST_DBT_PORT": str(self.port),
+            "SYNOFORECAST_DBT_USER": self.user,
+            "SYNOFORECAST_DBT_PASSWORD": self.password,
+            "SYNOFORECAST_DBT_DBNAME": self.dbname,
+        }
+
+
+def parse_url(url: str) -> ConnectionParts:
+    """Split a postgresql:// URL, including the socket form `...@/db?host=/dir`."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise WarehouseError(f"warehouse URL must start with postgresql://, got '{parsed.scheme}://'")
+    query = parse_qs(parsed.query)
+    host = parsed.hostname or (query.get("host", [""])[0]) or "localhost"
+    return ConnectionParts(
+        host=unquote(host),
+        port=parsed.port or int(query.get("port", ["5432"])[0]),
+        user=unquote(parsed.username or "postgres"),
+        password=unquote(parsed.password or ""),
+        dbname=(parsed.path or "/postgres").lstrip("/") or "postgres",
+    )
+
+
+def redact(url: str) -> str:
+    """URL safe to print: the password replaced by ***."""
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
+    return url
+
+
+@contextlib.contextmanager
+def connect(url: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    try:
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise WarehouseError(f"cannot connect to the warehouse at {redact(url)}: {str(exc).strip()}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def ensure_schema(url: str) -> None:
+    """Create schemas and tables the platform writes to (idempotent)."""
+    with connect(url) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(7215001)")  # concurrent runs create once
+        for statement in warehouse_ddl():
+            conn.execute(statement)
+
+
+def _csv_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, null_value="", quote_style="necessary",
+                    date_format="%Y-%m-%d", datetime_format="%Y-%m-%dT%H:%M:%S%.f%z")
+    return buffer.getvalue()
+
+
+def copy_frame(conn: psycopg.Connection, table: str, frame: pl.DataFrame, chunk_rows: int = 200_000) -> int:
+    """COPY a frame into `table` (columns by name), in chunks to bound memory."""
+    if frame.is_empty():
+        return 0
+    columns = ", ".join(frame.columns)
+    with conn.cursor() as cur, cur.copy(f"copy {table} ({columns}) from stdin with (format csv, null '')") as copy:
+        for offset in range(0, frame.height, chunk_rows):
+            copy.write(_csv_bytes(frame.slice(offset, chunk_rows)))
+    return frame.height
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    table: str
+    partition: str
+    rows_deleted: int
+    rows_written: int
+
+
+def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: Sequence[object],
+                 run_id: str, partition: str) -> PublishResult:
+    """Atomically replace the rows matching `where` with `frame`, and log the publish."""
+    with connect(url) as conn, conn.transaction():
+        deleted = conn.execute(f"delete from {table} where {where}", params).rowcount
+        written = copy_frame(conn, table, frame)
+        conn.execute(
+            "insert into ops.publish_log (run_id, target, partition_key, rows_deleted, rows_written) "
+            "values (%s, %s, %s, %s, %s)",
+            (run_id, table, partition, deleted, written),
+        )
+    return PublishResult(table, partition, deleted, written)
+
+
+def query_frame(url: str, sql: str, params: Sequence[object] = ()) -> pl.DataFrame:
+    """Run a query and return a polars frame (empty frame with the right columns if no rows)."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        names = [d.name for d in cur.description or []]
+        rows = cur.fetchall()
+    if not rows:
+        return pl.DataFrame({n: [] for n in names})
+    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+
+
+def table_exists(url: str, qualified: str) -> bool:
+    with connect(url) as conn:
+        return conn.execute("select to_regclass(%s) is not null", (qualified,)).fetchone()[0]
+
+
+def resolve_url(configured: str | None, pgdata: Path) -> str:
+    """The configured warehouse, or the embedded one under the data folder."""
+    return configured or os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or embedded_url(pgdata)

@@ -1,0 +1,102 @@
+"""Run the platform's jobs in this process against the persistent Dagster instance.
+
+`synoforecast ingest` and `demo` use this; it launches the same two jobs the sensors
+launch (snapshot, then the downstream partition range from `downstream_run_request`),
+so runs show up in the Dagster UI exactly like sensor-triggered ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dagster as dg
+
+from synoforecast.settings import ensure_dagster_home, get_settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestOutcome:
+    ok: bool
+    file: str
+    sha256: str | None = None
+    error: str | None = None
+    manifest: dict = field(default_factory=dict)
+    partitions: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def report(self) -> dict:
+        return {
+            "ok": self.ok,
+            "file": self.file,
+            "sha256": self.sha256,
+            "error": self.error,
+            "sheets": self.manifest.get("sheets", {}),
+            "ignored_sheets": self.manifest.get("ignored_sheets", []),
+            "partitions": self.partitions,
+            "run_ids": self.run_ids,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            message = event.step_failure_data.error.message.strip()
+            return message.split("\n")[0].removeprefix("dagster._core.definitions.events.Failure: ")
+    return "run failed (see the Dagster UI for the run's logs)"
+
+
+def _run_config(quiet: bool) -> dict:
+    return {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}}
+
+
+def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = False) -> IngestOutcome:
+    """Snapshot the workbook, then materialise its complete quarters downstream."""
+    started = time.perf_counter()
+    ensure_dagster_home(get_settings())
+    from synoforecast.definitions import defs
+    from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB, snapshot_run_request
+    from synoforecast.defs.pipeline import PIPELINE_JOB, downstream_run_request
+    from synoforecast.lib.inbox import file_sha256
+
+    path = Path(path).resolve()
+    instance = dg.DagsterInstance.get()
+    sha = file_sha256(path) if path.is_file() else None
+    request = snapshot_run_request(str(path), sha or "unknown")
+    progress(f"[1/2] validating and snapshotting {path.name}")
+    snapshot = defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(
+        run_config={**request.run_config, **_run_config(quiet)}, instance=instance, tags=request.tags,
+        raise_on_error=False)
+    outcome = IngestOutcome(ok=False, file=str(path), sha256=sha, run_ids=[snapshot.run_id])
+    if not snapshot.success:
+        outcome.error = _failure_message(snapshot).removeprefix("workbook refused: ")
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+    metadata = snapshot.asset_materializations_for_node("workbook_snapshot")[0].metadata
+    outcome.manifest = {"sheets": metadata["sheets"].value, "ignored_sheets": metadata["ignored_sheets"].value}
+    keys = list(metadata["complete_quarter_keys"].value)
+    follow_up = downstream_run_request(keys, sha)
+    if isinstance(follow_up, dg.SkipReason):
+        outcome.ok, outcome.error = True, None
+        progress(f"nothing downstream to run: {follow_up.skip_message}")
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+    first, last = follow_up.tags["dagster/asset_partition_range_start"], follow_up.tags["dagster/asset_partition_range_end"]
+    from synoforecast.defs.partitions import label, quarterly_partitions
+
+    outcome.partitions = quarterly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+    progress(f"[2/2] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
+             f"sheets -> dbt marts -> forecasts -> evaluation -> Metabase/notifications")
+    downstream = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+        run_config=_run_config(quiet), instance=instance, tags=follow_up.tags, raise_on_error=False)
+    outcome.run_ids.append(downstream.run_id)
+    outcome.ok = downstream.success
+    outcome.error = None if downstream.success else _failure_message(downstream)
+    outcome.seconds = time.perf_counter() - started
+    return outcome

@@ -1,0 +1,128 @@
+"""Typed settings: `synoforecast.yaml` in the project home, overridden by SYNOFORECAST_* env.
+
+Everything has a default that works on a laptop: the project home is the checkout
+(or the current directory when installed elsewhere), data lives under `<home>/data`,
+the warehouse is an embedded PostgreSQL unless SYNOFORECAST_WAREHOUSE_URL is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIR = PACKAGE_DIR.parent
+DBT_PROJECT_DIR = CHECKOUT_DIR / "synoforecast_dbt"
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the setting."""
+
+
+def default_home() -> Path:
+    if (CHECKOUT_DIR / "workspace.yaml").exists():
+        return CHECKOUT_DIR
+    return Path.cwd().resolve()
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    data_dir: Path
+    inbox_dir: Path
+    dagster_home: Path
+    warehouse_url: str | None = None
+    partitions_start: dt.date = dt.date(2020, 1, 1)
+    fiscal_year_start_month: int = 1
+    season_length: int = 4
+    top_customers_n: int = 20
+    quarantine_max_share: float = 0.02
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def ingestion_dir(self) -> Path:
+        return self.data_dir / "processed" / "ingestion"
+
+    @property
+    def forecasts_dir(self) -> Path:
+        return self.data_dir / "processed" / "forecasts"
+
+
+_ENV_KEYS = {
+    "data_dir": "SYNOFORECAST_DATA_DIR",
+    "inbox_dir": "SYNOFORECAST_INBOX",
+    "warehouse_url": "SYNOFORECAST_WAREHOUSE_URL",
+    "partitions_start": "SYNOFORECAST_PARTITIONS_START",
+    "fiscal_year_start_month": "SYNOFORECAST_FISCAL_YEAR_START_MONTH",
+    "season_length": "SYNOFORECAST_SEASON_LENGTH",
+    "top_customers_n": "SYNOFORECAST_TOP_CUSTOMERS_N",
+    "quarantine_max_share": "SYNOFORECAST_QUARANTINE_MAX_SHARE",
+}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    try:
+        if name == "partitions_start":
+            value = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
+            if value.day != 1 or (value.month - 1) % 3:
+                raise ValueError("must be a calendar quarter start such as 2020-01-01")
+            return value
+        if name in ("fiscal_year_start_month", "season_length", "top_customers_n"):
+            return int(raw)
+        if name == "quarantine_max_share":
+            value = float(raw)
+            if not 0 <= value < 1:
+                raise ValueError("must be between 0 and 1")
+            return value
+        return None if raw in (None, "") else str(raw)
+    except ValueError as exc:
+        raise SettingsError(f"setting {name} from {source}: {raw!r} is not valid ({exc})") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    home = Path(env.get("SYNOFORECAST_HOME") or default_home()).resolve()
+    config_file = Path(env.get("SYNOFORECAST_CONFIG") or home / "synoforecast.yaml")
+    values: dict[str, Any] = {}
+    if config_file.exists():
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{config_file} must hold a mapping of setting: value")
+        unknown = set(loaded) - set(_ENV_KEYS)
+        if unknown:
+            raise SettingsError(f"{config_file}: unknown settings {sorted(unknown)}; known: {sorted(_ENV_KEYS)}")
+        values = {k: _coerce(k, v, str(config_file)) for k, v in loaded.items()}
+    for name, key in _ENV_KEYS.items():
+        if env.get(key) not in (None, ""):
+            values[name] = _coerce(name, env[key], key)
+    data_dir = Path(values.pop("data_dir", None) or home / "data").resolve()
+    inbox_dir = Path(values.pop("inbox_dir", None) or data_dir / "raw").resolve()
+    dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+    return Settings(home=home, data_dir=data_dir, inbox_dir=inbox_dir, dagster_home=dagster_home, **values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at a persistent folder (runs survive restarts) holding the
+    project's instance config, unless the operator already chose one."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    template = settings.home / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if template.exists() and not target.exists():
+        shutil.copyfile(template, target)
+    return home

@@ -1,0 +1,38 @@
+{#-
+  Quarter-range helpers driven by the `start_quarter` / `end_quarter` vars (inclusive
+  bounds on quarter_start, 'YYYY-MM-DD'). Values are validated before they reach SQL.
+-#}
+
+{% macro quarter_var(name) -%}
+    {%- set value = (var(name) | string | trim) -%}
+    {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', value) -%}
+        {{ exceptions.raise_compiler_error(
+            "var '" ~ name ~ "' must be a 'YYYY-MM-DD' date string, got '" ~ value ~ "'") }}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+
+{% macro quarter_range_filter(column='quarter_start') -%}
+    {%- set start = quarter_var('start_quarter') -%}
+    {%- set end = quarter_var('end_quarter') -%}
+    {%- if start > end -%}
+        {{ exceptions.raise_compiler_error(
+            "start_quarter (" ~ start ~ ") is after end_quarter (" ~ end ~ ")") }}
+    {%- endif -%}
+    {{ column }} between '{{ start }}'::date and '{{ end }}'::date
+{%- endmacro %}
+
+
+{#-
+  Pre-hook of every mart (runs inside the model's transaction, before the
+  delete+insert on unique_key quarter_start): delete all rows of the requested range,
+  so a quarter whose source rows disappeared does not keep stale mart rows. Rows
+  outside the range are never touched. Renders to nothing on the first build and on
+  --full-refresh, where the table is (re)created from the filtered query.
+-#}
+{% macro delete_quarter_range() -%}
+    {%- if execute and is_incremental() -%}
+        delete from {{ this }} where {{ quarter_range_filter('quarter_start') }}
+    {%- endif -%}
+{%- endmacro %}

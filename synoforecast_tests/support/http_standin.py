@@ -1,0 +1,414 @@
+"""A local HTTP stand-in for Metabase and the Slack / Teams / n8n webhooks.
+
+Runs ``http.server.ThreadingHTTPServer`` on 127.0.0.1 (random port) in a background
+thread, answers like the real services do, and records every request::
+
+    with StandIn(api_key="k") as s:
+        s.initializing_for = 2
+        refresh_metabase(MetabaseConfig(url=s.url, api_key="k", card_ids=(1,)))
+        assert [r.path for r in s.requests][:3] == ["/api/health"] * 3
+
+Metabase (``/api/...``)
+    GET  /api/health                      200 {"status":"ok"}; 503 {"status":"initializing","progress":0.4}
+                                          for the first ``initializing_for`` calls. No auth needed.
+    POST /api/session                     {"username","password"} -> 200 {"id": <token>}; wrong -> 401
+                                          {"errors":{"password":"did not match stored password"}}.
+    GET  /api/user/current                200 {"id":1,"email":...} (handy auth probe).
+    POST /api/database/<id>/sync_schema   200 {"status":"ok"}; 404 "Not found." for ``missing_database_ids``.
+    POST /api/card/<id>/query             202 {"status":"completed","row_count":..,"data":{"rows","cols"},...};
+                                          202 {"status":"failed","error":...} for ``fail_card_ids``;
+                                          404 "Not found." for ``missing_card_ids``.
+    POST /api/persist/card/<id>/refresh   204 (404 for missing cards).
+    POST /api/cache/invalidate            402 {"message": "Granular Caching is a paid feature ...",
+                                          "status": "error-premium-feature-not-available"}.
+                                          This is what open-source Metabase answers: the endpoint exists
+                                          but is gated on the ``cache-granular-controls`` premium feature
+                                          (older releases send only the ``status`` map or the plain-text
+                                          message; the 402 code is the stable part).
+    anything else under /api              404 "API endpoint does not exist."
+    Every /api endpoint except health and session needs a correct ``x-api-key`` header or an
+    ``X-Metabase-Session`` token from POST /api/session; otherwise 401 text ``Unauthenticated``.
+
+Webhooks
+    POST /slack/<anything>   200 "ok"; 400 "invalid_payload" when the body is not JSON or has
+                             neither ``text`` nor ``blocks`` (real Slack says ``no_text`` for the latter).
+    POST /teams/<anything>   202 (empty body); 400 JSON error when the body is not JSON.
+    POST /n8n/<anything>     200 {"message":"Workflow was started"}; 400 when the body is not JSON.
+
+Knobs (plain attributes, change any time, matched against the path without query string):
+    initializing_for: int            first N health calls answer 503 initializing
+    fail_card_ids: set[int]          card queries answer 202 with a failed-query body
+    card_error: str                  error text used for those
+    missing_card_ids: set[int]       cards answering 404
+    missing_database_ids: set[int]   databases answering 404
+    server_errors: dict[path, int]   answer 500 that many times first, then normally
+    forced: dict[path, (status, body)]  always answer this (body: dict -> JSON, str/bytes -> text)
+    hang_paths: set[path]            sleep ``hang_s`` (bounded, interrupted by stop()) before answering
+    hang_s: float                    default 2.0, capped at 10 s
+    card_row_count: int              rows returned by successful card queries
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["RecordedRequest", "StandIn"]
+
+_MAX_HANG_S = 10.0
+_CARD_QUERY = re.compile(r"^/api/card/(\d+)/query$")
+_SYNC_SCHEMA = re.compile(r"^/api/database/(\d+)/sync_schema$")
+_PERSIST_REFRESH = re.compile(r"^/api/persist/card/(\d+)/refresh$")
+_PREMIUM_MESSAGE = (
+    "Granular Caching is a paid feature not currently available to your instance. "
+    "Please upgrade to use it. Learn more at metabase.com/upgrade/"
+)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str  # without the query string
+    query: str
+    headers: dict[str, str]  # lower-case keys
+    json: Any  # parsed JSON body, or None
+    body: bytes = b""
+
+    def __repr__(self) -> str:  # keep assertion output short
+        return f"RecordedRequest({self.method} {self.path}{'?' + self.query if self.query else ''})"
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json_answer(status: int, obj: Any) -> _Answer:
+    return _Answer(status, json.dumps(obj).encode(), "application/json;charset=utf-8")
+
+
+def _text_answer(status: int, text: str | bytes) -> _Answer:
+    data = text.encode() if isinstance(text, str) else text
+    return _Answer(status, data, "text/plain;charset=utf-8")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    standin: "StandIn"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "StandIn/1.0"
+    timeout = 15  # idle keep-alive connections give up eventually
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without TCP_NODELAY Nagle's
+        # algorithm meets delayed ACKs and every request costs ~40 ms on loopback.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence
+        pass
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        body = self._read_body()
+        path, _, query = self.path.partition("?")
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        req = RecordedRequest(
+            method=self.command,
+            path=path,
+            query=query,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            json=parsed,
+            body=body,
+        )
+        answer = self.server.standin._answer(req)
+        try:
+            self.send_response(answer.status)
+            if answer.content_type:
+                self.send_header("Content-Type", answer.content_type)
+            for k, v in answer.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if answer.body:
+                self.wfile.write(answer.body)
+        except (BrokenPipeError, ConnectionResetError):  # client gave up (timeouts)
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+
+class StandIn:
+    """Local fake of Metabase + webhook receivers with a request log (see module doc)."""
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        *,
+        username: str = "admin@example.com",
+        password: str = "test-password",
+    ):
+        self.api_key = api_key
+        self.username = username
+        self.password = password
+        # knobs
+        self.initializing_for = 0
+        self.fail_card_ids: set[int] = set()
+        self.card_error = 'ERROR: relation "marts.fct_forecast" does not exist\n  Position: 15'
+        self.missing_card_ids: set[int] = set()
+        self.missing_database_ids: set[int] = set()
+        self.server_errors: dict[str, int] = {}
+        self.forced: dict[str, tuple[int, Any]] = {}
+        self.hang_paths: set[str] = set()
+        self.hang_s = 2.0
+        self.card_row_count = 3
+        # state
+        self.requests: list[RecordedRequest] = []
+        self.sessions: set[str] = set()
+        self._lock = threading.Lock()
+        self._health_calls = 0
+        self._errors_served: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> "StandIn":
+        if self._server is not None:
+            return self
+        self._stop.clear()
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.standin = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="http-standin", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stop.set()  # wake hanging handlers
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "StandIn":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("StandIn is not running; call start()")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---------------------------------------------------------------- log helpers
+    def calls(self) -> list[str]:
+        """``"METHOD /path"`` for every recorded request, in arrival order."""
+        with self._lock:
+            return [f"{r.method} {r.path}" for r in self.requests]
+
+    def requests_to(self, path_prefix: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    def reset(self) -> None:
+        """Forget the request log and counters (knobs are kept)."""
+        with self._lock:
+            self.requests.clear()
+            self._health_calls = 0
+            self._errors_served.clear()
+
+    # ---------------------------------------------------------------- dispatch
+    def _answer(self, req: RecordedRequest) -> _Answer:
+        with self._lock:
+            self.requests.append(req)
+        if req.path in self.hang_paths:
+            self._stop.wait(min(max(self.hang_s, 0.0), _MAX_HANG_S))
+        if req.path in self.forced:
+            status, body = self.forced[req.path]
+            if isinstance(body, (dict, list)):
+                return _json_answer(status, body)
+            return _text_answer(status, body if body is not None else b"")
+        with self._lock:
+            wanted = self.server_errors.get(req.path, 0)
+            served = self._errors_served.get(req.path, 0)
+            if served < wanted:
+                self._errors_served[req.path] = served + 1
+                inject = True
+            else:
+                inject = False
+        if inject:
+            if req.path.startswith("/api/"):
+                return _json_answer(
+                    500, {"message": "stand-in injected server error", "type": "java.lang.Exception"}
+                )
+            return _text_answer(500, "Internal Server Error")
+        if req.path.startswith("/api/"):
+            return self._metabase(req)
+        if req.path.startswith("/slack/") and req.method == "POST":
+            return self._slack(req)
+        if req.path.startswith("/teams/") and req.method == "POST":
+            return self._teams(req)
+        if req.path.startswith("/n8n/") and req.method == "POST":
+            return self._n8n(req)
+        return _text_answer(404, "Not Found")
+
+    # ---------------------------------------------------------------- Metabase
+    def _authenticated(self, req: RecordedRequest) -> bool:
+        key = req.headers.get("x-api-key")
+        if key is not None and key == self.api_key:
+            return True
+        token = req.headers.get("x-metabase-session")
+        with self._lock:
+            return token is not None and token in self.sessions
+
+    def _metabase(self, req: RecordedRequest) -> _Answer:
+        m, p = req.method, req.path
+        if m == "GET" and p == "/api/health":
+            with self._lock:
+                self._health_calls += 1
+                starting = self._health_calls <= self.initializing_for
+            if starting:
+                return _json_answer(503, {"status": "initializing", "progress": 0.4})
+            return _json_answer(200, {"status": "ok"})
+        if m == "POST" and p == "/api/session":
+            body = req.json if isinstance(req.json, dict) else {}
+            if not body.get("username") or not body.get("password"):
+                return _json_answer(
+                    400, {"errors": {"username": "value must be a non-blank string."}}
+                )
+            if body.get("username") == self.username and body.get("password") == self.password:
+                token = str(uuid.uuid4())
+                with self._lock:
+                    self.sessions.add(token)
+                return _json_answer(200, {"id": token})
+            return _json_answer(401, {"errors": {"password": "did not match stored password"}})
+        if not self._authenticated(req):
+            return _text_answer(401, "Unauthenticated")
+
+        if m == "GET" and p == "/api/user/current":
+            return _json_answer(200, {"id": 1, "email": self.username, "is_superuser": True})
+        if m == "POST" and (hit := _SYNC_SCHEMA.match(p)):
+            if int(hit.group(1)) in self.missing_database_ids:
+                return _text_answer(404, "Not found.")
+            return _json_answer(200, {"status": "ok"})
+        if m == "POST" and (hit := _CARD_QUERY.match(p)):
+            return self._card_query(int(hit.group(1)), req)
+        if m == "POST" and (hit := _PERSIST_REFRESH.match(p)):
+            if int(hit.group(1)) in self.missing_card_ids:
+                return _text_answer(404, "Not found.")
+            return _Answer(204)
+        if m == "POST" and p == "/api/cache/invalidate":
+            return _json_answer(
+                402, {"message": _PREMIUM_MESSAGE, "status": "error-premium-feature-not-available"}
+            )
+        return _text_answer(404, "API endpoint does not exist.")
+
+    def _card_query(self, card_id: int, req: RecordedRequest) -> _Answer:
+        if card_id in self.missing_card_ids:
+            return _text_answer(404, "Not found.")
+        json_query = {"database": 1, "type": "query", "query": {"source-table": 10}}
+        if card_id in self.fail_card_ids:
+            return _json_answer(
+                202,
+                {
+                    "status": "failed",
+                    "class": "class org.postgresql.util.PSQLException",
+                    "error": self.card_error,
+                    "error_type": "invalid-query",
+                    "row_count": 0,
+                    "running_time": 0,
+                    "json_query": json_query,
+                    "data": {"rows": [], "cols": []},
+                },
+            )
+        n = max(0, self.card_row_count)
+        cached = not (isinstance(req.json, dict) and req.json.get("ignore_cache") is True)
+        return _json_answer(
+            202,
+            {
+                "status": "completed",
+                "context": "question",
+                "database_id": 1,
+                "row_count": n,
+                "running_time": 7,
+                "cached": None if not cached else "2026-01-01T00:00:00Z",
+                "json_query": json_query,
+                "data": {
+                    "rows": [[i + 1, float(i) * 1.5] for i in range(n)],
+                    "cols": [
+                        {"name": "id", "display_name": "ID", "base_type": "type/Integer"},
+                        {"name": "yhat", "display_name": "Yhat", "base_type": "type/Float"},
+                    ],
+                    "native_form": {"query": "SELECT id, yhat FROM marts.fct_forecast", "params": None},
+                },
+            },
+        )
+
+    # ---------------------------------------------------------------- webhooks
+    @staticmethod
+    def _slack(req: RecordedRequest) -> _Answer:
+        body = req.json
+        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+            return _text_answer(400, "invalid_payload")
+        return _Answer(200, b"ok", "text/html")
+
+    @staticmethod
+    def _teams(req: RecordedRequest) -> _Answer:
+        if not isinstance(req.json, dict):
+            return _json_answer(
+                400,
+                {"error": {"code": "InvalidRequestContent",
+                           "message": "The input body for trigger 'manual' of type 'Request' "
+                                      "must be of type JSON, but was of type 'application/octet-stream'."}},
+            )
+        return _Answer(202)
+
+    @staticmethod
+    def _n8n(req: RecordedRequest) -> _Answer:
+        if req.body and req.json is None:
+            return _json_answer(400, {"code": 400, "message": "Failed to parse request body"})
+        return _json_answer(200, {"message": "Workflow was started"})
