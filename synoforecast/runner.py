@@ -7,6 +7,8 @@ so runs show up in the Dagster UI exactly like sensor-triggered ones.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +49,18 @@ class IngestOutcome:
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            message = event.step_failure_data.error.message.strip()
-            return message.split("\n")[0].removeprefix("dagster._core.definitions.events.Failure: ")
-    return "run failed (see the Dagster UI for the run's logs)"
+            lines = [ln for ln in event.step_failure_data.error.message.strip().splitlines() if ln.strip()]
+            first = lines[0].removeprefix("dagster._core.definitions.events.Failure: ")
+            detail = " ".join(ln.strip() for ln in lines[1:4])
+            return f"step {event.step_key} failed: {first} {detail}".strip() + \
+                f" (run {result.run_id}: open it in the Dagster UI for the full log)"
+    return f"run {result.run_id} failed (open it in the Dagster UI for the full log)"
+
+
+def _execute(job: dg.JobDefinition, **kwargs) -> dg.ExecuteInProcessResult:
+    """Run in-process; tool output (dbt's console) goes to stderr so stdout stays for results."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return job.execute_in_process(raise_on_error=False, **kwargs)
 
 
 def _run_config(quiet: bool) -> dict:
@@ -70,9 +81,8 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     sha = file_sha256(path) if path.is_file() else None
     request = snapshot_run_request(str(path), sha or "unknown")
     progress(f"[1/2] validating and snapshotting {path.name}")
-    snapshot = defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(
-        run_config={**request.run_config, **_run_config(quiet)}, instance=instance, tags=request.tags,
-        raise_on_error=False)
+    snapshot = _execute(defs.resolve_job_def(SNAPSHOT_JOB), run_config={**request.run_config, **_run_config(quiet)},
+                        instance=instance, tags=request.tags)
     outcome = IngestOutcome(ok=False, file=str(path), sha256=sha, run_ids=[snapshot.run_id])
     if not snapshot.success:
         outcome.error = _failure_message(snapshot).removeprefix("workbook refused: ")
@@ -93,8 +103,8 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     outcome.partitions = quarterly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
     progress(f"[2/2] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
              f"sheets -> dbt marts -> forecasts -> evaluation -> Metabase/notifications")
-    downstream = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-        run_config=_run_config(quiet), instance=instance, tags=follow_up.tags, raise_on_error=False)
+    downstream = _execute(defs.resolve_job_def(PIPELINE_JOB), run_config=_run_config(quiet), instance=instance,
+                          tags=follow_up.tags)
     outcome.run_ids.append(downstream.run_id)
     outcome.ok = downstream.success
     outcome.error = None if downstream.success else _failure_message(downstream)

@@ -4,7 +4,6 @@ Keys are quarter-start dates; the unfinished current quarter is not a partition
 (`end_offset=0`), so callers check `has_partition_key` before requesting one.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 

@@ -5,7 +5,6 @@ with everything downstream, and the quarter-close schedule.
 partition range; the sensor and `synoforecast ingest` both use it.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -24,8 +23,7 @@ snapshot_job = dg.define_asset_job(
 
 forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
-    selection=dg.AssetSelection.assets(workbook_snapshot).downstream() - dg.AssetSelection.assets(workbook_snapshot),
-    partitions_def=quarterly_partitions,
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot),
     description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "
                 "for a range of quarters in one run.",
 )

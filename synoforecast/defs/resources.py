@@ -1,6 +1,5 @@
 """Resources shared by the domains: the warehouse and the dbt CLI."""
 
-from __future__ import annotations
 
 import os
 import shutil
@@ -22,9 +21,10 @@ class WarehouseResource(dg.ConfigurableResource):
     url: str | None = None
 
     def get_url(self) -> str:
-        key = self.url or ""
-        if key not in _READY:
-            resolved = warehouse.resolve_url(self.url, get_settings().pgdata_dir)
+        configured = self.url or os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or get_settings().warehouse_url
+        key = configured or str(get_settings().pgdata_dir)
+        if key not in _READY:  # start/verify once per process and warehouse
+            resolved = warehouse.resolve_url(configured, get_settings().pgdata_dir)
             warehouse.ensure_schema(resolved)
             _READY[key] = resolved
         return _READY[key]

@@ -33,12 +33,12 @@ import datetime
 import math
 import os
 import re
-import shutil
-import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from queue import Queue
+from typing import Callable, Iterator, Sequence
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -150,6 +150,7 @@ DEFAULT_OWNERS = ("Global Accounts Desk",)
 EXCEL_EPOCH = np.datetime64("1899-12-30", "D")
 DATE_STYLE_PROBE = datetime.date(2000, 1, 1)
 ROWS_PER_CHUNK = 50_000
+MAX_SHEET_ROWS = 1_048_575  # Excel's row limit, minus the header
 
 
 # --------------------------------------------------------------------------- public API
@@ -161,7 +162,7 @@ class SampleSpec:
 
     rows: int = 20_000  # SVR-RM lines; Consumer gets rows // 2 lines
     seed: int = 42
-    start: datetime.date | None = None  # first quarter start; default: `quarters` back, ending with as_of's quarter
+    start: datetime.date | None = None  # first quarter; default: `quarters` back, ending with as_of's quarter
     quarters: int = 24  # calendar quarters covered
     as_of: datetime.date | None = None  # export date; default today; nothing is dated after it
 
@@ -203,13 +204,11 @@ def write_sample_workbook(path: str | os.PathLike, spec: SampleSpec = SampleSpec
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.combine(max(as_of, datetime.date(1980, 1, 1)), datetime.time(18, 0))
-    tmp_dir = tempfile.mkdtemp(prefix="synoforecast-sample-")
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.partial")  # not *.xlsx: an inbox watcher ignores it
     try:
-        _write_workbook(partial, data, stamp, Path(tmp_dir))
+        _write_workbook(partial, data, stamp)
         os.replace(partial, path)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
         if partial.exists():
             partial.unlink()
     return SampleStats(path=str(path), sheets=data.stats)
@@ -233,8 +232,8 @@ def _add_months(d: datetime.date, n: int) -> datetime.date:
 
 def _period(spec: SampleSpec) -> tuple[datetime.date, datetime.date, datetime.date]:
     """(first day, last day, as_of): whole calendar quarters, cut at as_of."""
-    if spec.rows < 0:
-        raise ValueError(f"rows must be >= 0, got {spec.rows}")
+    if not 0 <= spec.rows <= MAX_SHEET_ROWS:
+        raise ValueError(f"rows must be 0..{MAX_SHEET_ROWS:,} (an Excel sheet has 1,048,576 rows), got {spec.rows}")
     if spec.quarters < 1:
         raise ValueError(f"quarters must be >= 1, got {spec.quarters}")
     as_of = _as_date(spec.as_of) if spec.as_of is not None else datetime.date.today()
@@ -367,13 +366,16 @@ def _generate(spec: SampleSpec, start: datetime.date, end: datetime.date,
     svr_models = tiered + unknown
     consumer_models = [m for m in models if m.tier is None]
 
+    # Season = relative weight of Q1..Q4 (Q4 ~ +25% over the other quarters for servers).
     svr = _sales(rng_svr, spec.rows, start, end, svr_customers, svr_models, n_unknown_models=len(unknown),
                  growth=math.log(1.16), season=(0.93, 1.0, 0.97, 1.23), weekend=(0.12, 0.05),
-                 channels=(SVR_CHANNELS, SVR_CHANNEL_P), unit_scale=6.0, tier_units={"T1": 0.55, "T2": 1.0, "T3": 1.35})
+                 channels=(SVR_CHANNELS, SVR_CHANNEL_P), unit_scale=6.0,
+                 tier_units={"T1": 0.55, "T2": 1.0, "T3": 1.35})
     consumer = _sales(rng_consumer, spec.rows // 2, start, end, consumer_customers, consumer_models,
                       n_unknown_models=0, growth=math.log(1.04), season=(0.95, 0.9, 0.97, 1.30),
-                      weekend=(0.55, 0.45), channels=(CONSUMER_CHANNELS, CONSUMER_CHANNEL_P), unit_scale=14.0, tier_units={})
-    c2 = _c2(rng_c2, start, end, svr_customers)
+                      weekend=(0.55, 0.45), channels=(CONSUMER_CHANNELS, CONSUMER_CHANNEL_P), unit_scale=14.0,
+                      tier_units={})
+    c2 = _c2(rng_c2, start, end, svr_customers, svr)
 
     revenue_by_customer = np.bincount(svr.customer, weights=svr.cents, minlength=N_SVR_CUSTOMERS)
     top = [int(i) for i in np.argsort(-revenue_by_customer, kind="stable")[:N_TOP_CUSTOMERS]]
@@ -443,7 +445,8 @@ def _make_customers(rng: np.random.Generator, numbers: np.ndarray, namer: "_Name
         pool = ACCOUNT_OWNERS.get(countries[country[i]].region, DEFAULT_OWNERS)
         owner.append(pool[int(rng.integers(len(pool)))])
 
-    channel = rng.choice(4, n, p=CONSUMER_CHANNEL_P if retail else SVR_CHANNEL_P)
+    # Primary channel; consumer accounts are e-tailers and resellers (Direct only occasionally).
+    channel = rng.choice(4, n, p=(0.6, 0.4, 0.0, 0.0) if retail else SVR_CHANNEL_P)
     # Most accounts buy from the start; some are won later, a few are lost.
     first_q = np.where(rng.random(n) < 0.72, 0, rng.integers(0, max(n_quarters - 1, 1), n))
     last_q = np.where(rng.random(n) < 0.10, first_q + 4 + rng.integers(0, max(n_quarters, 1), n),
@@ -466,7 +469,7 @@ def _sales(rng: np.random.Generator, n: int, start: datetime.date, end: datetime
     quarter_of_year = month_of_year // 3
     years = (days - days[0]).astype(np.int64) / 365.25
     weekday = (days.astype(np.int64) + 3) % 7  # 0 = Monday
-    month_noise = rng.lognormal(0.0, 0.07, months[-1] - months[0] + 1)[months - months[0]]
+    month_noise = rng.lognormal(0.0, 0.05, months[-1] - months[0] + 1)[months - months[0]]
     weight = (np.exp(growth * years) * np.asarray(season)[quarter_of_year] * month_noise
               * np.where(weekday == 5, weekend[0], np.where(weekday == 6, weekend[1], 1.0))
               * np.where(month_of_year % 3 == 2, 1.12, 1.0))  # quarter-end push
@@ -513,7 +516,7 @@ def _sales(rng: np.random.Generator, n: int, start: datetime.date, end: datetime
         model[picked] = n_known + rng.integers(0, n_unknown_models, k)
 
     tier_factor = np.array([tier_units.get(m.tier or "", 1.0) for m in models])[model]
-    lam = (0.4 + unit_scale * score ** 1.5) * tier_factor * rng.lognormal(0.0, 0.5, n)
+    lam = (0.4 + unit_scale * score ** 1.5) * tier_factor * rng.lognormal(0.0, 0.35, n)
     units = 1 + rng.poisson(lam)
     returns = rng.random(n) < RETURN_SHARE
     units = np.where(returns, -np.minimum(units, 1 + rng.poisson(0.4, n)), units)
@@ -528,19 +531,25 @@ def _sales(rng: np.random.Generator, n: int, start: datetime.date, end: datetime
     return _Sales(day, customer, model, units.astype(np.int64), cents, channel, channel_names)
 
 
-def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, customers: _Customers) -> _C2:
+def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, customers: _Customers,
+        svr: _Sales) -> _C2:
+    """About half of the SVR-RM accounts subscribe, none before its first server purchase."""
     first_month = datetime.date(start.year, start.month, 1)
     n_months = end.year * 12 + end.month - (first_month.year * 12 + first_month.month) + 1
     n = len(customers.ids)
-    n_adopt = (n + 1) // 2
+    month_of_line = (svr.day.astype("datetime64[M]") - np.datetime64(first_month, "M")).astype(np.int64)
+    first_purchase = np.full(n, n_months, dtype=np.int64)
+    np.minimum.at(first_purchase, svr.customer, month_of_line)
+    buyers = first_purchase < n_months
+    n_adopt = min((n + 1) // 2, int(buyers.sum()))
     affinity = np.array([{"MSP": 2.0, "Enterprise": 1.3, "Education": 1.0}.get(s, 0.8)
-                         for s in customers.segment])
-    adopters = rng.choice(n, n_adopt, replace=False, p=affinity / affinity.sum())
+                         for s in customers.segment]) * buyers
+    adopters = rng.choice(n, n_adopt, replace=False, p=affinity / affinity.sum()) if n_adopt else np.zeros(0, int)
     # A few early adopters, then adoption accelerates (density rises over time).
     adopt = np.floor(n_months * np.sqrt(rng.random(n_adopt))).astype(np.int64)
     early = min(3, n_adopt)
     adopt[:early] = rng.integers(0, min(3, n_months), early)
-    adopt = np.minimum(adopt, n_months - 1)
+    adopt = np.minimum(np.maximum(adopt, first_purchase[adopters]), n_months - 1)
 
     rows: list[tuple[int, str, int, int, int, int, int]] = []  # month, id, service, customer, plan, seats, cents
     for c, m0 in zip(adopters.tolist(), adopt.tolist()):
@@ -568,11 +577,9 @@ def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, cust
             for j in range(len(k)):
                 rows.append((begin + j, customers.ids[c], s, c, plan, int(seats[j]), int(cents[j])))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    month0 = np.datetime64(first_month, "M")
-    month = (month0 + np.array([r[0] for r in rows], dtype=np.int64)).astype("datetime64[D]")
-    return _C2(month, np.array([r[3] for r in rows], dtype=np.int64), np.array([r[2] for r in rows], dtype=np.int64),
-               np.array([r[4] for r in rows], dtype=np.int64), np.array([r[5] for r in rows], dtype=np.int64),
-               np.array([r[6] for r in rows], dtype=np.int64))
+    column = [np.array([r[i] for r in rows], dtype=np.int64) for i in range(7)]
+    month = (np.datetime64(first_month, "M") + column[0]).astype("datetime64[D]")
+    return _C2(month, customer=column[3], service=column[2], plan=column[4], seats=column[5], cents=column[6])
 
 
 def _quarter_labels(day: np.ndarray) -> list[str]:
@@ -591,85 +598,116 @@ def _sales_stats(sales: _Sales, unknown: int) -> SheetStats:
 # --------------------------------------------------------------------------- writing
 
 
-_T = '" t="inlineStr"><is><t>'  # between a cell reference and its inline text
+# Data cells carry no `r` reference (optional in SpreadsheetML: a cell without one is in
+# the column after the previous cell), which lets whole per-customer and per-model runs
+# of cells be rendered once and reused. Only the cell after a blank (omitted) Tier cell
+# names its column. Rows keep their `r`.
+_S = '<c t="inlineStr"><is><t>'
 _E = "</t></is></c>"
 
 
-def _xml_list(values: Sequence[str | None], index: np.ndarray) -> list[str]:
-    """Escaped text per line ('' for blank) from a small vocabulary and per-line indexes."""
-    table = np.array([escape(v) if v else "" for v in values], dtype=object)
-    return table[index].tolist()
+def _cells(*texts: str | None) -> str:
+    return "".join(f"{_S}{escape(t)}{_E}" for t in texts if t)
 
 
-def _render_sales(out: IO[bytes], data: _Data, sales: _Sales, customers: _Customers,
-                  models: list[_Model], date_style: int) -> int:
-    regions = [data.countries[i].region for i in customers.country]
-    codes = [data.countries[i].code for i in customers.country]
+def _fragments(fragments: Sequence[str], index: np.ndarray) -> list[str]:
+    return np.array(fragments, dtype=object)[index].tolist()
+
+
+def _sales_rows(data: _Data, sales: _Sales, customers: _Customers, models: list[_Model],
+                date_style: int) -> Iterator[bytes]:
+    """`<row>` XML of a sales sheet from row 2 on, in chunks; one f-string per row (no concatenation)."""
+    customer_cells = [_cells(data.countries[c].region, data.countries[c].code, cid, name)
+                      for c, cid, name in zip(customers.country.tolist(), customers.ids, customers.names)]
+    model_cells = [_cells(m.name, m.tier) for m in models]
+    tier_blank = np.array([not m.tier for m in models])
+    channel_cells = [_cells(c) + "</row>" for c in sales.channel_names]
     n = len(sales.units)
     for lo in range(0, n, ROWS_PER_CHUNK):
         sl = slice(lo, min(n, lo + ROWS_PER_CHUNK))
-        cust = sales.customer[sl]
         columns = (
-            range(lo + 2, sl.stop + 2),
-            (sales.day[sl] - EXCEL_EPOCH).astype(np.int64).tolist(),
-            _xml_list(regions, cust), _xml_list(codes, cust), _xml_list(customers.ids, cust),
-            _xml_list(customers.names, cust),
-            _xml_list([m.name for m in models], sales.model[sl]),
-            _xml_list([m.tier for m in models], sales.model[sl]),
-            sales.units[sl].tolist(), (sales.cents[sl] / 100).tolist(),
-            _xml_list(sales.channel_names, sales.channel[sl]),
+            range(lo + 2, sl.stop + 2), (sales.day[sl] - EXCEL_EPOCH).astype(np.int64).tolist(),
+            _fragments(customer_cells, sales.customer[sl]), _fragments(model_cells, sales.model[sl]),
+            tier_blank[sales.model[sl]].tolist(), sales.units[sl].tolist(), (sales.cents[sl] / 100).tolist(),
+            _fragments(channel_cells, sales.channel[sl]),
         )
-        out.write("".join([
-            f'<row r="{r}"><c r="A{r}" s="{date_style}"><v>{d}</v></c><c r="B{r}{_T}{rg}{_E}'
-            f'<c r="C{r}{_T}{co}{_E}<c r="D{r}{_T}{ci}{_E}<c r="E{r}{_T}{cn}{_E}<c r="F{r}{_T}{mo}{_E}'
-            + (f'<c r="G{r}{_T}{ti}{_E}' if ti else "")
-            + f'<c r="H{r}"><v>{u}</v></c><c r="I{r}"><v>{v}</v></c><c r="J{r}{_T}{ch}{_E}</row>'
-            for r, d, rg, co, ci, cn, mo, ti, u, v, ch in zip(*columns)
-        ]).encode("utf-8"))
-    return n
+        yield "".join([
+            f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{model}<c><v>{u}</v></c><c><v>{v}</v></c>{chan}'
+            if not blank else
+            f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{model}<c r="H{r}"><v>{u}</v></c>'
+            f'<c><v>{v}</v></c>{chan}'
+            for r, d, cust, model, blank, u, v, chan in zip(*columns)
+        ]).encode("utf-8")
 
 
-def _render_c2(out: IO[bytes], data: _Data, date_style: int) -> int:
+def _c2_rows(data: _Data, date_style: int) -> Iterator[bytes]:
     c2, customers = data.c2, data.svr_customers
-    regions = [data.countries[i].region for i in customers.country]
+    customer_cells = [_cells(cid, name, data.countries[c].region)
+                      for c, cid, name in zip(customers.country.tolist(), customers.ids, customers.names)]
+    plan_cells = [_cells(service, plan) for service in C2_SERVICES for plan in C2_PLANS]
     columns = (
-        range(2, len(c2.seats) + 2),
-        (c2.month - EXCEL_EPOCH).astype(np.int64).tolist(),
-        _xml_list(customers.ids, c2.customer), _xml_list(customers.names, c2.customer),
-        _xml_list(regions, c2.customer), _xml_list(C2_SERVICES, c2.service), _xml_list(C2_PLANS, c2.plan),
+        range(2, len(c2.seats) + 2), (c2.month - EXCEL_EPOCH).astype(np.int64).tolist(),
+        _fragments(customer_cells, c2.customer), _fragments(plan_cells, c2.service * len(C2_PLANS) + c2.plan),
         c2.seats.tolist(), (c2.cents / 100).tolist(),
     )
-    out.write("".join([
-        f'<row r="{r}"><c r="A{r}" s="{date_style}"><v>{d}</v></c><c r="B{r}{_T}{ci}{_E}<c r="C{r}{_T}{cn}{_E}'
-        f'<c r="D{r}{_T}{rg}{_E}<c r="E{r}{_T}{sv}{_E}<c r="F{r}{_T}{pl}{_E}<c r="G{r}"><v>{st}</v></c>'
-        f'<c r="H{r}"><v>{v}</v></c></row>'
-        for r, d, ci, cn, rg, sv, pl, st, v in zip(*columns)
-    ]).encode("utf-8"))
-    return len(c2.seats)
+    yield "".join([
+        f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{plan}<c><v>{seats}</v></c><c><v>{v}</v></c></row>'
+        for r, d, cust, plan, seats, v in zip(*columns)
+    ]).encode("utf-8")
 
 
 @dataclass
 class _Body:
-    """Pre-rendered data rows of one sheet, spliced into the part openpyxl writes."""
+    """Data rows of one sheet, rendered while they are spliced into the part openpyxl writes."""
 
-    file: Path
+    chunks: Callable[[], Iterator[bytes]]
     rows: int
     last_column: str
 
+    @property
+    def may_exceed_2gib(self) -> bool:  # decided from the spec alone, so the bytes stay deterministic
+        return self.rows * 700 > 0.9 * zipfile.ZIP64_LIMIT
+
     def splice(self, shell: bytes) -> tuple[bytes, bytes]:
-        """Split openpyxl's sheet XML around the end of its sheetData; add the dimension."""
+        """Split openpyxl's sheet XML before its `</sheetData>`; add the sheet dimension."""
         end = shell.rfind(b"</sheetData>")
         if end < 0 or b"<dimension" in shell:
-            raise RuntimeError("unexpected worksheet XML from openpyxl; cannot add sample rows")
+            raise RuntimeError("unexpected worksheet XML from openpyxl; cannot add the sample rows")
         dimension = f'<dimension ref="A1:{self.last_column}{self.rows + 1}" />'.encode()
-        anchor = min((i for i in (shell.find(t) for t in (b"<sheetViews", b"<sheetFormatPr", b"<cols", b"<sheetData"))
-                      if i >= 0))
-        head = shell[:anchor] + dimension + shell[anchor:end]
-        return head, shell[end:]
+        found = (shell.find(tag) for tag in (b"<sheetViews", b"<sheetFormatPr", b"<cols", b"<sheetData"))
+        anchor = min(i for i in found if i >= 0)
+        return shell[:anchor] + dimension + shell[anchor:end], shell[end:]
+
+
+def _pipe(chunks: Iterator[bytes], write: Callable[[bytes], object]) -> None:
+    """Render on this thread while another one compresses (zlib releases the GIL)."""
+    queue: Queue[bytes | None] = Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def consume() -> None:
+        while (chunk := queue.get()) is not None:
+            if not failure:
+                try:
+                    write(chunk)
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the producing thread
+                    failure.append(exc)
+
+    worker = threading.Thread(target=consume, name="sample-zip-writer", daemon=True)
+    worker.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            queue.put(chunk)
+    finally:
+        queue.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
 
 
 class _DeterministicZipFile(zipfile.ZipFile):
-    """Zip archive whose entries all carry one fixed timestamp, with sample rows spliced in."""
+    """Zip archive whose entries all carry one fixed timestamp, with the sample rows spliced in."""
 
     def __init__(self, file: Path, date_time: tuple[int, int, int, int, int, int], bodies: dict[str, _Body]):
         super().__init__(file, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
@@ -695,18 +733,16 @@ class _DeterministicZipFile(zipfile.ZipFile):
             self.writestr(name, shell, compress_type, compresslevel)
             return
         head, tail = body.splice(shell)
-        info = self._info(name)
-        info.file_size = len(head) + body.file.stat().st_size + len(tail)
-        with self.open(info, "w") as dest, open(body.file, "rb") as src:
+        with self.open(self._info(name), "w", force_zip64=body.may_exceed_2gib) as dest:
             dest.write(head)
-            shutil.copyfileobj(src, dest, 1 << 20)
+            _pipe(body.chunks(), dest.write)
             dest.write(tail)
 
     def unused_bodies(self) -> list[str]:
         return sorted(self._bodies)
 
 
-def _write_workbook(path: Path, data: _Data, stamp: datetime.datetime, tmp_dir: Path) -> None:
+def _write_workbook(path: Path, data: _Data, stamp: datetime.datetime) -> None:
     wb = Workbook(write_only=True)
     wb.properties.creator = "synoforecast sample generator"
     wb.properties.title = f"Synology Sale-out Report (sample) - as of {stamp.date().isoformat()}"
@@ -717,25 +753,23 @@ def _write_workbook(path: Path, data: _Data, stamp: datetime.datetime, tmp_dir: 
     consumer = wb.create_sheet(SHEET_CONSUMER)
     c2 = wb.create_sheet(SHEET_C2)
     date_style = WriteOnlyCell(svr, value=DATE_STYLE_PROBE).style_id  # registers the date format
-    widths = {SHEET_SVR_RM: (11, 14, 8, 12, 36, 12, 6, 8, 14, 12), SHEET_C2: (11, 12, 36, 14, 12, 10, 8, 12)}
-    for ws, header in ((svr, SALES_HEADER), (consumer, SALES_HEADER), (c2, C2_HEADER)):
+    sales_widths, c2_widths = (11, 14, 8, 12, 36, 12, 6, 8, 14, 12), (11, 12, 36, 14, 12, 10, 8, 12)
+    for ws, header, widths in ((svr, SALES_HEADER, sales_widths), (consumer, SALES_HEADER, sales_widths),
+                               (c2, C2_HEADER, c2_widths)):
         ws.freeze_panes = "A2"
-        for i, w in enumerate(widths[SHEET_C2 if ws is c2 else SHEET_SVR_RM]):
-            ws.column_dimensions[chr(ord("A") + i)].width = w
+        for i, width in enumerate(widths):
+            ws.column_dimensions[chr(ord("A") + i)].width = width
         ws.append(header)
-
-    bodies: dict[str, _Body] = {}
-    for index, (ws, render) in enumerate((
-        (svr, lambda f: _render_sales(f, data, data.svr, data.svr_customers, data.svr_models, date_style)),
-        (consumer, lambda f: _render_sales(f, data, data.consumer, data.consumer_customers,
-                                           data.consumer_models, date_style)),
-        (c2, lambda f: _render_c2(f, data, date_style)),
-    ), start=1):
-        file = tmp_dir / f"sheet{index}.rows.xml"
-        with open(file, "wb") as fh:
-            rows = render(fh)
-        # ExcelWriter names worksheet parts by position: xl/worksheets/sheet<N>.xml
-        bodies[f"xl/worksheets/sheet{index}.xml"] = _Body(file, rows, "J" if ws is not c2 else "H")
+    # ExcelWriter names worksheet parts by position: xl/worksheets/sheet<N>.xml
+    bodies = {
+        "xl/worksheets/sheet1.xml": _Body(
+            lambda: _sales_rows(data, data.svr, data.svr_customers, data.svr_models, date_style),
+            len(data.svr.units), "J"),
+        "xl/worksheets/sheet2.xml": _Body(
+            lambda: _sales_rows(data, data.consumer, data.consumer_customers, data.consumer_models, date_style),
+            len(data.consumer.units), "J"),
+        "xl/worksheets/sheet3.xml": _Body(lambda: _c2_rows(data, date_style), len(data.c2.seats), "H"),
+    }
 
     top = wb.create_sheet(SHEET_TOP_CUSTOMERS)
     top.append(TOP_CUSTOMERS_HEADER)

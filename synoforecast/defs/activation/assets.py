@@ -4,7 +4,6 @@ Both call the real HTTP APIs with httpx when configured from the environment and
 otherwise record "skipped: not configured"; secrets never reach logs or metadata.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

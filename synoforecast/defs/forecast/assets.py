@@ -5,7 +5,6 @@ predicts Q+1, so backfilling a range is a rolling-origin backtest (design §1).
 Each partition is published in one transaction to `forecast.forecasts`.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import json
@@ -17,7 +16,6 @@ import polars as pl
 from synoforecast.defs.partitions import label, partition_quarters, quarterly_partitions, single_run
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import COHORTS, Cohort, series_as_of, split_unique_id, to_long
-from synoforecast.lib.forecasting import forecast_frame, mape, smape
 from synoforecast.lib.quarters import add_quarters, to_key
 from synoforecast.lib.warehouse import query_frame, replace_rows
 from synoforecast.settings import get_settings
@@ -37,6 +35,8 @@ def forecast_key(cohort: Cohort) -> dg.AssetKey:
 def forecast_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
                    season_length: int) -> pl.DataFrame:
     """Rows to publish for one as-of quarter (empty when the cohort has no history yet)."""
+    from synoforecast.lib.forecasting import forecast_frame  # statsforecast/numba: only where it runs
+
     series = series_as_of(cohort, history, as_of)
     if series.is_empty():
         return pl.DataFrame()
@@ -144,6 +144,8 @@ def _markdown(frame: pl.DataFrame, rows: int = 12) -> str:
 
 def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """MAPE and sMAPE per cohort and metric of the forecasts made at Q-1 for Q."""
+    from synoforecast.lib.forecasting.metrics import mape, smape
+
     forecasts = query_frame(url, "select cohort, series_id, metric, yhat from forecast.forecasts "
                                  "where target_quarter = %s", (quarter,))
     rows = []

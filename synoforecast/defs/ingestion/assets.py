@@ -1,6 +1,5 @@
 """Workbook snapshot and one quarterly-partitioned asset per sheet, loaded into `raw.*` by COPY."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

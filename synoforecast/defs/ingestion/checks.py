@@ -1,6 +1,5 @@
 """Blocking contract checks on every sheet asset: the loaded rows honour the pandera schema."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Inbox sensor: a new, stable workbook starts a snapshot run (sha256 as run_key)."""
 
-from __future__ import annotations
 
 import dagster as dg
 

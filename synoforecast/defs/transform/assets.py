@@ -1,6 +1,5 @@
 """The dbt project as quarterly-partitioned assets; dbt tests surface as asset checks."""
 
-from __future__ import annotations
 
 import json
 import os

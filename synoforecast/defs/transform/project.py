@@ -1,6 +1,5 @@
 """The dbt project handle, and a parsed manifest whenever the project changed."""
 
-from __future__ import annotations
 
 import os
 import subprocess

@@ -1,0 +1,82 @@
+"""Shared fixtures: a throwaway real PostgreSQL and an isolated project environment.
+
+The cluster is started from the PostgreSQL binaries the `pgserver` package ships
+(it runs as root too, which Debian's initdb refuses), in a temp folder, once per
+test session; each test that needs a clean warehouse gets its own database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from synoforecast.settings import get_settings
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    import pgserver
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pgcluster")), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+def new_database(pg_server) -> str:
+    """A fresh, empty database on the throwaway cluster."""
+    name = f"t{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    return pg_server.get_uri(name)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    return new_database(pg_server)
+
+
+@contextlib.contextmanager
+def isolated_project(tmp: Path, url: str):
+    """Point settings, the warehouse and Dagster storage at folders under `tmp`."""
+    data = tmp / "data"
+    (data / "raw").mkdir(parents=True)
+    (tmp / "dagster_home").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYNOFORECAST_DATA_DIR", str(data))
+        mp.setenv("SYNOFORECAST_WAREHOUSE_URL", url)
+        mp.setenv("DAGSTER_HOME", str(tmp / "dagster_home"))
+        for name in ("METABASE_URL", "METABASE_API_KEY", "METABASE_CARD_IDS", "METABASE_DATABASE_ID",
+                     "SLACK_WEBHOOK_URL", "TEAMS_WEBHOOK_URL", "N8N_WEBHOOK_URL"):
+            mp.delenv(name, raising=False)
+        get_settings.cache_clear()
+        try:
+            yield {"data": data, "inbox": data / "raw", "url": url, "tmp": tmp, "monkeypatch": mp}
+        finally:
+            get_settings.cache_clear()
+
+
+@pytest.fixture
+def project_env(tmp_path, pg_url):
+    with isolated_project(tmp_path, pg_url) as env:
+        yield env
+
+
+def fetch(url: str, sql: str, params=()) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

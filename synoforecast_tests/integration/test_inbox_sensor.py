@@ -1,0 +1,58 @@
+"""The inbox sensor, evaluated with build_sensor_context against a real folder."""
+
+import os
+import shutil
+
+import dagster as dg
+
+from synoforecast.defs.ingestion.sensors import inbox_sensor
+from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+
+
+def _tick(cursor=None):
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        result = inbox_sensor(context)
+    return result.run_requests or [], result.cursor
+
+
+def test_stable_new_workbook_is_requested_once_with_its_sha_as_run_key(project_env):
+    inbox = project_env["inbox"]
+    path = inbox / "week-32.xlsx"
+    write_sample_workbook(path, SampleSpec(rows=300, quarters=8))
+    (inbox / "~$week-32.xlsx").write_bytes(b"lock")  # Excel's lock file
+    (inbox / "notes.txt").write_text("not a workbook")
+
+    requests, cursor = _tick()
+    assert requests == []  # first sight: wait until size and mtime are stable
+    requests, cursor = _tick(cursor)
+    assert len(requests) == 1
+    request = requests[0]
+    assert request.run_key and len(request.run_key) == 64
+    assert request.run_config["ops"]["workbook_snapshot"]["config"]["path"] == str(path)
+    assert request.job_name == "ingest_snapshot_job"
+
+    requests, cursor = _tick(cursor)
+    assert requests == []  # nothing new
+
+    shutil.copyfile(path, inbox / "week-32-copy.xlsx")  # same content, new name
+    requests, cursor = _tick(cursor)
+    requests, cursor = _tick(cursor)
+    assert requests == []
+
+
+def test_growing_file_waits_and_changed_content_runs_again(project_env):
+    inbox = project_env["inbox"]
+    path = inbox / "export.xlsx"
+    write_sample_workbook(path, SampleSpec(rows=300, quarters=8, seed=1))
+    _, cursor = _tick()
+    with open(path, "ab") as fh:  # still being copied
+        fh.write(b"\0" * 10)
+    requests, cursor = _tick(cursor)
+    assert requests == []
+    write_sample_workbook(path, SampleSpec(rows=300, quarters=8, seed=2))  # new content, old name
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    requests, cursor = _tick(cursor)
+    assert requests == []
+    requests, cursor = _tick(cursor)
+    assert len(requests) == 1

@@ -1,0 +1,158 @@
+"""The whole graph on a small sample workbook, against a real PostgreSQL, real dbt and
+real statsforecast: forecasts for every cohort, marts that reconcile, idempotent
+re-runs, and a refused workbook that changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import openpyxl
+import pytest
+
+from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast_tests.conftest import fetch, isolated_project, new_database
+from synoforecast_tests.support.http_standin import StandIn
+
+pytestmark = pytest.mark.integration
+
+AS_OF = dt.date(2026, 8, 20)  # export date inside 2026-Q3: Q3 is partial, 2023-Q4..2026-Q2 complete
+SPEC = SampleSpec(rows=3000, seed=7, start=dt.date(2023, 10, 1), quarters=12, as_of=AS_OF)
+
+TABLE_CHECKSUM = """select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from (
+    select {columns} from {table}) t"""
+PUBLISHED = {
+    "raw.svr_rm": "*",
+    "marts.mart_svr_rm_quarterly": "*",
+    "marts.mart_svr_rm_customer_quarterly": "*",
+    "forecast.forecasts": "cohort, as_of_quarter, target_quarter, series_id, metric, model, yhat, yhat_lo_80, "
+                          "yhat_hi_80, yhat_lo_95, yhat_hi_95",
+}
+
+
+def checksums(url: str) -> dict[str, tuple]:
+    return {t: fetch(url, TABLE_CHECKSUM.format(columns=c, table=t))[0] for t, c in PUBLISHED.items()}
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with StandIn(api_key="it-key") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ingested(pg_server, standin, tmp_path_factory):
+    """One full ingest of the sample, with Metabase and Slack pointed at the stand-in."""
+    from synoforecast.runner import ingest_workbook
+
+    with isolated_project(tmp_path_factory.mktemp("pipeline"), new_database(pg_server)) as env:
+        yield _ingest(env, standin, ingest_workbook)
+
+
+def _ingest(project_env, standin, ingest_workbook):
+    monkeypatch = project_env["monkeypatch"]
+    monkeypatch.setenv("METABASE_URL", standin.url)
+    monkeypatch.setenv("METABASE_API_KEY", "it-key")
+    monkeypatch.setenv("METABASE_CARD_IDS", "11,12")
+    monkeypatch.setenv("METABASE_DATABASE_ID", "2")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{standin.url}/slack/T000/B000/secret")
+    standin.reset()
+    path = project_env["inbox"] / "sale-out.xlsx"
+    stats = write_sample_workbook(path, SPEC)
+    outcome = ingest_workbook(path, progress=lambda _m: None, quiet=True)
+    assert outcome.ok, outcome.error
+    return {**project_env, "path": path, "stats": stats, "outcome": outcome}
+
+
+def test_whole_graph_publishes_reconciled_marts_and_forecasts(ingested):
+    url, outcome = ingested["url"], ingested["outcome"]
+    assert outcome.partitions[0] == "2023-10-01" and outcome.partitions[-1] == "2026-04-01"
+
+    # raw holds exactly the complete quarters of the workbook, as the generator wrote them
+    sheet = ingested["stats"].sheets["SVR-RM"]
+    rows_q3 = _rows_in_quarter(ingested["path"], dt.date(2026, 7, 1))
+    raw_rows, raw_units = fetch(url, "select count(*), sum(units) from raw.svr_rm")[0]
+    assert raw_rows == sheet.rows - rows_q3["rows"]
+    assert raw_units == sheet.units_total - rows_q3["units"]
+
+    # marts reconcile: overall = sum of tiers = sum of regions, per quarter
+    mismatches = fetch(url, """
+        select o.quarter_start from marts.mart_svr_rm_quarterly o
+          join (select quarter_start, sum(units) u from marts.mart_svr_rm_tier_quarterly group by 1) t using (quarter_start)
+          join (select quarter_start, sum(units) u from marts.mart_svr_rm_region_quarterly group by 1) r using (quarter_start)
+         where o.units <> t.u or o.units <> r.u""")
+    assert mismatches == []
+    assert fetch(url, "select sum(units) from marts.mart_svr_rm_quarterly")[0][0] == raw_units
+
+    # every cohort has next-quarter forecasts for units and revenue, as of the last complete quarter
+    latest = fetch(url, """select cohort, count(distinct series_id), count(distinct metric), min(target_quarter)
+                             from forecast.forecasts where as_of_quarter = '2026-04-01' group by 1""")
+    by_cohort = {r[0]: r for r in latest}
+    assert set(by_cohort) == {c.name for c in COHORTS}
+    for cohort, n_series, n_metrics, target in latest:
+        assert n_series >= 1 and n_metrics == 2 and target == dt.date(2026, 7, 1), cohort
+    assert by_cohort["svr_rm_overall"][1] == 4  # total, T1, T2, T3
+    intervals_ok = fetch(url, """select count(*) filter (where yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat
+                                   and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95), count(*)
+                                   from forecast.forecasts where cohort = 'svr_rm_overall'""")[0]
+    assert intervals_ok[0] == intervals_ok[1] > 0
+
+    # forecast_evaluation scores each quarter's forecast (made the quarter before) against actuals
+    scores = fetch(url, "select cohort, metric, smape, mape from forecast.evaluation where quarter = '2026-04-01'")
+    assert {(c, m) for c, m, *_ in scores} >= {("svr_rm_overall", "units"), ("svr_rm_overall", "revenue")}
+    assert all(0 <= s <= 200 for _, _, s, _ in scores if s is not None)
+
+    # publishes are logged per partition; the partial quarter never became a partition
+    assert fetch(url, "select count(*) from raw.svr_rm where quarter_start >= '2026-07-01'")[0][0] == 0
+    assert fetch(url, "select count(distinct partition_key) from ops.publish_log where target = 'forecast.forecasts'"
+                 )[0][0] == 11
+
+
+def test_metabase_and_slack_receive_the_real_api_calls(ingested, standin):
+    calls = standin.calls()
+    assert calls[0] == "GET /api/health"
+    assert "POST /api/database/2/sync_schema" in calls
+    queries = [r for r in standin.requests if r.path.startswith("/api/card/")]
+    assert [r.path for r in queries] == ["/api/card/11/query", "/api/card/12/query"]
+    assert all(r.json == {"ignore_cache": True} and r.headers.get("x-api-key") == "it-key" for r in queries)
+    slack = standin.requests_to("/slack/")
+    assert len(slack) == 1
+    text = str(slack[0].json)
+    assert "svr_rm_overall" in text and "2026-Q3" in text
+
+
+def test_rerunning_the_same_workbook_changes_nothing(ingested):
+    from synoforecast.runner import ingest_workbook
+
+    before = checksums(ingested["url"])
+    again = ingest_workbook(ingested["path"], progress=lambda _m: None, quiet=True)
+    assert again.ok, again.error
+    assert checksums(ingested["url"]) == before
+
+
+def test_refused_workbook_leaves_published_tables_byte_for_byte(ingested):
+    from synoforecast.runner import ingest_workbook
+
+    before = checksums(ingested["url"])
+    broken = ingested["inbox"] / "broken.xlsx"
+    wb = openpyxl.load_workbook(ingested["path"])
+    ws = wb["SVR-RM"]
+    ws.delete_cols(8)  # drop Units
+    wb.save(broken)
+    outcome = ingest_workbook(broken, progress=lambda _m: None, quiet=True)
+    assert not outcome.ok
+    assert "SVR-RM" in outcome.error and "'Units'" in outcome.error and "broken.xlsx" in outcome.error
+    assert checksums(ingested["url"]) == before
+    status = fetch(ingested["url"], "select status, error from ops.snapshots where file like %s", ("%broken.xlsx",))
+    assert status[0][0] == "refused" and "Units" in status[0][1]
+
+
+def _rows_in_quarter(path, quarter_start: dt.date) -> dict:
+    wb = openpyxl.load_workbook(path, read_only=True)
+    rows = units = 0
+    for row in wb["SVR-RM"].iter_rows(min_row=2, values_only=True):
+        day = row[0].date() if isinstance(row[0], dt.datetime) else row[0]
+        if day >= quarter_start:
+            rows += 1
+            units += row[7]
+    return {"rows": rows, "units": units}
