@@ -75,14 +75,16 @@ COHORTS_BY_NAME = {c.name: c for c in COHORTS}
 def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Per-series quarterly values known at `as_of` (inclusive). Top customers are the
     customers flagged as top in the as-of quarter; everyone else is summed as all_other."""
-    known = history.filter(pl.col("quarter_start") <= as_of)
+    known = history.filter(pl.col("quarter_start") <= as_of).sort("series_id", "quarter_start")
     if not cohort.by_customer or known.is_empty():
         return known.select("series_id", "quarter_start", "units", "revenue")
     top = set(known.filter((pl.col("quarter_start") == as_of) & pl.col("is_top_customer"))["series_id"].to_list())
     grouped = known.with_columns(
         series_id=pl.when(pl.col("series_id").is_in(list(top))).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER))
     )
-    return grouped.group_by("series_id", "quarter_start").agg(pl.col("units").sum(), pl.col("revenue").sum()) \
+    # cents summed as floats: round back to cents so the result does not depend on row order
+    return grouped.group_by("series_id", "quarter_start", maintain_order=True) \
+        .agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2)) \
         .sort("series_id", "quarter_start")
 
 

@@ -65,7 +65,18 @@ def quarter_range(first: dt.date, last: dt.date) -> list[dt.date]:
     return out
 
 
-def complete_quarters(starts: Iterable[dt.date], as_of: dt.date) -> list[dt.date]:
-    """Quarters that had ended before `as_of` (the export date). The quarter the
-    export was taken in is partial: never a training target nor scored as an actual."""
-    return sorted(s for s in set(starts) if quarter_end(s) < as_of)
+COMPLETE_TOLERANCE_DAYS = 7
+
+
+def complete_quarters(starts: Iterable[dt.date], as_of: dt.date, last_data_day: dt.date | None = None
+                      ) -> list[dt.date]:
+    """Quarters a snapshot holds in full: ended before `as_of` (the export date) and,
+    for the latest quarter, with data reaching its last week (`last_data_day`), so a
+    late copy of an old export does not pass for complete. A partial quarter is never
+    a training target nor scored as an actual."""
+    ordered = sorted(set(starts))
+    complete = [s for s in ordered if quarter_end(s) < as_of]
+    if complete and complete[-1] == ordered[-1] and last_data_day is not None:
+        if last_data_day < quarter_end(complete[-1]) - dt.timedelta(days=COMPLETE_TOLERANCE_DAYS):
+            complete.pop()
+    return complete

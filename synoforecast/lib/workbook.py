@@ -138,9 +138,14 @@ class WorkbookRead:
         return sorted(found)
 
     @property
+    def last_data_day(self) -> dt.date | None:
+        frame = self.sheets["SVR-RM"].frame
+        return frame["sale_date"].max() if frame.height else None
+
+    @property
     def complete_quarters(self) -> list[dt.date]:
-        """Quarters that ended before the export was written (file mtime)."""
-        return complete_quarters(self.quarters, self.mtime.date())
+        """Quarters held in full: ended before the export (file mtime) and covered by data."""
+        return complete_quarters(self.quarters, self.mtime.date(), self.last_data_day)
 
     def report(self) -> dict:
         return {

@@ -92,10 +92,13 @@ def test_whole_graph_publishes_reconciled_marts_and_forecasts(ingested):
     for cohort, n_series, n_metrics, target in latest:
         assert n_series >= 1 and n_metrics == 2 and target == dt.date(2026, 7, 1), cohort
     assert by_cohort["svr_rm_overall"][1] == 4  # total, T1, T2, T3
-    intervals_ok = fetch(url, """select count(*) filter (where yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat
-                                   and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95), count(*)
-                                   from forecast.forecasts where cohort = 'svr_rm_overall'""")[0]
-    assert intervals_ok[0] == intervals_ok[1] > 0
+    intervals = fetch(url, """select count(*) filter (where yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat
+                                and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95),
+                                count(*) filter (where yhat_lo_80 is null), count(*) filter (where history_quarters > 1)
+                                from forecast.forecasts where cohort = 'svr_rm_overall'""")[0]
+    assert intervals[0] == intervals[2] > 0  # ordered intervals wherever there is more than one quarter of history
+    assert intervals[1] == fetch(url, "select count(*) from forecast.forecasts where cohort = 'svr_rm_overall' "
+                                      "and history_quarters = 1")[0][0]
 
     # forecast_evaluation scores each quarter's forecast (made the quarter before) against actuals
     scores = fetch(url, "select cohort, metric, smape, mape from forecast.evaluation where quarter = '2026-04-01'")

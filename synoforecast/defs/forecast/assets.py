@@ -22,6 +22,7 @@ from synoforecast.settings import get_settings
 
 LEVELS = (80, 95)
 FORECAST_TABLE = "forecast.forecasts"
+PUBLISHED_DECIMALS = 4  # far below a unit or a cent; keeps re-runs identical despite float noise
 
 
 def mart_key(model: str) -> dg.AssetKey:
@@ -56,8 +57,9 @@ def forecast_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id
         metric=pl.col("metric"),
         model=pl.col("model"),
         history_quarters=pl.col("history_quarters").cast(pl.Int32),
-        yhat=pl.col("yhat"),
-        **{f"yhat_{side}_{lvl}": pl.col(f"yhat_{side}_{lvl}") for lvl in LEVELS for side in ("lo", "hi")},
+        yhat=pl.col("yhat").round(PUBLISHED_DECIMALS),
+        **{f"yhat_{side}_{lvl}": pl.col(f"yhat_{side}_{lvl}").round(PUBLISHED_DECIMALS)
+           for lvl in LEVELS for side in ("lo", "hi")},
         run_id=pl.lit(run_id),
     )
 
@@ -82,7 +84,7 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
     )
     def _forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         url = warehouse.get_url()
-        history = query_frame(url, cohort.history_sql)
+        history = query_frame(url, cohort.history_sql).sort("series_id", "quarter_start")
         quarters = partition_quarters(context)
         published: dict[str, int] = {}
         models: dict[str, int] = {}

@@ -4,24 +4,27 @@ Pure pandas/numpy + statsforecast; no Dagster, no I/O, no global state.
 
 Model choice per series (``n`` = number of non-missing observations, ``s`` = season_length):
 
-==========================  =================  =============================================
-history length ``n``        ``model`` column   intervals
-==========================  =================  =============================================
-``n >= 2*s + 1``            ``AutoETS``        ETS analytic intervals (normal errors)
-``s + 2 <= n <= 2*s``       ``SeasonalNaive``  from the ``n - s`` seasonal differences
-``3 <= n`` (otherwise)      ``Naive``          from the ``n - 1`` one-step differences
-``n == 2``                  ``Naive``          fallback: sigma = ``|y2 - y1|`` (the single
-                                               observed change), widening with ``sqrt(h)``
-``n == 1``                  ``Naive``          fallback: none possible -> NaN
-==========================  =================  =============================================
+==============================  =================  =========================================
+history length ``n``            ``model`` column   intervals
+==============================  =================  =========================================
+``n >= 2*s + 1``                ``AutoETS``        ETS analytic intervals (normal errors)
+``s + 2 <= n <= 2*s``           ``SeasonalNaive``  from the ``n - s`` seasonal differences
+``3 <= n <= min(s + 1, 2*s)``   ``Naive``          from the ``n - 1`` one-step differences
+``n == 2``                      ``Naive``          fallback: sigma = ``|y2 - y1|`` (the one
+                                                   observed change), widening with sqrt(h)
+``n == 1``                      ``Naive``          fallback: none possible -> NaN
+==============================  =================  =========================================
 
-(The ``SeasonalNaive`` band is empty when ``s <= 1``.)
+For the quarterly default ``s = 4``: 1-5 points Naive, 6-8 SeasonalNaive, 9+ AutoETS.
+(The ``SeasonalNaive`` band is empty when ``s == 1``; then 3+ points go to AutoETS.)
 
 ``AutoETS`` searches only the ETS forms given by ``ets_model`` (default ``"ANA"``:
 additive error, no trend, additive season; ``"ANN"`` when ``s == 1``).  The full
 ``"ZZZ"`` search is available but is ~10x slower (it fits ~15 candidate models per
 series).  If ETS fails for a series, statsforecast's ``fallback_model`` (``Naive``)
-produces that series' forecast and its ``model`` column says ``Naive``.
+produces that series' forecast and its ``model`` column says ``Naive``
+(statsforecast's ETS refuses series of ``<= npars + 4`` points, e.g. ``<= 6`` for
+``"ANN"``, so with ``s == 1`` short series end up there).
 
 Rows whose ``y`` is missing are dropped before counting ``n``; series left with no
 observations are dropped silently.  Future dates continue from each series' last
