@@ -52,8 +52,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                                  quarantine_max_share=settings.quarantine_max_share)
             report = read.report()
         except WorkbookRefused as exc:
-            report = {"ok": False, "file": str(path.resolve()), "sha256": _sha_or_none(path), "error": str(exc),
-                      "sheets": {}, "ignored_sheets": []}
+            report = {"ok": False, "refused": True, "file": str(path.resolve()), "sha256": _sha_or_none(path),
+                      "error": str(exc), "sheets": {}, "ignored_sheets": []}
     else:
         from synoforecast.runner import ingest_workbook
 
@@ -64,9 +64,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     elif report["ok"]:
         _print_ingest(report, dry_run=args.dry_run)
     if not report["ok"]:
+        refused = report.get("refused", False)
         if not args.json:
-            _eprint(f"refused: {report['error']}" if report.get("sheets") == {} else f"failed: {report['error']}")
-        return EXIT_REFUSED if report.get("sheets") == {} else EXIT_FAILED
+            _eprint(f"{'refused' if refused else 'failed'}: {report['error']}")
+        return EXIT_REFUSED if refused else EXIT_FAILED
     return 0
 
 

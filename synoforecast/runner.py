@@ -25,6 +25,7 @@ Progress = Callable[[str], None]
 class IngestOutcome:
     ok: bool
     file: str
+    refused: bool = False  # the workbook itself was refused (as opposed to a later step failing)
     sha256: str | None = None
     error: str | None = None
     manifest: dict = field(default_factory=dict)
@@ -35,6 +36,7 @@ class IngestOutcome:
     def report(self) -> dict:
         return {
             "ok": self.ok,
+            "refused": self.refused,
             "file": self.file,
             "sha256": self.sha256,
             "error": self.error,
@@ -55,6 +57,16 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
             return f"step {event.step_key} failed: {first} {detail}".strip() + \
                 f" (run {result.run_id}: open it in the Dagster UI for the full log)"
     return f"run {result.run_id} failed (open it in the Dagster UI for the full log)"
+
+
+def _refusal(result: dg.ExecuteInProcessResult) -> str | None:
+    """The workbook's refusal paragraph, carried in the Failure's metadata by workbook_snapshot."""
+    for event in result.all_events:
+        failure = event.step_failure_data if event.is_step_failure else None
+        user = failure.user_failure_data if failure else None
+        if user and "error" in user.metadata:
+            return str(user.metadata["error"].value)
+    return None
 
 
 def _execute(job: dg.JobDefinition, **kwargs) -> dg.ExecuteInProcessResult:
@@ -85,7 +97,9 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
                         instance=instance, tags=request.tags)
     outcome = IngestOutcome(ok=False, file=str(path), sha256=sha, run_ids=[snapshot.run_id])
     if not snapshot.success:
-        outcome.error = _failure_message(snapshot).removeprefix("workbook refused: ")
+        refusal = _refusal(snapshot)
+        outcome.refused = refusal is not None
+        outcome.error = refusal or _failure_message(snapshot)
         outcome.seconds = time.perf_counter() - started
         return outcome
     metadata = snapshot.asset_materializations_for_node("workbook_snapshot")[0].metadata

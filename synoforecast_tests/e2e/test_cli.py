@@ -1,0 +1,152 @@
+"""The `synoforecast` command as users run it: a real process, real files, exit codes."""
+
+import csv
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+
+CLI = str(Path(sys.executable).with_name("synoforecast"))
+
+
+def run(*args, env=None, timeout=600):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "sample.xlsx"
+    result = run("sample-workbook", "--out", str(path), "--rows", "4000", "--seed", "3", "--quarters", "20")
+    assert result.returncode == 0, result.stderr
+    return path, json.loads(result.stdout)
+
+
+def test_sample_workbook_is_reproducible_and_covers_20_quarters(sample, tmp_path):
+    path, stats = sample
+    again = tmp_path / "again.xlsx"
+    result = run("sample-workbook", "--out", str(again), "--rows", "4000", "--seed", "3", "--quarters", "20")
+    assert result.returncode == 0
+    assert again.read_bytes() == path.read_bytes()
+    assert len(stats["sheets"]["SVR-RM"]["quarters"]) == 20
+    assert set(stats["sheets"]) == {"SVR-RM", "Consumer", "C2", "Top Customers", "Region Map", "Device Bays"}
+
+
+def test_dry_run_json_reports_exactly_what_the_generator_wrote(sample):
+    path, stats = sample
+    result = run("ingest", str(path), "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # exactly one JSON object on stdout
+    assert report["ok"] is True and report["error"] is None and len(report["sha256"]) == 64
+    for name, written in stats["sheets"].items():
+        got = report["sheets"][name]
+        assert got["rows_read"] == got["rows_loaded"] == written["rows"], name
+        assert got["duplicates_removed"] == 0 and got["rows_quarantined"] == 0
+        assert got["unknown_models"] == written["unknown_models"], name
+        assert got["units_total"] == written["units_total"], name
+        assert got["revenue_total"] == pytest.approx(written["revenue_total"], abs=0.005), name
+        assert got["quarters"] == written["quarters"], name
+    assert report["ignored_sheets"] == []
+
+
+def test_refused_workbook_exits_non_zero_with_a_short_error_naming_sheet_and_column(sample, tmp_path):
+    path, _ = sample
+    broken = tmp_path / "no-revenue.xlsx"
+    wb = openpyxl.load_workbook(path)
+    wb["SVR-RM"].delete_cols(9)  # Revenue (USD)
+    wb.save(broken)
+    result = run("ingest", str(broken), "--dry-run")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "no-revenue.xlsx" in result.stderr and "'SVR-RM'" in result.stderr and "Revenue (USD)" in result.stderr
+
+    as_json = run("ingest", str(broken), "--dry-run", "--json")
+    assert as_json.returncode == 2
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False and "Revenue (USD)" in report["error"]
+
+
+def test_not_a_workbook_is_refused(tmp_path):
+    fake = tmp_path / "report.xlsx"
+    fake.write_text("this is not a spreadsheet")
+    result = run("ingest", str(fake), "--dry-run")
+    assert result.returncode == 2
+    assert "report.xlsx" in result.stderr and "corrupt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_forecast_command_writes_points_and_intervals(tmp_path):
+    source = tmp_path / "series.csv"
+    with open(source, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["unique_id", "ds", "y"])
+        start = dt.date(2019, 1, 1)
+        for i in range(24):
+            quarter = dt.date(start.year + (i // 4), 1 + 3 * (i % 4), 1)
+            writer.writerow(["a", quarter.isoformat(), 100 + 5 * i + (40 if i % 4 == 3 else 0)])
+            writer.writerow(["b", quarter.isoformat(), 50 + i])
+    out = tmp_path / "forecast.csv"
+    result = run("forecast", "--input", str(source), "--output", str(out), "--horizon", "2", "--level", "80", "95")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert [r["ds"] for r in rows if r["unique_id"] == "a"] == ["2025-01-01", "2025-04-01"]
+    for column in ("yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"):
+        assert column in rows[0]
+    assert all(float(r["yhat_lo_95"]) <= float(r["yhat"]) <= float(r["yhat_hi_95"]) for r in rows)
+
+
+def test_forecast_command_names_the_bad_row(tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_text("unique_id,ds,y\na,2024-01-01,1\na,2024-04-01,abc\n")
+    result = run("forecast", "--input", str(source), "--output", str(tmp_path / "o.csv"))
+    assert result.returncode == 2
+    assert "line 3" in result.stderr and "abc" in result.stderr and "Traceback" not in result.stderr
+
+
+def _env(tmp_path, **extra):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNOFORECAST_", "METABASE_", "DAGSTER_HOME"))}
+    env.update({"SYNOFORECAST_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dh"), **extra})
+    return env
+
+
+def test_ingest_json_materialises_through_dagster_and_prints_one_object(tmp_path, pg_url):
+    path = tmp_path / "small.xlsx"
+    write_sample_workbook(path, SampleSpec(rows=800, seed=5, start=dt.date(2024, 1, 1), quarters=8,
+                                           as_of=dt.date(2025, 12, 20)))
+    result = run("ingest", str(path), "--json", env=_env(tmp_path, SYNOFORECAST_WAREHOUSE_URL=pg_url), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["partitions"][0] == "2024-01-01" and report["partitions"][-1] == "2025-07-01"
+    assert len(report["run_ids"]) == 2
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        cohorts = conn.execute("select count(distinct cohort) from forecast.forecasts "
+                               "where as_of_quarter = '2025-07-01'").fetchone()[0]
+    assert cohorts == 5
+    runs = list((tmp_path / "dh").rglob("*.db"))
+    assert runs, "runs are recorded in the persistent DAGSTER_HOME"
+
+
+def test_embedded_warehouse_is_started_under_the_data_folder_and_reused(tmp_path):
+    env = _env(tmp_path)
+    first = run("warehouse-url", env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert str(tmp_path / "data" / "pgdata") in first.stdout
+    second = run("warehouse-url", env=env, timeout=300)
+    assert second.stdout == first.stdout
+    import pgserver
+    import psycopg
+
+    try:
+        with psycopg.connect(first.stdout.strip()) as conn:
+            schemas = {r[0] for r in conn.execute("select schema_name from information_schema.schemata")}
+        assert {"raw", "forecast", "ops"} <= schemas
+    finally:
+        pgserver.get_server(str(tmp_path / "data" / "pgdata"), cleanup_mode="stop").cleanup()
