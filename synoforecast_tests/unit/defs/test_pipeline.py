@@ -1,0 +1,43 @@
+"""Wiring between the snapshot and the downstream run: partition ranges and the asset sensor."""
+
+import dagster as dg
+
+from synoforecast.definitions import defs
+from synoforecast.defs.pipeline import PIPELINE_JOB, downstream_run_request, snapshot_downstream_sensor
+
+SHA = "ab" * 32
+
+
+def test_downstream_request_covers_the_snapshot_complete_quarters_in_one_run():
+    request = downstream_run_request(["2021-01-01", "2021-04-01", "2024-10-01"], SHA)
+    assert isinstance(request, dg.RunRequest)
+    assert request.job_name == PIPELINE_JOB
+    assert request.tags["dagster/asset_partition_range_start"] == "2021-01-01"
+    assert request.tags["dagster/asset_partition_range_end"] == "2024-10-01"
+    assert request.tags["synoforecast/snapshot"] == SHA
+
+
+def test_quarters_outside_the_partitions_are_clipped_and_none_left_is_a_skip():
+    request = downstream_run_request(["2015-01-01", "2020-04-01"], SHA)
+    assert request.tags["dagster/asset_partition_range_start"] == "2020-01-01"  # partitions start
+    assert request.tags["dagster/asset_partition_range_end"] == "2020-04-01"
+    assert isinstance(downstream_run_request([], SHA), dg.SkipReason)
+    assert isinstance(downstream_run_request(["2016-01-01", "2016-04-01"], SHA), dg.SkipReason)
+
+
+def test_asset_sensor_follows_a_snapshot_materialization_with_the_pipeline_run():
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        first = list(snapshot_downstream_sensor(context))  # nothing materialised yet
+        assert all(isinstance(r, dg.SkipReason) for r in first)
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key="workbook_snapshot",
+            metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"])},
+        ))
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        requests = list(snapshot_downstream_sensor(context))
+        assert len(requests) == 1
+        request = requests[0]
+        assert request.tags["dagster/asset_partition_range_start"] == "2022-01-01"
+        assert request.tags["dagster/asset_partition_range_end"] == "2023-07-01"
+        assert request.run_key.startswith(SHA)
