@@ -6,7 +6,6 @@ import dagster as dg
 from synoforecast.defs.partitions import partition_quarters, quarterly_partitions
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.contract import SHEETS, SheetSpec
-from synoforecast.lib.validation import validate_sheet
 from synoforecast.lib.warehouse import query_frame
 
 
@@ -19,6 +18,8 @@ def build_contract_check(spec: SheetSpec) -> dg.AssetChecksDefinition:
         description=f"Required columns of '{spec.name}' present, non-null and of the contract's types.",
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        from synoforecast.lib.validation import validate_sheet  # pandera: slow import, only where checks run
+
         quarters = partition_quarters(context)
         rows = query_frame(warehouse.get_url(),
                            f"select * from raw.{spec.table} where quarter_start between %s and %s",
