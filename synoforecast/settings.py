@@ -74,11 +74,16 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     try:
         if name == "partitions_start":
             value = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
-            if value.day != 1 or (value.month - 1) % 3:
-                raise ValueError("must be a calendar quarter start such as 2020-01-01")
+            if value.day != 1:
+                raise ValueError("must be a quarter start (first day of a quarter) such as 2020-01-01")
             return value
         if name in ("fiscal_year_start_month", "season_length", "top_customers_n"):
-            return int(raw)
+            value = int(raw)
+            low, high = {"fiscal_year_start_month": (1, 12), "season_length": (1, 12),
+                         "top_customers_n": (1, 10_000)}[name]
+            if not low <= value <= high:
+                raise ValueError(f"must be between {low} and {high}")
+            return value
         if name == "quarantine_max_share":
             value = float(raw)
             if not 0 <= value < 1:
@@ -105,6 +110,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name, key in _ENV_KEYS.items():
         if env.get(key) not in (None, ""):
             values[name] = _coerce(name, env[key], key)
+    start, fiscal = values.get("partitions_start"), values.get("fiscal_year_start_month", 1)
+    if start is not None and (start.month - fiscal) % 3:
+        raise SettingsError(f"setting partitions_start {start} is not a quarter start for a fiscal year "
+                            f"starting in month {fiscal}")
     data_dir = Path(values.pop("data_dir", None) or home / "data").resolve()
     inbox_dir = Path(values.pop("inbox_dir", None) or data_dir / "raw").resolve()
     dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()

@@ -9,15 +9,25 @@ import datetime as dt
 
 import dagster as dg
 
-from synoforecast.lib.quarters import add_quarters, parse_key, quarter_label, quarter_range, to_key
+from synoforecast.lib.quarters import add_quarters, parse_key, quarter_label, quarter_range, quarter_start, to_key
 from synoforecast.settings import get_settings
 
-QUARTER_CRON = "0 0 1 1,4,7,10 *"
+def quarter_cron(fiscal_start_month: int) -> str:
+    """Cron of quarter starts: `0 0 1 1,4,7,10 *` for calendar quarters, shifted for a fiscal year."""
+    months = sorted((fiscal_start_month - 1 + 3 * k) % 12 + 1 for k in range(4))
+    return f"0 0 1 {','.join(map(str, months))} *"
+
+
+def _partitions_start() -> dt.date:
+    """The configured start, moved to the first day of its (fiscal) quarter."""
+    settings = get_settings()
+    return quarter_start(settings.partitions_start, settings.fiscal_year_start_month)
+
 
 quarterly_partitions = dg.TimeWindowPartitionsDefinition(
-    start=to_key(get_settings().partitions_start),
+    start=to_key(_partitions_start()),
     fmt="%Y-%m-%d",
-    cron_schedule=QUARTER_CRON,
+    cron_schedule=quarter_cron(get_settings().fiscal_year_start_month),
     end_offset=0,
 )
 

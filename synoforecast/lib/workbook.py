@@ -213,7 +213,9 @@ def _as_text(s: pl.Series) -> pl.Series:
     if s.dtype in (pl.Float64, pl.Float32):
         # numeric-looking ids typed as numbers: 412.0 -> "412"
         ints = s.cast(pl.Int64, strict=False)
-        return pl.when(ints.cast(pl.Float64) == s).then(ints.cast(pl.String)).otherwise(s.cast(pl.String)).alias(s.name)
+        whole = pl.select(pl.when(ints.cast(pl.Float64) == s).then(ints.cast(pl.String))
+                          .otherwise(s.cast(pl.String))).to_series()
+        return whole.alias(s.name)
     return s.cast(pl.String)
 
 
@@ -286,7 +288,8 @@ def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
     text_cells = [_as_text(columns[c.field]) for c in spec.columns if columns[c.field].dtype == pl.String]
     blank = pl.select(pl.all_horizontal([(s.is_null() | (s == "")) for s in
                                          [_as_text(columns[c.field]) for c in spec.columns]])).to_series()
-    total = pl.select(pl.any_horizontal([s.str.to_lowercase().is_in(list(TOTAL_MARKERS)).fill_null(False)
+    total = pl.select(pl.any_horizontal([s.str.to_lowercase().str.replace(r"[\s:.]+$", "")
+                                         .is_in(list(TOTAL_MARKERS)).fill_null(False)
                                          for s in text_cells] or [pl.lit(False)])).to_series()
     keep = ~(blank | total)
 

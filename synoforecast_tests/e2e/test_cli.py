@@ -3,7 +3,9 @@
 import csv
 import datetime as dt
 import json
+import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -134,7 +136,10 @@ def test_ingest_json_materialises_through_dagster_and_prints_one_object(tmp_path
     assert runs, "runs are recorded in the persistent DAGSTER_HOME"
 
 
-def test_embedded_warehouse_is_started_under_the_data_folder_and_reused(tmp_path):
+def test_embedded_warehouse_is_started_under_the_data_folder_and_reused():
+    # pgserver runs PostgreSQL as user 'pgserver' when started by root, so its folder must be
+    # traversable: a plain /tmp folder, not pytest's private (0700) basetemp
+    tmp_path = Path(tempfile.mkdtemp(prefix="synoforecast-embedded-"))
     env = _env(tmp_path)
     first = run("warehouse-url", env=env, timeout=300)
     assert first.returncode == 0, first.stderr
@@ -150,3 +155,4 @@ def test_embedded_warehouse_is_started_under_the_data_folder_and_reused(tmp_path
         assert {"raw", "forecast", "ops"} <= schemas
     finally:
         pgserver.get_server(str(tmp_path / "data" / "pgdata"), cleanup_mode="stop").cleanup()
+        shutil.rmtree(tmp_path, ignore_errors=True)

@@ -242,8 +242,6 @@ def test_customer_ids_typed_as_numbers_mixed_with_text_become_plain_text(tmp_pat
     assert read(path).sheets["SVR-RM"].frame["customer_id"].to_list() == ["00412", "1001"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG workbook._as_text returns a polars Expr (not a Series) for a float "
-                                       "column, so an all-numeric Customer ID column refuses the workbook")
 def test_customer_id_column_of_numbers_is_read_as_text(tmp_path):
     path = svr_book(tmp_path / "numeric_ids.xlsx", [sale(cust=1001), sale(cust=2002, units=2)])
     assert read(path).sheets["SVR-RM"].frame["customer_id"].to_list() == ["1001", "2002"]

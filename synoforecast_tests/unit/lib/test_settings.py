@@ -1,0 +1,149 @@
+"""Settings: defaults under the project home, synoforecast.yaml values, env overrides and refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from synoforecast.settings import Settings, SettingsError, load_settings
+
+
+def settings_for(home: Path, yaml_text: str | None = None, **env: str) -> Settings:
+    if yaml_text is not None:
+        (home / "synoforecast.yaml").write_text(yaml_text)
+    return load_settings({"SYNOFORECAST_HOME": str(home), **env})
+
+
+def test_defaults_live_under_the_home(tmp_path):
+    s = settings_for(tmp_path)
+    assert s.home == tmp_path.resolve()
+    assert s.data_dir == tmp_path.resolve() / "data"
+    assert s.inbox_dir == tmp_path.resolve() / "data" / "raw"
+    assert s.dagster_home == tmp_path.resolve() / "data" / "dagster_home"
+    assert s.pgdata_dir == s.data_dir / "pgdata"
+    assert s.ingestion_dir == s.data_dir / "processed" / "ingestion"
+    assert s.forecasts_dir == s.data_dir / "processed" / "forecasts"
+    assert s.warehouse_url is None
+    assert (s.partitions_start, s.fiscal_year_start_month, s.season_length, s.top_customers_n,
+            s.quarantine_max_share) == (dt.date(2020, 1, 1), 1, 4, 20, 0.02)
+
+
+def test_process_environment_is_not_consulted_when_env_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNOFORECAST_TOP_CUSTOMERS_N", "99")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    s = settings_for(tmp_path)
+    assert s.top_customers_n == 20
+    assert s.dagster_home == tmp_path.resolve() / "data" / "dagster_home"
+
+
+def test_yaml_values_are_used(tmp_path):
+    s = settings_for(tmp_path, """
+data_dir: /srv/synoforecast
+warehouse_url: postgresql://forecast:secret@db.internal:5433/sales
+partitions_start: 2021-04-01
+fiscal_year_start_month: 4
+season_length: 4
+top_customers_n: 15
+quarantine_max_share: 0.05
+""")
+    assert s.data_dir == Path("/srv/synoforecast")
+    assert s.inbox_dir == Path("/srv/synoforecast/raw")  # follows the data folder
+    assert s.warehouse_url == "postgresql://forecast:secret@db.internal:5433/sales"
+    assert s.partitions_start == dt.date(2021, 4, 1)
+    assert s.fiscal_year_start_month == 4
+    assert s.top_customers_n == 15
+    assert s.quarantine_max_share == 0.05
+
+
+def test_env_overrides_yaml(tmp_path):
+    s = settings_for(
+        tmp_path,
+        "top_customers_n: 15\npartitions_start: '2021-04-01'\ninbox_dir: /yaml/inbox\n",
+        SYNOFORECAST_TOP_CUSTOMERS_N="30",
+        SYNOFORECAST_PARTITIONS_START="2022-10-01",
+        SYNOFORECAST_INBOX=str(tmp_path / "nas"),
+        SYNOFORECAST_QUARANTINE_MAX_SHARE="0",
+        DAGSTER_HOME=str(tmp_path / "dh"),
+    )
+    assert s.top_customers_n == 30
+    assert s.partitions_start == dt.date(2022, 10, 1)
+    assert s.inbox_dir == (tmp_path / "nas").resolve()
+    assert s.quarantine_max_share == 0.0
+    assert s.dagster_home == (tmp_path / "dh").resolve()
+
+
+def test_empty_env_value_does_not_override_yaml(tmp_path):
+    s = settings_for(tmp_path, "top_customers_n: 15\n", SYNOFORECAST_TOP_CUSTOMERS_N="")
+    assert s.top_customers_n == 15
+
+
+def test_explicit_config_file(tmp_path):
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text("season_length: 8\n")
+    s = load_settings({"SYNOFORECAST_HOME": str(tmp_path), "SYNOFORECAST_CONFIG": str(config)})
+    assert s.season_length == 8
+
+
+def test_empty_yaml_file_gives_defaults(tmp_path):
+    assert settings_for(tmp_path, "").top_customers_n == 20
+
+
+@pytest.mark.parametrize(
+    "env_key, value, setting",
+    [
+        ("SYNOFORECAST_TOP_CUSTOMERS_N", "twenty", "top_customers_n"),
+        ("SYNOFORECAST_SEASON_LENGTH", "4.5", "season_length"),
+        ("SYNOFORECAST_FISCAL_YEAR_START_MONTH", "April", "fiscal_year_start_month"),
+        ("SYNOFORECAST_QUARANTINE_MAX_SHARE", "1", "quarantine_max_share"),
+        ("SYNOFORECAST_QUARANTINE_MAX_SHARE", "-0.1", "quarantine_max_share"),
+        ("SYNOFORECAST_QUARANTINE_MAX_SHARE", "2%", "quarantine_max_share"),
+        ("SYNOFORECAST_PARTITIONS_START", "2020-13-01", "partitions_start"),
+        ("SYNOFORECAST_PARTITIONS_START", "last year", "partitions_start"),
+    ],
+)
+def test_bad_env_values_name_the_setting_and_the_source(tmp_path, env_key, value, setting):
+    with pytest.raises(SettingsError) as info:
+        settings_for(tmp_path, **{env_key: value})
+    message = str(info.value)
+    assert f"setting {setting}" in message
+    assert env_key in message
+    assert repr(value) in message
+
+
+def test_bad_yaml_value_names_the_setting_and_the_file(tmp_path):
+    with pytest.raises(SettingsError) as info:
+        settings_for(tmp_path, "top_customers_n: many\n")
+    assert "setting top_customers_n" in str(info.value)
+    assert "synoforecast.yaml" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["2020-02-01", "2020-01-15", "2020-12-01"])
+def test_partitions_start_must_be_a_quarter_start(tmp_path, value):
+    with pytest.raises(SettingsError, match="partitions_start.*quarter start"):
+        settings_for(tmp_path, SYNOFORECAST_PARTITIONS_START=value)
+    with pytest.raises(SettingsError, match="partitions_start"):
+        settings_for(tmp_path, f"partitions_start: {value}\n")
+
+
+@pytest.mark.parametrize("value, expected", [("2020-04-01", dt.date(2020, 4, 1)), ("2019-10-01", dt.date(2019, 10, 1))])
+def test_quarter_starts_are_accepted(tmp_path, value, expected):
+    assert settings_for(tmp_path, SYNOFORECAST_PARTITIONS_START=value).partitions_start == expected
+
+
+def test_unknown_yaml_key_is_refused_listing_the_known_ones(tmp_path):
+    with pytest.raises(SettingsError) as info:
+        settings_for(tmp_path, "top_customer_n: 10\n")
+    assert "unknown settings ['top_customer_n']" in str(info.value)
+    assert "'top_customers_n'" in str(info.value)
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="must hold a mapping"):
+        settings_for(tmp_path, "- a\n- b\n")
+
+
+def test_fiscal_month_out_of_range_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="fiscal_year_start_month"):
+        settings_for(tmp_path, SYNOFORECAST_FISCAL_YEAR_START_MONTH="13")
