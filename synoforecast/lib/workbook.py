@@ -285,9 +285,9 @@ def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
     for col_spec in spec.columns:  # optional columns absent from the export
         columns.setdefault(col_spec.field, pl.Series(col_spec.field, [None] * n, dtype=pl.String))
 
-    text_cells = [_as_text(columns[c.field]) for c in spec.columns if columns[c.field].dtype == pl.String]
-    blank = pl.select(pl.all_horizontal([(s.is_null() | (s == "")) for s in
-                                         [_as_text(columns[c.field]) for c in spec.columns]])).to_series()
+    texts = {c.field: _as_text(columns[c.field]) for c in spec.columns}
+    text_cells = [texts[c.field] for c in spec.columns if columns[c.field].dtype == pl.String]
+    blank = pl.select(pl.all_horizontal([(s.is_null() | (s == "")) for s in texts.values()])).to_series()
     total = pl.select(pl.any_horizontal([s.str.to_lowercase().str.replace(r"[\s:.]+$", "")
                                          .is_in(list(TOTAL_MARKERS)).fill_null(False)
                                          for s in text_cells] or [pl.lit(False)])).to_series()
@@ -317,10 +317,8 @@ def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
 
     if spec.date_field:
         qs = _quarter_starts(frame[spec.date_field], fiscal_start_month)
-        frame = frame.with_columns(quarter_start=qs).with_columns(
-            quarter_label=pl.col("quarter_start").map_elements(lambda d: quarter_label(d, fiscal_start_month),
-                                                               return_dtype=pl.String)
-        )
+        labels = {q: quarter_label(q, fiscal_start_month) for q in qs.unique().drop_nulls().to_list()}
+        frame = frame.with_columns(quarter_start=qs, quarter_label=qs.replace_strict(labels, return_dtype=pl.String))
     unknown_models = int(frame["is_unknown_model"].sum()) if spec.is_sales else 0
     unknown_countries = int(frame["is_unknown_country"].sum()) if spec.is_sales else 0
     return SheetRead(spec, frame, header_idx + 1, rows_read, duplicates, quarantine, unknown_models, unknown_countries)
