@@ -85,7 +85,7 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     ensure_dagster_home(get_settings())
     from synoforecast.definitions import defs
     from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB, snapshot_run_request
-    from synoforecast.defs.pipeline import PIPELINE_JOB, downstream_run_request
+    from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, PIPELINE_JOB, downstream_run_request
     from synoforecast.lib.inbox import file_sha256
 
     path = Path(path).resolve()
@@ -94,7 +94,7 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     request = snapshot_run_request(str(path), sha or "unknown")
     progress(f"[1/2] validating and snapshotting {path.name}")
     snapshot = _execute(defs.resolve_job_def(SNAPSHOT_JOB), run_config={**request.run_config, **_run_config(quiet)},
-                        instance=instance, tags=request.tags)
+                        instance=instance, tags={**request.tags, DOWNSTREAM_IN_PROCESS_TAG: "in-process"})
     outcome = IngestOutcome(ok=False, file=str(path), sha256=sha, run_ids=[snapshot.run_id])
     if not snapshot.success:
         refusal = _refusal(snapshot)

@@ -11,10 +11,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
 from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB
-from synoforecast.defs.partitions import existing_keys, label, quarterly_partitions
+from synoforecast.defs.partitions import existing_keys, label, quarter_cron, quarterly_partitions
 from synoforecast.lib.quarters import parse_key
+from synoforecast.settings import get_settings
 
 PIPELINE_JOB = "forecast_pipeline_job"
+DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"  # "in-process": the CLI runs the follow-up itself
 
 snapshot_job = dg.define_asset_job(
     SNAPSHOT_JOB, selection=dg.AssetSelection.assets(workbook_snapshot),
@@ -59,10 +61,11 @@ def downstream_run_request(complete_quarter_keys: list[str], sha256: str, run_ke
     return dg.RunRequest(run_key=run_key, job_name=PIPELINE_JOB, tags=pipeline_tags(keys, sha256))
 
 
-@dg.asset_sensor(asset_key=workbook_snapshot.key, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
-                 default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
-                 description="After a snapshot is accepted, materialises its quarters downstream in one run.")
-def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry) -> dg.RunRequest | dg.SkipReason:
+    """The downstream run for an accepted snapshot, unless its run already did it in-process."""
+    run = instance.get_run_by_id(asset_event.run_id) if asset_event.run_id else None
+    if run is not None and run.tags.get(DOWNSTREAM_IN_PROCESS_TAG) == "in-process":
+        return dg.SkipReason(f"run {asset_event.run_id} ran its downstream quarters itself (synoforecast ingest)")
     materialization = asset_event.asset_materialization
     metadata = materialization.metadata if materialization else {}
     keys = metadata.get("complete_quarter_keys")
@@ -72,7 +75,15 @@ def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event:
     return downstream_run_request(list(keys.value), str(sha.value), run_key=f"{sha.value}:{asset_event.run_id}")
 
 
-@dg.schedule(job_name=PIPELINE_JOB, cron_schedule="0 6 2 1,4,7,10 *", name="quarter_close_schedule",
+@dg.asset_sensor(asset_key=workbook_snapshot.key, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
+                 default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+                 description="After a snapshot is accepted, materialises its quarters downstream in one run.")
+def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    return follow_snapshot(context.instance, asset_event)
+
+
+@dg.schedule(job_name=PIPELINE_JOB, cron_schedule=quarter_cron(get_settings().fiscal_year_start_month)
+             .replace("0 0 1 ", "0 6 2 ", 1), name="quarter_close_schedule",
              default_status=dg.DefaultScheduleStatus.STOPPED,
              description="Second day of each quarter, 06:00: materialises the quarter that just closed "
                          "from the latest accepted snapshot.")

@@ -1,7 +1,8 @@
 """The workbook contract as data: sheets, canonical columns, types and header aliases.
 
-`docs/workbook-contract.md` restates this for the sales-operations team; the alias
-table can be extended in `synoforecast.yaml` without a code change.
+`docs/workbook-contract.md` restates this for the sales-operations team. `AliasTable`
+takes extra spellings per sheet; wiring it to configuration is tracked in the
+ingestion issue.
 """
 
 from __future__ import annotations

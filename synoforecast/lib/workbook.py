@@ -306,6 +306,7 @@ def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
         canonical = frame["model"].str.to_lowercase().replace_strict(ref.models, default=None)
         frame = frame.with_columns(
             model=pl.coalesce(canonical, frame["model"]),
+            tier=frame["tier"].str.to_uppercase(),
             is_unknown_model=canonical.is_null(),
             is_unknown_country=~frame["country"].str.to_lowercase().is_in(list(ref.countries)).fill_null(False),
         )

@@ -15,7 +15,8 @@ def snapshot_run_request(path: str, sha256: str) -> dg.RunRequest:
         run_key=sha256,
         job_name=SNAPSHOT_JOB,
         run_config={"ops": {"workbook_snapshot": {"config": {"path": path}}}},
-        tags={SNAPSHOT_TAG: sha256, "synoforecast/file": path},
+        # a refused workbook fails the same way every time: never retry it
+        tags={SNAPSHOT_TAG: sha256, "synoforecast/file": path, "dagster/retry_on_asset_or_op_failure": "false"},
     )
 
 

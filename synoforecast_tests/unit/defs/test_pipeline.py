@@ -41,3 +41,22 @@ def test_asset_sensor_follows_a_snapshot_materialization_with_the_pipeline_run()
         assert request.tags["dagster/asset_partition_range_start"] == "2022-01-01"
         assert request.tags["dagster/asset_partition_range_end"] == "2023-07-01"
         assert request.run_key.startswith(SHA)
+
+
+def test_a_snapshot_ingested_by_the_cli_is_not_followed_twice():
+    from types import SimpleNamespace
+
+    from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, follow_snapshot
+
+    materialization = dg.AssetMaterialization(
+        asset_key="workbook_snapshot",
+        metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01"])})
+    with dg.instance_for_test() as instance:
+        job = defs.resolve_job_def("ingest_snapshot_job")
+        by_cli = instance.create_run_for_job(job, tags={DOWNSTREAM_IN_PROCESS_TAG: "in-process"})
+        by_sensor = instance.create_run_for_job(job, tags={})
+        skipped = follow_snapshot(instance, SimpleNamespace(run_id=by_cli.run_id, asset_materialization=materialization))
+        followed = follow_snapshot(instance, SimpleNamespace(run_id=by_sensor.run_id,
+                                                             asset_materialization=materialization))
+    assert isinstance(skipped, dg.SkipReason) and "itself" in skipped.skip_message
+    assert isinstance(followed, dg.RunRequest)
