@@ -33,6 +33,10 @@ quarterly_partitions = dg.TimeWindowPartitionsDefinition(
 
 single_run = dg.BackfillPolicy.single_run()
 
+# every quarterly asset: one partition per quarter, and a range of quarters in ONE run
+# (one dbt invocation, one pass of the forecast loop) when backfilling or following a snapshot
+QUARTERLY = {"partitions_def": quarterly_partitions, "backfill_policy": single_run}
+
 
 def label(key: str) -> str:
     """Human label of a partition key: 2025-07-01 -> 2025-Q3."""

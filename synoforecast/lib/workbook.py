@@ -22,7 +22,7 @@ import polars as pl
 
 from synoforecast.lib.inbox import file_sha256 as sha256_file
 from synoforecast.lib.contract import SHEETS, AliasTable, ColumnSpec, SheetSpec, match_sheet, normalise_name
-from synoforecast.lib.quarters import complete_quarters, quarter_label, quarter_start
+from synoforecast.lib.quarters import complete_quarters, quarter_label
 
 HEADER_SEARCH_ROWS = 30
 TOTAL_MARKERS = {"total", "grand total", "subtotal", "sub total", "sum"}

@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 
 from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
-from synoforecast.defs.partitions import label, partition_quarters, quarterly_partitions, single_run
+from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import COHORTS
 from synoforecast.lib.metabase import MetabaseConfig, MetabaseError, refresh_metabase
@@ -23,8 +23,7 @@ SKIPPED = "skipped: not configured"
 @dg.asset(
     key=dg.AssetKey(["activation", "metabase_refresh"]),
     deps=[forecast_evaluation, *[forecast_key(c) for c in COHORTS]],
-    partitions_def=quarterly_partitions,
-    backfill_policy=single_run,
+    **QUARTERLY,
     group_name="activation",
     kinds={"metabase"},
     description="Re-runs the configured Metabase cards (ignore_cache) once new forecasts are published.",
@@ -94,8 +93,7 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
 @dg.asset(
     key=dg.AssetKey(["activation", "summary_notification"]),
     deps=[metabase_refresh],
-    partitions_def=quarterly_partitions,
-    backfill_policy=single_run,
+    **QUARTERLY,
     group_name="activation",
     kinds={"slack"},
     description="Posts what changed (volume, checks, forecasts, C2) to Slack, Teams and/or n8n.",

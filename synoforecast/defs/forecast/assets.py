@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from synoforecast.defs.partitions import label, partition_quarters, quarterly_partitions, single_run
+from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters, quarterly_partitions
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import COHORTS, Cohort, series_as_of, split_unique_id, to_long
 from synoforecast.lib.quarters import add_quarters, to_key
@@ -76,8 +76,7 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
     @dg.asset(
         key=forecast_key(cohort),
         deps=[mart_key(m) for m in cohort.marts],
-        partitions_def=quarterly_partitions,
-        backfill_policy=single_run,
+        **QUARTERLY,
         group_name="forecast",
         kinds={"statsforecast", "postgres"},
         description=f"{cohort.title}: next-quarter units and revenue with 80/95% intervals, as of each quarter.",
@@ -181,8 +180,7 @@ def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, 
     key=dg.AssetKey(["forecast", "forecast_evaluation"]),
     deps=[dg.AssetDep(forecast_key(c), partition_mapping=dg.TimeWindowPartitionMapping(
         start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)) for c in COHORTS],
-    partitions_def=quarterly_partitions,
-    backfill_policy=single_run,
+    **QUARTERLY,
     group_name="forecast",
     kinds={"postgres"},
     description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals (MAPE, sMAPE).",

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from synoforecast.defs.partitions import label, partition_quarters, quarterly_partitions, single_run
+from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib import snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
@@ -92,8 +92,7 @@ def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.table,
         key_prefix="raw",
-        partitions_def=quarterly_partitions,
-        backfill_policy=single_run,
+        **QUARTERLY,
         deps=[workbook_snapshot],
         group_name="ingestion",
         kinds={"postgres"},

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from synoforecast.defs.partitions import partition_quarters, quarterly_partitions, single_run
+from synoforecast.defs.partitions import QUARTERLY, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.transform.project import dbt_project, ensure_manifest
 from synoforecast.lib.dbt_vars import dbt_vars
@@ -32,8 +32,7 @@ class SynoforecastTranslator(DagsterDbtTranslator):
 @dbt_assets(
     manifest=ensure_manifest(),
     project=dbt_project,
-    partitions_def=quarterly_partitions,
-    backfill_policy=single_run,
+    **QUARTERLY,
     dagster_dbt_translator=SynoforecastTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool="dbt",
 )
