@@ -127,7 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = settings.inbox_dir / f"sample-sale-out-{today.isoformat()}.xlsx"
     _progress(f"writing a sample workbook ({args.rows:,} SVR-RM rows) to {path}")
     write_sample_workbook(path, SampleSpec(rows=args.rows, seed=args.seed))
-    outcome = ingest_workbook(path, progress=_progress, quiet=not args.verbose)
+    outcome = ingest_workbook(path, progress=_progress, quiet=args.quiet)
     if not outcome.ok:
         _eprint(f"demo failed: {outcome.error}")
         return EXIT_FAILED
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write a sample workbook, run the whole graph, print forecasts")
     demo.add_argument("--rows", type=int, default=20_000, help="SVR-RM rows in the sample (default 20000)")
     demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--verbose", action="store_true", help="show Dagster's INFO logs while it runs")
+    demo.add_argument("--quiet", action="store_true", help="hide Dagster's step logs (progress lines stay)")
     demo.set_defaults(func=cmd_demo)
 
     ingest = sub.add_parser("ingest", help="validate a workbook and materialise it and everything downstream")
