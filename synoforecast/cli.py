@@ -181,8 +181,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     settings = get_settings()
     ensure_dagster_home(settings)
     dagster = Path(sys.executable).with_name("dagster")
-    command = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(settings.home / "workspace.yaml"),
-               "-h", args.host, "-p", str(args.port)]
+    workspace = settings.home / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "synoforecast.definitions"]
+    command = [str(dagster) if dagster.exists() else "dagster", "dev", *target, "-h", args.host, "-p", str(args.port)]
     _progress(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; starting {' '.join(command[1:])}")
     os.chdir(settings.home)
     os.execv(command[0], command) if dagster.exists() else os.execvp(command[0], command)

@@ -56,3 +56,27 @@ def test_growing_file_waits_and_changed_content_runs_again(project_env):
     assert requests == []
     requests, cursor = _tick(cursor)
     assert len(requests) == 1
+
+
+def test_content_already_ingested_through_the_cli_is_not_requested_again(project_env):
+    from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
+    from synoforecast.definitions import defs
+    from synoforecast.lib.inbox import file_sha256
+
+    path = project_env["inbox"] / "done.xlsx"
+    write_sample_workbook(path, SampleSpec(rows=300, quarters=8, seed=9))
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(defs.resolve_job_def("ingest_snapshot_job"),
+                                          tags={SNAPSHOT_TAG: file_sha256(path)})
+        instance.report_run_failed(run)  # a failed attempt does not count as ingested
+        context = dg.build_sensor_context(instance=instance)
+        first = inbox_sensor(context)
+        second = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert len(second.run_requests) == 1
+        succeeded = instance.create_run_for_job(defs.resolve_job_def("ingest_snapshot_job"),
+                                                tags={SNAPSHOT_TAG: file_sha256(path)},
+                                                status=dg.DagsterRunStatus.SUCCESS)
+        assert succeeded.status == dg.DagsterRunStatus.SUCCESS
+        fresh = inbox_sensor(dg.build_sensor_context(instance=instance))
+        again = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=fresh.cursor))
+        assert again.run_requests == []
