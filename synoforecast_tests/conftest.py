@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import shutil
+import tempfile
 import os
 import uuid
 from pathlib import Path
@@ -22,12 +24,16 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
+    """PostgreSQL runs as user 'pgserver' when started by root: its folder lives in /tmp
+    itself, not under pytest's private basetemp (which every pytest session re-chmods 0700)."""
     import pgserver
 
-    server = pgserver.get_server(str(tmp_path_factory.mktemp("pgcluster")), cleanup_mode="stop")
+    folder = tempfile.mkdtemp(prefix="synoforecast-test-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
     yield server
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def new_database(pg_server) -> str:
