@@ -40,16 +40,14 @@ def cmd_sample_workbook(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from synoforecast.lib.workbook import Reference, WorkbookRefused, read_workbook
-    from synoforecast.settings import DBT_PROJECT_DIR, get_settings
+    from synoforecast.lib.workbook import WorkbookRefused, read_workbook
+    from synoforecast.settings import get_settings, reader_options
 
     path = Path(args.path)
     settings = get_settings()
     if args.dry_run:
         try:
-            read = read_workbook(path, reference=Reference.from_seeds(DBT_PROJECT_DIR / "seeds"),
-                                 fiscal_start_month=settings.fiscal_year_start_month,
-                                 quarantine_max_share=settings.quarantine_max_share)
+            read = read_workbook(path, **reader_options(settings))
             report = read.report()
         except WorkbookRefused as exc:
             report = {"ok": False, "refused": True, "file": str(path.resolve()), "sha256": _sha_or_none(path),

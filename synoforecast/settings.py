@@ -44,6 +44,8 @@ class Settings:
     season_length: int = 4
     top_customers_n: int = 20
     quarantine_max_share: float = 0.02
+    # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
+    aliases: dict = dataclasses.field(default_factory=dict)
 
     @property
     def pgdata_dir(self) -> Path:
@@ -94,6 +96,29 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         raise SettingsError(f"setting {name} from {source}: {raw!r} is not valid ({exc})") from None
 
 
+def _aliases(raw: Any, source: Path) -> dict:
+    """Validate the yaml alias table against the contract's sheets and columns."""
+    from synoforecast.lib.contract import SHEETS, normalise_name
+
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{source}: aliases must map sheet -> column -> [spellings]")
+    sheets = {normalise_name(s.name): s for s in SHEETS}
+    table: dict[str, dict[str, list[str]]] = {}
+    for sheet_name, columns in raw.items():
+        sheet = sheets.get(normalise_name(sheet_name))
+        if sheet is None or not isinstance(columns, dict):
+            raise SettingsError(f"{source}: aliases for unknown sheet {sheet_name!r}; sheets: {[s.name for s in SHEETS]}")
+        known = {normalise_name(c.header): c.header for c in sheet.columns}
+        for column, spellings in columns.items():
+            if normalise_name(column) not in known:
+                raise SettingsError(f"{source}: aliases for unknown column {column!r} of sheet {sheet.name!r}; "
+                                    f"columns: {list(known.values())}")
+            if isinstance(spellings, str):
+                spellings = [spellings]
+            table.setdefault(sheet.name, {})[known[normalise_name(column)]] = [str(x) for x in spellings]
+    return table
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     home = Path(env.get("SYNOFORECAST_HOME") or default_home()).resolve()
@@ -103,10 +128,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         loaded = yaml.safe_load(config_file.read_text()) or {}
         if not isinstance(loaded, dict):
             raise SettingsError(f"{config_file} must hold a mapping of setting: value")
-        unknown = set(loaded) - set(_ENV_KEYS)
+        unknown = set(loaded) - set(_ENV_KEYS) - {"aliases"}
         if unknown:
             raise SettingsError(f"{config_file}: unknown settings {sorted(unknown)}; known: {sorted(_ENV_KEYS)}")
-        values = {k: _coerce(k, v, str(config_file)) for k, v in loaded.items()}
+        values = {k: _coerce(k, v, str(config_file)) for k, v in loaded.items() if k != "aliases"}
+        if "aliases" in loaded:
+            values["aliases"] = _aliases(loaded["aliases"], config_file)
     for name, key in _ENV_KEYS.items():
         if env.get(key) not in (None, ""):
             values[name] = _coerce(name, env[key], key)
@@ -118,6 +145,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     inbox_dir = Path(values.pop("inbox_dir", None) or data_dir / "raw").resolve()
     dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
     return Settings(home=home, data_dir=data_dir, inbox_dir=inbox_dir, dagster_home=dagster_home, **values)
+
+
+def reader_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `lib.workbook.read_workbook` from the settings."""
+    from synoforecast.lib.contract import AliasTable
+    from synoforecast.lib.workbook import Reference
+
+    return {
+        "reference": Reference.from_seeds(DBT_PROJECT_DIR / "seeds"),
+        "aliases": AliasTable(extra=settings.aliases),
+        "fiscal_start_month": settings.fiscal_year_start_month,
+        "quarantine_max_share": settings.quarantine_max_share,
+    }
 
 
 @lru_cache(maxsize=1)

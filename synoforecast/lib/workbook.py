@@ -368,6 +368,13 @@ def _quarter_hashes(sheets: dict[str, SheetRead]) -> dict[str, str]:
     return {q: d.hexdigest()[:16] for q, d in sorted(digests.items())}
 
 
+def _is_hidden(reader: fastexcel.ExcelReader, name: str) -> bool:
+    try:
+        return reader.load_sheet(name, header_row=None, n_rows=1).visible != "visible"
+    except Exception:  # an empty sheet has no range to load: it is not a data sheet either way
+        return False
+
+
 def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: AliasTable | None = None,
                   fiscal_start_month: int = 1, quarantine_max_share: float = 0.02) -> WorkbookRead:
     """Parse and validate a whole workbook; raise WorkbookRefused if it must not be ingested."""
@@ -384,8 +391,9 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
     ignored: list[str] = []
     for name in names:
         spec = match_sheet(name)
-        if spec is None or spec.name in matched:
-            ignored.append(name)
+        hidden = _is_hidden(reader, name)
+        if spec is None or spec.name in matched or hidden:
+            ignored.append(f"{name} (hidden)" if hidden else name)  # pivots, notes, helper sheets
         else:
             matched[spec.name] = (name, spec)
     for spec in SHEETS:

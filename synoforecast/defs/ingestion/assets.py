@@ -14,8 +14,8 @@ from synoforecast.lib.inbox import file_sha256, newest_workbook
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.schema import RAW_TABLES, column_names
 from synoforecast.lib.warehouse import replace_rows
-from synoforecast.lib.workbook import Reference, WorkbookRefused, read_workbook
-from synoforecast.settings import DBT_PROJECT_DIR, get_settings
+from synoforecast.lib.workbook import WorkbookRefused, read_workbook
+from synoforecast.settings import get_settings, reader_options
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
 
@@ -42,9 +42,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     url = warehouse.get_url()
     context.log.info(f"reading {path}")
     try:
-        read = read_workbook(path, reference=Reference.from_seeds(DBT_PROJECT_DIR / "seeds"),
-                             fiscal_start_month=settings.fiscal_year_start_month,
-                             quarantine_max_share=settings.quarantine_max_share)
+        read = read_workbook(path, **reader_options(settings))
     except WorkbookRefused as exc:
         if path.is_file():
             snapshots.record_refused(url, path, file_sha256(path), str(exc), context.run_id)

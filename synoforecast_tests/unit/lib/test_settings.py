@@ -147,3 +147,15 @@ def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
 def test_fiscal_month_out_of_range_is_refused(tmp_path):
     with pytest.raises(SettingsError, match="fiscal_year_start_month"):
         settings_for(tmp_path, SYNOFORECAST_FISCAL_YEAR_START_MONTH="13")
+
+
+def test_yaml_aliases_are_validated_against_the_contract(tmp_path):
+    (tmp_path / "synoforecast.yaml").write_text("aliases:\n  svr-rm:\n    units: [Menge, Stück]\n")
+    settings = load_settings({"SYNOFORECAST_HOME": str(tmp_path)})
+    assert settings.aliases == {"SVR-RM": {"Units": ["Menge", "Stück"]}}
+    (tmp_path / "synoforecast.yaml").write_text("aliases:\n  SVR-RM:\n    Colour: [Farbe]\n")
+    with pytest.raises(SettingsError, match="unknown column 'Colour'"):
+        load_settings({"SYNOFORECAST_HOME": str(tmp_path)})
+    (tmp_path / "synoforecast.yaml").write_text("aliases:\n  Pivot:\n    Units: [x]\n")
+    with pytest.raises(SettingsError, match="unknown sheet 'Pivot'"):
+        load_settings({"SYNOFORECAST_HOME": str(tmp_path)})

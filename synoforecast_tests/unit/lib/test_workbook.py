@@ -520,3 +520,38 @@ def test_empty_svr_rm_sheet_reads_as_zero_rows(tmp_path):
     assert result.sheets["SVR-RM"].report()["rows_read"] == 0
     assert result.quarters == [] and result.last_data_day is None
     assert result.report()["complete_quarters"] == []
+
+
+def test_hidden_sheets_are_ignored_and_listed_even_with_a_contract_name(tmp_path):
+    import openpyxl as _openpyxl
+
+    path = svr_book(tmp_path / "hidden.xlsx", [sale()])
+    wb = _openpyxl.load_workbook(path)
+    helper = wb.create_sheet("Lookup")
+    helper.append(["x"])
+    helper.sheet_state = "hidden"
+    old = wb.create_sheet("Consumer")
+    old.append(["Date", "Country", "Customer ID", "Model", "Units", "Revenue (USD)"])
+    old.sheet_state = "hidden"
+    wb.save(path)
+    report = read(path).report()
+    assert "Lookup (hidden)" in report["ignored_sheets"] and "Consumer (hidden)" in report["ignored_sheets"]
+    assert "Consumer" not in report["sheets"]
+
+
+def test_configured_aliases_extend_the_accepted_header_spellings(tmp_path):
+    from synoforecast.lib.contract import AliasTable
+
+    path = tmp_path / "german.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "SVR-RM"
+    ws.append(["Datum", "Land", "Kundennummer", "Modell", "Menge", "Umsatz (USD)"])
+    ws.append([dt.date(2025, 7, 14), "DE", "00412", "RS822+", 3, 1500.0])
+    wb.save(path)
+    extra = {"SVR-RM": {"Date": ["Datum"], "Country": ["Land"], "Customer ID": ["Kundennummer"],
+                        "Model": ["Modell"], "Units": ["Menge"], "Revenue (USD)": ["Umsatz (USD)"]}}
+    with pytest.raises(WorkbookRefused):
+        read(path)
+    report = read_workbook(path, reference=reference(), aliases=AliasTable(extra=extra)).report()
+    assert report["sheets"]["SVR-RM"]["units_total"] == 3
