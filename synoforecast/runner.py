@@ -42,6 +42,7 @@ class IngestOutcome:
             "error": self.error,
             "sheets": self.manifest.get("sheets", {}),
             "ignored_sheets": self.manifest.get("ignored_sheets", []),
+            "changed_quarters": self.manifest.get("changed_quarters", []),
             "partitions": self.partitions,
             "run_ids": self.run_ids,
             "seconds": round(self.seconds, 1),
@@ -105,7 +106,9 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     metadata = snapshot.asset_materializations_for_node("workbook_snapshot")[0].metadata
     outcome.manifest = {"sheets": metadata["sheets"].value, "ignored_sheets": metadata["ignored_sheets"].value}
     keys = list(metadata["complete_quarter_keys"].value)
-    follow_up = downstream_run_request(keys, sha)
+    changed = list(metadata["changed_quarter_keys"].value)
+    outcome.manifest["changed_quarters"] = metadata["changed_quarters"].value
+    follow_up = downstream_run_request(changed, keys, sha)
     if isinstance(follow_up, dg.SkipReason):
         outcome.ok, outcome.error = True, None
         progress(f"nothing downstream to run: {follow_up.skip_message}")

@@ -44,6 +44,9 @@ class Settings:
     season_length: int = 4
     top_customers_n: int = 20
     quarantine_max_share: float = 0.02
+    row_delta_warn_pct: float = 20.0
+    duplicate_share_warn: float = 0.01
+    null_share_warn: float = 0.5
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
     aliases: dict = dataclasses.field(default_factory=dict)
 
@@ -69,6 +72,9 @@ _ENV_KEYS = {
     "season_length": "SYNOFORECAST_SEASON_LENGTH",
     "top_customers_n": "SYNOFORECAST_TOP_CUSTOMERS_N",
     "quarantine_max_share": "SYNOFORECAST_QUARANTINE_MAX_SHARE",
+    "row_delta_warn_pct": "SYNOFORECAST_ROW_DELTA_WARN_PCT",
+    "duplicate_share_warn": "SYNOFORECAST_DUPLICATE_SHARE_WARN",
+    "null_share_warn": "SYNOFORECAST_NULL_SHARE_WARN",
 }
 
 
@@ -86,10 +92,15 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if not low <= value <= high:
                 raise ValueError(f"must be between {low} and {high}")
             return value
-        if name == "quarantine_max_share":
+        if name in ("quarantine_max_share", "duplicate_share_warn", "null_share_warn"):
             value = float(raw)
             if not 0 <= value < 1:
                 raise ValueError("must be between 0 and 1")
+            return value
+        if name == "row_delta_warn_pct":
+            value = float(raw)
+            if value <= 0:
+                raise ValueError("must be a positive percentage")
             return value
         return None if raw in (None, "") else str(raw)
     except ValueError as exc:

@@ -10,13 +10,13 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
-from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB
+from synoforecast.defs.ingestion.sensors import PIPELINE_JOB, SNAPSHOT_JOB
 from synoforecast.defs.partitions import existing_keys, label, quarter_cron, quarterly_partitions
 from synoforecast.lib.quarters import parse_key
 from synoforecast.settings import get_settings
 
-PIPELINE_JOB = "forecast_pipeline_job"
-DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"  # "in-process": the CLI runs the follow-up itself
+DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
+CHANGED_TAG = "synoforecast/changed_quarters"  # "in-process": the CLI runs the follow-up itself
 
 snapshot_job = dg.define_asset_job(
     SNAPSHOT_JOB, selection=dg.AssetSelection.assets(workbook_snapshot),
@@ -53,12 +53,18 @@ def _clip(first: str, last: str) -> tuple[str, str]:
     return max(first, first_partition), min(last, last_partition)
 
 
-def downstream_run_request(complete_quarter_keys: list[str], sha256: str, run_key: str | None = None
-                           ) -> dg.RunRequest | dg.SkipReason:
-    keys = snapshot_partition_keys(complete_quarter_keys)
+def downstream_run_request(changed_quarter_keys: list[str], complete_quarter_keys: list[str], sha256: str,
+                           run_key: str | None = None) -> dg.RunRequest | dg.SkipReason:
+    """One run from the first changed quarter to the last complete one: sheets and marts of
+    unchanged quarters in between are rewritten identically, and every forecast as of a
+    changed quarter or later must re-run anyway (its history includes the change)."""
+    if not changed_quarter_keys:
+        return dg.SkipReason(f"snapshot {sha256[:12]}: no complete quarter changed since the last published snapshot")
+    keys = snapshot_partition_keys([changed_quarter_keys[0], complete_quarter_keys[-1]])
     if not keys:
-        return dg.SkipReason(f"snapshot {sha256[:12]} has no complete quarter inside the partitions")
-    return dg.RunRequest(run_key=run_key, job_name=PIPELINE_JOB, tags=pipeline_tags(keys, sha256))
+        return dg.SkipReason(f"snapshot {sha256[:12]} has no changed quarter inside the partitions")
+    tags = {**pipeline_tags(keys, sha256), CHANGED_TAG: ",".join(label(k) for k in changed_quarter_keys)[:4000]}
+    return dg.RunRequest(run_key=run_key, job_name=PIPELINE_JOB, tags=tags)
 
 
 def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry) -> dg.RunRequest | dg.SkipReason:
@@ -69,10 +75,12 @@ def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry)
     materialization = asset_event.asset_materialization
     metadata = materialization.metadata if materialization else {}
     keys = metadata.get("complete_quarter_keys")
+    changed = metadata.get("changed_quarter_keys")
     sha = metadata.get("sha256")
-    if keys is None or sha is None:
+    if keys is None or changed is None or sha is None:
         return dg.SkipReason("snapshot materialization without quarter metadata")
-    return downstream_run_request(list(keys.value), str(sha.value), run_key=f"{sha.value}:{asset_event.run_id}")
+    return downstream_run_request(list(changed.value), list(keys.value), str(sha.value),
+                                  run_key=f"{sha.value}:{asset_event.run_id}")
 
 
 @dg.asset_sensor(asset_key=workbook_snapshot.key, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",

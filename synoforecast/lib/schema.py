@@ -84,6 +84,8 @@ FORECAST_COLUMNS: list[Column] = [
     ("yhat_hi_95", "double precision"),
     ("run_id", "text not null"),
     ("created_at", "timestamptz not null default now()"),
+    ("yhat_base", "double precision"),
+    ("band", "text"),
 ]
 
 EVALUATION_COLUMNS: list[Column] = [
@@ -96,7 +98,90 @@ EVALUATION_COLUMNS: list[Column] = [
     ("smape", "double precision"),
     ("run_id", "text not null"),
     ("created_at", "timestamptz not null default now()"),
+    ("mase", "double precision"),
+    ("bias", "double precision"),
+    ("coverage_80", "double precision"),
+    ("coverage_95", "double precision"),
+    ("smape_base", "double precision"),
+    ("smape_snaive", "double precision"),
+    ("mase_snaive", "double precision"),
 ]
+
+# added after the first release: existing warehouses get them with `add column if not exists`
+_ADDED_COLUMNS = {"forecasts": ["yhat_base", "band"],
+                  "evaluation": ["mase", "bias", "coverage_80", "coverage_95", "smape_base", "smape_snaive",
+                                 "mase_snaive"]}
+
+FORECAST_COMMENTS = {
+    "forecasts": ("Next-quarter forecasts per cohort, series and metric; one set of rows per as-of quarter "
+                  "(trained on data up to and including as_of_quarter, predicting target_quarter)."),
+    "forecasts.cohort": "Forecast cohort (svr_rm_overall, svr_rm_top_customers, regional, consumer_trend, "
+                        "c2_scorecard).",
+    "forecasts.as_of_quarter": "Last quarter of data the model saw (quarter start date).",
+    "forecasts.target_quarter": "Quarter being forecast (as_of_quarter + 1).",
+    "forecasts.series_id": "Series within the cohort: total, tier, region, customer id, all_other, service.",
+    "forecasts.metric": "units or revenue (USD).",
+    "forecasts.model": "Model chosen for this series by rolling-origin backtest (or the short-history fallback).",
+    "forecasts.history_quarters": "Quarters of history the model was trained on.",
+    "forecasts.yhat": "Published point forecast (reconciled: totals equal the sum of their parts).",
+    "forecasts.yhat_base": "Point forecast before reconciliation (differs from yhat only for totals).",
+    "forecasts.yhat_lo_80": "Lower bound of the 80% prediction interval.",
+    "forecasts.yhat_hi_80": "Upper bound of the 80% prediction interval.",
+    "forecasts.yhat_lo_95": "Lower bound of the 95% prediction interval.",
+    "forecasts.yhat_hi_95": "Upper bound of the 95% prediction interval.",
+    "forecasts.band": "Selection band: full, seasonal_short, intermittent or fallback (short history).",
+    "forecasts.run_id": "Dagster run that published the row.",
+    "evaluation": "Accuracy of the forecasts made at quarter-1 for quarter, per cohort and metric.",
+    "evaluation.mape": "Mean absolute percentage error, percent.",
+    "evaluation.smape": "Symmetric MAPE (0-200), published (reconciled) forecasts.",
+    "evaluation.smape_base": "Symmetric MAPE of the forecasts before reconciliation.",
+    "evaluation.mase": "Mean absolute scaled error (1 = in-sample seasonal-naive error).",
+    "evaluation.bias": "sum(forecast - actual) / sum(|actual|), percent; positive = over-forecast.",
+    "evaluation.coverage_80": "Percent of actuals inside the 80% interval.",
+    "evaluation.coverage_95": "Percent of actuals inside the 95% interval.",
+    "evaluation.smape_snaive": "sMAPE of the seasonal naive forecast (same quarter last year), the benchmark.",
+    "evaluation.mase_snaive": "MASE of the seasonal naive benchmark.",
+}
+
+ANALYST_ROLE = "analyst"
+
+
+def forecast_views_ddl(cohorts: list[str]) -> list[str]:
+    """`forecast.latest` (every cohort's newest as-of quarter) and `forecast.latest_<cohort>`."""
+    latest = """create or replace view forecast.latest as
+select f.* from forecast.forecasts f
+ where f.as_of_quarter = (select max(g.as_of_quarter) from forecast.forecasts g where g.cohort = f.cohort)"""
+    out = [latest, "comment on view forecast.latest is 'Newest forecast of every cohort (its latest as-of quarter).'"]
+    for c in cohorts:
+        out.append(f"create or replace view forecast.latest_{c} as select * from forecast.latest where cohort = '{c}'")
+        out.append(f"comment on view forecast.latest_{c} is 'Newest forecast of cohort {c}.'")
+    return out
+
+
+def analyst_role_ddl(role: str = ANALYST_ROLE) -> list[str]:
+    """A read-only NOLOGIN group role on marts and forecast (grant it to login users / Metabase)."""
+    return [
+        f"""do $$ begin
+  if not exists (select 1 from pg_roles where rolname = '{role}') then
+    create role {role} nologin;
+  end if;
+exception when duplicate_object or unique_violation then null;  -- another database created it meanwhile
+end $$""",
+        f"grant usage on schema forecast to {role}",
+        f"grant select on all tables in schema forecast to {role}",
+        f"alter default privileges in schema forecast grant select on tables to {role}",
+        "create schema if not exists marts",
+        f"grant usage on schema marts to {role}",
+        f"grant select on all tables in schema marts to {role}",
+        f"alter default privileges in schema marts grant select on tables to {role}",
+    ]
+
+
+def _comment_sql(key: str, text: str) -> str:
+    quoted = text.replace("'", "''")
+    if "." in key:
+        return f"comment on column forecast.{key} is '{quoted}'"
+    return f"comment on table forecast.{key} is '{quoted}'"
 
 
 def create_table_sql(schema: str, table: str, columns: list[Column]) -> str:
@@ -128,6 +213,17 @@ OPS_DDL = [
   first_seen_at timestamptz not null default now(),
   last_seen_at timestamptz not null default now()
 )""",
+    "alter table ops.snapshots add column if not exists changed_quarters jsonb not null default '[]'::jsonb",
+    "alter table ops.snapshots add column if not exists baseline_sha256 text",
+    """create table if not exists ops.quarantine (
+  snapshot_sha256 text not null,
+  sheet text not null,
+  source_row integer not null,
+  cell text not null,
+  reason text not null,
+  recorded_at timestamptz not null default now()
+)""",
+    "create index if not exists quarantine_snapshot_idx on ops.quarantine (snapshot_sha256)",
     """create table if not exists ops.publish_log (
   id bigserial primary key,
   run_id text not null,
@@ -153,5 +249,12 @@ def warehouse_ddl() -> list[str]:
         create_table_sql("forecast", "evaluation", EVALUATION_COLUMNS),
         "create index if not exists evaluation_partition_idx on forecast.evaluation (cohort, quarter)",
     ]
+    kinds = {"forecasts": dict(FORECAST_COLUMNS), "evaluation": dict(EVALUATION_COLUMNS)}
+    statements += [f"alter table forecast.{t} add column if not exists {c} {kinds[t][c]}"
+                   for t, cols in _ADDED_COLUMNS.items() for c in cols]
+    statements += [_comment_sql(k, v) for k, v in FORECAST_COMMENTS.items()]
+    from synoforecast.lib.cohorts import COHORTS  # noqa: PLC0415 (cohort names drive the views)
+    statements += forecast_views_ddl([c.name for c in COHORTS])
+    statements += analyst_role_ddl()
     statements += OPS_DDL
     return statements

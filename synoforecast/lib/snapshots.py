@@ -13,13 +13,13 @@ from pathlib import Path
 import polars as pl
 
 from synoforecast.lib.quarters import quarter_label
-from synoforecast.lib.warehouse import connect
+from synoforecast.lib.warehouse import connect, copy_frame
 from synoforecast.lib.workbook import WorkbookRead
 
 MANIFEST = "manifest.json"
 
 
-def write_snapshot(read: WorkbookRead, root: Path) -> dict:
+def write_snapshot(read: WorkbookRead, root: Path, extra: dict | None = None) -> dict:
     """Persist the parsed sheets and return the manifest (also written as manifest.json)."""
     folder = root / read.sha256
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,9 +37,16 @@ def write_snapshot(read: WorkbookRead, root: Path) -> dict:
         "quarter_hashes": read.quarter_hashes,
         "parquet_dir": str(folder),
         "tables": {s.spec.table: s.spec.name for s in read.sheets.values()},
+        **(extra or {}),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
+
+
+def quarantined_rows(read: WorkbookRead) -> pl.DataFrame:
+    frames = [sheet.quarantine.with_columns(sheet=pl.lit(name)) for name, sheet in read.sheets.items()
+              if sheet.rows_quarantined]
+    return pl.concat(frames) if frames else pl.DataFrame()
 
 
 def load_manifest(parquet_dir: str | Path) -> dict:
@@ -51,21 +58,29 @@ def load_table(parquet_dir: str | Path, table: str) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.exists() else None
 
 
-def record_accepted(url: str, manifest: dict, run_id: str) -> None:
+def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None) -> None:
+    """Upsert the manifest into ops.snapshots and replace its quarantined rows, atomically."""
     sheets = manifest["sheets"]
     with connect(url) as conn, conn.transaction():
+        conn.execute("delete from ops.quarantine where snapshot_sha256 = %s", (manifest["sha256"],))
+        if quarantined is not None and quarantined.height:
+            copy_frame(conn, "ops.quarantine", quarantined.select(
+                pl.lit(manifest["sha256"]).alias("snapshot_sha256"), "sheet", "source_row", "cell", "reason"))
         conn.execute(
             """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status, sheets, ignored_sheets,
-                   quarters, complete_quarters, quarter_hashes, parquet_dir, first_run_id, last_run_id, read_seconds)
-               values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   quarters, complete_quarters, quarter_hashes, parquet_dir, first_run_id, last_run_id, read_seconds,
+                   changed_quarters, baseline_sha256)
+               values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                on conflict (sha256) do update set file = excluded.file, status = 'accepted', error = null,
                    parquet_dir = excluded.parquet_dir, last_run_id = excluded.last_run_id,
-                   read_seconds = excluded.read_seconds, last_seen_at = now()""",
+                   read_seconds = excluded.read_seconds, changed_quarters = excluded.changed_quarters,
+                   baseline_sha256 = excluded.baseline_sha256, last_seen_at = now()""",
             (
                 manifest["sha256"], manifest["file"], manifest["size_bytes"], manifest["file_mtime"],
                 json.dumps(sheets), json.dumps(manifest["ignored_sheets"]), json.dumps(manifest["quarters"]),
                 json.dumps(manifest["complete_quarter_keys"]), json.dumps(manifest["quarter_hashes"]),
                 manifest["parquet_dir"], run_id, run_id, manifest["read_seconds"],
+                json.dumps(manifest.get("changed_quarter_keys", [])), manifest.get("baseline_sha256"),
             ),
         )
 

@@ -114,7 +114,16 @@ class SheetRead:
             "units_total": units,
             "revenue_total": revenue,
             "quarters": self.quarters,
+            "quarantined_cells": self.quarantine["cell"].head(MAX_CELLS_IN_ERROR).to_list(),
+            "null_shares": self.null_shares(),
         }
+
+    def null_shares(self) -> dict[str, float]:
+        """Share of blank cells per optional column (required ones are never blank here)."""
+        if not self.frame.height:
+            return {}
+        return {c.field: round(self.frame[c.field].null_count() / self.frame.height, 4)
+                for c in self.spec.columns if not c.required}
 
 
 @dataclass

@@ -159,3 +159,50 @@ def _rows_in_quarter(path, quarter_start: dt.date) -> dict:
             rows += 1
             units += row[7]
     return {"rows": rows, "units": units}
+
+
+def test_reexport_rematerialises_only_changed_quarters_and_quarantines_bad_rows(ingested):
+    import dagster as dg
+
+    from synoforecast.runner import ingest_workbook
+
+    url = ingested["url"]
+    wb = openpyxl.load_workbook(ingested["path"])
+    ws = wb["SVR-RM"]
+    target_row = next(r for r in range(2, ws.max_row + 1)
+                      if _as_date(ws.cell(r, 1).value) >= dt.date(2025, 4, 1))
+    ws.cell(target_row, 8).value = ws.cell(target_row, 8).value + 100  # a correction in 2025-Q2
+    ws.cell(target_row + 1, 1).value = "31.02.2025"  # not a date: quarantined (1 row of 3000 < 2%)
+    bad_row = target_row + 1
+    corrected = ingested["inbox"] / "sale-out-corrected.xlsx"
+    wb.save(corrected)
+    units_before = fetch(url, "select sum(units) from raw.svr_rm where quarter_start = '2025-04-01'")[0][0]
+
+    outcome = ingest_workbook(corrected, progress=lambda _m: None, quiet=True)
+    assert outcome.ok, outcome.error
+    assert outcome.manifest["changed_quarters"] == ["2025-Q2"]
+    assert outcome.partitions[0] == "2025-04-01" and outcome.partitions[-1] == "2026-04-01"
+
+    units_after = fetch(url, "select sum(units) from raw.svr_rm where quarter_start = '2025-04-01'")[0][0]
+    removed = _units_at(ingested["path"], bad_row)
+    assert units_after == units_before + 100 - removed
+    assert fetch(url, "select cell, reason from ops.quarantine where snapshot_sha256 = %s", (outcome.sha256,)) == [
+        (f"SVR-RM!A{bad_row}", "Date is not a date: '31.02.2025'")]
+    changed, baseline = fetch(url, "select changed_quarters, baseline_sha256 from ops.snapshots where sha256 = %s",
+                              (outcome.sha256,))[0]
+    assert changed == ["2025-04-01"] and baseline == ingested["outcome"].sha256
+
+    records = dg.DagsterInstance.get().get_records_for_run(
+        outcome.run_ids[0], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    results = {r.event_log_entry.dagster_event.event_specific_data.check_name:
+               r.event_log_entry.dagster_event.event_specific_data.passed for r in records}
+    assert results["snapshot_quarantine"] is False
+    assert results["snapshot_row_count_delta"] is True and results["snapshot_duplicate_share"] is True
+
+
+def _as_date(value):
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _units_at(path, row: int) -> int:
+    return openpyxl.load_workbook(path, read_only=True)["SVR-RM"].cell(row, 8).value

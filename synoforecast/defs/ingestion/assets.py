@@ -11,6 +11,7 @@ from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib import snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
 from synoforecast.lib.inbox import file_sha256, newest_workbook
+from synoforecast.lib.quality import changed_quarters
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.schema import RAW_TABLES, column_names
 from synoforecast.lib.warehouse import replace_rows
@@ -18,6 +19,7 @@ from synoforecast.lib.workbook import WorkbookRefused, read_workbook
 from synoforecast.settings import get_settings, reader_options
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
+PIPELINE_JOB = "forecast_pipeline_job"
 
 
 class WorkbookSnapshotConfig(dg.Config):
@@ -48,8 +50,14 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
             snapshots.record_refused(url, path, file_sha256(path), str(exc), context.run_id)
         raise dg.Failure(description=f"workbook refused: {exc}", metadata={"file": str(path), "error": str(exc)},
                          allow_retries=False) from None
-    manifest = snapshots.write_snapshot(read, settings.ingestion_dir)
-    snapshots.record_accepted(url, manifest, context.run_id)
+    baseline = published_baseline(context.instance, url)
+    complete = [q.isoformat() for q in read.complete_quarters]
+    changed = changed_quarters(read.quarter_hashes, baseline["quarter_hashes"] if baseline else None, complete)
+    manifest = snapshots.write_snapshot(read, settings.ingestion_dir, extra={
+        "changed_quarter_keys": changed, "baseline_sha256": baseline["sha256"] if baseline else None})
+    snapshots.record_accepted(url, manifest, context.run_id, snapshots.quarantined_rows(read))
+    changed_labels = [label(k) for k in changed]
+    context.log.info(f"quarters changed since the last published snapshot: {changed_labels or 'none'}")
     svr = read.sheets["SVR-RM"]
     context.log.info(f"accepted {path.name}: {svr.rows_loaded} SVR-RM rows, quarters "
                      f"{snapshots.describe_quarters(manifest['complete_quarter_keys'], settings.fiscal_year_start_month)}")
@@ -61,10 +69,25 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
         "sheets": dg.MetadataValue.json(manifest["sheets"]),
         "ignored_sheets": dg.MetadataValue.json(read.ignored_sheets),
         "complete_quarter_keys": dg.MetadataValue.json(manifest["complete_quarter_keys"]),
+        "changed_quarter_keys": dg.MetadataValue.json(changed),
+        "changed_quarters": dg.MetadataValue.json(changed_labels),
+        "baseline_sha256": baseline["sha256"] if baseline else "none (first published snapshot)",
         "quarter_hashes": dg.MetadataValue.json(read.quarter_hashes),
         "dagster/row_count": svr.rows_loaded,
         "preview": _preview(svr.frame),
     })
+
+
+def published_baseline(instance: dg.DagsterInstance, url: str) -> dict | None:
+    """Manifest of the snapshot behind the newest successful downstream run: what the
+    warehouse holds now, so a failed run never hides a quarter from change detection."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=50)
+    for run in runs:
+        sha = run.tags.get(SNAPSHOT_TAG)
+        manifest = snapshots.accepted_snapshot(url, sha) if sha else None
+        if manifest is not None:
+            return manifest
+    return None
 
 
 def snapshot_for_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, url: str) -> dict:

@@ -1,12 +1,18 @@
-"""Blocking contract checks on every sheet asset: the loaded rows honour the pandera schema."""
+"""Ingestion checks: a blocking contract check on every sheet asset (the loaded rows honour
+the pandera schema), and warning checks on each accepted snapshot (row-count delta,
+quarantine, unknown models/countries, duplicate and null shares)."""
 
+from typing import Callable
 
 import dagster as dg
 
+from synoforecast.defs.ingestion.assets import workbook_snapshot
 from synoforecast.defs.partitions import partition_quarters, quarterly_partitions
 from synoforecast.defs.resources import WarehouseResource
+from synoforecast.lib import quality, snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
 from synoforecast.lib.warehouse import query_frame
+from synoforecast.settings import Settings, get_settings
 
 
 def build_contract_check(spec: SheetSpec) -> dg.AssetChecksDefinition:
@@ -35,3 +41,48 @@ def build_contract_check(spec: SheetSpec) -> dg.AssetChecksDefinition:
 
 
 contract_checks = [build_contract_check(spec) for spec in SHEETS]
+
+
+def _manifests(context: dg.AssetCheckExecutionContext, url: str) -> tuple[dict, dict | None]:
+    """This snapshot's manifest and that of the published snapshot it was compared with."""
+    event = context.instance.get_latest_materialization_event(workbook_snapshot.key)
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    sha = metadata["sha256"].value if "sha256" in metadata else None
+    current = snapshots.accepted_snapshot(url, sha)
+    if current is None:
+        raise dg.Failure("no accepted snapshot to check: materialize workbook_snapshot first")
+    baseline_sha = current.get("baseline_sha256")
+    return current, snapshots.accepted_snapshot(url, baseline_sha) if baseline_sha else None
+
+
+SNAPSHOT_RULES: dict[str, tuple[Callable[[dict, dict | None, Settings], quality.Finding], str]] = {
+    "snapshot_row_count_delta": (lambda cur, base, s: quality.row_count_delta(cur, base, s.row_delta_warn_pct),
+                                 "Rows per sheet against the last published snapshot (warns beyond "
+                                 "SYNOFORECAST_ROW_DELTA_WARN_PCT, default 20%)."),
+    "snapshot_quarantine": (lambda cur, base, s: quality.quarantine(cur),
+                            "Rows that could not be parsed were kept out (ops.quarantine lists cell and reason)."),
+    "snapshot_unknown_references": (lambda cur, base, s: quality.unknown_references(cur),
+                                    "Models not in Device Bays and countries not in the region map (kept, flagged)."),
+    "snapshot_duplicate_share": (lambda cur, base, s: quality.duplicate_share(cur, s.duplicate_share_warn),
+                                 "Share of exact duplicate rows removed (warns beyond SYNOFORECAST_DUPLICATE_SHARE_WARN)."),
+    "snapshot_null_share": (lambda cur, base, s: quality.null_share(cur, s.null_share_warn),
+                            "Optional columns mostly blank (warns beyond SYNOFORECAST_NULL_SHARE_WARN)."),
+}
+
+
+def build_snapshot_check(name: str) -> dg.AssetChecksDefinition:
+    rule, description = SNAPSHOT_RULES[name]
+
+    @dg.asset_check(asset=workbook_snapshot, name=name, description=description)
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        current, baseline = _manifests(context, warehouse.get_url())
+        finding = rule(current, baseline, get_settings())
+        return dg.AssetCheckResult(passed=finding.passed, severity=dg.AssetCheckSeverity.WARN,
+                                   description=finding.summary,
+                                   metadata={"snapshot": current["sha256"], **{k: dg.MetadataValue.json(v)
+                                             for k, v in finding.metadata.items()}})
+
+    return _check
+
+
+snapshot_checks = [build_snapshot_check(name) for name in SNAPSHOT_RULES]

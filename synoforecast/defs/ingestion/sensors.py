@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
+from synoforecast.defs.ingestion.assets import PIPELINE_JOB, SNAPSHOT_TAG  # noqa: F401 (re-export)
 from synoforecast.lib.inbox import InboxCursor, scan_inbox
 from synoforecast.settings import get_settings
 

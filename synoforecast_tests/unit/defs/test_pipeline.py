@@ -9,7 +9,8 @@ SHA = "ab" * 32
 
 
 def test_downstream_request_covers_the_snapshot_complete_quarters_in_one_run():
-    request = downstream_run_request(["2021-01-01", "2021-04-01", "2024-10-01"], SHA)
+    complete = ["2021-01-01", "2021-04-01", "2024-10-01"]
+    request = downstream_run_request(complete, complete, SHA)
     assert isinstance(request, dg.RunRequest)
     assert request.job_name == PIPELINE_JOB
     assert request.tags["dagster/asset_partition_range_start"] == "2021-01-01"
@@ -18,11 +19,19 @@ def test_downstream_request_covers_the_snapshot_complete_quarters_in_one_run():
 
 
 def test_quarters_outside_the_partitions_are_clipped_and_none_left_is_a_skip():
-    request = downstream_run_request(["2015-01-01", "2020-04-01"], SHA)
+    request = downstream_run_request(["2015-01-01", "2020-04-01"], ["2015-01-01", "2020-04-01"], SHA)
     assert request.tags["dagster/asset_partition_range_start"] == "2020-01-01"  # partitions start
     assert request.tags["dagster/asset_partition_range_end"] == "2020-04-01"
-    assert isinstance(downstream_run_request([], SHA), dg.SkipReason)
-    assert isinstance(downstream_run_request(["2016-01-01", "2016-04-01"], SHA), dg.SkipReason)
+    assert isinstance(downstream_run_request([], ["2021-01-01"], SHA), dg.SkipReason)
+    assert isinstance(downstream_run_request(["2016-01-01"], ["2016-01-01", "2016-04-01"], SHA), dg.SkipReason)
+
+
+def test_only_changed_quarters_onwards_are_rematerialised_and_named():
+    complete = ["2021-01-01", "2021-04-01", "2021-07-01", "2021-10-01"]
+    request = downstream_run_request(["2021-04-01", "2021-07-01"], complete, SHA)
+    assert request.tags["dagster/asset_partition_range_start"] == "2021-04-01"
+    assert request.tags["dagster/asset_partition_range_end"] == "2021-10-01"
+    assert request.tags["synoforecast/changed_quarters"] == "2021-Q2,2021-Q3"
 
 
 def test_asset_sensor_follows_a_snapshot_materialization_with_the_pipeline_run():
@@ -32,7 +41,8 @@ def test_asset_sensor_follows_a_snapshot_materialization_with_the_pipeline_run()
         assert all(isinstance(r, dg.SkipReason) for r in first)
         instance.report_runless_asset_event(dg.AssetMaterialization(
             asset_key="workbook_snapshot",
-            metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"])},
+            metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"]),
+                      "changed_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"])},
         ))
         context = dg.build_sensor_context(instance=instance, definitions=defs)
         requests = list(snapshot_downstream_sensor(context))
@@ -50,7 +60,8 @@ def test_a_snapshot_ingested_by_the_cli_is_not_followed_twice():
 
     materialization = dg.AssetMaterialization(
         asset_key="workbook_snapshot",
-        metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01"])})
+        metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01"]),
+                  "changed_quarter_keys": dg.MetadataValue.json(["2022-01-01"])})
     with dg.instance_for_test() as instance:
         job = defs.resolve_job_def("ingest_snapshot_job")
         by_cli = instance.create_run_for_job(job, tags={DOWNSTREAM_IN_PROCESS_TAG: "in-process"})
