@@ -194,10 +194,9 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _find_header(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
+def _find_header(preview: pl.DataFrame, sheet_name: str, spec: SheetSpec,
                  aliases: dict[str, ColumnSpec], file: Path) -> int:
-    preview = reader.load_sheet(sheet_name, header_row=None, skip_rows=0, n_rows=HEADER_SEARCH_ROWS,
-                                dtypes="string").to_polars()
+    """Index of the first row (from the top of the sheet) naming every required column."""
     required = {c.field for c in spec.required_columns}
     best_row, best_found, best_headers = None, set(), []
     for idx, row in enumerate(preview.iter_rows()):
@@ -218,7 +217,7 @@ def _find_header(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec
 
 def _as_text(s: pl.Series) -> pl.Series:
     if s.dtype == pl.String:
-        return s.str.strip_chars().str.replace_all(r"\s+", " ")
+        return s.str.strip_chars().str.replace_all(r"\s{2,}", " ")
     if s.dtype in (pl.Float64, pl.Float32):
         # numeric-looking ids typed as numbers: 412.0 -> "412"
         ints = s.cast(pl.Int64, strict=False)
@@ -278,13 +277,17 @@ def _convert(spec: ColumnSpec, raw: pl.Series) -> pl.Series:
 def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec, aliases: AliasTable,
                 ref: Reference, file: Path, fiscal_start_month: int) -> SheetRead:
     lookup = aliases.lookup(spec)
-    header_idx = _find_header(reader, sheet_name, spec, lookup, file)
-    sheet = reader.load_sheet(sheet_name, header_row=header_idx, schema_sample_rows=None)
-    raw = sheet.to_polars()
+    # one calamine pass per sheet, every cell as text from row 1: each load_sheet call parses
+    # the whole sheet, and typed inference would see the title/header rows anyway
+    sheet = reader.load_sheet(sheet_name, header_row=None, skip_rows=0, dtypes="string")
+    everything = sheet.to_polars()
+    header_idx = _find_header(everything.head(HEADER_SEARCH_ROWS), sheet_name, spec, lookup, file)
+    header = everything.row(header_idx)
+    raw = everything.slice(header_idx + 1)
     letters: dict[str, str] = {}
     columns: dict[str, pl.Series] = {}
-    for info in sheet.available_columns():
-        col_spec = lookup.get(normalise_name(info.name))
+    for info, name in zip(sheet.available_columns(), header):
+        col_spec = lookup.get(normalise_name(name)) if name is not None else None
         if col_spec is None or col_spec.field in columns:
             continue
         columns[col_spec.field] = raw[info.name].alias(col_spec.field)
@@ -294,17 +297,20 @@ def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
     for col_spec in spec.columns:  # optional columns absent from the export
         columns.setdefault(col_spec.field, pl.Series(col_spec.field, [None] * n, dtype=pl.String))
 
-    texts = {c.field: _as_text(columns[c.field]) for c in spec.columns}
-    text_cells = [texts[c.field] for c in spec.columns if columns[c.field].dtype == pl.String]
-    blank = pl.select(pl.all_horizontal([(s.is_null() | (s == "")) for s in texts.values()])).to_series()
-    total = pl.select(pl.any_horizontal([s.str.to_lowercase().str.replace(r"[\s:.]+$", "")
-                                         .is_in(list(TOTAL_MARKERS)).fill_null(False)
-                                         for s in text_cells] or [pl.lit(False)])).to_series()
-    keep = ~(blank | total)
-
-    typed = {c.field: _convert(c, columns[c.field]) for c in spec.columns}
-    frame = pl.DataFrame({**typed, "source_row": source_row}).filter(keep)
-    raw_kept = pl.DataFrame({c.field: columns[c.field].cast(pl.String, strict=False) for c in spec.columns}).filter(keep)
+    # strip every cell once (polars runs the columns in parallel), drop blank and total rows,
+    # and only then parse: the expensive conversions never see rows that are not data
+    strings = pl.DataFrame({c.field: columns[c.field].cast(pl.String) for c in spec.columns}) \
+        .with_columns(pl.all().str.strip_chars())
+    label_fields = [c.field for c in spec.columns if c.kind in ("text", "id", "date", "month")]
+    flags = strings.select(
+        blank=pl.all_horizontal([pl.col(c).is_null() | (pl.col(c) == "") for c in strings.columns]),
+        total=pl.any_horizontal([pl.col(c).str.to_lowercase().str.replace(r"[\s:.]+$", "")
+                                 .is_in(list(TOTAL_MARKERS)).fill_null(False) for c in label_fields]),
+    )
+    keep = ~(flags["blank"] | flags["total"])
+    raw_kept = strings.filter(keep)
+    typed = {c.field: _convert(c, raw_kept[c.field]) for c in spec.columns}
+    frame = pl.DataFrame({**typed, "source_row": source_row.filter(keep)})
     rows_read = frame.height
 
     quarantine = _quarantine(spec, frame, raw_kept, letters)
@@ -377,11 +383,14 @@ def _quarter_hashes(sheets: dict[str, SheetRead]) -> dict[str, str]:
     return {q: d.hexdigest()[:16] for q, d in sorted(digests.items())}
 
 
-def _is_hidden(reader: fastexcel.ExcelReader, name: str) -> bool:
-    try:
-        return reader.load_sheet(name, header_row=None, n_rows=1).visible != "visible"
-    except Exception:  # an empty sheet has no range to load: it is not a data sheet either way
-        return False
+def _hidden_sheets(path: Path) -> set[str]:
+    """Sheet names marked hidden/veryHidden in xl/workbook.xml (read without parsing any sheet)."""
+    import xml.etree.ElementTree as ET
+
+    with zipfile.ZipFile(path) as archive:
+        root = ET.fromstring(archive.read("xl/workbook.xml"))
+    return {el.get("name") for el in root.iter() if el.tag.endswith("}sheet") and el.get("state") in
+            ("hidden", "veryHidden")}
 
 
 def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: AliasTable | None = None,
@@ -398,9 +407,10 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
         raise WorkbookRefused(path, f"not a readable workbook ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     matched: dict[str, tuple[str, SheetSpec]] = {}
     ignored: list[str] = []
+    hidden_names = _hidden_sheets(path)
     for name in names:
         spec = match_sheet(name)
-        hidden = _is_hidden(reader, name)
+        hidden = name in hidden_names
         if spec is None or spec.name in matched or hidden:
             ignored.append(f"{name} (hidden)" if hidden else name)  # pivots, notes, helper sheets
         else:
