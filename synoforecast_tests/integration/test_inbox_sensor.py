@@ -80,3 +80,23 @@ def test_content_already_ingested_through_the_cli_is_not_requested_again(project
         fresh = inbox_sensor(dg.build_sensor_context(instance=instance))
         again = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=fresh.cursor))
         assert again.run_requests == []
+
+
+def test_steady_state_ticks_only_stat_files_even_with_5000_in_the_inbox(project_env):
+    """Known files are never read again while size and mtime hold (timing: benchmarks/sensor_tick.py)."""
+    from synoforecast.lib.inbox import InboxCursor, scan_inbox
+
+    inbox = project_env["inbox"]
+    for i in range(5000):
+        (inbox / f"export-{i:04d}.xlsx").write_bytes(b"PK\x03\x04" + i.to_bytes(4, "little"))
+    ready, cursor = scan_inbox(inbox, InboxCursor())
+    assert ready == []  # first sight: not stable yet
+    ready, cursor = scan_inbox(inbox, cursor)
+    assert len(ready) == 5000 and len({r.sha256 for r in ready}) == 5000
+    target = inbox / "export-0042.xlsx"
+    stat = target.stat()
+    target.write_bytes(b"PK\x03\x04" + (99999).to_bytes(4, "little"))  # same size, new bytes
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    ready, cursor = scan_inbox(inbox, cursor)
+    assert ready == []  # not re-hashed: size and mtime unchanged
+    assert cursor.files["export-0042.xlsx"][2] == [r for r in cursor.seen_hashes][42]
