@@ -133,21 +133,53 @@ def test_rerunning_the_same_workbook_changes_nothing(ingested):
     assert checksums(ingested["url"]) == before
 
 
-def test_refused_workbook_leaves_published_tables_byte_for_byte(ingested):
+def _drop_units(source, target):
+    wb = openpyxl.load_workbook(source)
+    wb["SVR-RM"].delete_cols(8)  # Units
+    wb.save(target)
+
+
+def _truncate(source, target):
+    data = source.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+
+
+def _many_bad_dates(source, target):
+    wb = openpyxl.load_workbook(source)
+    ws = wb["SVR-RM"]
+    for r in range(2, 200):  # ~7% of 3000 rows: above the 2% quarantine share
+        ws.cell(r, 1).value = "soon"
+    wb.save(target)
+
+
+def _legacy_xls(source, target):
+    target.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4096)
+
+
+def _password_protected(source, target):
+    target.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512 + "EncryptionInfo".encode("utf-16-le"))
+
+
+@pytest.mark.parametrize("break_it, name, expected", [
+    (_drop_units, "broken.xlsx", ["SVR-RM", "'Units'", "broken.xlsx"]),
+    (_truncate, "half-copied.xlsx", ["half-copied.xlsx", "truncated"]),
+    (_many_bad_dates, "bad-dates.xlsx", ["bad-dates.xlsx", "SVR-RM!A2", "above the 2% allowed"]),
+    (_legacy_xls, "old.xls", ["old.xls", "legacy .xls"]),
+    (_password_protected, "locked.xlsx", ["locked.xlsx", "password-protected"]),
+])
+def test_refused_workbook_leaves_published_tables_byte_for_byte(ingested, break_it, name, expected):
     from synoforecast.runner import ingest_workbook
 
     before = checksums(ingested["url"])
-    broken = ingested["inbox"] / "broken.xlsx"
-    wb = openpyxl.load_workbook(ingested["path"])
-    ws = wb["SVR-RM"]
-    ws.delete_cols(8)  # drop Units
-    wb.save(broken)
+    broken = ingested["inbox"] / name
+    break_it(ingested["path"], broken)
     outcome = ingest_workbook(broken, progress=lambda _m: None, quiet=True)
-    assert not outcome.ok
-    assert "SVR-RM" in outcome.error and "'Units'" in outcome.error and "broken.xlsx" in outcome.error
+    assert not outcome.ok and outcome.refused
+    for fragment in expected:
+        assert fragment in outcome.error, (fragment, outcome.error)
     assert checksums(ingested["url"]) == before
-    status = fetch(ingested["url"], "select status, error from ops.snapshots where file like %s", ("%broken.xlsx",))
-    assert status[0][0] == "refused" and "Units" in status[0][1]
+    status = fetch(ingested["url"], "select status, error from ops.snapshots where file like %s", (f"%{name}",))
+    assert status[0][0] == "refused" and status[0][1] == outcome.error
 
 
 def _rows_in_quarter(path, quarter_start: dt.date) -> dict:
