@@ -35,7 +35,13 @@ single_run = dg.BackfillPolicy.single_run()
 
 # every quarterly asset: one partition per quarter, and a range of quarters in ONE run
 # (one dbt invocation, one pass of the forecast loop) when backfilling or following a snapshot
-QUARTERLY = {"partitions_def": quarterly_partitions, "backfill_policy": single_run}
+# Dependants follow their upstream automatically once an operator turns on Dagster's
+# default_automation_condition_sensor (stopped by default: the snapshot sensors already
+# drive the pipeline) -- and never past a blocking check that failed, in any run.
+FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+QUARTERLY = {"partitions_def": quarterly_partitions, "backfill_policy": single_run,
+             "automation_condition": FOLLOW_UPSTREAM}
 
 
 def label(key: str) -> str:

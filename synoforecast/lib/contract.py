@@ -1,8 +1,8 @@
 """The workbook contract as data: sheets, canonical columns, types and header aliases.
 
-`docs/workbook-contract.md` restates this for the sales-operations team. `AliasTable`
-takes extra spellings per sheet; wiring it to configuration is tracked in the
-ingestion issue.
+`docs/workbook-contract.md` restates this for the sales-operations team. Extra header
+spellings come from `aliases:` in `synoforecast.yaml` (validated in settings.py) and
+reach the reader through `AliasTable(extra=...)`.
 """
 
 from __future__ import annotations

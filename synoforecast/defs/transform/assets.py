@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from synoforecast.defs.partitions import QUARTERLY, partition_quarters
+from synoforecast.defs.partitions import FOLLOW_UPSTREAM, QUARTERLY, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.transform.project import dbt_project, ensure_manifest
 from synoforecast.lib.dbt_vars import dbt_vars
@@ -28,11 +28,15 @@ class SynoforecastTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "transform"
 
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        return FOLLOW_UPSTREAM
+
 
 @dbt_assets(
     manifest=ensure_manifest(),
     project=dbt_project,
-    **QUARTERLY,
+    partitions_def=QUARTERLY["partitions_def"],
+    backfill_policy=QUARTERLY["backfill_policy"],  # automation condition: from the translator
     dagster_dbt_translator=SynoforecastTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool="dbt",
 )

@@ -71,3 +71,44 @@ def test_a_snapshot_ingested_by_the_cli_is_not_followed_twice():
                                                              asset_materialization=materialization))
     assert isinstance(skipped, dg.SkipReason) and "itself" in skipped.skip_message
     assert isinstance(followed, dg.RunRequest)
+
+
+def _mart_requested_after_check(passed: bool) -> bool:
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+
+    from synoforecast.defs.partitions import quarterly_partitions
+
+    key = quarterly_partitions.get_last_partition_key()  # eager() follows the latest quarter
+    raw = dg.AssetKey(["raw", "svr_rm"])
+    mart = dg.AssetKey(["staging", "stg_svr_rm"])
+    graph = defs.resolve_asset_graph()
+    selection = dg.AssetSelection.assets(mart)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="workbook_snapshot"))
+        for asset in [*graph.get(mart).parent_keys, mart]:  # everything in place, up to date
+            if asset.path != ["workbook_snapshot"]:
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=key))
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=raw, partition=key))  # new raw rows
+        for check in graph.asset_check_keys:  # every upstream check passes, except the one under test
+            if check.asset_key in graph.get(mart).parent_keys:
+                ok = passed if check.asset_key == raw and check.name == "svr_rm_contract" else True
+                latest = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=check.asset_key, asset_partitions=[key]), limit=1).records[0]
+                target = AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=latest.storage_id, run_id=latest.run_id, timestamp=latest.timestamp)
+                instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+                    asset_key=check.asset_key, check_name=check.name, passed=ok, partition=key,
+                    severity=dg.AssetCheckSeverity.ERROR, target_materialization_data=target))
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                   cursor=first.cursor)
+        return key in result.get_requested_partitions(mart)
+
+
+def test_automation_never_follows_a_failed_blocking_check_from_an_earlier_run():
+    """With the automation sensor on, dbt models follow new raw data, unless raw's blocking
+    contract check failed: Dagster's own evaluator decides, on a real instance."""
+    assert _mart_requested_after_check(passed=True)
+    assert not _mart_requested_after_check(passed=False)
