@@ -104,6 +104,28 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from synoforecast.lib.forecasting import ForecastInputError, read_long_csv
+    from synoforecast.lib.forecasting.backtest import rolling_backtest, scorecard
+
+    try:
+        history = read_long_csv(args.input)
+        bt = rolling_backtest(history, windows=args.windows, season_length=args.season_length,
+                              levels=tuple(args.level))
+    except (ForecastInputError, FileNotFoundError) as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_REFUSED
+    card = scorecard(bt, levels=tuple(args.level))
+    if args.json:
+        print(json.dumps({"windows": args.windows, "horizon": 1, "series": int(history["unique_id"].nunique()),
+                          "models": card.astype(object).where(card.notna(), None).to_dict(orient="records")},
+                         indent=2))
+        return 0
+    print(f"rolling-origin backtest: {args.windows} origins, h=1, {history['unique_id'].nunique()} series")
+    print(card.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from synoforecast.lib.sample import SampleSpec, write_sample_workbook
     from synoforecast.lib.warehouse import WarehouseError, redact
@@ -199,6 +221,17 @@ def cmd_warehouse_url(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from synoforecast.lib.doctor import exit_code, render_table, run_checks
+
+    checks = run_checks(progress=lambda m: _progress(f"doctor: checking {m}"))
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        print(render_table(checks))
+    return exit_code(checks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synoforecast", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--level", type=int, nargs="+", default=[80, 95])
     forecast.set_defaults(func=cmd_forecast)
 
+    backtest = sub.add_parser("backtest", help="rolling-origin backtest (h=1) of every candidate model and the selection")
+    backtest.add_argument("--input", required=True)
+    backtest.add_argument("--windows", type=int, default=4, help="forecast origins (default 4)")
+    backtest.add_argument("--season-length", type=int, default=4)
+    backtest.add_argument("--level", type=int, nargs="+", default=[80, 95])
+    backtest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    backtest.set_defaults(func=cmd_backtest)
+
     sample = sub.add_parser("sample-workbook", help="write a realistic sample sale-out workbook")
     sample.add_argument("--out", required=True)
     sample.add_argument("--rows", type=int, default=20_000)
@@ -238,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     url = sub.add_parser("warehouse-url", help="print the warehouse URL (starts the embedded one if needed)")
     url.set_defaults(func=cmd_warehouse_url)
+
+    doctor = sub.add_parser("doctor", help="check warehouse, Dagster storage, dbt, inbox, Metabase and webhooks")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -41,7 +41,8 @@ def dbt_executable() -> str:
 
 def build_resources() -> dict[str, object]:
     return {
-        "warehouse": WarehouseResource(url=os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or None),
+        # no URL captured at import: get_url() reads SYNOFORECAST_WAREHOUSE_URL when a run needs it
+        "warehouse": WarehouseResource(),
         "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
                               dbt_executable=dbt_executable()),
     }

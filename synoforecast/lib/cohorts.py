@@ -15,6 +15,7 @@ import polars as pl
 METRICS = ("units", "revenue")
 SEPARATOR = "::"
 ALL_OTHER = "all_other"
+TOTAL = "total"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Cohort:
     marts: tuple[str, ...]  # dbt models (schema marts) the history comes from
     history_sql: str
     by_customer: bool = False
+    # bottom-up hierarchy: this series_id is published as the sum of all the cohort's other series
+    parent: str | None = None
 
 
 COHORTS: tuple[Cohort, ...] = (
@@ -36,6 +39,7 @@ COHORTS: tuple[Cohort, ...] = (
            union all
            select tier, quarter_start, units::float8, revenue_usd::float8
              from marts.mart_svr_rm_tier_quarterly where tier <> 'Unknown'""",
+        parent=TOTAL,
     ),
     Cohort(
         "svr_rm_top_customers",
@@ -45,6 +49,7 @@ COHORTS: tuple[Cohort, ...] = (
                   revenue_usd::float8 as revenue, is_top_customer
              from marts.mart_svr_rm_customer_quarterly""",
         by_customer=True,
+        parent=TOTAL,
     ),
     Cohort(
         "regional",
@@ -74,7 +79,8 @@ COHORTS_BY_NAME = {c.name: c for c in COHORTS}
 
 def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Per-series quarterly values known at `as_of` (inclusive). Top customers are the
-    customers flagged as top in the as-of quarter; everyone else is summed as all_other."""
+    customers flagged as top in the as-of quarter; everyone else is summed as all_other,
+    and a `total` series (top customers + all_other) is added."""
     known = history.filter(pl.col("quarter_start") <= as_of).sort("series_id", "quarter_start")
     if not cohort.by_customer or known.is_empty():
         return known.select("series_id", "quarter_start", "units", "revenue")
@@ -83,9 +89,12 @@ def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date) -> pl.Da
         series_id=pl.when(pl.col("series_id").is_in(list(top))).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER))
     )
     # cents summed as floats: round back to cents so the result does not depend on row order
-    return grouped.group_by("series_id", "quarter_start", maintain_order=True) \
-        .agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2)) \
-        .sort("series_id", "quarter_start")
+    grouped = grouped.group_by("series_id", "quarter_start", maintain_order=True) \
+        .agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2))
+    # the cohort total (= top customers + all_other), forecast too and then reconciled bottom-up
+    total = grouped.group_by("quarter_start").agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2)) \
+        .select(series_id=pl.lit(TOTAL), quarter_start="quarter_start", units="units", revenue="revenue")
+    return pl.concat([grouped, total]).sort("series_id", "quarter_start")
 
 
 def to_long(series: pl.DataFrame) -> pl.DataFrame:

@@ -12,6 +12,13 @@ Metabase behaviour this module relies on:
 * ``POST /api/card/{id}/query`` answers **202** (streamed result) even when the query
   fails; a failure is reported in the body as ``{"status": "failed", "error": "..."}``.
 * Missing or wrong credentials answer 401 with the plain-text body ``Unauthenticated``.
+* ``POST /api/session`` ``{"username", "password"}`` answers 200 ``{"id": token}``; the
+  token then goes in the ``X-Metabase-Session`` header (used when no API key is set).
+* ``GET /api/dashboard/{id}`` lists its cards under ``dashcards`` (``ordered_cards`` in
+  releases before 0.47); text cards have ``card_id: null``.
+* ``POST /api/persist/card/{id}/refresh`` answers 204 (persisted models).
+* ``POST /api/cache/invalidate`` is a paid feature: the open-source edition answers 402
+  ``error-premium-feature-not-available`` (older releases 404). Neither is an error here.
 """
 
 from __future__ import annotations
@@ -100,12 +107,43 @@ def _safe_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+_TUNING = {  # env var -> (field, type)
+    "METABASE_TIMEOUT_S": ("timeout_s", float),
+    "METABASE_HEALTH_ATTEMPTS": ("health_attempts", int),
+    "METABASE_HEALTH_WAIT_S": ("health_wait_s", float),
+    "METABASE_RETRIES": ("retries", int),
+    "METABASE_BACKOFF_S": ("backoff_s", float),
+}
+
+
+def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
+    """Optional timing knobs; unset keeps the defaults."""
+    out: dict[str, Any] = {}
+    for name, (attr, kind) in _TUNING.items():
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise MetabaseError(f"{name} must be a number, got {raw!r}") from None
+        if value < 0:
+            raise MetabaseError(f"{name} must not be negative, got {raw!r}")
+        out[attr] = value
+    return out
+
+
 @dataclass(frozen=True, repr=False)
 class MetabaseConfig:
     url: str | None = None
     api_key: str | None = None
     card_ids: tuple[int, ...] = ()
     database_id: int | None = None
+    username: str | None = None
+    password: str | None = None
+    dashboard_ids: tuple[int, ...] = ()
+    model_ids: tuple[int, ...] = ()
+    invalidate_cache: bool = True
     timeout_s: float = 30.0
     health_attempts: int = 10
     health_wait_s: float = 3.0
@@ -114,27 +152,48 @@ class MetabaseConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "MetabaseConfig":
-        """Read METABASE_URL, METABASE_API_KEY, METABASE_CARD_IDS ("1,2, 3") and
-        METABASE_DATABASE_ID. Empty values count as unset; malformed ids raise
-        MetabaseError naming the variable."""
+        """Read METABASE_URL, METABASE_API_KEY (or METABASE_USER + METABASE_PASSWORD),
+        METABASE_CARD_IDS ("1,2, 3"), METABASE_DASHBOARD_IDS, METABASE_MODEL_IDS
+        (persisted models to refresh), METABASE_DATABASE_ID and
+        METABASE_CACHE_INVALIDATE (default on; "0"/"false" turns it off). Empty values
+        count as unset; malformed ids raise MetabaseError naming the variable."""
         url = (env.get("METABASE_URL") or "").strip().rstrip("/") or None
         api_key = (env.get("METABASE_API_KEY") or "").strip() or None
+        invalidate = (env.get("METABASE_CACHE_INVALIDATE") or "1").strip().lower()
         return cls(
             url=url,
             api_key=api_key,
             card_ids=_parse_int_list(env, "METABASE_CARD_IDS"),
             database_id=_parse_int(env, "METABASE_DATABASE_ID"),
+            username=(env.get("METABASE_USER") or "").strip() or None,
+            password=env.get("METABASE_PASSWORD") or None,
+            dashboard_ids=_parse_int_list(env, "METABASE_DASHBOARD_IDS"),
+            model_ids=_parse_int_list(env, "METABASE_MODEL_IDS"),
+            invalidate_cache=invalidate not in ("0", "false", "no", "off"),
+            **_tuning(env),
         )
 
     @property
+    def auth_method(self) -> str | None:
+        """"api_key", "session" (user + password) or None."""
+        if self.api_key:
+            return "api_key"
+        if self.username and self.password:
+            return "session"
+        return None
+
+    @property
     def configured(self) -> bool:
-        return bool(self.url) and bool(self.api_key)
+        return bool(self.url) and self.auth_method is not None
 
     def __repr__(self) -> str:
         key = "'***'" if self.api_key else "None"
+        pw = "'***'" if self.password else "None"
         return (
             f"MetabaseConfig(url={_safe_url(self.url)!r}, api_key={key}, "
-            f"card_ids={self.card_ids!r}, database_id={self.database_id!r}, "
+            f"username={self.username!r}, password={pw}, "
+            f"card_ids={self.card_ids!r}, dashboard_ids={self.dashboard_ids!r}, "
+            f"model_ids={self.model_ids!r}, database_id={self.database_id!r}, "
             f"timeout_s={self.timeout_s!r}, health_attempts={self.health_attempts!r}, "
             f"health_wait_s={self.health_wait_s!r}, retries={self.retries!r}, "
             f"backoff_s={self.backoff_s!r})"
@@ -150,6 +209,10 @@ class RefreshReport:
     cards: dict[int, str] = field(default_factory=dict)  # card id -> "ok"
     elapsed_s: float = 0.0
     requests: int = 0
+    auth: str = "api_key"
+    dashboards: dict[int, list[int]] = field(default_factory=dict)  # dashboard -> its cards
+    models: dict[int, str] = field(default_factory=dict)  # persisted model -> "ok"
+    cache: str = "skipped"  # "invalidated" | "not available (...)" | "skipped"
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain JSON-able dict (card ids become string keys)."""
@@ -160,6 +223,10 @@ class RefreshReport:
             "cards_refreshed": sum(1 for v in self.cards.values() if v == "ok"),
             "elapsed_s": round(self.elapsed_s, 3),
             "requests": self.requests,
+            "auth": self.auth,
+            "dashboards": {str(k): v for k, v in self.dashboards.items()},
+            "models": {str(k): v for k, v in self.models.items()},
+            "cache": self.cache,
         }
 
 
@@ -167,19 +234,22 @@ class _Session:
     """One refresh run: shared client, request counter, secret scrubbing."""
 
     def __init__(self, cfg: MetabaseConfig, client: httpx.Client):
-        assert cfg.url and cfg.api_key
+        assert cfg.url and cfg.configured
         self.cfg = cfg
         self.client = client
         self.base = cfg.url.rstrip("/")
         self.shown_url = _safe_url(self.base)
-        self.headers = {"x-api-key": cfg.api_key, "accept": "application/json"}
+        self.headers = {"accept": "application/json"}
+        if cfg.api_key:
+            self.headers["x-api-key"] = cfg.api_key
+        self.token: str | None = None
         self.requests = 0
 
     # -- helpers -----------------------------------------------------------------
     def scrub(self, text: str) -> str:
-        key = self.cfg.api_key
-        if key and key in text:
-            text = text.replace(key, "***")
+        for secret in (self.cfg.api_key, self.cfg.password, self.token):
+            if secret and secret in text:
+                text = text.replace(secret, "***")
         if self.base != self.shown_url and self.base in text:
             text = text.replace(self.base, self.shown_url or "")
         return text
@@ -198,7 +268,7 @@ class _Session:
         msg = self.scrub(str(exc).strip())
         return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
-    def send(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    def send(self, method: str, path: str, *, json: Any = None, params: Any = None) -> httpx.Response:
         """One attempt, counted; transport errors propagate."""
         self.requests += 1
         return self.client.request(
@@ -206,10 +276,11 @@ class _Session:
             self.base + path,
             headers=self.headers,
             json=json,
+            params=params,
             timeout=self.cfg.timeout_s,
         )
 
-    def request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    def request(self, method: str, path: str, *, json: Any = None, params: Any = None) -> httpx.Response:
         """Send with retries (exponential backoff) on 5xx and timeouts/connection errors.
         Returns the first non-5xx response; 4xx are returned untouched (no retry)."""
         what = f"{method} {path}"
@@ -217,7 +288,7 @@ class _Session:
         last = ""
         for attempt in range(attempts):
             try:
-                resp = self.send(method, path, json=json)
+                resp = self.send(method, path, json=json, params=params)
             except _RETRYABLE_TRANSPORT as exc:
                 last = self._describe(exc)
             except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...
@@ -241,6 +312,11 @@ class _Session:
         )
 
     def check_auth(self, resp: httpx.Response, what: str) -> None:
+        if resp.status_code in (401, 403) and self.cfg.auth_method == "session":
+            raise MetabaseError(
+                f"Metabase rejected the session ({resp.status_code}) on {what} at {self.shown_url}; "
+                "check that METABASE_USER can see the database and cards"
+            )
         if resp.status_code in (401, 403):
             raise MetabaseError(
                 f"Metabase rejected the API key ({resp.status_code}) on {what} at {self.shown_url}; "
@@ -314,6 +390,78 @@ class _Session:
                 f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
             )
 
+    def login(self) -> None:
+        """POST /api/session with METABASE_USER / METABASE_PASSWORD; keep the token."""
+        resp = self.request(
+            "POST", "/api/session",
+            json={"username": self.cfg.username, "password": self.cfg.password},
+        )
+        if resp.status_code in (400, 401, 403):
+            raise MetabaseError(
+                f"Metabase refused the login of METABASE_USER ({resp.status_code}) at {self.shown_url}; "
+                "check METABASE_USER and METABASE_PASSWORD"
+            )
+        body = self.body_json(resp)
+        token = body.get("id") if isinstance(body, dict) else None
+        if not 200 <= resp.status_code < 300 or not token:
+            raise MetabaseError(
+                f"Metabase login at {self.shown_url} failed: HTTP {resp.status_code} "
+                f"{self.snippet(resp)}".rstrip()
+            )
+        self.token = str(token)
+        self.headers["X-Metabase-Session"] = self.token
+
+    def dashboard_cards(self, dashboard_id: int) -> list[int]:
+        """Card ids on a dashboard (text/heading cards have none), in layout order."""
+        path = f"/api/dashboard/{dashboard_id}"
+        resp = self.request("GET", path)
+        self.check_auth(resp, f"GET {path}")
+        if resp.status_code == 404:
+            raise MetabaseError(
+                f"Metabase dashboard {dashboard_id} not found (404); check METABASE_DASHBOARD_IDS"
+            )
+        body = self.body_json(resp)
+        if not 200 <= resp.status_code < 300 or not isinstance(body, dict):
+            raise MetabaseError(
+                f"Metabase dashboard {dashboard_id} could not be read: HTTP {resp.status_code} "
+                f"{self.snippet(resp)}".rstrip()
+            )
+        dashcards = body.get("dashcards")
+        if dashcards is None:
+            dashcards = body.get("ordered_cards") or []
+        out: list[int] = []
+        for dc in dashcards:
+            cid = dc.get("card_id") if isinstance(dc, dict) else None
+            if isinstance(cid, int) and cid not in out:
+                out.append(cid)
+        return out
+
+    def refresh_model(self, card_id: int) -> str | None:
+        """Refresh one persisted model. None when ok, else the reason."""
+        path = f"/api/persist/card/{card_id}/refresh"
+        resp = self.request("POST", path)
+        self.check_auth(resp, f"POST {path}")
+        if resp.status_code == 404:
+            return "model not found (404), check METABASE_MODEL_IDS"
+        if not 200 <= resp.status_code < 300:
+            return f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
+        return None
+
+    def invalidate_cache(self, params: list[tuple[str, int]]) -> str:
+        """POST /api/cache/invalidate; the open-source refusal (402, or 404 on old
+        releases) is reported, not raised."""
+        resp = self.request("POST", "/api/cache/invalidate", params=params)
+        self.check_auth(resp, "POST /api/cache/invalidate")
+        if 200 <= resp.status_code < 300:
+            return "invalidated"
+        if resp.status_code == 402:
+            return "not available (paid feature; open-source edition)"
+        if resp.status_code == 404:
+            return "not available (endpoint missing in this release)"
+        raise MetabaseError(
+            f"Metabase cache invalidation failed: HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
+        )
+
     def query_card(self, card_id: int) -> str | None:
         """Re-run one card bypassing the cache. Returns None when ok, else the reason."""
         path = f"/api/card/{card_id}/query"
@@ -352,7 +500,8 @@ def refresh_metabase(
     """
     if not cfg.configured:
         raise MetabaseError(
-            "Metabase is not configured: set METABASE_URL and METABASE_API_KEY"
+            "Metabase is not configured: set METABASE_URL and METABASE_API_KEY "
+            "(or METABASE_USER and METABASE_PASSWORD)"
         )
     started = time.monotonic()
     own_client = client is None
@@ -360,13 +509,32 @@ def refresh_metabase(
     session = _Session(cfg, http)
     try:
         health = session.wait_healthy()
+        if cfg.auth_method == "session":
+            session.login()
         synced = False
         if sync_schema and cfg.database_id is not None:
             session.sync_schema(cfg.database_id)
             synced = True
-        cards: dict[int, str] = {}
+        dashboards = {d: session.dashboard_cards(d) for d in cfg.dashboard_ids}
+        card_ids = list(cfg.card_ids)
+        for on_dashboard in dashboards.values():
+            card_ids += [c for c in on_dashboard if c not in card_ids]
+        models: dict[int, str] = {}
         failures: dict[int, str] = {}
-        for card_id in cfg.card_ids:
+        for model_id in cfg.model_ids:
+            reason = session.refresh_model(model_id)
+            models[model_id] = "ok" if reason is None else f"failed: {reason}"
+            if reason is not None:
+                failures[model_id] = f"persisted model refresh: {reason}"
+        cache = "skipped"
+        if cfg.invalidate_cache and (cfg.database_id or card_ids or cfg.dashboard_ids):
+            params = [("include", "overrides")]
+            params += [("database", cfg.database_id)] if cfg.database_id else []
+            params += [("dashboard", d) for d in cfg.dashboard_ids]
+            params += [("question", c) for c in card_ids]
+            cache = session.invalidate_cache(params)
+        cards: dict[int, str] = {}
+        for card_id in card_ids:
             reason = session.query_card(card_id)
             if reason is None:
                 cards[card_id] = "ok"
@@ -375,9 +543,10 @@ def refresh_metabase(
                 failures[card_id] = reason
         if failures:
             detail = "; ".join(f"card {cid}: {why}" for cid, why in failures.items())
-            ok = len(cards) - len(failures)
+            total = len(cards) + len(models)
+            ok = total - len(failures)
             raise MetabaseError(
-                f"Metabase refresh failed for {len(failures)} of {len(cards)} card(s) "
+                f"Metabase refresh failed for {len(failures)} of {total} card(s) "
                 f"({ok} ok): {detail}",
                 card_errors=failures,
             )
@@ -387,6 +556,10 @@ def refresh_metabase(
             cards=cards,
             elapsed_s=time.monotonic() - started,
             requests=session.requests,
+            auth=cfg.auth_method or "",
+            dashboards=dashboards,
+            models=models,
+            cache=cache,
         )
     finally:
         if own_client:

@@ -40,6 +40,8 @@ __all__ = [
     "slack_payload",
     "teams_payload",
     "send_summary",
+    "send_alert",
+    "request_refresh_via_n8n",
 ]
 
 CHANNELS = ("slack", "teams", "n8n")
@@ -225,6 +227,16 @@ def _c2_rows(summary: Mapping) -> list[tuple[str, str]]:
     return rows
 
 
+def _details(summary: Mapping) -> list[str]:
+    """Free-form lines (alerts): ``details`` as a list of strings."""
+    details = summary.get("details")
+    if isinstance(details, str):
+        return [details]
+    if isinstance(details, (list, tuple)):
+        return [_str(d) for d in details if d is not None][:MAX_FORECAST_LINES]
+    return []
+
+
 def _run_url(summary: Mapping) -> str | None:
     url = summary.get("run_url")
     return str(url) if url else None
@@ -235,6 +247,9 @@ def render_text(summary: dict) -> str:
     summary = _as_dict(summary)
     lines = [_title(summary)]
     lines += [f"{label}: {value}" for label, value in _facts(summary)]
+    details = _details(summary)
+    if details:
+        lines += [""] + [f"- {d}" for d in details]
     rows, more = _forecast_rows(summary)
     if rows:
         lines += ["", "Forecasts:"]
@@ -290,6 +305,9 @@ def slack_payload(summary: dict) -> dict:
                 },
             }
         )
+    details = _details(summary)
+    if details:
+        blocks += _slack_sections("Details", [f"• {esc(d)}" for d in details])
     rows, more = _forecast_rows(summary)
     if rows:
         lines = [f"• `{esc(name)}` → {esc(detail)}" for name, detail in rows]
@@ -328,6 +346,8 @@ def teams_payload(summary: dict) -> dict:
     facts = _facts(summary)
     if facts:
         body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]})
+    for line in _details(summary):
+        body.append({"type": "TextBlock", "text": line, "wrap": True})
     rows, more = _forecast_rows(summary)
     if rows:
         body.append(
@@ -500,3 +520,42 @@ def send_summary(
         if own_client:
             http.close()
     return results
+
+
+def send_alert(
+    title: str,
+    details: list[str],
+    cfg: NotifyConfig,
+    *,
+    event: str,
+    run_url: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    client: httpx.Client | None = None,
+) -> dict[str, str]:
+    """Post a short alert (run failure, accuracy drop) to every configured channel.
+
+    Same delivery rules as :func:`send_summary`; n8n receives the JSON with ``event``.
+    """
+    alert: dict[str, Any] = {"event": event, "title": title, "details": list(details)}
+    if run_url:
+        alert["run_url"] = run_url
+    if extra:
+        alert.update({k: v for k, v in extra.items() if k not in alert})
+    return send_summary(alert, cfg, client=client)
+
+
+def request_refresh_via_n8n(
+    payload: Mapping[str, Any], cfg: NotifyConfig, *, client: httpx.Client | None = None
+) -> None:
+    """The alternative refresh route: hand the "forecasts published" event to an n8n
+    workflow (which refreshes dashboards itself). Raises NotifyError (URL-free) on failure."""
+    url = cfg.n8n_webhook_url
+    if not url:
+        raise NotifyError("N8N_WEBHOOK_URL is not set")
+    own_client = client is None
+    http = client if client is not None else httpx.Client(timeout=cfg.timeout_s)
+    try:
+        _Poster(cfg, http).post("n8n", url, {"event": "metabase_refresh", **dict(payload)})
+    finally:
+        if own_client:
+            http.close()

@@ -253,7 +253,7 @@ def warehouse_ddl() -> list[str]:
     statements += [f"alter table forecast.{t} add column if not exists {c} {kinds[t][c]}"
                    for t, cols in _ADDED_COLUMNS.items() for c in cols]
     statements += [_comment_sql(k, v) for k, v in FORECAST_COMMENTS.items()]
-    from synoforecast.lib.cohorts import COHORTS  # noqa: PLC0415 (cohort names drive the views)
+    from synoforecast.lib.cohorts import COHORTS
     statements += forecast_views_ddl([c.name for c in COHORTS])
     statements += analyst_role_ddl()
     statements += OPS_DDL

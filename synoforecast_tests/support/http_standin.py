@@ -18,6 +18,9 @@ Metabase (``/api/...``)
     POST /api/card/<id>/query             202 {"status":"completed","row_count":..,"data":{"rows","cols"},...};
                                           202 {"status":"failed","error":...} for ``fail_card_ids``;
                                           404 "Not found." for ``missing_card_ids``.
+    GET  /api/dashboard/<id>              200 {"id","name","dashcards":[{"id","card_id","card"}...]} from
+                                          ``dashboards`` (a text card with card_id null is included);
+                                          404 "Not found." for unknown dashboards.
     POST /api/persist/card/<id>/refresh   204 (404 for missing cards).
     POST /api/cache/invalidate            402 {"message": "Granular Caching is a paid feature ...",
                                           "status": "error-premium-feature-not-available"}.
@@ -25,6 +28,8 @@ Metabase (``/api/...``)
                                           but is gated on the ``cache-granular-controls`` premium feature
                                           (older releases send only the ``status`` map or the plain-text
                                           message; the 402 code is the stable part).
+                                          With ``premium_cache = True`` (a paid instance): 200
+                                          {"count": <n>}.
     anything else under /api              404 "API endpoint does not exist."
     Every /api endpoint except health and session needs a correct ``x-api-key`` header or an
     ``X-Metabase-Session`` token from POST /api/session; otherwise 401 text ``Unauthenticated``.
@@ -34,6 +39,7 @@ Webhooks
                              neither ``text`` nor ``blocks`` (real Slack says ``no_text`` for the latter).
     POST /teams/<anything>   202 (empty body); 400 JSON error when the body is not JSON.
     POST /n8n/<anything>     200 {"message":"Workflow was started"}; 400 when the body is not JSON.
+    other methods            405 (Allow: POST), what `synoforecast doctor` probes without posting.
 
 Knobs (plain attributes, change any time, matched against the path without query string):
     initializing_for: int            first N health calls answer 503 initializing
@@ -46,6 +52,8 @@ Knobs (plain attributes, change any time, matched against the path without query
     hang_paths: set[path]            sleep ``hang_s`` (bounded, interrupted by stop()) before answering
     hang_s: float                    default 2.0, capped at 10 s
     card_row_count: int              rows returned by successful card queries
+    dashboards: dict[int, list[int]] dashboard id -> card ids on it
+    premium_cache: bool              cache invalidation available (paid edition)
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ _MAX_HANG_S = 10.0
 _CARD_QUERY = re.compile(r"^/api/card/(\d+)/query$")
 _SYNC_SCHEMA = re.compile(r"^/api/database/(\d+)/sync_schema$")
 _PERSIST_REFRESH = re.compile(r"^/api/persist/card/(\d+)/refresh$")
+_DASHBOARD = re.compile(r"^/api/dashboard/(\d+)$")
 _PREMIUM_MESSAGE = (
     "Granular Caching is a paid feature not currently available to your instance. "
     "Please upgrade to use it. Learn more at metabase.com/upgrade/"
@@ -192,6 +201,8 @@ class StandIn:
         self.hang_paths: set[str] = set()
         self.hang_s = 2.0
         self.card_row_count = 3
+        self.dashboards: dict[int, list[int]] = {}
+        self.premium_cache = False
         # state
         self.requests: list[RecordedRequest] = []
         self.sessions: set[str] = set()
@@ -294,6 +305,8 @@ class StandIn:
             return self._teams(req)
         if req.path.startswith("/n8n/") and req.method == "POST":
             return self._n8n(req)
+        if req.path.startswith(("/slack/", "/teams/", "/n8n/")):
+            return _Answer(405, b"Method Not Allowed", "text/plain", {"Allow": "POST"})
         return _text_answer(404, "Not Found")
 
     # ---------------------------------------------------------------- Metabase
@@ -341,7 +354,19 @@ class StandIn:
             if int(hit.group(1)) in self.missing_card_ids:
                 return _text_answer(404, "Not found.")
             return _Answer(204)
+        if m == "GET" and (hit := _DASHBOARD.match(p)):
+            dash_id = int(hit.group(1))
+            if dash_id not in self.dashboards:
+                return _text_answer(404, "Not found.")
+            dashcards = [{"id": 100 + i, "card_id": cid, "card": {"id": cid, "name": f"Card {cid}"}}
+                         for i, cid in enumerate(self.dashboards[dash_id])]
+            dashcards.append({"id": 999, "card_id": None, "card": {"id": None, "name": None},
+                              "visualization_settings": {"text": "## Forecasts"}})
+            return _json_answer(200, {"id": dash_id, "name": f"Dashboard {dash_id}",
+                                      "dashcards": dashcards})
         if m == "POST" and p == "/api/cache/invalidate":
+            if self.premium_cache:
+                return _json_answer(200, {"count": 1})
             return _json_answer(
                 402, {"message": _PREMIUM_MESSAGE, "status": "error-premium-feature-not-available"}
             )

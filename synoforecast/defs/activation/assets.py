@@ -5,15 +5,30 @@ otherwise record "skipped: not configured"; secrets never reach logs or metadata
 """
 
 
+import os
+
 import dagster as dg
 import polars as pl
 
+from synoforecast.defs.activation.state import (
+    accuracy_drop_threshold,
+    accuracy_drops,
+    forecast_schema_fingerprint,
+    get_state,
+    set_state,
+    sync_state_key,
+)
 from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
 from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import COHORTS
 from synoforecast.lib.metabase import MetabaseConfig, MetabaseError, refresh_metabase
-from synoforecast.lib.notify import NotifyConfig, send_summary
+from synoforecast.lib.notify import (
+    NotifyConfig,
+    NotifyError,
+    request_refresh_via_n8n,
+    send_summary,
+)
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.warehouse import query_frame
 
@@ -28,16 +43,43 @@ SKIPPED = "skipped: not configured"
     kinds={"metabase"},
     description="Re-runs the configured Metabase cards (ignore_cache) once new forecasts are published.",
 )
-def metabase_refresh(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    config = MetabaseConfig.from_env()
-    if not config.configured:
-        context.log.info("Metabase not configured (METABASE_URL / METABASE_API_KEY): skipped")
-        return dg.MaterializeResult(metadata={"status": SKIPPED})
+def metabase_refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     try:
-        report = refresh_metabase(config)
+        config = MetabaseConfig.from_env()
+    except MetabaseError as exc:
+        raise dg.Failure(description=f"Metabase configuration is invalid: {exc}") from None
+    quarters = [to_key(q) for q in partition_quarters(context)]
+    if not config.configured:
+        notify = NotifyConfig.from_env()
+        if notify.n8n_webhook_url:  # the alternative route: an n8n workflow refreshes dashboards
+            try:
+                request_refresh_via_n8n({"partitions": quarters, "run_id": context.run_id,
+                                         "run_url": run_url(context.run_id)}, notify)
+            except NotifyError as exc:
+                raise dg.Failure(description=f"n8n refresh request failed: {exc}. "
+                                             "Published forecasts are unchanged.") from None
+            return dg.MaterializeResult(metadata={"status": "requested via n8n", "route": "n8n"})
+        context.log.info("Metabase not configured (METABASE_URL + METABASE_API_KEY or METABASE_USER/"
+                         "METABASE_PASSWORD) and no N8N_WEBHOOK_URL: skipped")
+        return dg.MaterializeResult(metadata={"status": SKIPPED})
+    url = warehouse.get_url()
+    fingerprint = forecast_schema_fingerprint(url)
+    state_key = sync_state_key(config.url, config.database_id)
+    changed = get_state(url, state_key) != fingerprint
+    try:
+        report = refresh_metabase(config, sync_schema=changed)
     except MetabaseError as exc:
         raise dg.Failure(description=f"Metabase refresh failed: {exc}. Published forecasts are unchanged.") from None
-    return dg.MaterializeResult(metadata={"status": "refreshed", **report.to_metadata()})
+    if report.schema_synced or config.database_id is None:
+        set_state(url, state_key, fingerprint)
+    return dg.MaterializeResult(metadata={"status": "refreshed", "route": "metabase",
+                                          "forecast_schema_changed": changed, **report.to_metadata()})
+
+
+def run_url(run_id: str) -> str:
+    """Link to a run in the Dagster UI (DAGSTER_WEBSERVER_URL, default http://127.0.0.1:3000)."""
+    base = (os.environ.get("DAGSTER_WEBSERVER_URL") or "http://127.0.0.1:3000").strip().rstrip("/")
+    return f"{base}/runs/{run_id}"
 
 
 def _dbt_health(context: dg.AssetExecutionContext) -> dict[str, int]:
@@ -100,14 +142,25 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
 )
 def summary_notification(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     as_of = to_key(partition_quarters(context)[-1])
-    summary = build_summary(warehouse.get_url(), as_of, context.run_id)
+    url = warehouse.get_url()
+    summary = build_summary(url, as_of, context.run_id)
     summary["dbt"] = _dbt_health(context)
+    summary["run_url"] = run_url(context.run_id)
+    drops = accuracy_drops(url, as_of, accuracy_drop_threshold())
+    drop_meta = [d.describe() for d in drops]
+    if drops:  # the alert rides in the run's one message: a heading line plus one line per cohort
+        summary["title"] = f"⚠ accuracy dropped · {summary['title']}"
+        summary["details"] = [(f"Accuracy dropped by more than {accuracy_drop_threshold():g} sMAPE points "
+                               f"in {label(as_of)}:"), *drop_meta]
+        summary["accuracy_drops"] = drop_meta
     config = NotifyConfig.from_env()
     if not config.channels():
-        return dg.MaterializeResult(metadata={"status": SKIPPED, "summary": dg.MetadataValue.json(summary)})
+        return dg.MaterializeResult(metadata={"status": SKIPPED, "summary": dg.MetadataValue.json(summary),
+                                              "accuracy_drops": dg.MetadataValue.json(drop_meta)})
     outcome = send_summary(summary, config)
     failed = {k: v for k, v in outcome.items() if v != "sent"}
     if failed and len(failed) == len(outcome):
         raise dg.Failure(description=f"every notification channel failed: {failed}")
     return dg.MaterializeResult(metadata={"status": "sent", "channels": dg.MetadataValue.json(outcome),
-                                          "summary": dg.MetadataValue.json(summary)})
+                                          "summary": dg.MetadataValue.json(summary),
+                                          "accuracy_drops": dg.MetadataValue.json(drop_meta)})

@@ -13,9 +13,20 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters, quarterly_partitions
+from synoforecast.defs.partitions import (
+    QUARTERLY,
+    label,
+    partition_quarters,
+    quarterly_partitions,
+)
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohorts import COHORTS, Cohort, series_as_of, split_unique_id, to_long
+from synoforecast.lib.cohorts import (
+    COHORTS,
+    Cohort,
+    series_as_of,
+    split_unique_id,
+    to_long,
+)
 from synoforecast.lib.quarters import add_quarters, to_key
 from synoforecast.lib.warehouse import query_frame, replace_rows
 from synoforecast.settings import get_settings
@@ -23,6 +34,7 @@ from synoforecast.settings import get_settings
 LEVELS = (80, 95)
 FORECAST_TABLE = "forecast.forecasts"
 PUBLISHED_DECIMALS = 4  # far below a unit or a cent; keeps re-runs identical despite float noise
+BACKTEST_WINDOWS = 4  # rolling origins (h=1) used to choose each series' model
 
 
 def mart_key(model: str) -> dg.AssetKey:
@@ -33,21 +45,30 @@ def forecast_key(cohort: Cohort) -> dg.AssetKey:
     return dg.AssetKey(["forecast", cohort.name])
 
 
-def forecast_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
-                   season_length: int) -> pl.DataFrame:
-    """Rows to publish for one as-of quarter (empty when the cohort has no history yet)."""
-    from synoforecast.lib.forecasting import forecast_frame  # statsforecast/numba: only where it runs
+def forecast_details(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
+                     season_length: int, windows: int = BACKTEST_WINDOWS):
+    """(rows to publish, per-series choices, long history) for one as-of quarter.
+
+    Models are selected per series by a rolling-origin backtest on the history up to
+    `as_of` (h=1); intervals are split-conformal; a cohort with a `parent` series is
+    reconciled bottom-up (parent = sum of the other series, `yhat_base` keeps the
+    unreconciled point)."""
+    from synoforecast.lib.forecasting import (
+        forecast_selected,  # statsforecast/numba: only where it runs
+    )
+    from synoforecast.lib.forecasting.reconcile import bottom_up
 
     series = series_as_of(cohort, history, as_of)
     if series.is_empty():
-        return pl.DataFrame()
+        return pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
     long = to_long(series)
     counts = long.group_by("unique_id").agg(history_quarters=pl.len())
-    predicted = pl.from_pandas(forecast_frame(long.to_pandas(), horizon=1, season_length=season_length,
-                                              levels=LEVELS, freq="QS"))
+    result = forecast_selected(long.to_pandas(), horizon=1, season_length=season_length, levels=LEVELS,
+                               freq="QS", windows=windows)
+    predicted = pl.from_pandas(result.forecast)
     target = add_quarters(as_of, 1)
     predicted = split_unique_id(predicted.join(counts, on="unique_id"))
-    return predicted.select(
+    rows = predicted.select(
         cohort=pl.lit(cohort.name),
         as_of_quarter=pl.lit(as_of),
         as_of_label=pl.lit(label(to_key(as_of))),
@@ -61,15 +82,96 @@ def forecast_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id
         **{f"yhat_{side}_{lvl}": pl.col(f"yhat_{side}_{lvl}").round(PUBLISHED_DECIMALS)
            for lvl in LEVELS for side in ("lo", "hi")},
         run_id=pl.lit(run_id),
+        yhat_base=pl.col("yhat").round(PUBLISHED_DECIMALS),
+        band=pl.col("band"),
     )
+    if cohort.parent is not None:
+        rows = bottom_up(rows, cohort.parent, decimals=PUBLISHED_DECIMALS)
+    choices = pl.from_pandas(result.choices.drop(columns=["scale"], errors="ignore"))
+    return rows, choices, long
 
 
-def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], models: dict[str, int]) -> Path:
+def forecast_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
+                   season_length: int) -> pl.DataFrame:
+    """Rows to publish for one as-of quarter (empty when the cohort has no history yet)."""
+    return forecast_details(cohort, history, as_of, run_id, season_length)[0]
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("statsforecast", "numpy", "pandas", "polars", "dagster", "synoforecast"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _input_hash(long: pl.DataFrame) -> str:
+    import hashlib
+
+    return hashlib.sha256(long.sort("unique_id", "ds").write_csv().encode()).hexdigest()
+
+
+def _plot(path: Path, cohort: Cohort, long: pl.DataFrame, rows: pl.DataFrame, max_series: int = 12) -> Path | None:
+    """History, forecast and 80/95% intervals of the latest as-of quarter, one panel per series (units)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    units = rows.filter(pl.col("metric") == "units").sort("series_id").head(max_series)
+    if units.is_empty():
+        return None
+    n = units.height
+    cols = min(3, n)
+    nrows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 2.8 * nrows), squeeze=False)
+    for ax, row in zip(axes.flat, units.iter_rows(named=True)):
+        h = long.filter(pl.col("unique_id") == f"{row['series_id']}::units").sort("ds")
+        ax.plot(h["ds"].to_list(), h["y"].to_list(), color="black", lw=1.2, label="history")
+        t = row["target_quarter"]
+        for lvl, alpha in ((95, 0.2), (80, 0.35)):
+            lo, hi = row[f"yhat_lo_{lvl}"], row[f"yhat_hi_{lvl}"]
+            if lo is not None and hi is not None:
+                ax.vlines([t], lo, hi, color="tab:blue", lw=8, alpha=alpha, label=f"{lvl}%")
+        ax.plot([t], [row["yhat"]], "o", color="tab:blue", label="forecast")
+        ax.set_title(f"{row['series_id']} ({row['model']})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{cohort.name}: units, forecast for {units['target_label'][0]}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], models: dict[str, int],
+                    choices: pl.DataFrame | None = None, long: pl.DataFrame | None = None,
+                    latest: pl.DataFrame | None = None) -> tuple[Path, Path | None]:
     folder = get_settings().forecasts_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{cohort.name}.json"
-    path.write_text(json.dumps({"cohort": cohort.name, "rows_per_as_of": published, "models": models}, indent=2))
-    return path
+    doc = {"cohort": cohort.name, "rows_per_as_of": published, "models": models,
+           "package_versions": _package_versions(), "backtest_windows": BACKTEST_WINDOWS,
+           "intervals": "split conformal on h=1 backtest errors scaled by the seasonal-naive MAE",
+           "reconciliation": f"bottom-up: {cohort.parent} = sum of the other series" if cohort.parent else None}
+    if long is not None and long.height:
+        doc["input_sha256"] = _input_hash(long)
+        doc["input_rows"] = long.height
+    if choices is not None and choices.height:
+        doc["as_of"] = latest["as_of_label"][0] if latest is not None and latest.height else None
+        doc["series"] = choices.to_dicts()
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    png = _plot(folder / f"{cohort.name}.png", cohort, long, latest) \
+        if long is not None and latest is not None and latest.height else None
+    return path, png
 
 
 def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
@@ -88,8 +190,11 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
         published: dict[str, int] = {}
         models: dict[str, int] = {}
         latest = pl.DataFrame()
+        choices, long = pl.DataFrame(), pl.DataFrame()
         for i, as_of in enumerate(quarters, start=1):
-            rows = forecast_as_of(cohort, history, as_of, context.run_id, get_settings().season_length)
+            rows, ch, lg = forecast_details(cohort, history, as_of, context.run_id, get_settings().season_length)
+            if rows.height:
+                choices, long = ch, lg
             replace_rows(url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of),
                          context.run_id, to_key(as_of))
             published[label(to_key(as_of))] = rows.height
@@ -99,7 +204,7 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
                     models[model] = models.get(model, 0) + n
             if len(quarters) > 4 and (i % 4 == 0 or i == len(quarters)):
                 context.log.info(f"{cohort.name}: as of {label(to_key(as_of))} ({i}/{len(quarters)})")
-        artefact = _write_artefact(context.run_id, cohort, published, models)
+        artefact, png = _write_artefact(context.run_id, cohort, published, models, choices, long, latest)
         preview = latest.select("series_id", "metric", "target_label", "model", "yhat", "yhat_lo_80", "yhat_hi_80") \
             if latest.height else latest
         return dg.MaterializeResult(metadata={
@@ -108,6 +213,7 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
             "models": dg.MetadataValue.json(models),
             "latest_forecast": dg.MetadataValue.md(_markdown(preview)),
             "artefact": dg.MetadataValue.path(str(artefact)),
+            **({"plot": dg.MetadataValue.path(str(png))} if png else {}),
             "dagster/row_count": sum(published.values()),
         })
 
@@ -137,43 +243,70 @@ def _markdown(frame: pl.DataFrame, rows: int = 12) -> str:
     if frame.is_empty():
         return "_no forecast rows_"
     head = frame.head(rows)
-    fmt = lambda v: f"{v:,.1f}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:,.1f}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in head.iter_rows()]
     return "\n".join(lines)
 
 
-def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """MAPE and sMAPE per cohort and metric of the forecasts made at Q-1 for Q."""
-    from synoforecast.lib.forecasting.metrics import mape, smape
+EVALUATION_SCHEMA = {
+    "cohort": pl.String, "quarter": pl.Date, "quarter_label": pl.String, "metric": pl.String,
+    "series_scored": pl.Int32, "mape": pl.Float64, "smape": pl.Float64, "run_id": pl.String,
+    "mase": pl.Float64, "bias": pl.Float64, "coverage_80": pl.Float64, "coverage_95": pl.Float64,
+    "smape_base": pl.Float64, "smape_snaive": pl.Float64, "mase_snaive": pl.Float64,
+}
 
-    forecasts = query_frame(url, "select cohort, series_id, metric, yhat from forecast.forecasts "
+
+def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame],
+                  season_length: int = 4) -> pl.DataFrame:
+    """Accuracy per cohort and metric of the forecasts made at Q-1 for Q.
+
+    Only complete quarters are partitions, so the partial latest quarter is never
+    scored.  The seasonal-naive benchmark is the same quarter a year earlier."""
+    from synoforecast.lib.forecasting.metrics import bias, coverage, mape, mase, smape
+    from synoforecast.lib.forecasting.selection import series_scale
+
+    forecasts = query_frame(url, "select cohort, series_id, metric, yhat, coalesce(yhat_base, yhat) as yhat_base, "
+                                 "yhat_lo_80, yhat_hi_80, yhat_lo_95, yhat_hi_95 from forecast.forecasts "
                                  "where target_quarter = %s", (quarter,))
     rows = []
+    season_ago = add_quarters(quarter, -season_length)
     for cohort in COHORTS:
         made = forecasts.filter(pl.col("cohort") == cohort.name)
         if made.is_empty():
             continue
         if cohort.name not in histories:
             histories[cohort.name] = query_frame(url, cohort.history_sql)
-        actual = to_long(series_as_of(cohort, histories[cohort.name], quarter)) \
-            .filter(pl.col("ds") == quarter)
-        actual = split_unique_id(actual).select("series_id", "metric", pl.col("y").alias("actual"))
-        joined = made.join(actual, on=["series_id", "metric"], how="inner")
+        known = split_unique_id(to_long(series_as_of(cohort, histories[cohort.name], quarter)))
+        actual = known.filter(pl.col("ds") == quarter).select("series_id", "metric", pl.col("y").alias("actual"))
+        past = known.filter(pl.col("ds") < quarter)
+        scale = past.group_by("series_id", "metric").agg(
+            scale=pl.col("y").sort_by("ds").map_batches(
+                lambda v: pl.Series([series_scale(v.to_numpy(), season_length)]), returns_scalar=True))
+        snaive = past.filter(pl.col("ds") == season_ago).select("series_id", "metric", pl.col("y").alias("snaive"))
+        joined = made.join(actual, on=["series_id", "metric"], how="inner") \
+            .join(scale, on=["series_id", "metric"], how="left") \
+            .join(snaive, on=["series_id", "metric"], how="left")
         for metric in ("units", "revenue"):
             part = joined.filter(pl.col("metric") == metric)
             if part.is_empty():
                 continue
+            a, f = part["actual"].to_numpy(), part["yhat"].to_numpy()
+            sc = part["scale"].cast(pl.Float64).to_numpy()
+            sn = part["snaive"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
             rows.append({
                 "cohort": cohort.name, "quarter": quarter, "quarter_label": label(to_key(quarter)),
                 "metric": metric, "series_scored": part.height,
-                "mape": mape(part["actual"].to_numpy(), part["yhat"].to_numpy()),
-                "smape": smape(part["actual"].to_numpy(), part["yhat"].to_numpy()),
-                "run_id": run_id,
+                "mape": mape(a, f), "smape": smape(a, f), "run_id": run_id,
+                "mase": mase(a, f, sc), "bias": bias(a, f),
+                "coverage_80": coverage(a, part["yhat_lo_80"].cast(pl.Float64).fill_null(float("nan")).to_numpy(),
+                                        part["yhat_hi_80"].cast(pl.Float64).fill_null(float("nan")).to_numpy()),
+                "coverage_95": coverage(a, part["yhat_lo_95"].cast(pl.Float64).fill_null(float("nan")).to_numpy(),
+                                        part["yhat_hi_95"].cast(pl.Float64).fill_null(float("nan")).to_numpy()),
+                "smape_base": smape(a, part["yhat_base"].to_numpy()),
+                "smape_snaive": smape(a, sn), "mase_snaive": mase(a, sn, sc),
             })
-    schema = {"cohort": pl.String, "quarter": pl.Date, "quarter_label": pl.String, "metric": pl.String,
-              "series_scored": pl.Int32, "mape": pl.Float64, "smape": pl.Float64, "run_id": pl.String}
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema=EVALUATION_SCHEMA)
 
 
 @dg.asset(
@@ -183,7 +316,8 @@ def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, 
     **QUARTERLY,
     group_name="forecast",
     kinds={"postgres"},
-    description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals (MAPE, sMAPE).",
+    description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals "
+                "(MAPE, sMAPE, MASE, bias, 80/95% coverage, seasonal-naive benchmark, sMAPE before reconciliation).",
 )
 def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     url = warehouse.get_url()
@@ -191,12 +325,13 @@ def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseR
     last = pl.DataFrame()
     histories: dict[str, pl.DataFrame] = {}
     for quarter in partition_quarters(context):
-        rows = score_quarter(url, quarter, context.run_id, histories)
+        rows = score_quarter(url, quarter, context.run_id, histories, get_settings().season_length)
         replace_rows(url, "forecast.evaluation", rows, "quarter = %s", (quarter,), context.run_id, to_key(quarter))
         scored[label(to_key(quarter))] = rows.height
         if rows.height:
             last = rows
-    summary = last.select("cohort", "metric", "series_scored", "mape", "smape") if last.height else last
+    summary = last.select("cohort", "metric", "series_scored", "smape", "smape_snaive", "mase", "bias",
+                          "coverage_80") if last.height else last
     return dg.MaterializeResult(metadata={
         "rows_per_quarter": dg.MetadataValue.json(scored),
         "latest_scores": dg.MetadataValue.md(_markdown(summary)),
@@ -205,3 +340,48 @@ def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseR
 
 forecast_assets = [build_forecast_asset(c) for c in COHORTS]
 forecast_checks = [build_forecast_check(c) for c in COHORTS]
+
+
+def accuracy_thresholds() -> dict[str, float]:
+    """Configured accuracy gates (env): SYNOFORECAST_MAX_SMAPE (default 30, percent) and
+    SYNOFORECAST_SNAIVE_TOLERANCE (default 0: the sMAPE may not exceed seasonal naive's)."""
+    import os
+
+    return {"max_smape": float(os.environ.get("SYNOFORECAST_MAX_SMAPE", "30")),
+            "snaive_tolerance": float(os.environ.get("SYNOFORECAST_SNAIVE_TOLERANCE", "0"))}
+
+
+def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: float = 0.0) -> list[str]:
+    """Human-readable reasons a quarter's scores fail the gates (empty = pass)."""
+    reasons = []
+    for r in scores.iter_rows(named=True):
+        where = f"{r['cohort']}/{r['metric']} {r['quarter_label']}"
+        if r["smape"] is not None and r["smape"] > max_smape:
+            reasons.append(f"{where}: sMAPE {r['smape']:.1f} > threshold {max_smape:.1f}")
+        if r["smape"] is not None and r.get("smape_snaive") is not None \
+                and r["smape"] > r["smape_snaive"] * (1 + snaive_tolerance / 100.0):
+            reasons.append(f"{where}: sMAPE {r['smape']:.1f} worse than seasonal naive {r['smape_snaive']:.1f}")
+    return reasons
+
+
+@dg.asset_check(asset=dg.AssetKey(["forecast", "forecast_evaluation"]), name="forecast_accuracy",
+                partitions_def=quarterly_partitions,
+                description="sMAPE per cohort and metric within the configured threshold and no worse than the "
+                            "seasonal naive benchmark (SYNOFORECAST_MAX_SMAPE, SYNOFORECAST_SNAIVE_TOLERANCE).")
+def forecast_accuracy_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+                            ) -> dg.AssetCheckResult:
+    quarters = partition_quarters(context)
+    scores = query_frame(warehouse.get_url(),
+                         "select cohort, quarter_label, metric, smape, smape_snaive, mase, coverage_80 "
+                         "from forecast.evaluation where quarter between %s and %s order by quarter, cohort, metric",
+                         (quarters[0], quarters[-1]))
+    gates = accuracy_thresholds()
+    reasons = accuracy_failures(scores, gates["max_smape"], gates["snaive_tolerance"]) if scores.height else []
+    return dg.AssetCheckResult(
+        passed=not reasons, severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(reasons[:10]) if reasons else "accuracy within thresholds and better than seasonal naive",
+        metadata={"failures": dg.MetadataValue.json(reasons), "rows_checked": scores.height, **gates},
+    )
+
+
+forecast_checks.append(forecast_accuracy_check)

@@ -10,10 +10,11 @@ from .engine import (
     ForecastInputError,
     choose_model,
     forecast_frame,
+    forecast_selected,
     infer_freq,
     output_columns,
 )
-from .metrics import mape, smape
+from .metrics import bias, coverage, mape, mase, smape
 
 __all__ = [
     "DEFAULT_ETS_MODEL",
@@ -23,11 +24,15 @@ __all__ = [
     "MODEL_SEASONAL_NAIVE",
     "REQUIRED_COLUMNS",
     "ForecastInputError",
+    "bias",
     "choose_model",
+    "coverage",
     "forecast_csv",
     "forecast_frame",
+    "forecast_selected",
     "infer_freq",
     "mape",
+    "mase",
     "output_columns",
     "read_long_csv",
     "smape",

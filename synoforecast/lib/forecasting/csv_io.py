@@ -20,7 +20,7 @@ import pandas as pd
 
 from .engine import DEFAULT_LEVELS, ForecastInputError, forecast_frame, output_columns
 
-__all__ = ["REQUIRED_COLUMNS", "read_long_csv", "forecast_csv"]
+__all__ = ["REQUIRED_COLUMNS", "forecast_csv", "read_long_csv"]
 
 REQUIRED_COLUMNS = ("unique_id", "ds", "y")
 
@@ -152,8 +152,14 @@ def forecast_csv(
     season_length: int = 4,
     levels: Sequence[int] = DEFAULT_LEVELS,
     freq: str | None = None,
+    *,
+    select: bool = True,
+    windows: int = 4,
 ) -> pd.DataFrame:
     """Read ``input_path``, forecast, write ``output_path``; return the forecast frame.
+
+    ``select=True`` (default) picks each series' model by rolling-origin backtest with
+    split-conformal intervals (see :mod:`.selection`); ``False`` uses the history-length rule.
 
     Output CSV columns: unique_id, ds (YYYY-MM-DD), yhat, yhat_lo_<L>, yhat_hi_<L> for
     each level (ascending), and ``model`` last.  The returned frame has the same
@@ -162,7 +168,8 @@ def forecast_csv(
     """
     history = read_long_csv(input_path)
     fc = forecast_frame(
-        history, horizon=horizon, season_length=season_length, levels=levels, freq=freq
+        history, horizon=horizon, season_length=season_length, levels=levels, freq=freq,
+        select=select, windows=windows,
     )
     cols = [c for c in output_columns(levels) if c != "model"] + ["model"]
     fc = fc[cols]

@@ -42,15 +42,16 @@ from statsforecast import StatsForecast
 from statsforecast.models import AutoETS, Naive, SeasonalNaive
 
 __all__ = [
-    "DEFAULT_LEVELS",
     "DEFAULT_ETS_MODEL",
+    "DEFAULT_LEVELS",
     "MODEL_AUTOETS",
-    "MODEL_SEASONAL_NAIVE",
     "MODEL_NAIVE",
+    "MODEL_SEASONAL_NAIVE",
     "ForecastInputError",
     "choose_model",
-    "infer_freq",
     "forecast_frame",
+    "forecast_selected",
+    "infer_freq",
     "output_columns",
 ]
 
@@ -268,8 +269,17 @@ def forecast_frame(
     freq: str | None = None,
     *,
     ets_model: str = DEFAULT_ETS_MODEL,
+    select: bool = False,
+    windows: int = 4,
+    scope: str = "series",
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Forecast every series in ``history``.
+
+    ``select=True`` chooses each series' model by rolling-origin backtest (see
+    :mod:`.selection`; intervals are then split-conformal) and falls back to the
+    history-length rule below for series too short to backtest.  Use
+    :func:`forecast_selected` for the choices and backtest as well.
 
     history: long format ``unique_id`` (str), ``ds`` (datetime64), ``y`` (float);
     negative ``y`` is fine, missing ``y`` rows are ignored.  Returns one row per
@@ -305,6 +315,53 @@ def forecast_frame(
         except (TypeError, ValueError):
             raise ForecastInputError(f"freq {freq!r} is not a pandas offset alias") from None
 
+    if select:
+        res = forecast_selected(df, horizon=horizon, season_length=season_length, levels=lv, freq=freq,
+                                windows=windows, scope=scope, n_jobs=n_jobs, _prepared=True)
+        return res.forecast[columns]
+    return _forecast_by_length(df, horizon, season_length, lv, freq, ets_model)
+
+
+def forecast_selected(
+    history: pd.DataFrame,
+    horizon: int = 1,
+    season_length: int = 4,
+    levels: Sequence[int] = DEFAULT_LEVELS,
+    freq: str | None = None,
+    *,
+    windows: int = 4,
+    scope: str = "series",
+    n_jobs: int = 1,
+    arima_max_series: int = 0,
+    distributed: bool | None = None,
+    _prepared: bool = False,
+):
+    """Backtest-selected forecasts: a :class:`.selection.SelectionResult` (forecast with a
+    ``band`` column, per-series choices with each candidate's backtest MASE, the backtest)."""
+    from .selection import select_and_forecast
+
+    horizon = _positive_int(horizon, "horizon")
+    season_length = _positive_int(season_length, "season_length")
+    windows = _positive_int(windows, "windows")
+    lv = _normalise_levels(levels)
+    df = history if _prepared else _prepare(history)
+    if df.empty:
+        raise ForecastInputError("history has no observations")
+    if freq is None:
+        freq = infer_freq(df)
+
+    def fallback(short: pd.DataFrame) -> pd.DataFrame:
+        return _forecast_by_length(short.reset_index(drop=True), horizon, season_length, lv, freq,
+                                   DEFAULT_ETS_MODEL)
+
+    return select_and_forecast(df, horizon=horizon, season_length=season_length, levels=lv, freq=freq,
+                               windows=windows, scope=scope, n_jobs=n_jobs,
+                               arima_max_series=arima_max_series, fallback=fallback, distributed=distributed)
+
+
+def _forecast_by_length(df: pd.DataFrame, horizon: int, season_length: int, lv: list[int], freq: str,
+                        ets_model: str) -> pd.DataFrame:
+    columns = output_columns(lv)
     counts = df.groupby("unique_id", sort=False)["y"].transform("size").to_numpy()
     chosen = np.full(len(df), MODEL_NAIVE, dtype=object)
     chosen[counts >= season_length + 2] = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mape", "smape"]
+__all__ = ["bias", "coverage", "mape", "mase", "smape"]
 
 
 def _pairs(actual, forecast) -> tuple[np.ndarray, np.ndarray]:
@@ -48,3 +48,39 @@ def smape(actual, forecast) -> float | None:
     num = 2.0 * np.abs(f - a)
     err = np.divide(num, denom, out=np.zeros_like(num), where=denom != 0)
     return float(np.mean(err) * 100.0)
+
+
+def mase(actual, forecast, scale) -> float | None:
+    """Mean absolute scaled error: mean(|F - A| / scale).
+
+    ``scale`` is a scalar or one value per pair: the in-sample MAE of the seasonal
+    naive forecast of that series (see :func:`.selection.series_scale`), so MASE < 1
+    beats the seasonal naive's in-sample one-step error.  Pairs with a non-positive or
+    missing scale are ignored; None if nothing is left.
+    """
+    a, f = np.asarray(actual, dtype="float64").ravel(), np.asarray(forecast, dtype="float64").ravel()
+    s = np.broadcast_to(np.asarray(scale, dtype="float64"), a.shape)
+    keep = ~(np.isnan(a) | np.isnan(f) | np.isnan(s)) & (s > 0)
+    if not keep.any():
+        return None
+    return float(np.mean(np.abs(f[keep] - a[keep]) / s[keep]))
+
+
+def bias(actual, forecast) -> float | None:
+    """Relative bias in percent: sum(F - A) / sum(|A|) * 100 (positive = over-forecast)."""
+    a, f = _pairs(actual, forecast)
+    denom = np.sum(np.abs(a))
+    if a.size == 0 or denom == 0:
+        return None
+    return float(np.sum(f - a) / denom * 100.0)
+
+
+def coverage(actual, lower, upper) -> float | None:
+    """Share (0-100) of actuals inside [lower, upper]; pairs with a missing bound are ignored."""
+    a = np.asarray(actual, dtype="float64").ravel()
+    lo = np.asarray(lower, dtype="float64").ravel()
+    hi = np.asarray(upper, dtype="float64").ravel()
+    keep = ~(np.isnan(a) | np.isnan(lo) | np.isnan(hi))
+    if not keep.any():
+        return None
+    return float(np.mean((a[keep] >= lo[keep]) & (a[keep] <= hi[keep])) * 100.0)

@@ -10,6 +10,7 @@ from polars.testing import assert_frame_equal
 
 from synoforecast.lib.cohorts import (
     ALL_OTHER,
+    TOTAL,
     COHORTS,
     COHORTS_BY_NAME,
     METRICS,
@@ -84,24 +85,31 @@ def test_top_customers_kept_and_the_rest_summed_into_all_other():
         (ALL_OTHER, Q1, 5.0, 100.11),
         (ALL_OTHER, Q2, 3.0, 200.22),
         (ALL_OTHER, Q3, 14.0, 1300.72),
+        (TOTAL, Q1, 10.0, 600.21),
+        (TOTAL, Q2, 9.0, 800.42),
+        (TOTAL, Q3, 21.0, 2001.02),
     ]
 
 
 def test_top_customer_grouping_preserves_totals_per_quarter():
     history = customer_history()
     for as_of in (Q1, Q2, Q3):
-        out = series_as_of(TOP, history, as_of)
+        out = series_as_of(TOP, history, as_of).filter(pl.col("series_id") != TOTAL)
         expected = (history.filter(pl.col("quarter_start") <= as_of)
                     .group_by("quarter_start").agg(pl.col("units").sum(), pl.col("revenue").sum().round(2))
                     .sort("quarter_start"))
         got = (out.group_by("quarter_start").agg(pl.col("units").sum(), pl.col("revenue").sum().round(2))
                .sort("quarter_start"))
         assert_frame_equal(got, expected)
+        total = series_as_of(TOP, history, as_of).filter(pl.col("series_id") == TOTAL)
+        assert_frame_equal(total.select("quarter_start", "units", pl.col("revenue").round(2)).sort("quarter_start"),
+                           expected.select("quarter_start", pl.col("units").cast(pl.Float64), "revenue"),
+                           check_dtypes=False)
 
 
 def test_top_customers_as_of_q2_follow_the_q2_flags():
     out = series_as_of(TOP, customer_history(), Q2)
-    assert sorted(set(out["series_id"].to_list())) == ["00412", "B", ALL_OTHER]
+    assert sorted(set(out["series_id"].to_list())) == ["00412", "B", ALL_OTHER, TOTAL]
     assert out.filter(pl.col("series_id") == ALL_OTHER).rows() == [(ALL_OTHER, Q1, 4.0, 0.1), (ALL_OTHER, Q2, 1.0, 0.2)]
 
 
@@ -121,7 +129,7 @@ def test_to_long_and_split_unique_id_round_trip():
     long = to_long(series)
     assert long.columns == ["unique_id", "ds", "y"]
     assert long.height == 2 * series.height
-    assert set(long["unique_id"]) == {f"{s}::{m}" for s in ("00412", ALL_OTHER) for m in METRICS}
+    assert set(long["unique_id"]) == {f"{s}::{m}" for s in ("00412", ALL_OTHER, TOTAL) for m in METRICS}
     assert long["ds"].dtype == pl.Date and long["y"].dtype == pl.Float64
 
     split = split_unique_id(long)

@@ -35,6 +35,7 @@ def cfg_for(s: StandIn, **kw) -> MetabaseConfig:
         health_wait_s=0.01,
         retries=3,
         backoff_s=0.01,
+        invalidate_cache=False,  # the cache step has its own tests below
     )
     base.update(kw)
     return MetabaseConfig(**base)
@@ -260,3 +261,110 @@ def test_standin_session_and_cache_endpoints(standin):
         assert "paid feature" in inv.json()["message"]
         assert c.post("/api/nope", headers=headers).status_code == 404
     assert standin.requests_to("/api/cache/")[0].query == "question=3"
+
+
+# ------------------------------------------------------------------ issue 5: auth, dashboards, models, cache
+
+PASSWORD = "S3cret-Pa55word"
+
+
+def test_from_env_reads_session_dashboards_models_and_cache_switch():
+    cfg = MetabaseConfig.from_env(
+        {"METABASE_URL": "http://mb:3000", "METABASE_USER": "a@b.c", "METABASE_PASSWORD": PASSWORD,
+         "METABASE_DASHBOARD_IDS": "7, 8", "METABASE_MODEL_IDS": "21", "METABASE_CACHE_INVALIDATE": "false"}
+    )
+    assert cfg.configured and cfg.auth_method == "session"
+    assert cfg.dashboard_ids == (7, 8) and cfg.model_ids == (21,)
+    assert cfg.invalidate_cache is False
+    assert PASSWORD not in repr(cfg) and "password='***'" in repr(cfg)
+    assert MetabaseConfig.from_env({"METABASE_URL": "http://x"}).invalidate_cache is True
+    assert not MetabaseConfig(url="http://x", username="u").configured  # no password
+
+
+def test_session_login_then_session_header(standin):
+    standin.password = PASSWORD
+    cfg = cfg_for(standin, api_key=None, username=standin.username, password=PASSWORD, card_ids=(11,))
+    report = refresh_metabase(cfg)
+    assert report.auth == "session"
+    assert standin.calls() == ["GET /api/health", "POST /api/session",
+                               "POST /api/database/2/sync_schema", "POST /api/card/11/query"]
+    login = standin.requests[1]
+    assert login.json == {"username": standin.username, "password": PASSWORD}
+    token = login and standin.requests[2].headers["x-metabase-session"]
+    assert token in standin.sessions
+    assert all("x-api-key" not in r.headers for r in standin.requests)
+
+
+def test_wrong_password_fails_clearly_without_secret(standin):
+    cfg = cfg_for(standin, api_key=None, username=standin.username, password=PASSWORD)
+    with pytest.raises(MetabaseError) as err:
+        refresh_metabase(cfg)
+    assert "METABASE_USER and METABASE_PASSWORD" in str(err.value)
+    assert PASSWORD not in str(err.value)
+    assert standin.calls() == ["GET /api/health", "POST /api/session"]  # 401: no retry
+
+
+def test_no_credentials_is_401_from_the_standin(standin):
+    r = httpx.post(standin.url + "/api/card/1/query", json={"ignore_cache": True})
+    assert (r.status_code, r.text) == (401, "Unauthenticated")
+
+
+def test_dashboard_cards_are_queried_once_each(standin):
+    standin.dashboards = {7: [12, 30, 31]}
+    report = refresh_metabase(cfg_for(standin, dashboard_ids=(7,), database_id=None))
+    assert report.dashboards == {7: [12, 30, 31]}
+    assert standin.calls() == ["GET /api/health", "GET /api/dashboard/7", "POST /api/card/11/query",
+                               "POST /api/card/12/query", "POST /api/card/30/query",
+                               "POST /api/card/31/query"]
+    assert report.to_metadata()["cards_refreshed"] == 4
+
+
+def test_missing_dashboard_is_named(standin):
+    with pytest.raises(MetabaseError, match="dashboard 9 not found.*METABASE_DASHBOARD_IDS"):
+        refresh_metabase(cfg_for(standin, dashboard_ids=(9,)))
+
+
+def test_persisted_models_are_refreshed(standin):
+    report = refresh_metabase(cfg_for(standin, model_ids=(21, 22), card_ids=(), database_id=None))
+    assert report.models == {21: "ok", 22: "ok"}
+    assert standin.calls()[1:] == ["POST /api/persist/card/21/refresh", "POST /api/persist/card/22/refresh"]
+    standin.reset()
+    standin.missing_card_ids = {22}
+    with pytest.raises(MetabaseError, match="card 22: persisted model refresh: model not found"):
+        refresh_metabase(cfg_for(standin, model_ids=(21, 22), card_ids=(11,), database_id=None))
+    assert "POST /api/card/11/query" in standin.calls()  # the rest still ran
+
+
+def test_cache_invalidation_refused_by_open_source_is_not_an_error(standin):
+    report = refresh_metabase(cfg_for(standin, invalidate_cache=True))
+    assert report.cache.startswith("not available (paid feature")
+    assert report.cards == {11: "ok", 12: "ok"}
+    (inv,) = standin.requests_to("/api/cache/invalidate")
+    assert inv.query == "include=overrides&database=2&question=11&question=12"
+    calls = standin.calls()
+    assert calls.index("POST /api/cache/invalidate") < calls.index("POST /api/card/11/query")
+
+
+def test_cache_invalidated_on_a_paid_instance(standin):
+    standin.premium_cache = True
+    assert refresh_metabase(cfg_for(standin, invalidate_cache=True)).cache == "invalidated"
+
+
+def test_cache_invalidation_server_error_fails(standin):
+    standin.forced = {"/api/cache/invalidate": (400, {"message": "bad params"})}
+    with pytest.raises(MetabaseError, match="cache invalidation failed: HTTP 400"):
+        refresh_metabase(cfg_for(standin, invalidate_cache=True))
+
+
+def test_full_sequence_with_everything_configured(standin):
+    standin.dashboards = {7: [11, 40]}
+    standin.initializing_for = 1
+    cfg = cfg_for(standin, dashboard_ids=(7,), model_ids=(21,), invalidate_cache=True)
+    report = refresh_metabase(cfg)
+    assert standin.calls() == [
+        "GET /api/health", "GET /api/health", "POST /api/database/2/sync_schema", "GET /api/dashboard/7",
+        "POST /api/persist/card/21/refresh", "POST /api/cache/invalidate", "POST /api/card/11/query",
+        "POST /api/card/12/query", "POST /api/card/40/query",
+    ]
+    assert all(r.headers.get("x-api-key") == KEY for r in standin.requests if r.path != "/api/health")
+    assert report.to_metadata()["cards"] == {"11": "ok", "12": "ok", "40": "ok"}

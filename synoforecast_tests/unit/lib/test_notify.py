@@ -231,3 +231,34 @@ def test_slack_rejects_empty_payload(standin):
 
 def test_notify_error_is_runtime_error():
     assert issubclass(NotifyError, RuntimeError)
+
+
+# ------------------------------------------------------------------ issue 5: alerts and the n8n route
+
+from synoforecast.lib.notify import request_refresh_via_n8n, send_alert
+
+
+def test_alert_reaches_every_channel_with_details_and_link(standin):
+    result = send_alert("synoforecast run failed: ingest_job", ["step forecast/x failed: boom"],
+                        cfg_for(standin), event="run_failure", run_url="http://dagster:3000/runs/r1")
+    assert result == {"slack": "sent", "teams": "sent", "n8n": "sent"}
+    slack, teams, n8n = standin.requests
+    assert "step forecast/x failed: boom" in json.dumps(slack.json)
+    assert "<http://dagster:3000/runs/r1|Open the run in Dagster>" in json.dumps(slack.json)
+    card = teams.json["attachments"][0]["content"]
+    assert any(b.get("text") == "step forecast/x failed: boom" for b in card["body"])
+    assert card["actions"][0]["url"] == "http://dagster:3000/runs/r1"
+    assert n8n.json["event"] == "run_failure" and n8n.json["details"] == ["step forecast/x failed: boom"]
+    assert "- step forecast/x failed: boom" in render_text(n8n.json)
+
+
+def test_n8n_refresh_route(standin):
+    request_refresh_via_n8n({"partitions": ["2026-04-01"]}, cfg_for(standin))
+    (req,) = standin.requests
+    assert req.path == N8N_PATH and req.json == {"event": "metabase_refresh", "partitions": ["2026-04-01"]}
+    standin.forced = {N8N_PATH: (404, {"message": f"webhook {N8N_PATH} is not registered"})}
+    with pytest.raises(NotifyError) as err:
+        request_refresh_via_n8n({}, cfg_for(standin))
+    assert "HTTP 404" in str(err.value) and "5f0c-secret" not in str(err.value)
+    with pytest.raises(NotifyError, match="N8N_WEBHOOK_URL"):
+        request_refresh_via_n8n({}, NotifyConfig())

@@ -1,0 +1,49 @@
+"""Run-failure alerts: every failed run of this code location is posted to the
+configured webhooks (Slack / Teams / n8n) with a link to the run in the Dagster UI."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from synoforecast.defs.activation.assets import run_url
+from synoforecast.lib.notify import NotifyConfig, send_alert
+
+MAX_DETAIL_CHARS = 400
+
+
+def _failure_details(context: dg.RunFailureSensorContext) -> list[str]:
+    details = []
+    for event in context.get_step_failure_events():
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
+            error = error.cause
+        message = " ".join(((error.message if error else None) or event.message or "failed").split())
+        details.append(f"step {event.step_key}: {message[:MAX_DETAIL_CHARS]}")
+    if not details:
+        message = " ".join((context.failure_event.message or "run failed").split())
+        details.append(message[:MAX_DETAIL_CHARS])
+    return details
+
+
+@dg.run_failure_sensor(
+    name="notify_on_run_failure",
+    description="Posts every failed run (with a link to it) to SLACK/TEAMS/N8N webhooks when configured.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+def notify_on_run_failure(context: dg.RunFailureSensorContext) -> None:
+    config = NotifyConfig.from_env()
+    if not config.channels():
+        context.log.info("no webhook configured (SLACK/TEAMS/N8N_WEBHOOK_URL): run failure not posted")
+        return
+    run = context.dagster_run
+    link = run_url(run.run_id)
+    partition = run.tags.get("dagster/partition") or (
+        f"{run.tags.get('dagster/asset_partition_range_start')}…{run.tags.get('dagster/asset_partition_range_end')}"
+        if run.tags.get("dagster/asset_partition_range_start") else None)
+    details = _failure_details(context)
+    outcome = send_alert(
+        f"synoforecast run failed: {run.job_name}", details, config, event="run_failure", run_url=link,
+        extra={"run_id": run.run_id, "job": run.job_name, "partition": partition},
+    )
+    context.log.info(f"run failure of {run.run_id} posted: {outcome}")

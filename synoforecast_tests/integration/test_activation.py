@@ -1,0 +1,236 @@
+"""Activation end to end: `synoforecast ingest` with Metabase, Slack, Teams and n8n pointed
+at the local stand-in, then the activation assets alone for each failure mode, the
+accuracy-drop alert and the run-failure sensor. One real ingest per module."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import sys
+
+import dagster as dg
+import pytest
+
+from synoforecast.defs.activation.assets import metabase_refresh, summary_notification
+from synoforecast.defs.activation.sensors import notify_on_run_failure
+from synoforecast.defs.resources import WarehouseResource
+from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast_tests.conftest import fetch, isolated_project, new_database
+from synoforecast_tests.support.http_standin import StandIn
+
+pytestmark = pytest.mark.integration
+
+KEY = "mb_activation-SECRET-key"
+SLACK = "/slack/services/T1/B1/slackSECRET"
+TEAMS = "/teams/workflows/w1/triggers/manual/paths/invoke"
+N8N = "/n8n/webhook/n8nSECRET"
+LAST = "2026-04-01"
+SPEC = SampleSpec(rows=2500, seed=11, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 8, 20))
+FORECAST_CHECKSUM = "select count(*), md5(string_agg(f::text, '|' order by f::text)) from forecast.forecasts f"
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with StandIn(api_key=KEY) as server:
+        yield server
+
+
+def _forget_definitions() -> None:
+    """`synoforecast.definitions` binds SYNOFORECAST_WAREHOUSE_URL as it is at import time
+    (build_resources). Re-import it outside any isolated project (normally unset, so the
+    warehouse resource reads the variable at run time): neither this module nor the ones
+    after it then write into another module's database."""
+    sys.modules.pop("synoforecast.definitions", None)
+    importlib.import_module("synoforecast.definitions")
+
+
+@pytest.fixture(scope="module")
+def env(pg_server, standin, tmp_path_factory):
+    _forget_definitions()
+    try:
+        yield from _env(pg_server, standin, tmp_path_factory)
+    finally:
+        _forget_definitions()
+
+
+def _env(pg_server, standin, tmp_path_factory):
+    with isolated_project(tmp_path_factory.mktemp("activation"), new_database(pg_server)) as project:
+        mp = project["monkeypatch"]
+        for name, value in {"METABASE_URL": standin.url, "METABASE_API_KEY": KEY, "METABASE_CARD_IDS": "11,12",
+                            "METABASE_DASHBOARD_IDS": "7", "METABASE_MODEL_IDS": "21", "METABASE_DATABASE_ID": "2",
+                            "METABASE_HEALTH_WAIT_S": "0.05", "METABASE_BACKOFF_S": "0.05",
+                            "SLACK_WEBHOOK_URL": standin.url + SLACK, "TEAMS_WEBHOOK_URL": standin.url + TEAMS,
+                            "DAGSTER_WEBSERVER_URL": "http://dagster.nas.local:3000/"}.items():
+            mp.setenv(name, value)
+        mp.delenv("N8N_WEBHOOK_URL", raising=False)
+        standin.dashboards = {7: [12, 30]}
+        standin.initializing_for = 2  # Metabase still starting when the refresh begins
+        standin.reset()
+        path = project["inbox"] / "sample.xlsx"
+        write_sample_workbook(path, SPEC)
+        from synoforecast.cli import main
+
+        code = main(["ingest", str(path), "--json"])
+        assert code == 0
+        project["calls"] = standin.calls()
+        project["requests"] = list(standin.requests)
+        standin.initializing_for = 0
+        yield project
+
+
+def _materialize(assets, env, partition=LAST):
+    return dg.materialize(assets, partition_key=partition, resources={"warehouse": WarehouseResource()},
+                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def _metadata(result, name):
+    (mat,) = result.asset_materializations_for_node(name)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_ingest_refreshes_metabase_then_posts_the_summary(env):
+    calls = env["calls"]
+    assert calls[:3] == ["GET /api/health"] * 3  # two 503 "initializing", then ok
+    metabase = [c for c in calls if c.startswith(("GET /api/", "POST /api/"))]
+    assert metabase == ["GET /api/health"] * 3 + [
+        "POST /api/database/2/sync_schema", "GET /api/dashboard/7", "POST /api/persist/card/21/refresh",
+        "POST /api/cache/invalidate", "POST /api/card/11/query", "POST /api/card/12/query",
+        "POST /api/card/30/query"]
+    queries = [r for r in env["requests"] if r.path.startswith("/api/card/")]
+    assert all(r.json == {"ignore_cache": True} and r.headers["x-api-key"] == KEY for r in queries)
+    # summaries come after the refresh, one per channel
+    assert calls[-2:] == [f"POST {SLACK}", f"POST {TEAMS}"]
+    slack = next(r for r in env["requests"] if r.path == SLACK).json
+    text = json.dumps(slack)
+    for piece in ("svr_rm_overall", "c2_scorecard", "2026-Q3", "dbt tests", "passed", "sMAPE", "All C2",
+                  "http://dagster.nas.local:3000/runs/"):
+        assert piece in text, piece
+    teams = next(r for r in env["requests"] if r.path == TEAMS).json
+    assert teams["attachments"][0]["content"]["type"] == "AdaptiveCard"
+
+
+def test_secrets_never_reach_run_metadata_or_logs(env):
+    instance = dg.DagsterInstance.get()
+    records = instance.get_event_records(dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION))
+    dumped = json.dumps([str(r.event_log_entry) for r in records])
+    assert "activation" in dumped
+    for secret in (KEY, "slackSECRET", SLACK):
+        assert secret not in dumped
+    logs = [str(e.user_message) for run in instance.get_runs() for e in instance.all_logs(run.run_id)]
+    assert not [m for m in logs if KEY in m or "slackSECRET" in m]
+
+
+def test_unchanged_forecast_schema_is_not_resynced_but_a_new_table_is(env, standin):
+    standin.reset()
+    result = _materialize([metabase_refresh], env)
+    assert result.success
+    assert "POST /api/database/2/sync_schema" not in standin.calls()
+    assert _metadata(result, "activation__metabase_refresh")["forecast_schema_changed"] is False
+    with __import__("psycopg").connect(env["url"], autocommit=True) as conn:
+        conn.execute("create table if not exists forecast.shape_probe (x int)")
+    standin.reset()
+    result = _materialize([metabase_refresh], env)
+    assert result.success
+    assert "POST /api/database/2/sync_schema" in standin.calls()
+    state = fetch(env["url"], "select count(*) from ops.activation_state")[0][0]
+    assert state == 1
+
+
+def test_metabase_down_fails_the_asset_and_keeps_forecasts(env, standin):
+    before = fetch(env["url"], FORECAST_CHECKSUM)
+    mp = env["monkeypatch"]
+    mp.setenv("METABASE_HEALTH_ATTEMPTS", "3")
+    standin.forced = {"/api/health": (503, {"status": "error"})}
+    standin.reset()
+    try:
+        result = _materialize([metabase_refresh], env)
+    finally:
+        standin.forced = {}
+        mp.delenv("METABASE_HEALTH_ATTEMPTS")
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.event_specific_data.error.message
+    assert "not healthy after 3 attempts" in message and "Published forecasts are unchanged" in message
+    assert KEY not in message
+    assert standin.calls() == ["GET /api/health"] * 3
+    assert fetch(env["url"], FORECAST_CHECKSUM) == before
+
+
+def test_card_failing_inside_a_202_fails_the_refresh(env, standin):
+    standin.fail_card_ids = {12}
+    standin.reset()
+    try:
+        result = _materialize([metabase_refresh], env)
+    finally:
+        standin.fail_card_ids = set()
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "card 12" in failure.event_specific_data.error.message
+    assert standin.calls().count("POST /api/card/12/query") == 1  # a 202 error is not retried
+
+
+def test_n8n_is_the_alternative_route(env, standin):
+    mp = env["monkeypatch"]
+    mp.delenv("METABASE_URL")
+    mp.setenv("N8N_WEBHOOK_URL", standin.url + N8N)
+    standin.reset()
+    try:
+        result = _materialize([metabase_refresh], env)
+    finally:
+        mp.setenv("METABASE_URL", standin.url)
+        mp.delenv("N8N_WEBHOOK_URL")
+    assert result.success
+    assert standin.calls() == [f"POST {N8N}"]
+    body = standin.requests[0].json
+    assert body["event"] == "metabase_refresh" and body["partitions"] == [LAST]
+    assert _metadata(result, "activation__metabase_refresh")["status"] == "requested via n8n"
+
+
+def test_accuracy_drop_posts_an_alert(env, standin):
+    url = env["url"]
+    rows = fetch(url, "select quarter, smape from forecast.evaluation where cohort = 'svr_rm_overall' "
+                      "and metric = 'units' and smape is not null order by quarter desc limit 2")
+    assert rows[0][0] == dt.date(2026, 4, 1), rows
+    env["monkeypatch"].setenv("SYNOFORECAST_ACCURACY_DROP_POINTS", "5")
+    with __import__("psycopg").connect(url, autocommit=True) as conn:
+        conn.execute("update forecast.evaluation set smape = %s where cohort = 'svr_rm_overall' "
+                     "and metric = 'units' and quarter = '2026-04-01'", (rows[1][1] + 30,))
+    standin.reset()
+    result = _materialize([summary_notification], env)
+    assert result.success
+    slack = [r.json for r in standin.requests_to(SLACK)]
+    assert len(slack) == 1  # one message per run: the summary carries the alert
+    alert = json.dumps(slack[0], ensure_ascii=False)
+    assert "accuracy dropped" in slack[0]["blocks"][0]["text"]["text"]
+    assert "more than 5 sMAPE points in 2026-Q2" in alert and "svr_rm_overall · units" in alert
+    assert "+30.0 points" in alert and "svr_rm_overall" in alert
+    teams = json.dumps(standin.requests_to(TEAMS)[0].json, ensure_ascii=False)
+    assert "svr_rm_overall · units" in teams
+    meta = _metadata(result, "activation__summary_notification")
+    assert any("svr_rm_overall · units" in d for d in meta["accuracy_drops"])
+
+
+def test_run_failure_sensor_posts_with_a_link(env, standin):
+    @dg.op
+    def explode():
+        raise RuntimeError("warehouse went away")
+
+    @dg.job(name="doomed_job")
+    def doomed():
+        explode()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="notify_on_run_failure", dagster_instance=instance, dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event()).for_run_failure()
+    standin.reset()
+    notify_on_run_failure(context)
+    assert standin.calls() == [f"POST {SLACK}", f"POST {TEAMS}"]
+    slack = json.dumps(standin.requests[0].json)
+    assert "run failed: doomed_job" in slack and "warehouse went away" in slack
+    assert f"http://dagster.nas.local:3000/runs/{result.run_id}" in slack
+    teams = standin.requests[1].json["attachments"][0]["content"]
+    assert teams["actions"][0]["url"] == f"http://dagster.nas.local:3000/runs/{result.run_id}"

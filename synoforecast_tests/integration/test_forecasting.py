@@ -1,0 +1,180 @@
+"""Selection, reconciliation, evaluation and the analyst role against real statsforecast and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import psycopg
+import pytest
+
+from synoforecast.defs.forecast.assets import (
+    FORECAST_TABLE,
+    accuracy_failures,
+    forecast_details,
+    score_quarter,
+)
+from synoforecast.lib.cohorts import ALL_OTHER, COHORTS_BY_NAME, TOTAL
+from synoforecast.lib.warehouse import ensure_schema, replace_rows
+from synoforecast_tests.conftest import fetch
+
+OVERALL = COHORTS_BY_NAME["svr_rm_overall"]
+TOP = COHORTS_BY_NAME["svr_rm_top_customers"]
+QUARTERS = [dt.date(2020 + i // 4, 1 + 3 * (i % 4), 1) for i in range(20)]
+
+
+def tier_history(seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    tiers = {"T1": 300.0, "T2": 120.0, "T3": 40.0}
+    for i, q in enumerate(QUARTERS):
+        season = [0.9, 1.0, 0.95, 1.25][i % 4]
+        parts = {t: round(base * season * (1 + 0.02 * i) + rng.normal(0, base * 0.04)) for t, base in tiers.items()}
+        for t, u in parts.items():
+            rows.append((t, q, float(u), float(u) * 1999.0))
+        total = sum(parts.values())
+        rows.append((TOTAL, q, float(total), float(total) * 1999.0))
+    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue"], orient="row")
+
+
+def customer_history() -> pl.DataFrame:
+    rng = np.random.default_rng(5)
+    rows = []
+    for i, q in enumerate(QUARTERS):
+        for c, base in (("C1", 50.0), ("C2", 30.0), ("C3", 8.0), ("C4", 3.0)):
+            u = max(0.0, round(base * (1 + 0.03 * i) + rng.normal(0, base * 0.1)))
+            rows.append((c, q, u, round(u * 2150.37, 2), c in ("C1", "C2")))
+    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"],
+                        orient="row")
+
+
+@pytest.fixture(scope="module")
+def warehouse(pg_server):
+    from synoforecast_tests.conftest import new_database
+
+    url = new_database(pg_server)
+    ensure_schema(url)
+    ensure_schema(url)  # idempotent: alter ... add column if not exists, views, role
+    return url
+
+
+def publish(url, cohort, history, as_of, run_id="it-run"):
+    rows, choices, _ = forecast_details(cohort, history, as_of, run_id, 4)
+    replace_rows(url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of), run_id,
+                 as_of.isoformat())
+    return rows, choices
+
+
+def test_published_hierarchies_add_up_exactly_and_are_scored(warehouse):
+    histories = {OVERALL.name: tier_history(), TOP.name: customer_history()}
+    for as_of in QUARTERS[-4:-1]:  # a small rolling-origin backtest: 3 as-of quarters
+        _rows, choices = publish(warehouse, OVERALL, histories[OVERALL.name], as_of)
+        assert set(choices["band"]) == {"full"} and choices["windows"].min() >= 2
+        publish(warehouse, TOP, histories[TOP.name], as_of)
+
+    # totals equal the sum of their parts, exactly, in the published numbers
+    mismatches = fetch(warehouse, """
+        select f.cohort, f.as_of_quarter, f.metric, f.yhat::numeric, s.parts
+          from forecast.forecasts f
+          join (select cohort, as_of_quarter, metric, sum(yhat::numeric) parts from forecast.forecasts
+                 where series_id <> 'total' group by 1, 2, 3) s using (cohort, as_of_quarter, metric)
+         where f.series_id = 'total' and f.yhat::numeric <> s.parts""")
+    assert mismatches == []
+    n_totals = fetch(warehouse, "select count(*) from forecast.forecasts where series_id = 'total'")[0][0]
+    assert n_totals == 2 * 2 * 3  # two cohorts x two metrics x three as-of quarters
+    series = {r[0] for r in fetch(warehouse, "select distinct series_id from forecast.forecasts "
+                                             "where cohort = 'svr_rm_top_customers'")}
+    assert series == {"C1", "C2", ALL_OTHER, TOTAL}
+    # reconciliation moved only the totals; the unreconciled point is kept
+    moved = fetch(warehouse, "select series_id from forecast.forecasts where yhat <> yhat_base")
+    assert {r[0] for r in moved} <= {TOTAL}
+    # intervals nested around the point
+    bad = fetch(warehouse, """select count(*) from forecast.forecasts where not (yhat_lo_95 <= yhat_lo_80
+                 and yhat_lo_80 <= yhat and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95)""")[0][0]
+    assert bad == 0
+
+    # evaluation: forecasts made at Q-1 scored against Q, with MASE, bias, coverage and the benchmark
+    for q in QUARTERS[-3:]:
+        scores = score_quarter(warehouse, q, "it-eval", histories)
+        replace_rows(warehouse, "forecast.evaluation", scores, "quarter = %s", (q,), "it-eval", q.isoformat())
+    got = fetch(warehouse, """select cohort, metric, count(*), avg(smape), avg(smape_snaive), avg(mase),
+                                     avg(coverage_80), avg(coverage_95), avg(smape_base), avg(bias)
+                                from forecast.evaluation group by 1, 2 order by 1, 2""")
+    assert {(r[0], r[1]) for r in got} == {(c, m) for c in (OVERALL.name, TOP.name) for m in ("units", "revenue")}
+    for cohort, metric, n, smape, snaive, mase, cov80, cov95, base, bias in got:
+        assert n == 3 and 0 <= smape < 200 and snaive is not None and mase is not None, (cohort, metric)
+        assert 0 <= cov80 <= cov95 <= 100 and base is not None and bias is not None
+    overall_units = next(r for r in got if r[:2] == (OVERALL.name, "units"))
+    assert overall_units[3] < 10  # a smooth seasonal series; beating seasonal naive is measured on M3 (docs)
+
+    scores = pl.DataFrame({"cohort": ["x"], "quarter_label": ["2024-Q1"], "metric": ["units"],
+                           "smape": [12.0], "smape_snaive": [10.0]})
+    assert accuracy_failures(scores, max_smape=30) == ["x/units 2024-Q1: sMAPE 12.0 worse than seasonal naive 10.0"]
+    assert accuracy_failures(scores, max_smape=11, snaive_tolerance=50) == [
+        "x/units 2024-Q1: sMAPE 12.0 > threshold 11.0"]
+
+
+def test_analyst_role_reads_marts_and_forecast_and_writes_nothing(warehouse):
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute("create table if not exists marts.it_probe (x int)")
+        conn.execute("insert into marts.it_probe values (1)")
+    with psycopg.connect(warehouse) as conn:
+        conn.execute("set role analyst")
+        conn.execute("select count(*) from forecast.forecasts").fetchone()
+        conn.execute("select count(*) from forecast.latest").fetchone()
+        conn.execute("select count(*) from forecast.latest_svr_rm_overall").fetchone()
+        assert conn.execute("select x from marts.it_probe").fetchone() == (1,)  # default privileges on marts
+        for statement in ("insert into forecast.evaluation (cohort) values ('x')",
+                          "delete from forecast.forecasts",
+                          "update marts.it_probe set x = 2",
+                          "create table forecast.mine (x int)",
+                          "create table marts.mine (x int)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(statement)
+    comments = fetch(warehouse, """select count(*) from pg_description d join pg_class c on c.oid = d.objoid
+                                     join pg_namespace n on n.oid = c.relnamespace
+                                    where n.nspname = 'forecast' and c.relname = 'forecasts' and d.objsubid > 0""")
+    assert comments[0][0] >= 10
+    latest = fetch(warehouse, "select count(distinct as_of_quarter) from forecast.latest where cohort = 'svr_rm_overall'")
+    assert latest[0][0] <= 1
+
+
+def test_engine_runs_on_a_local_dask_cluster_with_the_same_results():
+    import pandas as pd
+    from distributed import Client, LocalCluster
+
+    from synoforecast.lib.forecasting import forecast_selected
+
+    rng = np.random.default_rng(11)
+    frames = []
+    for i in range(6):
+        y = np.resize([100.0, 105.0, 102.0, 160.0], 16) * (1 + 0.02 * i) + rng.normal(0, 3, 16)
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": pd.date_range("2020-01-01", periods=16, freq="QS"),
+                                    "y": y}))
+    df = pd.concat(frames, ignore_index=True)
+    local = forecast_selected(df, distributed=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster):
+        remote = forecast_selected(df)
+    cols = ["unique_id", "ds", "model", "yhat", "yhat_lo_80", "yhat_hi_95"]
+    pd.testing.assert_frame_equal(local.forecast[cols], remote.forecast[cols], check_exact=False, rtol=1e-5)  # fugue path: float noise
+    assert remote.choices["model"].tolist() == local.choices["model"].tolist()
+
+
+def test_run_artefacts_record_choices_provenance_and_a_plot(project_env):
+    import json
+
+    from synoforecast.defs.forecast.assets import _write_artefact
+
+    history = tier_history(3)
+    as_of = QUARTERS[-1]
+    rows, choices, long = forecast_details(OVERALL, history, as_of, "run-x", 4)
+    path, png = _write_artefact("run-x", OVERALL, {"2024-Q4": rows.height}, {"AutoETS": 1}, choices, long, rows)
+    doc = json.loads(path.read_text())
+    assert path.parent.name == "run-x" and len(doc["input_sha256"]) == 64
+    assert doc["package_versions"]["statsforecast"].startswith("2.")
+    assert {s["unique_id"] for s in doc["series"]} == {f"{t}::{m}" for t in ("T1", "T2", "T3", "total")
+                                                      for m in ("units", "revenue")}
+    assert all(s["model"] and s["band"] for s in doc["series"]) and "mase_AutoETS" in doc["series"][0]
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
