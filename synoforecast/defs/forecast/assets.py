@@ -347,8 +347,8 @@ def accuracy_thresholds() -> dict[str, float]:
     SYNOFORECAST_SNAIVE_TOLERANCE (default 0: the sMAPE may not exceed seasonal naive's)."""
     import os
 
-    return {"max_smape": float(os.environ.get("SYNOFORECAST_MAX_SMAPE", "30")),
-            "snaive_tolerance": float(os.environ.get("SYNOFORECAST_SNAIVE_TOLERANCE", "0"))}
+    return {"max_smape": float(os.environ.get("SYNOFORECAST_MAX_SMAPE") or "30"),
+            "snaive_tolerance": float(os.environ.get("SYNOFORECAST_SNAIVE_TOLERANCE") or "0")}
 
 
 def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: float = 0.0) -> list[str]:
