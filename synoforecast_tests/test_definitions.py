@@ -65,3 +65,9 @@ def test_dagster_definitions_validate_passes_with_the_project_instance_config(tm
                             env={**os.environ, "DAGSTER_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "all code locations passed validation" in (result.stdout + result.stderr).lower()
+
+
+def test_pipeline_jobs_run_steps_in_the_run_process():
+    """A step process per asset would re-import the code location ~30 times per run."""
+    for name in ("forecast_pipeline_job", "ingest_snapshot_job"):
+        assert defs.resolve_job_def(name).executor_def.name == "in_process"

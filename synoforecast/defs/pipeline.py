@@ -18,14 +18,18 @@ from synoforecast.settings import get_settings
 DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
 CHANGED_TAG = "synoforecast/changed_quarters"  # "in-process": the CLI runs the follow-up itself
 
+# Steps run in the run's own process: a step process per asset would re-import the code
+# location (dagster-dbt, polars, statsforecast) ~30 times per run, minutes on a NAS CPU;
+# the parallelism that matters is inside dbt (threads) and statsforecast.
 snapshot_job = dg.define_asset_job(
-    SNAPSHOT_JOB, selection=dg.AssetSelection.assets(workbook_snapshot),
+    SNAPSHOT_JOB, selection=dg.AssetSelection.assets(workbook_snapshot), executor_def=dg.in_process_executor,
     description="Validate a workbook and keep its parsed snapshot.",
 )
 
 forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot),
+    executor_def=dg.in_process_executor,
     description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "
                 "for a range of quarters in one run.",
 )
