@@ -13,6 +13,7 @@ import hashlib
 import os
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -274,24 +275,41 @@ def _convert(spec: ColumnSpec, raw: pl.Series) -> pl.Series:
     return _as_text(raw)
 
 
-def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec, aliases: AliasTable,
+@dataclass
+class _Cells:
+    """Every cell of one sheet as text, and the Excel column index of each frame column."""
+
+    frame: pl.DataFrame
+    column_indexes: list[int]
+
+
+def _load_cells(reader: fastexcel.ExcelReader, sheet_name: str) -> _Cells:
+    """One calamine pass per sheet, every cell as text from row 1 (each load_sheet call parses
+    the whole sheet, and typed inference would see the title/header rows anyway). The
+    calamine sheet is dropped before returning: it holds a second copy of every cell."""
+    sheet = reader.load_sheet(sheet_name, header_row=None, skip_rows=0, dtypes="string")
+    cells = _Cells(sheet.to_polars(), [info.absolute_index for info in sheet.available_columns()])
+    del sheet
+    return cells
+
+
+def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, aliases: AliasTable,
                 ref: Reference, file: Path, fiscal_start_month: int) -> SheetRead:
     lookup = aliases.lookup(spec)
-    # one calamine pass per sheet, every cell as text from row 1: each load_sheet call parses
-    # the whole sheet, and typed inference would see the title/header rows anyway
-    sheet = reader.load_sheet(sheet_name, header_row=None, skip_rows=0, dtypes="string")
-    everything = sheet.to_polars()
+    everything = cells.frame
     header_idx = _find_header(everything.head(HEADER_SEARCH_ROWS), sheet_name, spec, lookup, file)
     header = everything.row(header_idx)
     raw = everything.slice(header_idx + 1)
+    column_indexes = cells.column_indexes
+    del everything, cells  # the slice keeps what is needed
     letters: dict[str, str] = {}
     columns: dict[str, pl.Series] = {}
-    for info, name in zip(sheet.available_columns(), header):
+    for (frame_name, absolute_index), name in zip(zip(raw.columns, column_indexes), header):
         col_spec = lookup.get(normalise_name(name)) if name is not None else None
         if col_spec is None or col_spec.field in columns:
             continue
-        columns[col_spec.field] = raw[info.name].alias(col_spec.field)
-        letters[col_spec.field] = _column_letter(info.absolute_index)
+        columns[col_spec.field] = raw[frame_name].alias(col_spec.field)
+        letters[col_spec.field] = _column_letter(absolute_index)
     n = raw.height
     source_row = pl.Series("source_row", range(header_idx + 2, header_idx + 2 + n), dtype=pl.Int32)
     for col_spec in spec.columns:  # optional columns absent from the export
@@ -325,11 +343,7 @@ def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
             is_unknown_model=canonical.is_null(),
             is_unknown_country=~frame["country"].str.to_lowercase().is_in(list(ref.countries)).fill_null(False),
         )
-    dedupe_keys = [c for c in frame.columns if c != "source_row"]
-    normalised = frame.with_columns([pl.col(c).str.to_lowercase() for c in dedupe_keys if frame[c].dtype == pl.String])
-    first = normalised.with_row_index("__i").unique(subset=dedupe_keys, keep="first", maintain_order=True)["__i"]
-    duplicates = frame.height - first.len()
-    frame = frame.with_row_index("__i").filter(pl.col("__i").is_in(first.implode())).drop("__i")
+    frame, duplicates = _drop_duplicates(frame)
 
     if spec.date_field:
         qs = _quarter_starts(frame[spec.date_field], fiscal_start_month)
@@ -338,6 +352,25 @@ def _read_sheet(reader: fastexcel.ExcelReader, sheet_name: str, spec: SheetSpec,
     unknown_models = int(frame["is_unknown_model"].sum()) if spec.is_sales else 0
     unknown_countries = int(frame["is_unknown_country"].sum()) if spec.is_sales else 0
     return SheetRead(spec, frame, header_idx + 1, rows_read, duplicates, quarantine, unknown_models, unknown_countries)
+
+
+def _drop_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Drop repeats of an earlier row, comparing text case-insensitively; return the count.
+
+    Exact, but cheap on large sheets: a 64-bit hash of each normalised row finds the few
+    candidate rows first, and only those are compared column by column."""
+    keys = [c for c in frame.columns if c != "source_row"]
+    normalised = [pl.col(c).str.to_lowercase() if frame.schema[c] == pl.String else pl.col(c) for c in keys]
+    row_hash = frame.select(pl.struct(normalised).hash(seed=0)).to_series()
+    candidates = row_hash.is_duplicated()
+    if not candidates.any():
+        return frame, 0
+    indexed = frame.with_row_index("__i")
+    suspects = indexed.filter(candidates).with_columns(normalised)
+    first = suspects.unique(subset=keys, keep="first", maintain_order=True)["__i"]
+    repeated = suspects.filter(~pl.col("__i").is_in(first.implode()))["__i"]
+    kept = indexed.filter(~pl.col("__i").is_in(repeated.implode())).drop("__i")
+    return kept, repeated.len()
 
 
 def _quarantine(spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters: dict[str, str]) -> pl.DataFrame:
@@ -393,6 +426,19 @@ def _hidden_sheets(path: Path) -> set[str]:
             ("hidden", "veryHidden")}
 
 
+def _refuse_if_mostly_unparseable(path: Path, sheet_name: str, result: SheetRead, max_share: float) -> None:
+    if result.rows_read and result.rows_quarantined / result.rows_read > max_share:
+        cells = result.quarantine["cell"].head(MAX_CELLS_IN_ERROR).to_list()
+        first_reason = result.quarantine["reason"][0]
+        raise WorkbookRefused(
+            path,
+            f"sheet '{sheet_name}' has {result.rows_quarantined} of {result.rows_read} rows that cannot be parsed "
+            f"({result.rows_quarantined / result.rows_read:.1%}, above the {max_share:.0%} allowed); "
+            f"first offending cells: {', '.join(cells)} (e.g. {first_reason})",
+            sheet=sheet_name, cells=cells,
+        )
+
+
 def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: AliasTable | None = None,
                   fiscal_start_month: int = 1, quarantine_max_share: float = 0.02) -> WorkbookRead:
     """Parse and validate a whole workbook; raise WorkbookRefused if it must not be ingested."""
@@ -420,28 +466,30 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
             raise WorkbookRefused(path, f"required sheet '{spec.name}' is missing; sheets found: {names}", sheet=spec.name)
     order = sorted(matched.values(), key=lambda item: (item[1].is_sales or item[1].date_field is not None))
     sheets: dict[str, SheetRead] = {}
-    for sheet_name, spec in order:  # reference sheets first: they extend the known models/countries
-        try:
-            result = _read_sheet(reader, sheet_name, spec, aliases, reference, path, fiscal_start_month)
-        except WorkbookRefused:
-            raise
-        except Exception as exc:
-            raise WorkbookRefused(path, f"sheet '{sheet_name}' could not be read ({type(exc).__name__}: "
-                                        f"{str(exc).splitlines()[0][:200]})", sheet=sheet_name) from None
-        if result.rows_read and result.rows_quarantined / result.rows_read > quarantine_max_share:
-            cells = result.quarantine["cell"].head(MAX_CELLS_IN_ERROR).to_list()
-            first_reason = result.quarantine["reason"][0]
-            raise WorkbookRefused(
-                path,
-                f"sheet '{sheet_name}' has {result.rows_quarantined} of {result.rows_read} rows that cannot be parsed "
-                f"({result.rows_quarantined / result.rows_read:.1%}, above the {quarantine_max_share:.0%} allowed); "
-                f"first offending cells: {', '.join(cells)} (e.g. {first_reason})",
-                sheet=sheet_name, cells=cells,
-            )
-        sheets[spec.name] = result
-        if spec.table in ("device_bays", "region_map"):
-            reference.extend(result.frame if spec.table == "device_bays" else None,
-                             result.frame if spec.table == "region_map" else None)
+    # calamine releases the GIL: the next sheet is parsed on a worker thread while this one is
+    # validated (one sheet ahead at most, so memory holds two sheets, never the workbook)
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbook-prefetch")
+    try:
+        pending = prefetch.submit(_load_cells, reader, order[0][0]) if order else None
+        for position, (sheet_name, spec) in enumerate(order):  # reference sheets first: they extend
+            try:                                              # the known models/countries
+                cells = pending.result()
+                pending = prefetch.submit(_load_cells, reader, order[position + 1][0]) \
+                    if position + 1 < len(order) else None
+                result = _read_sheet(cells, sheet_name, spec, aliases, reference, path, fiscal_start_month)
+                del cells
+            except WorkbookRefused:
+                raise
+            except Exception as exc:
+                raise WorkbookRefused(path, f"sheet '{sheet_name}' could not be read ({type(exc).__name__}: "
+                                            f"{str(exc).splitlines()[0][:200]})", sheet=sheet_name) from None
+            _refuse_if_mostly_unparseable(path, sheet_name, result, quarantine_max_share)
+            sheets[spec.name] = result
+            if spec.table in ("device_bays", "region_map"):
+                reference.extend(result.frame if spec.table == "device_bays" else None,
+                                 result.frame if spec.table == "region_map" else None)
+    finally:  # a refusal returns at once instead of waiting for the sheet being prefetched
+        prefetch.shutdown(wait=False, cancel_futures=True)
     stat = path.stat()
     ordered = {s.name: sheets[s.name] for s in SHEETS if s.name in sheets}
     return WorkbookRead(
