@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 import polars as pl
 import pandera.polars as pa
 
 from synoforecast.lib.contract import SheetSpec
+from synoforecast.lib.schema import RAW_TABLES
+from synoforecast.lib.warehouse import copy_query_frame
 
 _DTYPES = {
     "date": pl.Date,
@@ -40,3 +46,35 @@ def validate_sheet(spec: SheetSpec, frame: pl.DataFrame) -> list[str]:
             problems.append(f"{row.get('column')}: {row.get('check')} (value {row.get('failure_case')!r})")
         return problems
     return []
+
+
+@dataclass
+class TableValidation:
+    rows_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+_SQL_TYPES = {"date": pl.Date, "integer": pl.Int64, "numeric": pl.Float64, "boolean": pl.Boolean}
+
+
+def _polars_type(sql_type: str) -> pl.DataType:
+    return next((t for prefix, t in _SQL_TYPES.items() if sql_type.startswith(prefix)), pl.String)
+
+
+def validate_table(url: str, spec: SheetSpec, quarters: Sequence[dt.date], max_problems: int = 20) -> TableValidation:
+    """Validate the rows loaded in raw.<table> for these quarters, one quarter at a time.
+
+    A quarter at a time keeps memory to one quarter's rows whatever the range: a
+    backfill over every quarter of a 1M-row sheet stays in tens of megabytes."""
+    columns = [c.field for c in spec.columns] + ["quarter_start"]
+    types = dict(RAW_TABLES[spec.table])
+    schema = {c: _polars_type(types[c]) for c in columns}
+    result = TableValidation()
+    for quarter in quarters:
+        rows = copy_query_frame(url, f"select {', '.join(columns)} from raw.{spec.table} where quarter_start = %s",
+                                (quarter,), schema)
+        result.rows_checked += rows.height
+        if rows.height and len(result.problems) < max_problems:
+            result.problems += [f"{quarter.isoformat()} {p}" for p in validate_sheet(spec, rows)]
+    result.problems = result.problems[:max_problems]
+    return result

@@ -159,6 +159,22 @@ def query_frame(url: str, sql: str, params: Sequence[object] = ()) -> pl.DataFra
     return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
 
 
+def copy_query_frame(url: str, sql: str, params: Sequence[object], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Run a query through COPY ... TO STDOUT (CSV) into a typed polars frame.
+
+    For large reads: rows never become Python objects (query_frame's fetchall of a
+    million rows takes gigabytes). `schema` names every column the query returns."""
+    buffer = io.BytesIO()
+    with connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(f"copy ({sql}) to stdout with (format csv, header true, null '')", params) as copy:
+            for block in copy:
+                buffer.write(block)
+    if buffer.tell() == 0:
+        return pl.DataFrame(schema=schema)
+    buffer.seek(0)
+    return pl.read_csv(buffer, schema=schema, null_values=[""], try_parse_dates=False)
+
+
 def table_exists(url: str, qualified: str) -> bool:
     with connect(url) as conn:
         return conn.execute("select to_regclass(%s) is not null", (qualified,)).fetchone()[0]

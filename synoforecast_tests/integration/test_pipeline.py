@@ -11,6 +11,7 @@ import pytest
 
 from synoforecast.lib.cohorts import COHORTS
 from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.lib.warehouse import connect
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.http_standin import StandIn
 
@@ -238,3 +239,29 @@ def _as_date(value):
 
 def _units_at(path, row: int) -> int:
     return openpyxl.load_workbook(path, read_only=True)["SVR-RM"].cell(row, 8).value
+
+
+def test_contract_check_reads_the_loaded_rows_quarter_by_quarter_and_names_a_bad_value(ingested):
+    from synoforecast.lib.contract import SHEETS_BY_TABLE
+    from synoforecast.lib.validation import validate_table
+
+    url, spec = ingested["url"], SHEETS_BY_TABLE["svr_rm"]
+    quarters = [q for (q,) in fetch(url, "select distinct quarter_start from raw.svr_rm order by 1")]
+    clean = validate_table(url, spec, quarters)
+    assert clean.problems == []
+    assert clean.rows_checked == fetch(url, "select count(*) from raw.svr_rm")[0][0]
+
+    victim, tier = fetch(url, "select source_row, tier from raw.svr_rm where quarter_start = '2025-04-01' "
+                              "order by source_row limit 1")[0]
+    with connect(url) as conn:
+        conn.execute("update raw.svr_rm set tier = 'T9' where source_row = %s", (victim,))
+        conn.commit()
+    try:
+        broken = validate_table(url, spec, quarters)
+    finally:
+        with connect(url) as conn:
+            conn.execute("update raw.svr_rm set tier = %s where source_row = %s", (tier, victim))
+            conn.commit()
+    assert broken.rows_checked == clean.rows_checked
+    assert len(broken.problems) == 1
+    assert broken.problems[0].startswith("2025-04-01 tier") and "'T9'" in broken.problems[0]

@@ -11,7 +11,6 @@ from synoforecast.defs.partitions import partition_quarters, quarterly_partition
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib import quality, snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
-from synoforecast.lib.warehouse import query_frame
 from synoforecast.settings import Settings, get_settings
 
 
@@ -24,17 +23,13 @@ def build_contract_check(spec: SheetSpec) -> dg.AssetChecksDefinition:
         description=f"Required columns of '{spec.name}' present, non-null and of the contract's types.",
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        from synoforecast.lib.validation import validate_sheet  # pandera: slow import, only where checks run
+        from synoforecast.lib.validation import validate_table  # pandera: slow import, only where checks run
 
-        quarters = partition_quarters(context)
-        rows = query_frame(warehouse.get_url(),
-                           f"select * from raw.{spec.table} where quarter_start between %s and %s",
-                           (quarters[0], quarters[-1]))
-        problems = validate_sheet(spec, rows) if rows.height else []
+        checked = validate_table(warehouse.get_url(), spec, partition_quarters(context))
         return dg.AssetCheckResult(
-            passed=not problems,
+            passed=not checked.problems,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rows_checked": rows.height, "problems": dg.MetadataValue.json(problems[:20])},
+            metadata={"rows_checked": checked.rows_checked, "problems": dg.MetadataValue.json(checked.problems)},
         )
 
     return _check
