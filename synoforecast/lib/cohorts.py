@@ -27,6 +27,9 @@ class Cohort:
     by_customer: bool = False
     # bottom-up hierarchy: this series_id is published as the sum of all the cohort's other series
     parent: str | None = None
+    # top-down onto another cohort's published series (cohort name, series_id): this cohort's
+    # series are scaled so that they add up to that series, per as-of quarter and metric
+    top_down_to: tuple[str, str] | None = None
 
 
 COHORTS: tuple[Cohort, ...] = (
@@ -57,6 +60,7 @@ COHORTS: tuple[Cohort, ...] = (
         ("mart_svr_rm_region_quarterly",),
         """select region as series_id, quarter_start, units::float8 as units, revenue_usd::float8 as revenue
              from marts.mart_svr_rm_region_quarterly""",
+        top_down_to=("svr_rm_overall", TOTAL),  # regions add up to the published SVR-RM total (= T1+T2+T3)
     ),
     Cohort(
         "consumer_trend",
@@ -113,3 +117,12 @@ def to_long(series: pl.DataFrame) -> pl.DataFrame:
 def split_unique_id(frame: pl.DataFrame) -> pl.DataFrame:
     parts = frame["unique_id"].str.split_exact(SEPARATOR, 1)
     return frame.with_columns(series_id=parts.struct.field("field_0"), metric=parts.struct.field("field_1"))
+
+
+def actuals_at(cohort: Cohort, history: pl.DataFrame, quarter: dt.date) -> dict[tuple[str, str], float]:
+    """{(series_id, metric): value} in `quarter` for every series the cohort publishes,
+    including the derived ones (the top-customer cohort's `all_other` and `total`), which
+    the history query alone does not return."""
+    series = series_as_of(cohort, history, quarter).filter(pl.col("quarter_start") == quarter)
+    return {(row["series_id"], metric): row[metric] for row in series.iter_rows(named=True) for metric in METRICS
+            if row[metric] is not None}

@@ -11,8 +11,11 @@ import pytest
 
 from synoforecast.defs.forecast.assets import (
     FORECAST_TABLE,
+    TotalNotPublished,
     accuracy_failures,
     forecast_details,
+    incoherent_groups,
+    published_totals,
     score_quarter,
 )
 from synoforecast.lib.cohorts import ALL_OTHER, COHORTS_BY_NAME, TOTAL
@@ -21,6 +24,7 @@ from synoforecast_tests.conftest import fetch
 
 OVERALL = COHORTS_BY_NAME["svr_rm_overall"]
 TOP = COHORTS_BY_NAME["svr_rm_top_customers"]
+REGIONAL = COHORTS_BY_NAME["regional"]
 QUARTERS = [dt.date(2020 + i // 4, 1 + 3 * (i % 4), 1) for i in range(20)]
 
 
@@ -35,6 +39,21 @@ def tier_history(seed: int = 0) -> pl.DataFrame:
             rows.append((t, q, float(u), float(u) * 1999.0))
         total = sum(parts.values())
         rows.append((TOTAL, q, float(total), float(total) * 1999.0))
+    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue"], orient="row")
+
+
+def region_history(tiers: pl.DataFrame, seed: int = 1) -> pl.DataFrame:
+    """The same SVR-RM sale-out split by region (shares drift, so regions do not move in step),
+    plus an 'Unknown' region like the mart's; per quarter it adds up to the tier data's total."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    totals = tiers.filter(pl.col("series_id") == TOTAL).sort("quarter_start")
+    for i, (q, units) in enumerate(totals.select("quarter_start", "units").iter_rows()):
+        shares = np.array([0.42 - 0.004 * i, 0.31, 0.2 + 0.004 * i, 0.07]) * (1 + rng.normal(0, 0.03, 4))
+        parts = np.floor(units * shares / shares.sum())
+        parts[0] += units - parts.sum()
+        for region, u in zip(("EMEA", "Americas", "APAC", "Unknown"), parts):
+            rows.append((region, q, float(u), float(u) * 1999.0))
     return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue"], orient="row")
 
 
@@ -60,7 +79,8 @@ def warehouse(pg_server):
 
 
 def publish(url, cohort, history, as_of, run_id="it-run"):
-    rows, choices, _ = forecast_details(cohort, history, as_of, run_id, 4)
+    totals = published_totals(url, cohort, [as_of]).get(as_of)
+    rows, choices, _ = forecast_details(cohort, history, as_of, run_id, 4, totals=totals)
     replace_rows(url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of), run_id,
                  as_of.isoformat())
     return rows, choices
@@ -87,7 +107,8 @@ def test_published_hierarchies_add_up_exactly_and_are_scored(warehouse):
                                              "where cohort = 'svr_rm_top_customers'")}
     assert series == {"C1", "C2", ALL_OTHER, TOTAL}
     # reconciliation moved only the totals; the unreconciled point is kept
-    moved = fetch(warehouse, "select series_id from forecast.forecasts where yhat <> yhat_base")
+    moved = fetch(warehouse, "select series_id from forecast.forecasts where yhat <> yhat_base "
+                             "and cohort in ('svr_rm_overall', 'svr_rm_top_customers')")
     assert {r[0] for r in moved} <= {TOTAL}
     # intervals nested around the point
     bad = fetch(warehouse, """select count(*) from forecast.forecasts where not (yhat_lo_95 <= yhat_lo_80
@@ -113,6 +134,61 @@ def test_published_hierarchies_add_up_exactly_and_are_scored(warehouse):
     assert accuracy_failures(scores, max_smape=30) == ["x/units 2024-Q1: sMAPE 12.0 worse than seasonal naive 10.0"]
     assert accuracy_failures(scores, max_smape=11, snaive_tolerance=50) == [
         "x/units 2024-Q1: sMAPE 12.0 > threshold 11.0"]
+
+
+def test_regions_add_up_exactly_to_the_published_svr_rm_total(pg_url):
+    url = pg_url
+    ensure_schema(url)
+    tiers = tier_history(7)
+    regions = region_history(tiers)
+    histories = {OVERALL.name: tiers, REGIONAL.name: regions}
+    as_ofs = QUARTERS[-4:-1]
+    # regional is reconciled onto svr_rm_overall's published total: without it, nothing is published
+    with pytest.raises(TotalNotPublished, match="materialize forecast/svr_rm_overall"):
+        publish(url, REGIONAL, regions, as_ofs[0])
+    for as_of in as_ofs:
+        publish(url, OVERALL, tiers, as_of)
+        rows, _ = publish(url, REGIONAL, regions, as_of)
+        assert set(rows["series_id"]) == {"EMEA", "Americas", "APAC", "Unknown"}
+
+    # SVR-RM total = sum of tiers = sum of regions, exactly, per as-of quarter and metric
+    sums = fetch(url, """
+        select as_of_quarter, metric,
+               sum(yhat::numeric) filter (where cohort = 'svr_rm_overall' and series_id = 'total') total,
+               sum(yhat::numeric) filter (where cohort = 'svr_rm_overall' and series_id <> 'total') tiers,
+               sum(yhat::numeric) filter (where cohort = 'regional') regions,
+               sum(yhat_base::numeric) filter (where cohort = 'regional') regions_base
+          from forecast.forecasts group by 1, 2 order by 1, 2""")
+    assert len(sums) == 3 * 2
+    for _q, _metric, total, tier_sum, region_sum, region_base in sums:
+        assert total == tier_sum == region_sum
+        assert region_base != region_sum  # the regions' own forecasts did not add up; they were scaled
+        assert abs(region_base / region_sum - 1) < 0.05
+    for cohort in (OVERALL, REGIONAL):
+        assert incoherent_groups(url, cohort, as_ofs[0], as_ofs[-1]) == []
+    # unreconciled points kept; intervals moved with the point and still nested
+    moved = fetch(url, "select count(*) from forecast.forecasts where cohort = 'regional' and yhat <> yhat_base")
+    assert moved[0][0] > 0
+    bad = fetch(url, """select count(*) from forecast.forecasts where cohort = 'regional' and not (
+                 yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95)""")
+    assert bad[0][0] == 0
+
+    # re-publishing svr_rm_overall alone with a different total is caught by the coherence query
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("update forecast.forecasts set yhat = yhat + 1 where cohort = 'svr_rm_overall' "
+                     "and as_of_quarter = %s", (as_ofs[0],))
+    assert {(r[0], r[1]) for r in incoherent_groups(url, REGIONAL, as_ofs[0], as_ofs[-1])} == \
+        {(as_ofs[0], "units"), (as_ofs[0], "revenue")}
+
+    # accuracy before (smape_base) and after reconciliation, for the regions too
+    for q in QUARTERS[-3:]:
+        scores = score_quarter(url, q, "it-eval", histories)
+        replace_rows(url, "forecast.evaluation", scores, "quarter = %s", (q,), "it-eval", q.isoformat())
+    got = fetch(url, "select metric, count(*), avg(smape), avg(smape_base) from forecast.evaluation "
+                     "where cohort = 'regional' group by 1 order by 1")
+    assert [r[:2] for r in got] == [("revenue", 3), ("units", 3)]
+    for _metric, _n, smape, base in got:
+        assert smape != base and 0 <= smape < 20 and 0 <= base < 20
 
 
 def test_analyst_role_reads_marts_and_forecast_and_writes_nothing(warehouse):

@@ -5,10 +5,10 @@ otherwise record "skipped: not configured"; secrets never reach logs or metadata
 """
 
 
+import datetime as dt
 import os
 
 import dagster as dg
-import polars as pl
 
 from synoforecast.defs.activation.state import (
     accuracy_drop_threshold,
@@ -21,7 +21,7 @@ from synoforecast.defs.activation.state import (
 from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
 from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.cohorts import COHORTS, actuals_at
 from synoforecast.lib.metabase import MetabaseConfig, MetabaseError, refresh_metabase
 from synoforecast.lib.notify import (
     NotifyConfig,
@@ -103,11 +103,9 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
         (as_of,),
     )
     actuals = {}
-    for cohort in COHORTS:
-        hist = query_frame(url, cohort.history_sql).filter(pl.col("quarter_start") == pl.lit(as_of).str.to_date())
-        for r in hist.iter_rows(named=True):
-            actuals[(cohort.name, r["series_id"], "units")] = r["units"]
-            actuals[(cohort.name, r["series_id"], "revenue")] = r["revenue"]
+    for cohort in COHORTS:  # derived series too (top customers' `total`), as the forecasts were made
+        found = actuals_at(cohort, query_frame(url, cohort.history_sql), dt.date.fromisoformat(as_of))
+        actuals.update({(cohort.name, *key): value for key, value in found.items()})
     forecasts = []
     for r in rows.iter_rows(named=True):
         last = actuals.get((r["cohort"], r["series_id"], r["metric"]))

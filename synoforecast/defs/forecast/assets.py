@@ -22,6 +22,7 @@ from synoforecast.defs.partitions import (
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import (
     COHORTS,
+    COHORTS_BY_NAME,
     Cohort,
     series_as_of,
     split_unique_id,
@@ -45,18 +46,24 @@ def forecast_key(cohort: Cohort) -> dg.AssetKey:
     return dg.AssetKey(["forecast", cohort.name])
 
 
+class TotalNotPublished(ValueError):
+    """A top-down cohort's total (another cohort's published series) is missing."""
+
+
 def forecast_details(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
-                     season_length: int, windows: int = BACKTEST_WINDOWS):
+                     season_length: int, windows: int = BACKTEST_WINDOWS, totals: pl.DataFrame | None = None):
     """(rows to publish, per-series choices, long history) for one as-of quarter.
 
     Models are selected per series by a rolling-origin backtest on the history up to
     `as_of` (h=1); intervals are split-conformal; a cohort with a `parent` series is
     reconciled bottom-up (parent = sum of the other series, `yhat_base` keeps the
-    unreconciled point)."""
+    unreconciled point); a cohort with `top_down_to` is scaled onto `totals` (columns
+    metric, total: the other cohort's published series for the same as-of quarter, see
+    :func:`published_totals`), which it then adds up to exactly."""
     from synoforecast.lib.forecasting import (
-        forecast_selected,  # statsforecast/numba: only where it runs
+        forecast_selected,  # statsforecast: only where it runs
     )
-    from synoforecast.lib.forecasting.reconcile import bottom_up
+    from synoforecast.lib.forecasting.reconcile import bottom_up, top_down
 
     series = series_as_of(cohort, history, as_of)
     if series.is_empty():
@@ -87,14 +94,36 @@ def forecast_details(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_
     )
     if cohort.parent is not None:
         rows = bottom_up(rows, cohort.parent, decimals=PUBLISHED_DECIMALS)
+    if cohort.top_down_to is not None:
+        source, series_id = cohort.top_down_to
+        missing = sorted(set(rows["metric"]) - set(totals["metric"] if totals is not None else []))
+        if missing:
+            raise TotalNotPublished(
+                f"{cohort.name} as of {label(to_key(as_of))}: no published {source} '{series_id}' forecast for "
+                f"{', '.join(missing)}; materialize forecast/{source} for this quarter first")
+        rows = top_down(rows, totals, decimals=PUBLISHED_DECIMALS)
     choices = pl.from_pandas(result.choices.drop(columns=["scale"], errors="ignore"))
     return rows, choices, long
 
 
 def forecast_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
-                   season_length: int) -> pl.DataFrame:
+                   season_length: int, totals: pl.DataFrame | None = None) -> pl.DataFrame:
     """Rows to publish for one as-of quarter (empty when the cohort has no history yet)."""
-    return forecast_details(cohort, history, as_of, run_id, season_length)[0]
+    return forecast_details(cohort, history, as_of, run_id, season_length, totals=totals)[0]
+
+
+def published_totals(url: str, cohort: Cohort, quarters: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """For a top-down cohort: the published series it must add up to, per as-of quarter
+    (frames with columns metric, total)."""
+    if cohort.top_down_to is None or not quarters:
+        return {}
+    source, series_id = cohort.top_down_to
+    found = query_frame(url, f"select as_of_quarter, metric, yhat as total from {FORECAST_TABLE} "
+                             "where cohort = %s and series_id = %s and as_of_quarter between %s and %s",
+                        (source, series_id, quarters[0], quarters[-1]))
+    if found.is_empty():
+        return {q: pl.DataFrame(schema={"metric": pl.String, "total": pl.Float64}) for q in quarters}
+    return {q: found.filter(pl.col("as_of_quarter") == q).select("metric", "total") for q in quarters}
 
 
 def _package_versions() -> dict[str, str]:
@@ -152,6 +181,15 @@ def _plot(path: Path, cohort: Cohort, long: pl.DataFrame, rows: pl.DataFrame, ma
     return path
 
 
+def _reconciliation_note(cohort: Cohort) -> str | None:
+    if cohort.parent is not None:
+        return f"bottom-up: {cohort.parent} = sum of the other series"
+    if cohort.top_down_to is not None:
+        return (f"top-down: series scaled proportionally to add up to the published "
+                f"{cohort.top_down_to[0]} {cohort.top_down_to[1]}")
+    return None
+
+
 def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], models: dict[str, int],
                     choices: pl.DataFrame | None = None, long: pl.DataFrame | None = None,
                     latest: pl.DataFrame | None = None) -> tuple[Path, Path | None]:
@@ -160,8 +198,9 @@ def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], mode
     path = folder / f"{cohort.name}.json"
     doc = {"cohort": cohort.name, "rows_per_as_of": published, "models": models,
            "package_versions": _package_versions(), "backtest_windows": BACKTEST_WINDOWS,
-           "intervals": "split conformal on h=1 backtest errors scaled by the seasonal-naive MAE",
-           "reconciliation": f"bottom-up: {cohort.parent} = sum of the other series" if cohort.parent else None}
+           "intervals": "split conformal on h=1 backtest errors scaled by the seasonal-naive MAE, the model "
+                        "scoring each window chosen on the series' other windows (cross-fitted selection)",
+           "reconciliation": _reconciliation_note(cohort)}
     if long is not None and long.height:
         doc["input_sha256"] = _input_hash(long)
         doc["input_rows"] = long.height
@@ -175,9 +214,13 @@ def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], mode
 
 
 def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    deps = [mart_key(m) for m in cohort.marts]
+    if cohort.top_down_to is not None:  # reconciled onto that cohort's published total: runs after it
+        deps.append(forecast_key(COHORTS_BY_NAME[cohort.top_down_to[0]]))
+
     @dg.asset(
         key=forecast_key(cohort),
-        deps=[mart_key(m) for m in cohort.marts],
+        deps=deps,
         **QUARTERLY,
         group_name="forecast",
         kinds={"statsforecast", "postgres"},
@@ -191,8 +234,13 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
         models: dict[str, int] = {}
         latest = pl.DataFrame()
         choices, long = pl.DataFrame(), pl.DataFrame()
+        totals = published_totals(url, cohort, quarters)
         for i, as_of in enumerate(quarters, start=1):
-            rows, ch, lg = forecast_details(cohort, history, as_of, context.run_id, get_settings().season_length)
+            try:
+                rows, ch, lg = forecast_details(cohort, history, as_of, context.run_id, get_settings().season_length,
+                                                totals=totals.get(as_of))
+            except TotalNotPublished as exc:
+                raise dg.Failure(description=str(exc)) from None
             if rows.height:
                 choices, long = ch, lg
             replace_rows(url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of),
@@ -221,22 +269,57 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
 
 
 def build_forecast_check(cohort: Cohort) -> dg.AssetChecksDefinition:
+    coherence = ""
+    if cohort.parent is not None:
+        coherence = " The parent series equals the sum of the others exactly."
+    if cohort.top_down_to is not None:
+        coherence = f" The series add up exactly to the published {cohort.top_down_to[0]} {cohort.top_down_to[1]}."
+
     @dg.asset_check(asset=forecast_key(cohort), name=f"{cohort.name}_published", blocking=True,
                     partitions_def=quarterly_partitions,
-                    description="Every as-of quarter with history has finite forecasts for units and revenue.")
+                    description="Every as-of quarter with history has finite forecasts for units and revenue."
+                                + coherence)
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         quarters = partition_quarters(context)
+        url = warehouse.get_url()
         stats = query_frame(
-            warehouse.get_url(),
+            url,
             """select count(*) as n_rows, count(distinct metric) as metrics,
                       count(*) filter (where yhat = 'NaN'::float8 or yhat is null) as bad
                  from forecast.forecasts where cohort = %s and as_of_quarter between %s and %s""",
             (cohort.name, quarters[0], quarters[-1]),
         ).row(0, named=True)
-        passed = stats["bad"] == 0 and (stats["n_rows"] == 0 or stats["metrics"] == 2)
+        stats["incoherent"] = len(incoherent_groups(url, cohort, quarters[0], quarters[-1]))
+        passed = stats["bad"] == 0 and (stats["n_rows"] == 0 or stats["metrics"] == 2) and stats["incoherent"] == 0
         return dg.AssetCheckResult(passed=passed, metadata={k: int(v) for k, v in stats.items()})
 
     return _check
+
+
+def incoherent_groups(url: str, cohort: Cohort, first: dt.date, last: dt.date) -> list[tuple]:
+    """(as_of_quarter, metric, published total, sum of the parts) wherever a published hierarchy
+    does not add up exactly (compared as numeric in PostgreSQL): the `parent` against the
+    cohort's other series, and a `top_down_to` cohort's series against that total."""
+    if cohort.parent is not None:
+        sql = f"""select p.as_of_quarter, p.metric, p.yhat::numeric, s.parts
+                    from {FORECAST_TABLE} p
+                    join (select as_of_quarter, metric, sum(yhat::numeric) parts from {FORECAST_TABLE}
+                           where cohort = %s and series_id <> %s and as_of_quarter between %s and %s
+                           group by 1, 2) s using (as_of_quarter, metric)
+                   where p.cohort = %s and p.series_id = %s and p.yhat::numeric <> s.parts"""
+        params = (cohort.name, cohort.parent, first, last, cohort.name, cohort.parent)
+    elif cohort.top_down_to is not None:
+        source, series_id = cohort.top_down_to
+        sql = f"""select s.as_of_quarter, s.metric, p.yhat::numeric, s.parts
+                    from (select as_of_quarter, metric, sum(yhat::numeric) parts from {FORECAST_TABLE}
+                           where cohort = %s and as_of_quarter between %s and %s group by 1, 2) s
+                    left join {FORECAST_TABLE} p on p.cohort = %s and p.series_id = %s
+                         and p.as_of_quarter = s.as_of_quarter and p.metric = s.metric
+                   where p.yhat is null or p.yhat::numeric <> s.parts"""
+        params = (cohort.name, first, last, source, series_id)
+    else:
+        return []
+    return list(query_frame(url, sql, params).iter_rows())
 
 
 def _markdown(frame: pl.DataFrame, rows: int = 12) -> str:

@@ -14,6 +14,7 @@ from synoforecast.lib.cohorts import (
     COHORTS,
     COHORTS_BY_NAME,
     METRICS,
+    actuals_at,
     split_unique_id,
     series_as_of,
     to_long,
@@ -153,3 +154,14 @@ def test_to_long_drops_missing_values():
 def test_split_unique_id(unique_id, series_id, metric):
     out = split_unique_id(pl.DataFrame({"unique_id": [unique_id]}))
     assert out.row(0, named=True) == {"unique_id": unique_id, "series_id": series_id, "metric": metric}
+
+
+def test_actuals_at_include_the_derived_top_customer_series():
+    # the history query has no `total` or `all_other` rows: they are formed like the forecasts' series
+    got = actuals_at(TOP, customer_history(), Q3)
+    assert got[(TOTAL, "units")] == 21.0 and got[(TOTAL, "revenue")] == 2001.02
+    assert got[(ALL_OTHER, "units")] == 14.0 and got[("00412", "revenue")] == 700.30
+    assert ("B", "units") not in got  # not a top customer in Q3: counted in all_other
+    assert actuals_at(OVERALL, overall_history(), Q2) == {("T1", "units"): 2.0, ("T1", "revenue"): 20.0,
+                                                          ("total", "units"): 20.0, ("total", "revenue"): 200.0}
+    assert actuals_at(TOP, customer_history(), dt.date(2024, 1, 1)) == {}

@@ -115,6 +115,30 @@ def test_rendering_is_robust(summary):
     assert teams_payload(summary)["attachments"][0]["content"]["body"]
 
 
+def test_top_customer_total_shows_its_last_actual():
+    """The top-customer `total` is a derived series: its last actual comes from the same grouping
+    as the forecast (``actuals_at``), so the summary no longer says "last n/a" for it."""
+    import datetime as dt
+
+    import polars as pl
+
+    from synoforecast.lib.cohorts import COHORTS_BY_NAME, TOTAL, actuals_at
+
+    q2, q3 = dt.date(2026, 4, 1), dt.date(2026, 7, 1)
+    history = pl.DataFrame([("C1", q2, 10.0, 1000.0, True), ("C1", q3, 12.0, 1200.0, True),
+                            ("C2", q2, 3.0, 300.5, False), ("C2", q3, 4.0, 400.25, False)],
+                           schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"], orient="row")
+    last = actuals_at(COHORTS_BY_NAME["svr_rm_top_customers"], history, q3)
+    summary = {"forecasts": [{"cohort": "svr_rm_top_customers", "series_id": TOTAL, "metric": metric,
+                              "target": "2026-Q4", "yhat": yhat, "last_actual": last[(TOTAL, metric)]}
+                             for metric, yhat in (("units", 17.0), ("revenue", 1700.0))]}
+    text = render_text(summary)
+    assert "svr_rm_top_customers / total · units → 2026-Q4: 17.0 (last 16.0)" in text
+    assert "svr_rm_top_customers / total · revenue → 2026-Q4: 1,700.0 (last 1,600.2)" in text
+    assert "n/a" not in text
+    assert "last 16.0" in json.dumps(slack_payload(summary)) and "last 16.0" in json.dumps(teams_payload(summary))
+
+
 def test_long_forecast_lists_are_capped():
     many = {"forecasts": [dict(SUMMARY["forecasts"][0], series_id=f"s{i}") for i in range(500)]}
     assert "and 460 more" in render_text(many)

@@ -20,8 +20,8 @@ from synoforecast.lib.forecasting.backtest import (
     rolling_backtest,
     scorecard,
 )
-from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence
-from synoforecast.lib.forecasting.selection import ENSEMBLE, band_of, series_scale
+from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence, proportional_split, top_down
+from synoforecast.lib.forecasting.selection import ENSEMBLE, band_of, crossfit_scores, series_scale
 
 
 def quarterly(uid, n, seed=0, zeros=False):
@@ -74,6 +74,48 @@ def test_selected_frame_keeps_the_engine_contract(mixed, selected):
     assert width[1] > width[0]
 
 
+def test_crossfit_scores_leave_the_scored_window_out_of_the_choice():
+    # series a: model 0 wins windows 1-2 but loses window 3 badly; in-sample the rule picks model 1
+    err = np.array([[1.0, 2.0], [1.0, 2.0], [5.0, 2.0],
+                    [3.0, 1.0], [np.nan, 4.0],  # series b: model 0 failed in one window
+                    [7.0, 9.0]])  # series c: a single window, nothing to leave out
+    series = np.array(["a", "a", "a", "b", "b", "c"])
+    window = np.array([1, 2, 3, 1, 2, 1])
+    got = crossfit_scores(err, series, window)
+    # a: windows 1 and 2 are scored by model 1 (chosen on the others), window 3 by model 0 (2 < 5 left out)
+    assert got[:3].tolist() == [2.0, 2.0, 5.0]
+    # b: window 1 left out -> only model 1 has another window (4) -> 1; window 2 left out -> model 1 (1 < 3) -> 4
+    assert got[3:5].tolist() == [1.0, 4.0]
+    assert np.isnan(got[5])
+    # cohort scope: one choice per left-out window, by mean sMAPE over all series' other windows
+    terms = np.array([[0.1, 0.2], [0.1, 0.2], [0.9, 0.2], [0.1, 0.3], [0.1, 0.3], [0.1, 0.3]])
+    cohort = crossfit_scores(err, series, window, scope="cohort", smape_terms=terms)
+    # windows 1 and 2 left out: model 1 has the lower mean sMAPE elsewhere; window 3 left out: model 0 (0.1 < 0.26)
+    assert cohort.tolist() == [2.0, 2.0, 5.0, 1.0, 4.0, 9.0]
+
+
+def test_selected_intervals_use_the_crossfitted_quantile(mixed):
+    import math
+
+    result = forecast_selected(mixed, levels=(80, 95))
+    full = result.backtest[result.backtest["band"] == "full"]
+    scale = result.choices.set_index("unique_id")["scale"]
+    full = full.assign(err=(full["y"] - full["yhat"]).abs() / full["unique_id"].map(scale))
+    wide = full.pivot_table(index=["unique_id", "cutoff"], columns="model", values="err", sort=True)
+    names = ["SeasonalNaive", "Naive", "AutoETS", "AutoTheta", ENSEMBLE]
+    wide = wide[names].reset_index()
+    window = wide.groupby("unique_id")["cutoff"].rank(method="dense").to_numpy()
+    scores = crossfit_scores(wide[names].to_numpy(), wide["unique_id"].to_numpy(), window)
+    m = len(scores)
+    for lv in (80, 95):
+        expected = np.sort(scores)[min(m, math.ceil((m + 1) * lv / 100)) - 1]
+        assert result.quantiles["full"]["selected"][lv] == pytest.approx(expected)
+    fc = result.forecast.set_index("unique_id")
+    for uid in ("len12", "len20", "full_b"):
+        half = fc.loc[uid, "yhat_hi_80"] - fc.loc[uid, "yhat"]
+        assert half == pytest.approx(result.quantiles["full"]["selected"][80] * scale[uid])
+
+
 def test_rolling_backtest_scores_selected_candidates_and_benchmark():
     df = pd.concat([quarterly(f"s{i}", 20, seed=i) for i in range(4)], ignore_index=True)
     bt = rolling_backtest(df, windows=2)
@@ -119,6 +161,42 @@ def test_bottom_up_adds_up_exactly_after_rounding():
         part = out.filter(pl.col("metric") == metric)
         parent = Decimal(repr(part.filter(pl.col("series_id") == "total")["yhat"][0]))
         assert parent == sum(Decimal(repr(v)) for v in part.filter(pl.col("series_id") != "total")["yhat"])
+
+
+def test_top_down_scales_regions_onto_a_total_exactly_after_rounding():
+    from decimal import Decimal
+
+    frame = pl.DataFrame({
+        "series_id": ["EMEA", "Americas", "APAC", "Unknown"] * 2,
+        "metric": ["units"] * 4 + ["revenue"] * 4,
+        "yhat": [40.0, 30.0, 20.0, 3.0, 1 / 3, 1 / 3, 1 / 3, -2.0],
+        "yhat_lo_80": [35.0, 25, 15, 1, 0, 0, 0, -3],
+        "yhat_hi_80": [45.0, 35, 25, 5, 1, 1, 1, -1],
+    })
+    totals = pl.DataFrame({"metric": ["units", "revenue"], "total": [100.0, 1234567.8901]})
+    out = top_down(frame, totals, decimals=4)
+    assert out["yhat_base"].to_list() == pytest.approx(frame["yhat"].to_list())
+    for metric, total in totals.iter_rows():
+        part = out.filter(pl.col("metric") == metric)
+        assert sum(Decimal(repr(v)) for v in part["yhat"]) == Decimal(repr(total))
+    units = out.filter(pl.col("metric") == "units").sort("series_id")
+    assert units.filter(pl.col("series_id") == "EMEA")["yhat"][0] == pytest.approx(100 * 40 / 93, abs=1e-4)
+    # the interval moves with the point and keeps its width
+    emea = units.filter(pl.col("series_id") == "EMEA").row(0, named=True)
+    assert emea["yhat_hi_80"] - emea["yhat_lo_80"] == pytest.approx(10.0)
+    assert emea["yhat_lo_80"] == pytest.approx(emea["yhat"] - 5.0)
+    # a negative point gets no share of the total
+    revenue = out.filter(pl.col("metric") == "revenue")
+    assert revenue.filter(pl.col("series_id") == "Unknown")["yhat"][0] == 0.0
+    # largest remainder: parts are exact multiples of 1e-4 and never off by more than one unit
+    assert proportional_split(1.0, [1, 1, 1], 4) == [0.3334, 0.3333, 0.3333]
+    assert proportional_split(0.0, [0, 0], 4) == [0.0, 0.0]
+    assert proportional_split(10.0, [0, 0], 4) == [5.0, 5.0]
+    assert sum(Decimal(repr(v)) for v in proportional_split(-7.5, [2, 1, 1], 4)) == Decimal("-7.5")
+    # a metric without a total is left as it was (rounded)
+    alone = top_down(frame, totals.filter(pl.col("metric") == "units"), decimals=4)
+    assert alone.filter(pl.col("metric") == "revenue")["yhat"].to_list() == \
+        [round(v, 4) for v in frame["yhat"][4:].to_list()]
 
 
 def test_backtest_command_prints_per_model_and_selected_scores(tmp_path, capsys):
