@@ -124,7 +124,7 @@ FORECAST_COMMENTS = {
     "forecasts.model": "Model chosen for this series by rolling-origin backtest (or the short-history fallback).",
     "forecasts.history_quarters": "Quarters of history the model was trained on.",
     "forecasts.yhat": "Published point forecast (reconciled: totals equal the sum of their parts).",
-    "forecasts.yhat_base": "Point forecast before reconciliation (differs from yhat only for totals).",
+    "forecasts.yhat_base": "Point forecast before reconciliation (differs from yhat for totals and regions).",
     "forecasts.yhat_lo_80": "Lower bound of the 80% prediction interval.",
     "forecasts.yhat_hi_80": "Upper bound of the 80% prediction interval.",
     "forecasts.yhat_lo_95": "Lower bound of the 95% prediction interval.",
