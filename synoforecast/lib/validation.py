@@ -10,7 +10,6 @@ import polars as pl
 import pandera.polars as pa
 
 from synoforecast.lib.contract import SheetSpec
-from synoforecast.lib.schema import RAW_TABLES
 from synoforecast.lib.warehouse import copy_query_frame
 
 _DTYPES = {
@@ -54,21 +53,13 @@ class TableValidation:
     problems: list[str] = field(default_factory=list)
 
 
-_SQL_TYPES = {"date": pl.Date, "integer": pl.Int64, "numeric": pl.Float64, "boolean": pl.Boolean}
-
-
-def _polars_type(sql_type: str) -> pl.DataType:
-    return next((t for prefix, t in _SQL_TYPES.items() if sql_type.startswith(prefix)), pl.String)
-
-
 def validate_table(url: str, spec: SheetSpec, quarters: Sequence[dt.date], max_problems: int = 20) -> TableValidation:
     """Validate the rows loaded in raw.<table> for these quarters, one quarter at a time.
 
     A quarter at a time keeps memory to one quarter's rows whatever the range: a
     backfill over every quarter of a 1M-row sheet stays in tens of megabytes."""
-    columns = [c.field for c in spec.columns] + ["quarter_start"]
-    types = dict(RAW_TABLES[spec.table])
-    schema = {c: _polars_type(types[c]) for c in columns}
+    schema = {c.field: _DTYPES[c.kind] for c in spec.columns} | {"quarter_start": pl.Date}
+    columns = list(schema)
     result = TableValidation()
     for quarter in quarters:
         rows = copy_query_frame(url, f"select {', '.join(columns)} from raw.{spec.table} where quarter_start = %s",
