@@ -238,7 +238,16 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
             "coverage_95": round(float(((g["actual"] >= g["yhat_lo_95"]) & (g["actual"] <= g["yhat_hi_95"]))
                                        .filter(g["yhat_lo_95"].is_not_null()).mean()) * 100, 1),
         })
-    out = {"as_of_quarters": len(quarters) - 1, "forecasts": forecasts,
+    pooled = []
+    for cohort, g in sorted(all_rows.group_by("cohort"), key=lambda x: x[0]):
+        g80, g95 = g.filter(pl.col("yhat_lo_80").is_not_null()), g.filter(pl.col("yhat_lo_95").is_not_null())
+        pooled.append({"cohort": cohort[0] if isinstance(cohort, tuple) else cohort,
+                       "coverage_80": round(float(((g80["actual"] >= g80["yhat_lo_80"])
+                                                   & (g80["actual"] <= g80["yhat_hi_80"])).mean()) * 100, 1),
+                       "coverage_95": round(float(((g95["actual"] >= g95["yhat_lo_95"])
+                                                   & (g95["actual"] <= g95["yhat_hi_95"])).mean()) * 100, 1),
+                       "forecasts_with_interval": g80.height})
+    out = {"as_of_quarters": len(quarters) - 1, "forecasts": forecasts, "coverage_pooled_per_cohort": pooled,
            "engine_cpu_seconds_per_forecast": round(cpu / max(forecasts, 1), 3),
            "three_model_mean_cpu_seconds_per_forecast": round(base_cpu / base_n, 3) if base_n else None,
            "cohorts": report}
@@ -254,6 +263,10 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
             print(f"{r['cohort']:22s} {r['metric']:8s} {r['level']:6s} {r['forecasts_scored']:4d} {r['smape']:6.2f} |"
                   f" {r['smape_where_snaive']:9.2f} {r['snaive']:6.2f} | {r['smape_where_naive']:8.2f}"
                   f" {r['naive']:6.2f} | {m3:>14s} | {r['coverage_80']:5.1f} {r['coverage_95']:5.1f}")
+        print("interval coverage pooled per cohort (metrics and levels together):")
+        for p in pooled:
+            print(f"  {p['cohort']:22s} 80%: {p['coverage_80']:5.1f}   95%: {p['coverage_95']:5.1f}"
+                  f"   ({p['forecasts_with_interval']} forecasts with an interval)")
     return out
 
 
