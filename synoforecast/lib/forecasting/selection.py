@@ -111,13 +111,14 @@ class SelectionResult:
 
 
 def series_scale(y: np.ndarray, season_length: int) -> float:
-    """The scale conformal scores are measured in: MASE's (:func:`.metrics.mase_scale`), else
-    the mean absolute level, else 1.0 (intervals need a scale for every series; metrics don't
-    get one where none exists)."""
+    """The scale backtest errors are measured in: MASE's (:func:`.metrics.mase_scale`), else the
+    lag-1 naive MAE, else the mean absolute level, else 1.0 (the engine needs a scale for every
+    series; MASE in the evaluation gets none where no seasonal scale exists)."""
     scale = mase_scale(y, season_length)
     if scale is None:
         y = np.asarray(y, dtype="float64")
-        scale = float(np.mean(np.abs(y))) if len(y) else 0.0
+        lag1 = float(np.mean(np.abs(np.diff(y)))) if len(y) > 1 else 0.0
+        scale = lag1 if lag1 > 0 else (float(np.mean(np.abs(y))) if len(y) else 0.0)
     return scale if np.isfinite(scale) and scale > 0 else 1.0
 
 
