@@ -365,7 +365,7 @@ def main() -> None:
         real_data(args.real, args.windows or 4, args.n_jobs, args.json, args.sample, not args.no_baseline)
         return
     if args.demo:
-        demo_replay(args.warehouse_url, args.windows or 4, args.json, not args.no_baseline)
+        demo_replay(args.warehouse_url, args.windows, args.json, not args.no_baseline)
         return
     windows = args.windows or 4
 

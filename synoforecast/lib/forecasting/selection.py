@@ -37,8 +37,8 @@ How a series is forecast (``n`` = observations, ``s`` = season length, ``W`` = w
   honest sample of the published forecast's error.  Scores are pooled over the band; the
   ``L``% half-width is the finite-sample conformal quantile times the series' scale, times
   ``sqrt(step)`` for steps beyond the first; a pool too small for a level (fewer than 19
-  scores at 95%), and any pool under ``SMALL_POOL`` scores, is never narrower than a
-  Student-t bound on the scores (:func:`conformal_halfwidths`).  Each candidate's own
+  scores at 95%), and any pool with fewer than 2 effective scores expected beyond the level
+  (under 10 at 80%, 40 at 95%), is never narrower than a Student-t bound on the scores (:func:`conformal_halfwidths`).  Each candidate's own
   interval (``candidates``) uses that candidate's pooled errors.  Intervals are symmetric
   and strictly nested (95% wider than 80%).
 * **Scale out.**  When a dask.distributed cluster is configured (a current ``Client``
@@ -91,7 +91,7 @@ INTERMITTENT_ZERO_SHARE = 0.3
 DEFAULT_WINDOWS = 8  # where the history allows: 8 quarters of errors behind the weights and intervals
 TRIM_RATIO = 1.5  # candidates scoring worse than 1.5 x the best get no weight
 DEFAULT_SHRINKAGE = 3.0  # a series' own windows vs the pool: the pool counts as this many windows
-SMALL_POOL = 40  # conformal pools smaller than this never go below the Student-t bound
+TAIL_SCORES = 2  # below 2 expected (effective) scores beyond a level's quantile, the t bound is its floor
 DEFAULT_ARIMA_MAX_SERIES = 0  # AutoARIMA costs ~10x AutoETS: opt-in (arima_max_series=N)
 SELECTION_ETS_MODEL = "ZZZ"  # searched without damped trends: half the cost, the same h=1 accuracy
                              # (M3 last 4 origins 4.984 vs 4.975 sMAPE, Tourism 0.7645 vs 0.7641 x snaive)
@@ -258,7 +258,8 @@ def conformal_halfwidths(scores: np.ndarray, levels: Sequence[int], groups: np.n
     (the ``ceil((m+1)L/100)``-th of ``m`` scores) when the pool is large enough for it, and
     never less than a Student-t bound (``t_df`` quantile x RMS of the scores, ``df`` the pool's
     effective size, see :func:`effective_pool_size` with ``groups`` = each score's backtest
-    window) while the pool is small (effective size under :data:`SMALL_POOL`).  With ``m``
+    window) while the pool is small for the level: fewer than :data:`TAIL_SCORES` effective
+    scores expected beyond it (under 10 at 80%, under 40 at 95%).  With ``m``
     scores the conformal rank exceeds ``m`` below ``m = 19`` at 95%: clipping it at the largest
     score seen made the 80% and 95% bounds equal and too narrow.  Levels are strictly nested."""
     from scipy.stats import t as student_t
@@ -281,7 +282,7 @@ def conformal_halfwidths(scores: np.ndarray, levels: Sequence[int], groups: np.n
         empirical = float(ordered[rank - 1]) if rank <= m else None
         if empirical is None:
             q = param
-        elif m_eff < SMALL_POOL:
+        elif m_eff < TAIL_SCORES / (1 - lv / 100.0):
             q = max(empirical, param)
         else:
             q = empirical
