@@ -133,8 +133,10 @@ def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], mode
     path = folder / f"{cohort.name}.json"
     doc = {"cohort": cohort.name, "rows_per_as_of": published, "models": models,
            "package_versions": _package_versions(), "backtest_windows": BACKTEST_WINDOWS,
-           "intervals": "split conformal on h=1 backtest errors scaled by the seasonal-naive MAE, the model "
-                        "scoring each window chosen on the series' other windows (cross-fitted selection)",
+           "point": "combination of the band's candidates within 1.5x the best pooled, shrunken backtest score, "
+                    "weighted by the inverse squared score (weights per series below)",
+           "intervals": "split conformal on h=1 backtest errors relative to the forecast level, each window scored "
+                        "by the combination weighted without it; Student-t floor for small or correlated pools",
            "reconciliation": _reconciliation_note(cohort)}
     if long is not None and long.height:
         doc["input_sha256"] = _input_hash(long)
