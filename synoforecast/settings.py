@@ -39,7 +39,8 @@ class Settings:
     inbox_dir: Path
     dagster_home: Path
     warehouse_url: str | None = None
-    partitions_start: dt.date = dt.date(2020, 1, 1)
+    # None = start at the data: the first quarter of the earliest accepted workbook (data_start_file)
+    partitions_start: dt.date | None = None
     fiscal_year_start_month: int = 1
     season_length: int = 4
     top_customers_n: int = 20
@@ -53,6 +54,11 @@ class Settings:
     @property
     def pgdata_dir(self) -> Path:
         return self.data_dir / "pgdata"
+
+    @property
+    def data_start_file(self) -> Path:
+        """Where the first quarter of the earliest accepted workbook is remembered."""
+        return self.data_dir / "processed" / "partitions_start"
 
     @property
     def ingestion_dir(self) -> Path:
@@ -169,6 +175,38 @@ def reader_options(settings: Settings) -> dict[str, Any]:
         "fiscal_start_month": settings.fiscal_year_start_month,
         "quarantine_max_share": settings.quarantine_max_share,
     }
+
+
+FALLBACK_PARTITIONS_START = dt.date(2020, 1, 1)  # before any workbook was accepted
+
+
+def effective_partitions_start(settings: Settings) -> dt.date:
+    """The first partition: the configured `partitions_start`, else the first quarter of the
+    data accepted so far (so no quarter before the data shows as missing), else 2020-01-01."""
+    if settings.partitions_start is not None:
+        return settings.partitions_start
+    try:
+        return dt.date.fromisoformat(settings.data_start_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return FALLBACK_PARTITIONS_START
+
+
+def record_data_start(settings: Settings, first_quarter: dt.date) -> bool:
+    """Remember an accepted workbook's first quarter when it is earlier than any before
+    (never later: partitions already materialised stay). True when the start moved; the
+    partitions follow at the next load of the definitions (`synoforecast ui`, a reload)."""
+    if settings.partitions_start is not None:
+        return False
+    path = settings.data_start_file
+    try:
+        known = dt.date.fromisoformat(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        known = None
+    if known is not None and known <= first_quarter:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(first_quarter.isoformat() + "\n")
+    return True
 
 
 @lru_cache(maxsize=1)
