@@ -48,6 +48,11 @@ class Settings:
     row_delta_warn_pct: float = 20.0
     duplicate_share_warn: float = 0.01
     null_share_warn: float = 0.5
+    # accuracy gates (AccuracyThresholdsResource): sMAPE ceiling in percent, tolerance over
+    # seasonal naive in percent, quarter-on-quarter worsening in sMAPE points that alerts
+    max_smape: float = 30.0
+    snaive_tolerance: float = 0.0
+    accuracy_drop_points: float = 10.0
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
     aliases: dict = dataclasses.field(default_factory=dict)
 
@@ -81,6 +86,9 @@ _ENV_KEYS = {
     "row_delta_warn_pct": "SYNOFORECAST_ROW_DELTA_WARN_PCT",
     "duplicate_share_warn": "SYNOFORECAST_DUPLICATE_SHARE_WARN",
     "null_share_warn": "SYNOFORECAST_NULL_SHARE_WARN",
+    "max_smape": "SYNOFORECAST_MAX_SMAPE",
+    "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
+    "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
 }
 
 
@@ -102,6 +110,11 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             value = float(raw)
             if not 0 <= value < 1:
                 raise ValueError("must be between 0 and 1")
+            return value
+        if name in ("max_smape", "snaive_tolerance", "accuracy_drop_points"):
+            value = float(raw)
+            if not value >= 0:
+                raise ValueError("must be a number >= 0")
             return value
         if name == "row_delta_warn_pct":
             value = float(raw)
