@@ -222,7 +222,7 @@ def cmd_warehouse_url(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from synoforecast.lib.doctor import exit_code, render_table, run_checks
+    from synoforecast.doctor import exit_code, render_table, run_checks
 
     checks = run_checks(progress=lambda m: _progress(f"doctor: checking {m}"))
     if args.json:

@@ -44,7 +44,9 @@ Webhooks
                              neither ``text`` nor ``blocks`` (real Slack says ``no_text`` for the latter).
     POST /teams/<anything>   202 (empty body); 400 JSON error when the body is not JSON.
     POST /n8n/<anything>     200 {"message":"Workflow was started"}; 400 when the body is not JSON.
-    other methods            405 (Allow: POST), what `synoforecast doctor` probes without posting.
+    other methods            405 (Allow: POST) on Slack/Teams; n8n answers 404 "This webhook is not
+                             registered for GET requests. Did you mean to make a POST request?".
+                             That is what `synoforecast doctor` probes without posting.
 
 Knobs (plain attributes, change any time, matched against the path without query string):
     initializing_for: int            first N health calls answer 503 initializing
@@ -326,7 +328,10 @@ class StandIn:
             return self._teams(req)
         if req.path.startswith("/n8n/") and req.method == "POST":
             return self._n8n(req)
-        if req.path.startswith(("/slack/", "/teams/", "/n8n/")):
+        if req.path.startswith("/n8n/"):  # n8n answers a GET on a POST webhook with this 404
+            return _json_answer(404, {"code": 404, "message": "This webhook is not registered for GET requests. "
+                                                              "Did you mean to make a POST request?"})
+        if req.path.startswith(("/slack/", "/teams/")):
             return _Answer(405, b"Method Not Allowed", "text/plain", {"Allow": "POST"})
         return _text_answer(404, "Not Found")
 
