@@ -53,6 +53,8 @@ class Settings:
     max_smape: float = 30.0
     snaive_tolerance: float = 0.0
     accuracy_drop_points: float = 10.0
+    # days of Dagster run history the embedded instance keeps (defs/housekeeping.py)
+    history_retention_days: int = 30
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
     aliases: dict = dataclasses.field(default_factory=dict)
 
@@ -89,6 +91,7 @@ _ENV_KEYS = {
     "max_smape": "SYNOFORECAST_MAX_SMAPE",
     "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
     "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
+    "history_retention_days": "SYNOFORECAST_HISTORY_RETENTION_DAYS",
 }
 
 
@@ -99,10 +102,10 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if value.day != 1:
                 raise ValueError("must be a quarter start (first day of a quarter) such as 2020-01-01")
             return value
-        if name in ("fiscal_year_start_month", "season_length", "top_customers_n"):
+        if name in ("fiscal_year_start_month", "season_length", "top_customers_n", "history_retention_days"):
             value = int(raw)
             low, high = {"fiscal_year_start_month": (1, 12), "season_length": (1, 12),
-                         "top_customers_n": (1, 10_000)}[name]
+                         "top_customers_n": (1, 10_000), "history_retention_days": (1, 3650)}[name]
             if not low <= value <= high:
                 raise ValueError(f"must be between {low} and {high}")
             return value
