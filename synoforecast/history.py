@@ -18,6 +18,7 @@ import dagster as dg
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable  # not public: see _forget_checks
 
 DEFAULT_RETENTION_DAYS = 30
+PAGE = 1000
 
 
 @dataclass
@@ -32,17 +33,28 @@ def runs_holding_current_state(instance: dg.DagsterInstance, asset_keys: Iterabl
     keep: set[str] = set()
     for key in asset_keys:
         seen: set[str | None] = set()
-        for record in instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=100_000).records:
-            partition = record.partition_key
-            if partition not in seen:
-                seen.add(partition)
-                keep.add(record.run_id)
+        cursor = None
+        while True:  # newest first, in pages (storage caps one fetch at 10,000 records)
+            page = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=PAGE, cursor=cursor)
+            for record in page.records:
+                if record.partition_key not in seen:
+                    seen.add(record.partition_key)
+                    keep.add(record.run_id)
+            if not page.has_more:
+                break
+            cursor = page.cursor
     for check_key in check_keys:
         seen = set()
-        for record in instance.event_log_storage.get_asset_check_execution_history(check_key, limit=100_000):
-            if record.partition not in seen:
-                seen.add(record.partition)
-                keep.add(record.run_id)
+        cursor = None
+        while True:
+            page = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=PAGE, cursor=cursor)
+            for record in page:
+                if record.partition not in seen:
+                    seen.add(record.partition)
+                    keep.add(record.run_id)
+            if len(page) < PAGE:
+                break
+            cursor = page[-1].id
     return keep
 
 

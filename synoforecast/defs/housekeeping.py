@@ -14,7 +14,9 @@ def prune_dagster_history_op(context: dg.OpExecutionContext) -> None:
     if not storage.startswith("Sqlite"):
         context.log.info(f"run storage {storage}: not the embedded instance, nothing pruned")
         return
-    graph = context.repository_def.asset_graph
+    from synoforecast.definitions import defs  # at run time: the whole graph this job belongs to
+
+    graph = defs.resolve_asset_graph()
     days = get_settings().history_retention_days
     report = prune_history(context.instance, graph.get_all_asset_keys(), graph.asset_check_keys, older_than_days=days)
     context.log.info(f"deleted {len(report.deleted)} run(s) older than {days} days; kept {report.kept_current} "
