@@ -108,3 +108,32 @@ def test_partitions_begin_at_the_datas_first_quarter(ingested):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ}, check=True)
     assert done.stdout.strip() == "2023-10-01"
+
+
+def _doc_queries(path) -> list[str]:
+    import re
+
+    return re.findall(r"```sql\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def test_every_query_in_the_analysts_doc_runs_as_an_analyst(ingested, repo_root):
+    """docs/analysts.md: each example runs as a login member of `analyst`, except the ones
+    marked `-- platform role`, which must then be refused to the analyst (the doc says why)."""
+    from synoforecast.lib.warehouse import parse_url
+
+    queries = _doc_queries(repo_root / "docs" / "analysts.md")
+    assert len(queries) >= 5
+    with psycopg.connect(ingested["url"], autocommit=True) as conn:
+        conn.execute("drop role if exists jane")
+        conn.execute("create role jane login password 'jane-pw' in role analyst")
+    parts = parse_url(ingested["url"])
+    as_jane = psycopg.connect(host=parts.host, port=parts.port, dbname=parts.dbname, user="jane",
+                              password="jane-pw", autocommit=True)
+    with as_jane:
+        for sql in queries:
+            if sql.startswith("-- platform role"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    as_jane.execute(sql)
+                continue
+            rows = as_jane.execute(sql).fetchall()
+            assert rows, sql
