@@ -137,3 +137,23 @@ def test_every_query_in_the_analysts_doc_runs_as_an_analyst(ingested, repo_root)
                 continue
             rows = as_jane.execute(sql).fetchall()
             assert rows, sql
+
+
+def test_reingesting_the_same_bytes_refreshes_the_snapshot_row(ingested):
+    import shutil
+
+    from synoforecast.runner import ingest_workbook
+    from synoforecast_tests.conftest import fetch
+
+    copy = ingested["path"].with_name("sale-out-again.xlsx")
+    shutil.copyfile(ingested["path"], copy)
+    later = ingested["path"].stat().st_mtime + 86_400
+    os.utime(copy, (later, later))
+    outcome = ingest_workbook(copy, progress=lambda _m: None, quiet=True)
+    assert outcome.ok, outcome.error
+    (row,) = fetch(ingested["url"], "select file, extract(epoch from file_mtime), sheets, last_run_id "
+                                    "from ops.snapshots where sha256 = %s", (outcome.sha256,))
+    assert row[0] == str(copy)
+    assert abs(float(row[1]) - later) < 1  # was: the first file's mtime, for ever
+    assert row[3] == outcome.run_ids[0]
+    assert row[2]["SVR-RM"]["rows_loaded"] > 0

@@ -70,6 +70,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
         "read_seconds": read.read_seconds,
         "sheets": dg.MetadataValue.json(manifest["sheets"]),
         "ignored_sheets": dg.MetadataValue.json(read.ignored_sheets),
+        "hidden_sheets": dg.MetadataValue.json(read.hidden_sheets),
         "complete_quarter_keys": dg.MetadataValue.json(manifest["complete_quarter_keys"]),
         "changed_quarter_keys": dg.MetadataValue.json(changed),
         "changed_quarters": dg.MetadataValue.json(changed_labels),
