@@ -223,12 +223,13 @@ def test_accuracy_drop_posts_an_alert(env, standin):
     assert any("svr_rm_overall · units" in d for d in meta["accuracy_drops"])
 
 
-def test_run_failure_sensor_posts_with_a_link(env, standin):
+def _failed_run(job_name: str, error: str):
+    """A real failed run and the run-failure sensor's context for it."""
     @dg.op
     def explode():
-        raise RuntimeError("warehouse went away")
+        raise RuntimeError(error)
 
-    @dg.job(name="doomed_job")
+    @dg.job(name=job_name)
     def doomed():
         explode()
 
@@ -238,6 +239,11 @@ def test_run_failure_sensor_posts_with_a_link(env, standin):
     context = dg.build_run_status_sensor_context(
         sensor_name="notify_on_run_failure", dagster_instance=instance, dagster_run=result.dagster_run,
         dagster_event=result.get_run_failure_event(), resources=build_resources()).for_run_failure()
+    return result, context
+
+
+def test_run_failure_sensor_posts_with_a_link(env, standin):
+    result, context = _failed_run("doomed_job", "warehouse went away")
     standin.reset()
     notify_on_run_failure(context)
     assert standin.calls() == [f"POST {SLACK}", f"POST {TEAMS}"]
@@ -284,19 +290,7 @@ def test_a_summary_that_missed_a_channel_fails_and_names_it(env, standin):
 
 
 def test_a_run_failure_alert_that_was_not_delivered_fails_the_tick(env, standin):
-    @dg.op
-    def explode():
-        raise RuntimeError("disk full")
-
-    @dg.job(name="doomed_again")
-    def doomed():
-        explode()
-
-    instance = dg.DagsterInstance.ephemeral()
-    result = doomed.execute_in_process(instance=instance, raise_on_error=False)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="notify_on_run_failure", dagster_instance=instance, dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(), resources=build_resources()).for_run_failure()
+    _, context = _failed_run("doomed_again", "disk full")
     standin.server_errors = {SLACK: 10}
     standin.reset()
     try:
