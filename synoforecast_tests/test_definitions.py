@@ -120,3 +120,12 @@ def test_layering_lib_is_pure_and_domains_meet_through_asset_keys():
             other = {n for n in _imports(path) if n.startswith("synoforecast.defs.") and n not in shared
                      and not n.startswith(f"synoforecast.defs.{domain}")}
             assert not other, f"{path.relative_to(REPO)} imports another domain: {sorted(other)}"
+
+
+def test_pipeline_runs_carry_the_quarter_labels_as_a_tag():
+    """Partition keys are dates; the run list in the UI shows the quarters through this tag."""
+    from synoforecast.defs.pipeline import pipeline_tags
+
+    tags = pipeline_tags(["2025-01-01", "2025-04-01", "2025-07-01"], "abc")
+    assert tags["synoforecast/quarters"] == "2025-Q1..2025-Q3"
+    assert tags["dagster/asset_partition_range_start"] == "2025-01-01"

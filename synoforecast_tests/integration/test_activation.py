@@ -18,6 +18,7 @@ from synoforecast.defs.resources import build_resources
 from synoforecast.settings import get_settings
 from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
+from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
@@ -38,12 +39,8 @@ def standin():
 
 
 def _forget_definitions() -> None:
-    """`synoforecast.definitions` binds the variables set at import time as EnvVars
-    (build_resources), as a code location does when it loads. Re-import it once this
-    module's variables are set, and again when they are gone, so the modules after this
-    one do not see Metabase or webhooks pointing at a stopped stand-in."""
-    sys.modules.pop("synoforecast.definitions", None)
-    importlib.import_module("synoforecast.definitions")
+    """Load the code location again with the variables as they are now (support/definitions.py)."""
+    reload_definitions()
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +197,15 @@ def test_n8n_is_the_alternative_route(env, standin):
 
 def test_accuracy_drop_posts_an_alert(env, standin):
     url = env["url"]
+    # the alert compares a cohort's total level (forecast.evaluation has one row per level)
     rows = fetch(url, "select quarter, smape from forecast.evaluation where cohort = 'svr_rm_overall' "
-                      "and metric = 'units' and smape is not null order by quarter desc limit 2")
+                      "and metric = 'units' and level = 'total' and smape is not null order by quarter desc limit 2")
     assert rows[0][0] == dt.date(2026, 4, 1), rows
     env["monkeypatch"].setenv("SYNOFORECAST_ACCURACY_DROP_POINTS", "5")
     get_settings.cache_clear()  # one settings model: AccuracyThresholdsResource reads it
     with __import__("psycopg").connect(url, autocommit=True) as conn:
         conn.execute("update forecast.evaluation set smape = %s where cohort = 'svr_rm_overall' "
-                     "and metric = 'units' and quarter = '2026-04-01'", (rows[1][1] + 30,))
+                     "and metric = 'units' and level = 'total' and quarter = '2026-04-01'", (rows[1][1] + 30,))
     standin.reset()
     result = _materialize([summary_notification], env)
     assert result.success
