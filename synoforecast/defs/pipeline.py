@@ -11,8 +11,11 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
 from synoforecast.defs.ingestion.sensors import PIPELINE_JOB, SNAPSHOT_JOB
-from synoforecast.defs.partitions import existing_keys, label, quarter_cron, quarterly_partitions
+from synoforecast.defs.partitions import existing_keys, label, quarterly_partitions
+from synoforecast.defs.resources import WarehouseResource
+from synoforecast.lib.cohort_forecast import missing_coverage
 from synoforecast.lib.quarters import parse_key
+from synoforecast.lib.snapshots import accepted_snapshot
 from synoforecast.settings import get_settings
 
 DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
@@ -98,17 +101,21 @@ def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event:
     return follow_snapshot(context.instance, asset_event)
 
 
-@dg.schedule(job_name=PIPELINE_JOB, cron_schedule=quarter_cron(get_settings().fiscal_year_start_month)
-             .replace("0 0 1 ", "0 6 2 ", 1), name="quarter_close_schedule",
+@dg.schedule(job_name=PIPELINE_JOB, cron_schedule="0 6 * * *", name="quarter_close_schedule",
              default_status=dg.DefaultScheduleStatus.STOPPED,
-             description="Second day of each quarter, 06:00: materialises the quarter that just closed "
-                         "from the latest accepted snapshot.")
-def quarter_close_schedule(context: dg.ScheduleEvaluationContext):
-    key = quarterly_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+             description="Daily at 06:00 once a quarter has closed: materialises that quarter as soon as an accepted "
+                         "export holds it completely (and says which export it waits for until then); once per quarter.")
+def quarter_close_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+    with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
+        key = quarterly_partitions.get_last_partition_key()
     if key is None:
         return dg.SkipReason("no closed quarter yet")
+    snapshot = accepted_snapshot(warehouse.get_url())
+    waiting = missing_coverage(snapshot, parse_key(key), get_settings().fiscal_year_start_month)
+    if waiting:
+        return dg.SkipReason(f"quarter close {label(key)}: waiting for the export: {waiting}")
     return dg.RunRequest(run_key=f"quarter-close-{key}", partition_key=key,
-                         tags={"synoforecast/trigger": f"quarter close {label(key)}"})
+                         tags={"synoforecast/trigger": f"quarter close {label(key)}", SNAPSHOT_TAG: snapshot["sha256"]})
 
 
 defs = dg.Definitions(jobs=[snapshot_job, forecast_pipeline_job], sensors=[snapshot_downstream_sensor],

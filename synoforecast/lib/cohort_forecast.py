@@ -144,7 +144,7 @@ def score_cohort(cohort: Cohort, made: pl.DataFrame, history: pl.DataFrame, quar
         note = None
         if with_scale < part.height:
             note = (f"{part.height - with_scale} of {part.height} series have no in-sample scale "
-                    f"(under 2 quarters of history, or constant history): left out of MASE")
+                    f"(one season of history or less, or no seasonal change): left out of MASE")
         rows.append({
             "cohort": cohort.name, "quarter": quarter,
             "quarter_label": quarter_label(quarter, fiscal_year_start_month),

@@ -143,7 +143,7 @@ FORECAST_COMMENTS = {
     "evaluation.mase": ("Mean absolute scaled error (1 = in-sample seasonal-naive error) over the series with an "
                         "in-sample scale; NULL when none has one (see mase_note)."),
     "evaluation.mase_series": "Series with an in-sample scale, i.e. the series MASE averages over.",
-    "evaluation.mase_note": "Why series were left out of MASE (under 2 quarters of history, or constant history).",
+    "evaluation.mase_note": "Why series were left out of MASE (one season of history or less, or no seasonal change).",
     "evaluation.level": ("total (the cohort's total series) or parts (tiers, customers, regions, services): "
                          "average within one level, never over both."),
     "evaluation.smape_naive": "sMAPE of the naive forecast (last quarter's actual), the second benchmark.",

@@ -133,8 +133,10 @@ def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], mode
     path = folder / f"{cohort.name}.json"
     doc = {"cohort": cohort.name, "rows_per_as_of": published, "models": models,
            "package_versions": _package_versions(), "backtest_windows": BACKTEST_WINDOWS,
-           "intervals": "split conformal on h=1 backtest errors scaled by the seasonal-naive MAE, the model "
-                        "scoring each window chosen on the series' other windows (cross-fitted selection)",
+           "point": "combination of the band's candidates within 1.5x the best pooled, shrunken backtest score, "
+                    "weighted by the inverse squared score (weights per series below)",
+           "intervals": "split conformal on h=1 backtest errors relative to the forecast level, each window scored "
+                        "by the combination weighted without it; Student-t floor for small or correlated pools",
            "reconciliation": _reconciliation_note(cohort)}
     if long is not None and long.height:
         doc["input_sha256"] = _input_hash(long)
@@ -326,8 +328,9 @@ def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, 
     **QUARTERLY,
     group_name="forecast",
     kinds={"postgres"},
-    description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals "
-                "(MAPE, sMAPE, MASE, bias, 80/95% coverage, seasonal-naive benchmark, sMAPE before reconciliation).",
+    description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals, totals and their "
+                "parts apart (MAPE, sMAPE, MASE or NULL with a reason, bias, 80/95% coverage, seasonal-naive and naive "
+                "benchmarks, sMAPE before reconciliation).",
 )
 def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     url = warehouse.get_url()
@@ -340,8 +343,8 @@ def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseR
         scored[label(to_key(quarter))] = rows.height
         if rows.height:
             last = rows
-    summary = last.select("cohort", "metric", "series_scored", "smape", "smape_snaive", "mase", "bias",
-                          "coverage_80") if last.height else last
+    summary = last.select("cohort", "metric", "level", "series_scored", "smape", "smape_snaive", "smape_naive",
+                          "mase", "bias", "coverage_80") if last.height else last
     return dg.MaterializeResult(metadata={
         "rows_per_quarter": dg.MetadataValue.json(scored),
         "latest_scores": dg.MetadataValue.md(_markdown(summary)),
@@ -365,7 +368,7 @@ def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: 
     """Human-readable reasons a quarter's scores fail the gates (empty = pass)."""
     reasons = []
     for r in scores.iter_rows(named=True):
-        where = f"{r['cohort']}/{r['metric']} {r['quarter_label']}"
+        where = f"{r['cohort']}/{r['metric']}{'/' + r['level'] if r.get('level') else ''} {r['quarter_label']}"
         if r["smape"] is not None and r["smape"] > max_smape:
             reasons.append(f"{where}: sMAPE {r['smape']:.1f} > threshold {max_smape:.1f}")
         if r["smape"] is not None and r.get("smape_snaive") is not None \
@@ -382,8 +385,9 @@ def forecast_accuracy_check(context: dg.AssetCheckExecutionContext, warehouse: W
                             ) -> dg.AssetCheckResult:
     quarters = partition_quarters(context)
     scores = query_frame(warehouse.get_url(),
-                         "select cohort, quarter_label, metric, smape, smape_snaive, mase, coverage_80 "
-                         "from forecast.evaluation where quarter between %s and %s order by quarter, cohort, metric",
+                         "select cohort, quarter_label, metric, level, smape, smape_snaive, mase, coverage_80 "
+                         "from forecast.evaluation where quarter between %s and %s "
+                         "order by quarter, cohort, metric, level",
                          (quarters[0], quarters[-1]))
     gates = accuracy_thresholds()
     reasons = accuracy_failures(scores, gates["max_smape"], gates["snaive_tolerance"]) if scores.height else []

@@ -67,16 +67,15 @@ def mase(actual, forecast, scale) -> float | None:
 
 
 def mase_scale(history, season_length: int) -> float | None:
-    """MASE's denominator for a series: the in-sample MAE of the seasonal naive forecast
-    (lag-1 naive while the history is no longer than a season). None where there is no
-    such scale (fewer than 2 observations, or a constant history): a MASE over it would
-    be the raw error in units or USD, not a scaled error."""
+    """MASE's denominator for a series: the in-sample MAE of the seasonal naive forecast.
+    None where there is no such scale (no more than one season of history, or a history
+    whose seasonal differences are all zero): a MASE over it would be the raw error in
+    units or USD, or divided by the one change two early quarters happened to show."""
     y = np.asarray(history, dtype="float64")
     y = y[~np.isnan(y)]
-    lag = season_length if len(y) > season_length else 1
-    if len(y) <= lag:
+    if len(y) <= season_length:
         return None
-    scale = float(np.mean(np.abs(y[lag:] - y[:-lag])))
+    scale = float(np.mean(np.abs(y[season_length:] - y[:-season_length])))
     return scale if np.isfinite(scale) and scale > 0 else None
 
 

@@ -14,7 +14,8 @@ How a series is forecast (``n`` = observations, ``s`` = season length, ``W`` = w
   ``full``            ``n >= 2s + 4``                                 SeasonalNaive, Naive,
                                                                       AutoETS, AutoTheta,
                                                                       AutoCES, (AutoARIMA)
-  ``seasonal_short``  ``s + 1 <= n < 2s + 4``                         Naive, SeasonalNaive
+  ``seasonal_short``  ``s + 1 <= n < 2s + 4``                         Naive, SeasonalNaive,
+                                                                      RandomWalkWithDrift
   ``fallback``        anything shorter (new customers, 1-4 quarters)  :func:`short_history_forecast`
   ==================  ==============================================  ==========================
 
@@ -26,8 +27,8 @@ How a series is forecast (``n`` = observations, ``s`` = season length, ``W`` = w
   series' in-sample seasonal-naive MAE (the MASE scale).
 * **Combination.**  A series' score per candidate is its mean scaled error over its windows
   shrunk toward the band's pooled mean (the pool weighs as ``shrinkage`` windows, default
-  3; ``scope="cohort"``: the pooled mean alone).  The forecast is the combination of every
-  candidate weighted by the inverse squared score.  Why: picking one model per series by
+  3; ``scope="cohort"``: the pooled mean alone).  The forecast is the combination of the
+  candidates scoring within 1.5 x the best, weighted by the inverse squared score.  Why: picking one model per series by
   four noisy windows lost to a plain mean of AutoETS/AutoTheta on public quarterly data
   (Tourism, last 4 origins: selection 0.875 x seasonal naive's sMAPE, this combination
   0.765); the simple methods stay in the pool, so a series they suit leans on them.
@@ -36,8 +37,8 @@ How a series is forecast (``n`` = observations, ``s`` = season length, ``W`` = w
   honest sample of the published forecast's error.  Scores are pooled over the band; the
   ``L``% half-width is the finite-sample conformal quantile times the series' scale, times
   ``sqrt(step)`` for steps beyond the first; a pool too small for a level (fewer than 19
-  scores at 95%), and any pool under ``SMALL_POOL`` scores, is never narrower than a
-  Student-t bound on the scores (:func:`conformal_halfwidths`).  Each candidate's own
+  scores at 95%), and any pool with fewer than 2 effective scores expected beyond the level
+  (under 10 at 80%, 40 at 95%), is never narrower than a Student-t bound on the scores (:func:`conformal_halfwidths`).  Each candidate's own
   interval (``candidates``) uses that candidate's pooled errors.  Intervals are symmetric
   and strictly nested (95% wider than 80%).
 * **Scale out.**  When a dask.distributed cluster is configured (a current ``Client``
@@ -66,6 +67,7 @@ from statsforecast.models import (
     AutoTheta,
     CrostonOptimized,
     Naive,
+    RandomWalkWithDrift,
     SeasonalNaive,
 )
 
@@ -84,10 +86,12 @@ __all__ = [
 ]
 
 COMBINATION = "Combination"
+SHORT_SEASONAL = "Naive+SeasonalNaive"  # one season of history: both, equally weighted
 INTERMITTENT_ZERO_SHARE = 0.3
 DEFAULT_WINDOWS = 8  # where the history allows: 8 quarters of errors behind the weights and intervals
+TRIM_RATIO = 1.5  # candidates scoring worse than 1.5 x the best get no weight
 DEFAULT_SHRINKAGE = 3.0  # a series' own windows vs the pool: the pool counts as this many windows
-SMALL_POOL = 40  # conformal pools smaller than this never go below the Student-t bound
+TAIL_SCORES = 2  # below 2 expected (effective) scores beyond a level's quantile, the t bound is its floor
 DEFAULT_ARIMA_MAX_SERIES = 0  # AutoARIMA costs ~10x AutoETS: opt-in (arima_max_series=N)
 SELECTION_ETS_MODEL = "ZZZ"  # searched without damped trends: half the cost, the same h=1 accuracy
                              # (M3 last 4 origins 4.984 vs 4.975 sMAPE, Tourism 0.7645 vs 0.7641 x snaive)
@@ -107,13 +111,14 @@ class SelectionResult:
 
 
 def series_scale(y: np.ndarray, season_length: int) -> float:
-    """The scale conformal scores are measured in: MASE's (:func:`.metrics.mase_scale`), else
-    the mean absolute level, else 1.0 (intervals need a scale for every series; metrics don't
-    get one where none exists)."""
+    """The scale backtest errors are measured in: MASE's (:func:`.metrics.mase_scale`), else the
+    lag-1 naive MAE, else the mean absolute level, else 1.0 (the engine needs a scale for every
+    series; MASE in the evaluation gets none where no seasonal scale exists)."""
     scale = mase_scale(y, season_length)
     if scale is None:
         y = np.asarray(y, dtype="float64")
-        scale = float(np.mean(np.abs(y))) if len(y) else 0.0
+        lag1 = float(np.mean(np.abs(np.diff(y)))) if len(y) > 1 else 0.0
+        scale = lag1 if lag1 > 0 else (float(np.mean(np.abs(y))) if len(y) else 0.0)
     return scale if np.isfinite(scale) and scale > 0 else 1.0
 
 
@@ -137,7 +142,7 @@ def _candidates(band: str, s: int, use_arima: bool, ets_model: str) -> list:
     if band == "intermittent":
         return [Naive(), CrostonOptimized(), ADIDA(), IMAPA()]
     if band == "seasonal_short":
-        return [Naive(), SeasonalNaive(season_length=s)]
+        return [Naive(), SeasonalNaive(season_length=s), RandomWalkWithDrift()]
     models = [SeasonalNaive(season_length=s), Naive(),
               AutoETS(season_length=s, model=ets_model if s > 1 else ets_model[:2] + "N", damped=False),
               AutoTheta(season_length=s), AutoCES(season_length=s)]
@@ -177,11 +182,15 @@ def shrunken_scores(err: np.ndarray, inverse: np.ndarray, n_series: int, k: floa
     return np.divide(tot + k * pooled, cnt + k, out=np.full(tot.shape, np.nan), where=(cnt + k) > 0)
 
 
-def combination_weights(score: np.ndarray) -> np.ndarray:
-    """Inverse squared score weights per row (rows sum to 1; a candidate without a score gets 0;
-    a row without any score weighs its candidates equally)."""
+def combination_weights(score: np.ndarray, trim: float = TRIM_RATIO) -> np.ndarray:
+    """Inverse squared score weights per row over the candidates scoring within ``trim`` x the
+    row's best (rows sum to 1; a candidate without a score gets 0; a row without any score
+    weighs its candidates equally).  Trimming keeps a clearly worse model out: a seasonal
+    series' naive forecast, however small its inverse-squared weight, dragged a quarter-end
+    peak into the next quarter."""
     s = np.where(np.isfinite(score), np.maximum(score, 1e-9), np.nan)
-    inv = np.where(np.isfinite(s), 1.0 / s ** 2, 0.0)
+    best = np.nanmin(np.where(np.isfinite(s), s, np.inf), axis=1, keepdims=True)
+    inv = np.where(np.isfinite(s) & (s <= best * trim), 1.0 / s ** 2, 0.0)
     total = inv.sum(axis=1, keepdims=True)
     equal = np.full_like(inv, 1.0 / max(inv.shape[1], 1))
     return np.divide(inv, total, out=equal, where=total > 0)
@@ -249,7 +258,8 @@ def conformal_halfwidths(scores: np.ndarray, levels: Sequence[int], groups: np.n
     (the ``ceil((m+1)L/100)``-th of ``m`` scores) when the pool is large enough for it, and
     never less than a Student-t bound (``t_df`` quantile x RMS of the scores, ``df`` the pool's
     effective size, see :func:`effective_pool_size` with ``groups`` = each score's backtest
-    window) while the pool is small (effective size under :data:`SMALL_POOL`).  With ``m``
+    window) while the pool is small for the level: fewer than :data:`TAIL_SCORES` effective
+    scores expected beyond it (under 10 at 80%, under 40 at 95%).  With ``m``
     scores the conformal rank exceeds ``m`` below ``m = 19`` at 95%: clipping it at the largest
     score seen made the 80% and 95% bounds equal and too narrow.  Levels are strictly nested."""
     from scipy.stats import t as student_t
@@ -272,7 +282,7 @@ def conformal_halfwidths(scores: np.ndarray, levels: Sequence[int], groups: np.n
         empirical = float(ordered[rank - 1]) if rank <= m else None
         if empirical is None:
             q = param
-        elif m_eff < SMALL_POOL:
+        elif m_eff < TAIL_SCORES / (1 - lv / 100.0):
             q = max(empirical, param)
         else:
             q = empirical
@@ -371,9 +381,11 @@ def _run_band(df: pd.DataFrame, band: str, *, horizon: int, s: int, freq: str, l
 
 def short_history_forecast(df: pd.DataFrame, *, horizon: int, season_length: int, levels: Sequence[int],
                            freq: str) -> pd.DataFrame:
-    """The ``fallback`` band (at most one season of history: too short to backtest): seasonal
-    naive once a full season exists (``n == s``; the quarter a year earlier is the best guess
-    for a seasonal series), naive before.
+    """The ``fallback`` band (at most one season of history: too short to backtest): naive, and
+    once a full season exists (``n == s``) the equal-weight mean of naive and seasonal naive:
+    with no backtest to weigh them, the combination's rule for a series without scores (a
+    seasonal tier and a growing C2 service look alike after four quarters; either model
+    alone loses badly on the other).
 
     Intervals: the quarter-on-quarter changes of every series in the band (a cohort's new
     customers, or all its series in its first year), relative to the level they started
@@ -398,8 +410,8 @@ def short_history_forecast(df: pd.DataFrame, *, horizon: int, season_length: int
         level = np.mean(np.abs(y)) or 1.0
         future = pd.date_range(last_ds[uid], periods=horizon + 1, freq=freq)[1:]
         for step, ds in enumerate(future, start=1):
-            yhat = y[n - season_length + (step - 1) % season_length] if seasonal else y[-1]
-            row = {"unique_id": uid, "ds": ds, "model": "SeasonalNaive" if seasonal else "Naive", "yhat": yhat}
+            yhat = (y[n - season_length + (step - 1) % season_length] + y[-1]) / 2 if seasonal else y[-1]
+            row = {"unique_id": uid, "ds": ds, "model": SHORT_SEASONAL if seasonal else "Naive", "yhat": yhat}
             for lv in levels:
                 half = q[lv] * max(abs(yhat), level) * math.sqrt(step)
                 row[f"yhat_lo_{lv}"], row[f"yhat_hi_{lv}"] = yhat - half, yhat + half

@@ -22,10 +22,13 @@ def made(series: dict[str, float]) -> pl.DataFrame:
 
 
 def test_a_new_series_has_no_mase_and_says_why():
-    # "new" first sells in Q2 (one quarter of history before Q3): no in-sample scale exists
-    history = pl.DataFrame({"series_id": ["new", "new", "T1", "T1", "T1"],
-                            "quarter_start": [Q2, Q3, Q1, Q2, Q3],
-                            "units": [10.0, 12.0, 5.0, 6.0, 7.0], "revenue": [100.0, 120.0, 50.0, 60.0, 70.0]})
+    # "new" first sells in Q2 (one quarter of history before Q3): no in-sample scale exists;
+    # T1 has six quarters before Q3, so a seasonal-naive scale (|2024-Q1 - 2025-Q1| ... = 4.0)
+    quarters = [dt.date(2024, 1, 1), dt.date(2024, 4, 1), dt.date(2024, 7, 1), dt.date(2024, 10, 1), Q1, Q2, Q3]
+    history = pl.DataFrame({"series_id": ["new", "new"] + ["T1"] * 7,
+                            "quarter_start": [Q2, Q3] + quarters,
+                            "units": [10.0, 12.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+                            "revenue": [100.0, 120.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]})
     rows = score_cohort(OVERALL, made({"new": 11.0}), history, Q3, "r")
     assert {r["metric"] for r in rows} == {"units", "revenue"}
     for r in rows:
@@ -33,7 +36,7 @@ def test_a_new_series_has_no_mase_and_says_why():
         assert "1 of 1 series have no in-sample scale" in r["mase_note"]
     both = score_cohort(OVERALL, made({"new": 11.0, "T1": 6.5}), history, Q3, "r")
     units = next(r for r in both if r["metric"] == "units")
-    assert units["mase_series"] == 1 and units["mase"] == abs(6.5 - 7.0) / 1.0  # T1's lag-1 scale: 1.0
+    assert units["mase_series"] == 1 and units["mase"] == abs(6.5 - 7.0) / 4.0
 
 
 def test_totals_and_parts_are_scored_apart():

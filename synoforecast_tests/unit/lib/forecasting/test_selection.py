@@ -25,6 +25,7 @@ from synoforecast.lib.forecasting.backtest import (
 from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence, proportional_split, top_down
 from synoforecast.lib.forecasting.selection import (
     COMBINATION,
+    SHORT_SEASONAL,
     band_of,
     combination_weights,
     conformal_halfwidths,
@@ -68,7 +69,10 @@ def test_bands_and_candidates(selected):
     assert ch.loc["len20", "model"] == COMBINATION
     weights = ch.loc[["len12", "len20", "full_b"], [f"weight_{m}" for m in
                                                     ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]]
-    assert np.allclose(weights.sum(axis=1), 1.0) and (weights > 0).all().all()  # simple methods stay in the pool
+    assert np.allclose(weights.sum(axis=1), 1.0) and ((weights >= 0) & (weights <= 1)).all().all()
+    mase = ch.loc[["len12", "len20", "full_b"], [f"mase_{m}" for m in
+                                                 ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]]
+    assert (weights.to_numpy() > 0).sum() >= 3  # several candidates share the weight
     assert {"mase_AutoETS", "mase_AutoTheta", "mase_CES"} <= set(ch.columns)
     assert (ch.loc[["len12", "len20"], "windows"] >= 2).all()
     assert band_of(4, 0.5, 4) == "fallback" and band_of(5, 0.0, 4) == "seasonal_short"
@@ -101,8 +105,10 @@ def test_scores_shrink_toward_the_pool_and_weights_are_inverse_squared():
     shrunk = shrunken_scores(err, inverse, 2, k=2.0)  # (2 * own + 2 * pooled) / 4
     assert np.allclose(shrunk, (2 * own + 2 * pooled) / 4)
     assert np.allclose(shrunken_scores(err, inverse, 2, k=np.inf), [pooled, pooled])
-    w = combination_weights(np.array([[1.0, 2.0], [np.nan, 3.0], [np.nan, np.nan]]))
-    assert np.allclose(w[0], [0.8, 0.2]) and np.allclose(w[1], [0.0, 1.0]) and np.allclose(w[2], [0.5, 0.5])
+    w = combination_weights(np.array([[1.0, 1.2], [1.0, 2.0], [np.nan, 3.0], [np.nan, np.nan]]))
+    assert np.allclose(w[0], [1 / (1 + 1 / 1.44), (1 / 1.44) / (1 + 1 / 1.44)])  # inverse squared scores
+    assert np.allclose(w[1], [1.0, 0.0])  # 2.0 > 1.5 x the best: trimmed
+    assert np.allclose(w[2], [0.0, 1.0]) and np.allclose(w[3], [0.5, 0.5])
 
 
 def test_crossfit_combination_weighs_each_window_without_it():
@@ -110,8 +116,9 @@ def test_crossfit_combination_weighs_each_window_without_it():
     preds = np.array([[10.0, 20.0], [10.0, 20.0], [10.0, 20.0]])
     inverse = np.zeros(3, dtype=int)
     got = crossfit_combination(err, preds, inverse, 1, k=0.0)
-    # windows 1 and 2: the others score (3, 2) -> weights 4/13, 9/13; window 3: (1, 2) -> 0.8, 0.2
-    assert np.allclose(got, [10 * 4 / 13 + 20 * 9 / 13] * 2 + [10 * 0.8 + 20 * 0.2])
+    # windows 1 and 2: the other windows score (3, 2): within 1.5 x the best, weights 4/13, 9/13;
+    # window 3: (1, 2): candidate 1 is trimmed (2 > 1.5 x 1) -> candidate 0 alone
+    assert np.allclose(got, [10 * 4 / 13 + 20 * 9 / 13] * 2 + [10.0])
 
 
 def test_conformal_halfwidths_are_nested_and_honest_on_small_pools():
@@ -162,13 +169,13 @@ def test_short_histories_forecast_seasonal_naive_once_a_season_exists_with_poole
                              list(pd.date_range("2024-07-01", periods=2, freq="QS")),
                        "y": [100.0, 110.0, 105.0, 160.0, 50.0, 60.0]})
     fc = short_history_forecast(df, horizon=2, season_length=4, levels=(80, 95), freq="QS").set_index(["unique_id", "ds"])
-    a = fc.loc["a"]
-    assert a["model"].tolist() == ["SeasonalNaive"] * 2 and a["yhat"].tolist() == [100.0, 110.0]
+    a = fc.loc["a"]  # one full season: naive and seasonal naive, equally weighted
+    assert a["model"].tolist() == [SHORT_SEASONAL] * 2 and a["yhat"].tolist() == [130.0, 135.0]
     b = fc.loc["b"]
     assert b["model"].tolist() == ["Naive"] * 2 and b["yhat"].tolist() == [60.0, 60.0]
     assert (fc["yhat_hi_95"] > fc["yhat_hi_80"]).all() and (fc["yhat_hi_80"] > fc["yhat"]).all()
     # one pool of relative changes, scaled by each forecast's level (or the series' mean level if larger)
-    ra = (a["yhat_hi_80"].iloc[0] - 100.0) / max(100.0, np.mean([100, 110, 105, 160]))
+    ra = (a["yhat_hi_80"].iloc[0] - 130.0) / max(130.0, np.mean([100, 110, 105, 160]))
     rb = (b["yhat_hi_80"].iloc[0] - 60.0) / max(60.0, 55.0)
     assert ra == pytest.approx(rb)
 
