@@ -16,7 +16,7 @@ from synoforecast.lib.quarters import to_key
 from synoforecast.lib.schema import RAW_TABLES, column_names
 from synoforecast.lib.warehouse import replace_rows
 from synoforecast.lib.workbook import WorkbookRefused, read_workbook
-from synoforecast.settings import get_settings, reader_options
+from synoforecast.settings import get_settings, reader_options, record_data_start
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
 PIPELINE_JOB = "forecast_pipeline_job"
@@ -56,6 +56,8 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     manifest = snapshots.write_snapshot(read, settings.ingestion_dir, extra={
         "changed_quarter_keys": changed, "baseline_sha256": baseline["sha256"] if baseline else None})
     snapshots.record_accepted(url, manifest, context.run_id, snapshots.quarantined_rows(read))
+    if read.complete_quarters and record_data_start(settings, min(read.complete_quarters)):  # issue 12
+        context.log.info(f"partitions start at the data from the next load: {label(to_key(min(read.complete_quarters)))}")
     changed_labels = [label(k) for k in changed]
     context.log.info(f"quarters changed since the last published snapshot: {changed_labels or 'none'}")
     svr = read.sheets["SVR-RM"]
@@ -68,6 +70,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
         "read_seconds": read.read_seconds,
         "sheets": dg.MetadataValue.json(manifest["sheets"]),
         "ignored_sheets": dg.MetadataValue.json(read.ignored_sheets),
+        "hidden_sheets": dg.MetadataValue.json(read.hidden_sheets),
         "complete_quarter_keys": dg.MetadataValue.json(manifest["complete_quarter_keys"]),
         "changed_quarter_keys": dg.MetadataValue.json(changed),
         "changed_quarters": dg.MetadataValue.json(changed_labels),
