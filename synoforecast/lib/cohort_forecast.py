@@ -17,7 +17,7 @@ from synoforecast.lib.quarters import add_quarters, quarter_label
 
 LEVELS = (80, 95)
 PUBLISHED_DECIMALS = 4  # far below a unit or a cent; keeps re-runs identical despite float noise
-BACKTEST_WINDOWS = 8  # rolling origins (h=1) behind each forecast's weights and intervals, where history allows
+BACKTEST_WINDOWS = 6  # rolling origins (h=1) behind each forecast's weights and intervals, where history allows
 TOTAL_LEVEL, PARTS_LEVEL = "total", "parts"
 
 
