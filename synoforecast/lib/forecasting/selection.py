@@ -228,7 +228,7 @@ def effective_pool_size(scores: np.ndarray, groups: np.ndarray | None) -> float:
     """How many independent scores a pool is worth: ``m / (1 + (k - 1) * icc)`` (Kish's design
     effect), ``icc`` the intra-class correlation of the scores within a backtest window and
     ``k`` the series per window.  A cohort's series share their quarters' shocks (a strong Q4
-    lifts every tier), so eight windows of 16 series are closer to 8 draws than to 128; public
+    lifts every tier), so six windows of 16 series are closer to 6 draws than to 96; public
     data sets of unrelated series keep ``icc`` near 0 and their full size."""
     s = np.asarray(scores, dtype="float64")
     keep = np.isfinite(s)
