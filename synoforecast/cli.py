@@ -55,7 +55,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         from synoforecast.runner import ingest_workbook
 
-        outcome = ingest_workbook(path, progress=_progress, quiet=args.json)
+        outcome = ingest_workbook(path, progress=_progress, quiet=args.json, allow_shrink=args.allow_shrink)
         report = outcome.report()
     if args.json:
         print(json.dumps(report, default=str))
@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("path")
     ingest.add_argument("--dry-run", action="store_true", help="validate and count only; change nothing")
     ingest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ingest.add_argument("--allow-shrink", action="store_true",
+                        help="publish even if a sheet's rows or totals fell by more than the allowed share "
+                             "(SYNOFORECAST_SHRINK_MAX_SHARE, default 50%%) against the published snapshot")
     ingest.set_defaults(func=cmd_ingest)
 
     forecast = sub.add_parser("forecast", help="forecast a long-format CSV (unique_id, ds, y)")

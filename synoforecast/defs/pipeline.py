@@ -12,10 +12,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
 from synoforecast.defs.ingestion.sensors import PIPELINE_JOB, SNAPSHOT_JOB
 from synoforecast.defs.partitions import existing_keys, label, quarter_cron, quarterly_partitions
+from synoforecast.defs.published import published_snapshot
 from synoforecast.lib.quarters import parse_key
 from synoforecast.settings import get_settings
 
 DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
+PIPELINE_RUN_TAG = "synoforecast/pipeline"  # on every pipeline run: instance configs limit it to one at a time
 CHANGED_TAG = "synoforecast/changed_quarters"  # "in-process": the CLI runs the follow-up itself
 
 # Steps run in the run's own process: a step process per asset would re-import the code
@@ -30,6 +32,7 @@ forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot),
     executor_def=dg.in_process_executor,
+    tags={PIPELINE_RUN_TAG: "true"},
     description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "
                 "for a range of quarters in one run.",
 )
@@ -58,12 +61,15 @@ def _clip(first: str, last: str) -> tuple[str, str]:
 
 
 def downstream_run_request(changed_quarter_keys: list[str], complete_quarter_keys: list[str], sha256: str,
-                           run_key: str | None = None) -> dg.RunRequest | dg.SkipReason:
+                           run_key: str | None = None, blocked: str | None = None) -> dg.RunRequest | dg.SkipReason:
     """One run from the first changed quarter to the last complete one: sheets and marts of
     unchanged quarters in between are rewritten identically, and every forecast as of a
-    changed quarter or later must re-run anyway (its history includes the change)."""
+    changed quarter or later must re-run anyway (its history includes the change).
+    `blocked` (the shrink guard's finding) stops publication."""
+    if blocked:
+        return dg.SkipReason(f"snapshot {sha256[:12]}: publication stopped by the snapshot_shrink check: {blocked}")
     if not changed_quarter_keys:
-        return dg.SkipReason(f"snapshot {sha256[:12]}: no complete quarter changed since the last published snapshot")
+        return dg.SkipReason(f"snapshot {sha256[:12]}: every complete quarter is already published from its content")
     keys = snapshot_partition_keys([changed_quarter_keys[0], complete_quarter_keys[-1]])
     if not keys:
         return dg.SkipReason(f"snapshot {sha256[:12]} has no changed quarter inside the partitions")
@@ -83,8 +89,10 @@ def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry)
     sha = metadata.get("sha256")
     if keys is None or changed is None or sha is None:
         return dg.SkipReason("snapshot materialization without quarter metadata")
+    blocked = metadata.get("shrink_blocked")
+    reason = str(metadata["shrink_summary"].value) if blocked is not None and blocked.value else None
     return downstream_run_request(list(changed.value), list(keys.value), str(sha.value),
-                                  run_key=f"{sha.value}:{asset_event.run_id}")
+                                  run_key=f"{sha.value}:{asset_event.run_id}", blocked=reason)
 
 
 @dg.asset_sensor(asset_key=workbook_snapshot.key, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
@@ -107,5 +115,5 @@ def quarter_close_schedule(context: dg.ScheduleEvaluationContext):
                          tags={"synoforecast/trigger": f"quarter close {label(key)}"})
 
 
-defs = dg.Definitions(jobs=[snapshot_job, forecast_pipeline_job], sensors=[snapshot_downstream_sensor],
+defs = dg.Definitions(assets=[published_snapshot], jobs=[snapshot_job, forecast_pipeline_job], sensors=[snapshot_downstream_sensor],
                       schedules=[quarter_close_schedule])

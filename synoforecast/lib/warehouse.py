@@ -134,12 +134,31 @@ class PublishResult:
     rows_written: int
 
 
+def partition_lock(conn: psycopg.Connection, table: str, scope: str) -> None:
+    """Serialise writers of one table partition until the transaction ends: two runs over
+    overlapping quarters take turns instead of both deleting, then both inserting."""
+    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{table}|{scope}",))
+
+
 def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: Sequence[object],
-                 run_id: str, partition: str) -> PublishResult:
-    """Atomically replace the rows matching `where` with `frame`, and log the publish."""
+                 run_id: str, partition: str, *, snapshot: str | None = None,
+                 fingerprint: str | None = None) -> PublishResult:
+    """Atomically replace the rows matching `where` with `frame`, record what the partition
+    now holds (ops.partition_state) and log the publish, under a per-partition advisory lock.
+
+    `snapshot` registers the run's snapshot (the sheet assets pass it; later writers of the
+    same run inherit it); `fingerprint` is the partition's content fingerprint, by default
+    the run's snapshot's derived fingerprint of `partition`."""
+    from synoforecast.lib import partition_state
+
+    scope = partition_state.scope_of(params)
     with connect(url) as conn, conn.transaction():
+        partition_lock(conn, table, scope)
+        if snapshot:
+            partition_state.register_run(conn, run_id, snapshot)
         deleted = conn.execute(f"delete from {table} where {where}", params).rowcount
         written = copy_frame(conn, table, frame)
+        partition_state.record(conn, table, scope, partition, run_id, fingerprint, snapshot)
         conn.execute(
             "insert into ops.publish_log (run_id, target, partition_key, rows_deleted, rows_written) "
             "values (%s, %s, %s, %s, %s)",
