@@ -1,0 +1,255 @@
+"""Fault drills (issue 11) against a real PostgreSQL and real Dagster runs: a run killed
+with -9 during the raw COPY, during dbt and during the forecast publish never shows
+analysts a mix (schema `published` keeps the previous export) and the next ingest of
+either export converges to a clean ingest of it; two runs started together leave one
+row set per grain; the warehouse stopped mid-run is a failure naming its cause.
+
+Row fingerprints ignore run_id, created_at and snapshot_sha256 (a raw row of a quarter
+whose content did not change keeps the tag of the export that first brought it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openpyxl
+import psycopg
+import pytest
+
+from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast_tests.conftest import fetch, isolated_project, new_database
+
+pytestmark = pytest.mark.integration
+
+SPEC = SampleSpec(rows=900, seed=5, start=dt.date(2024, 7, 1), quarters=8, as_of=dt.date(2026, 5, 20))
+IGNORED = ("run_id", "created_at", "snapshot_sha256", "published_at", "recorded_at")
+SCHEMAS = ("raw", "marts", "forecast", "published")
+
+
+def fingerprint(url: str, schemas=SCHEMAS) -> dict[str, tuple]:
+    """(rows, md5 of the sorted rows) of every table in `schemas`, without run-specific columns."""
+    tables = fetch(url, "select table_schema, table_name from information_schema.tables where table_schema = any(%s) "
+                        "and table_type = 'BASE TABLE' order by 1, 2", (list(schemas),))
+    out = {}
+    for schema, table in tables:
+        cols = [c for (c,) in fetch(url, "select column_name from information_schema.columns where table_schema = %s "
+                                         "and table_name = %s order by ordinal_position", (schema, table))
+                if c not in IGNORED]
+        out[f"{schema}.{table}"] = fetch(url, f"""select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '')
+                                                 from (select {', '.join(cols)} from {schema}.{table}) t""")[0]
+    return out
+
+
+def published_of(prints: dict[str, tuple]) -> dict[str, tuple]:
+    return {k: v for k, v in prints.items() if k.startswith("published.")}
+
+
+def working_of(prints: dict[str, tuple]) -> dict[str, tuple]:
+    return {k: v for k, v in prints.items() if not k.startswith("published.")}
+
+
+def _correct(source: Path, target: Path) -> None:
+    """Export B: export A with corrections in its second quarter (units of a few lines)."""
+    wb = openpyxl.load_workbook(source)
+    ws = wb["SVR-RM"]
+    for r in range(2, ws.max_row + 1):
+        day = ws.cell(r, 1).value
+        day = day.date() if isinstance(day, dt.datetime) else day
+        if dt.date(2024, 10, 1) <= day < dt.date(2024, 10, 20):
+            ws.cell(r, 8).value = ws.cell(r, 8).value + 7
+    wb.save(target)
+
+
+def clone(pg_server, template_url: str) -> str:
+    """A new database copied from `template_url`'s (no connection may be open on it)."""
+    from urllib.parse import urlparse
+
+    url = new_database(pg_server)
+    name, source = urlparse(url).path.lstrip("/"), urlparse(template_url).path.lstrip("/")
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'drop database "{name}"')
+        for _ in range(20):
+            try:
+                conn.execute(f'create database "{name}" template "{source}"')
+                break
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.5)
+    return url
+
+
+def ingest(path: Path, **kwargs):
+    from synoforecast.runner import ingest_workbook
+
+    return ingest_workbook(path, progress=lambda _m: None, quiet=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def drills(pg_server, tmp_path_factory):
+    """Exports A and B, the clean fingerprint of each (ingested alone into an empty
+    warehouse), and a warehouse template holding a complete ingest of A."""
+    with isolated_project(tmp_path_factory.mktemp("drills"), new_database(pg_server)) as env:
+        a, b = env["inbox"] / "export-a.xlsx", env["inbox"] / "export-b.xlsx"
+        write_sample_workbook(a, SPEC)
+        _correct(a, b)
+        clean = {}
+        for name, path in (("a", a), ("b", b)):
+            url = new_database(pg_server)
+            env["monkeypatch"].setenv("SYNOFORECAST_WAREHOUSE_URL", url)
+            outcome = ingest(path)
+            assert outcome.ok, outcome.error
+            clean[name] = fingerprint(url)
+            clean[f"{name}_url"] = url
+        yield {**env, "a": a, "b": b, "clean": clean, "pg_server": pg_server}
+
+
+def use_warehouse(env, url: str) -> None:
+    from synoforecast.settings import get_settings
+
+    env["monkeypatch"].setenv("SYNOFORECAST_WAREHOUSE_URL", url)
+    get_settings.cache_clear()
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append((int(entry.name), cmdline))
+    return out
+
+
+def _dbt_running(pid: int) -> bool:
+    return any("dbt" in cmd and " build" in cmd for _p, cmd in _children(pid))
+
+
+def _published_to(url: str, target_like: str, since: dt.datetime) -> bool:
+    return bool(fetch(url, "select 1 from ops.publish_log where target like %s and published_at > %s limit 1",
+                      (target_like, since)))
+
+
+PHASES = {
+    "raw COPY": lambda url, pid, since: _published_to(url, "raw.%", since),
+    "dbt build": lambda url, pid, since: _dbt_running(pid),
+    "forecast publish": lambda url, pid, since: _published_to(url, "forecast.forecasts", since),
+}
+
+
+def kill_during(path: Path, url: str, phase: str, timeout: float = 300) -> None:
+    """Start `synoforecast ingest path` in its own process group and kill -9 it in `phase`."""
+    since = fetch(url, "select now()")[0][0]
+    proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(path), "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=dict(os.environ))
+    deadline = time.monotonic() + timeout
+    try:
+        while not PHASES[phase](url, proc.pid, since):
+            assert proc.poll() is None, f"the ingest ended (exit {proc.returncode}) before reaching {phase}"
+            assert time.monotonic() < deadline, f"{phase} not reached in {timeout} s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("phase, reingest", [("raw COPY", "b"), ("dbt build", "b"), ("forecast publish", "a"),
+                                             ("forecast publish", "b")])
+def test_kill_9_mid_run_never_publishes_a_mix_and_the_next_ingest_converges(drills, phase, reingest):
+    import dagster as dg
+
+    url = clone(drills["pg_server"], drills["clean"]["a_url"])
+    use_warehouse(drills, url)
+    kill_during(drills["b"], url, phase)
+
+    # what analysts read is still export A, complete
+    assert published_of(fingerprint(url)) == published_of(drills["clean"]["a"])
+    sha_a = fetch(drills["clean"]["a_url"], "select snapshot_sha256 from ops.published_snapshot")[0][0]
+    assert fetch(url, "select snapshot_sha256 from ops.published_snapshot")[0][0] == sha_a
+
+    outcome = ingest(drills[reingest])
+    assert outcome.ok, outcome.error
+    assert outcome.partitions, "the killed run's partitions must be re-run, not skipped"
+    assert fingerprint(url) == drills["clean"][reingest]
+    killed = [r for r in dg.DagsterInstance.get().get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))]
+    assert killed == [], "the killed run must have been marked failed by the next ingest"
+
+
+def test_a_header_only_sheet_is_refused_and_nothing_changes(drills, tmp_path):
+    url = clone(drills["pg_server"], drills["clean"]["a_url"])
+    use_warehouse(drills, url)
+    before = fingerprint(url)
+    emptied = tmp_path / "emptied.xlsx"
+    wb = openpyxl.load_workbook(drills["a"])
+    wb["SVR-RM"].delete_rows(2, wb["SVR-RM"].max_row)
+    wb.save(emptied)
+    outcome = ingest(emptied)
+    assert not outcome.ok and outcome.refused
+    assert "required sheet 'SVR-RM' has a header row (row 1) but no data rows" in outcome.error
+    assert fingerprint(url) == before
+
+
+def test_a_shrunken_sheet_stops_publication_unless_allowed(drills, tmp_path):
+    url = clone(drills["pg_server"], drills["clean"]["a_url"])
+    use_warehouse(drills, url)
+    before = fingerprint(url)
+    shrunk = tmp_path / "consumer-cut.xlsx"
+    wb = openpyxl.load_workbook(drills["a"])
+    ws = wb["Consumer"]
+    ws.delete_rows(3, ws.max_row - 2)  # two data rows left
+    wb.save(shrunk)
+    outcome = ingest(shrunk)
+    assert not outcome.ok and outcome.refused
+    assert "publication stopped by the snapshot_shrink check" in outcome.error
+    assert "Consumer rows loaded" in outcome.error and "--allow-shrink" in outcome.error
+    assert fingerprint(url) == before
+    allowed = ingest(shrunk, allow_shrink=True)
+    assert allowed.ok, allowed.error
+    assert fetch(url, "select count(*) from published.mart_consumer_quarterly")[0][0] < \
+        before["published.mart_consumer_quarterly"][0]
+
+
+def test_an_out_of_range_value_fails_in_dry_run_exactly_where_the_real_run_does(drills, tmp_path):
+    url = clone(drills["pg_server"], drills["clean"]["a_url"])
+    use_warehouse(drills, url)
+    before = fingerprint(url)
+    wild = tmp_path / "wild.xlsx"
+    wb = openpyxl.load_workbook(drills["a"])
+    for r in range(2, 60):  # above the 2% quarantine share
+        wb["SVR-RM"].cell(r, 8).value = 3_000_000_000
+    wb.save(wild)
+    dry = subprocess.run([sys.executable, "-m", "synoforecast.cli", "ingest", str(wild), "--dry-run"],
+                         capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    real = subprocess.run([sys.executable, "-m", "synoforecast.cli", "ingest", str(wild)],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert dry.returncode == real.returncode == 2
+    refusal = [ln for ln in real.stderr.splitlines() if not ln.startswith("synoforecast: ")]
+    assert len(refusal) == 1 and refusal[0].startswith("refused: wild.xlsx: sheet 'SVR-RM'"), real.stderr
+    assert "SVR-RM!H2" in refusal[0] and "out of range for the warehouse column (integer" in refusal[0]
+    assert "SVR-RM!H2" in dry.stderr and "Traceback" not in real.stderr + dry.stderr
+    assert fingerprint(url) == before
+
+
+def test_two_runs_started_together_leave_one_row_set_per_grain(drills):
+    url = clone(drills["pg_server"], drills["clean"]["a_url"])
+    use_warehouse(drills, url)
+    procs = [subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(drills[name]), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+             for name in ("b", "b")]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
+    for table, grain in (("forecast.forecasts", "cohort, as_of_quarter, series_id, metric"),
+                         ("forecast.evaluation", "cohort, quarter, metric"),
+                         ("raw.svr_rm", "quarter_start, source_row")):
+        assert fetch(url, f"select count(*) from (select {grain} from {table} group by {grain} "
+                          "having count(*) > 1) d")[0][0] == 0, table
+    assert fingerprint(url) == drills["clean"]["b"]
