@@ -144,3 +144,36 @@ def wait_for_pools(instance: dg.DagsterInstance, pools: list[str], timeout_s: fl
             progress(f"waiting up to {timeout_s:.0f} s for a concurrency limit: {names}")
             announced = True
         time.sleep(poll_s)
+
+
+def stuck_runs_report(dagster_home) -> tuple[str, str, str]:
+    """(status, detail, fix) for `synoforecast doctor`: lists stuck runs, changes nothing."""
+    from pathlib import Path
+
+    home = Path(dagster_home)
+    if not (home / "dagster.yaml").exists() and not home.exists():
+        return "skipped", f"{home} does not exist yet", ""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        stuck = stuck_runs(instance)
+        holders = pool_holders(instance, ["dbt"])
+    if stuck:
+        return ("fail", f"{len(stuck)} run(s) whose process is gone still hold limits: "
+                        + "; ".join(s.describe() for s in stuck[:5]),
+                "`python -m synoforecast.runs --clear` (or any `synoforecast ingest`, or the next sensor tick) "
+                "marks them failed and frees their slots")
+    if holders:
+        return ("ok", f"no stuck run; pool 'dbt' is in use by live run {holders[0].run_id[:8]}", "")
+    return "ok", "no stuck run", ""
+
+
+if __name__ == "__main__":  # python -m synoforecast.runs [--clear]
+    import sys
+
+    from synoforecast.settings import ensure_dagster_home, get_settings
+
+    ensure_dagster_home(get_settings())
+    with dg.DagsterInstance.get() as _instance:
+        found = reap(_instance) if "--clear" in sys.argv else stuck_runs(_instance)
+    for _item in found:
+        print(("cleared " if "--clear" in sys.argv else "stuck ") + _item.describe())
+    print(f"{len(found)} stuck run(s)")

@@ -102,6 +102,71 @@ def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event:
     return follow_snapshot(context.instance, asset_event)
 
 
+HEAL_GRACE_S = 300  # a snapshot accepted this recently is still being followed by its own run
+HEAL_MAX_ATTEMPTS = 3
+HEAL_TAG = "synoforecast/heal"
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+          dg.DagsterRunStatus.STARTED]
+
+
+def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None = None
+                 ) -> dg.RunRequest | dg.SkipReason:
+    """The run that makes the warehouse hold the newest accepted export again, if it does not:
+    after a run that died, every partition not holding its content (and the final switch)."""
+    import datetime as dt
+
+    from synoforecast.defs.ingestion.assets import stale_quarters_now
+    from synoforecast.defs.published import publish_targets
+    from synoforecast.lib import snapshots
+    from synoforecast.lib.published import published_snapshot
+    from synoforecast.lib.warehouse import connect
+
+    if instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=ACTIVE), limit=1):
+        return dg.SkipReason("a pipeline run is in progress")
+    with connect(url) as conn:
+        row = conn.execute("select sha256, extract(epoch from now() - last_seen_at) from ops.snapshots "
+                           "where status = 'accepted' order by last_seen_at desc limit 1").fetchone()
+    if row is None:
+        return dg.SkipReason("no accepted snapshot yet")
+    manifest = snapshots.accepted_snapshot(url, row[0])
+    if manifest is None or not manifest.get("expected_fingerprints"):
+        return dg.SkipReason(f"snapshot {row[0][:12]}: no manifest with fingerprints on disk")
+    if manifest.get("shrink", {}).get("blocked"):
+        return dg.SkipReason(f"snapshot {row[0][:12]} is held by the snapshot_shrink check")
+    if float(row[1]) < (HEAL_GRACE_S if grace_s is None else grace_s):
+        return dg.SkipReason(f"snapshot {row[0][:12]} accepted {float(row[1]):.0f} s ago: its own run follows it")
+    stale = stale_quarters_now(url, publish_targets(manifest["expected_fingerprints"]))
+    published = published_snapshot(url)
+    complete = manifest["complete_quarter_keys"]
+    if not stale and (published is None or published[0] == manifest["sha256"] or not complete):
+        return dg.SkipReason(f"the warehouse holds snapshot {manifest['sha256'][:12]}: nothing to heal")
+    failed = instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=[dg.DagsterRunStatus.FAILURE],
+                                             tags={SNAPSHOT_TAG: manifest["sha256"], HEAL_TAG: "true"}),
+                               limit=HEAL_MAX_ATTEMPTS)
+    if len(failed) >= HEAL_MAX_ATTEMPTS:
+        return dg.SkipReason(f"snapshot {manifest['sha256'][:12]}: {len(failed)} healing runs failed; see run "
+                             f"{failed[0].run_id} and ingest again once the cause is fixed")
+    keys = snapshot_partition_keys([stale[0] if stale else complete[-1], complete[-1]])
+    if not keys:
+        return dg.SkipReason("nothing to heal inside the partitions")
+    return dg.RunRequest(run_key=f"heal:{manifest['sha256']}:{keys[0]}:{len(failed)}", job_name=PIPELINE_JOB,
+                         tags={**pipeline_tags(keys, manifest["sha256"]), HEAL_TAG: "true",
+                               "synoforecast/trigger": f"heal {label(keys[0])}..{label(keys[-1])}"})
+
+
+@dg.sensor(name="publish_heal_sensor", job_name=PIPELINE_JOB, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
+                       "run left holding another export (then switches `published`).")
+def publish_heal_sensor(context: dg.SensorEvaluationContext):
+    from synoforecast.defs.resources import WarehouseResource
+    from synoforecast.runs import reap
+
+    for stuck in reap(context.instance):
+        context.log.warning(f"marked {stuck.describe()} as failed and freed its concurrency slots")
+    return heal_request(context.instance, WarehouseResource().get_url())
+
+
 @dg.schedule(job_name=PIPELINE_JOB, cron_schedule=quarter_cron(get_settings().fiscal_year_start_month)
              .replace("0 0 1 ", "0 6 2 ", 1), name="quarter_close_schedule",
              default_status=dg.DefaultScheduleStatus.STOPPED,
@@ -115,5 +180,6 @@ def quarter_close_schedule(context: dg.ScheduleEvaluationContext):
                          tags={"synoforecast/trigger": f"quarter close {label(key)}"})
 
 
-defs = dg.Definitions(assets=[published_snapshot], jobs=[snapshot_job, forecast_pipeline_job], sensors=[snapshot_downstream_sensor],
+defs = dg.Definitions(assets=[published_snapshot], jobs=[snapshot_job, forecast_pipeline_job],
+                      sensors=[snapshot_downstream_sensor, publish_heal_sensor],
                       schedules=[quarter_close_schedule])

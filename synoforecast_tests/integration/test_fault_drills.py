@@ -162,9 +162,30 @@ def kill_during(path: Path, url: str, phase: str, timeout: float = 300) -> None:
         proc.wait()
 
 
-@pytest.mark.parametrize("phase, reingest", [("raw COPY", "b"), ("dbt build", "b"), ("forecast publish", "a"),
-                                             ("forecast publish", "b")])
+def heal_by_sensor_tick(monkeypatch):
+    """One tick of publish_heal_sensor (grace period off), then the run it requests, as the
+    daemon would launch it."""
+    import dagster as dg
+
+    from synoforecast.definitions import defs
+    from synoforecast.defs import pipeline
+
+    monkeypatch.setattr(pipeline, "HEAL_GRACE_S", 0)
+    instance = dg.DagsterInstance.get()
+    request = pipeline.publish_heal_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(request, dg.RunRequest), request
+    result = defs.resolve_job_def(pipeline.PIPELINE_JOB).execute_in_process(
+        instance=instance, tags=request.tags, raise_on_error=False)
+    assert result.success
+    again = pipeline.publish_heal_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(again, dg.SkipReason) and "nothing to heal" in again.skip_message
+    return request
+
+
+@pytest.mark.parametrize("phase, reingest", [("raw COPY", "b"), ("dbt build", "heal"), ("forecast publish", "a")])
 def test_kill_9_mid_run_never_publishes_a_mix_and_the_next_ingest_converges(drills, phase, reingest):
+    """reingest: the export ingested next ("a" or "b"), or "heal": no ingest, one tick of
+    publish_heal_sensor converges to the export last accepted (b)."""
     import dagster as dg
 
     url = clone(drills["pg_server"], drills["clean"]["a_url"])
@@ -176,9 +197,14 @@ def test_kill_9_mid_run_never_publishes_a_mix_and_the_next_ingest_converges(dril
     sha_a = fetch(drills["clean"]["a_url"], "select snapshot_sha256 from ops.published_snapshot")[0][0]
     assert fetch(url, "select snapshot_sha256 from ops.published_snapshot")[0][0] == sha_a
 
-    outcome = ingest(drills[reingest])
-    assert outcome.ok, outcome.error
-    assert outcome.partitions, "the killed run's partitions must be re-run, not skipped"
+    if reingest == "heal":
+        request = heal_by_sensor_tick(drills["monkeypatch"])
+        assert request.tags["dagster/asset_partition_range_start"] <= "2024-10-01"
+        reingest = "b"
+    else:
+        outcome = ingest(drills[reingest])
+        assert outcome.ok, outcome.error
+        assert outcome.partitions, "the killed run's partitions must be re-run, not skipped"
     assert fingerprint(url) == drills["clean"][reingest]
     killed = [r for r in dg.DagsterInstance.get().get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))]
     assert killed == [], "the killed run must have been marked failed by the next ingest"
@@ -253,3 +279,43 @@ def test_two_runs_started_together_leave_one_row_set_per_grain(drills):
         assert fetch(url, f"select count(*) from (select {grain} from {table} group by {grain} "
                           "having count(*) > 1) d")[0][0] == 0, table
     assert fingerprint(url) == drills["clean"]["b"]
+
+
+def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_heals(drills, tmp_path_factory):
+    """A cluster of its own, stopped (immediate shutdown) while dbt runs, then started again."""
+    import pgserver
+
+    folder = tmp_path_factory.mktemp("stopped-pg")
+    os.chmod(folder, 0o777)
+    server = pgserver.get_server(str(folder), cleanup_mode=None)
+    try:
+        url = server.get_uri()
+        use_warehouse(drills, url)
+        proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(drills["b"])],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        deadline = time.monotonic() + 300
+        while not _dbt_running(proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        postmaster = int((folder / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGQUIT)  # immediate shutdown: connections drop mid-transaction
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, err[-3000:]
+        failure = [ln for ln in err.splitlines() if ln.startswith("failed: ")]
+        assert len(failure) == 1, err[-3000:]
+        assert "(step " in failure[0] and ", run " in failure[0]
+        assert "DagsterExecutionStepExecutionError" not in failure[0]
+        assert any(cause in failure[0].lower() for cause in ("connect", "connection", "terminat", "shut")), failure[0]
+
+        for _ in range(100):  # the postmaster is gone once its pid file is
+            if not (folder / "postmaster.pid").exists():
+                break
+            time.sleep(0.1)
+        server = pgserver.get_server(str(folder), cleanup_mode=None)
+        outcome = ingest(drills["b"])
+        assert outcome.ok, outcome.error
+        assert fingerprint(url) == drills["clean"]["b"]
+    finally:  # stop the cluster this test started (by its postmaster's pid)
+        pid_file = folder / "postmaster.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)

@@ -19,6 +19,7 @@ from synoforecast.settings import get_settings, reader_options
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
 PIPELINE_JOB = "forecast_pipeline_job"
+REFUSED_TAG = "synoforecast/refused"  # set on a snapshot run whose workbook was refused: never retried
 ALLOW_SHRINK_TAG = "synoforecast/allow_shrink"  # "true": publish a snapshot that shrank beyond the limit
 RAW_DATED = {s.table: s.date_field is not None for s in SHEETS}
 
@@ -49,6 +50,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     except WorkbookRefused as exc:
         if path.is_file():
             snapshots.record_refused(url, path, file_sha256(path), str(exc), context.run_id)
+        context.instance.add_run_tags(context.run_id, {REFUSED_TAG: "true"})
         raise dg.Failure(description=f"workbook refused: {exc}", metadata={"file": str(path), "error": str(exc)},
                          allow_retries=False) from None
     baseline = snapshots.published_manifest(url)
