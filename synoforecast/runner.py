@@ -19,6 +19,7 @@ import dagster as dg
 from synoforecast.settings import ensure_dagster_home, get_settings
 
 Progress = Callable[[str], None]
+PIPELINE_LOCK = "synoforecast-pipeline-run"  # one in-process pipeline run per warehouse at a time
 
 
 @dataclass
@@ -124,7 +125,7 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, PIPELINE_JOB, downstream_run_request
     from synoforecast.defs.ingestion.assets import ALLOW_SHRINK_TAG
     from synoforecast.lib.inbox import file_sha256
-    from synoforecast.runs import process_tags, reap, wait_for_pools
+    from synoforecast.runs import process_tags, reap, wait_for_limits
 
     path = Path(path).resolve()
     instance = dg.DagsterInstance.get()
@@ -165,18 +166,31 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     from synoforecast.defs.partitions import label, quarterly_partitions
 
     outcome.partitions = quarterly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
-    holders = wait_for_pools(instance, ["dbt"], settings.limit_wait_seconds, progress)
-    if holders:
-        names = ", ".join(f"pool '{h.pool}' held by run {h.run_id}" for h in holders)
-        outcome.error = (f"gave up after waiting {settings.limit_wait_seconds:.0f} s for a concurrency limit: {names} "
+    blockers = wait_for_limits(instance, ["dbt"], PIPELINE_JOB, settings.limit_wait_seconds, progress)
+    if blockers:
+        outcome.error = (f"gave up after waiting {settings.limit_wait_seconds:.0f} s for a concurrency limit: "
+                         f"{'; '.join(blockers)} "
                          "(still running). Wait for it to finish, or cancel it in the Dagster UI, then ingest again; "
                          "SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait")
         outcome.seconds = time.perf_counter() - started
         return outcome
-    progress(f"[2/2] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
-             f"sheets -> dbt marts -> forecasts -> evaluation -> published snapshot -> Metabase/notifications")
-    downstream = _execute(defs.resolve_job_def(PIPELINE_JOB), run_config=_run_config(quiet), instance=instance,
-                          tags={**follow_up.tags, **process_tags()})
+    from synoforecast.defs.resources import WarehouseResource
+    from synoforecast.lib.warehouse import session_lock
+
+    wait = settings.limit_wait_seconds
+    with session_lock(WarehouseResource().get_url(), PIPELINE_LOCK, wait,  # CLI runs bypass the run queue
+                      on_wait=lambda: progress(f"waiting up to {wait:.0f} s: another synoforecast ingest is "
+                                               "publishing into this warehouse")) as turn:
+        if not turn:
+            outcome.error = (f"gave up after waiting {wait:.0f} s for a concurrency limit: another synoforecast "
+                             "ingest is still publishing into this warehouse; ingest again once it finished "
+                             "(SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait)")
+            outcome.seconds = time.perf_counter() - started
+            return outcome
+        progress(f"[2/2] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
+                 f"sheets -> dbt marts -> forecasts -> evaluation -> published snapshot -> Metabase/notifications")
+        downstream = _execute(defs.resolve_job_def(PIPELINE_JOB), run_config=_run_config(quiet), instance=instance,
+                              tags={**follow_up.tags, **process_tags()})
     outcome.run_ids.append(downstream.run_id)
     outcome.ok = downstream.success
     outcome.error = None if downstream.success else _failure_message(downstream)

@@ -127,21 +127,34 @@ def pool_holders(instance: dg.DagsterInstance, pools: list[str]) -> list[PoolHol
     return holders
 
 
-def wait_for_pools(instance: dg.DagsterInstance, pools: list[str], timeout_s: float, progress,
-                   poll_s: float = 2.0) -> list[PoolHolder]:
-    """Wait (saying so) until no other run holds these pools; return the holders if it timed out."""
+def pipeline_runs_in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
+    """Ids of live runs of `job_name` (queued or running; dead ones are reaped first)."""
+    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, *IN_FLIGHT]
+    return [r.run_id for r in instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=statuses), limit=20)]
+
+
+def limits_in_use(instance: dg.DagsterInstance, pools: list[str], job_name: str | None) -> list[str]:
+    """What would make a run of `job_name` wait now, in words (nothing: [])."""
+    reap(instance)
+    blockers = [f"pool '{h.pool}' held by run {h.run_id}" for h in pool_holders(instance, pools)]
+    if job_name:
+        blockers += [f"{job_name} run {run_id} in progress (one at a time)"
+                     for run_id in pipeline_runs_in_flight(instance, job_name)]
+    return blockers
+
+
+def wait_for_limits(instance: dg.DagsterInstance, pools: list[str], job_name: str | None, timeout_s: float,
+                    progress, poll_s: float = 2.0) -> list[str]:
+    """Wait (saying so once) until no other run holds these pools or runs `job_name`;
+    return what still blocks if `timeout_s` passed first."""
     deadline = time.monotonic() + timeout_s
     announced = False
     while True:
-        reap(instance)
-        holders = pool_holders(instance, pools)
-        if not holders:
-            return []
-        if time.monotonic() >= deadline:
-            return holders
+        blockers = limits_in_use(instance, pools, job_name)
+        if not blockers or time.monotonic() >= deadline:
+            return blockers
         if not announced:
-            names = ", ".join(f"pool '{h.pool}' held by run {h.run_id[:8]}" for h in holders)
-            progress(f"waiting up to {timeout_s:.0f} s for a concurrency limit: {names}")
+            progress(f"waiting up to {timeout_s:.0f} s for a concurrency limit: {'; '.join(blockers)}")
             announced = True
         time.sleep(poll_s)
 

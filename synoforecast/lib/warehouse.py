@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -165,6 +166,31 @@ def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: 
             (run_id, table, partition, deleted, written),
         )
     return PublishResult(table, partition, deleted, written)
+
+
+@contextlib.contextmanager
+def session_lock(url: str, key: str, timeout_s: float, on_wait=None, poll_s: float = 1.0) -> Iterator[bool]:
+    """Hold the advisory lock `key` for the duration of the block (True), or give up after
+    `timeout_s` (False). Held by a connection of its own, so it dies with the process:
+    a killed holder never wedges the next one."""
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    deadline = time.monotonic() + timeout_s
+    announced = False
+    try:
+        while not conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            if on_wait and not announced:
+                on_wait()
+                announced = True
+            time.sleep(poll_s)
+        try:
+            yield True
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+    finally:
+        conn.close()
 
 
 def query_frame(url: str, sql: str, params: Sequence[object] = ()) -> pl.DataFrame:

@@ -182,6 +182,28 @@ def heal_by_sensor_tick(monkeypatch):
     return request
 
 
+def redrop_is_requested_again(path: Path) -> None:
+    """The inbox sensor used to skip a re-dropped workbook whose first run died: its
+    content had a successful snapshot run. Now content that is not published runs again."""
+    import dagster as dg
+
+    from synoforecast.defs.ingestion.sensors import inbox_sensor
+
+    instance = dg.DagsterInstance.get()
+    cursor = None
+    for _ in range(2):
+        result = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        cursor = result.cursor
+        assert not result.run_requests  # both exports were accepted before: not new
+    later = path.stat().st_mtime_ns + 60 * 10**9
+    os.utime(path, ns=(later, later))  # copied onto the share again
+    for _ in range(2):
+        result = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        cursor = result.cursor
+    assert [r.run_config["ops"]["workbook_snapshot"]["config"]["path"] for r in result.run_requests] == [str(path)]
+    assert result.run_requests[0].run_key.endswith(f":{later}")
+
+
 @pytest.mark.parametrize("phase, reingest", [("raw COPY", "b"), ("dbt build", "heal"), ("forecast publish", "a")])
 def test_kill_9_mid_run_never_publishes_a_mix_and_the_next_ingest_converges(drills, phase, reingest):
     """reingest: the export ingested next ("a" or "b"), or "heal": no ingest, one tick of
@@ -197,6 +219,8 @@ def test_kill_9_mid_run_never_publishes_a_mix_and_the_next_ingest_converges(dril
     sha_a = fetch(drills["clean"]["a_url"], "select snapshot_sha256 from ops.published_snapshot")[0][0]
     assert fetch(url, "select snapshot_sha256 from ops.published_snapshot")[0][0] == sha_a
 
+    if phase == "raw COPY":
+        redrop_is_requested_again(drills["b"])
     if reingest == "heal":
         request = heal_by_sensor_tick(drills["monkeypatch"])
         assert request.tags["dagster/asset_partition_range_start"] <= "2024-10-01"
@@ -265,7 +289,9 @@ def test_an_out_of_range_value_fails_in_dry_run_exactly_where_the_real_run_does(
     assert fingerprint(url) == before
 
 
-def test_two_runs_started_together_leave_one_row_set_per_grain(drills):
+def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(drills):
+    """Two `synoforecast ingest` of overlapping quarters started at once: the second waits
+    for the first (one pipeline run at a time), both succeed, one row set per grain."""
     url = clone(drills["pg_server"], drills["clean"]["a_url"])
     use_warehouse(drills, url)
     procs = [subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(drills[name]), "--json"],
@@ -319,3 +345,32 @@ def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_he
         pid_file = folder / "postmaster.pid"
         if pid_file.exists():
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+
+
+def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills):
+    import dagster as dg
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from synoforecast.runs import HOST_TAG, PID_TAG
+
+    url = clone(drills["pg_server"], drills["clean"]["a_url"])
+    use_warehouse(drills, url)
+    drills["monkeypatch"].setenv("SYNOFORECAST_LIMIT_WAIT_SECONDS", "1")
+    instance = dg.DagsterInstance.get()
+    holder = DagsterRun(job_name="forecast_pipeline_job", status=dg.DagsterRunStatus.STARTED,
+                        tags={PID_TAG: str(os.getppid()), HOST_TAG: __import__("socket").gethostname()})
+    instance.add_run(holder)
+    instance.event_log_storage.initialize_concurrency_limit_to_default("dbt")
+    assert instance.event_log_storage.claim_concurrency_slot("dbt", holder.run_id, "dbt_step").is_claimed
+    said: list[str] = []
+    try:
+        from synoforecast.runner import ingest_workbook
+
+        outcome = ingest_workbook(drills["b"], progress=said.append, quiet=True)
+    finally:
+        instance.event_log_storage.free_concurrency_slots_for_run(holder.run_id)
+        instance.report_run_failed(instance.get_run_by_id(holder.run_id), message="test holder released")
+    assert not outcome.ok and not outcome.refused
+    assert f"gave up after waiting 1 s for a concurrency limit: pool 'dbt' held by run {holder.run_id}" in outcome.error
+    assert f"forecast_pipeline_job run {holder.run_id} in progress" in outcome.error
+    assert any(m.startswith("waiting up to 1 s for a concurrency limit: pool 'dbt'") for m in said), said

@@ -60,3 +60,21 @@ def test_live_runs_and_other_hosts_runs_are_left_alone(instance):
     elsewhere = started_run(instance, dead_pid(), host="another-host")
     assert reap(instance) == []
     assert {instance.get_run_by_id(r).status for r in (live, elsewhere)} == {dg.DagsterRunStatus.STARTED}
+
+
+def test_a_limit_held_by_a_live_run_is_waited_for_then_given_up_with_the_holder_named(instance):
+    from synoforecast.runs import wait_for_limits
+
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default("dbt")
+    live = started_run(instance, subprocess.os.getppid())
+    storage.claim_concurrency_slot("dbt", live, "synoforecast_dbt_assets")
+    said = []
+    blockers = wait_for_limits(instance, ["dbt"], None, timeout_s=0.3, progress=said.append, poll_s=0.1)
+    assert blockers == [f"pool 'dbt' held by run {live}"]
+    assert said == [f"waiting up to 0 s for a concurrency limit: pool 'dbt' held by run {live}"]
+    assert wait_for_limits(instance, ["dbt"], "forecast_pipeline_job", 0, said.append) == [
+        f"pool 'dbt' held by run {live}", f"forecast_pipeline_job run {live} in progress (one at a time)"]
+    storage.free_concurrency_slots_for_run(live)
+    instance.report_run_failed(instance.get_run_by_id(live))
+    assert wait_for_limits(instance, ["dbt"], "forecast_pipeline_job", 0.3, said.append, poll_s=0.1) == []
