@@ -107,6 +107,22 @@ def drills(pg_server, tmp_path_factory):
         yield {**env, "a": a, "b": b, "clean": clean, "pg_server": pg_server}
 
 
+@pytest.fixture
+def after_a(drills):
+    """A warehouse holding a complete ingest of export A (a copy of the template), in use."""
+    url = clone(drills["pg_server"], drills["clean"]["a_url"])
+    use_warehouse(drills, url)
+    return url
+
+
+def edited(source: Path, target: Path, edit) -> Path:
+    """A copy of workbook `source` changed by `edit(workbook)`."""
+    wb = openpyxl.load_workbook(source)
+    edit(wb)
+    wb.save(target)
+    return target
+
+
 def use_warehouse(env, url: str) -> None:
     from synoforecast.settings import get_settings
 
@@ -234,29 +250,21 @@ def test_kill_9_mid_run_never_publishes_a_mix_and_the_next_ingest_converges(dril
     assert killed == [], "the killed run must have been marked failed by the next ingest"
 
 
-def test_a_header_only_sheet_is_refused_and_nothing_changes(drills, tmp_path):
-    url = clone(drills["pg_server"], drills["clean"]["a_url"])
-    use_warehouse(drills, url)
+def test_a_header_only_sheet_is_refused_and_nothing_changes(drills, after_a, tmp_path):
+    url = after_a
     before = fingerprint(url)
-    emptied = tmp_path / "emptied.xlsx"
-    wb = openpyxl.load_workbook(drills["a"])
-    wb["SVR-RM"].delete_rows(2, wb["SVR-RM"].max_row)
-    wb.save(emptied)
+    emptied = edited(drills["a"], tmp_path / "emptied.xlsx", lambda wb: wb["SVR-RM"].delete_rows(2, wb["SVR-RM"].max_row))
     outcome = ingest(emptied)
     assert not outcome.ok and outcome.refused
     assert "required sheet 'SVR-RM' has a header row (row 1) but no data rows" in outcome.error
     assert fingerprint(url) == before
 
 
-def test_a_shrunken_sheet_stops_publication_unless_allowed(drills, tmp_path):
-    url = clone(drills["pg_server"], drills["clean"]["a_url"])
-    use_warehouse(drills, url)
+def test_a_shrunken_sheet_stops_publication_unless_allowed(drills, after_a, tmp_path):
+    url = after_a
     before = fingerprint(url)
-    shrunk = tmp_path / "consumer-cut.xlsx"
-    wb = openpyxl.load_workbook(drills["a"])
-    ws = wb["Consumer"]
-    ws.delete_rows(3, ws.max_row - 2)  # two data rows left
-    wb.save(shrunk)
+    shrunk = edited(drills["a"], tmp_path / "consumer-cut.xlsx",
+                    lambda wb: wb["Consumer"].delete_rows(3, wb["Consumer"].max_row - 2))  # two data rows left
     outcome = ingest(shrunk)
     assert not outcome.ok and outcome.refused
     assert "publication stopped by the snapshot_shrink check" in outcome.error
@@ -268,15 +276,15 @@ def test_a_shrunken_sheet_stops_publication_unless_allowed(drills, tmp_path):
         before["published.mart_consumer_quarterly"][0]
 
 
-def test_an_out_of_range_value_fails_in_dry_run_exactly_where_the_real_run_does(drills, tmp_path):
-    url = clone(drills["pg_server"], drills["clean"]["a_url"])
-    use_warehouse(drills, url)
-    before = fingerprint(url)
-    wild = tmp_path / "wild.xlsx"
-    wb = openpyxl.load_workbook(drills["a"])
+def _huge_units(wb) -> None:
     for r in range(2, 60):  # above the 2% quarantine share
         wb["SVR-RM"].cell(r, 8).value = 3_000_000_000
-    wb.save(wild)
+
+
+def test_an_out_of_range_value_fails_in_dry_run_exactly_where_the_real_run_does(drills, after_a, tmp_path):
+    url = after_a
+    before = fingerprint(url)
+    wild = edited(drills["a"], tmp_path / "wild.xlsx", _huge_units)
     dry = subprocess.run([sys.executable, "-m", "synoforecast.cli", "ingest", str(wild), "--dry-run"],
                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
     real = subprocess.run([sys.executable, "-m", "synoforecast.cli", "ingest", str(wild)],
@@ -289,11 +297,10 @@ def test_an_out_of_range_value_fails_in_dry_run_exactly_where_the_real_run_does(
     assert fingerprint(url) == before
 
 
-def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(drills):
+def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(drills, after_a):
     """Two `synoforecast ingest` of overlapping quarters started at once: the second waits
     for the first (one pipeline run at a time), both succeed, one row set per grain."""
-    url = clone(drills["pg_server"], drills["clean"]["a_url"])
-    use_warehouse(drills, url)
+    url = after_a
     procs = [subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(drills[name]), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
              for name in ("b", "b")]
@@ -347,14 +354,11 @@ def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_he
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
 
 
-def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills):
+def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills, after_a):
     import dagster as dg
     from dagster._core.storage.dagster_run import DagsterRun
 
     from synoforecast.runs import HOST_TAG, PID_TAG
-
-    url = clone(drills["pg_server"], drills["clean"]["a_url"])
-    use_warehouse(drills, url)
     drills["monkeypatch"].setenv("SYNOFORECAST_LIMIT_WAIT_SECONDS", "1")
     instance = dg.DagsterInstance.get()
     holder = DagsterRun(job_name="forecast_pipeline_job", status=dg.DagsterRunStatus.STARTED,

@@ -19,7 +19,7 @@ from synoforecast.settings import get_settings, reader_options
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
 PIPELINE_JOB = "forecast_pipeline_job"
-REFUSED_TAG = "synoforecast/refused"  # set on a snapshot run whose workbook was refused: never retried
+REFUSED_TAG = "synoforecast/refused"  # a snapshot run refused (or held by the shrink guard): never retried
 ALLOW_SHRINK_TAG = "synoforecast/allow_shrink"  # "true": publish a snapshot that shrank beyond the limit
 RAW_DATED = {s.table: s.date_field is not None for s in SHEETS}
 
@@ -71,7 +71,8 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     changed_labels = [label(k) for k in content_changed]
     context.log.info(f"quarters whose sheets differ from what is published: {changed_labels or 'none'}; "
                      f"partitions to re-publish: {[label(k) for k in changed] or 'none'}")
-    if blocked:
+    if blocked:  # held for the operator: the sensor must not retry it either
+        context.instance.add_run_tags(context.run_id, {REFUSED_TAG: "true"})
         context.log.error(f"publication stopped: {shrink.summary}. Re-run with `synoforecast ingest --allow-shrink` "
                           f"(or the run tag {ALLOW_SHRINK_TAG}=true) if the export is right.")
     svr = read.sheets["SVR-RM"]

@@ -30,15 +30,15 @@ def snapshot_run_request(path: str, sha256: str, run_key: str | None = None) -> 
 
 def already_ingested(instance: dg.DagsterInstance, sha256: str) -> bool:
     """Content that a snapshot run (sensor- or CLI-started) already accepted."""
-    done = instance.get_runs(dg.RunsFilter(tags={SNAPSHOT_TAG: sha256}, statuses=[dg.DagsterRunStatus.SUCCESS]),
-                             limit=1)
+    done = instance.get_runs(dg.RunsFilter(job_name=SNAPSHOT_JOB, tags={SNAPSHOT_TAG: sha256},
+                                           statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
     return bool(done)
 
 
 def retry_request(instance: dg.DagsterInstance, path: str, sha256: str) -> dg.RunRequest | None:
     """Another snapshot run for content whose last run failed for a reason that is not the
     workbook's (refusals carry REFUSED_TAG), until MAX_ATTEMPTS runs have failed."""
-    runs = instance.get_runs(dg.RunsFilter(tags={SNAPSHOT_TAG: sha256}), limit=MAX_ATTEMPTS + 1)
+    runs = instance.get_runs(dg.RunsFilter(job_name=SNAPSHOT_JOB, tags={SNAPSHOT_TAG: sha256}), limit=MAX_ATTEMPTS + 1)
     if not runs or runs[0].status != dg.DagsterRunStatus.FAILURE or runs[0].tags.get(REFUSED_TAG) == "true":
         return None
     failed = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
