@@ -41,9 +41,9 @@ class SwitchResult:
 
 
 def _sources(conn: psycopg.Connection) -> list[str]:
-    marts = [f"marts.{name}" for (name,) in conn.execute(
+    marts = [f"marts.{name}" for (name,) in conn.execute(  # not dbt's __dbt_tmp/__dbt_backup leftovers
         "select table_name from information_schema.tables where table_schema = 'marts' "
-        "and table_type = 'BASE TABLE' order by table_name").fetchall()]
+        "and table_type = 'BASE TABLE' and table_name not like '%%\_\_dbt\_%%' order by table_name").fetchall()]
     present = [t for t in FORECAST_SOURCES if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0]]
     return marts + present
 

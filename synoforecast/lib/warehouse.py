@@ -173,7 +173,10 @@ def session_lock(url: str, key: str, timeout_s: float, on_wait=None, poll_s: flo
     """Hold the advisory lock `key` for the duration of the block (True), or give up after
     `timeout_s` (False). Held by a connection of its own, so it dies with the process:
     a killed holder never wedges the next one."""
-    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise WarehouseError(f"cannot connect to the warehouse at {redact(url)}: {str(exc).strip()}") from None
     deadline = time.monotonic() + timeout_s
     announced = False
     try:
@@ -188,7 +191,8 @@ def session_lock(url: str, key: str, timeout_s: float, on_wait=None, poll_s: flo
         try:
             yield True
         finally:
-            conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+            with contextlib.suppress(psycopg.Error):  # a lost connection has released it already
+                conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
     finally:
         conn.close()
 
