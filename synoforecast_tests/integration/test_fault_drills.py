@@ -9,6 +9,7 @@ whose content did not change keeps the tag of the export that first brought it).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -314,12 +315,15 @@ def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(dr
     assert fingerprint(url) == drills["clean"]["b"]
 
 
-def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_heals(drills, tmp_path_factory):
-    """A cluster of its own, stopped (immediate shutdown) while dbt runs, then started again."""
+def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_heals(drills):
+    """A cluster of its own, stopped (immediate shutdown) while dbt runs, then started again.
+    Its folder is in /tmp itself, as conftest's: pytest re-chmods its own basetemp 0700."""
+    import shutil
+    import tempfile
+
     import pgserver
 
-    folder = tmp_path_factory.mktemp("stopped-pg")
-    os.chmod(folder, 0o777)
+    folder = Path(tempfile.mkdtemp(prefix="synoforecast-test-stopped-pg-"))
     server = pgserver.get_server(str(folder), cleanup_mode=None)
     try:
         url = server.get_uri()
@@ -340,18 +344,23 @@ def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_he
         assert "DagsterExecutionStepExecutionError" not in failure[0]
         assert any(cause in failure[0].lower() for cause in ("connect", "connection", "terminat", "shut")), failure[0]
 
-        for _ in range(100):  # the postmaster is gone once its pid file is
-            if not (folder / "postmaster.pid").exists():
+        for _ in range(100):  # wait for the postmaster to be gone
+            try:
+                os.kill(postmaster, 0)
+            except ProcessLookupError:
                 break
             time.sleep(0.1)
-        server = pgserver.get_server(str(folder), cleanup_mode=None)
+        server.ensure_postgres_running()  # the database is back
         outcome = ingest(drills["b"])
         assert outcome.ok, outcome.error
         assert fingerprint(url) == drills["clean"]["b"]
     finally:  # stop the cluster this test started (by its postmaster's pid)
         pid_file = folder / "postmaster.pid"
         if pid_file.exists():
-            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+            time.sleep(1)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills, after_a):
