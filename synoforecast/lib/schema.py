@@ -105,12 +105,16 @@ EVALUATION_COLUMNS: list[Column] = [
     ("smape_base", "double precision"),
     ("smape_snaive", "double precision"),
     ("mase_snaive", "double precision"),
+    ("level", "text not null default 'parts'"),
+    ("mase_series", "integer"),
+    ("mase_note", "text"),
+    ("smape_naive", "double precision"),
 ]
 
 # added after the first release: existing warehouses get them with `add column if not exists`
 _ADDED_COLUMNS = {"forecasts": ["yhat_base", "band"],
                   "evaluation": ["mase", "bias", "coverage_80", "coverage_95", "smape_base", "smape_snaive",
-                                 "mase_snaive"]}
+                                 "mase_snaive", "level", "mase_series", "mase_note", "smape_naive"]}
 
 FORECAST_COMMENTS = {
     "forecasts": ("Next-quarter forecasts per cohort, series and metric; one set of rows per as-of quarter "
@@ -121,7 +125,8 @@ FORECAST_COMMENTS = {
     "forecasts.target_quarter": "Quarter being forecast (as_of_quarter + 1).",
     "forecasts.series_id": "Series within the cohort: total, tier, region, customer id, all_other, service.",
     "forecasts.metric": "units or revenue (USD).",
-    "forecasts.model": "Model chosen for this series by rolling-origin backtest (or the short-history fallback).",
+    "forecasts.model": ("Combination (candidates weighted by pooled, shrunken backtest errors), or the "
+                        "short-history fallback's model."),
     "forecasts.history_quarters": "Quarters of history the model was trained on.",
     "forecasts.yhat": "Published point forecast (reconciled: totals equal the sum of their parts).",
     "forecasts.yhat_base": "Point forecast before reconciliation (differs from yhat for totals and regions).",
@@ -131,11 +136,17 @@ FORECAST_COMMENTS = {
     "forecasts.yhat_hi_95": "Upper bound of the 95% prediction interval.",
     "forecasts.band": "Selection band: full, seasonal_short, intermittent or fallback (short history).",
     "forecasts.run_id": "Dagster run that published the row.",
-    "evaluation": "Accuracy of the forecasts made at quarter-1 for quarter, per cohort and metric.",
+    "evaluation": "Accuracy of the forecasts made at quarter-1 for quarter, per cohort, metric and level.",
     "evaluation.mape": "Mean absolute percentage error, percent.",
     "evaluation.smape": "Symmetric MAPE (0-200), published (reconciled) forecasts.",
     "evaluation.smape_base": "Symmetric MAPE of the forecasts before reconciliation.",
-    "evaluation.mase": "Mean absolute scaled error (1 = in-sample seasonal-naive error).",
+    "evaluation.mase": ("Mean absolute scaled error (1 = in-sample seasonal-naive error) over the series with an "
+                        "in-sample scale; NULL when none has one (see mase_note)."),
+    "evaluation.mase_series": "Series with an in-sample scale, i.e. the series MASE averages over.",
+    "evaluation.mase_note": "Why series were left out of MASE (one season of history or less, or no seasonal change).",
+    "evaluation.level": ("total (the cohort's total series) or parts (tiers, customers, regions, services): "
+                         "average within one level, never over both."),
+    "evaluation.smape_naive": "sMAPE of the naive forecast (last quarter's actual), the second benchmark.",
     "evaluation.bias": "sum(forecast - actual) / sum(|actual|), percent; positive = over-forecast.",
     "evaluation.coverage_80": "Percent of actuals inside the 80% interval.",
     "evaluation.coverage_95": "Percent of actuals inside the 95% interval.",
@@ -268,7 +279,7 @@ OPS_DDL = [
 # leave two row sets for one key (the advisory lock serialises them, the index proves it).
 UNIQUE_GRAINS = {
     "forecast.forecasts": ("cohort", "as_of_quarter", "series_id", "metric"),
-    "forecast.evaluation": ("cohort", "quarter", "metric"),
+    "forecast.evaluation": ("cohort", "quarter", "metric", "level"),
     **{f"raw.{t}": ("quarter_start", "source_row") for t, cols in RAW_TABLES.items()
        if "source_row" in dict(cols)},
 }

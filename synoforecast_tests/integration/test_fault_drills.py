@@ -308,7 +308,7 @@ def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(dr
     results = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
     for table, grain in (("forecast.forecasts", "cohort, as_of_quarter, series_id, metric"),
-                         ("forecast.evaluation", "cohort, quarter, metric"),
+                         ("forecast.evaluation", "cohort, quarter, metric, level"),
                          ("raw.svr_rm", "quarter_start, source_row")):
         assert fetch(url, f"select count(*) from (select {grain} from {table} group by {grain} "
                           "having count(*) > 1) d")[0][0] == 0, table

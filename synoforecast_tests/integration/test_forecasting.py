@@ -11,13 +11,14 @@ import pytest
 
 from synoforecast.defs.forecast.assets import (
     FORECAST_TABLE,
-    TotalNotPublished,
     accuracy_failures,
-    forecast_details,
     incoherent_groups,
+    published_failures,
     published_totals,
     score_quarter,
 )
+from synoforecast.lib.cohort_forecast import TotalNotPublished
+from synoforecast.lib.cohort_forecast import forecast_cohort as forecast_details
 from synoforecast.lib.cohorts import ALL_OTHER, COHORTS_BY_NAME, TOTAL
 from synoforecast.lib.warehouse import ensure_schema, replace_rows
 from synoforecast_tests.conftest import fetch
@@ -119,15 +120,17 @@ def test_published_hierarchies_add_up_exactly_and_are_scored(warehouse):
     for q in QUARTERS[-3:]:
         scores = score_quarter(warehouse, q, "it-eval", histories)
         replace_rows(warehouse, "forecast.evaluation", scores, "quarter = %s", (q,), "it-eval", q.isoformat())
-    got = fetch(warehouse, """select cohort, metric, count(*), avg(smape), avg(smape_snaive), avg(mase),
+    got = fetch(warehouse, """select cohort, metric, level, count(*), avg(smape), avg(smape_snaive), avg(mase),
                                      avg(coverage_80), avg(coverage_95), avg(smape_base), avg(bias)
-                                from forecast.evaluation group by 1, 2 order by 1, 2""")
-    assert {(r[0], r[1]) for r in got} == {(c, m) for c in (OVERALL.name, TOP.name) for m in ("units", "revenue")}
-    for cohort, metric, n, smape, snaive, mase, cov80, cov95, base, bias in got:
+                                from forecast.evaluation group by 1, 2, 3 order by 1, 2, 3""")
+    # totals and their parts are scored apart: an average over both would count every unit twice
+    assert {r[:3] for r in got} == {(c, m, lv) for c in (OVERALL.name, TOP.name) for m in ("units", "revenue")
+                                    for lv in ("parts", "total")}
+    for cohort, metric, _level, n, smape, snaive, mase, cov80, cov95, base, bias in got:
         assert n == 3 and 0 <= smape < 200 and snaive is not None and mase is not None, (cohort, metric)
         assert 0 <= cov80 <= cov95 <= 100 and base is not None and bias is not None
-    overall_units = next(r for r in got if r[:2] == (OVERALL.name, "units"))
-    assert overall_units[3] < 10  # a smooth seasonal series; beating seasonal naive is measured on M3 (docs)
+    overall_units = next(r for r in got if r[:3] == (OVERALL.name, "units", "total"))
+    assert overall_units[4] < 10  # a smooth seasonal series; beating seasonal naive is measured on M3 (docs)
 
     scores = pl.DataFrame({"cohort": ["x"], "quarter_label": ["2024-Q1"], "metric": ["units"],
                            "smape": [12.0], "smape_snaive": [10.0]})
@@ -189,6 +192,40 @@ def test_regions_add_up_exactly_to_the_published_svr_rm_total(pg_url):
     assert [r[:2] for r in got] == [("revenue", 3), ("units", 3)]
     for _metric, _n, smape, base in got:
         assert smape != base and 0 <= smape < 20 and 0 <= base < 20
+
+
+def c2_history(seed: int = 3) -> pl.DataFrame:
+    """Services growing at their own pace plus the mart's 'All C2' row, their exact sum."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, q in enumerate(QUARTERS):
+        parts = {s: round(base * (1 + g * i) + rng.normal(0, base * 0.05)) for s, base, g in
+                 (("C2 Storage", 400.0, 0.05), ("C2 Backup", 250.0, 0.08), ("C2 Identity", 90.0, 0.12))}
+        for service, seats in parts.items():
+            rows.append((service, q, float(seats), float(seats) * 9.99))
+        rows.append(("All C2", q, float(sum(parts.values())), float(sum(parts.values())) * 9.99))
+    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue"], orient="row")
+
+
+def test_all_c2_is_the_sum_of_its_services_and_the_check_names_the_quarter_that_is_not(pg_url):
+    url = pg_url
+    ensure_schema(url)
+    c2 = COHORTS_BY_NAME["c2_scorecard"]
+    as_ofs = QUARTERS[-3:-1]
+    for as_of in as_ofs:
+        publish(url, c2, c2_history(), as_of)
+    sums = fetch(url, """select as_of_quarter, metric,
+                                sum(yhat::numeric) filter (where series_id = 'All C2'),
+                                sum(yhat::numeric) filter (where series_id <> 'All C2')
+                           from forecast.forecasts where cohort = 'c2_scorecard' group by 1, 2""")
+    assert len(sums) == 4 and all(total == parts for _q, _m, total, parts in sums)
+    assert published_failures(url, c2, as_ofs) == {}
+    # one partition's total drifts: the blocking check fails that quarter only, and says how
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("update forecast.forecasts set yhat = yhat + 7602 where cohort = 'c2_scorecard' "
+                     "and series_id = 'All C2' and metric = 'units' and as_of_quarter = %s", (as_ofs[1],))
+    failures = published_failures(url, c2, as_ofs)
+    assert list(failures) == [as_ofs[1]] and "units: total" in failures[as_ofs[1]]
 
 
 def test_analyst_role_reads_marts_and_forecast_and_writes_nothing(warehouse):

@@ -98,6 +98,7 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
              from forecast.forecasts f
              left join forecast.evaluation e on e.cohort = f.cohort and e.metric = f.metric
                   and e.quarter = f.as_of_quarter
+                  and e.level = case when f.series_id in ('total', 'All C2') then 'total' else 'parts' end
             where f.as_of_quarter = %s and f.series_id in ('total', 'T1', 'T2', 'T3', 'All C2')
             order by f.cohort, f.series_id, f.metric""",
         (as_of,),

@@ -131,8 +131,10 @@ def accuracy_drops(url: str, as_of: str, threshold: float) -> list[AccuracyDrop]
     """Drops for the quarter ``as_of`` (key YYYY-MM-DD) against the previous scored quarter."""
     with connect(url) as conn:
         cur = conn.execute(
+            # one level per cohort: its total where it has one ('total' > 'parts'), else its parts
             """select cohort, metric, quarter, quarter_label, smape from forecast.evaluation e
-                where quarter <= %s::date and quarter >= (
+                where e.level = (select max(x.level) from forecast.evaluation x where x.cohort = e.cohort)
+                  and quarter <= %s::date and quarter >= (
                       select max(quarter) from forecast.evaluation p
                        where p.cohort = e.cohort and p.metric = e.metric and p.quarter < %s::date)
                   and exists (select 1 from forecast.evaluation l where l.cohort = e.cohort

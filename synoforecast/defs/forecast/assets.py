@@ -20,22 +20,23 @@ from synoforecast.defs.partitions import (
     quarterly_partitions,
 )
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohorts import (
-    COHORTS,
-    COHORTS_BY_NAME,
-    Cohort,
-    series_as_of,
-    split_unique_id,
-    to_long,
+
+SNAPSHOT_TAG = "synoforecast/snapshot"  # set by the ingestion domain on every run it starts
+from synoforecast.lib.cohorts import COHORTS, COHORTS_BY_NAME, Cohort
+from synoforecast.lib.cohort_forecast import (
+    BACKTEST_WINDOWS,
+    EVALUATION_SCHEMA,
+    TotalNotPublished,
+    forecast_cohort,
+    missing_coverage,
+    score_cohort,
 )
-from synoforecast.lib.quarters import add_quarters, to_key
+from synoforecast.lib.quarters import to_key
+from synoforecast.lib.snapshots import accepted_snapshot
 from synoforecast.lib.warehouse import query_frame, replace_rows
 from synoforecast.settings import get_settings
 
-LEVELS = (80, 95)
 FORECAST_TABLE = "forecast.forecasts"
-PUBLISHED_DECIMALS = 4  # far below a unit or a cent; keeps re-runs identical despite float noise
-BACKTEST_WINDOWS = 4  # rolling origins (h=1) used to choose each series' model
 
 
 def mart_key(model: str) -> dg.AssetKey:
@@ -44,72 +45,6 @@ def mart_key(model: str) -> dg.AssetKey:
 
 def forecast_key(cohort: Cohort) -> dg.AssetKey:
     return dg.AssetKey(["forecast", cohort.name])
-
-
-class TotalNotPublished(ValueError):
-    """A top-down cohort's total (another cohort's published series) is missing."""
-
-
-def forecast_details(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
-                     season_length: int, windows: int = BACKTEST_WINDOWS, totals: pl.DataFrame | None = None):
-    """(rows to publish, per-series choices, long history) for one as-of quarter.
-
-    Models are selected per series by a rolling-origin backtest on the history up to
-    `as_of` (h=1); intervals are split-conformal; a cohort with a `parent` series is
-    reconciled bottom-up (parent = sum of the other series, `yhat_base` keeps the
-    unreconciled point); a cohort with `top_down_to` is scaled onto `totals` (columns
-    metric, total: the other cohort's published series for the same as-of quarter, see
-    :func:`published_totals`), which it then adds up to exactly."""
-    from synoforecast.lib.forecasting import (
-        forecast_selected,  # statsforecast: only where it runs
-    )
-    from synoforecast.lib.forecasting.reconcile import bottom_up, top_down
-
-    series = series_as_of(cohort, history, as_of)
-    if series.is_empty():
-        return pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
-    long = to_long(series)
-    counts = long.group_by("unique_id").agg(history_quarters=pl.len())
-    result = forecast_selected(long.to_pandas(), horizon=1, season_length=season_length, levels=LEVELS,
-                               freq="QS", windows=windows)
-    predicted = pl.from_pandas(result.forecast)
-    target = add_quarters(as_of, 1)
-    predicted = split_unique_id(predicted.join(counts, on="unique_id"))
-    rows = predicted.select(
-        cohort=pl.lit(cohort.name),
-        as_of_quarter=pl.lit(as_of),
-        as_of_label=pl.lit(label(to_key(as_of))),
-        target_quarter=pl.lit(target),
-        target_label=pl.lit(label(to_key(target))),
-        series_id=pl.col("series_id"),
-        metric=pl.col("metric"),
-        model=pl.col("model"),
-        history_quarters=pl.col("history_quarters").cast(pl.Int32),
-        yhat=pl.col("yhat").round(PUBLISHED_DECIMALS),
-        **{f"yhat_{side}_{lvl}": pl.col(f"yhat_{side}_{lvl}").round(PUBLISHED_DECIMALS)
-           for lvl in LEVELS for side in ("lo", "hi")},
-        run_id=pl.lit(run_id),
-        yhat_base=pl.col("yhat").round(PUBLISHED_DECIMALS),
-        band=pl.col("band"),
-    )
-    if cohort.parent is not None:
-        rows = bottom_up(rows, cohort.parent, decimals=PUBLISHED_DECIMALS)
-    if cohort.top_down_to is not None:
-        source, series_id = cohort.top_down_to
-        missing = sorted(set(rows["metric"]) - set(totals["metric"] if totals is not None else []))
-        if missing:
-            raise TotalNotPublished(
-                f"{cohort.name} as of {label(to_key(as_of))}: no published {source} '{series_id}' forecast for "
-                f"{', '.join(missing)}; materialize forecast/{source} for this quarter first")
-        rows = top_down(rows, totals, decimals=PUBLISHED_DECIMALS)
-    choices = pl.from_pandas(result.choices.drop(columns=["scale"], errors="ignore"))
-    return rows, choices, long
-
-
-def forecast_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str,
-                   season_length: int, totals: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Rows to publish for one as-of quarter (empty when the cohort has no history yet)."""
-    return forecast_details(cohort, history, as_of, run_id, season_length, totals=totals)[0]
 
 
 def published_totals(url: str, cohort: Cohort, quarters: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
@@ -198,8 +133,10 @@ def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], mode
     path = folder / f"{cohort.name}.json"
     doc = {"cohort": cohort.name, "rows_per_as_of": published, "models": models,
            "package_versions": _package_versions(), "backtest_windows": BACKTEST_WINDOWS,
-           "intervals": "split conformal on h=1 backtest errors scaled by the seasonal-naive MAE, the model "
-                        "scoring each window chosen on the series' other windows (cross-fitted selection)",
+           "point": "combination of the band's candidates within 1.5x the best pooled, shrunken backtest score, "
+                    "weighted by the inverse squared score (weights per series below)",
+           "intervals": "split conformal on h=1 backtest errors relative to the forecast level, each window scored "
+                        "by the combination weighted without it; Student-t floor for small or correlated pools",
            "reconciliation": _reconciliation_note(cohort)}
     if long is not None and long.height:
         doc["input_sha256"] = _input_hash(long)
@@ -211,6 +148,18 @@ def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], mode
     png = _plot(folder / f"{cohort.name}.png", cohort, long, latest) \
         if long is not None and latest is not None and latest.height else None
     return path, png
+
+
+def refuse_without_data(context: dg.AssetExecutionContext, url: str, cohort: Cohort, quarters: list[dt.date]) -> None:
+    """Fail before anything is published when the run's snapshot (its tag, else the latest
+    accepted one) does not hold every as-of quarter of the run completely."""
+    sha = context.run.tags.get(SNAPSHOT_TAG)
+    snapshot = accepted_snapshot(url, sha)
+    fiscal = get_settings().fiscal_year_start_month
+    for as_of in quarters:
+        reason = missing_coverage(snapshot, as_of, fiscal)
+        if reason:
+            raise dg.Failure(description=f"forecast/{cohort.name}: {reason}", allow_retries=False)
 
 
 def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
@@ -228,8 +177,10 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
     )
     def _forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         url = warehouse.get_url()
-        history = query_frame(url, cohort.history_sql).sort("series_id", "quarter_start")
+        settings = get_settings()
         quarters = partition_quarters(context)
+        refuse_without_data(context, url, cohort, quarters)
+        history = query_frame(url, cohort.history_sql).sort("series_id", "quarter_start")
         published: dict[str, int] = {}
         models: dict[str, int] = {}
         latest = pl.DataFrame()
@@ -237,8 +188,9 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
         totals = published_totals(url, cohort, quarters)
         for i, as_of in enumerate(quarters, start=1):
             try:
-                rows, ch, lg = forecast_details(cohort, history, as_of, context.run_id, get_settings().season_length,
-                                                totals=totals.get(as_of))
+                rows, ch, lg = forecast_cohort(cohort, history, as_of, context.run_id, settings.season_length,
+                                               totals=totals.get(as_of),
+                                               fiscal_year_start_month=settings.fiscal_year_start_month)
             except TotalNotPublished as exc:
                 raise dg.Failure(description=str(exc)) from None
             if rows.height:
@@ -281,19 +233,36 @@ def build_forecast_check(cohort: Cohort) -> dg.AssetChecksDefinition:
                                 + coherence)
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         quarters = partition_quarters(context)
-        url = warehouse.get_url()
-        stats = query_frame(
-            url,
-            """select count(*) as n_rows, count(distinct metric) as metrics,
-                      count(*) filter (where yhat = 'NaN'::float8 or yhat is null) as bad
-                 from forecast.forecasts where cohort = %s and as_of_quarter between %s and %s""",
-            (cohort.name, quarters[0], quarters[-1]),
-        ).row(0, named=True)
-        stats["incoherent"] = len(incoherent_groups(url, cohort, quarters[0], quarters[-1]))
-        passed = stats["bad"] == 0 and (stats["n_rows"] == 0 or stats["metrics"] == 2) and stats["incoherent"] == 0
-        return dg.AssetCheckResult(passed=passed, metadata={k: int(v) for k, v in stats.items()})
+        failures = published_failures(warehouse.get_url(), cohort, quarters)
+        return dg.AssetCheckResult(
+            passed=not failures,
+            description="; ".join(f"{label(to_key(q))}: {why}" for q, why in failures.items())[:2000]
+            or f"{len(quarters)} as-of quarter(s): finite forecasts for both metrics{', hierarchies exact' if coherence else ''}",
+            metadata={"quarters_checked": len(quarters),
+                      "failed_quarters": dg.MetadataValue.json({label(to_key(q)): why for q, why in failures.items()})})
 
     return _check
+
+
+def published_failures(url: str, cohort: Cohort, quarters: list[dt.date]) -> dict[dt.date, str]:
+    """Per as-of quarter, what is wrong with the published rows (quarters not listed are fine):
+    a NaN or NULL point, one metric only, or a hierarchy that does not add up exactly."""
+    stats = query_frame(
+        url,
+        """select as_of_quarter, count(*) as n_rows, count(distinct metric) as metrics,
+                  count(*) filter (where yhat = 'NaN'::float8 or yhat is null) as bad
+             from forecast.forecasts where cohort = %s and as_of_quarter between %s and %s group by 1""",
+        (cohort.name, quarters[0], quarters[-1]),
+    )
+    problems: dict[dt.date, list[str]] = {}
+    for row in stats.iter_rows(named=True):
+        if row["bad"]:
+            problems.setdefault(row["as_of_quarter"], []).append(f"{row['bad']} NaN/NULL point(s)")
+        if row["metrics"] != 2:
+            problems.setdefault(row["as_of_quarter"], []).append("units or revenue missing")
+    for as_of, metric, total, parts in incoherent_groups(url, cohort, quarters[0], quarters[-1]):
+        problems.setdefault(as_of, []).append(f"{metric}: total {total} <> sum of parts {parts}")
+    return {q: ", ".join(why) for q, why in sorted(problems.items())}
 
 
 def incoherent_groups(url: str, cohort: Cohort, first: dt.date, last: dt.date) -> list[tuple]:
@@ -332,63 +301,23 @@ def _markdown(frame: pl.DataFrame, rows: int = 12) -> str:
     return "\n".join(lines)
 
 
-EVALUATION_SCHEMA = {
-    "cohort": pl.String, "quarter": pl.Date, "quarter_label": pl.String, "metric": pl.String,
-    "series_scored": pl.Int32, "mape": pl.Float64, "smape": pl.Float64, "run_id": pl.String,
-    "mase": pl.Float64, "bias": pl.Float64, "coverage_80": pl.Float64, "coverage_95": pl.Float64,
-    "smape_base": pl.Float64, "smape_snaive": pl.Float64, "mase_snaive": pl.Float64,
-}
-
-
 def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame],
                   season_length: int = 4) -> pl.DataFrame:
-    """Accuracy per cohort and metric of the forecasts made at Q-1 for Q.
-
-    Only complete quarters are partitions, so the partial latest quarter is never
-    scored.  The seasonal-naive benchmark is the same quarter a year earlier."""
-    from synoforecast.lib.forecasting.metrics import bias, coverage, mape, mase, smape
-    from synoforecast.lib.forecasting.selection import series_scale
-
+    """Accuracy per cohort, metric and level of the forecasts made at Q-1 for Q (see
+    :func:`synoforecast.lib.cohort_forecast.score_cohort`). Only complete quarters are
+    partitions, so the partial latest quarter is never scored."""
     forecasts = query_frame(url, "select cohort, series_id, metric, yhat, coalesce(yhat_base, yhat) as yhat_base, "
                                  "yhat_lo_80, yhat_hi_80, yhat_lo_95, yhat_hi_95 from forecast.forecasts "
                                  "where target_quarter = %s", (quarter,))
     rows = []
-    season_ago = add_quarters(quarter, -season_length)
     for cohort in COHORTS:
         made = forecasts.filter(pl.col("cohort") == cohort.name)
         if made.is_empty():
             continue
         if cohort.name not in histories:
             histories[cohort.name] = query_frame(url, cohort.history_sql)
-        known = split_unique_id(to_long(series_as_of(cohort, histories[cohort.name], quarter)))
-        actual = known.filter(pl.col("ds") == quarter).select("series_id", "metric", pl.col("y").alias("actual"))
-        past = known.filter(pl.col("ds") < quarter)
-        scale = past.group_by("series_id", "metric").agg(
-            scale=pl.col("y").sort_by("ds").map_batches(
-                lambda v: pl.Series([series_scale(v.to_numpy(), season_length)]), returns_scalar=True))
-        snaive = past.filter(pl.col("ds") == season_ago).select("series_id", "metric", pl.col("y").alias("snaive"))
-        joined = made.join(actual, on=["series_id", "metric"], how="inner") \
-            .join(scale, on=["series_id", "metric"], how="left") \
-            .join(snaive, on=["series_id", "metric"], how="left")
-        for metric in ("units", "revenue"):
-            part = joined.filter(pl.col("metric") == metric)
-            if part.is_empty():
-                continue
-            a, f = part["actual"].to_numpy(), part["yhat"].to_numpy()
-            sc = part["scale"].cast(pl.Float64).to_numpy()
-            sn = part["snaive"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-            rows.append({
-                "cohort": cohort.name, "quarter": quarter, "quarter_label": label(to_key(quarter)),
-                "metric": metric, "series_scored": part.height,
-                "mape": mape(a, f), "smape": smape(a, f), "run_id": run_id,
-                "mase": mase(a, f, sc), "bias": bias(a, f),
-                "coverage_80": coverage(a, part["yhat_lo_80"].cast(pl.Float64).fill_null(float("nan")).to_numpy(),
-                                        part["yhat_hi_80"].cast(pl.Float64).fill_null(float("nan")).to_numpy()),
-                "coverage_95": coverage(a, part["yhat_lo_95"].cast(pl.Float64).fill_null(float("nan")).to_numpy(),
-                                        part["yhat_hi_95"].cast(pl.Float64).fill_null(float("nan")).to_numpy()),
-                "smape_base": smape(a, part["yhat_base"].to_numpy()),
-                "smape_snaive": smape(a, sn), "mase_snaive": mase(a, sn, sc),
-            })
+        rows += score_cohort(cohort, made, histories[cohort.name], quarter, run_id, season_length,
+                             get_settings().fiscal_year_start_month)
     return pl.DataFrame(rows, schema=EVALUATION_SCHEMA)
 
 
@@ -399,8 +328,9 @@ def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, 
     **QUARTERLY,
     group_name="forecast",
     kinds={"postgres"},
-    description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals "
-                "(MAPE, sMAPE, MASE, bias, 80/95% coverage, seasonal-naive benchmark, sMAPE before reconciliation).",
+    description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals, totals and their "
+                "parts apart (MAPE, sMAPE, MASE or NULL with a reason, bias, 80/95% coverage, seasonal-naive and naive "
+                "benchmarks, sMAPE before reconciliation).",
 )
 def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     url = warehouse.get_url()
@@ -413,8 +343,8 @@ def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseR
         scored[label(to_key(quarter))] = rows.height
         if rows.height:
             last = rows
-    summary = last.select("cohort", "metric", "series_scored", "smape", "smape_snaive", "mase", "bias",
-                          "coverage_80") if last.height else last
+    summary = last.select("cohort", "metric", "level", "series_scored", "smape", "smape_snaive", "smape_naive",
+                          "mase", "bias", "coverage_80") if last.height else last
     return dg.MaterializeResult(metadata={
         "rows_per_quarter": dg.MetadataValue.json(scored),
         "latest_scores": dg.MetadataValue.md(_markdown(summary)),
@@ -438,7 +368,7 @@ def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: 
     """Human-readable reasons a quarter's scores fail the gates (empty = pass)."""
     reasons = []
     for r in scores.iter_rows(named=True):
-        where = f"{r['cohort']}/{r['metric']} {r['quarter_label']}"
+        where = f"{r['cohort']}/{r['metric']}{'/' + r['level'] if r.get('level') else ''} {r['quarter_label']}"
         if r["smape"] is not None and r["smape"] > max_smape:
             reasons.append(f"{where}: sMAPE {r['smape']:.1f} > threshold {max_smape:.1f}")
         if r["smape"] is not None and r.get("smape_snaive") is not None \
@@ -455,8 +385,9 @@ def forecast_accuracy_check(context: dg.AssetCheckExecutionContext, warehouse: W
                             ) -> dg.AssetCheckResult:
     quarters = partition_quarters(context)
     scores = query_frame(warehouse.get_url(),
-                         "select cohort, quarter_label, metric, smape, smape_snaive, mase, coverage_80 "
-                         "from forecast.evaluation where quarter between %s and %s order by quarter, cohort, metric",
+                         "select cohort, quarter_label, metric, level, smape, smape_snaive, mase, coverage_80 "
+                         "from forecast.evaluation where quarter between %s and %s "
+                         "order by quarter, cohort, metric, level",
                          (quarters[0], quarters[-1]))
     gates = accuracy_thresholds()
     reasons = accuracy_failures(scores, gates["max_smape"], gates["snaive_tolerance"]) if scores.height else []

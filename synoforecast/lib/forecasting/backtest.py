@@ -37,7 +37,7 @@ def rolling_backtest(
     levels: Sequence[int] = DEFAULT_LEVELS,
     freq: str | None = None,
     *,
-    inner_windows: int = 4,
+    inner_windows: int | None = None,
     scope: str = "series",
     n_jobs: int = 1,
 ) -> pd.DataFrame:

@@ -154,11 +154,11 @@ def forecast_csv(
     freq: str | None = None,
     *,
     select: bool = True,
-    windows: int = 4,
+    windows: int | None = None,
 ) -> pd.DataFrame:
     """Read ``input_path``, forecast, write ``output_path``; return the forecast frame.
 
-    ``select=True`` (default) picks each series' model by rolling-origin backtest with
+    ``select=True`` (default) combines the candidates by pooled, shrunken backtest errors with
     split-conformal intervals (see :mod:`.selection`); ``False`` uses the history-length rule.
 
     Output CSV columns: unique_id, ds (YYYY-MM-DD), yhat, yhat_lo_<L>, yhat_hi_<L> for

@@ -270,7 +270,7 @@ def forecast_frame(
     *,
     ets_model: str = DEFAULT_ETS_MODEL,
     select: bool = False,
-    windows: int = 4,
+    windows: int | None = None,
     scope: str = "series",
     n_jobs: int = 1,
 ) -> pd.DataFrame:
@@ -329,7 +329,7 @@ def forecast_selected(
     levels: Sequence[int] = DEFAULT_LEVELS,
     freq: str | None = None,
     *,
-    windows: int = 4,
+    windows: int | None = None,
     scope: str = "series",
     n_jobs: int = 1,
     arima_max_series: int = 0,
@@ -338,7 +338,9 @@ def forecast_selected(
 ):
     """Backtest-selected forecasts: a :class:`.selection.SelectionResult` (forecast with a
     ``band`` column, per-series choices with each candidate's backtest MASE, the backtest)."""
-    from .selection import select_and_forecast
+    from .selection import DEFAULT_WINDOWS, select_and_forecast, short_history_forecast
+
+    windows = DEFAULT_WINDOWS if windows is None else windows
 
     horizon = _positive_int(horizon, "horizon")
     season_length = _positive_int(season_length, "season_length")
@@ -351,8 +353,8 @@ def forecast_selected(
         freq = infer_freq(df)
 
     def fallback(short: pd.DataFrame) -> pd.DataFrame:
-        return _forecast_by_length(short.reset_index(drop=True), horizon, season_length, lv, freq,
-                                   DEFAULT_ETS_MODEL)
+        return short_history_forecast(short.reset_index(drop=True), horizon=horizon, season_length=season_length,
+                                      levels=lv, freq=freq)
 
     return select_and_forecast(df, horizon=horizon, season_length=season_length, levels=lv, freq=freq,
                                windows=windows, scope=scope, n_jobs=n_jobs,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bias", "coverage", "mape", "mase", "smape"]
+__all__ = ["bias", "coverage", "mape", "mase", "mase_scale", "smape"]
 
 
 def _pairs(actual, forecast) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +64,19 @@ def mase(actual, forecast, scale) -> float | None:
     if not keep.any():
         return None
     return float(np.mean(np.abs(f[keep] - a[keep]) / s[keep]))
+
+
+def mase_scale(history, season_length: int) -> float | None:
+    """MASE's denominator for a series: the in-sample MAE of the seasonal naive forecast.
+    None where there is no such scale (no more than one season of history, or a history
+    whose seasonal differences are all zero): a MASE over it would be the raw error in
+    units or USD, or divided by the one change two early quarters happened to show."""
+    y = np.asarray(history, dtype="float64")
+    y = y[~np.isnan(y)]
+    if len(y) <= season_length:
+        return None
+    scale = float(np.mean(np.abs(y[season_length:] - y[:-season_length])))
+    return scale if np.isfinite(scale) and scale > 0 else None
 
 
 def bias(actual, forecast) -> float | None:

@@ -72,7 +72,7 @@ def test_series_as_of_cuts_at_the_as_of_quarter_inclusive():
         ("total", Q2, 20.0, 200.0),
     ]
     assert series_as_of(OVERALL, overall_history(), dt.date(2024, 10, 1)).is_empty()
-    assert series_as_of(OVERALL, overall_history(), Q4).height == 7
+    assert series_as_of(OVERALL, overall_history(), Q4).height == 8  # T1 without a Q4 row: a zero
 
 
 def test_top_customers_kept_and_the_rest_summed_into_all_other():
@@ -165,3 +165,57 @@ def test_actuals_at_include_the_derived_top_customer_series():
     assert actuals_at(OVERALL, overall_history(), Q2) == {("T1", "units"): 2.0, ("T1", "revenue"): 20.0,
                                                           ("total", "units"): 20.0, ("total", "revenue"): 200.0}
     assert actuals_at(TOP, customer_history(), dt.date(2024, 1, 1)) == {}
+
+
+def sparse_customer_history() -> pl.DataFrame:
+    """A top customer who buys in the Q4s only, plus a steady one (the mart has no row for a
+    quarter without sales)."""
+    quarters = [dt.date(2021 + i // 4, 1 + 3 * (i % 4), 1) for i in range(16)]
+    rows = []
+    for q in quarters:
+        rows.append(("steady", q, 10.0, 1000.0, True))
+        if q.month == 10:
+            rows.append(("q4_only", q, 40.0 + q.year - 2021, 4000.0, True))
+    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"],
+                        orient="row")
+
+
+def test_quarters_without_sales_are_zeros_not_gaps():
+    as_of = dt.date(2024, 10, 1)
+    series = series_as_of(TOP, sparse_customer_history(), as_of).filter(pl.col("series_id") == "q4_only")
+    # first sale 2021-Q4, then every quarter to the as-of quarter: 13 quarters, 9 of them zero
+    assert series.height == 13 and series["quarter_start"][0] == dt.date(2021, 10, 1)
+    assert series["quarter_start"][-1] == as_of
+    assert (series["units"] == 0).sum() == 9
+    # the seasonal lag now points at the same quarter a year earlier, not at the previous sale
+    by_quarter = dict(zip(series["quarter_start"], series["units"]))
+    assert by_quarter[dt.date(2024, 10, 1)] == 43.0 and by_quarter[dt.date(2023, 10, 1)] == 42.0
+    assert by_quarter[dt.date(2024, 7, 1)] == 0.0
+    # totals keep every quarter too
+    total = series_as_of(TOP, sparse_customer_history(), as_of).filter(pl.col("series_id") == TOTAL)
+    assert total.height == 16
+
+
+def test_a_customer_who_skips_quarters_is_forecast_in_the_intermittent_band():
+    from synoforecast.lib.forecasting import forecast_selected
+
+    long = to_long(series_as_of(TOP, sparse_customer_history(), dt.date(2024, 10, 1))).to_pandas()
+    result = forecast_selected(long, horizon=1, season_length=4, freq="QS")
+    bands = result.choices.set_index("unique_id")["band"]
+    assert bands["q4_only::units"] == "intermittent" and bands["q4_only::revenue"] == "intermittent"
+    assert bands["steady::units"] != "intermittent"
+
+
+def test_scoring_forms_top_customers_with_the_set_the_forecast_used():
+    history = customer_history()
+    # B is top in Q2 only: a forecast made at Q2 has a B series; its Q3 actual must be B's own Q3 sales
+    scored = series_as_of(TOP, history, Q3, top_as_of=Q2)
+    b = scored.filter((pl.col("series_id") == "B") & (pl.col("quarter_start") == Q3))
+    assert b["units"].to_list() == [3.0]
+    other = scored.filter((pl.col("series_id") == ALL_OTHER) & (pl.col("quarter_start") == Q3))
+    assert other["units"].to_list() == [11.0]  # C 2 + D 9: B is not in all_other under the Q2 set
+    assert series_as_of(TOP, history, Q3).filter(pl.col("series_id") == "B").is_empty()
+
+
+def test_c2_all_services_row_is_the_bottom_up_parent():
+    assert COHORTS_BY_NAME["c2_scorecard"].parent == "All C2"

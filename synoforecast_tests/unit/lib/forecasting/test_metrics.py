@@ -51,3 +51,12 @@ def test_length_mismatch_raises():
         mape([1, 2], [1])
     with pytest.raises(ValueError):
         smape([1], [1, 2])
+
+
+def test_mase_scale_exists_only_with_more_than_a_season_of_changing_history():
+    from synoforecast.lib.forecasting.metrics import mase_scale
+
+    assert mase_scale([5.0], 4) is None  # one quarter: no scale, not 1.0 (that made MASE the raw error)
+    assert mase_scale([1.0, 2.0, 3.0, 4.0], 4) is None  # one season: no seasonal difference yet
+    assert mase_scale([1.0, 2.0, 3.0, 4.0, 3.0, 4.0], 4) == 2.0  # mean(|3 - 1|, |4 - 2|)
+    assert mase_scale([2.0, 3.0, 2.0, 3.0, 2.0, 3.0], 4) is None  # no seasonal change at all

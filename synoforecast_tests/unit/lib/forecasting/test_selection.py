@@ -1,6 +1,8 @@
-"""Selection, conformal intervals, backtest scorecard, metrics and bottom-up reconciliation (real statsforecast)."""
+"""Combination, conformal intervals, backtest scorecard, metrics and reconciliation (real statsforecast)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,18 @@ from synoforecast.lib.forecasting.backtest import (
     scorecard,
 )
 from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence, proportional_split, top_down
-from synoforecast.lib.forecasting.selection import ENSEMBLE, band_of, crossfit_scores, series_scale
+from synoforecast.lib.forecasting.selection import (
+    COMBINATION,
+    SHORT_SEASONAL,
+    band_of,
+    combination_weights,
+    conformal_halfwidths,
+    crossfit_combination,
+    effective_pool_size,
+    series_scale,
+    short_history_forecast,
+    shrunken_scores,
+)
 
 
 def quarterly(uid, n, seed=0, zeros=False):
@@ -52,11 +65,18 @@ def test_bands_and_candidates(selected):
     assert ch.loc["len7", "band"] == "seasonal_short"
     assert ch.loc[["len12", "len20", "full_b"], "band"].eq("full").all()
     assert ch.loc["sparse", "band"] == "intermittent"
-    assert ch.loc["sparse", "model"] in {"Naive", "CrostonOptimized", "ADIDA", "IMAPA"}
-    assert ch.loc["len20", "model"] in {"SeasonalNaive", "Naive", "AutoETS", "AutoTheta", ENSEMBLE}
-    assert {"mase_AutoETS", "mase_AutoTheta", f"mase_{ENSEMBLE}"} <= set(ch.columns)
+    assert ch.loc["sparse", "model"] == COMBINATION and ch.loc["sparse", "weight_CrostonOptimized"] > 0
+    assert ch.loc["len20", "model"] == COMBINATION
+    weights = ch.loc[["len12", "len20", "full_b"], [f"weight_{m}" for m in
+                                                    ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]]
+    assert np.allclose(weights.sum(axis=1), 1.0) and ((weights >= 0) & (weights <= 1)).all().all()
+    mase = ch.loc[["len12", "len20", "full_b"], [f"mase_{m}" for m in
+                                                 ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]]
+    assert (weights.to_numpy() > 0).sum() >= 3  # several candidates share the weight
+    assert {"mase_AutoETS", "mase_AutoTheta", "mase_CES"} <= set(ch.columns)
     assert (ch.loc[["len12", "len20"], "windows"] >= 2).all()
-    assert band_of(5, 0.5, 4) == "fallback" and band_of(12, 0.0, 4) == "full"
+    assert band_of(4, 0.5, 4) == "fallback" and band_of(5, 0.0, 4) == "seasonal_short"
+    assert band_of(12, 0.0, 4) == "full"
 
 
 def test_selected_frame_keeps_the_engine_contract(mixed, selected):
@@ -65,7 +85,7 @@ def test_selected_frame_keeps_the_engine_contract(mixed, selected):
                                 "yhat_lo_95", "yhat_hi_95"]
     assert len(fc) == 2 * mixed["unique_id"].nunique() and fc["yhat"].notna().all()
     band = fc.dropna()
-    assert len(band) == len(fc) - 2  # only the single-observation series has no interval
+    assert len(band) == len(fc)  # short series pool their changes: even a single observation gets an interval
     assert (band["yhat_lo_95"] <= band["yhat_lo_80"]).all() and (band["yhat_lo_80"] <= band["yhat"]).all()
     assert (band["yhat"] <= band["yhat_hi_80"]).all() and (band["yhat_hi_80"] <= band["yhat_hi_95"]).all()
     # intervals widen with the horizon
@@ -74,53 +94,97 @@ def test_selected_frame_keeps_the_engine_contract(mixed, selected):
     assert width[1] > width[0]
 
 
-def test_crossfit_scores_leave_the_scored_window_out_of_the_choice():
-    # series a: model 0 wins windows 1-2 but loses window 3 badly; in-sample the rule picks model 1
-    err = np.array([[1.0, 2.0], [1.0, 2.0], [5.0, 2.0],
-                    [3.0, 1.0], [np.nan, 4.0],  # series b: model 0 failed in one window
-                    [7.0, 9.0]])  # series c: a single window, nothing to leave out
-    series = np.array(["a", "a", "a", "b", "b", "c"])
-    window = np.array([1, 2, 3, 1, 2, 1])
-    got = crossfit_scores(err, series, window)
-    # a: windows 1 and 2 are scored by model 1 (chosen on the others), window 3 by model 0 (2 < 5 left out)
-    assert got[:3].tolist() == [2.0, 2.0, 5.0]
-    # b: window 1 left out -> only model 1 has another window (4) -> 1; window 2 left out -> model 1 (1 < 3) -> 4
-    assert got[3:5].tolist() == [1.0, 4.0]
-    assert np.isnan(got[5])
-    # cohort scope: one choice per left-out window, by mean sMAPE over all series' other windows
-    terms = np.array([[0.1, 0.2], [0.1, 0.2], [0.9, 0.2], [0.1, 0.3], [0.1, 0.3], [0.1, 0.3]])
-    cohort = crossfit_scores(err, series, window, scope="cohort", smape_terms=terms)
-    # windows 1 and 2 left out: model 1 has the lower mean sMAPE elsewhere; window 3 left out: model 0 (0.1 < 0.26)
-    assert cohort.tolist() == [2.0, 2.0, 5.0, 1.0, 4.0, 9.0]
+def test_scores_shrink_toward_the_pool_and_weights_are_inverse_squared():
+    # two series x two windows x two candidates
+    err = np.array([[1.0, 3.0], [1.0, 3.0],   # series 0: candidate 0 better
+                    [4.0, 2.0], [4.0, 2.0]])  # series 1: candidate 1 better
+    inverse = np.array([0, 0, 1, 1])
+    pooled = np.array([2.5, 2.5])
+    own = shrunken_scores(err, inverse, 2, k=0.0)
+    assert own.tolist() == [[1.0, 3.0], [4.0, 2.0]]
+    shrunk = shrunken_scores(err, inverse, 2, k=2.0)  # (2 * own + 2 * pooled) / 4
+    assert np.allclose(shrunk, (2 * own + 2 * pooled) / 4)
+    assert np.allclose(shrunken_scores(err, inverse, 2, k=np.inf), [pooled, pooled])
+    w = combination_weights(np.array([[1.0, 1.2], [1.0, 2.0], [np.nan, 3.0], [np.nan, np.nan]]))
+    assert np.allclose(w[0], [1 / (1 + 1 / 1.44), (1 / 1.44) / (1 + 1 / 1.44)])  # inverse squared scores
+    assert np.allclose(w[1], [1.0, 0.0])  # 2.0 > 1.5 x the best: trimmed
+    assert np.allclose(w[2], [0.0, 1.0]) and np.allclose(w[3], [0.5, 0.5])
+
+
+def test_crossfit_combination_weighs_each_window_without_it():
+    err = np.array([[1.0, 2.0], [1.0, 2.0], [5.0, 2.0]])  # one series, three windows
+    preds = np.array([[10.0, 20.0], [10.0, 20.0], [10.0, 20.0]])
+    inverse = np.zeros(3, dtype=int)
+    got = crossfit_combination(err, preds, inverse, 1, k=0.0)
+    # windows 1 and 2: the other windows score (3, 2): within 1.5 x the best, weights 4/13, 9/13;
+    # window 3: (1, 2): candidate 1 is trimmed (2 > 1.5 x 1) -> candidate 0 alone
+    assert np.allclose(got, [10 * 4 / 13 + 20 * 9 / 13] * 2 + [10.0])
+
+
+def test_conformal_halfwidths_are_nested_and_honest_on_small_pools():
+    from scipy.stats import t
+
+    big = np.abs(np.random.default_rng(0).normal(size=400))
+    q = conformal_halfwidths(big, (80, 95))
+    assert q[80] == pytest.approx(np.sort(big)[math.ceil(401 * 0.8) - 1])  # the conformal order statistic
+    assert q[95] == pytest.approx(np.sort(big)[math.ceil(401 * 0.95) - 1])
+    small = np.array([0.2, 0.5, 0.4, 1.0, 0.3, 0.6, 0.8, 0.7])  # 8 scores: the 95% rank does not exist
+    q = conformal_halfwidths(small, (80, 95))
+    rms = np.sqrt(np.mean(small ** 2))
+    assert q[95] == pytest.approx(t.ppf(0.975, df=8) * rms) and q[95] > small.max()  # widened, never clipped
+    assert q[80] == pytest.approx(max(np.sort(small)[7], t.ppf(0.9, df=8) * rms))
+    assert q[95] > q[80]
+    ties = np.ones(30)
+    q = conformal_halfwidths(ties, (80, 95))
+    assert q[95] > q[80] >= 1.0
+    assert np.isnan(conformal_halfwidths(np.array([]), (80,))[80])
 
 
 def test_selected_intervals_use_the_crossfitted_quantile(mixed):
-    import math
-
     result = forecast_selected(mixed, levels=(80, 95))
-    full = result.backtest[result.backtest["band"] == "full"]
+    fc = result.forecast.drop_duplicates("unique_id").set_index("unique_id")
     scale = result.choices.set_index("unique_id")["scale"]
-    full = full.assign(err=(full["y"] - full["yhat"]).abs() / full["unique_id"].map(scale))
-    wide = full.pivot_table(index=["unique_id", "cutoff"], columns="model", values="err", sort=True)
-    names = ["SeasonalNaive", "Naive", "AutoETS", "AutoTheta", ENSEMBLE]
-    wide = wide[names].reset_index()
-    window = wide.groupby("unique_id")["cutoff"].rank(method="dense").to_numpy()
-    scores = crossfit_scores(wide[names].to_numpy(), wide["unique_id"].to_numpy(), window)
-    m = len(scores)
-    for lv in (80, 95):
-        expected = np.sort(scores)[min(m, math.ceil((m + 1) * lv / 100)) - 1]
-        assert result.quantiles["full"]["selected"][lv] == pytest.approx(expected)
-    fc = result.forecast.set_index("unique_id")
+    q = result.quantiles["full"]["selected"]
+    assert q[95] > q[80] > 0
     for uid in ("len12", "len20", "full_b"):
-        half = fc.loc[uid, "yhat_hi_80"] - fc.loc[uid, "yhat"]
-        assert half == pytest.approx(result.quantiles["full"]["selected"][80] * scale[uid])
+        first = fc.loc[uid]
+        norm = max(abs(first["yhat"]), scale[uid])  # scores are relative to the forecast's level
+        assert first["yhat_hi_80"] - first["yhat"] == pytest.approx(q[80] * norm)
+        assert first["yhat_hi_95"] - first["yhat"] == pytest.approx(q[95] * norm)
+
+
+def test_effective_pool_size_counts_shared_shocks_once():
+    rng = np.random.default_rng(1)
+    windows = np.repeat(np.arange(8), 16)
+    unrelated = np.abs(rng.normal(size=128))
+    assert effective_pool_size(unrelated, windows) > 80  # independent series: close to 128
+    shared = np.abs(np.repeat(rng.normal(size=8), 16) + rng.normal(scale=0.01, size=128))
+    assert effective_pool_size(shared, windows) < 9  # one shock per window: about 8 draws
+    assert effective_pool_size(shared[:16], windows[:16]) == 1.0  # a single window is a single draw
+
+
+def test_short_histories_forecast_seasonal_naive_once_a_season_exists_with_pooled_intervals():
+    df = pd.DataFrame({"unique_id": ["a"] * 4 + ["b"] * 2,
+                       "ds": list(pd.date_range("2024-01-01", periods=4, freq="QS")) +
+                             list(pd.date_range("2024-07-01", periods=2, freq="QS")),
+                       "y": [100.0, 110.0, 105.0, 160.0, 50.0, 60.0]})
+    fc = short_history_forecast(df, horizon=2, season_length=4, levels=(80, 95), freq="QS").set_index(["unique_id", "ds"])
+    a = fc.loc["a"]  # one full season: naive and seasonal naive, equally weighted
+    assert a["model"].tolist() == [SHORT_SEASONAL] * 2 and a["yhat"].tolist() == [130.0, 135.0]
+    b = fc.loc["b"]
+    assert b["model"].tolist() == ["Naive"] * 2 and b["yhat"].tolist() == [60.0, 60.0]
+    assert (fc["yhat_hi_95"] > fc["yhat_hi_80"]).all() and (fc["yhat_hi_80"] > fc["yhat"]).all()
+    # one pool of relative changes, scaled by each forecast's level (or the series' mean level if larger)
+    ra = (a["yhat_hi_80"].iloc[0] - 130.0) / max(130.0, np.mean([100, 110, 105, 160]))
+    rb = (b["yhat_hi_80"].iloc[0] - 60.0) / max(60.0, 55.0)
+    assert ra == pytest.approx(rb)
 
 
 def test_rolling_backtest_scores_selected_candidates_and_benchmark():
     df = pd.concat([quarterly(f"s{i}", 20, seed=i) for i in range(4)], ignore_index=True)
     bt = rolling_backtest(df, windows=2)
     card = scorecard(bt).set_index("model")
-    assert {SELECTED, SEASONAL_NAIVE_BENCHMARK, "AutoETS", "AutoTheta", ENSEMBLE} <= set(card.index)
+    assert {SELECTED, SEASONAL_NAIVE_BENCHMARK, "AutoETS", "AutoTheta", "CES"} <= set(card.index)
     assert card.loc[SELECTED, "forecasts"] == 8
     # no look-ahead: every forecast is for the quarter right after its origin
     assert ((bt["ds"] - bt["origin"]).dt.days.between(89, 92)).all()
