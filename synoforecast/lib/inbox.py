@@ -69,7 +69,7 @@ class ReadyWorkbook:
     path: str
     sha256: str
     known: bool = False  # content seen before, dropped again (copied anew, touched, renamed)
-    mtime_ns: int = 0
+    mtime_ns: int = field(default=0, compare=False)
 
 
 def scan_inbox(inbox: Path, cursor: InboxCursor, include_known: bool = False
