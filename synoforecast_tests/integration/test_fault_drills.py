@@ -387,3 +387,24 @@ def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills, after_a):
     assert f"gave up after waiting 1 s for a concurrency limit: pool 'dbt' held by run {holder.run_id}" in outcome.error
     assert f"forecast_pipeline_job run {holder.run_id} in progress" in outcome.error
     assert any(m.startswith("waiting up to 1 s for a concurrency limit: pool 'dbt'") for m in said), said
+
+
+def test_a_new_top_customers_sheet_reaches_every_quarter_of_the_marts(drills, after_a, tmp_path):
+    """Reference data changes the staging views for every quarter; the marts must follow in
+    every quarter too (they used to be rebuilt only over the run's range, or not at all)."""
+    url = after_a
+
+    def swap_top_customer(wb) -> None:
+        listed = {row[0].value for row in wb["Top Customers"].iter_rows(min_row=2)}
+        other = next(r[3] for r in wb["SVR-RM"].iter_rows(min_row=2, values_only=True) if r[3] not in listed)
+        wb["Top Customers"].cell(2, 1).value = other
+
+    outcome = ingest(edited(drills["a"], tmp_path / "top-customers.xlsx", swap_top_customer))
+    assert outcome.ok, outcome.error
+    complete = fetch(url, "select complete_quarters from ops.snapshots where sha256 = %s", (outcome.sha256,))[0][0]
+    assert outcome.partitions == [q for q in complete if q >= "2020-01-01"]
+    for schema in ("marts", "published"):
+        mixed = fetch(url, f"""select count(*) from {schema}.mart_svr_rm_customer_quarterly m
+                               where m.is_top_customer <> exists (select 1 from staging.int_top_customers t
+                                                                  where t.customer_id = m.customer_id)""")[0][0]
+        assert mixed == 0, schema
