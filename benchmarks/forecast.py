@@ -254,8 +254,10 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
     if as_json:
         print(json.dumps(out, indent=2))
     else:
+        mean_cost = out["three_model_mean_cpu_seconds_per_forecast"]
         print(f"demo sample: rolling evaluation over {len(quarters) - 1} as-of quarters, h=1, {forecasts} forecasts; "
-              f"engine {out['engine_cpu_seconds_per_forecast']} CPU s per forecast")
+              f"engine {out['engine_cpu_seconds_per_forecast']} CPU s per forecast (backtest included)"
+              + (f", three-model mean {mean_cost} (series with 8+ quarters)" if mean_cost else ""))
         print(f"{'cohort':22s} {'metric':8s} {'level':6s} {'n':>4s} {'sMAPE':>6s} | {'vs snaive':>9s} {'snaive':>6s} |"
               f" {'vs naive':>8s} {'naive':>6s} | {'vs mean':>7s} {'mean3':>6s} | {'cov80':>5s} {'cov95':>5s}")
         for r in report:

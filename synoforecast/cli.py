@@ -1,12 +1,14 @@
-"""`synoforecast` command: demo, ingest, forecast, sample-workbook, ui, warehouse-url.
+"""`synoforecast` command: the sale-out forecasting platform from the shell.
 
 Errors a user can fix are printed as one short paragraph with a non-zero exit,
-never as a traceback.
+never as a traceback. Exit codes: 0 done, 1 failed, 2 refused (the input was not
+accepted), 64 usage error (the command line itself is wrong), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -16,6 +18,7 @@ from pathlib import Path
 
 EXIT_REFUSED = 2
 EXIT_FAILED = 1
+EXIT_USAGE = 64  # sysexits EX_USAGE: argparse's own 2 would read as "refused"
 
 
 def _eprint(message: str) -> None:
@@ -55,7 +58,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         from synoforecast.runner import ingest_workbook
 
-        outcome = ingest_workbook(path, progress=_progress, quiet=args.json, allow_shrink=args.allow_shrink)
+        quiet = args.json or args.quiet
+        with _tool_output(settings, "ingest", quiet) as progress:
+            outcome = ingest_workbook(path, progress=progress, quiet=quiet, allow_shrink=args.allow_shrink)
         report = outcome.report()
     if args.json:
         print(json.dumps(report, default=str))
@@ -75,15 +80,26 @@ def _sha_or_none(path: Path) -> str | None:
     return file_sha256(path) if path.is_file() else None
 
 
+INGEST_COLUMNS = (("sheet", "<"), ("rows read", ">"), ("loaded", ">"), ("dupes", ">"), ("quarant.", ">"),
+                  ("unknown", ">"), ("units", ">"), ("revenue", ">"), ("quarters", "<"))
+
+
+def ingest_table(sheets: dict) -> list[str]:
+    """The per-sheet table, each column as wide as its widest figure plus two spaces."""
+    rows = [[name, f"{s['rows_read']:,}", f"{s['rows_loaded']:,}", f"{s['duplicates_removed']:,}",
+             f"{s['rows_quarantined']:,}", f"{s['unknown_models']:,}", f"{s['units_total']:,}",
+             f"{s['revenue_total']:,.2f}", f"{s['quarters'][0]}..{s['quarters'][-1]}" if s["quarters"] else "-"]
+            for name, s in sheets.items()]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, (h, _) in enumerate(INGEST_COLUMNS)]
+    def line(cells):
+        return "  " + "  ".join(f"{c:{a}{w}}" for c, (_, a), w in zip(cells, INGEST_COLUMNS, widths)).rstrip()
+    return [line([h for h, _ in INGEST_COLUMNS]), *(line(r) for r in rows)]
+
+
 def _print_ingest(report: dict, dry_run: bool) -> None:
     print(f"{'valid' if dry_run else 'ingested'}: {report['file']} (sha256 {report['sha256'][:12]})")
-    print(f"  {'sheet':<14}{'rows read':>10}{'loaded':>10}{'dupes':>7}{'quarant.':>9}{'unknown':>8}"
-          f"{'units':>12}{'revenue':>16}  quarters")
-    for name, s in report["sheets"].items():
-        quarters = f"{s['quarters'][0]}..{s['quarters'][-1]}" if s["quarters"] else "-"
-        print(f"  {name:<14}{s['rows_read']:>10,}{s['rows_loaded']:>10,}{s['duplicates_removed']:>7,}"
-              f"{s['rows_quarantined']:>9,}{s['unknown_models']:>8,}{s['units_total']:>12,}"
-              f"{s['revenue_total']:>16,.2f}  {quarters}")
+    for row in ingest_table(report["sheets"]):
+        print(row)
     if report.get("ignored_sheets"):
         print(f"  ignored sheets: {', '.join(report['ignored_sheets'])}")
     if report.get("partitions"):
@@ -147,15 +163,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = settings.inbox_dir / f"sample-sale-out-{today.isoformat()}.xlsx"
     _progress(f"writing a sample workbook ({args.rows:,} SVR-RM rows) to {path}")
     write_sample_workbook(path, SampleSpec(rows=args.rows, seed=args.seed))
-    outcome = ingest_workbook(path, progress=_progress, quiet=args.quiet)
+    with _tool_output(settings, "demo", args.quiet) as progress:
+        outcome = ingest_workbook(path, progress=progress, quiet=args.quiet)
     if not outcome.ok:
         _eprint(f"demo failed: {outcome.error}")
         return EXIT_FAILED
     _print_forecasts(url)
     print(f"\nDone in {time.perf_counter() - started:.0f} s.")
-    print("Open the Dagster UI (asset graph, runs, checks):  synoforecast ui   then browse http://127.0.0.1:3000")
+    print(f"Open the Dagster UI (asset graph, runs, checks):  {_own_command()} ui   then browse http://127.0.0.1:3000")
     print(f"Query the warehouse:  psql \"{redact(url)}\"   (tables forecast.forecasts, forecast.evaluation, marts.*)")
     return 0
+
+
+def _own_command() -> str:
+    """How to run this command again: its full path when the venv is not activated."""
+    import shutil
+
+    beside = Path(sys.executable).with_name("synoforecast")
+    on_path = shutil.which("synoforecast")
+    if beside.exists() and (on_path is None or Path(on_path).resolve() != beside.resolve()):
+        return str(beside)
+    return "synoforecast"
+
+
+class _ToolSink:
+    """Where Dagster's step logs and dbt's console lines go when they are not for the reader:
+    a log file. (dagster-dbt writes every dbt line to stdout, which runner sends to stderr.)"""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        return self._fh.write(text)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@contextlib.contextmanager
+def _tool_output(settings, command: str, quiet: bool):
+    """On a terminal (and not --quiet) step logs and dbt's lines stream to stderr as before.
+    Otherwise (--quiet, --json, or stderr is a file or pipe) they go to
+    <data>/logs/<command>-<time>.log and stderr keeps the progress lines and errors only."""
+    real = sys.stderr
+    if not quiet and real.isatty():
+        yield _progress
+        return
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    sink = _ToolSink(logs / f"{command}-{dt.datetime.now():%Y%m%d-%H%M%S}.log")
+
+    def progress(message: str) -> None:
+        print(f"synoforecast: {message}", file=real, flush=True)
+
+    progress(f"step logs and dbt output: {sink.path}")
+    sys.stderr = sink
+    try:
+        yield progress
+    finally:
+        sys.stderr = real
+        sink.close()
 
 
 def _warehouse_url() -> str:
@@ -195,17 +269,30 @@ def _print_forecasts(url: str) -> None:
             print(f"    ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')")
 
 
+# Dagster messages `synoforecast ui` makes untrue: the project's dagster.yaml IS used (copied into
+# DAGSTER_HOME), and `dagster dev` is what the docs start. Matched literally, nothing else hidden.
+UI_SILENCED_WARNINGS = ("ignore:Function `dev_command` is superseded",)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from synoforecast.settings import ensure_dagster_home, get_settings
 
     settings = get_settings()
-    ensure_dagster_home(settings)
+    home = ensure_dagster_home(settings)
+    template, used = settings.home / "dagster.yaml", home / "dagster.yaml"
+    if template.exists() and used.exists() and template.read_bytes() != used.read_bytes():
+        _progress(f"note: {used} (the instance config in use) differs from {template}; "
+                  "it was copied on first use: compare them if the project's file changed")
     dagster = Path(sys.executable).with_name("dagster")
     workspace = settings.home / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "synoforecast.definitions"]
     command = [str(dagster) if dagster.exists() else "dagster", "dev", *target, "-h", args.host, "-p", str(args.port)]
-    _progress(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; starting {' '.join(command[1:])}")
-    os.chdir(settings.home)
+    _progress(f"DAGSTER_HOME={home}; starting {' '.join(command[1:])}")
+    warnings = [w for w in (os.environ.get("PYTHONWARNINGS") or "").split(",") if w]
+    os.environ["PYTHONWARNINGS"] = ",".join([*warnings, *UI_SILENCED_WARNINGS])
+    # run from DAGSTER_HOME: from the checkout, Dagster warns that the dagster.yaml it finds there is
+    # not used, although its copy in DAGSTER_HOME is (workspace.yaml paths are relative to that file)
+    os.chdir(home)
     os.execv(command[0], command) if dagster.exists() else os.execvp(command[0], command)
     return 0
 
@@ -221,8 +308,29 @@ def cmd_warehouse_url(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    """status / stop of the embedded PostgreSQL; `url` prints the URL (starting it if needed)."""
+    from synoforecast.lib.embedded_pg import embedded_status, stop_embedded
+    from synoforecast.lib.warehouse import redact
+    from synoforecast.settings import get_settings
+
+    if args.action == "url":
+        return cmd_warehouse_url(args)
+    settings = get_settings()
+    configured = settings.warehouse_url or os.environ.get("SYNOFORECAST_WAREHOUSE_URL")
+    if configured:
+        print(f"configured warehouse {redact(configured)}: its lifecycle is not managed here")
+        return 0 if args.action == "status" else EXIT_FAILED
+    if args.action == "status":
+        print(f"embedded PostgreSQL {embedded_status(settings.pgdata_dir).describe()}")
+        return 0
+    was_running = stop_embedded(settings.pgdata_dir)
+    print(f"embedded PostgreSQL {'stopped' if was_running else 'was not running'} ({settings.pgdata_dir})")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from synoforecast.lib.doctor import exit_code, render_table, run_checks
+    from synoforecast.doctor import exit_code, render_table, run_checks
 
     checks = run_checks(progress=lambda m: _progress(f"doctor: checking {m}"))
     if args.json:
@@ -232,20 +340,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return exit_code(checks)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line exits 64, not 2 (which means "refused" here)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="synoforecast", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="synoforecast", description=__doc__.split("\n\n")[0].strip(),
+                     epilog="Run `synoforecast COMMAND --help` for a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="write a sample workbook, run the whole graph, print forecasts")
     demo.add_argument("--rows", type=int, default=20_000, help="SVR-RM rows in the sample (default 20000)")
     demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--quiet", action="store_true", help="hide Dagster's step logs (progress lines stay)")
+    demo.add_argument("--quiet", action="store_true",
+                      help="step logs and dbt output to a log file (progress lines and errors stay)")
     demo.set_defaults(func=cmd_demo)
 
     ingest = sub.add_parser("ingest", help="validate a workbook and materialise it and everything downstream")
     ingest.add_argument("path")
     ingest.add_argument("--dry-run", action="store_true", help="validate and count only; change nothing")
     ingest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ingest.add_argument("--quiet", action="store_true",
+                        help="step logs and dbt output to a log file (progress lines and errors stay)")
     ingest.add_argument("--allow-shrink", action="store_true",
                         help="publish even if a sheet's rows or totals fell by more than the allowed share "
                              "(SYNOFORECAST_SHRINK_MAX_SHARE, default 50%%) against the published snapshot")
@@ -282,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     url = sub.add_parser("warehouse-url", help="print the warehouse URL (starts the embedded one if needed)")
     url.set_defaults(func=cmd_warehouse_url)
+
+    wh = sub.add_parser("warehouse", help="the embedded PostgreSQL: status, stop, url (it keeps running "
+                                          "between commands until stopped)")
+    wh.add_argument("action", choices=["status", "stop", "url"])
+    wh.set_defaults(func=cmd_warehouse)
 
     doctor = sub.add_parser("doctor", help="check warehouse, Dagster storage, dbt, inbox, Metabase and webhooks")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")

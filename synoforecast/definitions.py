@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from synoforecast.defs import activation, forecast, ingestion, pipeline, transform
+from synoforecast.defs import activation, forecast, housekeeping, ingestion, pipeline, transform
 from synoforecast.defs.resources import build_resources
 
 defs = dg.Definitions.merge(
@@ -11,5 +11,6 @@ defs = dg.Definitions.merge(
     forecast.defs,
     activation.defs,
     pipeline.defs,
+    housekeeping.defs,
     dg.Definitions(resources=build_resources()),
 )

@@ -39,7 +39,8 @@ class Settings:
     inbox_dir: Path
     dagster_home: Path
     warehouse_url: str | None = None
-    partitions_start: dt.date = dt.date(2020, 1, 1)
+    # None = start at the data: the first quarter of the earliest accepted workbook (data_start_file)
+    partitions_start: dt.date | None = None
     fiscal_year_start_month: int = 1
     season_length: int = 4
     top_customers_n: int = 20
@@ -54,12 +55,24 @@ class Settings:
     date_margin_days: int = 31
     shrink_max_share: float = 0.5
     limit_wait_seconds: float = 300.0
+    # accuracy gates (AccuracyThresholdsResource): sMAPE ceiling in percent, tolerance over
+    # seasonal naive in percent, quarter-on-quarter worsening in sMAPE points that alerts
+    max_smape: float = 30.0
+    snaive_tolerance: float = 0.0
+    accuracy_drop_points: float = 10.0
+    # days of Dagster run history the embedded instance keeps (defs/housekeeping.py)
+    history_retention_days: int = 30
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
     aliases: dict = dataclasses.field(default_factory=dict)
 
     @property
     def pgdata_dir(self) -> Path:
         return self.data_dir / "pgdata"
+
+    @property
+    def data_start_file(self) -> Path:
+        """Where the first quarter of the earliest accepted workbook is remembered."""
+        return self.data_dir / "processed" / "partitions_start"
 
     @property
     def ingestion_dir(self) -> Path:
@@ -86,6 +99,10 @@ _ENV_KEYS = {
     "date_margin_days": "SYNOFORECAST_DATE_MARGIN_DAYS",
     "shrink_max_share": "SYNOFORECAST_SHRINK_MAX_SHARE",
     "limit_wait_seconds": "SYNOFORECAST_LIMIT_WAIT_SECONDS",
+    "max_smape": "SYNOFORECAST_MAX_SMAPE",
+    "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
+    "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
+    "history_retention_days": "SYNOFORECAST_HISTORY_RETENTION_DAYS",
 }
 
 
@@ -108,10 +125,10 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if not 0 < value <= 1:
                 raise ValueError("must be a share between 0 (exclusive) and 1")
             return value
-        if name in ("fiscal_year_start_month", "season_length", "top_customers_n"):
+        if name in ("fiscal_year_start_month", "season_length", "top_customers_n", "history_retention_days"):
             value = int(raw)
             low, high = {"fiscal_year_start_month": (1, 12), "season_length": (1, 12),
-                         "top_customers_n": (1, 10_000)}[name]
+                         "top_customers_n": (1, 10_000), "history_retention_days": (1, 3650)}[name]
             if not low <= value <= high:
                 raise ValueError(f"must be between {low} and {high}")
             return value
@@ -119,6 +136,11 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             value = float(raw)
             if not 0 <= value < 1:
                 raise ValueError("must be between 0 and 1")
+            return value
+        if name in ("max_smape", "snaive_tolerance", "accuracy_drop_points"):
+            value = float(raw)
+            if not value >= 0:
+                raise ValueError("must be a number >= 0")
             return value
         if name == "row_delta_warn_pct":
             value = float(raw)
@@ -194,6 +216,38 @@ def reader_options(settings: Settings) -> dict[str, Any]:
         "earliest_date": settings.earliest_sale_date,
         "date_margin_days": settings.date_margin_days,
     }
+
+
+FALLBACK_PARTITIONS_START = dt.date(2020, 1, 1)  # before any workbook was accepted
+
+
+def effective_partitions_start(settings: Settings) -> dt.date:
+    """The first partition: the configured `partitions_start`, else the first quarter of the
+    data accepted so far (so no quarter before the data shows as missing), else 2020-01-01."""
+    if settings.partitions_start is not None:
+        return settings.partitions_start
+    try:
+        return dt.date.fromisoformat(settings.data_start_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return FALLBACK_PARTITIONS_START
+
+
+def record_data_start(settings: Settings, first_quarter: dt.date) -> bool:
+    """Remember an accepted workbook's first quarter when it is earlier than any before
+    (never later: partitions already materialised stay). True when the start moved; the
+    partitions follow at the next load of the definitions (`synoforecast ui`, a reload)."""
+    if settings.partitions_start is not None:
+        return False
+    path = settings.data_start_file
+    try:
+        known = dt.date.fromisoformat(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        known = None
+    if known is not None and known <= first_quarter:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(first_quarter.isoformat() + "\n")
+    return True
 
 
 @lru_cache(maxsize=1)

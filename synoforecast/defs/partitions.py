@@ -10,7 +10,8 @@ import datetime as dt
 import dagster as dg
 
 from synoforecast.lib.quarters import add_quarters, parse_key, quarter_label, quarter_range, quarter_start, to_key
-from synoforecast.settings import get_settings
+from synoforecast.settings import effective_partitions_start, get_settings
+
 
 def quarter_cron(fiscal_start_month: int) -> str:
     """Cron of quarter starts: `0 0 1 1,4,7,10 *` for calendar quarters, shifted for a fiscal year."""
@@ -19,9 +20,9 @@ def quarter_cron(fiscal_start_month: int) -> str:
 
 
 def _partitions_start() -> dt.date:
-    """The configured start, moved to the first day of its (fiscal) quarter."""
+    """The configured start or the data's first quarter, moved to the first day of its (fiscal) quarter."""
     settings = get_settings()
-    return quarter_start(settings.partitions_start, settings.fiscal_year_start_month)
+    return quarter_start(effective_partitions_start(settings), settings.fiscal_year_start_month)
 
 
 quarterly_partitions = dg.TimeWindowPartitionsDefinition(

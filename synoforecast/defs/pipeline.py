@@ -41,8 +41,12 @@ forecast_pipeline_job = dg.define_asset_job(
 )
 
 
+QUARTERS_TAG = "synoforecast/quarters"
+
+
 def pipeline_tags(partition_keys: list[str], sha256: str | None) -> dict[str, str]:
-    tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1]}
+    tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1],
+            QUARTERS_TAG: f"{label(partition_keys[0])}..{label(partition_keys[-1])}"}  # keys are dates: the UI shows this
     if sha256:
         tags[SNAPSHOT_TAG] = sha256
     return tags

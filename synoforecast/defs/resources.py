@@ -1,26 +1,38 @@
-"""Resources shared by the domains: the warehouse and the dbt CLI."""
+"""Resources shared by the domains: the warehouse, dbt, Metabase, the webhooks and the
+accuracy thresholds.
 
+Every external setting reaches the assets through one of these typed
+`ConfigurableResource`s, so the UI's resources page shows what a run will use. Secrets
+and URLs are bound as `dg.EnvVar`: Dagster reads the variable when a run starts and the UI
+shows the variable's name, never its value. A variable unset when the code location
+loads is left out (Dagster would fail every run on an unset `EnvVar`), so set variables
+before `synoforecast ui` / the code server starts, or reload the code location.
+"""
 
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from synoforecast.lib import warehouse
-from synoforecast.settings import DBT_PROJECT_DIR, get_settings
+from synoforecast.lib.metabase import MetabaseConfig
+from synoforecast.lib.notify import NotifyConfig
+from synoforecast.settings import DBT_PROJECT_DIR, Settings, get_settings
 
 _READY: dict[str, str] = {}
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The PostgreSQL warehouse; embedded (pgserver) when no URL is configured."""
+    """The PostgreSQL warehouse (SYNOFORECAST_WAREHOUSE_URL); embedded (pgserver) when unset."""
 
     url: str | None = None
 
     def get_url(self) -> str:
+        # at run time, not import: the tests switch warehouses per module through the variable
         configured = self.url or os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or get_settings().warehouse_url
         key = configured or str(get_settings().pgdata_dir)
         if key not in _READY:  # start/verify once per process and warehouse
@@ -33,16 +45,93 @@ class WarehouseResource(dg.ConfigurableResource):
         return warehouse.parse_url(self.get_url()).as_env()
 
 
+class MetabaseResource(dg.ConfigurableResource):
+    """Metabase to refresh after publishing (METABASE_*). Unset URL and credentials = not
+    configured; half of them (a URL without a key, ids without a URL) fails the refresh."""
+
+    url: str | None = None
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    database_id: str | None = None
+    card_ids: str | None = None  # "11,12"
+    dashboard_ids: str | None = None
+    model_ids: str | None = None
+    cache_invalidate: str | None = None  # "0"/"false" turns the cache invalidation off
+    timeout_s: str | None = None
+    health_attempts: str | None = None
+    health_wait_s: str | None = None
+    retries: str | None = None
+    backoff_s: str | None = None
+    sync_timeout_s: str | None = None
+    sync_poll_s: str | None = None
+
+    def config(self) -> MetabaseConfig:
+        """The pure client's configuration; raises MetabaseError naming a bad variable."""
+        return MetabaseConfig.from_variables({var: getattr(self, name) for name, var in METABASE_VARS.items()})
+
+
+class WebhooksResource(dg.ConfigurableResource):
+    """Slack / Teams / n8n webhooks for summaries and run-failure alerts, and the Dagster UI
+    address their links point at (DAGSTER_WEBSERVER_URL)."""
+
+    slack_webhook_url: str | None = None
+    teams_webhook_url: str | None = None
+    n8n_webhook_url: str | None = None
+    webserver_url: str = "http://127.0.0.1:3000"
+
+    def config(self) -> NotifyConfig:
+        """Raises NotifyError when a set URL cannot work (never echoing it)."""
+        return NotifyConfig(**{name: (getattr(self, name) or "").strip() or None
+                               for name in ("slack_webhook_url", "teams_webhook_url", "n8n_webhook_url")})
+
+    def run_url(self, run_id: str) -> str:
+        """Link to a run in the Dagster UI."""
+        return f"{(self.webserver_url or 'http://127.0.0.1:3000').strip().rstrip('/')}/runs/{run_id}"
+
+
+class AccuracyThresholdsResource(dg.ConfigurableResource):
+    """Forecast accuracy gates (settings: max_smape, snaive_tolerance, accuracy_drop_points)."""
+
+    max_smape: float = 30.0  # percent: a cohort's sMAPE above it fails forecast_accuracy
+    snaive_tolerance: float = 0.0  # percent the sMAPE may exceed seasonal naive's
+    drop_points: float = 10.0  # sMAPE points of worsening quarter on quarter that alert
+
+
+METABASE_VARS = {  # resource field -> environment variable
+    "url": "METABASE_URL", "api_key": "METABASE_API_KEY", "username": "METABASE_USER",
+    "password": "METABASE_PASSWORD", "database_id": "METABASE_DATABASE_ID", "card_ids": "METABASE_CARD_IDS",
+    "dashboard_ids": "METABASE_DASHBOARD_IDS", "model_ids": "METABASE_MODEL_IDS",
+    "cache_invalidate": "METABASE_CACHE_INVALIDATE", "timeout_s": "METABASE_TIMEOUT_S",
+    "health_attempts": "METABASE_HEALTH_ATTEMPTS", "health_wait_s": "METABASE_HEALTH_WAIT_S",
+    "retries": "METABASE_RETRIES", "backoff_s": "METABASE_BACKOFF_S",
+    "sync_timeout_s": "METABASE_SYNC_TIMEOUT_S", "sync_poll_s": "METABASE_SYNC_POLL_S",
+}
+WEBHOOK_VARS = {"slack_webhook_url": "SLACK_WEBHOOK_URL", "teams_webhook_url": "TEAMS_WEBHOOK_URL",
+                "n8n_webhook_url": "N8N_WEBHOOK_URL", "webserver_url": "DAGSTER_WEBSERVER_URL"}
+
+
+def _bound(variables: Mapping[str, str], env: Mapping[str, str]) -> dict[str, dg.EnvVar]:
+    """field -> EnvVar for each variable set (non-blank) in ``env``."""
+    return {name: dg.EnvVar(var) for name, var in variables.items() if (env.get(var) or "").strip()}
+
+
 def dbt_executable() -> str:
     """dbt from this interpreter's environment, so an un-activated venv still works."""
     beside = Path(sys.executable).with_name("dbt")
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
-def build_resources() -> dict[str, object]:
+def build_resources(env: Mapping[str, str] | None = None, settings: Settings | None = None) -> dict[str, object]:
+    env = os.environ if env is None else env
+    settings = settings or get_settings()
     return {
-        # no URL captured at import: get_url() reads SYNOFORECAST_WAREHOUSE_URL when a run needs it
-        "warehouse": WarehouseResource(),
+        "warehouse": WarehouseResource(**_bound({"url": "SYNOFORECAST_WAREHOUSE_URL"}, env)),
         "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
                               dbt_executable=dbt_executable()),
+        "metabase": MetabaseResource(**_bound(METABASE_VARS, env)),
+        "webhooks": WebhooksResource(**_bound(WEBHOOK_VARS, env)),
+        "accuracy": AccuracyThresholdsResource(max_smape=settings.max_smape,
+                                               snaive_tolerance=settings.snaive_tolerance,
+                                               drop_points=settings.accuracy_drop_points),
     }

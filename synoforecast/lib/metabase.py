@@ -8,7 +8,9 @@ Metabase behaviour this module relies on:
 
 * ``GET /api/health`` answers 200 ``{"status": "ok"}`` once ready and 503
   ``{"status": "initializing", "progress": 0.4}`` while starting up.
-* ``POST /api/database/{id}/sync_schema`` answers 200 ``{"status": "ok"}``.
+* ``POST /api/database/{id}/sync_schema`` answers 200 ``{"status": "ok"}`` at once and syncs
+  in the background; ``GET /api/database/{id}/metadata`` lists the tables and fields Metabase
+  knows, so the refresh polls it until the new forecast schema is there.
 * ``POST /api/card/{id}/query`` answers **202** (streamed result) even when the query
   fails; a failure is reported in the body as ``{"status": "failed", "error": "..."}``.
 * Missing or wrong credentials answer 401 with the plain-text body ``Unauthenticated``.
@@ -24,7 +26,6 @@ Metabase behaviour this module relies on:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from synoforecast.lib.http import RetriesExhausted, send_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 # Transport failures worth another attempt: the request timed out or never got through.
-_RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)  # health polls
 
 
 class MetabaseError(RuntimeError):
@@ -113,6 +116,8 @@ _TUNING = {  # env var -> (field, type)
     "METABASE_HEALTH_WAIT_S": ("health_wait_s", float),
     "METABASE_RETRIES": ("retries", int),
     "METABASE_BACKOFF_S": ("backoff_s", float),
+    "METABASE_SYNC_TIMEOUT_S": ("sync_timeout_s", float),
+    "METABASE_SYNC_POLL_S": ("sync_poll_s", float),
 }
 
 
@@ -149,10 +154,24 @@ class MetabaseConfig:
     health_wait_s: float = 3.0
     retries: int = 3
     backoff_s: float = 1.0
+    sync_timeout_s: float = 300.0
+    sync_poll_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Half a configuration is an error: it would otherwise read as "not configured"."""
+        if self.url and self.auth_method is None:
+            raise MetabaseError("METABASE_URL is set but no credentials: set METABASE_API_KEY "
+                                "(or METABASE_USER and METABASE_PASSWORD)")
+        if not self.url and (self.api_key or self.username or self.password or self.card_ids
+                             or self.dashboard_ids or self.model_ids or self.database_id):
+            raise MetabaseError("Metabase credentials or ids are set but METABASE_URL is not")
+        if bool(self.username) != bool(self.password) and not self.api_key:
+            raise MetabaseError("METABASE_USER and METABASE_PASSWORD must be set together")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "MetabaseConfig":
-        """Read METABASE_URL, METABASE_API_KEY (or METABASE_USER + METABASE_PASSWORD),
+    def from_variables(cls, env: Mapping[str, str | None]) -> "MetabaseConfig":
+        """Parse the METABASE_* variables (defs/resources.MetabaseResource passes its fields):
+        METABASE_URL, METABASE_API_KEY (or METABASE_USER + METABASE_PASSWORD),
         METABASE_CARD_IDS ("1,2, 3"), METABASE_DASHBOARD_IDS, METABASE_MODEL_IDS
         (persisted models to refresh), METABASE_DATABASE_ID and
         METABASE_CACHE_INVALIDATE (default on; "0"/"false" turns it off). Empty values
@@ -213,6 +232,7 @@ class RefreshReport:
     dashboards: dict[int, list[int]] = field(default_factory=dict)  # dashboard -> its cards
     models: dict[int, str] = field(default_factory=dict)  # persisted model -> "ok"
     cache: str = "skipped"  # "invalidated" | "not available (...)" | "skipped"
+    sync_wait_s: float = 0.0  # waited for the background schema sync to finish
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain JSON-able dict (card ids become string keys)."""
@@ -227,6 +247,7 @@ class RefreshReport:
             "dashboards": {str(k): v for k, v in self.dashboards.items()},
             "models": {str(k): v for k, v in self.models.items()},
             "cache": self.cache,
+            "sync_wait_s": round(self.sync_wait_s, 3),
         }
 
 
@@ -281,35 +302,22 @@ class _Session:
         )
 
     def request(self, method: str, path: str, *, json: Any = None, params: Any = None) -> httpx.Response:
-        """Send with retries (exponential backoff) on 5xx and timeouts/connection errors.
-        Returns the first non-5xx response; 4xx are returned untouched (no retry)."""
+        """Send with the platform's retry rule (lib/http.py: 5xx and transport errors; Metabase
+        requests are idempotent). Returns the first non-5xx response; 4xx untouched."""
         what = f"{method} {path}"
-        attempts = max(0, self.cfg.retries) + 1
-        last = ""
-        for attempt in range(attempts):
-            try:
-                resp = self.send(method, path, json=json, params=params)
-            except _RETRYABLE_TRANSPORT as exc:
-                last = self._describe(exc)
-            except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...
-                raise MetabaseError(
-                    f"Metabase request {what} to {self.shown_url} failed: {self._describe(exc)}"
-                ) from None
-            else:
-                if resp.status_code < 500:
-                    return resp
-                last = f"HTTP {resp.status_code} {self.snippet(resp, 200)}".rstrip()
-            if attempt + 1 < attempts:
-                wait = self.cfg.backoff_s * (2**attempt)
-                log.warning(
-                    "Metabase %s failed (%s); retry %d/%d in %.2fs",
-                    what, last, attempt + 1, attempts - 1, wait,
-                )
-                if wait > 0:
-                    time.sleep(wait)
-        raise MetabaseError(
-            f"Metabase request {what} to {self.shown_url} failed after {attempts} attempt(s): {last}"
-        )
+        try:
+            return send_with_retries(lambda: self.send(method, path, json=json, params=params),
+                                     retries=self.cfg.retries, backoff_s=self.cfg.backoff_s, idempotent=True,
+                                     what=f"Metabase {what}")
+        except RetriesExhausted as exc:
+            last = exc.last
+            reason = (self._describe(last) if isinstance(last, Exception)
+                      else f"HTTP {last.status_code} {self.snippet(last, 200)}".rstrip())
+            raise MetabaseError(f"Metabase request {what} to {self.shown_url} failed after "
+                                f"{exc.attempts} attempt(s): {reason}") from None
+        except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...
+            raise MetabaseError(
+                f"Metabase request {what} to {self.shown_url} failed: {self._describe(exc)}") from None
 
     def check_auth(self, resp: httpx.Response, what: str) -> None:
         if resp.status_code in (401, 403) and self.cfg.auth_method == "session":
@@ -389,6 +397,41 @@ class _Session:
                 f"Metabase schema sync of database {database_id} failed: "
                 f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
             )
+
+    def missing_from_metadata(self, database_id: int, expected: Mapping[str, set[str]]) -> list[str]:
+        """``schema.table`` / ``schema.table.column`` names Metabase does not know yet."""
+        path = f"/api/database/{database_id}/metadata"
+        resp = self.request("GET", path)
+        self.check_auth(resp, f"GET {path}")
+        body = self.body_json(resp)
+        if not 200 <= resp.status_code < 300 or not isinstance(body, dict):
+            raise MetabaseError(f"Metabase metadata of database {database_id} could not be read: "
+                                f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip())
+        known = {f"{t.get('schema')}.{t.get('name')}": {f.get("name") for f in t.get("fields") or []}
+                 for t in body.get("tables") or [] if isinstance(t, dict)}
+        missing = []
+        for table, columns in sorted(expected.items()):
+            if table not in known:
+                missing.append(table)
+            else:
+                missing += [f"{table}.{c}" for c in sorted(columns - known[table])]
+        return missing
+
+    def wait_for_sync(self, database_id: int, expected: Mapping[str, set[str]]) -> float:
+        """``sync_schema`` only starts a sync (Metabase answers at once and syncs in the
+        background): poll the database metadata until every expected table and column is
+        there, so cards are re-run against the new schema. Returns the seconds waited."""
+        started = time.monotonic()
+        while True:
+            missing = self.missing_from_metadata(database_id, expected)
+            waited = time.monotonic() - started
+            if not missing:
+                return waited
+            if waited >= self.cfg.sync_timeout_s:
+                raise MetabaseError(
+                    f"Metabase schema sync of database {database_id} not finished after "
+                    f"{self.cfg.sync_timeout_s:g} s: still unknown {', '.join(missing[:10])}")
+            time.sleep(self.cfg.sync_poll_s)
 
     def login(self) -> None:
         """POST /api/session with METABASE_USER / METABASE_PASSWORD; keep the token."""
@@ -488,10 +531,12 @@ def refresh_metabase(
     cfg: MetabaseConfig,
     *,
     sync_schema: bool = True,
+    expect_tables: Mapping[str, set[str]] | None = None,
     client: httpx.Client | None = None,
 ) -> RefreshReport:
     """Health-check Metabase, sync the schema of ``cfg.database_id`` (when set and
-    ``sync_schema``), then re-run every card in ``cfg.card_ids`` with ``ignore_cache``.
+    ``sync_schema``) and wait until Metabase knows ``expect_tables`` ({"schema.table":
+    {columns}}), then re-run every card in ``cfg.card_ids`` with ``ignore_cache``.
 
     Every card is attempted; if any fail, one MetabaseError naming all failed cards is
     raised (``.card_errors`` holds the details). Authentication failures and exhausted
@@ -512,8 +557,10 @@ def refresh_metabase(
         if cfg.auth_method == "session":
             session.login()
         synced = False
+        sync_wait = 0.0
         if sync_schema and cfg.database_id is not None:
             session.sync_schema(cfg.database_id)
+            sync_wait = session.wait_for_sync(cfg.database_id, expect_tables or {})
             synced = True
         dashboards = {d: session.dashboard_cards(d) for d in cfg.dashboard_ids}
         card_ids = list(cfg.card_ids)
@@ -560,6 +607,7 @@ def refresh_metabase(
             dashboards=dashboards,
             models=models,
             cache=cache,
+            sync_wait_s=sync_wait,
         )
     finally:
         if own_client:

@@ -11,8 +11,9 @@ Endpoints this module speaks:
   attachment; answers 202 Accepted (sometimes 200).
 * n8n webhook node: receives the raw summary JSON; answers 200.
 
-Retries (exponential backoff) happen only on 5xx answers and on timeouts / failed
-connections, where the message was not delivered.
+Retries (exponential backoff, lib/http.py) happen only on 5xx answers and on failed
+connections, where the message was not delivered; a post whose answer timed out may have
+been delivered and is not posted again.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import decimal
 import json
 import logging
 import math
-import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from synoforecast.lib.http import RetriesExhausted, send_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ CHANNELS = ("slack", "teams", "n8n")
 MAX_FORECAST_LINES = 40
 _SLACK_SECTION_LIMIT = 2900  # Slack allows 3000 characters per section text
 _SLACK_TEXT_LIMIT = 3000
-_RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.ConnectError)
 
 
 class NotifyError(RuntimeError):
@@ -64,18 +64,12 @@ class NotifyConfig:
     retries: int = 2
     backoff_s: float = 1.0
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "NotifyConfig":
-        """Read SLACK_WEBHOOK_URL, TEAMS_WEBHOOK_URL and N8N_WEBHOOK_URL (empty = unset)."""
-
-        def get(name: str) -> str | None:
-            return (env.get(name) or "").strip() or None
-
-        return cls(
-            slack_webhook_url=get("SLACK_WEBHOOK_URL"),
-            teams_webhook_url=get("TEAMS_WEBHOOK_URL"),
-            n8n_webhook_url=get("N8N_WEBHOOK_URL"),
-        )
+    def __post_init__(self) -> None:
+        """A webhook URL that cannot work is a configuration error, not "not configured"."""
+        for channel in CHANNELS:
+            url = self.url_for(channel)
+            if url is not None and not (url.startswith(("http://", "https://")) and urlsplit(url).netloc):
+                raise NotifyError(f"{channel.upper()}_WEBHOOK_URL is set but is not an http(s) URL")
 
     def url_for(self, channel: str) -> str | None:
         return {
@@ -447,35 +441,31 @@ class _Poster:
         return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
     def post(self, channel: str, url: str, payload: Any) -> None:
-        """Deliver once (with retries); raise NotifyError with a URL-free reason."""
+        """Deliver once (retried only where nothing was delivered); raise NotifyError with a
+        URL-free reason. A timeout after the request went out is not retried: the webhook
+        may have delivered it, and a second post would show the message twice."""
         data = _encode(payload)
         headers = {"content-type": "application/json; charset=utf-8"}
-        attempts = max(0, self.cfg.retries) + 1
-        last = ""
-        for attempt in range(attempts):
-            try:
-                resp = self.client.post(url, content=data, headers=headers,
-                                        timeout=self.cfg.timeout_s)
-            except _RETRYABLE_TRANSPORT as exc:
-                last = self.describe(exc, url)
-            except httpx.HTTPError as exc:
-                raise NotifyError(self.describe(exc, url)) from None
-            else:
-                if 200 <= resp.status_code < 300:
-                    return
-                body = " ".join(resp.text.split())
-                if len(body) > 200:
-                    body = body[:200] + "…"
-                last = self.scrub(f"HTTP {resp.status_code} {body}".rstrip(), url)
-                if resp.status_code < 500:
-                    raise NotifyError(last)
-            if attempt + 1 < attempts:
-                wait = self.cfg.backoff_s * (2**attempt)
-                log.warning("%s webhook failed (%s); retry %d/%d in %.2fs",
-                            channel, last, attempt + 1, attempts - 1, wait)
-                if wait > 0:
-                    time.sleep(wait)
-        raise NotifyError(f"{last} after {attempts} attempt(s)")
+        try:
+            resp = send_with_retries(
+                lambda: self.client.post(url, content=data, headers=headers, timeout=self.cfg.timeout_s),
+                retries=self.cfg.retries, backoff_s=self.cfg.backoff_s, idempotent=False,
+                what=f"{channel} webhook")
+        except RetriesExhausted as exc:
+            last = exc.last
+            reason = (self.describe(last, url) if isinstance(last, Exception)
+                      else self._answer(last, url))
+            raise NotifyError(f"{reason} after {exc.attempts} attempt(s)") from None
+        except httpx.HTTPError as exc:  # sent but the answer was lost, bad URL, ...
+            raise NotifyError(self.describe(exc, url)) from None
+        if not 200 <= resp.status_code < 300:
+            raise NotifyError(self._answer(resp, url))
+
+    def _answer(self, resp: httpx.Response, url: str) -> str:
+        body = " ".join(resp.text.split())
+        if len(body) > 200:
+            body = body[:200] + "…"
+        return self.scrub(f"HTTP {resp.status_code} {body}".rstrip(), url)
 
 
 def send_summary(

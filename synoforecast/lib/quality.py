@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from synoforecast.lib.contract import SHEETS
 from synoforecast.lib.fingerprint import EMPTY, combine
 
 
@@ -134,8 +135,10 @@ def duplicate_share(current: dict, max_share: float) -> Finding:
 
 
 def null_share(current: dict, max_share: float) -> Finding:
-    """Optional columns mostly blank (e.g. Region or Tier dropped from the export)."""
+    """Optional columns mostly blank (e.g. Region or Tier dropped from the export); columns the
+    contract expects blank on a sheet (Consumer.tier: consumer models have no tier) are not flagged."""
+    expected_blank = {(spec.name, col) for spec in SHEETS for col in spec.blank_by_design}
     over = {f"{s}.{col}": x for s, v in current["sheets"].items()
-            for col, x in v.get("null_shares", {}).items() if x > max_share}
+            for col, x in v.get("null_shares", {}).items() if x > max_share and (s, col) not in expected_blank}
     summary = f"columns mostly blank: {over}" if over else "optional columns filled"
     return Finding(not over, summary, {"over": over})

@@ -59,7 +59,9 @@ def load_table(parquet_dir: str | Path, table: str) -> pl.DataFrame | None:
 
 
 def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None) -> None:
-    """Upsert the manifest into ops.snapshots and replace its quarantined rows, atomically."""
+    """Upsert the manifest into ops.snapshots and replace its quarantined rows, atomically. A re-ingest
+    of the same bytes refreshes every column read from the file (its name, mtime and so its complete
+    quarters, the per-sheet counts under today's settings): the row describes the latest reading."""
     sheets = manifest["sheets"]
     with connect(url) as conn, conn.transaction():
         conn.execute("delete from ops.quarantine where snapshot_sha256 = %s", (manifest["sha256"],))
@@ -72,6 +74,9 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
                    changed_quarters, baseline_sha256, fingerprints)
                values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                on conflict (sha256) do update set file = excluded.file, status = 'accepted', error = null,
+                   size_bytes = excluded.size_bytes, file_mtime = excluded.file_mtime, sheets = excluded.sheets,
+                   ignored_sheets = excluded.ignored_sheets, quarters = excluded.quarters,
+                   complete_quarters = excluded.complete_quarters, quarter_hashes = excluded.quarter_hashes,
                    parquet_dir = excluded.parquet_dir, last_run_id = excluded.last_run_id,
                    read_seconds = excluded.read_seconds, changed_quarters = excluded.changed_quarters,
                    baseline_sha256 = excluded.baseline_sha256, fingerprints = excluded.fingerprints,

@@ -188,6 +188,7 @@ class WorkbookRead:
     read_seconds: float
     fiscal_start_month: int = 1
     quarter_hashes: dict[str, str] = field(default_factory=dict)
+    hidden_sheets: list[str] = field(default_factory=list)  # names as in the workbook; also in ignored_sheets
 
     @property
     def quarters(self) -> list[dt.date]:
@@ -228,6 +229,7 @@ class WorkbookRead:
             "error": None,
             "sheets": {name: s.report() for name, s in self.sheets.items()},
             "ignored_sheets": self.ignored_sheets,
+            "hidden_sheets": self.hidden_sheets,
             "complete_quarters": [quarter_label(q, self.fiscal_start_month) for q in self.complete_quarters],
         }
 
@@ -567,7 +569,7 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
         spec = match_sheet(name)
         hidden = name in hidden_names
         if spec is None or spec.name in matched or hidden:
-            ignored.append(f"{name} (hidden)" if hidden else name)  # pivots, notes, helper sheets
+            ignored.append(name)  # pivots, notes, helper sheets: named exactly as in the workbook
         else:
             matched[spec.name] = (name, spec)
     for spec in SHEETS:
@@ -615,6 +617,7 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
         mtime=dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.timezone.utc),
         sheets=ordered,
         ignored_sheets=ignored,
+        hidden_sheets=[n for n in names if n in hidden_names],
         read_seconds=round(time.perf_counter() - started, 3),
         fiscal_start_month=fiscal_start_month,
         quarter_hashes=_quarter_hashes(ordered),

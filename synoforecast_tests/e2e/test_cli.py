@@ -124,6 +124,11 @@ def test_ingest_json_materialises_through_dagster_and_prints_one_object(tmp_path
     result = run("ingest", str(path), "--json", env=_env(tmp_path, SYNOFORECAST_WAREHOUSE_URL=pg_url), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
+    # not a terminal: dbt's console lines and the step logs go to a log file, stderr keeps the progress
+    assert " START sql " not in result.stderr and "OK created sql" not in result.stderr
+    assert len(result.stderr.splitlines()) < 15, result.stderr[-3000:]
+    (log,) = (tmp_path / "data" / "logs").glob("ingest-*.log")
+    assert " START sql " in log.read_text() and str(log) in result.stderr
     assert report["ok"] is True and report["partitions"][0] == "2024-01-01" and report["partitions"][-1] == "2025-07-01"
     assert len(report["run_ids"]) == 2
     import psycopg
@@ -156,3 +161,92 @@ def test_embedded_warehouse_is_started_under_the_data_folder_and_reused():
     finally:
         pgserver.get_server(str(tmp_path / "data" / "pgdata"), cleanup_mode="stop").cleanup()
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ issue 12: small truths
+
+
+def test_help_lists_every_command_and_usage_errors_are_not_refusals():
+    from synoforecast.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    shown = run("--help")
+    assert shown.returncode == 0
+    for name in commands:
+        assert f"\n    {name}" in shown.stdout, name
+    assert {"warehouse", "doctor", "backtest"} <= set(commands)
+    for wrong in (["nope"], ["ingest"], ["ingest", "x.xlsx", "--no-such-flag"], ["warehouse", "restart"]):
+        result = run(*wrong)
+        assert result.returncode == 64, (wrong, result.returncode)  # 2 means "refused"
+        assert "usage:" in result.stderr
+
+
+def test_ingest_table_columns_never_run_together():
+    from synoforecast.cli import ingest_table
+
+    big = {"rows_read": 1_000_000, "rows_loaded": 999_999, "duplicates_removed": 1, "rows_quarantined": 0,
+           "unknown_models": 12_345, "units_total": 123_456_789, "revenue_total": 9_876_543_210.5,
+           "quarters": ["2021-Q1", "2026-Q3"]}
+    lines = ingest_table({"SVR-RM": big, "C2": {**big, "revenue_total": 0.0}})
+    header, row = lines[0].split(), lines[1].split()
+    assert header == ["sheet", "rows", "read", "loaded", "dupes", "quarant.", "unknown", "units", "revenue", "quarters"]
+    assert row == ["SVR-RM", "1,000,000", "999,999", "1", "0", "12,345", "123,456,789", "9,876,543,210.50",
+                   "2021-Q1..2026-Q3"]
+    assert len({len(line) for line in lines[1:]}) == 1
+
+
+def test_the_demos_next_step_works_without_an_activated_venv(monkeypatch):
+    from synoforecast.cli import _own_command
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    command = _own_command()
+    assert Path(command).is_absolute() and Path(command).exists()
+    assert subprocess.run([command, "--help"], capture_output=True, timeout=60).returncode == 0
+
+
+def test_warehouse_status_and_stop_manage_the_embedded_postgres():
+    tmp_path = Path(tempfile.mkdtemp(prefix="synoforecast-lifecycle-"))
+    env = _env(tmp_path)
+    try:
+        before = run("warehouse", "status", env=env)
+        assert before.returncode == 0 and "not created yet" in before.stdout
+        assert run("warehouse", "url", env=env, timeout=300).returncode == 0
+        running = run("warehouse", "status", env=env)
+        assert "running (pid" in running.stdout, running.stdout + running.stderr
+        stopped = run("warehouse", "stop", env=env, timeout=120)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+        after = run("warehouse", "status", env=env)
+        assert "stopped; data in" in after.stdout
+        assert "was not running" in run("warehouse", "stop", env=env).stdout
+    finally:
+        import pgserver
+
+        pgserver.get_server(str(tmp_path / "data" / "pgdata"), cleanup_mode="stop").cleanup()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_ui_starts_without_misleading_warnings(tmp_path):
+    import os
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "ui.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([CLI, "ui", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env=_env(tmp_path), start_new_session=True)
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and "Serving dagster-webserver" not in log.read_text():
+                assert proc.poll() is None, log.read_text()[-3000:]
+                time.sleep(1)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert "Serving dagster-webserver" in text
+    assert "will not be used to configure Dagster" not in text  # it is: copied into DAGSTER_HOME
+    assert "superseded" not in text

@@ -14,9 +14,11 @@ import pytest
 
 from synoforecast.defs.activation.assets import metabase_refresh, summary_notification
 from synoforecast.defs.activation.sensors import notify_on_run_failure
-from synoforecast.defs.resources import WarehouseResource
+from synoforecast.defs.resources import build_resources
+from synoforecast.settings import get_settings
 from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
+from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
@@ -37,17 +39,12 @@ def standin():
 
 
 def _forget_definitions() -> None:
-    """`synoforecast.definitions` binds SYNOFORECAST_WAREHOUSE_URL as it is at import time
-    (build_resources). Re-import it outside any isolated project (normally unset, so the
-    warehouse resource reads the variable at run time): neither this module nor the ones
-    after it then write into another module's database."""
-    sys.modules.pop("synoforecast.definitions", None)
-    importlib.import_module("synoforecast.definitions")
+    """Load the code location again with the variables as they are now (support/definitions.py)."""
+    reload_definitions()
 
 
 @pytest.fixture(scope="module")
 def env(pg_server, standin, tmp_path_factory):
-    _forget_definitions()
     try:
         yield from _env(pg_server, standin, tmp_path_factory)
     finally:
@@ -64,6 +61,8 @@ def _env(pg_server, standin, tmp_path_factory):
                             "DAGSTER_WEBSERVER_URL": "http://dagster.nas.local:3000/"}.items():
             mp.setenv(name, value)
         mp.delenv("N8N_WEBHOOK_URL", raising=False)
+        _forget_definitions()  # the code location loads with these variables
+        standin.warehouse_url = project["url"]  # its schema sync reads the warehouse, as Metabase does
         standin.dashboards = {7: [12, 30]}
         standin.initializing_for = 2  # Metabase still starting when the refresh begins
         standin.reset()
@@ -80,7 +79,7 @@ def _env(pg_server, standin, tmp_path_factory):
 
 
 def _materialize(assets, env, partition=LAST):
-    return dg.materialize(assets, partition_key=partition, resources={"warehouse": WarehouseResource()},
+    return dg.materialize(assets, partition_key=partition, resources=build_resources(),
                           instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
 
 
@@ -92,7 +91,9 @@ def _metadata(result, name):
 def test_ingest_refreshes_metabase_then_posts_the_summary(env):
     calls = env["calls"]
     assert calls[:3] == ["GET /api/health"] * 3  # two 503 "initializing", then ok
-    metabase = [c for c in calls if c.startswith(("GET /api/", "POST /api/"))]
+    metabase = [c for c in calls if c.startswith(("GET /api/", "POST /api/")) and not c.endswith("/metadata")]
+    assert "GET /api/database/2/metadata" in calls  # waited for the background sync
+    assert not [r for r in env["requests"] if r.path.startswith("/api/card/") and r.during_sync]
     assert metabase == ["GET /api/health"] * 3 + [
         "POST /api/database/2/sync_schema", "GET /api/dashboard/7", "POST /api/persist/card/21/refresh",
         "POST /api/cache/invalidate", "POST /api/card/11/query", "POST /api/card/12/query",
@@ -170,15 +171,22 @@ def test_card_failing_inside_a_202_fails_the_refresh(env, standin):
     assert standin.calls().count("POST /api/card/12/query") == 1  # a 202 error is not retried
 
 
+METABASE_VARS = ("METABASE_URL", "METABASE_API_KEY", "METABASE_CARD_IDS", "METABASE_DASHBOARD_IDS",
+                 "METABASE_MODEL_IDS", "METABASE_DATABASE_ID")
+
+
 def test_n8n_is_the_alternative_route(env, standin):
     mp = env["monkeypatch"]
-    mp.delenv("METABASE_URL")
+    saved = {name: __import__("os").environ[name] for name in METABASE_VARS}
+    for name in METABASE_VARS:
+        mp.delenv(name)
     mp.setenv("N8N_WEBHOOK_URL", standin.url + N8N)
     standin.reset()
     try:
         result = _materialize([metabase_refresh], env)
     finally:
-        mp.setenv("METABASE_URL", standin.url)
+        for name, value in saved.items():
+            mp.setenv(name, value)
         mp.delenv("N8N_WEBHOOK_URL")
     assert result.success
     assert standin.calls() == [f"POST {N8N}"]
@@ -189,13 +197,15 @@ def test_n8n_is_the_alternative_route(env, standin):
 
 def test_accuracy_drop_posts_an_alert(env, standin):
     url = env["url"]
+    # the alert compares a cohort's total level (forecast.evaluation has one row per level)
     rows = fetch(url, "select quarter, smape from forecast.evaluation where cohort = 'svr_rm_overall' "
-                      "and metric = 'units' and smape is not null order by quarter desc limit 2")
+                      "and metric = 'units' and level = 'total' and smape is not null order by quarter desc limit 2")
     assert rows[0][0] == dt.date(2026, 4, 1), rows
     env["monkeypatch"].setenv("SYNOFORECAST_ACCURACY_DROP_POINTS", "5")
+    get_settings.cache_clear()  # one settings model: AccuracyThresholdsResource reads it
     with __import__("psycopg").connect(url, autocommit=True) as conn:
         conn.execute("update forecast.evaluation set smape = %s where cohort = 'svr_rm_overall' "
-                     "and metric = 'units' and quarter = '2026-04-01'", (rows[1][1] + 30,))
+                     "and metric = 'units' and level = 'total' and quarter = '2026-04-01'", (rows[1][1] + 30,))
     standin.reset()
     result = _materialize([summary_notification], env)
     assert result.success
@@ -211,12 +221,13 @@ def test_accuracy_drop_posts_an_alert(env, standin):
     assert any("svr_rm_overall · units" in d for d in meta["accuracy_drops"])
 
 
-def test_run_failure_sensor_posts_with_a_link(env, standin):
+def _failed_run(job_name: str, error: str):
+    """A real failed run and the run-failure sensor's context for it."""
     @dg.op
     def explode():
-        raise RuntimeError("warehouse went away")
+        raise RuntimeError(error)
 
-    @dg.job(name="doomed_job")
+    @dg.job(name=job_name)
     def doomed():
         explode()
 
@@ -225,7 +236,12 @@ def test_run_failure_sensor_posts_with_a_link(env, standin):
     assert not result.success
     context = dg.build_run_status_sensor_context(
         sensor_name="notify_on_run_failure", dagster_instance=instance, dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event()).for_run_failure()
+        dagster_event=result.get_run_failure_event(), resources=build_resources()).for_run_failure()
+    return result, context
+
+
+def test_run_failure_sensor_posts_with_a_link(env, standin):
+    result, context = _failed_run("doomed_job", "warehouse went away")
     standin.reset()
     notify_on_run_failure(context)
     assert standin.calls() == [f"POST {SLACK}", f"POST {TEAMS}"]
@@ -234,3 +250,67 @@ def test_run_failure_sensor_posts_with_a_link(env, standin):
     assert f"http://dagster.nas.local:3000/runs/{result.run_id}" in slack
     teams = standin.requests[1].json["attachments"][0]["content"]
     assert teams["actions"][0]["url"] == f"http://dagster.nas.local:3000/runs/{result.run_id}"
+
+
+# ------------------------------------------------------------------ issue 12: no swallowed failures
+
+
+def _failure_message(result) -> str:
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    return failure.event_specific_data.error.message
+
+
+def test_metabase_url_without_a_key_fails_instead_of_skipping(env, standin):
+    mp = env["monkeypatch"]
+    mp.delenv("METABASE_API_KEY")
+    standin.reset()
+    try:
+        result = _materialize([metabase_refresh], env)
+    finally:
+        mp.setenv("METABASE_API_KEY", KEY)
+    assert not result.success
+    assert "METABASE_URL is set but no credentials" in _failure_message(result)
+    assert standin.calls() == []
+
+
+def test_a_summary_that_missed_a_channel_fails_and_names_it(env, standin):
+    standin.forced = {TEAMS: (404, {"error": {"code": "TriggerNotFound"}})}
+    standin.reset()
+    try:
+        result = _materialize([summary_notification], env)
+    finally:
+        standin.forced = {}
+    assert not result.success
+    message = _failure_message(result)
+    assert "summary not delivered to teams" in message and "HTTP 404" in message
+    assert "delivered to slack" in message
+    assert "SECRET" not in message and TEAMS not in message
+
+
+def test_a_run_failure_alert_that_was_not_delivered_fails_the_tick(env, standin):
+    _, context = _failed_run("doomed_again", "disk full")
+    standin.server_errors = {SLACK: 10}
+    standin.reset()
+    try:
+        with pytest.raises(Exception, match="not posted to slack"):
+            notify_on_run_failure(context)
+    finally:
+        standin.server_errors = {}
+    assert f"POST {TEAMS}" in standin.calls()  # the other channel still got it
+
+
+def test_metabase_sync_is_awaited_before_cards_rerun(env, standin):
+    with __import__("psycopg").connect(env["url"], autocommit=True) as conn:
+        conn.execute("create table if not exists forecast.sync_probe (y int)")
+    standin.sync_s = 1.0
+    standin.reset()
+    try:
+        result = _materialize([metabase_refresh], env)
+    finally:
+        standin.sync_s = 0.3
+    assert result.success
+    assert "POST /api/database/2/sync_schema" in standin.calls()
+    queries = standin.requests_to("/api/card/")
+    assert queries and not [q for q in queries if q.during_sync]
+    assert "forecast.sync_probe" in standin.synced
+    assert _metadata(result, "activation__metabase_refresh")["sync_wait_s"] >= 0.8

@@ -13,6 +13,7 @@ from synoforecast.lib.cohorts import COHORTS
 from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 from synoforecast.lib.warehouse import connect
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
+from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
@@ -46,8 +47,11 @@ def ingested(pg_server, standin, tmp_path_factory):
     """One full ingest of the sample, with Metabase and Slack pointed at the stand-in."""
     from synoforecast.runner import ingest_workbook
 
-    with isolated_project(tmp_path_factory.mktemp("pipeline"), new_database(pg_server)) as env:
-        yield _ingest(env, standin, ingest_workbook)
+    try:
+        with isolated_project(tmp_path_factory.mktemp("pipeline"), new_database(pg_server)) as env:
+            yield _ingest(env, standin, ingest_workbook)
+    finally:
+        reload_definitions()  # without this module's Metabase/Slack variables
 
 
 def _ingest(project_env, standin, ingest_workbook):
@@ -57,6 +61,8 @@ def _ingest(project_env, standin, ingest_workbook):
     monkeypatch.setenv("METABASE_CARD_IDS", "11,12")
     monkeypatch.setenv("METABASE_DATABASE_ID", "2")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{standin.url}/slack/T000/B000/secret")
+    standin.warehouse_url = project_env["url"]  # its background schema sync reads the warehouse, as Metabase does
+    reload_definitions()  # the code location loads with these variables bound
     standin.reset()
     path = project_env["inbox"] / "sale-out.xlsx"
     stats = write_sample_workbook(path, SPEC)

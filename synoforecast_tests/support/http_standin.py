@@ -14,7 +14,12 @@ Metabase (``/api/...``)
     POST /api/session                     {"username","password"} -> 200 {"id": <token>}; wrong -> 401
                                           {"errors":{"password":"did not match stored password"}}.
     GET  /api/user/current                200 {"id":1,"email":...} (handy auth probe).
-    POST /api/database/<id>/sync_schema   200 {"status":"ok"}; 404 "Not found." for ``missing_database_ids``.
+    POST /api/database/<id>/sync_schema   200 {"status":"ok"} AT ONCE, and the sync runs in the background
+                                          for ``sync_s`` seconds (as in real Metabase); 404 "Not found."
+                                          for ``missing_database_ids``.
+    GET  /api/database/<id>/metadata      200 {"id","tables":[{"schema","name","fields":[{"name"}]}]}: what
+                                          the last FINISHED sync saw (``schema``, or the live
+                                          information_schema of ``warehouse_url`` when set).
     POST /api/card/<id>/query             202 {"status":"completed","row_count":..,"data":{"rows","cols"},...};
                                           202 {"status":"failed","error":...} for ``fail_card_ids``;
                                           404 "Not found." for ``missing_card_ids``.
@@ -39,7 +44,9 @@ Webhooks
                              neither ``text`` nor ``blocks`` (real Slack says ``no_text`` for the latter).
     POST /teams/<anything>   202 (empty body); 400 JSON error when the body is not JSON.
     POST /n8n/<anything>     200 {"message":"Workflow was started"}; 400 when the body is not JSON.
-    other methods            405 (Allow: POST), what `synoforecast doctor` probes without posting.
+    other methods            405 (Allow: POST) on Slack/Teams; n8n answers 404 "This webhook is not
+                             registered for GET requests. Did you mean to make a POST request?".
+                             That is what `synoforecast doctor` probes without posting.
 
 Knobs (plain attributes, change any time, matched against the path without query string):
     initializing_for: int            first N health calls answer 503 initializing
@@ -54,6 +61,12 @@ Knobs (plain attributes, change any time, matched against the path without query
     card_row_count: int              rows returned by successful card queries
     dashboards: dict[int, list[int]] dashboard id -> card ids on it
     premium_cache: bool              cache invalidation available (paid edition)
+    sync_s: float                    how long a background schema sync takes (default 0.3 s)
+    schema: dict[str, list[str]]     "schema.table" -> columns a sync finds (when no warehouse_url)
+    warehouse_url: str | None        a sync reads tables/columns of ``sync_schemas`` from this PostgreSQL
+    sync_schemas: tuple[str, ...]    default ("forecast", "marts")
+
+Every recorded request carries ``during_sync``: a schema sync was still running when it arrived.
 """
 
 from __future__ import annotations
@@ -72,6 +85,7 @@ __all__ = ["RecordedRequest", "StandIn"]
 _MAX_HANG_S = 10.0
 _CARD_QUERY = re.compile(r"^/api/card/(\d+)/query$")
 _SYNC_SCHEMA = re.compile(r"^/api/database/(\d+)/sync_schema$")
+_METADATA = re.compile(r"^/api/database/(\d+)/metadata$")
 _PERSIST_REFRESH = re.compile(r"^/api/persist/card/(\d+)/refresh$")
 _DASHBOARD = re.compile(r"^/api/dashboard/(\d+)$")
 _PREMIUM_MESSAGE = (
@@ -88,6 +102,7 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case keys
     json: Any  # parsed JSON body, or None
     body: bytes = b""
+    during_sync: bool = False  # a background schema sync was running when this arrived
 
     def __repr__(self) -> str:  # keep assertion output short
         return f"RecordedRequest({self.method} {self.path}{'?' + self.query if self.query else ''})"
@@ -203,7 +218,14 @@ class StandIn:
         self.card_row_count = 3
         self.dashboards: dict[int, list[int]] = {}
         self.premium_cache = False
+        self.sync_s = 0.3
+        self.schema: dict[str, list[str]] = {}
+        self.warehouse_url: str | None = None
+        self.sync_schemas: tuple[str, ...] = ("forecast", "marts")
         # state
+        self.synced: dict[str, list[str]] = {}  # what Metabase knows: set when a sync finishes
+        self.syncs_finished = 0
+        self._syncs_running = 0
         self.requests: list[RecordedRequest] = []
         self.sessions: set[str] = set()
         self._lock = threading.Lock()
@@ -275,6 +297,7 @@ class StandIn:
     # ---------------------------------------------------------------- dispatch
     def _answer(self, req: RecordedRequest) -> _Answer:
         with self._lock:
+            req.during_sync = self._syncs_running > 0
             self.requests.append(req)
         if req.path in self.hang_paths:
             self._stop.wait(min(max(self.hang_s, 0.0), _MAX_HANG_S))
@@ -305,7 +328,10 @@ class StandIn:
             return self._teams(req)
         if req.path.startswith("/n8n/") and req.method == "POST":
             return self._n8n(req)
-        if req.path.startswith(("/slack/", "/teams/", "/n8n/")):
+        if req.path.startswith("/n8n/"):  # n8n answers a GET on a POST webhook with this 404
+            return _json_answer(404, {"code": 404, "message": "This webhook is not registered for GET requests. "
+                                                              "Did you mean to make a POST request?"})
+        if req.path.startswith(("/slack/", "/teams/")):
             return _Answer(405, b"Method Not Allowed", "text/plain", {"Allow": "POST"})
         return _text_answer(404, "Not Found")
 
@@ -347,7 +373,16 @@ class StandIn:
         if m == "POST" and (hit := _SYNC_SCHEMA.match(p)):
             if int(hit.group(1)) in self.missing_database_ids:
                 return _text_answer(404, "Not found.")
+            self._start_sync()
             return _json_answer(200, {"status": "ok"})
+        if m == "GET" and (hit := _METADATA.match(p)):
+            if int(hit.group(1)) in self.missing_database_ids:
+                return _text_answer(404, "Not found.")
+            with self._lock:
+                synced = dict(self.synced)
+            tables = [{"schema": name.split(".", 1)[0], "name": name.split(".", 1)[1],
+                       "fields": [{"name": c} for c in columns]} for name, columns in sorted(synced.items())]
+            return _json_answer(200, {"id": int(hit.group(1)), "tables": tables})
         if m == "POST" and (hit := _CARD_QUERY.match(p)):
             return self._card_query(int(hit.group(1)), req)
         if m == "POST" and (hit := _PERSIST_REFRESH.match(p)):
@@ -371,6 +406,34 @@ class StandIn:
                 402, {"message": _PREMIUM_MESSAGE, "status": "error-premium-feature-not-available"}
             )
         return _text_answer(404, "API endpoint does not exist.")
+
+    def _start_sync(self) -> None:
+        """Like Metabase: the sync runs in the background and its result shows up later."""
+        with self._lock:
+            self._syncs_running += 1
+
+        def finish() -> None:
+            found = self._read_warehouse() if self.warehouse_url else dict(self.schema)
+            with self._lock:
+                self.synced = found
+                self.syncs_finished += 1
+                self._syncs_running -= 1
+
+        timer = threading.Timer(max(self.sync_s, 0.0), finish)
+        timer.daemon = True
+        timer.start()
+
+    def _read_warehouse(self) -> dict[str, list[str]]:
+        import psycopg
+
+        with psycopg.connect(self.warehouse_url) as conn:
+            rows = conn.execute("select table_schema, table_name, column_name from information_schema.columns "
+                                "where table_schema = any(%s) order by 1, 2, ordinal_position",
+                                (list(self.sync_schemas),)).fetchall()
+        found: dict[str, list[str]] = {}
+        for schema, table, column in rows:
+            found.setdefault(f"{schema}.{table}", []).append(column)
+        return found
 
     def _card_query(self, card_id: int, req: RecordedRequest) -> _Answer:
         if card_id in self.missing_card_ids:

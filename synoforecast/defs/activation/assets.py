@@ -1,60 +1,59 @@
 """Metabase refresh and summary notifications, after forecasts are published.
 
-Both call the real HTTP APIs with httpx when configured from the environment and
-otherwise record "skipped: not configured"; secrets never reach logs or metadata.
+Both call the real HTTP APIs with httpx when configured (MetabaseResource, WebhooksResource)
+and otherwise record "skipped: not configured". Half a configuration, a refresh that
+failed or a channel that did not get the summary fails the asset and names what failed;
+secrets never reach logs or metadata.
 """
 
 
 import datetime as dt
-import os
 
 import dagster as dg
 
 from synoforecast.defs.activation.state import (
-    accuracy_drop_threshold,
     accuracy_drops,
+    forecast_schema_columns,
     forecast_schema_fingerprint,
     get_state,
     set_state,
     sync_state_key,
 )
-from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
 from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
-from synoforecast.defs.resources import WarehouseResource
+from synoforecast.defs.resources import AccuracyThresholdsResource, MetabaseResource, WarehouseResource, WebhooksResource
 from synoforecast.lib.cohorts import COHORTS, actuals_at
-from synoforecast.lib.metabase import MetabaseConfig, MetabaseError, refresh_metabase
-from synoforecast.lib.notify import (
-    NotifyConfig,
-    NotifyError,
-    request_refresh_via_n8n,
-    send_summary,
-)
+from synoforecast.lib.metabase import MetabaseError, refresh_metabase
+from synoforecast.lib.notify import NotifyError, request_refresh_via_n8n, send_summary
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.warehouse import query_frame
+
+# the forecast domain's assets, by key: domains meet through asset keys, not imports
+FORECAST_KEYS = [dg.AssetKey(["forecast", "forecast_evaluation"]), *[dg.AssetKey(["forecast", c.name]) for c in COHORTS]]
 
 SKIPPED = "skipped: not configured"
 
 
 @dg.asset(
     key=dg.AssetKey(["activation", "metabase_refresh"]),
-    deps=[forecast_evaluation, *[forecast_key(c) for c in COHORTS]],
+    deps=FORECAST_KEYS,
     **QUARTERLY,
     group_name="activation",
     kinds={"metabase"},
     description="Re-runs the configured Metabase cards (ignore_cache) once new forecasts are published.",
 )
-def metabase_refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def metabase_refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metabase: MetabaseResource,
+                     webhooks: WebhooksResource) -> dg.MaterializeResult:
     try:
-        config = MetabaseConfig.from_env()
-    except MetabaseError as exc:
-        raise dg.Failure(description=f"Metabase configuration is invalid: {exc}") from None
+        config = metabase.config()
+        notify = webhooks.config()
+    except (MetabaseError, NotifyError) as exc:
+        raise dg.Failure(description=f"configuration is invalid: {exc}") from None
     quarters = [to_key(q) for q in partition_quarters(context)]
     if not config.configured:
-        notify = NotifyConfig.from_env()
         if notify.n8n_webhook_url:  # the alternative route: an n8n workflow refreshes dashboards
             try:
                 request_refresh_via_n8n({"partitions": quarters, "run_id": context.run_id,
-                                         "run_url": run_url(context.run_id)}, notify)
+                                         "run_url": webhooks.run_url(context.run_id)}, notify)
             except NotifyError as exc:
                 raise dg.Failure(description=f"n8n refresh request failed: {exc}. "
                                              "Published forecasts are unchanged.") from None
@@ -67,19 +66,13 @@ def metabase_refresh(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     state_key = sync_state_key(config.url, config.database_id)
     changed = get_state(url, state_key) != fingerprint
     try:
-        report = refresh_metabase(config, sync_schema=changed)
+        report = refresh_metabase(config, sync_schema=changed, expect_tables=forecast_schema_columns(url))
     except MetabaseError as exc:
         raise dg.Failure(description=f"Metabase refresh failed: {exc}. Published forecasts are unchanged.") from None
     if report.schema_synced or config.database_id is None:
         set_state(url, state_key, fingerprint)
     return dg.MaterializeResult(metadata={"status": "refreshed", "route": "metabase",
                                           "forecast_schema_changed": changed, **report.to_metadata()})
-
-
-def run_url(run_id: str) -> str:
-    """Link to a run in the Dagster UI (DAGSTER_WEBSERVER_URL, default http://127.0.0.1:3000)."""
-    base = (os.environ.get("DAGSTER_WEBSERVER_URL") or "http://127.0.0.1:3000").strip().rstrip("/")
-    return f"{base}/runs/{run_id}"
 
 
 def _dbt_health(context: dg.AssetExecutionContext) -> dict[str, int]:
@@ -139,27 +132,33 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
     kinds={"slack"},
     description="Posts what changed (volume, checks, forecasts, C2) to Slack, Teams and/or n8n.",
 )
-def summary_notification(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def summary_notification(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                         webhooks: WebhooksResource, accuracy: AccuracyThresholdsResource) -> dg.MaterializeResult:
+    try:
+        config = webhooks.config()
+    except NotifyError as exc:
+        raise dg.Failure(description=f"configuration is invalid: {exc}") from None
     as_of = to_key(partition_quarters(context)[-1])
     url = warehouse.get_url()
     summary = build_summary(url, as_of, context.run_id)
     summary["dbt"] = _dbt_health(context)
-    summary["run_url"] = run_url(context.run_id)
-    drops = accuracy_drops(url, as_of, accuracy_drop_threshold())
+    summary["run_url"] = webhooks.run_url(context.run_id)
+    drops = accuracy_drops(url, as_of, accuracy.drop_points)
     drop_meta = [d.describe() for d in drops]
     if drops:  # the alert rides in the run's one message: a heading line plus one line per cohort
         summary["title"] = f"⚠ accuracy dropped · {summary['title']}"
-        summary["details"] = [(f"Accuracy dropped by more than {accuracy_drop_threshold():g} sMAPE points "
+        summary["details"] = [(f"Accuracy dropped by more than {accuracy.drop_points:g} sMAPE points "
                                f"in {label(as_of)}:"), *drop_meta]
         summary["accuracy_drops"] = drop_meta
-    config = NotifyConfig.from_env()
+    metadata = {"summary": dg.MetadataValue.json(summary), "accuracy_drops": dg.MetadataValue.json(drop_meta)}
     if not config.channels():
-        return dg.MaterializeResult(metadata={"status": SKIPPED, "summary": dg.MetadataValue.json(summary),
-                                              "accuracy_drops": dg.MetadataValue.json(drop_meta)})
+        return dg.MaterializeResult(metadata={"status": SKIPPED, **metadata})
     outcome = send_summary(summary, config)
     failed = {k: v for k, v in outcome.items() if v != "sent"}
-    if failed and len(failed) == len(outcome):
-        raise dg.Failure(description=f"every notification channel failed: {failed}")
-    return dg.MaterializeResult(metadata={"status": "sent", "channels": dg.MetadataValue.json(outcome),
-                                          "summary": dg.MetadataValue.json(summary),
-                                          "accuracy_drops": dg.MetadataValue.json(drop_meta)})
+    if failed:  # a summary that did not reach a configured channel is not "sent"
+        sent = [k for k in outcome if k not in failed]
+        raise dg.Failure(
+            description=f"summary not delivered to {', '.join(failed)} ({'; '.join(f'{k}: {v}' for k, v in failed.items())})"
+                        + (f"; delivered to {', '.join(sent)}" if sent else ""),
+            metadata={"channels": dg.MetadataValue.json(outcome), **metadata})
+    return dg.MaterializeResult(metadata={"status": "sent", "channels": dg.MetadataValue.json(outcome), **metadata})

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from synoforecast.defs.activation.assets import run_url
-from synoforecast.lib.notify import NotifyConfig, send_alert
+from synoforecast.defs.resources import WebhooksResource
+from synoforecast.lib.notify import NotifyError, send_alert
 
 MAX_DETAIL_CHARS = 400
+
+
+class AlertNotDelivered(RuntimeError):
+    """The alert did not reach a configured channel: the sensor tick fails and says which."""
 
 
 def _failure_details(context: dg.RunFailureSensorContext) -> list[str]:
@@ -31,19 +35,26 @@ def _failure_details(context: dg.RunFailureSensorContext) -> list[str]:
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
-def notify_on_run_failure(context: dg.RunFailureSensorContext) -> None:
-    config = NotifyConfig.from_env()
+def notify_on_run_failure(context: dg.RunFailureSensorContext, webhooks: WebhooksResource) -> None:
+    try:
+        config = webhooks.config()
+    except NotifyError as exc:
+        raise AlertNotDelivered(f"run failure not posted: {exc}") from None
     if not config.channels():
         context.log.info("no webhook configured (SLACK/TEAMS/N8N_WEBHOOK_URL): run failure not posted")
         return
     run = context.dagster_run
-    link = run_url(run.run_id)
+    link = webhooks.run_url(run.run_id)
     partition = run.tags.get("dagster/partition") or (
         f"{run.tags.get('dagster/asset_partition_range_start')}…{run.tags.get('dagster/asset_partition_range_end')}"
         if run.tags.get("dagster/asset_partition_range_start") else None)
-    details = _failure_details(context)
     outcome = send_alert(
-        f"synoforecast run failed: {run.job_name}", details, config, event="run_failure", run_url=link,
-        extra={"run_id": run.run_id, "job": run.job_name, "partition": partition},
+        f"synoforecast run failed: {run.job_name}", _failure_details(context), config, event="run_failure",
+        run_url=link, extra={"run_id": run.run_id, "job": run.job_name, "partition": partition},
     )
-    context.log.info(f"run failure of {run.run_id} posted: {outcome}")
+    failed = {k: v for k, v in outcome.items() if v != "sent"}
+    if failed:  # Dagster records the tick as failed with this message; the cursor still moves on
+        context.log.error(f"run failure of {run.run_id} NOT posted to {', '.join(failed)}: {failed}")
+        raise AlertNotDelivered(f"run failure of {run.run_id} not posted to {', '.join(failed)}: "
+                                + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    context.log.info(f"run failure of {run.run_id} posted to {', '.join(outcome)}")

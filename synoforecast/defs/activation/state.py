@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 
 from synoforecast.lib.warehouse import connect
@@ -21,9 +20,6 @@ STATE_DDL = """create table if not exists ops.activation_state (
   value text not null,
   updated_at timestamptz not null default now()
 )"""
-
-DEFAULT_ACCURACY_DROP_POINTS = 10.0
-
 
 def ensure_state_table(url: str) -> None:
     with connect(url) as conn, conn.transaction():
@@ -45,6 +41,17 @@ def forecast_schema_fingerprint(url: str, schema: str = "forecast") -> str:
     for row in rows:
         digest.update("|".join(map(str, row)).encode() + b"\n")
     return digest.hexdigest()
+
+
+def forecast_schema_columns(url: str, schema: str = "forecast") -> dict[str, set[str]]:
+    """{"forecast.<table>": {columns}}: what Metabase must know once its schema sync finished."""
+    with connect(url) as conn:
+        rows = conn.execute("select table_name, column_name from information_schema.columns "
+                            "where table_schema = %s", (schema,)).fetchall()
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(f"{schema}.{table}", set()).add(column)
+    return found
 
 
 def sync_state_key(metabase_url: str | None, database_id: int | None) -> str:
@@ -89,20 +96,6 @@ class AccuracyDrop:
     def describe(self) -> str:
         return (f"{self.cohort} · {self.metric}: sMAPE {self.previous_smape:.1f}% ({self.previous_quarter}) "
                 f"→ {self.smape:.1f}% ({self.quarter}), +{self.points:.1f} points")
-
-
-def accuracy_drop_threshold(env=os.environ) -> float:
-    """SYNOFORECAST_ACCURACY_DROP_POINTS: sMAPE points of worsening that trigger an alert."""
-    raw = (env.get("SYNOFORECAST_ACCURACY_DROP_POINTS") or "").strip()
-    if not raw:
-        return DEFAULT_ACCURACY_DROP_POINTS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"SYNOFORECAST_ACCURACY_DROP_POINTS must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"SYNOFORECAST_ACCURACY_DROP_POINTS must be >= 0, got {raw!r}")
-    return value
 
 
 def find_accuracy_drops(rows: list[dict], threshold: float) -> list[AccuracyDrop]:

@@ -15,7 +15,7 @@ from synoforecast.lib.quarters import parse_key, to_key
 from synoforecast.lib.schema import RAW_TABLES, column_names
 from synoforecast.lib.warehouse import connect, replace_rows
 from synoforecast.lib.workbook import WorkbookRefused, read_workbook
-from synoforecast.settings import get_settings, reader_options
+from synoforecast.settings import get_settings, reader_options, record_data_start
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
 PIPELINE_JOB = "forecast_pipeline_job"
@@ -55,7 +55,8 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
                          allow_retries=False) from None
     baseline = snapshots.published_manifest(url)
     complete = [q.isoformat() for q in read.complete_quarters]
-    expected = quality.expected_fingerprints(read.fingerprints(), complete,
+    fingerprints = read.fingerprints()  # canonical digests of every sheet: computed once
+    expected = quality.expected_fingerprints(fingerprints, complete,
                                              existing_keys([parse_key(k) for k in complete]), RAW_DATED)
     changed = stale_quarters_now(url, expected)  # every partition to re-publish (drives the run)
     content_changed = stale_quarters_now(url, {t: v for t, v in expected.items() if t.startswith("raw.")})
@@ -64,10 +65,12 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     blocked = not shrink.passed and not allowed
     manifest = snapshots.write_snapshot(read, settings.ingestion_dir, extra={
         "changed_quarter_keys": changed, "baseline_sha256": baseline["sha256"] if baseline else None,
-        "fingerprints": read.fingerprints(), "expected_fingerprints": {**expected, "derived": expected["dbt"]},
+        "fingerprints": fingerprints, "expected_fingerprints": {**expected, "derived": expected["dbt"]},
         "shrink": {"passed": shrink.passed, "summary": shrink.summary, "allowed": allowed, "blocked": blocked,
                    **shrink.metadata}})
     snapshots.record_accepted(url, manifest, context.run_id, snapshots.quarantined_rows(read))
+    if read.complete_quarters and record_data_start(settings, min(read.complete_quarters)):  # issue 12
+        context.log.info(f"partitions start at the data from the next load: {label(to_key(min(read.complete_quarters)))}")
     changed_labels = [label(k) for k in content_changed]
     context.log.info(f"quarters whose sheets differ from what is published: {changed_labels or 'none'}; "
                      f"partitions to re-publish: {[label(k) for k in changed] or 'none'}")
@@ -85,6 +88,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
         "read_seconds": read.read_seconds,
         "sheets": dg.MetadataValue.json(manifest["sheets"]),
         "ignored_sheets": dg.MetadataValue.json(read.ignored_sheets),
+        "hidden_sheets": dg.MetadataValue.json(read.hidden_sheets),
         "complete_quarter_keys": dg.MetadataValue.json(manifest["complete_quarter_keys"]),
         "changed_quarter_keys": dg.MetadataValue.json(changed),
         "changed_quarters": dg.MetadataValue.json(changed_labels),

@@ -36,6 +36,8 @@ def cfg_for(s: StandIn, **kw) -> MetabaseConfig:
         retries=3,
         backoff_s=0.01,
         invalidate_cache=False,  # the cache step has its own tests below
+        sync_poll_s=0.02,
+        sync_timeout_s=5.0,
     )
     base.update(kw)
     return MetabaseConfig(**base)
@@ -45,7 +47,7 @@ def cfg_for(s: StandIn, **kw) -> MetabaseConfig:
 
 
 def test_from_env_parses_everything():
-    cfg = MetabaseConfig.from_env(
+    cfg = MetabaseConfig.from_variables(
         {
             "METABASE_URL": "http://metabase:3000/",
             "METABASE_API_KEY": KEY,
@@ -61,11 +63,9 @@ def test_from_env_parses_everything():
 
 
 def test_from_env_empty_is_unconfigured():
-    cfg = MetabaseConfig.from_env({"METABASE_URL": "", "METABASE_CARD_IDS": " "})
+    cfg = MetabaseConfig.from_variables({"METABASE_URL": "", "METABASE_CARD_IDS": " "})
     assert cfg == MetabaseConfig()
     assert not cfg.configured
-    assert not MetabaseConfig(url="http://x").configured
-    assert not MetabaseConfig(api_key="k").configured
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_from_env_empty_is_unconfigured():
 )
 def test_from_env_bad_ints_name_the_variable(var, value):
     with pytest.raises(MetabaseError, match=var):
-        MetabaseConfig.from_env({"METABASE_URL": "http://x", "METABASE_API_KEY": KEY, var: value})
+        MetabaseConfig.from_variables({"METABASE_URL": "http://x", "METABASE_API_KEY": KEY, var: value})
 
 
 def test_repr_hides_api_key():
@@ -99,6 +99,7 @@ def test_full_refresh_sequence(standin):
     assert standin.calls() == [
         "GET /api/health",
         "POST /api/database/2/sync_schema",
+        "GET /api/database/2/metadata",
         "POST /api/card/11/query",
         "POST /api/card/12/query",
     ]
@@ -112,12 +113,47 @@ def test_full_refresh_sequence(standin):
     assert report.health == "ok"
     assert report.schema_synced is True
     assert report.cards == {11: "ok", 12: "ok"}
-    assert report.requests == 4
+    assert report.requests == 5
     assert report.elapsed_s >= 0
     meta = report.to_metadata()
     assert json.loads(json.dumps(meta)) == meta
     assert meta["cards"] == {"11": "ok", "12": "ok"}
-    assert meta["requests"] == 4
+    assert meta["requests"] == 5
+
+
+FORECAST = {"forecast.forecasts": {"cohort", "yhat", "yhat_lo_80"}}
+
+
+def test_cards_rerun_only_after_the_background_sync_finished(standin):
+    """sync_schema answers at once; the cards must wait until Metabase knows the new schema."""
+    standin.sync_s = 0.5
+    standin.schema = {"forecast.forecasts": ["cohort", "yhat", "yhat_lo_80"]}
+    report = refresh_metabase(cfg_for(standin), expect_tables=FORECAST)
+    queries = standin.requests_to("/api/card/")
+    assert queries and not [q for q in queries if q.during_sync]
+    assert standin.syncs_finished == 1
+    assert report.sync_wait_s >= 0.4
+    assert standin.calls().count("GET /api/database/2/metadata") >= 2
+
+
+def test_a_sync_that_never_shows_the_new_column_fails_and_names_it(standin):
+    standin.sync_s = 0.0
+    standin.schema = {"forecast.forecasts": ["cohort", "yhat"]}
+    with pytest.raises(MetabaseError, match="not finished after 0.3 s: still unknown forecast.forecasts.yhat_lo_80"):
+        refresh_metabase(cfg_for(standin, sync_timeout_s=0.3), expect_tables=FORECAST)
+    assert standin.requests_to("/api/card/") == []
+
+
+@pytest.mark.parametrize("values, problem", [
+    ({"METABASE_URL": "http://mb:3000"}, "METABASE_URL is set but no credentials"),
+    ({"METABASE_API_KEY": KEY}, "METABASE_URL is not"),
+    ({"METABASE_CARD_IDS": "1,2"}, "METABASE_URL is not"),
+    ({"METABASE_URL": "http://mb:3000", "METABASE_USER": "a@b.c"}, "no credentials"),
+])
+def test_half_a_configuration_is_an_error_not_unconfigured(values, problem):
+    with pytest.raises(MetabaseError, match=problem) as err:
+        MetabaseConfig.from_variables(values)
+    assert KEY not in str(err.value)
 
 
 def test_sync_schema_skipped_when_disabled_or_no_database(standin):
@@ -133,8 +169,9 @@ def test_health_initializing_then_ok(standin):
     standin.initializing_for = 2
     report = refresh_metabase(cfg_for(standin, card_ids=()))
     assert report.health == "ok"
-    assert standin.calls() == ["GET /api/health"] * 3 + ["POST /api/database/2/sync_schema"]
-    assert report.requests == 4
+    assert standin.calls() == ["GET /api/health"] * 3 + ["POST /api/database/2/sync_schema",
+                                                         "GET /api/database/2/metadata"]
+    assert report.requests == 5
 
 
 def test_health_still_initializing_gives_up(standin):
@@ -150,7 +187,7 @@ def test_server_errors_are_retried(standin):
     report = refresh_metabase(cfg_for(standin))
     assert report.cards == {11: "ok", 12: "ok"}
     assert standin.calls().count("POST /api/card/11/query") == 3
-    assert report.requests == 6
+    assert report.requests == 7
 
 
 def test_server_errors_exhaust_retries(standin):
@@ -269,7 +306,7 @@ PASSWORD = "S3cret-Pa55word"
 
 
 def test_from_env_reads_session_dashboards_models_and_cache_switch():
-    cfg = MetabaseConfig.from_env(
+    cfg = MetabaseConfig.from_variables(
         {"METABASE_URL": "http://mb:3000", "METABASE_USER": "a@b.c", "METABASE_PASSWORD": PASSWORD,
          "METABASE_DASHBOARD_IDS": "7, 8", "METABASE_MODEL_IDS": "21", "METABASE_CACHE_INVALIDATE": "false"}
     )
@@ -277,8 +314,7 @@ def test_from_env_reads_session_dashboards_models_and_cache_switch():
     assert cfg.dashboard_ids == (7, 8) and cfg.model_ids == (21,)
     assert cfg.invalidate_cache is False
     assert PASSWORD not in repr(cfg) and "password='***'" in repr(cfg)
-    assert MetabaseConfig.from_env({"METABASE_URL": "http://x"}).invalidate_cache is True
-    assert not MetabaseConfig(url="http://x", username="u").configured  # no password
+    assert MetabaseConfig.from_variables({"METABASE_URL": "http://x", "METABASE_API_KEY": KEY}).invalidate_cache
 
 
 def test_session_login_then_session_header(standin):
@@ -287,7 +323,8 @@ def test_session_login_then_session_header(standin):
     report = refresh_metabase(cfg)
     assert report.auth == "session"
     assert standin.calls() == ["GET /api/health", "POST /api/session",
-                               "POST /api/database/2/sync_schema", "POST /api/card/11/query"]
+                               "POST /api/database/2/sync_schema", "GET /api/database/2/metadata",
+                               "POST /api/card/11/query"]
     login = standin.requests[1]
     assert login.json == {"username": standin.username, "password": PASSWORD}
     token = login and standin.requests[2].headers["x-metabase-session"]
@@ -362,7 +399,8 @@ def test_full_sequence_with_everything_configured(standin):
     cfg = cfg_for(standin, dashboard_ids=(7,), model_ids=(21,), invalidate_cache=True)
     report = refresh_metabase(cfg)
     assert standin.calls() == [
-        "GET /api/health", "GET /api/health", "POST /api/database/2/sync_schema", "GET /api/dashboard/7",
+        "GET /api/health", "GET /api/health", "POST /api/database/2/sync_schema", "GET /api/database/2/metadata",
+        "GET /api/dashboard/7",
         "POST /api/persist/card/21/refresh", "POST /api/cache/invalidate", "POST /api/card/11/query",
         "POST /api/card/12/query", "POST /api/card/40/query",
     ]

@@ -27,7 +27,7 @@ def test_defaults_live_under_the_home(tmp_path):
     assert s.forecasts_dir == s.data_dir / "processed" / "forecasts"
     assert s.warehouse_url is None
     assert (s.partitions_start, s.fiscal_year_start_month, s.season_length, s.top_customers_n,
-            s.quarantine_max_share) == (dt.date(2020, 1, 1), 1, 4, 20, 0.02)
+            s.quarantine_max_share) == (None, 1, 4, 20, 0.02)
 
 
 def test_process_environment_is_not_consulted_when_env_is_given(tmp_path, monkeypatch):

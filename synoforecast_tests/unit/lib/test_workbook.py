@@ -544,7 +544,10 @@ def test_hidden_sheets_are_ignored_and_listed_even_with_a_contract_name(tmp_path
     old.sheet_state = "hidden"
     wb.save(path)
     report = read(path).report()
-    assert "Lookup (hidden)" in report["ignored_sheets"] and "Consumer (hidden)" in report["ignored_sheets"]
+    # names exactly as in the workbook; hidden ones flagged in their own field (issue 12)
+    assert {"Lookup", "Consumer"} <= set(report["ignored_sheets"])
+    assert set(report["hidden_sheets"]) == {"Lookup", "Consumer"}
+    assert not [n for n in report["ignored_sheets"] if "(hidden)" in n]
     assert "Consumer" not in report["sheets"]
 
 

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from synoforecast.lib import doctor
-from synoforecast.lib.doctor import Check, exit_code, render_table, run_checks
+from synoforecast import doctor
+from synoforecast.doctor import Check, exit_code, render_table, run_checks
 from synoforecast.settings import get_settings
 from synoforecast_tests.support.http_standin import StandIn
 
@@ -91,8 +91,11 @@ def test_metabase_problems(standin, client):
     (down,) = doctor.check_metabase({"METABASE_URL": dead, "METABASE_API_KEY": KEY}, client)
     assert down.status == "fail" and "ConnectError" in down.detail
 
-    (bad,) = doctor.check_metabase({"METABASE_URL": standin.url, "METABASE_CARD_IDS": "x"}, client)
+    (bad,) = doctor.check_metabase({"METABASE_URL": standin.url, "METABASE_API_KEY": KEY,
+                                    "METABASE_CARD_IDS": "x"}, client)
     assert bad.status == "fail" and "METABASE_CARD_IDS" in bad.detail
+    (half,) = doctor.check_metabase({"METABASE_URL": standin.url}, client)
+    assert half.status == "fail" and "no credentials" in half.detail
 
 
 def test_webhook_probe_never_posts(standin, client):
@@ -104,6 +107,24 @@ def test_webhook_probe_never_posts(standin, client):
     assert all(r.method == "GET" for r in standin.requests)
     bad = doctor.check_webhook("teams", "TEAMS_WEBHOOK_URL", {"TEAMS_WEBHOOK_URL": "hooks/x"}, client)
     assert bad.status == "fail"
+
+
+@pytest.mark.parametrize("status, body", [(404, "no_service"), (403, "invalid_token"), (410, "channel_is_archived"),
+                                          (404, {"code": 404, "message": "The requested webhook is not registered."})])
+def test_a_webhook_answering_4xx_is_a_failure(standin, client, status, body):
+    standin.forced = {SLACK: (status, body)}
+    env = {"SLACK_WEBHOOK_URL": standin.url + SLACK}
+    check = doctor.check_webhook("slack", "SLACK_WEBHOOK_URL", env, client)
+    assert check.status == "fail" and f"HTTP {status}" in check.detail and "SLACK_WEBHOOK_URL" in check.fix
+    assert "doctorSECRET" not in check.detail
+
+
+def test_a_get_that_proves_a_post_webhook_exists_is_ok(standin, client):
+    n8n = doctor.check_webhook("n8n", "N8N_WEBHOOK_URL", {"N8N_WEBHOOK_URL": standin.url + "/n8n/webhook/x"}, client)
+    assert n8n.status == "ok" and "404" in n8n.detail  # n8n: "Did you mean to make a POST request?"
+    standin.forced = {SLACK: (400, "invalid_payload")}
+    slack = doctor.check_webhook("slack", "SLACK_WEBHOOK_URL", {"SLACK_WEBHOOK_URL": standin.url + SLACK}, client)
+    assert slack.status == "ok"
 
 
 def test_render_and_exit_code():

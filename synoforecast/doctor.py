@@ -1,5 +1,8 @@
 """`synoforecast doctor`: check every part the platform needs and say how to fix it.
 
+It lives beside the CLI, not in `lib/`: it checks the platform as the definitions see
+it (the dbt executable and the Metabase/webhook configuration of defs/resources.py).
+
 Each check returns a :class:`Check` (status ``ok`` / ``warn`` / ``fail`` / ``skipped``).
 Required parts (warehouse, Dagster storage, dbt, inbox) fail the command; Metabase and
 the webhooks are optional and only checked when configured, but a configured one that
@@ -7,7 +10,10 @@ does not work is a failure too (the refresh or the notification would fail).
 
 Nothing is posted: Metabase gets ``GET /api/health`` and an authenticated
 ``GET /api/user/current`` (or ``POST /api/session`` for user + password), webhooks get a
-plain ``GET`` that only proves the endpoint answers. Secrets never appear in the output.
+plain ``GET`` that only proves the endpoint exists: 405 (POST only), n8n's 404 "not
+registered for GET requests. Did you mean to make a POST request?" and Slack's 400
+``invalid_payload`` say so; any other 4xx (404 ``no_service``, 403 ``invalid_token``, 410
+``channel_is_archived``, an unregistered n8n path) means a post would be refused: a failure. Secrets never appear in the output.
 """
 
 from __future__ import annotations
@@ -164,7 +170,7 @@ def check_metabase(env: Mapping[str, str], client: httpx.Client) -> list[Check]:
     from synoforecast.lib.metabase import MetabaseConfig, MetabaseError, _safe_url
 
     try:
-        cfg = MetabaseConfig.from_env(env)
+        cfg = MetabaseConfig.from_variables(env)  # the parser MetabaseResource uses
     except MetabaseError as exc:
         return [Check("metabase config", FAIL, str(exc), "fix the variable named", required=False)]
     if not cfg.url and not cfg.configured:
@@ -245,8 +251,20 @@ def check_webhook(name: str, var: str, env: Mapping[str, str], client: httpx.Cli
     if resp.status_code >= 500:
         return Check(label, FAIL, f"{host} answered HTTP {resp.status_code}", "the service is down; retry later",
                      required=False)
+    if 400 <= resp.status_code < 500 and not _exists_but_wants_post(resp):
+        answer = _one_line(_scrub(resp.text, [url, urlsplit(url).path]), 120)
+        return Check(label, FAIL, f"{host} refused the webhook (HTTP {resp.status_code} {answer})".rstrip(),
+                     f"the webhook is revoked or the URL is wrong: copy it again into {var}", required=False)
     return Check(label, OK, f"{host} reachable (GET answered HTTP {resp.status_code}; nothing posted)",
                  required=False)
+
+
+def _exists_but_wants_post(resp: httpx.Response) -> bool:
+    """The 4xx answers a GET gets from a webhook that a POST would reach."""
+    text = resp.text.lower()
+    return (resp.status_code == 405
+            or (resp.status_code == 404 and "did you mean to make a post request" in text)  # n8n
+            or (resp.status_code == 400 and text.strip() in ("invalid_payload", "no_text")))  # Slack
 
 
 # --------------------------------------------------------------------------- driver

@@ -1,0 +1,62 @@
+"""Per-partition asset-check evaluations (design §1: "each evaluation must name its partition").
+
+Dagster 1.13 names the partition of an `AssetCheckResult` only when the step runs ONE
+partition. The platform runs a range of quarters in one run (single-run backfill policy),
+and then every result is stored without a partition: the UI shows the partitioned check
+as "Skipped" on every quarter while its panel says "Passed". A check built with this
+helper yields one `AssetCheckEvaluation` per partition key instead, each carrying its
+partition, the quarter label and the materialisation of that partition it judged.
+
+Usage inside a partitioned `@dg.asset_check` (a generator)::
+
+    @dg.asset_check(asset=key, name="x", partitions_def=quarterly_partitions, blocking=True)
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        results = {k: dg.AssetCheckResult(passed=..., metadata=...) for k in context.partition_keys}
+        yield from per_partition(context, results)
+
+Blocking still works: a failed ERROR-severity evaluation of a blocking check fails the
+step (Dagster collects the failed blocking evaluations of the step, whatever their partition).
+"""
+
+from collections.abc import Iterator, Mapping
+
+import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # not re-exported at top level
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
+from synoforecast.defs.partitions import label
+
+
+def _target_materialization(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
+                            partition: str) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The latest materialisation of this partition: what the evaluation judged."""
+    found = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
+    if not found:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        run_id=found[0].event_log_entry.run_id, storage_id=found[0].storage_id, timestamp=found[0].timestamp)
+
+
+def per_partition(context: dg.AssetCheckExecutionContext,
+                  results: Mapping[str, dg.AssetCheckResult]) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """One evaluation per partition key of this run, then the check's (empty) output.
+
+    ``results`` must hold exactly the run's partition keys: a quarter the check forgot
+    would silently stay "Skipped" again, so that is an error.
+    """
+    (spec,) = context.check_specs
+    keys = list(context.partition_keys)
+    if set(results) != set(keys):
+        raise dg.DagsterInvariantViolationError(
+            f"check {spec.name}: results for {sorted(results)} but the run covers {keys}")
+    for key in keys:
+        result = results[key]
+        yield dg.AssetCheckEvaluation(
+            asset_key=spec.asset_key, check_name=spec.name, passed=result.passed,
+            metadata={"quarter": label(key), **result.metadata}, severity=result.severity,
+            description=result.description, blocking=spec.blocking, partition=key,
+            target_materialization_data=_target_materialization(context.instance, spec.asset_key, key))
+    output_name = context.job_def.asset_layer.get_op_output_name(spec.key)
+    yield dg.Output(None, output_name=output_name)

@@ -1,0 +1,62 @@
+"""The one HTTP retry rule of the platform (Metabase and webhooks), on tenacity.
+
+Retried: answers 5xx, and transport failures where the request cannot have been
+processed (connection refused, connect/pool timeout). A read timeout or a dropped
+connection after the request was sent may mean the server acted on it: it is retried
+only for idempotent requests (``idempotent=True``), never for a webhook post, which would
+deliver the message twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import httpx
+import tenacity
+
+log = logging.getLogger(__name__)
+
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # nothing reached the server
+MAYBE_PROCESSED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
+                   httpx.RemoteProtocolError)  # sent, answer lost
+
+
+class RetriesExhausted(Exception):
+    """Every attempt failed; ``last`` is the last answer (a 5xx) or transport error."""
+
+    def __init__(self, attempts: int, last: httpx.Response | Exception):
+        super().__init__(f"{attempts} attempt(s)")
+        self.attempts = attempts
+        self.last = last
+
+
+def send_with_retries(send: Callable[[], httpx.Response], *, retries: int, backoff_s: float,
+                      idempotent: bool, what: str = "request") -> httpx.Response:
+    """``send()`` until it answers below 500, at most ``retries + 1`` times, waiting
+    ``backoff_s * 2**n`` between attempts. Returns the answer (4xx included, untouched);
+    raises RetriesExhausted, or the transport error itself when it is not retryable."""
+    retryable = NOT_SENT + (MAYBE_PROCESSED if idempotent else ())
+    attempts = max(0, retries) + 1
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        reason = (f"HTTP {outcome.result().status_code}" if outcome and not outcome.failed
+                  else type(outcome.exception()).__name__ if outcome else "?")
+        log.warning("%s failed (%s); retry %d/%d in %.2fs", what, reason, state.attempt_number,
+                    attempts - 1, state.next_action.sleep if state.next_action else 0.0)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=backoff_s, min=0, max=60) if backoff_s > 0 else tenacity.wait_none(),
+        retry=(tenacity.retry_if_exception_type(retryable)
+               | tenacity.retry_if_result(lambda resp: resp.status_code >= 500)),
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    try:
+        return retrying(send)
+    except retryable as exc:
+        raise RetriesExhausted(attempts, exc) from None
+    except tenacity.RetryError as exc:  # the last attempt still answered 5xx
+        raise RetriesExhausted(attempts, exc.last_attempt.result()) from None
