@@ -17,7 +17,7 @@ from synoforecast.lib.quarters import add_quarters, quarter_label
 
 LEVELS = (80, 95)
 PUBLISHED_DECIMALS = 4  # far below a unit or a cent; keeps re-runs identical despite float noise
-BACKTEST_WINDOWS = 8  # rolling origins (h=1) behind each forecast's weights and intervals, where history allows
+BACKTEST_WINDOWS = 6  # rolling origins (h=1) behind each forecast's weights and intervals, where history allows
 TOTAL_LEVEL, PARTS_LEVEL = "total", "parts"
 
 
@@ -91,7 +91,7 @@ EVALUATION_SCHEMA = {
     "level": pl.String, "series_scored": pl.Int32, "mape": pl.Float64, "smape": pl.Float64, "run_id": pl.String,
     "mase": pl.Float64, "mase_series": pl.Int32, "mase_note": pl.String, "bias": pl.Float64,
     "coverage_80": pl.Float64, "coverage_95": pl.Float64, "smape_base": pl.Float64,
-    "smape_snaive": pl.Float64, "smape_naive": pl.Float64, "mase_snaive": pl.Float64,
+    "smape_snaive": pl.Float64, "smape_naive": pl.Float64, "mase_snaive": pl.Float64, "smape_matched": pl.Float64,
 }
 
 
@@ -155,6 +155,7 @@ def score_cohort(cohort: Cohort, made: pl.DataFrame, history: pl.DataFrame, quar
             "coverage_95": coverage(a, _floats(part, "yhat_lo_95"), _floats(part, "yhat_hi_95")),
             "smape_base": smape(a, _floats(part, "yhat_base")),
             "smape_snaive": smape(a, sn), "smape_naive": smape(a, nv), "mase_snaive": mase(a, sn, sc),
+            "smape_matched": smape(a[np.isfinite(sn)], f[np.isfinite(sn)]),
         })
     return rows
 

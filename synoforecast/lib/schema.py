@@ -109,12 +109,14 @@ EVALUATION_COLUMNS: list[Column] = [
     ("mase_series", "integer"),
     ("mase_note", "text"),
     ("smape_naive", "double precision"),
+    ("smape_matched", "double precision"),
 ]
 
 # added after the first release: existing warehouses get them with `add column if not exists`
 _ADDED_COLUMNS = {"forecasts": ["yhat_base", "band"],
                   "evaluation": ["mase", "bias", "coverage_80", "coverage_95", "smape_base", "smape_snaive",
-                                 "mase_snaive", "level", "mase_series", "mase_note", "smape_naive"]}
+                                 "mase_snaive", "level", "mase_series", "mase_note", "smape_naive",
+                                 "smape_matched"]}
 
 FORECAST_COMMENTS = {
     "forecasts": ("Next-quarter forecasts per cohort, series and metric; one set of rows per as-of quarter "
@@ -147,6 +149,8 @@ FORECAST_COMMENTS = {
     "evaluation.level": ("total (the cohort's total series) or parts (tiers, customers, regions, services): "
                          "average within one level, never over both."),
     "evaluation.smape_naive": "sMAPE of the naive forecast (last quarter's actual), the second benchmark.",
+    "evaluation.smape_matched": ("sMAPE of the published forecasts on the series that have a seasonal naive "
+                                 "benchmark: compare it with smape_snaive (a new series has none in its first year)."),
     "evaluation.bias": "sum(forecast - actual) / sum(|actual|), percent; positive = over-forecast.",
     "evaluation.coverage_80": "Percent of actuals inside the 80% interval.",
     "evaluation.coverage_95": "Percent of actuals inside the 95% interval.",

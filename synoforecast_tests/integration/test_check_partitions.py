@@ -157,3 +157,33 @@ def test_reingesting_the_same_bytes_refreshes_the_snapshot_row(ingested):
     assert abs(float(row[1]) - later) < 1  # was: the first file's mtime, for ever
     assert row[3] == outcome.run_ids[0]
     assert row[2]["SVR-RM"]["rows_loaded"] > 0
+
+
+def test_forecast_gates_are_recorded_per_quarter_and_an_incoherent_total_fails_its_quarter(ingested):
+    from synoforecast.definitions import defs
+
+    quarters = ingested["outcome"].partitions
+    cohorts = ("svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend", "c2_scorecard")
+    keys = [dg.AssetCheckKey(dg.AssetKey(["forecast", c]), f"{c}_published") for c in cohorts]
+    keys.append(dg.AssetCheckKey(dg.AssetKey(["forecast", "forecast_evaluation"]), "forecast_accuracy"))
+    for key in keys:
+        records = _history(key)
+        assert records and all(r.partition is not None for r in records), key.name
+        assert sorted({r.partition for r in records}) == quarters, key.name
+    # All C2 published 7,602 seats above the sum of its services in one quarter: that quarter fails
+    broken = quarters[-2]
+    with psycopg.connect(ingested["url"], autocommit=True) as conn:
+        conn.execute("update forecast.forecasts set yhat = yhat + 7602 where cohort = 'c2_scorecard' "
+                     "and series_id = 'All C2' and metric = 'units' and as_of_quarter = %s", (broken,))
+    key = keys[4]
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_check_selection={key}, asset_selection=set())
+    result = job.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False, tags={
+        "dagster/asset_partition_range_start": quarters[0], "dagster/asset_partition_range_end": quarters[-1]})
+    assert not result.success  # blocking
+    latest = {}
+    for record in sorted(_history(key), key=lambda r: r.id):
+        latest[record.partition] = record
+    failed = latest.pop(broken)
+    assert failed.status.value == "FAILED" and {r.status.value for r in latest.values()} == {"SUCCEEDED"}
+    evaluation = failed.event.dagster_event.event_specific_data
+    assert "units: total" in evaluation.description and "<> sum of parts" in evaluation.description

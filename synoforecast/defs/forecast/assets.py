@@ -19,7 +19,8 @@ from synoforecast.defs.partitions import (
     partition_quarters,
     quarterly_partitions,
 )
-from synoforecast.defs.resources import WarehouseResource
+from synoforecast.defs.checks import per_partition
+from synoforecast.defs.resources import AccuracyThresholdsResource, WarehouseResource
 
 SNAPSHOT_TAG = "synoforecast/snapshot"  # set by the ingestion domain on every run it starts
 from synoforecast.lib.cohorts import COHORTS, COHORTS_BY_NAME, Cohort
@@ -231,15 +232,13 @@ def build_forecast_check(cohort: Cohort) -> dg.AssetChecksDefinition:
                     partitions_def=quarterly_partitions,
                     description="Every as-of quarter with history has finite forecasts for units and revenue."
                                 + coherence)
-    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         quarters = partition_quarters(context)
         failures = published_failures(warehouse.get_url(), cohort, quarters)
-        return dg.AssetCheckResult(
-            passed=not failures,
-            description="; ".join(f"{label(to_key(q))}: {why}" for q, why in failures.items())[:2000]
-            or f"{len(quarters)} as-of quarter(s): finite forecasts for both metrics{', hierarchies exact' if coherence else ''}",
-            metadata={"quarters_checked": len(quarters),
-                      "failed_quarters": dg.MetadataValue.json({label(to_key(q)): why for q, why in failures.items()})})
+        fine = f"finite forecasts for both metrics{', hierarchies exact' if coherence else ''}"
+        yield from per_partition(context, {
+            to_key(q): dg.AssetCheckResult(passed=q not in failures, description=failures.get(q, fine)[:2000])
+            for q in quarters})
 
     return _check
 
@@ -355,15 +354,6 @@ forecast_assets = [build_forecast_asset(c) for c in COHORTS]
 forecast_checks = [build_forecast_check(c) for c in COHORTS]
 
 
-def accuracy_thresholds() -> dict[str, float]:
-    """Configured accuracy gates (env): SYNOFORECAST_MAX_SMAPE (default 30, percent) and
-    SYNOFORECAST_SNAIVE_TOLERANCE (default 0: the sMAPE may not exceed seasonal naive's)."""
-    import os
-
-    return {"max_smape": float(os.environ.get("SYNOFORECAST_MAX_SMAPE") or "30"),
-            "snaive_tolerance": float(os.environ.get("SYNOFORECAST_SNAIVE_TOLERANCE") or "0")}
-
-
 def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: float = 0.0) -> list[str]:
     """Human-readable reasons a quarter's scores fail the gates (empty = pass)."""
     reasons = []
@@ -371,9 +361,10 @@ def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: 
         where = f"{r['cohort']}/{r['metric']}{'/' + r['level'] if r.get('level') else ''} {r['quarter_label']}"
         if r["smape"] is not None and r["smape"] > max_smape:
             reasons.append(f"{where}: sMAPE {r['smape']:.1f} > threshold {max_smape:.1f}")
-        if r["smape"] is not None and r.get("smape_snaive") is not None \
-                and r["smape"] > r["smape_snaive"] * (1 + snaive_tolerance / 100.0):
-            reasons.append(f"{where}: sMAPE {r['smape']:.1f} worse than seasonal naive {r['smape_snaive']:.1f}")
+        matched = r.get("smape_matched", r["smape"])  # on the series the benchmark exists for
+        if matched is not None and r.get("smape_snaive") is not None \
+                and matched > r["smape_snaive"] * (1 + snaive_tolerance / 100.0):
+            reasons.append(f"{where}: sMAPE {matched:.1f} worse than seasonal naive {r['smape_snaive']:.1f}")
     return reasons
 
 
@@ -381,21 +372,24 @@ def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: 
                 partitions_def=quarterly_partitions,
                 description="sMAPE per cohort and metric within the configured threshold and no worse than the "
                             "seasonal naive benchmark (SYNOFORECAST_MAX_SMAPE, SYNOFORECAST_SNAIVE_TOLERANCE).")
-def forecast_accuracy_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-                            ) -> dg.AssetCheckResult:
+def forecast_accuracy_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                            accuracy: AccuracyThresholdsResource):
     quarters = partition_quarters(context)
     scores = query_frame(warehouse.get_url(),
-                         "select cohort, quarter_label, metric, level, smape, smape_snaive, mase, coverage_80 "
-                         "from forecast.evaluation where quarter between %s and %s "
+                         "select quarter, cohort, quarter_label, metric, level, smape, smape_matched, smape_snaive, "
+                         "mase, coverage_80 from forecast.evaluation where quarter between %s and %s "
                          "order by quarter, cohort, metric, level",
                          (quarters[0], quarters[-1]))
-    gates = accuracy_thresholds()
-    reasons = accuracy_failures(scores, gates["max_smape"], gates["snaive_tolerance"]) if scores.height else []
-    return dg.AssetCheckResult(
-        passed=not reasons, severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(reasons[:10]) if reasons else "accuracy within thresholds and better than seasonal naive",
-        metadata={"failures": dg.MetadataValue.json(reasons), "rows_checked": scores.height, **gates},
-    )
+    gates = {"max_smape": accuracy.max_smape, "snaive_tolerance": accuracy.snaive_tolerance}
+    results = {}
+    for q in quarters:
+        rows = scores.filter(pl.col("quarter") == q)
+        reasons = accuracy_failures(rows, **gates) if rows.height else []
+        results[to_key(q)] = dg.AssetCheckResult(
+            passed=not reasons, severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(reasons[:10]) if reasons else "accuracy within thresholds and better than seasonal naive",
+            metadata={"failures": dg.MetadataValue.json(reasons), "rows_checked": rows.height, **gates})
+    yield from per_partition(context, results)
 
 
 forecast_checks.append(forecast_accuracy_check)

@@ -88,7 +88,7 @@ __all__ = [
 COMBINATION = "Combination"
 SHORT_SEASONAL = "Naive+SeasonalNaive"  # one season of history: both, equally weighted
 INTERMITTENT_ZERO_SHARE = 0.3
-DEFAULT_WINDOWS = 8  # where the history allows: 8 quarters of errors behind the weights and intervals
+DEFAULT_WINDOWS = 6  # where the history allows: 6 quarters of errors behind the weights and intervals
 TRIM_RATIO = 1.5  # candidates scoring worse than 1.5 x the best get no weight
 DEFAULT_SHRINKAGE = 3.0  # a series' own windows vs the pool: the pool counts as this many windows
 TAIL_SCORES = 2  # below 2 expected (effective) scores beyond a level's quantile, the t bound is its floor
@@ -228,7 +228,7 @@ def effective_pool_size(scores: np.ndarray, groups: np.ndarray | None) -> float:
     """How many independent scores a pool is worth: ``m / (1 + (k - 1) * icc)`` (Kish's design
     effect), ``icc`` the intra-class correlation of the scores within a backtest window and
     ``k`` the series per window.  A cohort's series share their quarters' shocks (a strong Q4
-    lifts every tier), so eight windows of 16 series are closer to 8 draws than to 128; public
+    lifts every tier), so six windows of 16 series are closer to 6 draws than to 96; public
     data sets of unrelated series keep ``icc`` near 0 and their full size."""
     s = np.asarray(scores, dtype="float64")
     keep = np.isfinite(s)
