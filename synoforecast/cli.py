@@ -60,7 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         quiet = args.json or args.quiet
         with _tool_output(settings, "ingest", quiet) as progress:
-            outcome = ingest_workbook(path, progress=progress, quiet=quiet)
+            outcome = ingest_workbook(path, progress=progress, quiet=quiet, allow_shrink=args.allow_shrink)
         report = outcome.report()
     if args.json:
         print(json.dumps(report, default=str))
@@ -366,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ingest.add_argument("--quiet", action="store_true",
                         help="step logs and dbt output to a log file (progress lines and errors stay)")
+    ingest.add_argument("--allow-shrink", action="store_true",
+                        help="publish even if a sheet's rows or totals fell by more than the allowed share "
+                             "(SYNOFORECAST_SHRINK_MAX_SHARE, default 50%%) against the published snapshot")
     ingest.set_defaults(func=cmd_ingest)
 
     forecast = sub.add_parser("forecast", help="forecast a long-format CSV (unique_id, ds, y)")

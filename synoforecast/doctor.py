@@ -152,6 +152,17 @@ def check_inbox(settings) -> Check:
     return Check("inbox", OK, f"{inbox} ({workbooks} workbook(s))")
 
 
+def check_stuck_runs(settings, env: Mapping[str, str]) -> Check:
+    """Runs killed mid-way that still hold the run limit or the dbt pool (synoforecast/runs.py)."""
+    from synoforecast.runs import stuck_runs_report
+
+    try:
+        status, detail, fix = stuck_runs_report(Path(env.get("DAGSTER_HOME") or settings.dagster_home))
+    except Exception as exc:
+        return Check("stuck runs", SKIPPED, f"Dagster storage not readable: {_one_line(exc)}", "")
+    return Check("stuck runs", status, detail, fix)
+
+
 # --------------------------------------------------------------------------- optional parts
 
 
@@ -280,6 +291,8 @@ def run_checks(
     note("dbt debug")
     checks.append(check_dbt(url))
     checks.append(check_inbox(settings))
+    note("stuck runs")
+    checks.append(check_stuck_runs(settings, env))
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         note("metabase")
         checks += check_metabase(env, client)

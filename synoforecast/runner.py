@@ -19,6 +19,7 @@ import dagster as dg
 from synoforecast.settings import ensure_dagster_home, get_settings
 
 Progress = Callable[[str], None]
+PIPELINE_LOCK = "synoforecast-pipeline-run"  # one in-process pipeline run per warehouse at a time
 
 
 @dataclass
@@ -49,15 +50,29 @@ class IngestOutcome:
         }
 
 
+def root_cause(error) -> str:
+    """The innermost error of a SerializableErrorInfo chain, as one paragraph: Dagster wraps
+    the real cause (cannot connect, PermissionError, a value out of range) in
+    DagsterExecutionStepExecutionError, whose own message says nothing."""
+    seen = error
+    while seen is not None and (seen.cause is not None or seen.context is not None):
+        seen = seen.cause or seen.context
+    message = (seen or error).message.strip()
+    message = message.removeprefix("dagster._core.definitions.events.Failure: ")
+    text = " ".join(ln.strip() for ln in message.splitlines() if ln.strip())
+    return text if len(text) <= 1200 else text[:1200] + " ..."
+
+
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            lines = [ln for ln in event.step_failure_data.error.message.strip().splitlines() if ln.strip()]
-            first = lines[0].removeprefix("dagster._core.definitions.events.Failure: ")
-            detail = " ".join(ln.strip() for ln in lines[1:4])
-            return f"step {event.step_key} failed: {first} {detail}".strip() + \
-                f" (run {result.run_id}: open it in the Dagster UI for the full log)"
-    return f"run {result.run_id} failed (open it in the Dagster UI for the full log)"
+            return (f"{root_cause(event.step_failure_data.error)} (step {event.step_key}, run {result.run_id}; "
+                    "the Dagster UI has the full log)")
+    for event in result.all_events:
+        if event.is_failure and event.event_specific_data is not None and \
+                getattr(event.event_specific_data, "error", None) is not None:
+            return f"{root_cause(event.event_specific_data.error)} (run {result.run_id})"
+    return f"run {result.run_id} failed (the Dagster UI has the full log)"
 
 
 def _refusal(result: dg.ExecuteInProcessResult) -> str | None:
@@ -80,30 +95,63 @@ def _run_config(quiet: bool) -> dict:
     return {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}}
 
 
-def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = False) -> IngestOutcome:
-    """Snapshot the workbook, then materialise its complete quarters downstream."""
+# the snapshot step's story is told by the progress lines and the one-line refusal or the
+# failure's cause paragraph; Dagster's console would add two stack traces to a refusal
+_SNAPSHOT_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _shrink_hold(snapshot: dg.ExecuteInProcessResult) -> tuple[dict, str | None]:
+    """The snapshot's materialization metadata and, if the shrink guard held it, why."""
+    materializations = snapshot.asset_materializations_for_node("workbook_snapshot")
+    if not materializations:
+        return {}, None
+    metadata = materializations[0].metadata
+    blocked = metadata.get("shrink_blocked")
+    return metadata, (str(metadata["shrink_summary"].value) if blocked is not None and blocked.value else None)
+
+
+def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = False,
+                    allow_shrink: bool = False) -> IngestOutcome:
+    """Snapshot the workbook, then materialise its complete quarters downstream.
+
+    Runs left STARTED by a killed process are marked failed first (their slots freed); a
+    concurrency limit held by another live run is waited for, at most
+    `limit_wait_seconds`, then the ingest gives up saying which run holds it."""
     started = time.perf_counter()
-    ensure_dagster_home(get_settings())
+    settings = get_settings()
+    ensure_dagster_home(settings)
     from synoforecast.definitions import defs
     from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB, snapshot_run_request
     from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, PIPELINE_JOB, downstream_run_request
+    from synoforecast.defs.ingestion.assets import ALLOW_SHRINK_TAG
     from synoforecast.lib.inbox import file_sha256
+    from synoforecast.runs import process_tags, reap, wait_for_limits
 
     path = Path(path).resolve()
     instance = dg.DagsterInstance.get()
+    for stuck in reap(instance):
+        progress(f"marked {stuck.describe()} as failed and freed its concurrency slots")
     sha = file_sha256(path) if path.is_file() else None
     request = snapshot_run_request(str(path), sha or "unknown")
+    extra_tags = {**process_tags(), **({ALLOW_SHRINK_TAG: "true"} if allow_shrink else {})}
     progress(f"[1/2] validating and snapshotting {path.name}")
-    snapshot = _execute(defs.resolve_job_def(SNAPSHOT_JOB), run_config={**request.run_config, **_run_config(quiet)},
-                        instance=instance, tags={**request.tags, DOWNSTREAM_IN_PROCESS_TAG: "in-process"})
+    snapshot = _execute(defs.resolve_job_def(SNAPSHOT_JOB), run_config={**request.run_config, **_SNAPSHOT_LOGS},
+                        instance=instance, tags={**request.tags, DOWNSTREAM_IN_PROCESS_TAG: "in-process",
+                                                 **extra_tags})
     outcome = IngestOutcome(ok=False, file=str(path), sha256=sha, run_ids=[snapshot.run_id])
+    metadata, held = _shrink_hold(snapshot)
+    if held:
+        outcome.refused = True
+        outcome.error = (f"{path.name}: publication stopped by the snapshot_shrink check: {held}. Nothing was "
+                         "published; if the export is right, ingest it again with --allow-shrink")
+        outcome.seconds = time.perf_counter() - started
+        return outcome
     if not snapshot.success:
         refusal = _refusal(snapshot)
         outcome.refused = refusal is not None
         outcome.error = refusal or _failure_message(snapshot)
         outcome.seconds = time.perf_counter() - started
         return outcome
-    metadata = snapshot.asset_materializations_for_node("workbook_snapshot")[0].metadata
     outcome.manifest = {"sheets": metadata["sheets"].value, "ignored_sheets": metadata["ignored_sheets"].value}
     keys = list(metadata["complete_quarter_keys"].value)
     changed = list(metadata["changed_quarter_keys"].value)
@@ -118,10 +166,31 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     from synoforecast.defs.partitions import label, quarterly_partitions
 
     outcome.partitions = quarterly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
-    progress(f"[2/2] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
-             f"sheets -> dbt marts -> forecasts -> evaluation -> Metabase/notifications")
-    downstream = _execute(defs.resolve_job_def(PIPELINE_JOB), run_config=_run_config(quiet), instance=instance,
-                          tags=follow_up.tags)
+    blockers = wait_for_limits(instance, ["dbt"], PIPELINE_JOB, settings.limit_wait_seconds, progress)
+    if blockers:
+        outcome.error = (f"gave up after waiting {settings.limit_wait_seconds:.0f} s for a concurrency limit: "
+                         f"{'; '.join(blockers)} "
+                         "(still running). Wait for it to finish, or cancel it in the Dagster UI, then ingest again; "
+                         "SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait")
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+    from synoforecast.defs.resources import WarehouseResource
+    from synoforecast.lib.warehouse import session_lock
+
+    wait = settings.limit_wait_seconds
+    with session_lock(WarehouseResource().get_url(), PIPELINE_LOCK, wait,  # CLI runs bypass the run queue
+                      on_wait=lambda: progress(f"waiting up to {wait:.0f} s: another synoforecast ingest is "
+                                               "publishing into this warehouse")) as turn:
+        if not turn:
+            outcome.error = (f"gave up after waiting {wait:.0f} s for a concurrency limit: another synoforecast "
+                             "ingest is still publishing into this warehouse; ingest again once it finished "
+                             "(SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait)")
+            outcome.seconds = time.perf_counter() - started
+            return outcome
+        progress(f"[2/2] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
+                 f"sheets -> dbt marts -> forecasts -> evaluation -> published snapshot -> Metabase/notifications")
+        downstream = _execute(defs.resolve_job_def(PIPELINE_JOB), run_config=_run_config(quiet), instance=instance,
+                              tags={**follow_up.tags, **process_tags()})
     outcome.run_ids.append(downstream.run_id)
     outcome.ok = downstream.success
     outcome.error = None if downstream.success else _failure_message(downstream)

@@ -48,6 +48,13 @@ class Settings:
     row_delta_warn_pct: float = 20.0
     duplicate_share_warn: float = 0.01
     null_share_warn: float = 0.5
+    # guard rails (issue 11): plausible sale dates, how far a sheet or cohort total may shrink
+    # against the published snapshot before publication stops, how long a CLI run waits for
+    # a concurrency limit held by another run
+    earliest_sale_date: dt.date = dt.date(2000, 1, 1)
+    date_margin_days: int = 31
+    shrink_max_share: float = 0.5
+    limit_wait_seconds: float = 300.0
     # accuracy gates (AccuracyThresholdsResource): sMAPE ceiling in percent, tolerance over
     # seasonal naive in percent, quarter-on-quarter worsening in sMAPE points that alerts
     max_smape: float = 30.0
@@ -88,6 +95,10 @@ _ENV_KEYS = {
     "row_delta_warn_pct": "SYNOFORECAST_ROW_DELTA_WARN_PCT",
     "duplicate_share_warn": "SYNOFORECAST_DUPLICATE_SHARE_WARN",
     "null_share_warn": "SYNOFORECAST_NULL_SHARE_WARN",
+    "earliest_sale_date": "SYNOFORECAST_EARLIEST_SALE_DATE",
+    "date_margin_days": "SYNOFORECAST_DATE_MARGIN_DAYS",
+    "shrink_max_share": "SYNOFORECAST_SHRINK_MAX_SHARE",
+    "limit_wait_seconds": "SYNOFORECAST_LIMIT_WAIT_SECONDS",
     "max_smape": "SYNOFORECAST_MAX_SMAPE",
     "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
     "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
@@ -101,6 +112,18 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             value = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
             if value.day != 1:
                 raise ValueError("must be a quarter start (first day of a quarter) such as 2020-01-01")
+            return value
+        if name == "earliest_sale_date":
+            return raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
+        if name in ("date_margin_days", "limit_wait_seconds"):
+            value = float(raw) if name == "limit_wait_seconds" else int(raw)
+            if value < 0:
+                raise ValueError("must not be negative")
+            return value
+        if name == "shrink_max_share":
+            value = float(raw)
+            if not 0 < value <= 1:
+                raise ValueError("must be a share between 0 (exclusive) and 1")
             return value
         if name in ("fiscal_year_start_month", "season_length", "top_customers_n", "history_retention_days"):
             value = int(raw)
@@ -190,6 +213,8 @@ def reader_options(settings: Settings) -> dict[str, Any]:
         "aliases": AliasTable(extra=settings.aliases),
         "fiscal_start_month": settings.fiscal_year_start_month,
         "quarantine_max_share": settings.quarantine_max_share,
+        "earliest_date": settings.earliest_sale_date,
+        "date_margin_days": settings.date_margin_days,
     }
 
 

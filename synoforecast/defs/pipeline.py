@@ -12,6 +12,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
 from synoforecast.defs.ingestion.sensors import PIPELINE_JOB, SNAPSHOT_JOB
 from synoforecast.defs.partitions import existing_keys, label, quarterly_partitions
+from synoforecast.defs.published import published_snapshot
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohort_forecast import missing_coverage
 from synoforecast.lib.quarters import parse_key
@@ -19,6 +20,7 @@ from synoforecast.lib.snapshots import accepted_snapshot
 from synoforecast.settings import get_settings
 
 DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
+PIPELINE_RUN_TAG = "synoforecast/pipeline"  # on every pipeline run: instance configs limit it to one at a time
 CHANGED_TAG = "synoforecast/changed_quarters"  # "in-process": the CLI runs the follow-up itself
 
 # Steps run in the run's own process: a step process per asset would re-import the code
@@ -33,6 +35,7 @@ forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot),
     executor_def=dg.in_process_executor,
+    tags={PIPELINE_RUN_TAG: "true"},
     description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "
                 "for a range of quarters in one run.",
 )
@@ -65,12 +68,15 @@ def _clip(first: str, last: str) -> tuple[str, str]:
 
 
 def downstream_run_request(changed_quarter_keys: list[str], complete_quarter_keys: list[str], sha256: str,
-                           run_key: str | None = None) -> dg.RunRequest | dg.SkipReason:
+                           run_key: str | None = None, blocked: str | None = None) -> dg.RunRequest | dg.SkipReason:
     """One run from the first changed quarter to the last complete one: sheets and marts of
     unchanged quarters in between are rewritten identically, and every forecast as of a
-    changed quarter or later must re-run anyway (its history includes the change)."""
+    changed quarter or later must re-run anyway (its history includes the change).
+    `blocked` (the shrink guard's finding) stops publication."""
+    if blocked:
+        return dg.SkipReason(f"snapshot {sha256[:12]}: publication stopped by the snapshot_shrink check: {blocked}")
     if not changed_quarter_keys:
-        return dg.SkipReason(f"snapshot {sha256[:12]}: no complete quarter changed since the last published snapshot")
+        return dg.SkipReason(f"snapshot {sha256[:12]}: every complete quarter is already published from its content")
     keys = snapshot_partition_keys([changed_quarter_keys[0], complete_quarter_keys[-1]])
     if not keys:
         return dg.SkipReason(f"snapshot {sha256[:12]} has no changed quarter inside the partitions")
@@ -90,8 +96,10 @@ def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry)
     sha = metadata.get("sha256")
     if keys is None or changed is None or sha is None:
         return dg.SkipReason("snapshot materialization without quarter metadata")
+    blocked = metadata.get("shrink_blocked")
+    reason = str(metadata["shrink_summary"].value) if blocked is not None and blocked.value else None
     return downstream_run_request(list(changed.value), list(keys.value), str(sha.value),
-                                  run_key=f"{sha.value}:{asset_event.run_id}")
+                                  run_key=f"{sha.value}:{asset_event.run_id}", blocked=reason)
 
 
 @dg.asset_sensor(asset_key=workbook_snapshot.key, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
@@ -99,6 +107,68 @@ def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry)
                  description="After a snapshot is accepted, materialises its quarters downstream in one run.")
 def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     return follow_snapshot(context.instance, asset_event)
+
+
+HEAL_GRACE_S = 300  # a snapshot accepted this recently is still being followed by its own run
+HEAL_MAX_ATTEMPTS = 3
+HEAL_TAG = "synoforecast/heal"
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+          dg.DagsterRunStatus.STARTED]
+
+
+def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None = None
+                 ) -> dg.RunRequest | dg.SkipReason:
+    """The run that makes the warehouse hold the newest accepted export again, if it does not:
+    after a run that died, every partition not holding its content (and the final switch)."""
+    from synoforecast.defs.ingestion.assets import stale_quarters_now
+    from synoforecast.defs.published import publish_targets
+    from synoforecast.lib import snapshots
+    from synoforecast.lib.published import published_snapshot as published_pointer
+    from synoforecast.lib.warehouse import connect
+
+    if instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=ACTIVE), limit=1):
+        return dg.SkipReason("a pipeline run is in progress")
+    with connect(url) as conn:
+        row = conn.execute("select sha256, extract(epoch from now() - last_seen_at) from ops.snapshots "
+                           "where status = 'accepted' order by last_seen_at desc limit 1").fetchone()
+    if row is None:
+        return dg.SkipReason("no accepted snapshot yet")
+    manifest = snapshots.accepted_snapshot(url, row[0])
+    if manifest is None or not manifest.get("expected_fingerprints"):
+        return dg.SkipReason(f"snapshot {row[0][:12]}: no manifest with fingerprints on disk")
+    if manifest.get("shrink", {}).get("blocked"):
+        return dg.SkipReason(f"snapshot {row[0][:12]} is held by the snapshot_shrink check")
+    if float(row[1]) < (HEAL_GRACE_S if grace_s is None else grace_s):
+        return dg.SkipReason(f"snapshot {row[0][:12]} accepted {float(row[1]):.0f} s ago: its own run follows it")
+    stale = stale_quarters_now(url, publish_targets(manifest["expected_fingerprints"]))
+    published = published_pointer(url)
+    complete = manifest["complete_quarter_keys"]
+    if not stale and (published is None or published[0] == manifest["sha256"] or not complete):
+        return dg.SkipReason(f"the warehouse holds snapshot {manifest['sha256'][:12]}: nothing to heal")
+    failed = instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=[dg.DagsterRunStatus.FAILURE],
+                                             tags={SNAPSHOT_TAG: manifest["sha256"], HEAL_TAG: "true"}),
+                               limit=HEAL_MAX_ATTEMPTS)
+    if len(failed) >= HEAL_MAX_ATTEMPTS:
+        return dg.SkipReason(f"snapshot {manifest['sha256'][:12]}: {len(failed)} healing runs failed; see run "
+                             f"{failed[0].run_id} and ingest again once the cause is fixed")
+    keys = snapshot_partition_keys([stale[0] if stale else complete[-1], complete[-1]])
+    if not keys:
+        return dg.SkipReason("nothing to heal inside the partitions")
+    return dg.RunRequest(run_key=f"heal:{manifest['sha256']}:{keys[0]}:{len(failed)}", job_name=PIPELINE_JOB,
+                         tags={**pipeline_tags(keys, manifest["sha256"]), HEAL_TAG: "true",
+                               "synoforecast/trigger": f"heal {label(keys[0])}..{label(keys[-1])}"})
+
+
+@dg.sensor(name="publish_heal_sensor", job_name=PIPELINE_JOB, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
+                       "run left holding another export (then switches `published`).")
+def publish_heal_sensor(context: dg.SensorEvaluationContext):
+    from synoforecast.runs import reap
+
+    for stuck in reap(context.instance):
+        context.log.warning(f"marked {stuck.describe()} as failed and freed its concurrency slots")
+    return heal_request(context.instance, WarehouseResource().get_url())
 
 
 @dg.schedule(job_name=PIPELINE_JOB, cron_schedule="0 6 * * *", name="quarter_close_schedule",
@@ -118,5 +188,6 @@ def quarter_close_schedule(context: dg.ScheduleEvaluationContext, warehouse: War
                          tags={"synoforecast/trigger": f"quarter close {label(key)}", SNAPSHOT_TAG: snapshot["sha256"]})
 
 
-defs = dg.Definitions(jobs=[snapshot_job, forecast_pipeline_job], sensors=[snapshot_downstream_sensor],
+defs = dg.Definitions(assets=[published_snapshot], jobs=[snapshot_job, forecast_pipeline_job],
+                      sensors=[snapshot_downstream_sensor, publish_heal_sensor],
                       schedules=[quarter_close_schedule])

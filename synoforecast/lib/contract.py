@@ -107,6 +107,12 @@ SHEETS: tuple[SheetSpec, ...] = (
 
 SHEETS_BY_TABLE: dict[str, SheetSpec] = {s.table: s for s in SHEETS}
 
+# What the warehouse column of each kind can hold (lib/schema.py: integer, numeric(18,2)):
+# a value outside is refused or quarantined by the reader, never found by a failing COPY.
+INT_RANGE = (-2_147_483_648, 2_147_483_647)
+DECIMAL_LIMIT = 1e16  # numeric(18,2): |x| < 10^16
+WAREHOUSE_TYPES = {"int": "integer", "decimal": "numeric(18,2)"}
+
 _SPACES = re.compile(r"\s+")
 
 

@@ -68,10 +68,17 @@ class InboxCursor:
 class ReadyWorkbook:
     path: str
     sha256: str
+    known: bool = False  # content seen before, dropped again (copied anew, touched, renamed)
+    mtime_ns: int = field(default=0, compare=False)
 
 
-def scan_inbox(inbox: Path, cursor: InboxCursor) -> tuple[list[ReadyWorkbook], InboxCursor]:
-    """One sensor tick: which workbooks are ready to ingest now, and the next cursor."""
+def scan_inbox(inbox: Path, cursor: InboxCursor, include_known: bool = False
+               ) -> tuple[list[ReadyWorkbook], InboxCursor]:
+    """One sensor tick: which workbooks are ready to ingest now, and the next cursor.
+
+    With `include_known`, a stable file whose content was seen before is returned too
+    (`known=True`): the caller decides whether a re-drop must run again (it must when
+    that content is not what is published, e.g. after a run that died)."""
     ready: list[ReadyWorkbook] = []
     next_files: dict[str, list] = {}
     seen = set(cursor.seen_hashes)
@@ -89,6 +96,8 @@ def scan_inbox(inbox: Path, cursor: InboxCursor) -> tuple[list[ReadyWorkbook], I
         next_files[entry.name] = [*signature, digest]
         if digest not in seen:
             seen.add(digest)
-            ready.append(ReadyWorkbook(entry.path, digest))
+            ready.append(ReadyWorkbook(entry.path, digest, mtime_ns=stat.st_mtime_ns))
+        elif include_known:
+            ready.append(ReadyWorkbook(entry.path, digest, known=True, mtime_ns=stat.st_mtime_ns))
     return ready, InboxCursor(files=next_files, seen_hashes=[*cursor.seen_hashes,
-                                                              *[r.sha256 for r in ready]])
+                                                              *[r.sha256 for r in ready if not r.known]])

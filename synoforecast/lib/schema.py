@@ -161,15 +161,16 @@ FORECAST_COMMENTS = {
 ANALYST_ROLE = "analyst"
 
 
-def forecast_views_ddl(cohorts: list[str]) -> list[str]:
-    """`forecast.latest` (every cohort's newest as-of quarter) and `forecast.latest_<cohort>`."""
-    latest = """create or replace view forecast.latest as
-select f.* from forecast.forecasts f
- where f.as_of_quarter = (select max(g.as_of_quarter) from forecast.forecasts g where g.cohort = f.cohort)"""
-    out = [latest, "comment on view forecast.latest is 'Newest forecast of every cohort (its latest as-of quarter).'"]
+def forecast_views_ddl(cohorts: list[str], schema: str = "forecast") -> list[str]:
+    """`<schema>.latest` (every cohort's newest as-of quarter) and `<schema>.latest_<cohort>`,
+    over `<schema>.forecasts` (the pipeline's `forecast` or the analysts' `published`)."""
+    latest = f"""create or replace view {schema}.latest as
+select f.* from {schema}.forecasts f
+ where f.as_of_quarter = (select max(g.as_of_quarter) from {schema}.forecasts g where g.cohort = f.cohort)"""
+    out = [latest, f"comment on view {schema}.latest is 'Newest forecast of every cohort (its latest as-of quarter).'"]
     for c in cohorts:
-        out.append(f"create or replace view forecast.latest_{c} as select * from forecast.latest where cohort = '{c}'")
-        out.append(f"comment on view forecast.latest_{c} is 'Newest forecast of cohort {c}.'")
+        out.append(f"create or replace view {schema}.latest_{c} as select * from {schema}.latest where cohort = '{c}'")
+        out.append(f"comment on view {schema}.latest_{c} is 'Newest forecast of cohort {c}.'")
     return out
 
 
@@ -239,6 +240,33 @@ OPS_DDL = [
   recorded_at timestamptz not null default now()
 )""",
     "create index if not exists quarantine_snapshot_idx on ops.quarantine (snapshot_sha256)",
+    "alter table ops.snapshots add column if not exists fingerprints jsonb not null default '{}'::jsonb",
+    # What each published partition was built from (issue 11): written in the same
+    # transaction as the rows, so change detection compares with what is published, not
+    # with what the last successful run meant to publish.
+    """create table if not exists ops.partition_state (
+  target text not null,
+  scope text not null,
+  partition_key text not null,
+  snapshot_sha256 text,
+  fingerprint text not null,
+  run_id text not null,
+  published_at timestamptz not null default now(),
+  primary key (target, scope)
+)""",
+    "create index if not exists partition_state_key_idx on ops.partition_state (partition_key)",
+    """create table if not exists ops.run_snapshots (
+  run_id text primary key,
+  snapshot_sha256 text not null,
+  registered_at timestamptz not null default now()
+)""",
+    # The export analysts see (schema `published`), switched in one transaction by a run that succeeded.
+    """create table if not exists ops.published_snapshot (
+  id boolean primary key default true check (id),
+  snapshot_sha256 text not null,
+  run_id text not null,
+  published_at timestamptz not null default now()
+)""",
     """create table if not exists ops.publish_log (
   id bigserial primary key,
   run_id text not null,
@@ -249,6 +277,46 @@ OPS_DDL = [
   published_at timestamptz not null default now()
 )""",
 ]
+
+
+# The published grain of every table written through `replace_rows`: two runs can never
+# leave two row sets for one key (the advisory lock serialises them, the index proves it).
+UNIQUE_GRAINS = {
+    "forecast.forecasts": ("cohort", "as_of_quarter", "series_id", "metric"),
+    "forecast.evaluation": ("cohort", "quarter", "metric", "level"),
+    **{f"raw.{t}": ("quarter_start", "source_row") for t, cols in RAW_TABLES.items()
+       if "source_row" in dict(cols)},
+}
+
+
+def unique_grain_ddl() -> list[str]:
+    """Unique indexes on each published grain; duplicates an older release may have left are
+    removed first (keeping the newest row), else the index could not be created."""
+    out = []
+    for table, cols in UNIQUE_GRAINS.items():
+        name = table.split(".")[1] + "_grain_uq"
+        keys = ", ".join(cols)
+        out.append(f"""do $$ begin
+  if to_regclass('{table.split('.')[0]}.{name}') is null then
+    delete from {table} a using {table} b
+     where ({', '.join('a.' + c for c in cols)}) = ({', '.join('b.' + c for c in cols)}) and a.ctid < b.ctid;
+    create unique index {name} on {table} ({keys});
+  end if;
+end $$""")
+    return out
+
+
+PUBLISHED_SCHEMA = "published"
+
+
+def published_ddl(role: str = ANALYST_ROLE) -> list[str]:
+    """The analysts' schema: copies of the marts and forecasts of one complete export."""
+    return [
+        f"create schema if not exists {PUBLISHED_SCHEMA}",
+        f"grant usage on schema {PUBLISHED_SCHEMA} to {role}",
+        f"grant select on all tables in schema {PUBLISHED_SCHEMA} to {role}",
+        f"alter default privileges in schema {PUBLISHED_SCHEMA} grant select on tables to {role}",
+    ]
 
 
 def warehouse_ddl() -> list[str]:
@@ -272,4 +340,6 @@ def warehouse_ddl() -> list[str]:
     statements += forecast_views_ddl([c.name for c in COHORTS])
     statements += analyst_role_ddl()
     statements += OPS_DDL
+    statements += unique_grain_ddl()
+    statements += published_ddl()
     return statements

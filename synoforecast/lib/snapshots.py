@@ -71,21 +71,23 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
         conn.execute(
             """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status, sheets, ignored_sheets,
                    quarters, complete_quarters, quarter_hashes, parquet_dir, first_run_id, last_run_id, read_seconds,
-                   changed_quarters, baseline_sha256)
-               values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   changed_quarters, baseline_sha256, fingerprints)
+               values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                on conflict (sha256) do update set file = excluded.file, status = 'accepted', error = null,
                    size_bytes = excluded.size_bytes, file_mtime = excluded.file_mtime, sheets = excluded.sheets,
                    ignored_sheets = excluded.ignored_sheets, quarters = excluded.quarters,
                    complete_quarters = excluded.complete_quarters, quarter_hashes = excluded.quarter_hashes,
                    parquet_dir = excluded.parquet_dir, last_run_id = excluded.last_run_id,
                    read_seconds = excluded.read_seconds, changed_quarters = excluded.changed_quarters,
-                   baseline_sha256 = excluded.baseline_sha256, last_seen_at = now()""",
+                   baseline_sha256 = excluded.baseline_sha256, fingerprints = excluded.fingerprints,
+                   last_seen_at = now()""",
             (
                 manifest["sha256"], manifest["file"], manifest["size_bytes"], manifest["file_mtime"],
                 json.dumps(sheets), json.dumps(manifest["ignored_sheets"]), json.dumps(manifest["quarters"]),
                 json.dumps(manifest["complete_quarter_keys"]), json.dumps(manifest["quarter_hashes"]),
                 manifest["parquet_dir"], run_id, run_id, manifest["read_seconds"],
                 json.dumps(manifest.get("changed_quarter_keys", [])), manifest.get("baseline_sha256"),
+                json.dumps(manifest.get("expected_fingerprints", {})),
             ),
         )
 
@@ -117,6 +119,13 @@ def accepted_snapshot(url: str, sha256: str | None = None) -> dict | None:
     if row is None or not Path(row[0], MANIFEST).exists():
         return None
     return load_manifest(row[0])
+
+
+def published_manifest(url: str) -> dict | None:
+    """The manifest of the export analysts currently see (ops.published_snapshot), if any."""
+    with connect(url) as conn:
+        row = conn.execute("select snapshot_sha256 from ops.published_snapshot").fetchone()
+    return accepted_snapshot(url, row[0]) if row else None
 
 
 def describe_quarters(keys: list[str], fiscal_start_month: int = 1) -> str:

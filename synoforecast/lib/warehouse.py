@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -134,18 +135,66 @@ class PublishResult:
     rows_written: int
 
 
+def partition_lock(conn: psycopg.Connection, table: str, scope: str) -> None:
+    """Serialise writers of one table partition until the transaction ends: two runs over
+    overlapping quarters take turns instead of both deleting, then both inserting."""
+    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{table}|{scope}",))
+
+
 def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: Sequence[object],
-                 run_id: str, partition: str) -> PublishResult:
-    """Atomically replace the rows matching `where` with `frame`, and log the publish."""
+                 run_id: str, partition: str, *, snapshot: str | None = None,
+                 fingerprint: str | None = None) -> PublishResult:
+    """Atomically replace the rows matching `where` with `frame`, record what the partition
+    now holds (ops.partition_state) and log the publish, under a per-partition advisory lock.
+
+    `snapshot` registers the run's snapshot (the sheet assets pass it; later writers of the
+    same run inherit it); `fingerprint` is the partition's content fingerprint, by default
+    the run's snapshot's derived fingerprint of `partition`."""
+    from synoforecast.lib import partition_state
+
+    scope = partition_state.scope_of(params)
     with connect(url) as conn, conn.transaction():
+        partition_lock(conn, table, scope)
+        if snapshot:
+            partition_state.register_run(conn, run_id, snapshot)
         deleted = conn.execute(f"delete from {table} where {where}", params).rowcount
         written = copy_frame(conn, table, frame)
+        partition_state.record(conn, table, scope, partition, run_id, fingerprint, snapshot)
         conn.execute(
             "insert into ops.publish_log (run_id, target, partition_key, rows_deleted, rows_written) "
             "values (%s, %s, %s, %s, %s)",
             (run_id, table, partition, deleted, written),
         )
     return PublishResult(table, partition, deleted, written)
+
+
+@contextlib.contextmanager
+def session_lock(url: str, key: str, timeout_s: float, on_wait=None, poll_s: float = 1.0) -> Iterator[bool]:
+    """Hold the advisory lock `key` for the duration of the block (True), or give up after
+    `timeout_s` (False). Held by a connection of its own, so it dies with the process:
+    a killed holder never wedges the next one."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise WarehouseError(f"cannot connect to the warehouse at {redact(url)}: {str(exc).strip()}") from None
+    deadline = time.monotonic() + timeout_s
+    announced = False
+    try:
+        while not conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            if on_wait and not announced:
+                on_wait()
+                announced = True
+            time.sleep(poll_s)
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a lost connection has released it already
+                conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+    finally:
+        conn.close()
 
 
 def query_frame(url: str, sql: str, params: Sequence[object] = ()) -> pl.DataFrame:

@@ -22,14 +22,27 @@ import fastexcel
 import polars as pl
 
 from synoforecast.lib.inbox import file_sha256 as sha256_file
-from synoforecast.lib.contract import SHEETS, AliasTable, ColumnSpec, SheetSpec, match_sheet, normalise_name
-from synoforecast.lib.quarters import complete_quarters, quarter_label
+from synoforecast.lib.contract import (
+    DECIMAL_LIMIT,
+    INT_RANGE,
+    SHEETS,
+    WAREHOUSE_TYPES,
+    AliasTable,
+    ColumnSpec,
+    SheetSpec,
+    match_sheet,
+    normalise_name,
+)
+from synoforecast.lib.fingerprint import frame_digest, grouped_digests
+from synoforecast.lib.quarters import complete_quarters, quarter_end, quarter_label, to_key
 
 HEADER_SEARCH_ROWS = 30
 TOTAL_MARKERS = {"total", "grand total", "subtotal", "sub total", "sum"}
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 MAX_CELLS_IN_ERROR = 10
+EARLIEST_DATE = dt.date(2000, 1, 1)  # no sale-out line of the platform's products is older
+DATE_MARGIN_DAYS = 31  # a line dated after the export by more than this is a typo (9999-12-31)
 
 
 class WorkbookRefused(ValueError):
@@ -87,6 +100,33 @@ class SheetRead:
         return self.frame.height
 
     @property
+    def last_data_day(self) -> dt.date | None:
+        """Last day the sheet has data for (a monthly sheet covers its last month to the end)."""
+        field_name = self.spec.date_field
+        if not field_name or not self.frame.height:
+            return None
+        last = self.frame[field_name].max()
+        monthly = any(c.field == field_name and c.kind == "month" for c in self.spec.columns)
+        return _month_end(last) if monthly else last
+
+    def incomplete_quarters(self, export_day: dt.date) -> list[dt.date]:
+        """This sheet's quarters not held in full: still running at the export, or its last
+        quarter when the sheet's own data stops early (each sheet judged on its own dates)."""
+        if "quarter_start" not in self.frame.columns or not self.frame.height:
+            return []
+        present = sorted(self.frame["quarter_start"].unique().to_list())
+        complete = set(complete_quarters(present, export_day, self.last_data_day))
+        return [q for q in present if q not in complete]
+
+    def quarter_digests(self) -> dict[str, str]:
+        """Canonical content digest per quarter (dated sheets) -- see lib/fingerprint.py."""
+        return grouped_digests(self.frame, "quarter_start", _content_columns(self.frame))
+
+    def digest(self) -> str:
+        """Canonical content digest of the whole sheet (reference sheets)."""
+        return frame_digest(self.frame, _content_columns(self.frame))
+
+    @property
     def rows_quarantined(self) -> int:
         return self.quarantine.height
 
@@ -127,6 +167,16 @@ class SheetRead:
                 for c in self.spec.columns if not c.required}
 
 
+def _month_end(day: dt.date) -> dt.date:
+    following = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return following - dt.timedelta(days=1)
+
+
+def _content_columns(frame: pl.DataFrame) -> list[str]:
+    """What a row says (its position in the export, source_row, is not content)."""
+    return [c for c in frame.columns if c not in ("source_row", "quarter_start", "quarter_label")]
+
+
 @dataclass
 class WorkbookRead:
     file: str
@@ -157,6 +207,19 @@ class WorkbookRead:
     def complete_quarters(self) -> list[dt.date]:
         """Quarters held in full: ended before the export (file mtime) and covered by data."""
         return complete_quarters(self.quarters, self.mtime.date(), self.last_data_day)
+
+    def fingerprints(self) -> dict:
+        """Per-sheet content digests the change detection compares with what is published:
+        {"sheets": {table: {quarter_key: digest}}, "references": {table: digest},
+        "incomplete": {table: [quarter_key]}}."""
+        dated, references, incomplete = {}, {}, {}
+        for sheet in self.sheets.values():
+            if sheet.spec.date_field:
+                dated[sheet.spec.table] = sheet.quarter_digests()
+                incomplete[sheet.spec.table] = [to_key(q) for q in sheet.incomplete_quarters(self.mtime.date())]
+            else:
+                references[sheet.spec.table] = sheet.digest()
+        return {"sheets": dated, "references": references, "incomplete": incomplete}
 
     def report(self) -> dict:
         return {
@@ -296,7 +359,8 @@ def _load_cells(reader: fastexcel.ExcelReader, sheet_name: str) -> _Cells:
 
 
 def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, aliases: AliasTable,
-                ref: Reference, file: Path, fiscal_start_month: int) -> SheetRead:
+                ref: Reference, file: Path, fiscal_start_month: int,
+                date_range: tuple[dt.date, dt.date] = (EARLIEST_DATE, dt.date(2999, 12, 31))) -> SheetRead:
     lookup = aliases.lookup(spec)
     everything = cells.frame
     header_idx = _find_header(everything.head(HEADER_SEARCH_ROWS), sheet_name, spec, lookup, file)
@@ -333,7 +397,7 @@ def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, aliases: AliasT
     frame = pl.DataFrame({**typed, "source_row": source_row.filter(keep)})
     rows_read = frame.height
 
-    quarantine = _quarantine(spec, frame, raw_kept, letters)
+    quarantine = _quarantine(spec, frame, raw_kept, letters, date_range)
     quarantine_mask = frame["source_row"].is_in(quarantine["source_row"].implode())
     frame = frame.filter(~quarantine_mask)
 
@@ -375,18 +439,38 @@ def _drop_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return kept, repeated.len()
 
 
-def _quarantine(spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters: dict[str, str]) -> pl.DataFrame:
-    """Rows with a required cell blank or a cell that does not parse: the first such cell and why."""
+def _out_of_range(c: ColumnSpec, values: pl.Series, date_range: tuple[dt.date, dt.date]) -> tuple[pl.Series, str]:
+    """Parsed values the warehouse column cannot hold or that cannot be true, and why."""
+    if c.kind in ("date", "month"):
+        low, high = date_range
+        return ~values.is_between(low, high).fill_null(True), \
+            f"outside the plausible range {low.isoformat()}..{high.isoformat()}"
+    if c.kind == "int":
+        low, high = INT_RANGE
+        return ~values.is_between(low, high).fill_null(True), \
+            f"out of range for the warehouse column ({WAREHOUSE_TYPES['int']}: {low}..{high})"
+    if c.kind == "decimal":
+        return (values.abs() >= DECIMAL_LIMIT).fill_null(False), \
+            f"out of range for the warehouse column ({WAREHOUSE_TYPES['decimal']}: below 10^16 in absolute value)"
+    return pl.Series([False] * values.len(), dtype=pl.Boolean), ""
+
+
+def _quarantine(spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters: dict[str, str],
+                date_range: tuple[dt.date, dt.date]) -> pl.DataFrame:
+    """Rows with a required cell blank, a cell that does not parse or a value the warehouse
+    cannot hold (or that cannot be true): the first such cell and why."""
     reasons, cells = [], []
     for c in spec.columns:
         present = raw[c.field].is_not_null() & (raw[c.field].str.strip_chars() != "")
         parsed_null = frame[c.field].is_null()
         bad = parsed_null & present
         blank = parsed_null & ~present & c.required
+        wild, why = _out_of_range(c, frame[c.field], date_range)
         kind = {"date": "a date", "month": "a month", "int": "a whole number", "decimal": "a number"}.get(c.kind, "text")
         reasons.append(pl.when(bad).then(pl.lit(f"{c.header} is not {kind}: '") + raw[c.field] + pl.lit("'"))
-                       .when(blank).then(pl.lit(f"{c.header} is blank")))
-        cells.append(pl.when(bad | blank).then(pl.lit(letters.get(c.field, "?"))))
+                       .when(blank).then(pl.lit(f"{c.header} is blank"))
+                       .when(wild).then(pl.lit(f"{c.header} '") + raw[c.field] + pl.lit(f"' is {why}")))
+        cells.append(pl.when(bad | blank | wild).then(pl.lit(letters.get(c.field, "?"))))
     rows = frame["source_row"]
     out = pl.select(
         source_row=rows,
@@ -404,17 +488,14 @@ def _quarter_starts(days: pl.Series, fiscal_start_month: int) -> pl.Series:
 
 
 def _quarter_hashes(sheets: dict[str, SheetRead]) -> dict[str, str]:
-    """Per-quarter content hash over every dated sheet, independent of row order."""
+    """Per-quarter content hash over every dated sheet, independent of row order, from the
+    project's canonical row bytes (lib/fingerprint.py; never polars' unstable hash_rows)."""
     digests: dict[str, "hashlib._Hash"] = {}
     for name in sorted(sheets):
-        frame = sheets[name].frame
-        if "quarter_start" not in frame.columns or frame.is_empty():
+        if not sheets[name].spec.date_field:
             continue
-        content = frame.drop("source_row")
-        sums = content.with_columns(__h=content.hash_rows(seed=0)).group_by("quarter_start").agg(
-            pl.col("__h").sum().alias("h"), pl.len().alias("n"))
-        for q, h, n in sums.iter_rows():
-            digests.setdefault(q.isoformat(), hashlib.sha256()).update(f"{name}:{h}:{n};".encode())
+        for q, digest in sheets[name].quarter_digests().items():
+            digests.setdefault(q, hashlib.sha256()).update(f"{name}:{digest};".encode())
     return {q: d.hexdigest()[:16] for q, d in sorted(digests.items())}
 
 
@@ -426,6 +507,20 @@ def _hidden_sheets(path: Path) -> set[str]:
         root = ET.fromstring(archive.read("xl/workbook.xml"))
     return {el.get("name") for el in root.iter() if el.tag.endswith("}sheet") and el.get("state") in
             ("hidden", "veryHidden")}
+
+
+def _refuse_if_empty(path: Path, sheet_name: str, spec: SheetSpec, result: SheetRead) -> None:
+    """A required sheet with only its header row would replace every published quarter by nothing."""
+    if spec.required and result.rows_read == 0:
+        raise WorkbookRefused(
+            path, f"required sheet '{sheet_name}' has a header row (row {result.header_row}) but no data rows; "
+                  "export it again with its data", sheet=sheet_name)
+
+
+def _reader_crashed(exc: BaseException) -> bool:
+    """calamine's Rust panics surface as pyo3's PanicException, a BaseException: the reader
+    gave up on a cell it cannot convert (e.g. -1e308 in a date-formatted column)."""
+    return type(exc).__name__ == "PanicException" or isinstance(exc, fastexcel.FastExcelError)
 
 
 def _refuse_if_mostly_unparseable(path: Path, sheet_name: str, result: SheetRead, max_share: float) -> None:
@@ -441,16 +536,30 @@ def _refuse_if_mostly_unparseable(path: Path, sheet_name: str, result: SheetRead
         )
 
 
+def plausible_dates(export_day: dt.date, earliest: dt.date = EARLIEST_DATE,
+                    margin_days: int = DATE_MARGIN_DAYS) -> tuple[dt.date, dt.date]:
+    """Dates a sale-out line can carry: from `earliest` to the export date plus a margin."""
+    return earliest, export_day + dt.timedelta(days=margin_days)
+
+
 def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: AliasTable | None = None,
-                  fiscal_start_month: int = 1, quarantine_max_share: float = 0.02) -> WorkbookRead:
-    """Parse and validate a whole workbook; raise WorkbookRefused if it must not be ingested."""
+                  fiscal_start_month: int = 1, quarantine_max_share: float = 0.02,
+                  earliest_date: dt.date = EARLIEST_DATE, date_margin_days: int = DATE_MARGIN_DAYS) -> WorkbookRead:
+    """Parse and validate a whole workbook; raise WorkbookRefused if it must not be ingested.
+
+    Only the workbook's own faults are refusals; an I/O error or a bug of the reader
+    propagates as itself (a failure the platform retries, not something sales ops can fix)."""
     started = time.perf_counter()
     path = Path(path).resolve()
     _check_container(path)
     aliases = aliases or AliasTable()
+    export_day = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).date()
+    date_range = plausible_dates(export_day, earliest_date, date_margin_days)
     try:
         reader = fastexcel.read_excel(str(path))
         names = reader.sheet_names
+    except OSError:
+        raise
     except Exception as exc:  # calamine reports corrupt containers in many ways
         raise WorkbookRefused(path, f"not a readable workbook ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     matched: dict[str, tuple[str, SheetSpec]] = {}
@@ -478,13 +587,20 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
                 cells = pending.result()
                 pending = prefetch.submit(_load_cells, reader, order[position + 1][0]) \
                     if position + 1 < len(order) else None
-                result = _read_sheet(cells, sheet_name, spec, aliases, reference, path, fiscal_start_month)
+                result = _read_sheet(cells, sheet_name, spec, aliases, reference, path, fiscal_start_month,
+                                     date_range)
                 del cells
-            except WorkbookRefused:
+            except (WorkbookRefused, KeyboardInterrupt, SystemExit, GeneratorExit):
                 raise
-            except Exception as exc:
-                raise WorkbookRefused(path, f"sheet '{sheet_name}' could not be read ({type(exc).__name__}: "
-                                            f"{str(exc).splitlines()[0][:200]})", sheet=sheet_name) from None
+            except BaseException as exc:
+                if not _reader_crashed(exc):
+                    raise  # OSError, or a bug of ours or of a library: a failure, not the workbook's fault
+                first = (str(exc).splitlines() or [""])[0][:200]
+                raise WorkbookRefused(path, f"sheet '{sheet_name}' could not be read: the Excel reader gave up on "
+                                            f"a cell it cannot convert ({type(exc).__name__}: {first}); look for "
+                                            "huge or negative numbers in date-formatted cells", sheet=sheet_name
+                                      ) from None
+            _refuse_if_empty(path, sheet_name, spec, result)
             _refuse_if_mostly_unparseable(path, sheet_name, result, quarantine_max_share)
             sheets[spec.name] = result
             if spec.table in ("device_bays", "region_map"):

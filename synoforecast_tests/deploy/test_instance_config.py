@@ -94,7 +94,8 @@ def test_instance_instantiates_with_the_deployed_behaviour(deploy_home, pg_serve
         assert isinstance(instance.compute_log_manager, LocalComputeLogManager)
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 2
-        assert [(t["key"], t["limit"]) for t in queue.tag_concurrency_limits] == [("dagster/backfill", 1)]
+        assert [(t["key"], t.get("value"), t["limit"]) for t in queue.tag_concurrency_limits] == [
+            ("dagster/backfill", None, 1), ("synoforecast/pipeline", "true", 1)]  # one pipeline run at a time
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1  # one dbt at a time
         assert instance.run_monitoring_enabled
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1

@@ -6,20 +6,22 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
+from synoforecast.defs.partitions import QUARTERLY, existing_keys, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib import snapshots
+from synoforecast.lib import partition_state, quality, snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
 from synoforecast.lib.inbox import file_sha256, newest_workbook
-from synoforecast.lib.quality import changed_quarters
-from synoforecast.lib.quarters import to_key
+from synoforecast.lib.quarters import parse_key, to_key
 from synoforecast.lib.schema import RAW_TABLES, column_names
-from synoforecast.lib.warehouse import replace_rows
+from synoforecast.lib.warehouse import connect, replace_rows
 from synoforecast.lib.workbook import WorkbookRefused, read_workbook
 from synoforecast.settings import get_settings, reader_options, record_data_start
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
 PIPELINE_JOB = "forecast_pipeline_job"
+REFUSED_TAG = "synoforecast/refused"  # a snapshot run refused (or held by the shrink guard): never retried
+ALLOW_SHRINK_TAG = "synoforecast/allow_shrink"  # "true": publish a snapshot that shrank beyond the limit
+RAW_DATED = {s.table: s.date_field is not None for s in SHEETS}
 
 
 class WorkbookSnapshotConfig(dg.Config):
@@ -48,18 +50,34 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     except WorkbookRefused as exc:
         if path.is_file():
             snapshots.record_refused(url, path, file_sha256(path), str(exc), context.run_id)
+        context.instance.add_run_tags(context.run_id, {REFUSED_TAG: "true"})
         raise dg.Failure(description=f"workbook refused: {exc}", metadata={"file": str(path), "error": str(exc)},
                          allow_retries=False) from None
-    baseline = published_baseline(context.instance, url)
+    baseline = snapshots.published_manifest(url)
     complete = [q.isoformat() for q in read.complete_quarters]
-    changed = changed_quarters(read.quarter_hashes, baseline["quarter_hashes"] if baseline else None, complete)
+    fingerprints = read.fingerprints()  # canonical digests of every sheet: computed once
+    expected = quality.expected_fingerprints(fingerprints, complete,
+                                             existing_keys([parse_key(k) for k in complete]), RAW_DATED)
+    changed = stale_quarters_now(url, expected)  # every partition to re-publish (drives the run)
+    content_changed = stale_quarters_now(url, {t: v for t, v in expected.items() if t.startswith("raw.")})
+    shrink = quality.shrinkage(read.report(), baseline, settings.shrink_max_share)
+    allowed = context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
+    blocked = not shrink.passed and not allowed
     manifest = snapshots.write_snapshot(read, settings.ingestion_dir, extra={
-        "changed_quarter_keys": changed, "baseline_sha256": baseline["sha256"] if baseline else None})
+        "changed_quarter_keys": changed, "baseline_sha256": baseline["sha256"] if baseline else None,
+        "fingerprints": fingerprints, "expected_fingerprints": {**expected, "derived": expected["dbt"]},
+        "shrink": {"passed": shrink.passed, "summary": shrink.summary, "allowed": allowed, "blocked": blocked,
+                   **shrink.metadata}})
     snapshots.record_accepted(url, manifest, context.run_id, snapshots.quarantined_rows(read))
     if read.complete_quarters and record_data_start(settings, min(read.complete_quarters)):  # issue 12
         context.log.info(f"partitions start at the data from the next load: {label(to_key(min(read.complete_quarters)))}")
-    changed_labels = [label(k) for k in changed]
-    context.log.info(f"quarters changed since the last published snapshot: {changed_labels or 'none'}")
+    changed_labels = [label(k) for k in content_changed]
+    context.log.info(f"quarters whose sheets differ from what is published: {changed_labels or 'none'}; "
+                     f"partitions to re-publish: {[label(k) for k in changed] or 'none'}")
+    if blocked:  # held for the operator: the sensor must not retry it either
+        context.instance.add_run_tags(context.run_id, {REFUSED_TAG: "true"})
+        context.log.error(f"publication stopped: {shrink.summary}. Re-run with `synoforecast ingest --allow-shrink` "
+                          f"(or the run tag {ALLOW_SHRINK_TAG}=true) if the export is right.")
     svr = read.sheets["SVR-RM"]
     context.log.info(f"accepted {path.name}: {svr.rows_loaded} SVR-RM rows, quarters "
                      f"{snapshots.describe_quarters(manifest['complete_quarter_keys'], settings.fiscal_year_start_month)}")
@@ -74,23 +92,29 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
         "complete_quarter_keys": dg.MetadataValue.json(manifest["complete_quarter_keys"]),
         "changed_quarter_keys": dg.MetadataValue.json(changed),
         "changed_quarters": dg.MetadataValue.json(changed_labels),
+        "stale_quarters": dg.MetadataValue.json([label(k) for k in changed]),
         "baseline_sha256": baseline["sha256"] if baseline else "none (first published snapshot)",
         "quarter_hashes": dg.MetadataValue.json(read.quarter_hashes),
+        "shrink_blocked": blocked,
+        "shrink_summary": shrink.summary,
         "dagster/row_count": svr.rows_loaded,
         "preview": _preview(svr.frame),
     })
 
 
-def published_baseline(instance: dg.DagsterInstance, url: str) -> dict | None:
-    """Manifest of the snapshot behind the newest successful downstream run: what the
-    warehouse holds now, so a failed run never hides a quarter from change detection."""
-    runs = instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=50)
-    for run in runs:
-        sha = run.tags.get(SNAPSHOT_TAG)
-        manifest = snapshots.accepted_snapshot(url, sha) if sha else None
-        if manifest is not None:
-            return manifest
-    return None
+def required_scopes() -> dict[str, int]:
+    """State rows each partition needs per target: one per cohort for forecast.forecasts."""
+    from synoforecast.lib.cohorts import COHORTS
+
+    return {"forecast.forecasts": len(COHORTS)}
+
+
+def stale_quarters_now(url: str, expected: dict[str, dict[str, str]]) -> list[str]:
+    """Quarters whose published partitions do not hold this snapshot's content (the
+    baseline is what is published, partition by partition: ops.partition_state)."""
+    with connect(url) as conn:
+        state = partition_state.load(conn)
+    return quality.stale_quarters(expected, state, required_scopes())
 
 
 def snapshot_for_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, url: str) -> dict:
@@ -129,17 +153,20 @@ def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
         frame = snapshots.load_table(manifest["parquet_dir"], spec.table)
         complete = manifest["complete_quarter_keys"]
         last_complete = complete[-1] if complete else ""
+        incomplete = set(manifest.get("fingerprints", {}).get("incomplete", {}).get(spec.table, []))
+        expected = manifest.get("expected_fingerprints", {}).get(f"raw.{spec.table}", {})
         columns = column_names(RAW_TABLES[spec.table])
         loaded: dict[str, int] = {}
         skipped: list[str] = []
         for quarter in partition_quarters(context):
             key = to_key(quarter)
-            if key > last_complete:
-                skipped.append(label(key))  # partial (or not yet exported) in this snapshot: keep what is there
+            if key > last_complete or key in incomplete:
+                skipped.append(label(key))  # partial (or not yet exported) in this sheet: keep what is there
                 continue
             rows = pl.DataFrame() if frame is None else \
                 _rows_for_quarter(spec, frame, key, manifest["sha256"]).select(columns)
-            result = replace_rows(url, f"raw.{spec.table}", rows, "quarter_start = %s", (quarter,), context.run_id, key)
+            result = replace_rows(url, f"raw.{spec.table}", rows, "quarter_start = %s", (quarter,), context.run_id, key,
+                                  snapshot=manifest["sha256"], fingerprint=expected.get(key))
             loaded[label(key)] = result.rows_written
         if skipped:
             context.log.warning(f"{spec.name}: not complete in snapshot {manifest['sha256'][:12]}, left as is: {skipped}")

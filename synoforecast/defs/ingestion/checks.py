@@ -85,3 +85,22 @@ def build_snapshot_check(name: str) -> dg.AssetChecksDefinition:
 
 
 snapshot_checks = [build_snapshot_check(name) for name in SNAPSHOT_RULES]
+
+
+@dg.asset_check(asset=workbook_snapshot, name="snapshot_shrink", blocking=True,
+                description="Rows and totals per sheet against the published snapshot: a drop beyond "
+                            "SYNOFORECAST_SHRINK_MAX_SHARE (default 50%) stops publication unless the run carries "
+                            "synoforecast/allow_shrink=true (`synoforecast ingest --allow-shrink`).")
+def snapshot_shrink(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    current, _ = _manifests(context, warehouse.get_url())
+    shrink = current.get("shrink", {"passed": True, "summary": "not measured (older snapshot)"})
+    summary = shrink["summary"] + (" (allowed by the operator)" if shrink.get("allowed") and not shrink["passed"]
+                                   else "")
+    return dg.AssetCheckResult(passed=not shrink.get("blocked", False), severity=dg.AssetCheckSeverity.ERROR,
+                               description=summary,
+                               metadata={"snapshot": current["sha256"],
+                                         "drops": dg.MetadataValue.json(shrink.get("drops", {})),
+                                         "allowed": bool(shrink.get("allowed"))})
+
+
+snapshot_checks.append(snapshot_shrink)

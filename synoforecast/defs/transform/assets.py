@@ -12,8 +12,14 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from synoforecast.defs.partitions import FOLLOW_UPSTREAM, QUARTERLY, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.transform.project import dbt_project, ensure_manifest
+from synoforecast.lib import partition_state
 from synoforecast.lib.dbt_vars import dbt_vars
+from synoforecast.lib.quarters import to_key
+from synoforecast.lib.warehouse import connect
 from synoforecast.settings import get_settings
+
+
+DBT_TARGET = "dbt"  # ops.partition_state target of the marts (one row per quarter for the whole project)
 
 
 class SynoforecastTranslator(DagsterDbtTranslator):
@@ -43,10 +49,18 @@ class SynoforecastTranslator(DagsterDbtTranslator):
 def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Staging views and incremental marts for the run's quarters (dbt vars start/end_quarter)."""
     quarters = partition_quarters(context)
+    keys = [to_key(q) for q in quarters]
+    url = warehouse.get_url()
     os.environ.update(warehouse.dbt_env())
     variables = dbt_vars(quarters[0], quarters[-1], get_settings().top_customers_n)
+    with connect(url) as conn, conn.transaction():  # dbt cannot record in its own transactions:
+        partition_state.invalidate(conn, DBT_TARGET, keys)  # dying half-way must read as stale
     invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
     try:
         yield from invocation.stream()
     finally:
         shutil.rmtree(invocation.target_path, ignore_errors=True)  # one target/ folder per invocation
+    if invocation.is_successful():
+        with connect(url) as conn, conn.transaction():
+            for key in keys:
+                partition_state.record(conn, DBT_TARGET, key, key, context.run_id)

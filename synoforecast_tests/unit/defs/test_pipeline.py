@@ -112,3 +112,22 @@ def test_automation_never_follows_a_failed_blocking_check_from_an_earlier_run():
     contract check failed: Dagster's own evaluator decides, on a real instance."""
     assert _mart_requested_after_check(passed=True)
     assert not _mart_requested_after_check(passed=False)
+
+
+def test_a_snapshot_held_by_the_shrink_guard_gets_no_downstream_run():
+    complete = ["2021-01-01", "2021-04-01"]
+    skip = downstream_run_request(complete, complete, SHA, blocked="SVR-RM rows loaded 18,979 -> 0 (-100%)")
+    assert isinstance(skip, dg.SkipReason)
+    assert "snapshot_shrink" in skip.skip_message and "18,979 -> 0" in skip.skip_message
+
+
+def test_pipeline_runs_carry_the_tag_both_instance_configs_limit_to_one():
+    import yaml
+
+    from synoforecast.defs.pipeline import PIPELINE_RUN_TAG
+    from synoforecast.settings import CHECKOUT_DIR
+
+    assert defs.resolve_job_def(PIPELINE_JOB).tags[PIPELINE_RUN_TAG] == "true"
+    for config in (CHECKOUT_DIR / "dagster.yaml", CHECKOUT_DIR / "deploy" / "dagster.yaml"):
+        limits = yaml.safe_load(config.read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
+        assert {"key": PIPELINE_RUN_TAG, "value": "true", "limit": 1} in limits, config

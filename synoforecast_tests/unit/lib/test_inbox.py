@@ -207,3 +207,18 @@ def test_newest_workbook_on_an_empty_inbox_names_the_inbox(tmp_path):
     assert str(tmp_path) in str(info.value)
     with pytest.raises(FileNotFoundError):
         newest_workbook(tmp_path / "missing")
+
+
+def test_a_redropped_workbook_is_reported_as_known_when_asked(tmp_path):
+    """The sensor decides whether known content runs again (it must when it is not published)."""
+    path = put(tmp_path / "snap.xlsx", b"export")
+    _, cursor = scan_inbox(tmp_path, InboxCursor())
+    ready, cursor = scan_inbox(tmp_path, cursor, include_known=True)
+    assert [r.known for r in ready] == [False]
+    put(path, b"export", T0 + 60 * 10**9)  # copied onto the share again: same bytes, new mtime
+    ready, cursor = scan_inbox(tmp_path, cursor, include_known=True)
+    assert ready == []
+    ready, cursor = scan_inbox(tmp_path, cursor, include_known=True)
+    assert ready == [ReadyWorkbook(str(path), sha(b"export"), known=True)]
+    assert ready[0].mtime_ns == T0 + 60 * 10**9
+    assert cursor.seen_hashes == [sha(b"export")]

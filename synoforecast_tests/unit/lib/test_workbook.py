@@ -520,11 +520,15 @@ def test_quarter_hashes_ignore_row_order_and_change_only_where_content_changed(t
     assert changed["2025-07-01"] != base["2025-07-01"]
 
 
-def test_empty_svr_rm_sheet_reads_as_zero_rows(tmp_path):
-    result = read(svr_book(tmp_path / "empty.xlsx", []))
-    assert result.sheets["SVR-RM"].report()["rows_read"] == 0
-    assert result.quarters == [] and result.last_data_day is None
-    assert result.report()["complete_quarters"] == []
+def test_header_only_svr_rm_sheet_is_refused_naming_the_sheet(tmp_path):
+    exc = refusal(svr_book(tmp_path / "empty.xlsx", []))
+    assert exc.sheet == "SVR-RM"
+    assert "required sheet 'SVR-RM' has a header row (row 1) but no data rows" in str(exc)
+
+
+def test_header_only_optional_sheet_is_accepted_as_empty(tmp_path):
+    path = svr_book(tmp_path / "book.xlsx", [sale()], Consumer=[HEADER])
+    assert read(path).sheets["Consumer"].rows_read == 0
 
 
 def test_hidden_sheets_are_ignored_and_listed_even_with_a_contract_name(tmp_path):
@@ -563,3 +567,92 @@ def test_configured_aliases_extend_the_accepted_header_spellings(tmp_path):
         read(path)
     report = read_workbook(path, reference=reference(), aliases=AliasTable(extra=extra)).report()
     assert report["sheets"]["SVR-RM"]["units_total"] == 3
+
+
+# --- guard rails: warehouse column types, plausible dates, reader crashes (issue 11) --------------
+
+def test_units_beyond_the_integer_column_are_quarantined_with_the_cell(tmp_path):
+    rows = [sale(units=3_000_000_000)] + [sale(cust=f"C{i}") for i in range(60)]
+    result = read(svr_book(tmp_path / "big.xlsx", rows))
+    q = result.sheets["SVR-RM"].quarantine
+    assert q["cell"].to_list() == ["SVR-RM!H2"]
+    assert "Units '3000000000' is out of range for the warehouse column (integer" in q["reason"][0]
+    assert result.sheets["SVR-RM"].frame["units"].max() == 1
+
+
+def test_out_of_range_values_above_the_share_refuse_like_a_real_run_would(tmp_path):
+    exc = refusal(svr_book(tmp_path / "big.xlsx", [sale(units=3_000_000_000), sale(cust="B")]))
+    assert exc.cells == ["SVR-RM!H2"] and "out of range for the warehouse column" in str(exc)
+
+
+def test_revenue_beyond_numeric_18_2_is_quarantined(tmp_path):
+    rows = [sale(revenue=1e17)] + [sale(cust=f"C{i}") for i in range(60)]
+    q = read(svr_book(tmp_path / "rev.xlsx", rows)).sheets["SVR-RM"].quarantine
+    assert q["cell"].to_list() == ["SVR-RM!I2"] and "numeric(18,2)" in q["reason"][0]
+
+
+@pytest.mark.parametrize("day, cell_text", [(dt.date(9999, 12, 31), "9999-12-31"), (dt.date(1900, 3, 1), "1900-03-01"),
+                                            (dt.date(1999, 12, 31), "1999-12-31")])
+def test_implausible_dates_are_quarantined_not_crashing(tmp_path, day, cell_text):
+    rows = [sale(day=day)] + [sale(cust=f"C{i}") for i in range(60)]
+    path = svr_book(tmp_path / "dates.xlsx", rows)
+    _set_mtime(path, dt.datetime(2025, 10, 20, 12))
+    result = read(path)
+    q = result.sheets["SVR-RM"].quarantine
+    assert q["cell"].to_list() == ["SVR-RM!A2"]
+    assert "outside the plausible range 2000-01-01..2025-11-20" in q["reason"][0] and cell_text in q["reason"][0]
+    assert [q.isoformat() for q in result.quarters] == ["2025-07-01"]
+
+
+def test_plausible_date_range_is_configurable(tmp_path):
+    rows = [sale(day=dt.date(1995, 1, 2))] + [sale(cust=f"C{i}") for i in range(60)]
+    result = read(svr_book(tmp_path / "old.xlsx", rows), earliest_date=dt.date(1990, 1, 1))
+    assert result.sheets["SVR-RM"].rows_quarantined == 0
+
+
+def test_reader_panic_on_a_date_cell_is_a_refusal_naming_the_sheet(tmp_path):
+    path = tmp_path / "panic.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "SVR-RM"
+    ws.append(HEADER)
+    ws.append(sale())
+    ws.append(sale(cust="B"))
+    ws.cell(3, 1).value = -1e308
+    ws.cell(3, 1).number_format = "yyyy-mm-dd"
+    wb.save(path)
+    exc = refusal(path)
+    assert exc.sheet == "SVR-RM" and "sheet 'SVR-RM' could not be read" in str(exc)
+
+
+def test_an_io_error_while_reading_is_not_blamed_on_the_workbook(tmp_path, monkeypatch):
+    import synoforecast.lib.workbook as workbook
+
+    path = svr_book(tmp_path / "ok.xlsx", [sale()])
+
+    def broken(*_a, **_k):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(workbook, "_load_cells", broken)
+    with pytest.raises(OSError):
+        read(path)
+
+
+def test_quarter_digests_are_canonical_bytes_not_a_library_hash(tmp_path):
+    """The digest is sha256 over the documented canonical text of the sorted rows."""
+    import hashlib
+
+    result = read(svr_book(tmp_path / "one.xlsx", [sale(units=2, revenue="1,000.50")]))
+    line = "\x1f".join(["2025-07-14", "EMEA", "DE", "C001", "Acme GmbH", "RS2423RP+", "T2", "2", "100050",
+                        "Distributor", "f", "f"])
+    assert result.sheets["SVR-RM"].quarter_digests() == {"2025-07-01": hashlib.sha256(line.encode()).hexdigest()[:32]}
+
+
+def test_completeness_is_judged_per_sheet(tmp_path):
+    """SVR-RM runs to the end of Q3, Consumer stops in August: Q3 is complete for one only."""
+    path = svr_book(tmp_path / "book.xlsx", [sale(dt.date(2025, 9, 29))],
+                    Consumer=[HEADER, sale(dt.date(2025, 8, 1))])
+    _set_mtime(path, dt.datetime(2025, 10, 20, 12))
+    result = read(path)
+    assert result.complete_quarters == [dt.date(2025, 7, 1)]
+    assert result.fingerprints()["incomplete"] == {"svr_rm": [], "consumer": ["2025-07-01"]}

@@ -1,0 +1,49 @@
+"""The last step of a pipeline run: switch what analysts read to this run's export.
+
+Runs only when every upstream step succeeded (the in-process executor skips it after a
+failure), and refuses to switch when any partition still holds another export's content
+(lib/published.py), so `published.*` always shows one complete export.
+"""
+
+import dagster as dg
+
+from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
+from synoforecast.defs.ingestion.assets import required_scopes, snapshot_for_run
+from synoforecast.defs.partitions import QUARTERLY
+from synoforecast.defs.resources import WarehouseResource
+from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.published import NotPublishable, switch
+
+PUBLISHED_KEY = dg.AssetKey(["published", "snapshot"])
+
+
+def publish_targets(expected: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The manifest's expected fingerprints without the 'derived' lookup entry."""
+    return {target: keys for target, keys in expected.items() if target != "derived"}
+
+
+@dg.asset(
+    key=PUBLISHED_KEY,
+    deps=[forecast_evaluation, *[forecast_key(c) for c in COHORTS]],
+    **QUARTERLY,
+    group_name="publishing",
+    kinds={"postgres"},
+    description="Switches schema `published` (what analysts and Metabase read) to this run's export, in one "
+                "transaction, once every partition holds its content.",
+)
+def published_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    url = warehouse.get_url()
+    manifest = snapshot_for_run(context, url)
+    expected = manifest.get("expected_fingerprints")
+    if not expected:
+        raise dg.Failure(f"snapshot {manifest['sha256'][:12]} has no fingerprints (ingested by an older release): "
+                         "ingest the workbook again")
+    try:
+        result = switch(url, manifest["sha256"], context.run_id, publish_targets(expected), required_scopes(),
+                        [c.name for c in COHORTS])
+    except NotPublishable as exc:
+        raise dg.Failure(description=str(exc)) from None
+    context.log.info(f"published snapshot {result.snapshot_sha256[:12]}: {len(result.tables)} tables")
+    return dg.MaterializeResult(metadata={"snapshot": result.snapshot_sha256,
+                                          "tables": dg.MetadataValue.json(result.tables),
+                                          "dagster/row_count": sum(result.tables.values())})
