@@ -10,7 +10,7 @@
 --
 -- Roles:
 --   synoforecast          the platform: owns the warehouse database and its schemas
---   analyst               NOLOGIN group: SELECT on marts.* and forecast.*, nothing else
+--   analyst               NOLOGIN group: SELECT on published.*, marts.* and forecast.*, nothing else
 --                         (the platform's own DDL, synoforecast.lib.schema.analyst_role_ddl,
 --                         grants to this group; it is created here because the platform
 --                         role may not create roles)
@@ -67,11 +67,13 @@ create schema if not exists marts authorization synoforecast;
 create schema if not exists reference authorization synoforecast;
 create schema if not exists forecast authorization synoforecast;
 create schema if not exists ops authorization synoforecast;
+create schema if not exists published authorization synoforecast;
 
 -- the analyst reads the published outputs, and only those
-grant usage on schema marts, forecast to analyst;
-grant select on all tables in schema marts, forecast to analyst;
+-- (`published`: one complete export, switched in one transaction; what Metabase should read)
+grant usage on schema marts, forecast, published to analyst;
+grant select on all tables in schema marts, forecast, published to analyst;
 -- ... including tables and views the platform creates later (dbt rebuilds, new marts)
-alter default privileges for role synoforecast in schema marts, forecast
+alter default privileges for role synoforecast in schema marts, forecast, published
   grant select on tables to analyst;
 revoke all on schema raw, staging, reference, ops from analyst, synoforecast_analyst;

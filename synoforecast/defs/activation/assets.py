@@ -35,7 +35,7 @@ SKIPPED = "skipped: not configured"
 
 @dg.asset(
     key=dg.AssetKey(["activation", "metabase_refresh"]),
-    deps=FORECAST_KEYS,
+    deps=[*FORECAST_KEYS, dg.AssetKey(["published", "snapshot"])],  # after the switch analysts read
     **QUARTERLY,
     group_name="activation",
     kinds={"metabase"},
