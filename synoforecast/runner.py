@@ -43,6 +43,7 @@ class IngestOutcome:
             "error": self.error,
             "sheets": self.manifest.get("sheets", {}),
             "ignored_sheets": self.manifest.get("ignored_sheets", []),
+            "hidden_sheets": self.manifest.get("hidden_sheets", []),
             "changed_quarters": self.manifest.get("changed_quarters", []),
             "partitions": self.partitions,
             "run_ids": self.run_ids,
@@ -152,7 +153,8 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
         outcome.error = refusal or _failure_message(snapshot)
         outcome.seconds = time.perf_counter() - started
         return outcome
-    outcome.manifest = {"sheets": metadata["sheets"].value, "ignored_sheets": metadata["ignored_sheets"].value}
+    outcome.manifest = {"sheets": metadata["sheets"].value, "ignored_sheets": metadata["ignored_sheets"].value,
+                        "hidden_sheets": metadata["hidden_sheets"].value if "hidden_sheets" in metadata else []}
     keys = list(metadata["complete_quarter_keys"].value)
     changed = list(metadata["changed_quarter_keys"].value)
     outcome.manifest["changed_quarters"] = metadata["changed_quarters"].value

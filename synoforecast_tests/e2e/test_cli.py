@@ -53,7 +53,7 @@ def test_dry_run_json_reports_exactly_what_the_generator_wrote(sample):
         assert got["units_total"] == written["units_total"], name
         assert got["revenue_total"] == pytest.approx(written["revenue_total"], abs=0.005), name
         assert got["quarters"] == written["quarters"], name
-    assert report["ignored_sheets"] == []
+    assert report["ignored_sheets"] == [] and report["hidden_sheets"] == []  # the same fields as --dry-run
 
 
 def test_refused_workbook_exits_non_zero_with_a_short_error_naming_sheet_and_column(sample, tmp_path):
