@@ -226,10 +226,10 @@ def test_warehouse_status_and_stop_manage_the_embedded_postgres():
 
 
 def test_ui_starts_without_misleading_warnings(tmp_path):
-    import os
-    import signal
     import socket
     import time
+
+    from synoforecast_tests.support.processes import stop
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -244,8 +244,7 @@ def test_ui_starts_without_misleading_warnings(tmp_path):
                 assert proc.poll() is None, log.read_text()[-3000:]
                 time.sleep(1)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+            stop(proc, grace_s=60, group=True)
     text = log.read_text()
     assert "Serving dagster-webserver" in text
     assert "will not be used to configure Dagster" not in text  # it is: copied into DAGSTER_HOME

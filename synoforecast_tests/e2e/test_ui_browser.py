@@ -27,6 +27,7 @@ from synoforecast.lib.cohorts import COHORTS
 from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import isolated_project, new_database
 from synoforecast_tests.support import webdriver
+from synoforecast_tests.support.processes import stop
 
 pytestmark = pytest.mark.e2e
 
@@ -115,11 +116,7 @@ def webserver(demo):
         assert info is not None, (home / "webserver.log").read_text()[-3000:]
         yield {"base": base, "info": info, "home": home}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, grace_s=20)
         log.close()
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from synoforecast_tests.support.processes import stop
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1600,1200"]
@@ -87,5 +89,4 @@ class Browser:
         try:
             httpx.delete(self._session, timeout=30)
         finally:
-            self._proc.terminate()
-            self._proc.wait(timeout=30)
+            stop(self._proc)
