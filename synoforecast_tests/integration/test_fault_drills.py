@@ -408,3 +408,30 @@ def test_a_new_top_customers_sheet_reaches_every_quarter_of_the_marts(drills, af
                                where m.is_top_customer <> exists (select 1 from staging.int_top_customers t
                                                                   where t.customer_id = m.customer_id)""")[0][0]
         assert mixed == 0, schema
+
+
+def test_an_artefact_folder_that_cannot_be_written_fails_the_run_and_the_next_ingest_heals(drills, after_a):
+    """The run-artefact folder is unusable (a file where the folder should be: root ignores
+    permissions, not that): the run fails naming the path, analysts keep export A, and once
+    the folder is back the next ingest of B converges to a clean ingest of B."""
+    from synoforecast.settings import get_settings
+
+    url = after_a
+    folder = get_settings().forecasts_dir
+    aside = folder.with_name("forecasts.aside")
+    if folder.exists():
+        folder.rename(aside)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("not a folder")
+    try:
+        outcome = ingest(drills["b"])
+        assert not outcome.ok and not outcome.refused  # a failure (exit 1), not the workbook's fault
+        assert str(folder) in outcome.error, outcome.error
+        assert published_of(fingerprint(url)) == published_of(drills["clean"]["a"])
+    finally:
+        folder.unlink()
+        if aside.exists():
+            aside.rename(folder)
+    outcome = ingest(drills["b"])
+    assert outcome.ok, outcome.error
+    assert fingerprint(url) == drills["clean"]["b"]
