@@ -435,3 +435,37 @@ def test_an_artefact_folder_that_cannot_be_written_fails_the_run_and_the_next_in
     outcome = ingest(drills["b"])
     assert outcome.ok, outcome.error
     assert fingerprint(url) == drills["clean"]["b"]
+
+
+def _export_taken(path: Path, day: dt.date) -> Path:
+    stamp = dt.datetime(day.year, day.month, day.day, 7, tzinfo=dt.timezone.utc).timestamp()
+    os.utime(path, (stamp, stamp))  # the export date is the file's date
+    return path
+
+
+def test_a_quarter_partial_in_one_export_is_published_when_the_next_export_completes_it(drills, tmp_path):
+    """Export taken 29 Dec (Q4 still partial), then one taken 5 Jan: the same December rows
+    plus a few January ones. Q4 completes, and must be materialised (the first release
+    compared per-quarter hashes that included the partial quarter and found nothing changed)."""
+    url = new_database(drills["pg_server"])
+    use_warehouse(drills, url)
+    december = tmp_path / "export-2025-12-29.xlsx"
+    write_sample_workbook(december, SampleSpec(rows=900, seed=7, start=dt.date(2024, 1, 1), quarters=8,
+                                               as_of=dt.date(2025, 12, 29)))
+    _export_taken(december, dt.date(2025, 12, 29))
+    first = ingest(december)
+    assert first.ok, first.error
+    assert "2025-10-01" not in first.partitions  # partial: not a training target yet
+
+    def january_rows(wb) -> None:
+        sheet = wb["SVR-RM"]
+        last = [c.value for c in sheet[sheet.max_row]]
+        for day in (2, 3):
+            sheet.append([dt.datetime(2026, 1, day), *last[1:]])
+
+    january = _export_taken(edited(december, tmp_path / "export-2026-01-05.xlsx", january_rows), dt.date(2026, 1, 5))
+    second = ingest(january)
+    assert second.ok, second.error
+    assert "2025-10-01" in second.partitions, second.partitions
+    assert fetch(url, "select count(*) from forecast.forecasts where as_of_quarter = '2025-10-01'")[0][0] > 0
+    assert fetch(url, "select count(*) from published.forecasts where as_of_quarter = '2025-10-01'")[0][0] > 0
