@@ -349,7 +349,7 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=10_000)
     ap.add_argument("--quarters", type=int, default=24)
     ap.add_argument("--windows", type=int, default=None,
-                    help="backtest origins (default: the engine's 6; with --real/--demo: origins scored, default 4)")
+                    help="the engine's backtest windows (default 6); with --real: the test origins scored (default 4)")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--budget", type=float, default=900.0,
                     help="seconds a candidate set may take at full size before it is timed on --subsample")
