@@ -173,7 +173,7 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
     import polars as pl
 
     from synoforecast.lib.cohort_forecast import BACKTEST_WINDOWS, forecast_cohort, scored_series
-    from synoforecast.lib.cohorts import COHORTS, TOTAL, series_as_of, split_unique_id, to_long
+    from synoforecast.lib.cohorts import COHORTS, series_as_of, split_unique_id, to_long
     from synoforecast.lib.quarters import add_quarters
     from synoforecast.lib.warehouse import query_frame
 

@@ -34,7 +34,7 @@ from synoforecast.lib.contract import (
     normalise_name,
 )
 from synoforecast.lib.fingerprint import frame_digest, grouped_digests
-from synoforecast.lib.quarters import complete_quarters, quarter_end, quarter_label, to_key
+from synoforecast.lib.quarters import complete_quarters, quarter_label, to_key
 
 HEADER_SEARCH_ROWS = 30
 TOTAL_MARKERS = {"total", "grand total", "subtotal", "sub total", "sum"}

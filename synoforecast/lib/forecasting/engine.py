@@ -286,7 +286,8 @@ def forecast_frame(
     unique_id x future step, sorted by (unique_id, ds), with columns ``unique_id``,
     ``ds``, ``model`` (model used for that series, see the module docstring),
     ``yhat`` and ``yhat_lo_<L>``, ``yhat_hi_<L>`` for each level L (ascending).
-    Interval bounds are NaN only for series with a single observation.
+    Interval bounds are NaN only for series with a single observation (with ``select=True``
+    only where no short series in the band has a quarter-on-quarter change to pool).
 
     ``freq`` is inferred when None (see :func:`infer_freq`).  ``ets_model`` is the
     ETS form AutoETS searches (statsforecast notation, e.g. ``"ANA"``, ``"ZZZ"``).
