@@ -162,17 +162,22 @@ def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int 
     return out
 
 
-def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = True) -> dict:
+def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = True, one_pass: bool = True,
+                compare_passes: bool = False) -> dict:
     """The demo sample's own rolling evaluation, replayed with the code the assets run
     (:func:`forecast_cohort`, :func:`scored_series`): every as-of quarter of the warehouse's
     cohort histories (run ``synoforecast demo`` first), scored one quarter later against
     seasonal naive, naive and (``baseline``) the three-model mean of each series.
+    ``one_pass``: the assets' rolling pass (each fit made once for all as-of quarters);
+    ``compare_passes``: also the per-partition path, timed in the same run, and every published
+    row of both compared.
 
     Each method is compared on the series where the benchmark exists (a new customer has no
     seasonal naive for its first year); per cohort, metric and level (total or parts)."""
     import polars as pl
 
-    from synoforecast.lib.cohort_forecast import BACKTEST_WINDOWS, forecast_cohort, scored_series
+    from synoforecast.lib.cohort_forecast import BACKTEST_WINDOWS, forecast_cohort, prefetch_cohort, scored_series
+    from synoforecast.lib.forecasting.rolling import OneStepPredictions
     from synoforecast.lib.cohorts import COHORTS, series_as_of, split_unique_id, to_long
     from synoforecast.lib.quarters import add_quarters
     from synoforecast.lib.warehouse import query_frame
@@ -187,6 +192,13 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
     quarters = sorted({q for h in histories.values() for q in h["quarter_start"].to_list()})
     scored, cpu, forecasts = [], 0.0, 0
     base_cpu, base_n = 0.0, 0
+    w = windows or BACKTEST_WINDOWS
+    stores = {c.name: OneStepPredictions() for c in COHORTS} if one_pass else {}
+    t = cpu_seconds()
+    for cohort in COHORTS if one_pass else ():
+        prefetch_cohort(cohort, histories[cohort.name], quarters[:-1], stores[cohort.name], 4, w)
+    cpu += cpu_seconds() - t
+    per_partition_cpu, differing = 0.0, 0
     for as_of in quarters[:-1]:
         published: dict[str, pl.DataFrame] = {}
         target = add_quarters(as_of, 1)
@@ -197,8 +209,16 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
                 totals = published[src].filter(pl.col("series_id") == sid).select("metric", total="yhat")
             t = cpu_seconds()
             rows, _, _ = forecast_cohort(cohort, histories[cohort.name], as_of, "replay", 4,
-                                         windows=windows or BACKTEST_WINDOWS, totals=totals)
+                                         windows=w, totals=totals, one_step=stores.get(cohort.name))
             cpu += cpu_seconds() - t
+            if compare_passes:
+                t = cpu_seconds()
+                again, _, _ = forecast_cohort(cohort, histories[cohort.name], as_of, "replay", 4, windows=w,
+                                              totals=totals)
+                per_partition_cpu += cpu_seconds() - t
+                keys = ["series_id", "metric"]
+                differing += rows.height - rows.sort(keys).join(again.sort(keys), on=rows.columns, how="semi",
+                                                                nulls_equal=True).height
             forecasts += rows.height
             published[cohort.name] = rows
             if rows.is_empty():
@@ -253,7 +273,12 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
     out = {"as_of_quarters": len(quarters) - 1, "forecasts": forecasts, "coverage_pooled_per_cohort": pooled,
            "engine_cpu_seconds_per_forecast": round(cpu / max(forecasts, 1), 3),
            "three_model_mean_cpu_seconds_per_forecast": round(base_cpu / base_n, 3) if base_n else None,
-           "cohorts": report}
+           "cohorts": report, "pass": "rolling" if one_pass else "per_partition",
+           "engine_cpu_seconds": round(cpu, 2)}
+    if compare_passes:
+        out.update(per_partition_cpu_seconds=round(per_partition_cpu, 2),
+                   per_partition_over_rolling=round(per_partition_cpu / max(cpu, 1e-9), 2),
+                   rows_differing_between_passes=differing)
     if as_json:
         print(json.dumps(out, indent=2))
     else:
@@ -268,6 +293,10 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
             print(f"{r['cohort']:22s} {r['metric']:8s} {r['level']:6s} {r['forecasts_scored']:4d} {r['smape']:6.2f} |"
                   f" {r['smape_where_snaive']:9.2f} {r['snaive']:6.2f} | {r['smape_where_naive']:8.2f}"
                   f" {r['naive']:6.2f} | {m3:>14s} | {r['coverage_80']:5.1f} {r['coverage_95']:5.1f}")
+        if compare_passes:
+            print(f"one rolling pass {out['engine_cpu_seconds']} CPU s; per-partition path in the same run "
+                  f"{out['per_partition_cpu_seconds']} CPU s: {out['per_partition_over_rolling']}x; "
+                  f"published rows differing between them: {differing} of {forecasts}")
         print("interval coverage pooled per cohort (metrics and levels together):")
         for p in pooled:
             print(f"  {p['cohort']:22s} 80%: {p['coverage_80']:5.1f}   95%: {p['coverage_95']:5.1f}"
@@ -364,6 +393,10 @@ def main() -> None:
     ap.add_argument("--demo", action="store_true",
                     help="replay the demo sample's rolling evaluation from the warehouse (run `synoforecast demo` first)")
     ap.add_argument("--warehouse-url", help="with --demo: the warehouse (default: the configured or embedded one)")
+    ap.add_argument("--pass", dest="forecast_pass", choices=["rolling", "per_partition"], default="rolling",
+                    help="with --demo: the assets' one rolling pass (default) or every partition refitting its backtest")
+    ap.add_argument("--compare-passes", action="store_true",
+                    help="with --demo: run the per-partition path too, time both, compare every published row")
     ap.add_argument("--no-baseline", action="store_true", help="skip the three-model mean (AutoARIMA is slow)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -372,7 +405,8 @@ def main() -> None:
         real_data(args.real, args.windows or 4, args.n_jobs, args.json, args.sample, not args.no_baseline)
         return
     if args.demo:
-        demo_replay(args.warehouse_url, args.windows, args.json, not args.no_baseline)
+        demo_replay(args.warehouse_url, args.windows, args.json, not args.no_baseline,
+                    one_pass=args.forecast_pass == "rolling", compare_passes=args.compare_passes)
         return
     windows = args.windows or DEFAULT_WINDOWS
 

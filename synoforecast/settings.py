@@ -22,6 +22,9 @@ CHECKOUT_DIR = PACKAGE_DIR.parent
 DBT_PROJECT_DIR = CHECKOUT_DIR / "synoforecast_dbt"
 
 
+FORECAST_PASSES = ("rolling", "per_partition")
+
+
 class SettingsError(ValueError):
     """A configuration value that cannot be used; the message names the setting."""
 
@@ -62,6 +65,9 @@ class Settings:
     accuracy_drop_points: float = 10.0
     # days of Dagster run history the embedded instance keeps (defs/housekeeping.py)
     history_retention_days: int = 30
+    # "rolling": one pass of fits over a run's as-of quarters, kept in ops.forecast_fits;
+    # "per_partition": every partition refits its own backtest (the benchmark's baseline)
+    forecast_pass: str = "rolling"
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
     aliases: dict = dataclasses.field(default_factory=dict)
 
@@ -103,6 +109,7 @@ _ENV_KEYS = {
     "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
     "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
     "history_retention_days": "SYNOFORECAST_HISTORY_RETENTION_DAYS",
+    "forecast_pass": "SYNOFORECAST_FORECAST_PASS",
 }
 
 
@@ -142,6 +149,10 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if not value >= 0:
                 raise ValueError("must be a number >= 0")
             return value
+        if name == "forecast_pass":
+            if raw not in FORECAST_PASSES:
+                raise ValueError(f"must be one of {', '.join(FORECAST_PASSES)}")
+            return raw
         if name == "row_delta_warn_pct":
             value = float(raw)
             if value <= 0:

@@ -27,7 +27,7 @@ class TotalNotPublished(ValueError):
 
 def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str, season_length: int,
                     windows: int = BACKTEST_WINDOWS, totals: pl.DataFrame | None = None,
-                    fiscal_year_start_month: int = 1):
+                    fiscal_year_start_month: int = 1, one_step=None):
     """(rows to publish, per-series choices, long history) for one as-of quarter.
 
     The engine (:mod:`synoforecast.lib.forecasting.selection`) combines its candidates by
@@ -35,7 +35,8 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
     split-conformal; a cohort with a `parent` series is reconciled bottom-up (parent = sum of
     the other series, `yhat_base` keeps the unreconciled point); a cohort with `top_down_to`
     is scaled onto `totals` (columns metric, total: the other cohort's published series for
-    the same as-of quarter), which it then adds up to exactly."""
+    the same as-of quarter), which it then adds up to exactly.  ``one_step`` (see
+    :func:`prefetch_cohort`) supplies the candidates' fits from the rolling pass."""
     from synoforecast.lib.forecasting import forecast_selected  # statsforecast: only where it runs
     from synoforecast.lib.forecasting.reconcile import bottom_up, top_down
 
@@ -45,7 +46,7 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
     long = to_long(series)
     counts = long.group_by("unique_id").agg(history_quarters=pl.len())
     result = forecast_selected(long.to_pandas(), horizon=1, season_length=season_length, levels=LEVELS,
-                               freq="QS", windows=windows)
+                               freq="QS", windows=windows, one_step=one_step)
     predicted = split_unique_id(pl.from_pandas(result.forecast).join(counts, on="unique_id"))
     target = add_quarters(as_of, 1)
     rows = predicted.select(
@@ -78,6 +79,22 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
         rows = top_down(rows, totals, decimals=PUBLISHED_DECIMALS)
     choices = pl.from_pandas(result.choices.drop(columns=["scale"], errors="ignore"))
     return rows, choices, long
+
+
+def prefetch_cohort(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.date], one_step, season_length: int,
+                    windows: int = BACKTEST_WINDOWS) -> None:
+    """The rolling pass: every candidate fit that :func:`forecast_cohort` will need for any of
+    `quarters`, made in one batch per model (each series and origin once, however many as-of
+    quarters share it), so the per-quarter forecasts that follow only look fits up."""
+    from synoforecast.lib.forecasting.engine import prepare_history
+    from synoforecast.lib.forecasting.selection import band_jobs
+
+    jobs = []
+    for as_of in quarters:
+        series = series_as_of(cohort, history, as_of)
+        if not series.is_empty():
+            jobs += band_jobs(prepare_history(to_long(series).to_pandas()), season_length, windows)
+    one_step.prefetch(jobs)
 
 
 def level_of(cohort: Cohort, series_id: str) -> str:

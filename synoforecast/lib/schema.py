@@ -276,6 +276,15 @@ OPS_DDL = [
   rows_written integer not null,
   published_at timestamptz not null default now()
 )""",
+    # The rolling pass's fits (lib/forecasting/rolling.py): one-step predictions addressed by
+    # the model's spec and a hash of the values fitted, so they never go stale, only unused.
+    """create table if not exists ops.forecast_fits (
+  model_key text not null,
+  prefix_key text not null,
+  yhat double precision,
+  made_at timestamptz not null default now(),
+  primary key (model_key, prefix_key)
+)""",
 ]
 
 

@@ -291,3 +291,21 @@ def test_run_artefacts_record_choices_provenance_and_a_plot(project_env):
                                                       for m in ("units", "revenue")}
     assert all(s["model"] and s["band"] for s in doc["series"]) and "mase_AutoETS" in doc["series"][0]
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_fit_store_keeps_fits_across_runs_and_shares_them_between_writers(warehouse):
+    from synoforecast.lib.fit_store import load_fits, save_fits
+    from synoforecast.lib.forecasting.rolling import OneStepPredictions
+    from synoforecast.lib.cohort_forecast import prefetch_cohort
+
+    history = tier_history()
+    first = OneStepPredictions(load=lambda k: load_fits(warehouse, k), save=lambda f: save_fits(warehouse, f))
+    prefetch_cohort(OVERALL, history, QUARTERS[14:], first, season_length=4)
+    assert first.fits > 0 and first.loaded == 0
+    save_fits(warehouse, {k: v + 1.0 for k, v in list(first.values.items())[:3]})  # a second writer: first write wins
+    second = OneStepPredictions(load=lambda k: load_fits(warehouse, k), save=lambda f: save_fits(warehouse, f))
+    prefetch_cohort(OVERALL, history, QUARTERS[14:], second, season_length=4)
+    assert second.fits == 0 and second.loaded == first.fits
+    assert second.values == first.values
+    save_fits(warehouse, {("m", "nan-fit"): float("nan")})
+    assert np.isnan(load_fits(warehouse, [("m", "nan-fit")])[("m", "nan-fit")])

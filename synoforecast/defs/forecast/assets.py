@@ -30,6 +30,7 @@ from synoforecast.lib.cohort_forecast import (
     TotalNotPublished,
     forecast_cohort,
     missing_coverage,
+    prefetch_cohort,
     score_cohort,
 )
 from synoforecast.lib.quarters import to_key
@@ -163,6 +164,22 @@ def refuse_without_data(context: dg.AssetExecutionContext, url: str, cohort: Coh
             raise dg.Failure(description=f"forecast/{cohort.name}: {reason}", allow_retries=False)
 
 
+def rolling_pass(context: dg.AssetExecutionContext, url: str, cohort: Cohort, history: pl.DataFrame,
+                 quarters: list[dt.date], settings):
+    """The run's one pass of candidate fits over all its as-of quarters, backed by
+    `ops.forecast_fits` (None when SYNOFORECAST_FORECAST_PASS=per_partition)."""
+    if settings.forecast_pass != "rolling":
+        return None
+    from synoforecast.lib.fit_store import load_fits, save_fits
+    from synoforecast.lib.forecasting.rolling import OneStepPredictions
+
+    one_step = OneStepPredictions(load=lambda keys: load_fits(url, keys), save=lambda fits: save_fits(url, fits))
+    prefetch_cohort(cohort, history, quarters, one_step, settings.season_length, BACKTEST_WINDOWS)
+    context.log.info(f"{cohort.name}: rolling pass over {len(quarters)} as-of quarter(s): {one_step.fits} fit(s) made, "
+                     f"{one_step.loaded} from ops.forecast_fits, {one_step.reused} shared between quarters")
+    return one_step
+
+
 def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
     deps = [mart_key(m) for m in cohort.marts]
     if cohort.top_down_to is not None:  # reconciled onto that cohort's published total: runs after it
@@ -187,11 +204,13 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
         latest = pl.DataFrame()
         choices, long = pl.DataFrame(), pl.DataFrame()
         totals = published_totals(url, cohort, quarters)
+        one_step = rolling_pass(context, url, cohort, history, quarters, settings)
         for i, as_of in enumerate(quarters, start=1):
             try:
                 rows, ch, lg = forecast_cohort(cohort, history, as_of, context.run_id, settings.season_length,
                                                totals=totals.get(as_of),
-                                               fiscal_year_start_month=settings.fiscal_year_start_month)
+                                               fiscal_year_start_month=settings.fiscal_year_start_month,
+                                               one_step=one_step)
             except TotalNotPublished as exc:
                 raise dg.Failure(description=str(exc)) from None
             if rows.height:
@@ -216,6 +235,9 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
             "artefact": dg.MetadataValue.path(str(artefact)),
             **({"plot": dg.MetadataValue.path(str(png))} if png else {}),
             "dagster/row_count": sum(published.values()),
+            "forecast_pass": settings.forecast_pass,
+            **({"fits_made": one_step.fits, "fits_from_store": one_step.loaded, "fits_shared": one_step.reused}
+               if one_step is not None else {}),
         })
 
     return _forecast

@@ -335,10 +335,12 @@ def forecast_selected(
     n_jobs: int = 1,
     arima_max_series: int = 0,
     distributed: bool | None = None,
+    one_step=None,
     _prepared: bool = False,
 ):
     """Backtest-selected forecasts: a :class:`.selection.SelectionResult` (forecast with a
-    ``band`` column, per-series choices with each candidate's backtest MASE, the backtest)."""
+    ``band`` column, per-series choices with each candidate's backtest MASE, the backtest).
+    ``one_step``: a :class:`.rolling.OneStepPredictions` store the candidate fits come from."""
     from .selection import DEFAULT_WINDOWS, select_and_forecast, short_history_forecast
 
     windows = DEFAULT_WINDOWS if windows is None else windows
@@ -359,7 +361,13 @@ def forecast_selected(
 
     return select_and_forecast(df, horizon=horizon, season_length=season_length, levels=lv, freq=freq,
                                windows=windows, scope=scope, n_jobs=n_jobs,
-                               arima_max_series=arima_max_series, fallback=fallback, distributed=distributed)
+                               arima_max_series=arima_max_series, fallback=fallback, distributed=distributed,
+                               one_step=one_step)
+
+
+def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
+    """The engine's validated, sorted input frame (what :func:`forecast_selected` fits)."""
+    return _prepare(history)
 
 
 def _forecast_by_length(df: pd.DataFrame, horizon: int, season_length: int, lv: list[int], freq: str,

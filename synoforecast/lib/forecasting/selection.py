@@ -74,6 +74,7 @@ from statsforecast.models import (
 __all__ = [
     "COMBINATION",
     "SelectionResult",
+    "band_jobs",
     "band_of",
     "combination_weights",
     "conformal_halfwidths",
@@ -137,18 +138,54 @@ def _min_train(band: str, s: int) -> int:
     return {"full": 2 * s + 2, "seasonal_short": s, "intermittent": 4}[band]
 
 
-def _candidates(band: str, s: int, use_arima: bool, ets_model: str) -> list:
-    """The band's statsforecast models, simplest first."""
+def candidate_specs(band: str, s: int, use_arima: bool, ets_model: str) -> list[tuple[type, dict]]:
+    """The band's statsforecast models as (class, keyword arguments), simplest first: the
+    spec is also the models' identity in the one-step cache (:mod:`.rolling`)."""
     if band == "intermittent":
-        return [Naive(), CrostonOptimized(), ADIDA(), IMAPA()]
+        return [(Naive, {}), (CrostonOptimized, {}), (ADIDA, {}), (IMAPA, {})]
     if band == "seasonal_short":
-        return [Naive(), SeasonalNaive(season_length=s), RandomWalkWithDrift()]
-    models = [SeasonalNaive(season_length=s), Naive(),
-              AutoETS(season_length=s, model=ets_model if s > 1 else ets_model[:2] + "N", damped=False),
-              AutoTheta(season_length=s), AutoCES(season_length=s)]
+        return [(Naive, {}), (SeasonalNaive, {"season_length": s}), (RandomWalkWithDrift, {})]
+    specs = [(SeasonalNaive, {"season_length": s}), (Naive, {}),
+             (AutoETS, {"season_length": s, "model": ets_model if s > 1 else ets_model[:2] + "N", "damped": False}),
+             (AutoTheta, {"season_length": s}), (AutoCES, {"season_length": s})]
     if use_arima:
-        models.append(AutoARIMA(season_length=s))
-    return models
+        specs.append((AutoARIMA, {"season_length": s}))
+    return specs
+
+
+BACKTESTED_BANDS = ("full", "seasonal_short", "intermittent")
+
+
+def series_bands(df: pd.DataFrame, season_length: int) -> tuple[pd.DataFrame, pd.Series]:
+    """(per-series n, zero share and band; each row's band) of a prepared frame."""
+    g = df.groupby("unique_id", sort=False)["y"]
+    stats = pd.DataFrame({"n": g.size(), "zeros": g.apply(lambda v: float((v == 0).mean()))})
+    stats["band"] = [band_of(int(n), z, season_length) for n, z in zip(stats["n"], stats["zeros"])]
+    return stats, df["unique_id"].map(stats["band"])
+
+
+def band_jobs(df: pd.DataFrame, season_length: int, windows: int = DEFAULT_WINDOWS,
+              arima_max_series: int = DEFAULT_ARIMA_MAX_SERIES, ets_model: str = SELECTION_ETS_MODEL
+              ) -> list[tuple[pd.DataFrame, int, list[tuple[type, dict]]]]:
+    """(band frame, windows, candidate specs) per backtested band of a prepared frame: the fits
+    :func:`select_and_forecast` will ask for, for :meth:`.rolling.OneStepPredictions.prefetch`."""
+    _, band_by_row = series_bands(df, season_length)
+    jobs = []
+    for band in BACKTESTED_BANDS:
+        sub = df.loc[band_by_row == band]
+        if not sub.empty:
+            w, use_arima = band_windows(sub, band, season_length, windows, arima_max_series)
+            jobs.append((sub, w, candidate_specs(band, season_length, use_arima, ets_model)))
+    return jobs
+
+
+def band_windows(df: pd.DataFrame, band: str, s: int, windows: int, arima_max_series: int) -> tuple[int, bool]:
+    """(backtest windows, whether AutoARIMA is a candidate) for a band's series: as many
+    windows as the band's shortest series allows beyond its minimum training length."""
+    sizes = df.groupby("unique_id").size()
+    w = max(1, min(windows, int(sizes.min()) - _min_train(band, s)))
+    use_arima = band == "full" and 0 < len(sizes) <= arima_max_series and int((sizes >= 4 * s).sum()) == len(sizes)
+    return w, use_arima
 
 
 def interval_norm(forecast: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -296,21 +333,27 @@ def conformal_halfwidths(scores: np.ndarray, levels: Sequence[int], groups: np.n
 
 def _run_band(df: pd.DataFrame, band: str, *, horizon: int, s: int, freq: str, levels: list[int],
               windows: int, scope: str, arima_max_series: int, n_jobs: int, ets_model: str,
-              shrinkage: float = DEFAULT_SHRINKAGE, dask_partitions: int = 0):
-    n_min = int(df.groupby("unique_id").size().min())
-    w = max(1, min(windows, n_min - _min_train(band, s)))
-    long_enough = int((df.groupby("unique_id").size() >= 4 * s).sum())
-    use_arima = band == "full" and 0 < df["unique_id"].nunique() <= arima_max_series \
-        and long_enough == df["unique_id"].nunique()
-    models = _candidates(band, s, use_arima, ets_model)
-    sf = StatsForecast(models=models, freq=freq, n_jobs=n_jobs, fallback_model=Naive())
-    with warnings.catch_warnings():  # ETS/ARIMA divide-by-zero notes on tiny or perfect fits
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if dask_partitions:
-            cv, fc = _run_on_dask(sf, df, w, horizon, dask_partitions)
-        else:
-            cv = sf.cross_validation(df=df, h=1, n_windows=w, step_size=1)
-            fc = sf.forecast(df=df, h=horizon)
+              shrinkage: float = DEFAULT_SHRINKAGE, dask_partitions: int = 0, one_step=None):
+    w, use_arima = band_windows(df, band, s, windows, arima_max_series)
+    specs = candidate_specs(band, s, use_arima, ets_model)
+    if one_step is not None and horizon == 1:  # the rolling pass: every fit looked up, made once per origin
+        cv, fc = one_step.frames(df, w, specs, freq)
+    else:
+        sf = StatsForecast(models=[cls(**kw) for cls, kw in specs], freq=freq, n_jobs=n_jobs, fallback_model=Naive())
+        with warnings.catch_warnings():  # ETS/ARIMA divide-by-zero notes on tiny or perfect fits
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if dask_partitions:
+                cv, fc = _run_on_dask(sf, df, w, horizon, dask_partitions)
+            else:
+                cv = sf.cross_validation(df=df, h=1, n_windows=w, step_size=1)
+                fc = sf.forecast(df=df, h=horizon)
+    return _combine_band(df, band, cv, fc, w, s=s, levels=levels, scope=scope, shrinkage=shrinkage)
+
+
+def _combine_band(df: pd.DataFrame, band: str, cv: pd.DataFrame, fc: pd.DataFrame, w: int, *, s: int,
+                  levels: list[int], scope: str, shrinkage: float):
+    """Weights, combined forecast and conformal intervals from a band's backtest (`cv`: one row
+    per series and origin with each candidate's prediction) and its candidates' forecasts (`fc`)."""
     names = [c for c in fc.columns if c not in ("unique_id", "ds")]
     cv["unique_id"] = cv["unique_id"].astype(str)
     fc["unique_id"] = fc["unique_id"].astype(str)
@@ -468,11 +511,14 @@ def select_and_forecast(
     ets_model: str = SELECTION_ETS_MODEL,
     fallback=None,
     distributed: bool | None = None,
+    one_step=None,
 ) -> SelectionResult:
     """Combined forecasts on a prepared frame (unique_id str, ds, y float; sorted, no NaN).
 
     ``fallback(frame) -> forecast frame`` forecasts the ``fallback`` band (the
-    history-length rule); its rows keep that rule's ``model`` label.
+    history-length rule); its rows keep that rule's ``model`` label.  ``one_step`` (a
+    :class:`.rolling.OneStepPredictions`) supplies every candidate fit of an h=1 run from its
+    content-addressed store instead of refitting (the rolling pass over many as-of quarters).
     """
     if scope not in ("series", "cohort"):
         raise ValueError(f"scope must be 'series' or 'cohort', got {scope!r}")
@@ -484,18 +530,16 @@ def select_and_forecast(
         elif distributed:
             raise RuntimeError("distributed=True but no dask cluster is configured")
     levels = list(levels)
-    g = df.groupby("unique_id", sort=False)["y"]
-    stats = pd.DataFrame({"n": g.size(), "zeros": g.apply(lambda v: float((v == 0).mean()))})
-    stats["band"] = [band_of(int(n), z, season_length) for n, z in zip(stats["n"], stats["zeros"])]
-    band_by_row = df["unique_id"].map(stats["band"])
+    stats, band_by_row = series_bands(df, season_length)
     parts, choices, bts, quants, cands = [], [], [], {}, []
-    for band in ("full", "seasonal_short", "intermittent"):
+    for band in BACKTESTED_BANDS:
         sub = df.loc[band_by_row == band]
         if sub.empty:
             continue
         out, ch, bt, q, cd = _run_band(sub, band, horizon=horizon, s=season_length, freq=freq, levels=levels,
                                    windows=windows, scope=scope, arima_max_series=arima_max_series,
-                                   n_jobs=n_jobs, ets_model=ets_model, dask_partitions=dask_partitions)
+                                   n_jobs=n_jobs, ets_model=ets_model, dask_partitions=dask_partitions,
+                                   one_step=one_step)
         parts.append(out)
         choices.append(ch)
         bts.append(bt)

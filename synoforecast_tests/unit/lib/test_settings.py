@@ -101,6 +101,7 @@ def test_empty_yaml_file_gives_defaults(tmp_path):
         ("SYNOFORECAST_QUARANTINE_MAX_SHARE", "2%", "quarantine_max_share"),
         ("SYNOFORECAST_PARTITIONS_START", "2020-13-01", "partitions_start"),
         ("SYNOFORECAST_PARTITIONS_START", "last year", "partitions_start"),
+        ("SYNOFORECAST_FORECAST_PASS", "per-partition", "forecast_pass"),
     ],
 )
 def test_bad_env_values_name_the_setting_and_the_source(tmp_path, env_key, value, setting):
@@ -159,3 +160,8 @@ def test_yaml_aliases_are_validated_against_the_contract(tmp_path):
     (tmp_path / "synoforecast.yaml").write_text("aliases:\n  Pivot:\n    Units: [x]\n")
     with pytest.raises(SettingsError, match="unknown sheet 'Pivot'"):
         load_settings({"SYNOFORECAST_HOME": str(tmp_path)})
+
+
+def test_the_forecast_pass_is_rolling_unless_the_baseline_is_asked_for(tmp_path):
+    assert settings_for(tmp_path).forecast_pass == "rolling"
+    assert settings_for(tmp_path, SYNOFORECAST_FORECAST_PASS="per_partition").forecast_pass == "per_partition"
