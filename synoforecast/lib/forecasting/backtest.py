@@ -40,11 +40,14 @@ def rolling_backtest(
     inner_windows: int | None = None,
     scope: str = "series",
     n_jobs: int = 1,
+    one_step=None,
 ) -> pd.DataFrame:
     """Long frame: unique_id, origin, ds, y, model, yhat, yhat_lo/hi_<L>, scale, band.
 
     ``model`` is each candidate's name, ``selected`` for the engine's output and
     ``seasonal_naive_benchmark``.  Series need at least 2 points before an origin.
+    ``one_step`` (a :class:`.rolling.OneStepPredictions`): the origins share their fits, as
+    the forecast assets' rolling pass does; the results are the same.
     """
     windows = _positive_int(windows, "windows")
     lv = _normalise_levels(levels)
@@ -62,7 +65,8 @@ def rolling_backtest(
         if train.empty:
             continue
         res = forecast_selected(train.reset_index(drop=True), horizon=1, season_length=season_length, levels=lv,
-                                freq=freq, windows=inner_windows, scope=scope, n_jobs=n_jobs, _prepared=True)
+                                freq=freq, windows=inner_windows, scope=scope, n_jobs=n_jobs, one_step=one_step,
+                                _prepared=True)
         scales = train.groupby("unique_id")["y"].apply(lambda v: series_scale(v.to_numpy(), season_length))
         origin = train.groupby("unique_id")["ds"].max()
         sel = res.forecast.assign(model=SELECTED)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -29,13 +30,18 @@ Spec = tuple[type, dict]
 Key = tuple[str, str]  # (model key, prefix key)
 
 
-def model_key(spec: Spec) -> str:
-    """A model's identity in the store: class, arguments, statsforecast release, cache version."""
+@lru_cache(maxsize=1)
+def _statsforecast_release() -> str:
     from importlib.metadata import version
 
+    return version("statsforecast")
+
+
+def model_key(spec: Spec) -> str:
+    """A model's identity in the store: class, arguments, statsforecast release, cache version."""
     cls, kwargs = spec
     args = ",".join(f"{k}={kwargs[k]!r}" for k in sorted(kwargs))
-    return f"{cls.__name__}({args})/statsforecast-{version('statsforecast')}/v{CACHE_VERSION}"
+    return f"{cls.__name__}({args})/statsforecast-{_statsforecast_release()}/v{CACHE_VERSION}"
 
 
 def model_name(spec: Spec) -> str:
