@@ -33,7 +33,8 @@ def cmd_sample_workbook(args: argparse.Namespace) -> int:
     from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 
     spec = SampleSpec(rows=args.rows, seed=args.seed, quarters=args.quarters,
-                      start=dt.date.fromisoformat(args.start) if args.start else None)
+                      start=dt.date.fromisoformat(args.start) if args.start else None,
+                      cutoff=dt.date.fromisoformat(args.as_of) if args.as_of else None)
     started = time.perf_counter()
     stats = write_sample_workbook(args.out, spec)
     result = stats.to_dict()
@@ -393,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=42)
     sample.add_argument("--start", help="first quarter start, YYYY-MM-DD (default: --quarters back from today)")
     sample.add_argument("--quarters", type=int, default=24)
+    sample.add_argument("--as-of", help="YYYY-MM-DD: the export as it would have looked on that day (the same "
+                                        "history as without the option, cut at that day, with that export date)")
     sample.set_defaults(func=cmd_sample_workbook)
 
     ui = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev) with persistent storage")

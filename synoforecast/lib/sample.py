@@ -167,6 +167,9 @@ class SampleSpec:
     start: datetime.date | None = None  # first quarter; default: `quarters` back, ending with as_of's quarter
     quarters: int = 24  # calendar quarters covered
     as_of: datetime.date | None = None  # export date; default today; nothing is dated after it
+    # the export as it would have looked on this earlier day: the same history as without it,
+    # cut at the day (sales after it dropped, C2 months begun after it dropped), dated that day
+    cutoff: datetime.date | None = None
 
 
 @dataclass
@@ -200,6 +203,11 @@ def write_sample_workbook(path: str | os.PathLike, spec: SampleSpec = SampleSpec
     seeds), which give the models, tiers, bays, countries and regions used.
     """
     start, end, as_of = _period(spec)
+    if spec.cutoff is not None:
+        cutoff = _as_date(spec.cutoff)
+        if not start <= cutoff <= as_of:
+            raise ValueError(f"cutoff {cutoff} must lie between the sample's start {start} and its export date {as_of}")
+        as_of = cutoff
     models, countries = _load_seeds(Path(seeds_dir) if seeds_dir is not None else SEEDS_DIR)
     data = _generate(spec, start, end, models, countries)
 
@@ -378,6 +386,8 @@ def _generate(spec: SampleSpec, start: datetime.date, end: datetime.date,
                       weekend=(0.55, 0.45), channels=(CONSUMER_CHANNELS, CONSUMER_CHANNEL_P), unit_scale=14.0,
                       tier_units={})
     c2 = _c2(rng_c2, start, end, svr_customers, svr)
+    if spec.cutoff is not None:  # generated in full first: the history before the cut-off is the same
+        svr, consumer, c2 = (_cut(x, np.datetime64(_as_date(spec.cutoff), "D")) for x in (svr, consumer, c2))
 
     revenue_by_customer = np.bincount(svr.customer, weights=svr.cents, minlength=N_SVR_CUSTOMERS)
     top = [int(i) for i in np.argsort(-revenue_by_customer, kind="stable")[:N_TOP_CUSTOMERS]]
@@ -582,6 +592,13 @@ def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, cust
     column = [np.array([r[i] for r in rows], dtype=np.int64) for i in range(7)]
     month = (np.datetime64(first_month, "M") + column[0]).astype("datetime64[D]")
     return _C2(month, customer=column[3], service=column[2], plan=column[4], seats=column[5], cents=column[6])
+
+
+def _cut(data: "_Sales | _C2", last_day: np.datetime64) -> "_Sales | _C2":
+    """Only the rows dated up to `last_day` (a C2 month row is dated on the month's first day)."""
+    keep = (data.day if isinstance(data, _Sales) else data.month) <= last_day
+    return dataclasses.replace(data, **{f.name: getattr(data, f.name)[keep] for f in dataclasses.fields(data)
+                                        if isinstance(getattr(data, f.name), np.ndarray)})
 
 
 def _quarter_labels(day: np.ndarray) -> list[str]:

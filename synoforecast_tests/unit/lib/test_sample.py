@@ -274,3 +274,24 @@ def test_empty_and_invalid_specs(tmp_path):
         with pytest.raises(ValueError):
             write_sample_workbook(tmp_path / "bad.xlsx", bad)
     assert not (tmp_path / "bad.xlsx").exists()
+
+
+def test_an_export_as_of_an_earlier_day_is_the_same_history_cut_at_that_day(sample, tmp_path):
+    cutoff = dt.date(2026, 5, 20)  # week 7 of 2026-Q2, in the sample's history
+    path = tmp_path / "as-of.xlsx"
+    stats = write_sample_workbook(path, SampleSpec(rows=SPEC.rows, seed=SPEC.seed, as_of=AS_OF, cutoff=cutoff))
+    wb = openpyxl.load_workbook(path, read_only=True)
+    try:
+        cut = {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb.worksheets}
+        stamp = wb.properties.modified or wb.properties.created
+    finally:
+        wb.close()
+    for sheet, field in (("SVR-RM", "Date"), ("Consumer", "Date"), ("C2", "Month")):
+        full = sample[2][sheet]
+        kept = [row for row in full[1:] if as_date(row[full[0].index(field)]) <= cutoff]
+        assert kept and cut[sheet][1:] == kept, sheet  # the same rows, in the same order, none after the day
+        assert len(kept) < len(full) - 1
+        assert stats.sheets[sheet].rows == len(kept)
+    assert as_date(stamp) == cutoff
+    with pytest.raises(ValueError, match="cutoff 2027-01-01"):
+        write_sample_workbook(tmp_path / "x.xlsx", SampleSpec(rows=100, as_of=AS_OF, cutoff=dt.date(2027, 1, 1)))
