@@ -2,13 +2,14 @@
 
 import dagster as dg
 
-from synoforecast.defs import activation, forecast, housekeeping, ingestion, pipeline, transform
+from synoforecast.defs import activation, forecast, housekeeping, ingestion, landing, pipeline, transform
 from synoforecast.defs.resources import build_resources
 
 defs = dg.Definitions.merge(
     ingestion.defs,
     transform.defs,
     forecast.defs,
+    landing.defs,
     activation.defs,
     pipeline.defs,
     housekeeping.defs,

@@ -33,6 +33,7 @@ class IngestOutcome:
     partitions: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    landing_cutoff: str | None = None  # the cut-off of the landing made for the quarter in progress
 
     def report(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class IngestOutcome:
             "changed_quarters": self.manifest.get("changed_quarters", []),
             "partitions": self.partitions,
             "run_ids": self.run_ids,
+            "landing_cutoff": self.landing_cutoff,
             "seconds": round(self.seconds, 1),
         }
 
@@ -135,7 +137,7 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     sha = file_sha256(path) if path.is_file() else None
     request = snapshot_run_request(str(path), sha or "unknown")
     extra_tags = {**process_tags(), **({ALLOW_SHRINK_TAG: "true"} if allow_shrink else {})}
-    progress(f"[1/2] validating and snapshotting {path.name}")
+    progress(f"[1/3] validating and snapshotting {path.name}")
     snapshot = _execute(defs.resolve_job_def(SNAPSHOT_JOB), run_config={**request.run_config, **_SNAPSHOT_LOGS},
                         instance=instance, tags={**request.tags, DOWNSTREAM_IN_PROCESS_TAG: "in-process",
                                                  **extra_tags})
@@ -162,6 +164,7 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     if isinstance(follow_up, dg.SkipReason):
         outcome.ok, outcome.error = True, None
         progress(f"nothing downstream to run: {follow_up.skip_message}")
+        land_in_process(instance, defs, sha, outcome, progress, quiet)
         outcome.seconds = time.perf_counter() - started
         return outcome
     first, last = follow_up.tags["dagster/asset_partition_range_start"], follow_up.tags["dagster/asset_partition_range_end"]
@@ -189,12 +192,38 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
                              "(SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait)")
             outcome.seconds = time.perf_counter() - started
             return outcome
-        progress(f"[2/2] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
+        progress(f"[2/3] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
                  f"sheets -> dbt marts -> forecasts -> evaluation -> published snapshot -> Metabase/notifications")
         downstream = _execute(defs.resolve_job_def(PIPELINE_JOB), run_config=_run_config(quiet), instance=instance,
                               tags={**follow_up.tags, **process_tags()})
     outcome.run_ids.append(downstream.run_id)
     outcome.ok = downstream.success
     outcome.error = None if downstream.success else _failure_message(downstream)
+    if downstream.success:
+        land_in_process(instance, defs, sha, outcome, progress, quiet)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def land_in_process(instance: dg.DagsterInstance, defs: dg.Definitions, sha: str | None, outcome: IngestOutcome,
+                    progress: Progress, quiet: bool) -> None:
+    """The landing of the snapshot's quarter in progress (what `landing_sensor` launches under
+    the daemon), once its complete quarters are published; a snapshot without one has none."""
+    from synoforecast.defs.landing.assets import LANDING_CUTOFFS
+    from synoforecast.defs.landing.sensors import LANDING_JOB, landing_run_request
+    from synoforecast.defs.resources import WarehouseResource
+    from synoforecast.runs import process_tags
+
+    request, key = landing_run_request(WarehouseResource().get_url(), sha)
+    if isinstance(request, dg.SkipReason):
+        progress(f"[3/3] no landing: {request.skip_message}")
+        return
+    if not instance.has_dynamic_partition(LANDING_CUTOFFS.name, key):
+        instance.add_dynamic_partitions(LANDING_CUTOFFS.name, [key])
+    progress(f"[3/3] landing the quarter in progress at its cut-off {key}: quarter-to-date -> forecast.landing")
+    result = _execute(defs.resolve_job_def(LANDING_JOB), run_config=_run_config(quiet), instance=instance,
+                      partition_key=key, tags={**request.tags, **process_tags()})
+    outcome.run_ids.append(result.run_id)
+    outcome.landing_cutoff = key
+    if not result.success:
+        outcome.ok, outcome.error = False, _failure_message(result)

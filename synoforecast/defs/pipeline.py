@@ -33,7 +33,7 @@ snapshot_job = dg.define_asset_job(
 
 forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot) - dg.AssetSelection.groups("landing"),
     executor_def=dg.in_process_executor,
     tags={PIPELINE_RUN_TAG: "true"},
     description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "

@@ -1,21 +1,23 @@
 """Where the quarter in progress will land (pure: numpy/polars, no Dagster, no I/O).
 
 At a snapshot's cut-off, each series of a cohort has a quarter-to-date actual (QTD) and
-the quarter's model forecast made at the last quarter close (F). The landing combines F
-with the QTD extrapolated by the series' intra-quarter profile (E = QTD / p, p the share
-of a quarter reached by the same point of past quarters, aligned by selling days so
-weekends and quarter-end pushes line up):
+the quarter's model forecast made at the last quarter close (F). Two extrapolations of the
+QTD join it: E = QTD / p, p the share of a quarter the series reached by the same point of
+its past quarters (its intra-quarter profile: quarter-end pushes, weekends, holidays;
+aligned by selling days, calendar days or months), and N, the naive one (QTD / elapsed
+calendar share; for a stock, its latest value). The landing is
 
-    landing = w(week) * E + (1 - w(week)) * F
+    landing = a * E + b * N + (1 - a - b) * F        (a, b >= 0, a + b <= 1)
 
-``w`` per week of quarter is learned by replaying past quarters at every week (only data
-dated up to each replayed cut-off, profiles from the quarters before it, the forecast the
-platform published for that quarter), and the 80/95% intervals are split-conformal on the
-same replays by week, so they narrow as the quarter fills. Weights and interval quantiles
-used to score a replayed quarter are learned without that quarter (leave-one-quarter-out).
+with (a, b) per week of quarter, metric and level (totals / parts) learned by replaying past
+quarters at every week (only data dated up to each replayed cut-off, profiles from the
+quarters before it, the forecast the platform published for that quarter). The 80/95%
+intervals are split-conformal on the same replays per week and level, so they narrow as the
+quarter fills. Weights and interval quantiles used to score a replayed quarter are learned
+without that quarter (leave-one-quarter-out): the evaluation is honest.
 
 Metrics are flows (units, revenue: summed to date) or stocks (C2 seats: the latest month's
-value); a stock's naive extrapolation is its latest value, a flow's QTD / calendar share.
+value).
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ WEEKS = 13  # weeks of a quarter (the 13th runs to the quarter's last day)
 PROFILE_QUARTERS = 8  # past quarters an intra-quarter profile is averaged over
 MIN_PROFILE_QUARTERS = 4  # fewer than this with sales: the cohort's pooled profile instead
 MIN_PROFILE_SHARE = 0.02  # below it an extrapolation explodes: the forecast alone
-WEIGHT_GRID = np.linspace(0.0, 1.0, 21)
+PROFILE_SHRINKAGE = 4.0  # a series' own profile vs its cohort's: the cohort's weighs as 4 quarters
+WEIGHT_STEP = 0.05
+WEIGHTS = np.array([(a, b) for a in np.arange(0, 1 + 1e-9, WEIGHT_STEP) for b in np.arange(0, 1 + 1e-9, WEIGHT_STEP)
+                    if a + b <= 1 + 1e-9])  # (a, b) over the simplex, forecast-heavy first
+WEIGHTS = WEIGHTS[np.argsort(WEIGHTS.sum(axis=1), kind="stable")]
+ALIGNMENTS = ("selling", "calendar", "month")
+MIX_MARGIN = 0.03  # a mix must beat the better baseline by 3% of its sMAPE on the replays to be used
 LEVELS = (80, 95)
 
 
@@ -65,14 +73,31 @@ class QuarterCalendar:
         had got at the same point of its selling days)."""
         return int(min(np.searchsorted(self.selling_cum / self.selling_cum[-1], share - 1e-12), self.days - 1))
 
-    def alignment(self, index: int) -> tuple[float, int]:
-        """(selling-day share, days past the last selling day): a Saturday cut-off lines up with
-        the Saturday after the same share of another quarter's selling days."""
-        first = int(np.searchsorted(self.selling_cum, self.selling_cum[index]))
-        return self.selling_share(index), index - first if self.selling_cum[index] > 0 else index
+    def alignment(self, index: int, mode: str = "selling") -> tuple:
+        """Where in the quarter `index` is, for :meth:`aligned_index` of another quarter.
 
-    def aligned_index(self, alignment: tuple[float, int]) -> int:
-        share, extra = alignment
+        ``selling``: (selling-day share, days past the last selling day), so a Saturday cut-off
+        lines up with the Saturday after the same share of another quarter's selling days.
+        ``calendar``: the share of calendar days (retail sells every day of the week).
+        ``month`` (one row per month dated on its first day, C2): (month of the quarter, day
+        of the month), so a cut-off that holds a month's row lines up with the same month."""
+        if mode == "month":
+            day = self.start + dt.timedelta(days=index)
+            return ("month", (day.year * 12 + day.month) - (self.start.year * 12 + self.start.month), day.day)
+        if mode == "calendar":
+            return ("calendar", self.calendar_share(index))
+        first = int(np.searchsorted(self.selling_cum, self.selling_cum[index]))
+        return ("selling", self.selling_share(index), index - first if self.selling_cum[index] > 0 else index)
+
+    def aligned_index(self, alignment: tuple) -> int:
+        if alignment[0] == "month":
+            _, month, day = alignment
+            first = self.start
+            month_start = dt.date(first.year + (first.month - 1 + month) // 12, (first.month - 1 + month) % 12 + 1, 1)
+            return min((month_start - self.start).days + day - 1, self.days - 1)
+        if alignment[0] == "calendar":
+            return min(max(int(round(alignment[1] * self.days)) - 1, 0), self.days - 1)
+        _, share, extra = alignment
         if share >= 1.0 - 1e-12:  # every selling day done: only a weekend is left, take the quarter's end
             return self.days - 1
         return min(self.index_at_selling_share(share) + extra, self.days - 1)
@@ -128,31 +153,38 @@ def quarter_paths(daily: pl.DataFrame, quarters: list[dt.date], stock_metrics: t
     return out
 
 
-def profile_share(paths: dict, series_id: str, metric: str, before: list[dt.date], share: tuple[float, int],
+def profile_share(paths: dict, series_id: str, metric: str, before: list[dt.date], share: tuple,
                   pooled: dict[tuple[str, dt.date], tuple[float, float]] | None = None) -> float:
-    """The share of a quarter's value the series had reached at the same point of its selling
-    days (`share`: :meth:`QuarterCalendar.alignment`) in its last :data:`PROFILE_QUARTERS`
-    quarters before (ratio of sums); else the cohort's (`pooled`); else NaN."""
+    """The share of a quarter's value the series had reached at the same point of its quarter
+    (`share`: :meth:`QuarterCalendar.alignment`) over its last :data:`PROFILE_QUARTERS`
+    quarters (ratio of sums), shrunk toward the cohort's (`pooled`) with the weight of
+    :data:`PROFILE_SHRINKAGE` quarters: one customer's big order in week 3 of one quarter is
+    not its profile. A series with too few quarters of sales of its own gets the cohort's."""
+    window = before[-PROFILE_QUARTERS:]
     done = final = 0.0
     used = 0
-    for q in before[-PROFILE_QUARTERS:]:
+    for q in window:
         path = paths.get((series_id, metric, q))
         if path is None or path[-1] == 0:
             continue
         done += path[QuarterCalendar.of(q).aligned_index(share)]
         final += path[-1]
         used += 1
-    if used >= MIN_PROFILE_QUARTERS and final > 0:
-        return done / final
+    cohort = float("nan")
     if pooled is not None:
-        done = sum(pooled.get((metric, q), (0.0, 0.0))[0] for q in before[-PROFILE_QUARTERS:])
-        final = sum(pooled.get((metric, q), (0.0, 0.0))[1] for q in before[-PROFILE_QUARTERS:])
-        return done / final if final > 0 else float("nan")
-    return float("nan")
+        p_done = sum(pooled.get((metric, q), (0.0, 0.0))[0] for q in window)
+        p_final = sum(pooled.get((metric, q), (0.0, 0.0))[1] for q in window)
+        cohort = p_done / p_final if p_final > 0 else float("nan")
+    if used < MIN_PROFILE_QUARTERS or final <= 0:
+        return cohort
+    if not np.isfinite(cohort):
+        return done / final
+    mean_final = final / used
+    return (done + PROFILE_SHRINKAGE * cohort * mean_final) / (final + PROFILE_SHRINKAGE * mean_final)
 
 
 def pooled_profile(paths: dict, series_ids: list[str], metric: str, quarters: list[dt.date],
-                   share: tuple[float, int]) -> dict[tuple[str, dt.date], tuple[float, float]]:
+                   share: tuple) -> dict[tuple[str, dt.date], tuple[float, float]]:
     """(value at the aligned day, final value) per quarter summed over `series_ids`: the
     cohort's profile, for series with too few quarters of their own."""
     out = {}
@@ -175,9 +207,10 @@ def extrapolations(qtd: float, profile: float, calendar_share: float, stock: boo
     return e, naive
 
 
-def combine(extrapolated: np.ndarray, forecast: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """w * E + (1 - w) * F, and F alone where E does not exist."""
-    return np.where(np.isfinite(extrapolated), weight * extrapolated + (1 - weight) * forecast, forecast)
+def combine(extrapolated: np.ndarray, naive: np.ndarray, forecast: np.ndarray, a, b) -> np.ndarray:
+    """a * E + b * N + (1 - a - b) * F; where E does not exist its weight goes to F."""
+    a = np.where(np.isfinite(extrapolated), a, 0.0)
+    return a * np.nan_to_num(extrapolated) + b * naive + (1 - a - b) * forecast
 
 
 def smape_terms(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -185,12 +218,23 @@ def smape_terms(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, 200.0 * np.abs(actual - predicted) / np.where(denom > 0, denom, 1.0), 0.0)
 
 
-def best_weight(actual: np.ndarray, extrapolated: np.ndarray, forecast: np.ndarray) -> float:
-    """The grid weight with the lowest mean sMAPE (ties: the smaller weight, i.e. the forecast)."""
+def best_weights(actual: np.ndarray, extrapolated: np.ndarray, naive: np.ndarray, forecast: np.ndarray
+                 ) -> tuple[float, float]:
+    """The (a, b) of :data:`WEIGHTS` with the lowest mean sMAPE; ties go to the forecast."""
     if len(actual) == 0:
-        return 0.0
-    losses = [float(np.mean(smape_terms(actual, combine(extrapolated, forecast, w)))) for w in WEIGHT_GRID]
-    return float(WEIGHT_GRID[int(np.argmin(losses))])
+        return 0.0, 0.0
+    e = np.where(np.isfinite(extrapolated), extrapolated, np.nan)
+    pred = combine(e[None, :], naive[None, :], forecast[None, :], WEIGHTS[:, :1], WEIGHTS[:, 1:])
+    losses = smape_terms(actual[None, :], pred).mean(axis=1)
+    best = int(np.argmin(losses))
+    # a baseline alone (the forecast, or the naive extrapolation) unless the mix is clearly better:
+    # a mix fitted to a few replays that beats it by less is as likely to lose on the next quarter
+    alone = [int(np.flatnonzero((WEIGHTS == w).all(axis=1))[0]) for w in ((0.0, 0.0), (0.0, 1.0))]
+    baseline = min(alone, key=lambda i: losses[i])
+    if losses[best] > losses[baseline] * (1 - MIX_MARGIN):
+        best = baseline
+    a, b = WEIGHTS[best]
+    return float(a), float(b)
 
 
 def interval_norm(point: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -201,14 +245,6 @@ def half_widths(scores: np.ndarray, groups: np.ndarray, levels=LEVELS) -> dict[i
     from synoforecast.lib.forecasting.selection import conformal_halfwidths
 
     return conformal_halfwidths(scores, levels, groups)
-
-
-def quarter_of(cutoff: dt.date, fiscal_year_start_month: int = 1) -> dt.date:
-    return quarter_start(cutoff, fiscal_year_start_month)
-
-
-def ceil_week(days_elapsed: int) -> int:
-    return min(WEEKS, max(1, math.ceil(days_elapsed / 7)))
 
 
 @dataclass
@@ -227,6 +263,8 @@ class CohortInputs:
     series: list[tuple[str, str]]
     parts: list[str]
     stock_metrics: tuple[str, ...] = ()
+    alignment: str = "selling"  # how a cut-off lines up with past quarters (QuarterCalendar.alignment)
+    totals: tuple[str, ...] = ()  # the cohort's total series: weights and intervals apart from the parts
 
 
 def _scale(inputs: CohortInputs, series_id: str, metric: str, before: list[dt.date]) -> float:
@@ -253,11 +291,13 @@ def _point(inputs: CohortInputs, series_id: str, metric: str, quarter: dt.date, 
     else:
         if key not in pooled_cache:
             pooled_cache[key] = pooled_profile(inputs.paths, inputs.parts, metric, before[-PROFILE_QUARTERS:],
-                                               cal.alignment(index))
-        p = profile_share(inputs.paths, series_id, metric, before, cal.alignment(index), pooled_cache[key])
+                                               cal.alignment(index, inputs.alignment))
+        p = profile_share(inputs.paths, series_id, metric, before, cal.alignment(index, inputs.alignment),
+                          pooled_cache[key])
     stock = metric in inputs.stock_metrics
     e, naive = extrapolations(qtd, p, calendar, stock)
     return {"series_id": series_id, "metric": metric, "quarter_start": quarter, "week": cal.week(index),
+            "level": "total" if series_id in inputs.totals else "parts",
             "cutoff_date": quarter + dt.timedelta(days=index), "elapsed_share": calendar,
             "elapsed_selling_share": sell, "qtd_actual": qtd, "profile_share": p, "extrapolated": e,
             "naive_extrapolated": naive, "forecast_start": float(forecast),
@@ -265,7 +305,7 @@ def _point(inputs: CohortInputs, series_id: str, metric: str, quarter: dt.date, 
 
 
 REPLAY_SCHEMA = {
-    "series_id": pl.String, "metric": pl.String, "quarter_start": pl.Date, "week": pl.Int32,
+    "series_id": pl.String, "metric": pl.String, "quarter_start": pl.Date, "week": pl.Int32, "level": pl.String,
     "cutoff_date": pl.Date, "elapsed_share": pl.Float64, "elapsed_selling_share": pl.Float64,
     "qtd_actual": pl.Float64, "profile_share": pl.Float64, "extrapolated": pl.Float64,
     "naive_extrapolated": pl.Float64, "forecast_start": pl.Float64, "scale": pl.Float64, "actual": pl.Float64,
@@ -293,47 +333,73 @@ def replays(inputs: CohortInputs) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=REPLAY_SCHEMA)
 
 
-def _weights_by_week(frame: pl.DataFrame) -> dict[int, float]:
+WEIGHT_KEYS = ("week", "metric", "level")
+POOL_KEYS = ("week", "level")
+
+
+WEEK_SPAN = 1  # weights of week w are learned on the replays of weeks w-1..w+1: steadier, barely biased
+# (not for monthly data: its quarter-to-date only moves at month ends, so neighbouring weeks
+# across a month end are different situations)
+
+
+def _weights(frame: pl.DataFrame, span: int = WEEK_SPAN) -> dict[tuple, tuple[float, float]]:
     out = {}
-    for (week,), g in frame.group_by(["week"]):
-        out[int(week)] = best_weight(g["actual"].to_numpy(), g["extrapolated"].fill_null(float("nan")).to_numpy(),
-                                     g["forecast_start"].to_numpy())
+    for (metric, level), g in frame.group_by("metric", "level"):
+        weeks = g["week"].to_numpy()
+        cols = [g[c].fill_null(float("nan")).to_numpy() for c in
+                ("actual", "extrapolated", "naive_extrapolated", "forecast_start")]
+        for week in np.unique(weeks):
+            near = np.abs(weeks - week) <= span
+            out[(int(week), metric, level)] = best_weights(*(c[near] for c in cols))
     return out
 
 
-def cross_fitted(replayed: pl.DataFrame) -> pl.DataFrame:
+def _apply(frame: pl.DataFrame, weights: dict[tuple, tuple[float, float]]) -> pl.DataFrame:
+    keys = list(zip(*(frame[k].to_list() for k in WEIGHT_KEYS)))
+    ab = np.array([weights.get(k, (0.0, 0.0)) for k in keys]).reshape(-1, 2)
+    e = frame["extrapolated"].fill_null(float("nan")).to_numpy()
+    a = np.where(np.isfinite(e), ab[:, 0], 0.0)
+    yhat = combine(e, frame["naive_extrapolated"].to_numpy(), frame["forecast_start"].to_numpy(), a, ab[:, 1])
+    return frame.with_columns(weight=pl.Series(a), weight_naive=pl.Series(ab[:, 1]), yhat=pl.Series(yhat))
+
+
+def scored(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each replay's conformal score: its absolute error relative to the landing's level."""
+    score = np.abs(frame["actual"].to_numpy() - frame["yhat"].to_numpy()) \
+        / interval_norm(frame["yhat"].to_numpy(), frame["scale"].to_numpy())
+    return frame.with_columns(score=pl.Series(score))
+
+
+def week_span(alignment: str) -> int:
+    return 0 if alignment == "month" else WEEK_SPAN
+
+
+def cross_fitted(replayed: pl.DataFrame, span: int = WEEK_SPAN) -> pl.DataFrame:
     """The replays with each quarter's landing made by weights learned without that quarter
-    (`weight`, `yhat`) and its conformal score; the honest sample of the landing's error."""
+    (`weight` on E, `weight_naive` on N, `yhat`): the honest sample of the landing's error
+    (score it with :func:`scored` once reconciled)."""
     if replayed.is_empty():
-        return replayed.with_columns(weight=pl.lit(None, pl.Float64), yhat=pl.lit(None, pl.Float64),
-                                     score=pl.lit(None, pl.Float64))
-    parts = []
-    for (quarter,), g in replayed.group_by(["quarter_start"], maintain_order=True):
-        others = replayed.filter(pl.col("quarter_start") != quarter)
-        w = _weights_by_week(others)
-        weight = g["week"].replace_strict(w, default=0.0, return_dtype=pl.Float64)
-        parts.append(g.with_columns(weight=weight))
-    out = pl.concat(parts)
-    yhat = combine(out["extrapolated"].fill_null(float("nan")).to_numpy(), out["forecast_start"].to_numpy(),
-                   out["weight"].to_numpy())
-    score = np.abs(out["actual"].to_numpy() - yhat) / interval_norm(yhat, out["scale"].to_numpy())
-    return out.with_columns(yhat=pl.Series(yhat), score=pl.Series(score))
+        return replayed.with_columns(weight=pl.lit(None, pl.Float64), weight_naive=pl.lit(None, pl.Float64),
+                                     yhat=pl.lit(None, pl.Float64))
+    parts = [_apply(g, _weights(replayed.filter(pl.col("quarter_start") != quarter), span))
+             for (quarter,), g in replayed.group_by(["quarter_start"], maintain_order=True)]
+    return pl.concat(parts)
 
 
-def with_intervals(frame: pl.DataFrame, scored: pl.DataFrame, leave_quarter_out: bool) -> pl.DataFrame:
-    """80/95% bounds per row from the scores of the same week (and, to score a replay
-    honestly, of the other quarters only)."""
+def with_intervals(frame: pl.DataFrame, scores: pl.DataFrame, leave_quarter_out: bool) -> pl.DataFrame:
+    """80/95% bounds around each row's `yhat` from the `scores` (:func:`scored`) of the same
+    week and level (and, to score a replay honestly, of the other quarters only)."""
     lo = {lv: np.full(frame.height, np.nan) for lv in LEVELS}
     hi = {lv: np.full(frame.height, np.nan) for lv in LEVELS}
-    weeks = frame["week"].to_numpy()
+    pools = list(zip(*(frame[k].to_list() for k in POOL_KEYS)))
     quarters = frame["quarter_start"].to_list() if leave_quarter_out else [None] * frame.height
     point = frame["yhat"].to_numpy()
     norm = interval_norm(point, frame["scale"].to_numpy())
     cache: dict = {}
     for i in range(frame.height):
-        key = (int(weeks[i]), quarters[i])
+        key = (pools[i], quarters[i])
         if key not in cache:
-            pool = scored.filter(pl.col("week") == key[0])
+            pool = scores.filter((pl.col("week") == pools[i][0]) & (pl.col("level") == pools[i][1]))
             if key[1] is not None:
                 pool = pool.filter(pl.col("quarter_start") != key[1])
             cache[key] = half_widths(pool["score"].to_numpy(), np.asarray(pool["quarter_start"].to_list()))
@@ -344,14 +410,13 @@ def with_intervals(frame: pl.DataFrame, scored: pl.DataFrame, leave_quarter_out:
                               **{f"yhat_hi_{lv}": pl.Series(hi[lv]) for lv in LEVELS})
 
 
-def land(inputs: CohortInputs, running: dt.date, cutoff: dt.date, scored: pl.DataFrame) -> pl.DataFrame:
-    """The landing of every series at `cutoff` in the running quarter starting `running`:
-    weights and intervals of the cut-off's week, from all replays (`scored`:
-    :func:`cross_fitted` of :func:`replays`)."""
+def land(inputs: CohortInputs, running: dt.date, cutoff: dt.date, replayed: pl.DataFrame) -> pl.DataFrame:
+    """The landing point of every series at `cutoff` in the running quarter starting `running`,
+    with the weights of the cut-off's week learned from all `replayed` quarters (intervals:
+    :func:`with_intervals`, once reconciled)."""
     cal = QuarterCalendar.of(running)
     index = cal.index(cutoff)
     before = [q for q in inputs.complete if q < running]
-    weights = _weights_by_week(scored) if scored.height else {}
     rows, cache = [], {}
     for series_id, metric in inputs.series:
         row = _point(inputs, series_id, metric, running, index, before, cache)
@@ -360,9 +425,4 @@ def land(inputs: CohortInputs, running: dt.date, cutoff: dt.date, scored: pl.Dat
     frame = pl.DataFrame(rows, schema={k: v for k, v in REPLAY_SCHEMA.items() if k != "actual"})
     if frame.is_empty():
         return frame
-    week = cal.week(index)
-    weight = weights.get(week, 0.0)
-    yhat = combine(frame["extrapolated"].fill_null(float("nan")).to_numpy(), frame["forecast_start"].to_numpy(),
-                   np.full(frame.height, weight))
-    frame = frame.with_columns(weight=pl.lit(weight), yhat=pl.Series(yhat))
-    return with_intervals(frame, scored, leave_quarter_out=False)
+    return _apply(frame, _weights(replayed, week_span(inputs.alignment)) if replayed.height else {})

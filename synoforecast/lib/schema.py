@@ -112,6 +112,55 @@ EVALUATION_COLUMNS: list[Column] = [
     ("smape_matched", "double precision"),
 ]
 
+# where the quarter in progress will land (forecast/landing): one set of rows per snapshot cut-off
+LANDING_COLUMNS: list[Column] = [
+    ("cohort", "text not null"),
+    ("series_id", "text not null"),
+    ("metric", "text not null"),
+    ("quarter_start", "date not null"),
+    ("quarter_label", "text not null"),
+    ("cutoff_date", "date not null"),
+    ("week_of_quarter", "integer not null"),
+    ("elapsed_share", "double precision not null"),
+    ("elapsed_selling_share", "double precision not null"),
+    ("qtd_actual", "double precision not null"),
+    ("forecast_start", "double precision not null"),
+    ("extrapolated", "double precision"),
+    ("weight_extrapolated", "double precision not null"),
+    ("weight_naive", "double precision not null"),
+    ("yhat", "double precision not null"),
+    ("yhat_lo_80", "double precision"),
+    ("yhat_hi_80", "double precision"),
+    ("yhat_lo_95", "double precision"),
+    ("yhat_hi_95", "double precision"),
+    ("yhat_base", "double precision"),
+    ("snapshot_sha256", "text not null"),
+    ("run_id", "text not null"),
+    ("created_at", "timestamptz not null default now()"),
+]
+
+LANDING_EVALUATION_COLUMNS: list[Column] = [
+    ("cutoff_date", "date not null"),
+    ("cohort", "text not null"),
+    ("metric", "text not null"),
+    ("level", "text not null"),
+    ("week_of_quarter", "integer not null"),
+    ("elapsed_share", "double precision not null"),
+    ("replays", "integer not null"),
+    ("smape_landing", "double precision"),
+    ("smape_start", "double precision"),
+    ("smape_qtd_share", "double precision"),
+    ("coverage_80", "double precision"),
+    ("coverage_95", "double precision"),
+    ("weight_extrapolated", "double precision"),
+    ("weight_naive", "double precision"),
+    ("run_id", "text not null"),
+    ("created_at", "timestamptz not null default now()"),
+]
+
+RUNNING_SCHEMA = "raw_running"  # the running quarter's rows of the latest snapshot (forecast/landing)
+RUNNING_TABLES = ("svr_rm", "consumer", "c2")
+
 # added after the first release: existing warehouses get them with `add column if not exists`
 _ADDED_COLUMNS = {"forecasts": ["yhat_base", "band"],
                   "evaluation": ["mase", "bias", "coverage_80", "coverage_95", "smape_base", "smape_snaive",
@@ -156,6 +205,40 @@ FORECAST_COMMENTS = {
     "evaluation.coverage_95": "Percent of actuals inside the 95% interval.",
     "evaluation.smape_snaive": "sMAPE of the seasonal naive forecast (same quarter last year), the benchmark.",
     "evaluation.mase_snaive": "MASE of the seasonal naive benchmark.",
+    "landing": ("Where the quarter in progress will land, per snapshot cut-off: the quarter-start forecast "
+                "combined with the quarter-to-date actual extrapolated by the series' intra-quarter profile."),
+    "landing.cohort": "Forecast cohort, as in forecast.forecasts.",
+    "landing.series_id": "Series within the cohort, as in forecast.forecasts.",
+    "landing.metric": "units (C2: seats at month end) or revenue (USD).",
+    "landing.quarter_start": "The quarter in progress (quarter start date).",
+    "landing.cutoff_date": "The snapshot's export day: sales up to and including it are in qtd_actual.",
+    "landing.week_of_quarter": "Week of the quarter the cut-off falls in (1-13).",
+    "landing.elapsed_share": "Share of the quarter's calendar days elapsed at the cut-off.",
+    "landing.elapsed_selling_share": "Share of the quarter's selling days (Mon-Fri) elapsed at the cut-off.",
+    "landing.qtd_actual": "Quarter-to-date actual at the cut-off (C2 seats: the latest month's seats).",
+    "landing.forecast_start": "The quarter's forecast made at the last quarter close (forecast.forecasts yhat).",
+    "landing.extrapolated": ("qtd_actual divided by the share of a quarter the series reached by the same point of "
+                             "past quarters' selling days; NULL where no profile exists (new series)."),
+    "landing.weight_extrapolated": ("Weight of the profile extrapolation; weight_naive: of QTD / elapsed share; the "
+                                    "forecast gets the rest. Learned per week of quarter, metric and level."),
+    "landing.weight_naive": "Weight of the naive extrapolation (QTD / elapsed calendar share; C2 seats: the latest).",
+    "landing.yhat": "Landing point (reconciled: totals equal the sum of their parts).",
+    "landing.yhat_base": "Landing point before reconciliation.",
+    "landing.yhat_lo_80": "Lower bound of the 80% interval (conformal on week-by-week replays of past quarters).",
+    "landing.yhat_hi_80": "Upper bound of the 80% interval.",
+    "landing.yhat_lo_95": "Lower bound of the 95% interval.",
+    "landing.yhat_hi_95": "Upper bound of the 95% interval.",
+    "landing.snapshot_sha256": "The workbook snapshot the landing was made from.",
+    "landing_evaluation": ("The landing's replay backtest per snapshot cut-off: past quarters replayed at every "
+                           "week, against the quarter-start forecast alone and QTD / elapsed calendar share."),
+    "landing_evaluation.week_of_quarter": "Week of the quarter replayed (1-13).",
+    "landing_evaluation.replays": "Replayed (quarter, series) pairs scored in that week.",
+    "landing_evaluation.smape_landing": "sMAPE of the landing (weights learned without the replayed quarter).",
+    "landing_evaluation.smape_start": "sMAPE of the quarter-start forecast alone (first baseline).",
+    "landing_evaluation.smape_qtd_share": ("sMAPE of QTD / elapsed calendar share (second baseline; "
+                                           "C2 seats: the latest month's seats)."),
+    "landing_evaluation.coverage_80": "Percent of replayed quarters landing inside the 80% interval.",
+    "landing_evaluation.coverage_95": "Percent of replayed quarters landing inside the 95% interval.",
 }
 
 ANALYST_ROLE = "analyst"
@@ -293,6 +376,8 @@ OPS_DDL = [
 UNIQUE_GRAINS = {
     "forecast.forecasts": ("cohort", "as_of_quarter", "series_id", "metric"),
     "forecast.evaluation": ("cohort", "quarter", "metric", "level"),
+    "forecast.landing": ("cutoff_date", "cohort", "series_id", "metric"),
+    "forecast.landing_evaluation": ("cutoff_date", "cohort", "metric", "level", "week_of_quarter"),
     **{f"raw.{t}": ("quarter_start", "source_row") for t, cols in RAW_TABLES.items()
        if "source_row" in dict(cols)},
 }
@@ -341,6 +426,15 @@ def warehouse_ddl() -> list[str]:
         create_table_sql("forecast", "evaluation", EVALUATION_COLUMNS),
         "create index if not exists evaluation_partition_idx on forecast.evaluation (cohort, quarter)",
     ]
+    statements += [
+        create_table_sql("forecast", "landing", LANDING_COLUMNS),
+        create_table_sql("forecast", "landing_evaluation", LANDING_EVALUATION_COLUMNS),
+        """create or replace view forecast.latest_landing as
+select l.* from forecast.landing l where l.cutoff_date = (select max(cutoff_date) from forecast.landing)""",
+        "comment on view forecast.latest_landing is 'The landing of the quarter in progress at the newest cut-off.'",
+        f"create schema if not exists {RUNNING_SCHEMA}",
+    ]
+    statements += [create_table_sql(RUNNING_SCHEMA, t, RAW_TABLES[t]) for t in RUNNING_TABLES]
     kinds = {"forecasts": dict(FORECAST_COLUMNS), "evaluation": dict(EVALUATION_COLUMNS)}
     statements += [f"alter table forecast.{t} add column if not exists {c} {kinds[t][c]}"
                    for t, cols in _ADDED_COLUMNS.items() for c in cols]

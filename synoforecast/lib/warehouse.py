@@ -157,15 +157,31 @@ def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: 
         partition_lock(conn, table, scope)
         if snapshot:
             partition_state.register_run(conn, run_id, snapshot)
-        deleted = conn.execute(f"delete from {table} where {where}", params).rowcount
-        written = copy_frame(conn, table, frame)
+        deleted, written = _replace_in(conn, table, frame, where, params, run_id, partition)
         partition_state.record(conn, table, scope, partition, run_id, fingerprint, snapshot)
-        conn.execute(
-            "insert into ops.publish_log (run_id, target, partition_key, rows_deleted, rows_written) "
-            "values (%s, %s, %s, %s, %s)",
-            (run_id, table, partition, deleted, written),
-        )
     return PublishResult(table, partition, deleted, written)
+
+
+def _replace_in(conn: psycopg.Connection, table: str, frame: pl.DataFrame, where: str, params: Sequence[object],
+                run_id: str, partition: str) -> tuple[int, int]:
+    """Delete the rows matching `where`, COPY `frame` in and log it, inside the caller's transaction."""
+    deleted = conn.execute(f"delete from {table} where {where}", params).rowcount
+    written = copy_frame(conn, table, frame)
+    conn.execute("insert into ops.publish_log (run_id, target, partition_key, rows_deleted, rows_written) "
+                 "values (%s, %s, %s, %s, %s)", (run_id, table, partition, deleted, written))
+    return deleted, written
+
+
+def replace_many(url: str, writes: Sequence[tuple[str, pl.DataFrame, str, Sequence[object]]], run_id: str,
+                 partition: str) -> dict[str, int]:
+    """Several (table, frame, where, params) replacements in ONE transaction, each table locked
+    for `partition`: readers see all of them or none. Returns rows written per table."""
+    out = {}
+    with connect(url) as conn, conn.transaction():
+        for table, frame, where, params in writes:
+            partition_lock(conn, table, partition)
+            out[table] = _replace_in(conn, table, frame, where, params, run_id, partition)[1]
+    return out
 
 
 @contextlib.contextmanager

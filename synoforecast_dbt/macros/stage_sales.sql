@@ -7,10 +7,10 @@
     stg_device_bays
   - is_unknown_model / is_unknown_country: passed through from the loader
 -#}
-{% macro stage_sales(source_table) %}
+{% macro stage_sales(source_table, source_name='raw') %}
 with source as (
 
-    select * from {{ source('raw', source_table) }}
+    select * from {{ source(source_name, source_table) }}
 
 ),
 

@@ -127,7 +127,7 @@ def snapshot_for_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionC
     return manifest
 
 
-def _rows_for_quarter(spec: SheetSpec, frame: pl.DataFrame, key: str, sha: str) -> pl.DataFrame:
+def rows_for_quarter(spec: SheetSpec, frame: pl.DataFrame, key: str, sha: str) -> pl.DataFrame:
     quarter = pl.lit(key).str.to_date()
     if spec.date_field:
         part = frame.filter(pl.col("quarter_start") == quarter)
@@ -164,7 +164,7 @@ def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
                 skipped.append(label(key))  # partial (or not yet exported) in this sheet: keep what is there
                 continue
             rows = pl.DataFrame() if frame is None else \
-                _rows_for_quarter(spec, frame, key, manifest["sha256"]).select(columns)
+                rows_for_quarter(spec, frame, key, manifest["sha256"]).select(columns)
             result = replace_rows(url, f"raw.{spec.table}", rows, "quarter_start = %s", (quarter,), context.run_id, key,
                                   snapshot=manifest["sha256"], fingerprint=expected.get(key))
             loaded[label(key)] = result.rows_written

@@ -1,15 +1,2 @@
--- Monthly C2 cloud-service subscription rows, cleaned.
-select
-    date_trunc('month', month)::date as month,
-    btrim(customer_id) as customer_id,
-    {{ clean_text('customer') }} as customer,
-    {{ clean_region('region') }} as region,
-    regexp_replace(btrim(service), '\s+', ' ', 'g') as service,
-    {{ clean_text('plan') }} as plan,
-    seats,
-    mrr_usd,
-    source_row,
-    quarter_start,
-    quarter_label,
-    snapshot_sha256
-from {{ source('raw', 'c2') }}
+-- Monthly C2 cloud-service subscription rows, cleaned (macros/stage_c2.sql).
+{{ stage_c2('raw') }}

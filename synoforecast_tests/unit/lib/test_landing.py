@@ -85,7 +85,7 @@ def test_the_landing_beats_the_forecast_and_the_naive_share_as_the_quarter_fills
 
 
 def test_intervals_are_nested_honest_and_narrow_as_the_quarter_fills():
-    replayed = L.cross_fitted(L.replays(inputs(daily_sales())))
+    replayed = L.scored(L.cross_fitted(L.replays(inputs(daily_sales()))))
     honest = L.with_intervals(replayed, replayed, leave_quarter_out=True)
     covered = ((honest["actual"] >= honest["yhat_lo_80"]) & (honest["actual"] <= honest["yhat_hi_80"])).mean()
     assert 0.7 <= covered <= 0.9

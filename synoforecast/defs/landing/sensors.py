@@ -1,0 +1,54 @@
+"""The landing job, and the sensor that runs it once per snapshot with a quarter in progress."""
+
+
+import dagster as dg
+
+from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
+from synoforecast.defs.landing.assets import LANDING_CUTOFFS, landing, quarter_in_progress_rows
+from synoforecast.defs.resources import WarehouseResource
+
+LANDING_JOB = "landing_job"
+
+landing_job = dg.define_asset_job(
+    LANDING_JOB, selection=dg.AssetSelection.assets(quarter_in_progress_rows, landing),
+    partitions_def=LANDING_CUTOFFS, executor_def=dg.in_process_executor,
+    description="The snapshot's quarter in progress -> where it will land (one cut-off per run).",
+)
+
+
+def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequest | dg.SkipReason, str | None]:
+    """(the landing run for the snapshot, its cut-off key) once the snapshot's complete quarters
+    are published (the landing starts from their forecasts), else why not."""
+    from synoforecast.defs.ingestion.assets import stale_quarters_now
+    from synoforecast.defs.published import publish_targets
+    from synoforecast.lib.running_quarter import NoQuarterInProgress, quarter_in_progress
+    from synoforecast.lib.snapshots import accepted_snapshot
+    from synoforecast.settings import get_settings
+
+    manifest = accepted_snapshot(url, sha256)
+    if manifest is None:
+        return dg.SkipReason("no accepted snapshot yet"), None
+    try:
+        _, cutoff = quarter_in_progress(manifest, get_settings().fiscal_year_start_month)
+    except NoQuarterInProgress as exc:
+        return dg.SkipReason(str(exc)), None
+    stale = stale_quarters_now(url, publish_targets(manifest.get("expected_fingerprints", {})))
+    if stale:
+        return dg.SkipReason(f"snapshot {manifest['sha256'][:12]}: {len(stale)} quarter(s) not yet published from "
+                             "it; the landing follows once the pipeline has run"), None
+    key = cutoff.isoformat()
+    return dg.RunRequest(run_key=f"landing:{manifest['sha256']}", partition_key=key,
+                         tags={SNAPSHOT_TAG: manifest["sha256"], "synoforecast/trigger": f"landing {key}"}), key
+
+
+@dg.sensor(name="landing_sensor", job=landing_job, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Once the latest snapshot's quarters are published, lands its quarter in progress "
+                       "(once per snapshot: the run key is the snapshot's sha256).")
+def landing_sensor(context: dg.SensorEvaluationContext):
+    request, key = landing_run_request(WarehouseResource().get_url())
+    if isinstance(request, dg.SkipReason):
+        return request
+    add = [] if context.instance.has_dynamic_partition(LANDING_CUTOFFS.name, key) \
+        else [LANDING_CUTOFFS.build_add_request([key])]
+    return dg.SensorResult(run_requests=[request], dynamic_partitions_requests=add)
