@@ -170,9 +170,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _eprint(f"demo failed: {outcome.error}")
         return EXIT_FAILED
     _print_forecasts(url)
+    _print_landing(url, evaluation=False)
     print(f"\nDone in {time.perf_counter() - started:.0f} s.")
     print(f"Open the Dagster UI (asset graph, runs, checks):  {_own_command()} ui   then browse http://127.0.0.1:3000")
-    print(f"Query the warehouse:  psql \"{redact(url)}\"   (tables forecast.forecasts, forecast.evaluation, marts.*)")
+    print(f"Query the warehouse:  psql \"{redact(url)}\"   (tables forecast.forecasts, forecast.evaluation, "
+          "forecast.latest_landing, marts.*)")
+    print(f"The landing's replay evaluation by week:  {_own_command()} landing")
     return 0
 
 
@@ -268,6 +271,70 @@ def _print_forecasts(url: str) -> None:
             print(f"    {sid:<42}{units['yhat']:>12,.0f}{interval:>22}{revenue['yhat']:>16,.0f}")
         if len(series) > 6:
             print(f"    ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')")
+
+
+def _landing_frames(url: str, cutoff: str | None):
+    from synoforecast.lib.warehouse import query_frame
+
+    which = "(select max(cutoff_date) from forecast.landing)" if cutoff is None else "%s::date"
+    params = () if cutoff is None else (cutoff,)
+    rows = query_frame(url, f"select * from forecast.landing where cutoff_date = {which} "
+                            "order by cohort, series_id, metric", params)
+    evaluation = query_frame(url, f"select * from forecast.landing_evaluation where cutoff_date = {which} "
+                                  "order by cohort, metric, level, week_of_quarter", params)
+    return rows, evaluation
+
+
+def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None) -> bool:
+    """The landing of the quarter in progress (SVR-RM and C2 totals first, every cohort's
+    totals), and with `evaluation` the replay backtest by week: False when there is none."""
+    from synoforecast.lib.cohorts import COHORTS
+
+    rows, scores = _landing_frames(url, cutoff)
+    if rows.is_empty():
+        print("\nno landing published" + (f" for {cutoff}" if cutoff else "") +
+              " (a snapshot with a quarter in progress lands it after its pipeline run)")
+        return False
+    first = rows.row(0, named=True)
+    print(f"\nWhere {first['quarter_label']} will land (export of {first['cutoff_date']}, week "
+          f"{first['week_of_quarter']} of 13, {first['elapsed_share']:.0%} of the quarter elapsed):")
+    print(f"  {'cohort / series':<34}{'metric':>8}{'to date':>14}{'forecast':>14}{'landing':>14}{'vs fcst':>9}"
+          f"{'80% range':>26}")
+    for cohort in COHORTS:
+        heads = [cohort.parent or "total"] if cohort.parent or cohort.name != "regional" else []
+        part = rows.filter((rows["cohort"] == cohort.name) & (rows["series_id"].is_in(heads) if heads else True))
+        for r in part.head(4 if not heads else 2).iter_rows(named=True):
+            change = (r["yhat"] / r["forecast_start"] - 1) * 100 if r["forecast_start"] else float("nan")
+            print(f"  {cohort.name + ' / ' + r['series_id']:<34}{r['metric']:>8}{r['qtd_actual']:>14,.0f}"
+                  f"{r['forecast_start']:>14,.0f}{r['yhat']:>14,.0f}{change:>+8.1f}%"
+                  f"{r['yhat_lo_80']:>14,.0f}..{r['yhat_hi_80']:<10,.0f}")
+    print(f"  ... {rows.height} rows in all: forecast.latest_landing")
+    if not evaluation or scores.is_empty():
+        return True
+    print("\nReplay evaluation (past quarters replayed at every week; sMAPE, weights learned without the "
+          "quarter replayed): landing vs the quarter-start forecast alone vs QTD / elapsed share")
+    print(f"  {'cohort':<22}{'metric':>8}{'level':>7}{'week':>6}{'elapsed':>9}{'landing':>9}{'forecast':>10}"
+          f"{'QTD/share':>11}{'cov80':>7}{'cov95':>7}{'n':>5}")
+    for r in scores.iter_rows(named=True):
+        print(f"  {r['cohort']:<22}{r['metric']:>8}{r['level']:>7}{r['week_of_quarter']:>6}{r['elapsed_share']:>9.0%}"
+              f"{r['smape_landing']:>9.2f}{r['smape_start']:>10.2f}{r['smape_qtd_share']:>11.2f}"
+              f"{r['coverage_80']:>7.1f}{r['coverage_95']:>7.1f}{r['replays']:>5}")
+    return True
+
+
+def cmd_landing(args: argparse.Namespace) -> int:
+    from synoforecast.lib.warehouse import WarehouseError
+
+    try:
+        url = _warehouse_url()
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_FAILED
+    if args.json:
+        rows, scores = _landing_frames(url, args.cutoff)
+        print(json.dumps({"landing": rows.to_dicts(), "evaluation": scores.to_dicts()}, default=str, indent=2))
+        return 0 if rows.height else EXIT_FAILED
+    return 0 if _print_landing(url, evaluation=True, cutoff=args.cutoff) else EXIT_FAILED
 
 
 # Dagster messages `synoforecast ui` makes untrue: the project's dagster.yaml IS used (copied into
@@ -387,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--level", type=int, nargs="+", default=[80, 95])
     backtest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     backtest.set_defaults(func=cmd_backtest)
+
+    landing = sub.add_parser("landing", help="where the quarter in progress will land, and the replay evaluation")
+    landing.add_argument("--cutoff", help="YYYY-MM-DD: a past snapshot's cut-off (default: the newest)")
+    landing.add_argument("--json", action="store_true", help="print the landing rows and the evaluation as JSON")
+    landing.set_defaults(func=cmd_landing)
 
     sample = sub.add_parser("sample-workbook", help="write a realistic sample sale-out workbook")
     sample.add_argument("--out", required=True)

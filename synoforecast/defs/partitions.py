@@ -45,6 +45,12 @@ QUARTERLY = {"partitions_def": quarterly_partitions, "backfill_policy": single_r
              "automation_condition": FOLLOW_UPSTREAM}
 
 
+# forecast/landing and what follows it: one partition per snapshot cut-off (export day) with a
+# quarter in progress, added when the snapshot is followed (defs/landing)
+landing_cutoffs = dg.DynamicPartitionsDefinition(name="landing_cutoffs")
+LANDING_GROUP = "landing"  # every asset of the landing job: the quarterly pipeline job leaves them out
+
+
 def label(key: str) -> str:
     """Human label of a partition key: 2025-07-01 -> 2025-Q3."""
     return quarter_label(parse_key(key), get_settings().fiscal_year_start_month)

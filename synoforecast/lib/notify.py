@@ -194,6 +194,28 @@ def _forecast_parts(fc: Mapping) -> tuple[str, str]:
     return name, detail
 
 
+def landing_line(row: Mapping) -> tuple[str, str]:
+    """(name, "tracking +4.2% vs forecast, 80% range ...") for one landing row of a summary."""
+    name = f"{_str(row.get('cohort'))} / {_str(row.get('series_id'))} · {_str(row.get('metric'))}"
+    change = row.get("change_pct")
+    tracking = f"tracking {_fmt_pct(change, signed=True)} vs forecast" if _finite(change) is not None else "landing"
+    detail = (f"{tracking}: {_fmt_num(row.get('yhat'), 0)} (forecast {_fmt_num(row.get('forecast_start'), 0)}, "
+              f"to date {_fmt_num(row.get('qtd_actual'), 0)}), 80% range {_fmt_num(row.get('yhat_lo_80'), 0)}"
+              f"..{_fmt_num(row.get('yhat_hi_80'), 0)}")
+    return name, detail
+
+
+def _landing_rows(summary: Mapping) -> tuple[str, list[tuple[str, str]]]:
+    """(heading, lines) of the landing block that leads a weekly summary ("" when none)."""
+    landing = _as_dict(summary.get("landing"))
+    rows = landing.get("rows")
+    if not isinstance(rows, list) or not rows:
+        return "", []
+    heading = (f"Where {_str(landing.get('quarter'))} will land ({_fmt_pct(landing.get('elapsed_pct'))} elapsed, "
+               f"export of {_str(landing.get('cutoff'))})")
+    return heading, [landing_line(_as_dict(r)) for r in rows[:MAX_FORECAST_LINES]]
+
+
 def _forecast_rows(summary: Mapping) -> tuple[list[tuple[str, str]], int]:
     forecasts = summary.get("forecasts")
     if not isinstance(forecasts, list):
@@ -240,6 +262,9 @@ def render_text(summary: dict) -> str:
     """A readable plain-text (light markdown) summary. Missing keys are skipped."""
     summary = _as_dict(summary)
     lines = [_title(summary)]
+    heading, landing = _landing_rows(summary)
+    if landing:
+        lines += ["", f"{heading}:"] + [f"- {name}: {detail}" for name, detail in landing] + [""]
     lines += [f"{label}: {value}" for label, value in _facts(summary)]
     details = _details(summary)
     if details:
@@ -286,6 +311,9 @@ def slack_payload(summary: dict) -> dict:
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}}
     ]
+    heading, landing = _landing_rows(summary)
+    if landing:
+        blocks += _slack_sections(esc(heading), [f"• `{esc(n)}` {esc(d)}" for n, d in landing])
     facts = _facts(summary)
     if facts:
         blocks.append(
@@ -337,6 +365,10 @@ def teams_payload(summary: dict) -> dict:
             "wrap": True,
         }
     ]
+    heading, landing = _landing_rows(summary)
+    if landing:
+        body.append({"type": "TextBlock", "text": heading, "weight": "Bolder", "wrap": True})
+        body.append({"type": "FactSet", "facts": [{"title": n, "value": d} for n, d in landing]})
     facts = _facts(summary)
     if facts:
         body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]})

@@ -217,6 +217,8 @@ def write_sample_workbook(path: str | os.PathLike, spec: SampleSpec = SampleSpec
     partial = path.with_name(f".{path.name}.partial")  # not *.xlsx: an inbox watcher ignores it
     try:
         _write_workbook(partial, data, stamp)
+        if spec.cutoff is not None:  # the export day is the file's date (the reader dates an export by it)
+            os.utime(partial, (stamp.timestamp(), stamp.timestamp()))
         os.replace(partial, path)
     finally:
         if partial.exists():

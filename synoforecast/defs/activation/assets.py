@@ -43,12 +43,19 @@ SKIPPED = "skipped: not configured"
 )
 def metabase_refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metabase: MetabaseResource,
                      webhooks: WebhooksResource) -> dg.MaterializeResult:
+    return refresh_dashboards(context, warehouse, metabase, webhooks, [to_key(q) for q in partition_quarters(context)])
+
+
+def refresh_dashboards(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metabase: MetabaseResource,
+                       webhooks: WebhooksResource, partitions: list[str]) -> dg.MaterializeResult:
+    """The configured Metabase cards re-run (schema synced first when the forecast tables
+    changed), or the n8n route, or skipped when neither is configured."""
     try:
         config = metabase.config()
         notify = webhooks.config()
     except (MetabaseError, NotifyError) as exc:
         raise dg.Failure(description=f"configuration is invalid: {exc}") from None
-    quarters = [to_key(q) for q in partition_quarters(context)]
+    quarters = partitions
     if not config.configured:
         if notify.n8n_webhook_url:  # the alternative route: an n8n workflow refreshes dashboards
             try:
@@ -151,6 +158,11 @@ def summary_notification(context: dg.AssetExecutionContext, warehouse: Warehouse
                                f"in {label(as_of)}:"), *drop_meta]
         summary["accuracy_drops"] = drop_meta
     metadata = {"summary": dg.MetadataValue.json(summary), "accuracy_drops": dg.MetadataValue.json(drop_meta)}
+    return post_summary(summary, config, metadata)
+
+
+def post_summary(summary: dict, config, metadata: dict) -> dg.MaterializeResult:
+    """Send `summary` to every configured channel; a channel that did not get it fails the asset."""
     if not config.channels():
         return dg.MaterializeResult(metadata={"status": SKIPPED, **metadata})
     outcome = send_summary(summary, config)

@@ -14,6 +14,7 @@ import polars as pl
 
 from synoforecast.defs.forecast.assets import forecast_key
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
+from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import COHORTS, COHORTS_BY_NAME
 from synoforecast.lib.running_quarter import NoQuarterInProgress, quarter_in_progress
@@ -21,7 +22,7 @@ from synoforecast.lib.schema import RUNNING_SCHEMA, RUNNING_TABLES
 from synoforecast.lib.snapshots import accepted_snapshot
 from synoforecast.settings import get_settings
 
-LANDING_CUTOFFS = dg.DynamicPartitionsDefinition(name="landing_cutoffs")
+LANDING_CUTOFFS = landing_cutoffs
 RUNNING_KEY = dg.AssetKey([RUNNING_SCHEMA, "quarter_in_progress"])
 LANDING_KEY = dg.AssetKey(["forecast", "landing"])
 STAGING = {"svr_rm": "staging.stg_svr_rm", "consumer": "staging.stg_consumer", "c2": "staging.stg_c2"}
@@ -46,7 +47,7 @@ def landing_snapshot(context: dg.AssetExecutionContext, url: str) -> tuple[dict,
     return manifest, running, cutoff
 
 
-@dg.asset(key=RUNNING_KEY, partitions_def=LANDING_CUTOFFS, group_name="landing", kinds={"postgres"},
+@dg.asset(key=RUNNING_KEY, partitions_def=LANDING_CUTOFFS, group_name=LANDING_GROUP, kinds={"postgres"},
           description="The quarter in progress of the snapshot (SVR-RM, Consumer, C2 rows up to its cut-off) in "
                       "raw_running.*, cleaned by dbt's stg_running_* views like the complete quarters.")
 def quarter_in_progress_rows(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -103,7 +104,7 @@ def _published_rows(result, cutoff: dt.date, sha: str, run_id: str) -> pl.DataFr
     key=LANDING_KEY,
     partitions_def=LANDING_CUTOFFS,
     deps=[RUNNING_KEY, *(dg.AssetDep(forecast_key(c), partition_mapping=dg.LastPartitionMapping()) for c in COHORTS)],
-    group_name="landing",
+    group_name=LANDING_GROUP,
     kinds={"postgres"},
     description="Where the quarter in progress will land, per cohort series and metric: the quarter-start forecast "
                 "combined with the quarter-to-date actual extrapolated by the series' intra-quarter profile, "

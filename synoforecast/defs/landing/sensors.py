@@ -4,15 +4,17 @@
 import dagster as dg
 
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
-from synoforecast.defs.landing.assets import LANDING_CUTOFFS, landing, quarter_in_progress_rows
+from synoforecast.defs.landing.assets import LANDING_CUTOFFS
+from synoforecast.defs.partitions import LANDING_GROUP
 from synoforecast.defs.resources import WarehouseResource
 
 LANDING_JOB = "landing_job"
 
 landing_job = dg.define_asset_job(
-    LANDING_JOB, selection=dg.AssetSelection.assets(quarter_in_progress_rows, landing),
+    LANDING_JOB, selection=dg.AssetSelection.groups(LANDING_GROUP),
     partitions_def=LANDING_CUTOFFS, executor_def=dg.in_process_executor,
-    description="The snapshot's quarter in progress -> where it will land (one cut-off per run).",
+    description="The snapshot's quarter in progress -> where it will land -> Metabase and the weekly summary "
+                "(one cut-off per run).",
 )
 
 

@@ -293,5 +293,6 @@ def test_an_export_as_of_an_earlier_day_is_the_same_history_cut_at_that_day(samp
         assert len(kept) < len(full) - 1
         assert stats.sheets[sheet].rows == len(kept)
     assert as_date(stamp) == cutoff
+    assert dt.date.fromtimestamp(path.stat().st_mtime) == cutoff  # the platform dates an export by its file
     with pytest.raises(ValueError, match="cutoff 2027-01-01"):
         write_sample_workbook(tmp_path / "x.xlsx", SampleSpec(rows=100, as_of=AS_OF, cutoff=dt.date(2027, 1, 1)))

@@ -1,0 +1,72 @@
+"""The weekly summary, led by where the quarter in progress will land, and its Metabase refresh.
+
+Part of the landing job (one run per snapshot cut-off): after `forecast/landing` publishes,
+the configured Metabase cards re-run (the landing cards with the others) and the summary
+goes to the configured channels: the SVR-RM total and All C2 landings against the
+quarter-start forecast first, then the quarter's forecasts as the quarter-close summary
+shows them.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from synoforecast.defs.activation.assets import build_summary, post_summary, refresh_dashboards
+from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
+from synoforecast.defs.resources import MetabaseResource, WarehouseResource, WebhooksResource
+from synoforecast.lib.notify import NotifyError
+from synoforecast.lib.quarters import add_quarters
+from synoforecast.lib.warehouse import query_frame
+
+LANDING_KEY = dg.AssetKey(["forecast", "landing"])  # the landing domain's asset, by key
+HEADLINES = (("svr_rm_overall", "total"), ("c2_scorecard", "All C2"))
+
+
+@dg.asset(key=dg.AssetKey(["activation", "landing_metabase_refresh"]), deps=[LANDING_KEY],
+          partitions_def=landing_cutoffs, group_name=LANDING_GROUP, kinds={"metabase"},
+          description="Re-runs the configured Metabase cards (the landing cards with the others) once a landing "
+                      "is published.")
+def landing_metabase_refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                             metabase: MetabaseResource, webhooks: WebhooksResource) -> dg.MaterializeResult:
+    return refresh_dashboards(context, warehouse, metabase, webhooks, [context.partition_key])
+
+
+def landing_summary_rows(url: str, cutoff: dt.date) -> tuple[dict, dt.date | None]:
+    """The summary's landing block (the headline series, both metrics) and the quarter landed."""
+    rows = query_frame(url, "select cohort, series_id, metric, quarter_start, quarter_label, elapsed_share, "
+                            "qtd_actual, forecast_start, yhat, yhat_lo_80, yhat_hi_80 from forecast.landing "
+                            "where cutoff_date = %s order by cohort desc, metric desc", (cutoff,))
+    heads = [r for r in rows.iter_rows(named=True) if (r["cohort"], r["series_id"]) in HEADLINES]
+    if not heads:
+        return {}, None
+    for r in heads:
+        r["change_pct"] = round((r["yhat"] / r["forecast_start"] - 1) * 100, 1) if r["forecast_start"] else None
+    block = {"quarter": heads[0]["quarter_label"], "cutoff": cutoff.isoformat(),
+             "elapsed_pct": round(heads[0]["elapsed_share"] * 100, 1),
+             "rows": [{k: v for k, v in r.items() if k not in ("quarter_start", "quarter_label", "elapsed_share")}
+                      for r in heads]}
+    return block, heads[0]["quarter_start"]
+
+
+@dg.asset(key=dg.AssetKey(["activation", "landing_summary"]), deps=[landing_metabase_refresh],
+          partitions_def=landing_cutoffs, group_name=LANDING_GROUP, kinds={"slack"},
+          description="The weekly summary to Slack, Teams and/or n8n, led by the landing of the SVR-RM total and "
+                      "All C2 against the quarter-start forecast, then the quarter's forecasts.")
+def landing_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    webhooks: WebhooksResource) -> dg.MaterializeResult:
+    try:
+        config = webhooks.config()
+    except NotifyError as exc:
+        raise dg.Failure(description=f"configuration is invalid: {exc}") from None
+    url = warehouse.get_url()
+    cutoff = dt.date.fromisoformat(context.partition_key)
+    block, quarter = landing_summary_rows(url, cutoff)
+    if quarter is None:
+        raise dg.Failure(description=f"no landing published for {cutoff}: materialize forecast/landing first")
+    summary = build_summary(url, add_quarters(quarter, -1).isoformat(), context.run_id)
+    lead = next((r for r in block["rows"] if r["metric"] == "revenue" and r["cohort"] == "svr_rm_overall"), None)
+    tracking = f" tracking {lead['change_pct']:+.1f}% vs forecast (SVR-RM revenue)" \
+        if lead and lead["change_pct"] is not None else ""
+    summary.update(title=f"synoforecast: {block['quarter']}{tracking}, week of {cutoff.isoformat()}",
+                   landing=block, run_url=webhooks.run_url(context.run_id))
+    return post_summary(summary, config, {"summary": dg.MetadataValue.json(summary)})
