@@ -5,6 +5,7 @@ import datetime as dt
 
 import dagster as dg
 
+from synoforecast.defs.checks import per_partition
 from synoforecast.defs.landing.assets import LANDING_CUTOFFS, LANDING_KEY, LANDING_TABLE
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import COHORTS
@@ -53,9 +54,12 @@ def landing_failures(url: str, cutoff: dt.date) -> list[str]:
                 description="Every series the quarterly forecasts publish for the quarter in progress has a finite "
                             "landing for both metrics, and every hierarchy adds up exactly (tiers, top customers, "
                             "C2 services; regions onto the SVR-RM total).")
-def landing_published(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    cutoff = dt.date.fromisoformat(context.partition_key)
-    problems = landing_failures(warehouse.get_url(), cutoff)
-    return dg.AssetCheckResult(passed=not problems, description="; ".join(problems)[:2000] if problems else
-                               "every series landed, finite, hierarchies exact",
-                               metadata={"cutoff": cutoff.isoformat(), "problems": dg.MetadataValue.json(problems)})
+def landing_published(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    results = {}
+    for key in context.partition_keys:  # one cut-off per run; the quarter label comes with per_partition
+        problems = landing_failures(warehouse.get_url(), dt.date.fromisoformat(key))
+        results[key] = dg.AssetCheckResult(
+            passed=not problems, description="; ".join(problems)[:2000] if problems else
+            "every series landed, finite, hierarchies exact",
+            metadata={"cutoff": key, "problems": dg.MetadataValue.json(problems)})
+    yield from per_partition(context, results)
