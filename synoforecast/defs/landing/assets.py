@@ -147,9 +147,13 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     written = replace_many(url, [(LANDING_TABLE, published, "cutoff_date = %s", (cutoff,)),
                                  (EVALUATION_TABLE, evaluation, "cutoff_date = %s", (cutoff,))],
                            context.run_id, context.partition_key)
+    folder = settings.forecasts_dir / context.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    plot = error_by_week_plot(folder / "landing_error_by_week.png", evaluation)
     return dg.MaterializeResult(metadata={
         "snapshot": manifest["sha256"], "quarter": wanted, "cutoff": cutoff.isoformat(),
         "rows_published": written[LANDING_TABLE], "evaluation_rows": written[EVALUATION_TABLE],
+        **({"error_by_week_plot": dg.MetadataValue.path(str(plot))} if plot else {}),
         "headline": dg.MetadataValue.md(headline_markdown(published)),
         "error_by_week": dg.MetadataValue.md(error_by_week_markdown(evaluation)),
         "dagster/row_count": written[LANDING_TABLE],
@@ -183,3 +187,42 @@ def error_by_week_markdown(evaluation: pl.DataFrame) -> str:
     for w, e, a, b, c, cov in by_week.iter_rows():
         lines.append(f"| {w} | {e:.0%} | {a:.2f} | {b:.2f} | {c:.2f} | {cov:.0f}% |")
     return "\n".join(lines)
+
+
+def error_by_week_plot(path, evaluation: pl.DataFrame):
+    """sMAPE by elapsed share of the quarter, one panel per cohort and level: the landing
+    against the quarter-start forecast and QTD / elapsed share (None without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    if evaluation.is_empty():
+        return None
+    weighted = [(pl.col(c) * pl.col("replays")).sum() / pl.col("replays").sum()
+                for c in ("smape_landing", "smape_start", "smape_qtd_share")]
+    groups = sorted(evaluation.group_by("cohort", "level"), key=lambda g: g[0])
+    cols = 4
+    rows = (len(groups) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.7 * rows), squeeze=False)
+    for ax, ((cohort, level), g) in zip(axes.flat, groups):
+        w = g.group_by("week_of_quarter").agg(pl.col("elapsed_share").mean(), *[e.alias(n) for e, n in
+                                              zip(weighted, ("landing", "start", "naive"))]).sort("week_of_quarter")
+        x = (w["elapsed_share"] * 100).to_list()
+        ax.plot(x, w["start"].to_list(), color="grey", ls="--", lw=1, label="quarter-start forecast")
+        ax.plot(x, w["naive"].clip(upper_bound=max(w["start"].max() * 2, 1)).to_list(), color="tab:orange", lw=1,
+                label="QTD / elapsed share")
+        ax.plot(x, w["landing"].to_list(), color="tab:blue", lw=2, label="landing")
+        ax.set_title(f"{cohort} ({level})", fontsize=9)
+        ax.set_xlabel("% of quarter elapsed", fontsize=7)
+        ax.set_ylabel("sMAPE", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
