@@ -23,8 +23,8 @@ value).
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -55,9 +55,7 @@ class QuarterCalendar:
 
     @classmethod
     def of(cls, start: dt.date) -> "QuarterCalendar":
-        days = (add_quarters(start, 1) - start).days
-        weekday = (np.arange(days) + start.weekday()) % 7
-        return cls(start, days, np.cumsum(weekday < 5))
+        return _calendar(start)
 
     def index(self, day: dt.date) -> int:
         return min(max((day - self.start).days, 0), self.days - 1)
@@ -108,6 +106,13 @@ class QuarterCalendar:
     def replay_indexes(self) -> list[int]:
         """The last day of each week of the quarter (weekly exports), the 13th at quarter end."""
         return [min(7 * w - 1, self.days - 1) if w < WEEKS else self.days - 1 for w in range(1, WEEKS + 1)]
+
+
+@lru_cache(maxsize=512)
+def _calendar(start: dt.date) -> QuarterCalendar:
+    days = (add_quarters(start, 1) - start).days
+    weekday = (np.arange(days) + start.weekday()) % 7
+    return QuarterCalendar(start, days, np.cumsum(weekday < 5))
 
 
 def weekday_count(start: dt.date, end: dt.date) -> int:
@@ -218,23 +223,34 @@ def smape_terms(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, 200.0 * np.abs(actual - predicted) / np.where(denom > 0, denom, 1.0), 0.0)
 
 
-def best_weights(actual: np.ndarray, extrapolated: np.ndarray, naive: np.ndarray, forecast: np.ndarray
-                 ) -> tuple[float, float]:
-    """The (a, b) of :data:`WEIGHTS` with the lowest mean sMAPE; ties go to the forecast."""
-    if len(actual) == 0:
-        return 0.0, 0.0
+_ALONE = [int(np.flatnonzero((WEIGHTS == w).all(axis=1))[0]) for w in ((0.0, 0.0), (0.0, 1.0))]  # F, N alone
+
+
+def grid_losses(actual: np.ndarray, extrapolated: np.ndarray, naive: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    """sMAPE of every (a, b) of :data:`WEIGHTS` on every row: shape (grid points, rows)."""
     e = np.where(np.isfinite(extrapolated), extrapolated, np.nan)
     pred = combine(e[None, :], naive[None, :], forecast[None, :], WEIGHTS[:, :1], WEIGHTS[:, 1:])
-    losses = smape_terms(actual[None, :], pred).mean(axis=1)
-    best = int(np.argmin(losses))
-    # a baseline alone (the forecast, or the naive extrapolation) unless the mix is clearly better:
-    # a mix fitted to a few replays that beats it by less is as likely to lose on the next quarter
-    alone = [int(np.flatnonzero((WEIGHTS == w).all(axis=1))[0]) for w in ((0.0, 0.0), (0.0, 1.0))]
-    baseline = min(alone, key=lambda i: losses[i])
-    if losses[best] > losses[baseline] * (1 - MIX_MARGIN):
+    return smape_terms(actual[None, :], pred)
+
+
+def pick_weights(mean_losses: np.ndarray) -> tuple[float, float]:
+    """The (a, b) with the lowest mean sMAPE (ties: the forecast-heavier); a baseline alone (the
+    forecast, or the naive extrapolation) unless the mix beats it by :data:`MIX_MARGIN`: a mix
+    fitted to a few replays that beats it by less is as likely to lose on the next quarter."""
+    best = int(np.argmin(mean_losses))
+    baseline = min(_ALONE, key=lambda i: mean_losses[i])
+    if mean_losses[best] > mean_losses[baseline] * (1 - MIX_MARGIN):
         best = baseline
     a, b = WEIGHTS[best]
     return float(a), float(b)
+
+
+def best_weights(actual: np.ndarray, extrapolated: np.ndarray, naive: np.ndarray, forecast: np.ndarray
+                 ) -> tuple[float, float]:
+    """:func:`pick_weights` on these rows."""
+    if len(actual) == 0:
+        return 0.0, 0.0
+    return pick_weights(grid_losses(actual, extrapolated, naive, forecast).mean(axis=1))
 
 
 def interval_norm(point: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -267,12 +283,16 @@ class CohortInputs:
     totals: tuple[str, ...] = ()  # the cohort's total series: weights and intervals apart from the parts
 
 
-def _scale(inputs: CohortInputs, series_id: str, metric: str, before: list[dt.date]) -> float:
-    from synoforecast.lib.forecasting.selection import series_scale
+def _scale(inputs: CohortInputs, series_id: str, metric: str, before: list[dt.date], cache: dict) -> float:
+    """The series' quarterly scale (MASE's, else its fallbacks) over the quarters before."""
+    key = (series_id, metric, len(before))
+    if key not in cache:
+        from synoforecast.lib.forecasting.selection import series_scale
 
-    finals = [inputs.paths[(series_id, metric, q)][-1] if (series_id, metric, q) in inputs.paths else 0.0
-              for q in before]
-    return series_scale(np.asarray(finals, dtype="float64"), 4) if finals else 1.0
+        finals = [inputs.paths[(series_id, metric, q)][-1] if (series_id, metric, q) in inputs.paths else 0.0
+                  for q in before]
+        cache[key] = series_scale(np.asarray(finals, dtype="float64"), 4) if finals else 1.0
+    return cache[key]
 
 
 def _point(inputs: CohortInputs, series_id: str, metric: str, quarter: dt.date, index: int,
@@ -301,7 +321,7 @@ def _point(inputs: CohortInputs, series_id: str, metric: str, quarter: dt.date, 
             "cutoff_date": quarter + dt.timedelta(days=index), "elapsed_share": calendar,
             "elapsed_selling_share": sell, "qtd_actual": qtd, "profile_share": p, "extrapolated": e,
             "naive_extrapolated": naive, "forecast_start": float(forecast),
-            "scale": _scale(inputs, series_id, metric, before)}
+            "scale": _scale(inputs, series_id, metric, before, pooled_cache)}
 
 
 REPLAY_SCHEMA = {
@@ -342,15 +362,33 @@ WEEK_SPAN = 1  # weights of week w are learned on the replays of weeks w-1..w+1:
 # across a month end are different situations)
 
 
-def _weights(frame: pl.DataFrame, span: int = WEEK_SPAN) -> dict[tuple, tuple[float, float]]:
+def _loss_sums(frame: pl.DataFrame, span: int) -> dict[tuple, tuple[list, np.ndarray, np.ndarray]]:
+    """Per weight key (week, metric, level): the replayed quarters, each grid point's summed
+    sMAPE per quarter over the rows of weeks within `span` (grid points x quarters), and the
+    rows per quarter: every fold's weights from one evaluation of the grid."""
     out = {}
     for (metric, level), g in frame.group_by("metric", "level"):
         weeks = g["week"].to_numpy()
-        cols = [g[c].fill_null(float("nan")).to_numpy() for c in
-                ("actual", "extrapolated", "naive_extrapolated", "forecast_start")]
+        quarters, inverse = np.unique(np.asarray(g["quarter_start"].to_list()), return_inverse=True)
+        losses = grid_losses(*(g[c].fill_null(float("nan")).to_numpy() for c in
+                               ("actual", "extrapolated", "naive_extrapolated", "forecast_start")))
         for week in np.unique(weeks):
             near = np.abs(weeks - week) <= span
-            out[(int(week), metric, level)] = best_weights(*(c[near] for c in cols))
+            sums = np.zeros((len(WEIGHTS), len(quarters)))
+            np.add.at(sums.T, inverse[near], losses[:, near].T)
+            out[(int(week), metric, level)] = (list(quarters), sums, np.bincount(inverse[near], minlength=len(quarters)))
+    return out
+
+
+def _weights(sums: dict, without: dt.date | None = None) -> dict[tuple, tuple[float, float]]:
+    """The weights per key from :func:`_loss_sums`, leaving the quarter `without` out."""
+    out = {}
+    for key, (quarters, total, counts) in sums.items():
+        loss, n = total.sum(axis=1), counts.sum()
+        if without is not None and without in quarters:
+            i = quarters.index(without)
+            loss, n = loss - total[:, i], n - counts[i]
+        out[key] = pick_weights(loss / n) if n > 0 else (0.0, 0.0)
     return out
 
 
@@ -381,7 +419,8 @@ def cross_fitted(replayed: pl.DataFrame, span: int = WEEK_SPAN) -> pl.DataFrame:
     if replayed.is_empty():
         return replayed.with_columns(weight=pl.lit(None, pl.Float64), weight_naive=pl.lit(None, pl.Float64),
                                      yhat=pl.lit(None, pl.Float64))
-    parts = [_apply(g, _weights(replayed.filter(pl.col("quarter_start") != quarter), span))
+    sums = _loss_sums(replayed, span)
+    parts = [_apply(g, _weights(sums, without=quarter))
              for (quarter,), g in replayed.group_by(["quarter_start"], maintain_order=True)]
     return pl.concat(parts)
 
@@ -425,4 +464,4 @@ def land(inputs: CohortInputs, running: dt.date, cutoff: dt.date, replayed: pl.D
     frame = pl.DataFrame(rows, schema={k: v for k, v in REPLAY_SCHEMA.items() if k != "actual"})
     if frame.is_empty():
         return frame
-    return _apply(frame, _weights(replayed, week_span(inputs.alignment)) if replayed.height else {})
+    return _apply(frame, _weights(_loss_sums(replayed, week_span(inputs.alignment))) if replayed.height else {})

@@ -24,7 +24,8 @@ from synoforecast_tests.conftest import isolated_project, new_database
 
 pytestmark = pytest.mark.integration
 
-SPEC = SampleSpec(rows=2000, seed=5, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 8, 20))
+SPEC = SampleSpec(rows=2000, seed=5, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 8, 20),
+                  cutoff=dt.date(2026, 8, 20))  # exported that day: 2026-Q3 in progress (its landing)
 BROKEN_QUARTER = "2025-01-01"
 
 

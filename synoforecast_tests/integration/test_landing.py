@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 HISTORY = dict(rows=3000, seed=5, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 9, 20))
 WEEK_7, WEEK_8 = dt.date(2026, 8, 12), dt.date(2026, 8, 19)  # 2026-Q3 in progress
 SLACK = "/slack/services/T9/B9/landingSECRET"
+KEY = "mb_landing-SECRET-key"
 PUBLISHED = ("select cohort, series_id, metric, quarter_start, cutoff_date, week_of_quarter, elapsed_share, qtd_actual, "
              "forecast_start, extrapolated, weight_extrapolated, weight_naive, yhat, yhat_lo_80, yhat_hi_80, "
              "yhat_lo_95, yhat_hi_95, yhat_base, snapshot_sha256 from forecast.landing where cutoff_date = %s "
@@ -33,14 +34,17 @@ def export(inbox, cutoff: dt.date):
 
 @pytest.fixture(scope="module")
 def standin():
-    with StandIn(api_key="unused") as server:
+    with StandIn(api_key=KEY) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def weekly(pg_server, standin, tmp_path_factory):
     with isolated_project(tmp_path_factory.mktemp("landing"), new_database(pg_server)) as project:
-        project["monkeypatch"].setenv("SLACK_WEBHOOK_URL", standin.url + SLACK)
+        for name, value in {"SLACK_WEBHOOK_URL": standin.url + SLACK, "METABASE_URL": standin.url,
+                            "METABASE_API_KEY": KEY, "METABASE_CARD_IDS": "5", "METABASE_HEALTH_WAIT_S": "0.05",
+                            "METABASE_BACKOFF_S": "0.05"}.items():
+            project["monkeypatch"].setenv(name, value)
         reload_definitions()
         try:
             from synoforecast.cli import main
@@ -48,6 +52,7 @@ def weekly(pg_server, standin, tmp_path_factory):
             standin.reset()
             assert main(["ingest", str(export(project["inbox"], WEEK_7)), "--json"]) == 0
             project["first_requests"] = [r for r in standin.requests if r.path == SLACK]
+            project["first_calls"] = standin.calls()
             project["week7"] = fetch(project["url"], PUBLISHED, (WEEK_7,))
             yield project
         finally:
@@ -86,6 +91,26 @@ def test_the_weekly_summary_leads_with_the_landing(weekly):
     assert lead < text.index("Forecasts:")  # the landing first, then the quarter's forecasts
     assert "svr_rm_overall / total · revenue: tracking" in text and "c2_scorecard / All C2" in text
     assert "80% range" in text
+
+
+def test_metabase_cards_rerun_after_the_landing_before_its_summary(weekly):
+    calls = weekly["first_calls"]
+    queries = [i for i, c in enumerate(calls) if c == "POST /api/card/5/query"]
+    posts = [i for i, c in enumerate(calls) if c == f"POST {SLACK}"]
+    assert len(queries) == 2 and len(posts) == 2  # the quarter-close run, then the landing run
+    assert posts[0] < queries[1] < posts[1]  # the landing's refresh, then the weekly summary
+
+
+def test_analysts_read_the_landing_and_cannot_write_it(weekly):
+    import psycopg
+
+    with psycopg.connect(weekly["url"]) as conn:
+        conn.execute("set role analyst")
+        (n,) = conn.execute("select count(*) from forecast.latest_landing").fetchone()
+        assert n == len(weekly["week7"])
+        assert conn.execute("select count(*) from forecast.landing_evaluation").fetchone()[0] > 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("delete from forecast.landing")
 
 
 def test_re_landing_the_same_export_changes_nothing(weekly):
