@@ -170,3 +170,22 @@ def test_the_cli_prints_the_landing_and_its_replay_evaluation(weekly, capsys):
     assert main(["landing", "--cutoff", "2026-08-12"]) == 0
     text = capsys.readouterr().out
     assert "Where 2026-Q3 will land (export of 2026-08-12, week 7 of 13" in text and "Replay evaluation" in text
+
+
+def test_the_sensor_lands_the_latest_published_snapshot_once(weekly):
+    from synoforecast.defs.landing.assets import LANDING_CUTOFFS
+    from synoforecast.defs.landing.sensors import landing_sensor
+
+    instance = dg.DagsterInstance.get()
+    key = WEEK_8.isoformat()
+    instance.delete_dynamic_partition(LANDING_CUTOFFS.name, key)
+    result = landing_sensor(dg.build_sensor_context(instance=instance))
+    (request,) = result.run_requests
+    assert request.partition_key == key and request.run_key.startswith("landing:")
+    assert request.tags["synoforecast/snapshot"] == fetch(
+        weekly["url"], "select sha256 from ops.snapshots order by last_seen_at desc limit 1")[0][0]
+    (add,) = result.dynamic_partitions_requests
+    assert list(add.partition_keys) == [key]
+    instance.add_dynamic_partitions(LANDING_CUTOFFS.name, [key])
+    again = landing_sensor(dg.build_sensor_context(instance=instance))
+    assert not again.dynamic_partitions_requests and again.run_requests[0].run_key == request.run_key
