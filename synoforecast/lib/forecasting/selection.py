@@ -523,7 +523,7 @@ def select_and_forecast(
     if scope not in ("series", "cohort"):
         raise ValueError(f"scope must be 'series' or 'cohort', got {scope!r}")
     dask_partitions = 0
-    if distributed is not False:
+    if distributed is not False and one_step is None:  # the rolling pass fits locally, from its store
         client = dask_client()
         if client is not None:
             dask_partitions = max(1, len(client.scheduler_info().get("workers", {})) * 2)
