@@ -11,5 +11,5 @@ select
     source_row,
     quarter_start,
     quarter_label,
-    snapshot_sha256
+    snapshot_id
 from {{ source('raw', 'c2') }}
