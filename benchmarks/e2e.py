@@ -1,7 +1,8 @@
 """End-to-end benchmark: the whole `synoforecast ingest` as a user runs it, stage by stage.
 
     python benchmarks/e2e.py [--rows 20000 200000 1000000] [--no-changed] [--no-reingest]
-                             [--no-ingest-baseline] [--no-forecast-baseline] [--quick] [--json OUT]
+                             [--no-ingest-baseline] [--no-forecast-baseline] [--changed-max-rows N]
+                             [--baseline-max-rows N] [--quick] [--json OUT]
 
 For each size, in a brand-new project home (embedded PostgreSQL, SQLite Dagster storage):
 
@@ -181,12 +182,12 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
         if not args.no_reingest:
             out["reingest"] = again = ingest(home, workbook)
             print(_line(f"{rows:>9,} re-ingest (same)", again), flush=True)
-        if not args.no_changed and first["report"]["partitions"]:
+        if not args.no_changed and rows <= args.changed_max_rows and first["report"]["partitions"]:
             changed_wb = work / f"sample-{rows}-changed.xlsx"
             out["changed_lines"] = change_last_complete_quarter(workbook, changed_wb, first["report"]["partitions"][-1])
             out["changed"] = changed = ingest(home, changed_wb)
             print(_line(f"{rows:>9,} last quarter changed", changed), flush=True)
-        if not args.no_ingest_baseline:
+        if not args.no_ingest_baseline and rows <= args.baseline_max_rows:
             out["ingest_baseline"] = base = ingestion_baseline(workbook, warehouse_url(home))
             platform = first["stages"].get("snapshot", 0) + first["stages"].get("sheets", 0)
             out["ingest_ratio"] = round(base["seconds"] / platform, 1) if platform else None
@@ -194,7 +195,7 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
                   f"MB; platform snapshot+sheets {platform:.1f} s: {out['ingest_ratio']}x", flush=True)
     finally:
         stop_warehouse(home)
-    if not args.no_forecast_baseline:
+    if not args.no_forecast_baseline and rows <= args.baseline_max_rows:
         base_home = work / f"home-{rows}-per-partition"
         try:
             out["forecast_baseline"] = base = ingest(base_home, workbook, {"SYNOFORECAST_FORECAST_PASS": "per_partition"})
@@ -224,15 +225,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quarters", type=int, default=24, help="quarters in the sample (default 24)")
     parser.add_argument("--no-reingest", action="store_true")
     parser.add_argument("--no-changed", action="store_true", help="skip the 'only the last quarter changed' case")
+    parser.add_argument("--changed-max-rows", type=int, default=200_000,
+                        help="sizes above this skip the changed case (openpyxl rewrites the workbook: minutes at 1M)")
+    parser.add_argument("--baseline-max-rows", type=int, default=200_000,
+                        help="sizes above this skip both baselines (pandas+openpyxl takes ~8 min at 1M)")
     parser.add_argument("--no-ingest-baseline", action="store_true", help="skip pandas+openpyxl+to_sql")
     parser.add_argument("--no-forecast-baseline", action="store_true", help="skip the per-partition forecast run")
-    parser.add_argument("--quick", action="store_true", help="CI smoke: 2,000 rows, 8 quarters, no baselines")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke (~35 s): 2,000 rows, 8 quarters, first ingest and re-ingest only")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.quarters = [2_000], 8
-        args.no_ingest_baseline = args.no_forecast_baseline = True
+        args.no_ingest_baseline = args.no_forecast_baseline = args.no_changed = True
     load = os.getloadavg()
     print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (others may share the machine)", flush=True)

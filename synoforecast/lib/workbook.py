@@ -100,6 +100,7 @@ class SheetRead:
     quarantine: pl.DataFrame  # source_row, cell, reason
     unknown_models: int = 0
     unknown_countries: int = 0
+    _digests: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows_loaded(self) -> int:
@@ -125,8 +126,11 @@ class SheetRead:
         return [q for q in present if q not in complete]
 
     def quarter_digests(self) -> dict[str, str]:
-        """Canonical content digest per quarter (dated sheets) -- see lib/fingerprint.py."""
-        return grouped_digests(self.frame, "quarter_start", _content_columns(self.frame))
+        """Canonical content digest per quarter (dated sheets) -- see lib/fingerprint.py. Computed
+        once: the quarter hashes and the fingerprints both need it (1 s at 1M rows)."""
+        if self._digests is None:
+            self._digests = grouped_digests(self.frame, "quarter_start", _content_columns(self.frame))
+        return dict(self._digests)
 
     def digest(self) -> str:
         """Canonical content digest of the whole sheet (reference sheets)."""
