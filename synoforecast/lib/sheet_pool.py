@@ -52,6 +52,7 @@ def read_sheets(path: Path, reader: fastexcel.ExcelReader, order: list[tuple[str
         worker.send(path, away[0], away[1], options)
         rest = [item for item in order if not _is_reference(item[1]) and item is not away]
         outcomes.update(_read_here(path, reader, rest, options))
+        _digest_dated(outcomes.values())  # while the worker still reads SVR-RM
         outcomes[away[1].name] = worker.result()
         return _raise_first(order, outcomes)
     finally:
@@ -93,7 +94,16 @@ class _Worker:
 def read_sheet_alone(path: Path, sheet_name: str, spec: SheetSpec, options: SheetOptions) -> SheetRead:
     """One sheet with a reader of its own (runs in the worker process)."""
     reader = fastexcel.read_excel(str(path))
-    return judge_sheet(path, sheet_name, spec, lambda: workbook._load_cells(reader, sheet_name), options)
+    result = judge_sheet(path, sheet_name, spec, lambda: workbook._load_cells(reader, sheet_name), options)
+    _digest_dated([result])  # here, on the worker's core: they travel back with the frame
+    return result
+
+
+def _digest_dated(outcomes) -> None:
+    """Compute (and so cache) the per-quarter digests the snapshot needs next."""
+    for outcome in outcomes:
+        if isinstance(outcome, SheetRead) and outcome.spec.date_field:
+            outcome.quarter_digests()
 
 
 def _serve() -> None:
