@@ -8,6 +8,7 @@ so runs show up in the Dagster UI exactly like sensor-triggered ones.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from synoforecast.lib.inbox import file_sha256
-from synoforecast.settings import ensure_dagster_home, get_settings
+from synoforecast.settings import DBT_PROJECT_DIR, ensure_dagster_home, get_settings, reader_options
 
 if TYPE_CHECKING:  # Dagster is imported only when there is something to run (see ingest_workbook)
     import dagster as dg
@@ -115,9 +116,7 @@ def _shrink_hold(snapshot: dg.ExecuteInProcessResult) -> tuple[dict, str | None]
 
 def _already_published(settings, path: Path, sha: str | None) -> str | None:
     """Why an identical re-ingest has nothing to do (lib/reingest.py), checked before Dagster
-    and the code location load: a second instead of a snapshot run."""
-    import os
-
+    and the code location load: half a second instead of a snapshot run."""
     from synoforecast.lib import reingest
     from synoforecast.lib.warehouse import WarehouseError, resolve_url
 
@@ -128,8 +127,6 @@ def _already_published(settings, path: Path, sha: str | None) -> str | None:
         url = resolve_url(configured, settings.pgdata_dir)
     except WarehouseError:
         return None  # the full path reports it
-    from synoforecast.settings import DBT_PROJECT_DIR, reader_options
-
     digest = reingest.reader_digest(reader_options(settings), DBT_PROJECT_DIR / "seeds", settings.partitions_start)
     return reingest.already_published(url, path, sha, digest)
 
