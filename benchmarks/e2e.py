@@ -84,23 +84,29 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Comple
         return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read()), wall, usage.ru_maxrss / 1024
 
 
-def step_stages(home: Path, run_ids: list[str]) -> dict[str, float]:
-    """Seconds per stage, summed over the runs' steps (from Dagster's run storage)."""
+def step_times(home: Path, run_ids: list[str]) -> dict[str, float]:
+    """Seconds per Dagster step of the runs (from Dagster's run storage)."""
     import dagster as dg
 
-    stages: dict[str, float] = {}
+    steps: dict[str, float] = {}
     with dg.DagsterInstance.from_config(str(home / "data" / "dagster_home")) as instance:
         for run_id in run_ids:
             for stat in instance.get_run_step_stats(run_id):
-                if stat.start_time is None or stat.end_time is None:
-                    continue
-                stage = stage_of(stat.step_key)
-                stages[stage] = stages.get(stage, 0.0) + stat.end_time - stat.start_time
-    return {k: round(v, 2) for k, v in stages.items()}
+                if stat.start_time is not None and stat.end_time is not None:
+                    steps[stat.step_key] = round(steps.get(stat.step_key, 0.0) + stat.end_time - stat.start_time, 2)
+    return steps
+
+
+def stages(steps: dict[str, float]) -> dict[str, float]:
+    """The steps summed per benchmark stage."""
+    out: dict[str, float] = {}
+    for key, seconds in steps.items():
+        out[stage_of(key)] = out.get(stage_of(key), 0.0) + seconds
+    return {k: round(v, 2) for k, v in out.items()}
 
 
 def ingest(home: Path, workbook: Path, extra_env: dict[str, str] | None = None) -> dict:
-    """One whole `synoforecast ingest` process: wall, peak RSS, stages, its report."""
+    """One whole `synoforecast ingest` process: wall, peak RSS, stages and steps, its report."""
     result, wall, rss = run_measured([CLI, "ingest", str(workbook), "--json"], _env(home, extra_env))
     try:
         report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -108,7 +114,8 @@ def ingest(home: Path, workbook: Path, extra_env: dict[str, str] | None = None) 
         raise SystemExit(f"ingest of {workbook} printed no report (exit {result.returncode}):\n{result.stderr[-3000:]}")
     if not report.get("ok"):
         raise SystemExit(f"ingest of {workbook} failed: {report.get('error')}\n{result.stderr[-3000:]}")
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(rss), "stages": step_stages(home, report["run_ids"]),
+    steps = step_times(home, report["run_ids"])
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(rss), "stages": stages(steps), "steps": steps,
             "partitions": len(report["partitions"]), "runs": len(report["run_ids"]), "report": report}
 
 
