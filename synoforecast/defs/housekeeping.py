@@ -3,7 +3,6 @@
 
 import dagster as dg
 
-from synoforecast.history import prune_history
 from synoforecast.settings import get_settings
 
 
@@ -15,6 +14,7 @@ def prune_dagster_history_op(context: dg.OpExecutionContext) -> None:
         context.log.info(f"run storage {storage}: not the embedded instance, nothing pruned")
         return
     from synoforecast.definitions import defs  # at run time: the whole graph this job belongs to
+    from synoforecast.history import prune_history  # Dagster's storage internals: not at definition time
 
     graph = defs.resolve_asset_graph()
     days = get_settings().history_retention_days

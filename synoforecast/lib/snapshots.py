@@ -58,17 +58,18 @@ def load_table(parquet_dir: str | Path, table: str) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.exists() else None
 
 
-def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None) -> None:
+def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None) -> int:
     """Upsert the manifest into ops.snapshots and replace its quarantined rows, atomically. A re-ingest
     of the same bytes refreshes every column read from the file (its name, mtime and so its complete
-    quarters, the per-sheet counts under today's settings): the row describes the latest reading."""
+    quarters, the per-sheet counts under today's settings): the row describes the latest reading.
+    Returns the snapshot's compact id (kept by every later upsert: one id per sha256)."""
     sheets = manifest["sheets"]
     with connect(url) as conn, conn.transaction():
         conn.execute("delete from ops.quarantine where snapshot_sha256 = %s", (manifest["sha256"],))
         if quarantined is not None and quarantined.height:
             copy_frame(conn, "ops.quarantine", quarantined.select(
                 pl.lit(manifest["sha256"]).alias("snapshot_sha256"), "sheet", "source_row", "cell", "reason"))
-        conn.execute(
+        return conn.execute(
             """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status, sheets, ignored_sheets,
                    quarters, complete_quarters, quarter_hashes, parquet_dir, first_run_id, last_run_id, read_seconds,
                    changed_quarters, baseline_sha256, fingerprints)
@@ -80,7 +81,8 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
                    parquet_dir = excluded.parquet_dir, last_run_id = excluded.last_run_id,
                    read_seconds = excluded.read_seconds, changed_quarters = excluded.changed_quarters,
                    baseline_sha256 = excluded.baseline_sha256, fingerprints = excluded.fingerprints,
-                   last_seen_at = now()""",
+                   last_seen_at = now()
+               returning snapshot_id""",
             (
                 manifest["sha256"], manifest["file"], manifest["size_bytes"], manifest["file_mtime"],
                 json.dumps(sheets), json.dumps(manifest["ignored_sheets"]), json.dumps(manifest["quarters"]),
@@ -89,7 +91,7 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
                 json.dumps(manifest.get("changed_quarter_keys", [])), manifest.get("baseline_sha256"),
                 json.dumps(manifest.get("expected_fingerprints", {})),
             ),
-        )
+        ).fetchone()[0]
 
 
 def record_refused(url: str, file: Path, sha256: str, error: str, run_id: str) -> None:
@@ -107,8 +109,9 @@ def record_refused(url: str, file: Path, sha256: str, error: str, run_id: str) -
 
 
 def accepted_snapshot(url: str, sha256: str | None = None) -> dict | None:
-    """The manifest of the given accepted snapshot, or of the latest accepted one."""
-    sql = "select parquet_dir from ops.snapshots where status = 'accepted'"
+    """The manifest of the given accepted snapshot, or of the latest accepted one, with the
+    compact `snapshot_id` its raw rows carry (ops.snapshots is where it is defined)."""
+    sql = "select parquet_dir, snapshot_id from ops.snapshots where status = 'accepted'"
     params: tuple = ()
     if sha256:
         sql += " and sha256 = %s"
@@ -118,7 +121,7 @@ def accepted_snapshot(url: str, sha256: str | None = None) -> dict | None:
         row = conn.execute(sql, params).fetchone()
     if row is None or not Path(row[0], MANIFEST).exists():
         return None
-    return load_manifest(row[0])
+    return {**load_manifest(row[0]), "snapshot_id": row[1]}
 
 
 def published_manifest(url: str) -> dict | None:

@@ -13,7 +13,6 @@ import hashlib
 import os
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -55,6 +54,13 @@ class WorkbookRefused(ValueError):
         self.reason = reason
         super().__init__(f"{Path(file).name}: {reason}")
 
+    def __reduce__(self):  # crosses the process boundary of the parallel reader intact
+        return (_rebuild_refusal, (self.file, self.reason, self.sheet, self.column, tuple(self.cells)))
+
+
+def _rebuild_refusal(file: str, reason: str, sheet: str | None, column: str | None, cells: tuple) -> WorkbookRefused:
+    return WorkbookRefused(file, reason, sheet=sheet, column=column, cells=cells)
+
 
 @dataclass
 class Reference:
@@ -94,6 +100,7 @@ class SheetRead:
     quarantine: pl.DataFrame  # source_row, cell, reason
     unknown_models: int = 0
     unknown_countries: int = 0
+    _digests: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows_loaded(self) -> int:
@@ -119,8 +126,11 @@ class SheetRead:
         return [q for q in present if q not in complete]
 
     def quarter_digests(self) -> dict[str, str]:
-        """Canonical content digest per quarter (dated sheets) -- see lib/fingerprint.py."""
-        return grouped_digests(self.frame, "quarter_start", _content_columns(self.frame))
+        """Canonical content digest per quarter (dated sheets) -- see lib/fingerprint.py. Computed
+        once: the quarter hashes and the fingerprints both need it (1 s at 1M rows)."""
+        if self._digests is None:
+            self._digests = grouped_digests(self.frame, "quarter_start", _content_columns(self.frame))
+        return dict(self._digests)
 
     def digest(self) -> str:
         """Canonical content digest of the whole sheet (reference sheets)."""
@@ -386,10 +396,15 @@ def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, aliases: AliasT
     strings = pl.DataFrame({c.field: columns[c.field].cast(pl.String) for c in spec.columns}) \
         .with_columns(pl.all().str.strip_chars())
     label_fields = [c.field for c in spec.columns if c.kind in ("text", "id", "date", "month")]
+    marker = {c: pl.col(c).str.to_lowercase().str.replace(r"[\s:.]+$", "").is_in(list(TOTAL_MARKERS))
+              .fill_null(False) for c in label_fields}
+    # a total row has no date of its own (blank, or the marker itself): a customer called
+    # "Sum" on a dated line is data
+    undated = (pl.col(spec.date_field).is_null() | (pl.col(spec.date_field) == "") | marker[spec.date_field]) \
+        if spec.date_field else pl.lit(True)
     flags = strings.select(
         blank=pl.all_horizontal([pl.col(c).is_null() | (pl.col(c) == "") for c in strings.columns]),
-        total=pl.any_horizontal([pl.col(c).str.to_lowercase().str.replace(r"[\s:.]+$", "")
-                                 .is_in(list(TOTAL_MARKERS)).fill_null(False) for c in label_fields]),
+        total=pl.any_horizontal(list(marker.values())) & undated,
     )
     keep = ~(flags["blank"] | flags["total"])
     raw_kept = strings.filter(keep)
@@ -509,6 +524,39 @@ def _hidden_sheets(path: Path) -> set[str]:
             ("hidden", "veryHidden")}
 
 
+@dataclass
+class SheetOptions:
+    """Everything a sheet's reading depends on besides its cells (picklable: sent to the worker)."""
+
+    aliases: AliasTable
+    reference: Reference
+    fiscal_start_month: int
+    date_range: tuple[dt.date, dt.date]
+    quarantine_max_share: float
+
+
+def judge_sheet(path: Path, sheet_name: str, spec: SheetSpec, load, options: SheetOptions) -> SheetRead:
+    """Load (calling `load()`), parse and validate one sheet, refusing it as the contract says.
+    A crash of calamine on a cell becomes a refusal naming the sheet; anything else propagates."""
+    try:
+        cells = load()
+        result = _read_sheet(cells, sheet_name, spec, options.aliases, options.reference, path,
+                             options.fiscal_start_month, options.date_range)
+        del cells
+    except (WorkbookRefused, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        if not _reader_crashed(exc):
+            raise  # OSError, or a bug of ours or of a library: a failure, not the workbook's fault
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise WorkbookRefused(path, f"sheet '{sheet_name}' could not be read: the Excel reader gave up on "
+                                    f"a cell it cannot convert ({type(exc).__name__}: {first}); look for "
+                                    "huge or negative numbers in date-formatted cells", sheet=sheet_name) from None
+    _refuse_if_empty(path, sheet_name, spec, result)
+    _refuse_if_mostly_unparseable(path, sheet_name, result, options.quarantine_max_share)
+    return result
+
+
 def _refuse_if_empty(path: Path, sheet_name: str, spec: SheetSpec, result: SheetRead) -> None:
     """A required sheet with only its header row would replace every published quarter by nothing."""
     if spec.required and result.rows_read == 0:
@@ -544,11 +592,13 @@ def plausible_dates(export_day: dt.date, earliest: dt.date = EARLIEST_DATE,
 
 def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: AliasTable | None = None,
                   fiscal_start_month: int = 1, quarantine_max_share: float = 0.02,
-                  earliest_date: dt.date = EARLIEST_DATE, date_margin_days: int = DATE_MARGIN_DAYS) -> WorkbookRead:
+                  earliest_date: dt.date = EARLIEST_DATE, date_margin_days: int = DATE_MARGIN_DAYS,
+                  parallel: bool | None = None) -> WorkbookRead:
     """Parse and validate a whole workbook; raise WorkbookRefused if it must not be ingested.
 
     Only the workbook's own faults are refusals; an I/O error or a bug of the reader
-    propagates as itself (a failure the platform retries, not something sales ops can fix)."""
+    propagates as itself (a failure the platform retries, not something sales ops can fix).
+    `parallel`: SVR-RM in a second process (None: when the file is large enough to gain)."""
     started = time.perf_counter()
     path = Path(path).resolve()
     _check_container(path)
@@ -576,38 +626,10 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
         if spec.required and spec.name not in matched:
             raise WorkbookRefused(path, f"required sheet '{spec.name}' is missing; sheets found: {names}", sheet=spec.name)
     order = sorted(matched.values(), key=lambda item: (item[1].is_sales or item[1].date_field is not None))
-    sheets: dict[str, SheetRead] = {}
-    # calamine releases the GIL: the next sheet is parsed on a worker thread while this one is
-    # validated (one sheet ahead at most, so memory holds two sheets, never the workbook)
-    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbook-prefetch")
-    try:
-        pending = prefetch.submit(_load_cells, reader, order[0][0]) if order else None
-        for position, (sheet_name, spec) in enumerate(order):  # reference sheets first: they extend
-            try:                                              # the known models/countries
-                cells = pending.result()
-                pending = prefetch.submit(_load_cells, reader, order[position + 1][0]) \
-                    if position + 1 < len(order) else None
-                result = _read_sheet(cells, sheet_name, spec, aliases, reference, path, fiscal_start_month,
-                                     date_range)
-                del cells
-            except (WorkbookRefused, KeyboardInterrupt, SystemExit, GeneratorExit):
-                raise
-            except BaseException as exc:
-                if not _reader_crashed(exc):
-                    raise  # OSError, or a bug of ours or of a library: a failure, not the workbook's fault
-                first = (str(exc).splitlines() or [""])[0][:200]
-                raise WorkbookRefused(path, f"sheet '{sheet_name}' could not be read: the Excel reader gave up on "
-                                            f"a cell it cannot convert ({type(exc).__name__}: {first}); look for "
-                                            "huge or negative numbers in date-formatted cells", sheet=sheet_name
-                                      ) from None
-            _refuse_if_empty(path, sheet_name, spec, result)
-            _refuse_if_mostly_unparseable(path, sheet_name, result, quarantine_max_share)
-            sheets[spec.name] = result
-            if spec.table in ("device_bays", "region_map"):
-                reference.extend(result.frame if spec.table == "device_bays" else None,
-                                 result.frame if spec.table == "region_map" else None)
-    finally:  # a refusal returns at once instead of waiting for the sheet being prefetched
-        prefetch.shutdown(wait=False, cancel_futures=True)
+    options = SheetOptions(aliases, reference, fiscal_start_month, date_range, quarantine_max_share)
+    from synoforecast.lib.sheet_pool import read_sheets  # beside this module: the parallel half
+
+    sheets = read_sheets(path, reader, order, options, parallel=parallel)
     stat = path.stat()
     ordered = {s.name: sheets[s.name] for s in SHEETS if s.name in sheets}
     return WorkbookRead(

@@ -15,6 +15,6 @@ select
     source_row,
     quarter_start,
     quarter_label,
-    snapshot_sha256
+    snapshot_id
 from {{ source(source_name, 'c2') }}
 {% endmacro %}

@@ -61,7 +61,7 @@ cleaned as (
         source_row,
         quarter_start,
         quarter_label,
-        snapshot_sha256
+        snapshot_id
     from source
 
 )
@@ -90,7 +90,7 @@ select
     c.source_row,
     c.quarter_start,
     c.quarter_label,
-    c.snapshot_sha256
+    c.snapshot_id
 from cleaned c
 left join country_lookup cl
     on cl.lookup_key = upper(regexp_replace(c.country, '\s+', ' ', 'g'))

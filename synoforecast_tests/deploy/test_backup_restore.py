@@ -35,11 +35,11 @@ def _populate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("""
 insert into raw.svr_rm (sale_date, region, country, customer_id, customer, model, tier, units, revenue_usd,
-  channel, is_unknown_model, is_unknown_country, source_row, quarter_start, quarter_label, snapshot_sha256)
+  channel, is_unknown_model, is_unknown_country, source_row, quarter_start, quarter_label, snapshot_id)
 select d, (array['EMEA','APAC','AMER'])[1 + i % 3], (array['DE','FR','JP','US'])[1 + i % 4], 'C' || (i % 250),
   'Customer ' || (i % 250), 'RS' || (1000 + i % 40), 'T' || (1 + i % 3), 1 + i % 17, round((i * 37.31)::numeric % 9999, 2),
   case when i % 5 = 0 then null else 'distribution' end, i % 97 = 0, false, i,
-  date_trunc('quarter', d)::date, to_char(d, 'YYYY-"Q"Q'), repeat('ab', 32)
+  date_trunc('quarter', d)::date, to_char(d, 'YYYY-"Q"Q'), 1
 from (select i, date '2023-10-01' + (i % 1000) as d from generate_series(1, 60000) i) s""")
         conn.execute("""create table marts.mart_svr_rm_quarterly as
 select quarter_start, tier, sum(units) as units, sum(revenue_usd) as revenue_usd

@@ -4,8 +4,9 @@ analysts a mix (schema `published` keeps the previous export) and the next inges
 either export converges to a clean ingest of it; two runs started together leave one
 row set per grain; the warehouse stopped mid-run is a failure naming its cause.
 
-Row fingerprints ignore run_id, created_at and snapshot_sha256 (a raw row of a quarter
-whose content did not change keeps the tag of the export that first brought it)."""
+Row fingerprints ignore run_id, created_at and snapshot_id (a raw row of a quarter
+whose content did not change keeps the tag of the export that first brought it, and the
+compact id is numbered per warehouse)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from synoforecast_tests.conftest import fetch, isolated_project, new_database
 pytestmark = pytest.mark.integration
 
 SPEC = SampleSpec(rows=900, seed=5, start=dt.date(2024, 7, 1), quarters=8, as_of=dt.date(2026, 5, 20))
-IGNORED = ("run_id", "created_at", "snapshot_sha256", "published_at", "recorded_at")
+IGNORED = ("run_id", "created_at", "snapshot_id", "published_at", "recorded_at")
 SCHEMAS = ("raw", "marts", "forecast", "published")
 
 

@@ -131,13 +131,36 @@ def test_metabase_and_slack_receive_the_real_api_calls(ingested, standin):
     assert "svr_rm_overall" in text and "2026-Q3" in text
 
 
+def test_raw_rows_carry_a_compact_snapshot_id_mapped_one_to_one_to_the_sha256(ingested):
+    url, sha = ingested["url"], ingested["outcome"].sha256
+    ((snapshot_id,),) = fetch(url, "select snapshot_id from ops.snapshots where sha256 = %s", (sha,))
+    for table in ("svr_rm", "consumer", "c2", "top_customers", "region_map", "device_bays"):
+        assert fetch(url, f"select distinct snapshot_id from raw.{table}") == [(snapshot_id,)], table
+    for view in ("stg_svr_rm", "stg_consumer", "stg_c2"):  # dbt staging follows the raw column
+        assert fetch(url, f"select distinct snapshot_id from staging.{view}") == [(snapshot_id,)], view
+    assert fetch(url, "select count(*) = count(distinct snapshot_id), count(*) = count(distinct sha256) "
+                      "from ops.snapshots") == [(True, True)]
+
+
+def test_dbt_runs_once_in_the_pipeline_run(ingested):
+    import dagster as dg
+
+    pipeline_run = ingested["outcome"].run_ids[1]
+    steps = dg.DagsterInstance.get().get_run_step_stats(pipeline_run)
+    dbt_steps = [(s.step_key, s.attempts) for s in steps if "dbt" in s.step_key]
+    assert dbt_steps == [("synoforecast_dbt_assets", 1)]
+
+
 def test_rerunning_the_same_workbook_changes_nothing(ingested):
     from synoforecast.runner import ingest_workbook
 
     before = checksums(ingested["url"])
+    published_rows = fetch(ingested["url"], "select count(*) from ops.publish_log")
     again = ingest_workbook(ingested["path"], progress=lambda _m: None, quiet=True)
     assert again.ok, again.error
     assert checksums(ingested["url"]) == before
+    assert again.run_ids == [] and again.partitions == []  # no snapshot run, no dbt, no forecast: nothing to do
+    assert fetch(ingested["url"], "select count(*) from ops.publish_log") == published_rows
 
 
 def _drop_units(source, target):

@@ -8,14 +8,15 @@ import polars as pl
 
 from synoforecast.defs.partitions import QUARTERLY, existing_keys, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib import partition_state, quality, snapshots
+from synoforecast.lib import partition_state, quality, reingest, snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
 from synoforecast.lib.inbox import file_sha256, newest_workbook
 from synoforecast.lib.quarters import parse_key, to_key
+from synoforecast.lib.reingest import required_scopes
 from synoforecast.lib.schema import RAW_TABLES, column_names
 from synoforecast.lib.warehouse import connect, replace_rows
 from synoforecast.lib.workbook import WorkbookRefused, read_workbook
-from synoforecast.settings import get_settings, reader_options, record_data_start
+from synoforecast.settings import DBT_PROJECT_DIR, get_settings, reader_options, record_data_start
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
 PIPELINE_JOB = "forecast_pipeline_job"
@@ -65,6 +66,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     blocked = not shrink.passed and not allowed
     manifest = snapshots.write_snapshot(read, settings.ingestion_dir, extra={
         "changed_quarter_keys": changed, "baseline_sha256": baseline["sha256"] if baseline else None,
+        "reader_digest": reader_digest(settings),  # lets an identical re-ingest skip all of this
         "fingerprints": fingerprints, "expected_fingerprints": {**expected, "derived": expected["dbt"]},
         "shrink": {"passed": shrink.passed, "summary": shrink.summary, "allowed": allowed, "blocked": blocked,
                    **shrink.metadata}})
@@ -102,11 +104,9 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     })
 
 
-def required_scopes() -> dict[str, int]:
-    """State rows each partition needs per target: one per cohort for forecast.forecasts."""
-    from synoforecast.lib.cohorts import COHORTS
-
-    return {"forecast.forecasts": len(COHORTS)}
+def reader_digest(settings) -> str:
+    """What this snapshot's reading depended on besides the file (lib/reingest.py)."""
+    return reingest.reader_digest(reader_options(settings), DBT_PROJECT_DIR / "seeds", settings.partitions_start)
 
 
 def stale_quarters_now(url: str, expected: dict[str, dict[str, str]]) -> list[str]:
@@ -127,13 +127,13 @@ def snapshot_for_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionC
     return manifest
 
 
-def rows_for_quarter(spec: SheetSpec, frame: pl.DataFrame, key: str, sha: str) -> pl.DataFrame:
+def rows_for_quarter(spec: SheetSpec, frame: pl.DataFrame, key: str, snapshot_id: int) -> pl.DataFrame:
     quarter = pl.lit(key).str.to_date()
     if spec.date_field:
         part = frame.filter(pl.col("quarter_start") == quarter)
     else:  # reference sheets: the snapshot's reference rows, as known at this quarter
         part = frame.with_columns(quarter_start=quarter, quarter_label=pl.lit(label(key)))
-    return part.with_columns(snapshot_sha256=pl.lit(sha))
+    return part.with_columns(snapshot_id=pl.lit(snapshot_id, dtype=pl.Int32))
 
 
 def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
@@ -164,7 +164,7 @@ def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
                 skipped.append(label(key))  # partial (or not yet exported) in this sheet: keep what is there
                 continue
             rows = pl.DataFrame() if frame is None else \
-                rows_for_quarter(spec, frame, key, manifest["sha256"]).select(columns)
+                rows_for_quarter(spec, frame, key, manifest["snapshot_id"]).select(columns)
             result = replace_rows(url, f"raw.{spec.table}", rows, "quarter_start = %s", (quarter,), context.run_id, key,
                                   snapshot=manifest["sha256"], fingerprint=expected.get(key))
             loaded[label(key)] = result.rows_written

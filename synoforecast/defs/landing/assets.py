@@ -64,7 +64,7 @@ def quarter_in_progress_rows(context: dg.AssetExecutionContext, warehouse: Wareh
     for table in RUNNING_TABLES:
         frame = load_table(manifest["parquet_dir"], table)
         rows = pl.DataFrame() if frame is None else \
-            rows_for_quarter(specs[table], frame, running.isoformat(), manifest["sha256"]).select(
+            rows_for_quarter(specs[table], frame, running.isoformat(), manifest["snapshot_id"]).select(
                 column_names(RAW_TABLES[table]))
         writes.append((f"{RUNNING_SCHEMA}.{table}", rows, "true", ()))
     written = replace_many(url, writes, context.run_id, context.partition_key)

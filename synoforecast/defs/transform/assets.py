@@ -1,9 +1,11 @@
 """The dbt project as quarterly-partitioned assets; dbt tests surface as asset checks."""
 
 
+import contextlib
 import json
 import os
 import shutil
+from pathlib import Path
 from typing import Any, Mapping
 
 import dagster as dg
@@ -13,13 +15,24 @@ from synoforecast.defs.partitions import FOLLOW_UPSTREAM, QUARTERLY, partition_q
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.transform.project import dbt_project, ensure_manifest
 from synoforecast.lib import partition_state
-from synoforecast.lib.dbt_vars import dbt_vars
+from synoforecast.lib.dbt_vars import dbt_vars, split_for_partial_parsing
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.warehouse import connect
 from synoforecast.settings import get_settings
 
 
 DBT_TARGET = "dbt"  # ops.partition_state target of the marts (one row per quarter for the whole project)
+
+
+def keep_partial_parse(invocation_target: Path, project_target: Path) -> None:
+    """Keep this invocation's partial-parse state where dagster-dbt copies it from for the next
+    one: the state `dbt parse` left there was made without the warehouse's profile variables,
+    so every build re-parsed the project in full. A read-only project folder (an image) only
+    loses the speed-up."""
+    source = invocation_target / "partial_parse.msgpack"
+    if source.exists():
+        with contextlib.suppress(OSError):
+            shutil.copyfile(source, project_target / "partial_parse.msgpack")
 
 
 class SynoforecastTranslator(DagsterDbtTranslator):
@@ -52,12 +65,15 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
     keys = [to_key(q) for q in quarters]
     url = warehouse.get_url()
     os.environ.update(warehouse.dbt_env())
-    variables = dbt_vars(quarters[0], quarters[-1], get_settings().top_customers_n)
+    variables, quarter_env = split_for_partial_parsing(
+        dbt_vars(quarters[0], quarters[-1], get_settings().top_customers_n))
+    os.environ.update(quarter_env)
     with connect(url) as conn, conn.transaction():  # dbt cannot record in its own transactions:
         partition_state.invalidate(conn, DBT_TARGET, keys)  # dying half-way must read as stale
     invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
     try:
         yield from invocation.stream()
+        keep_partial_parse(invocation.target_path, dbt_project.project_dir / dbt_project.target_path)
     finally:
         shutil.rmtree(invocation.target_path, ignore_errors=True)  # one target/ folder per invocation
     if invocation.is_successful():

@@ -15,7 +15,7 @@ select distinct on (btrim(customer_id))
     {{ clean_text('account_owner') }} as account_owner,
     quarter_start,
     quarter_label,
-    snapshot_sha256
+    snapshot_id
 from latest
 where {{ clean_text('customer_id') }} is not null
 order by btrim(customer_id), {{ clean_text('customer') }} nulls last
