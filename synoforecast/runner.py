@@ -234,6 +234,8 @@ def land_in_process(instance: dg.DagsterInstance, defs: dg.Definitions, sha: str
                     progress: Progress, quiet: bool) -> None:
     """The landing of the snapshot's quarter in progress (what `landing_sensor` launches under
     the daemon), once its complete quarters are published; a snapshot without one has none."""
+    import dagster as dg
+
     from synoforecast.defs.landing.assets import LANDING_CUTOFFS
     from synoforecast.defs.landing.sensors import LANDING_JOB, landing_run_request
     from synoforecast.defs.resources import WarehouseResource

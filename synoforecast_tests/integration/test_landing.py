@@ -40,23 +40,27 @@ def standin():
 
 @pytest.fixture(scope="module")
 def weekly(pg_server, standin, tmp_path_factory):
+    try:
+        yield from _weekly(pg_server, standin, tmp_path_factory)
+    finally:
+        reload_definitions()  # with the variables as they are again once the project's are gone
+
+
+def _weekly(pg_server, standin, tmp_path_factory):
     with isolated_project(tmp_path_factory.mktemp("landing"), new_database(pg_server)) as project:
         for name, value in {"SLACK_WEBHOOK_URL": standin.url + SLACK, "METABASE_URL": standin.url,
                             "METABASE_API_KEY": KEY, "METABASE_CARD_IDS": "5", "METABASE_HEALTH_WAIT_S": "0.05",
                             "METABASE_BACKOFF_S": "0.05"}.items():
             project["monkeypatch"].setenv(name, value)
-        reload_definitions()
-        try:
-            from synoforecast.cli import main
+        reload_definitions()  # the code location loads with these variables
+        from synoforecast.cli import main
 
-            standin.reset()
-            assert main(["ingest", str(export(project["inbox"], WEEK_7)), "--json"]) == 0
-            project["first_requests"] = [r for r in standin.requests if r.path == SLACK]
-            project["first_calls"] = standin.calls()
-            project["week7"] = fetch(project["url"], PUBLISHED, (WEEK_7,))
-            yield project
-        finally:
-            reload_definitions()
+        standin.reset()
+        assert main(["ingest", str(export(project["inbox"], WEEK_7)), "--json"]) == 0
+        project["first_requests"] = [r for r in standin.requests if r.path == SLACK]
+        project["first_calls"] = standin.calls()
+        project["week7"] = fetch(project["url"], PUBLISHED, (WEEK_7,))
+        yield project
 
 
 def test_a_weekly_export_lands_every_forecast_series_exactly_reconciled(weekly):
