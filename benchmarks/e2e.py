@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CLI = str(Path(sys.executable).with_name("synoforecast"))
 STAGES = ("snapshot", "sheets", "dbt", "svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend",
-          "c2_scorecard", "evaluation", "published", "activation")
+          "c2_scorecard", "evaluation", "published", "activation", "landing")
 
 
 def stage_of(step_key: str) -> str:
@@ -44,6 +44,8 @@ def stage_of(step_key: str) -> str:
     step key is its asset's plus the check name). Checks count with their asset's stage."""
     if step_key.startswith("workbook_snapshot"):
         return "snapshot"
+    if step_key.startswith(("raw_running__", "forecast__landing", "activation__landing_")):
+        return "landing"  # the landing job: the quarter in progress, its landing, summary
     if step_key.startswith("raw__"):
         return "sheets"
     if "dbt" in step_key:
