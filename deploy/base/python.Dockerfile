@@ -6,8 +6,10 @@ ARG DEBIAN_IMAGE=local/debian:bookworm
 FROM ${DEBIAN_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Not pinned (DL3008): the suite is the pin, and bookworm-security must be able to update them
 # python3-venv brings ensurepip (pip, setuptools) from Debian; libgomp1 for the
 # forecasting libraries' OpenMP code; tzdata so TZ works
+# hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get -y upgrade \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
