@@ -12,8 +12,8 @@ FROM ${DEBIAN_IMAGE}
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Not pinned (DL3008): the suite is the pin, and bookworm-security must be able to update them
+# No cluster from the package's postinst: the entrypoint creates it in PGDATA.
 # hadolint ignore=DL3008
-# no cluster from the package's postinst: the entrypoint creates it in PGDATA
 RUN mkdir -p /etc/postgresql-common/createcluster.d \
  && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/no-main-cluster.conf \
  && apt-get update \
