@@ -5,8 +5,8 @@ The manifest lives at ``synoforecast_dbt/target/manifest.json`` beside
 (editable install) the first load after a model changed parses again. A wheel, and so
 the image, ships both files (``PREPARE_COMMAND`` before the wheel is built, as
 deploy/Dockerfile does): the digests match and nothing is parsed
-at load. An installed project that is read-only and whose manifest does not match its
-sources is an error, never a parse.
+at load. An installed project (site-packages, or read-only) whose manifest does not
+match its sources is an error, never a parse.
 """
 
 import hashlib
@@ -40,6 +40,11 @@ def sources_digest(project_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def installed(project_dir: Path) -> bool:
+    """The project lies in an installed package (a wheel), not in a checkout: never parse there."""
+    return any(part in ("site-packages", "dist-packages") for part in project_dir.parts)
+
+
 def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     """The project's manifest; `dbt parse` first when it is missing or its sources changed.
 
@@ -52,9 +57,10 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     if manifest.exists() and digest_file.exists() and digest_file.read_text().strip() == current:
         return manifest
     target = project.project_dir / project.target_path
-    if not os.access(project.project_dir, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    if installed(project.project_dir) or not os.access(project.project_dir, os.W_OK) \
+            or (target.exists() and not os.access(target, os.W_OK)):
         raise RuntimeError(f"the dbt manifest {manifest} is missing or was parsed from other sources, and "
-                           f"{project.project_dir} is read-only: rebuild the package (or image), which runs "
+                           f"{project.project_dir} is an installed package: rebuild the package (or image), which runs "
                            f"`{PREPARE_COMMAND}` before the wheel is built")
     result = subprocess.run(
         [dbt_executable(), "parse", "--quiet", "--project-dir", str(project.project_dir),
