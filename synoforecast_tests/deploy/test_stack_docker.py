@@ -35,11 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
 from synoforecast_tests.deploy.tools import DEPLOY, table_fingerprints
+from synoforecast_tests.support import webdriver
 from synoforecast_tests.support.docker_stack import (
     LOCATION,
     POSTGRES_IMAGE,
@@ -55,6 +55,7 @@ from synoforecast_tests.support.docker_stack import (
     memory_mib,
     report,
 )
+from synoforecast_tests.support.required import missing_tool
 
 pytestmark = pytest.mark.docker
 
@@ -344,7 +345,21 @@ def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_c
     assert stale == 0, f"{stale} partitions hold another export than the published one"
 
 
-def test_upgrade_to_a_second_tag_and_roll_back(stack, engine, report_path):
+def _ui_shows(stack: Stack, profile: Path, page: str, wanted: str) -> None:
+    """The UI renders in headless Chromium and shows `wanted` on `page`."""
+    found = webdriver.available()
+    if found is None:
+        missing_tool("chromium-driver is not installed (apt-get install chromium chromium-driver); .ci/run installs it")
+    browser = webdriver.Browser(*found, profile=profile)
+    try:
+        browser.open(stack.ui + page)
+        text = browser.wait_for_text(wanted, timeout_s=90)
+    finally:
+        browser.close()
+    assert wanted in text, text[:1500]
+
+
+def test_upgrade_to_a_second_tag_and_roll_back(stack, engine, workdir, report_path):
     build_platform_image(engine, TAG_B, "--label", "org.opencontainers.image.version=smoke-b")
     ids = {t: engine.docker("image", "inspect", "-f", "{{.Id}}", t).stdout.decode().strip() for t in (TAG_A, TAG_B)}
     assert ids[TAG_A] != ids[TAG_B]
@@ -360,9 +375,8 @@ def test_upgrade_to_a_second_tag_and_roll_back(stack, engine, report_path):
             image = engine.docker("inspect", "-f", "{{.Image}}", stack.container(service)).stdout.decode().strip()
             assert image == ids[tag], service
         assert stack.location_loaded()
-        page = httpx.get(stack.ui + "/runs", timeout=60)
-        assert page.status_code == 200 and "<title>Dagster</title>" in page.text
         assert _durable_state(stack) == state
+        _ui_shows(stack, workdir / f"profile-{tag.split(':')[1]}", "/runs", PIPELINE_JOB)
         return seconds
 
     report(report_path, "upgrade_seconds", switch_to(TAG_B))
