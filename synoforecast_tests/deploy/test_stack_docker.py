@@ -149,7 +149,9 @@ def _duplicates_on_grain(stack: Stack) -> int:
 
 
 def _durable_state(stack: Stack) -> dict:
-    """What restarts must keep: runs, sensor and schedule states and cursors, forecasts."""
+    """What restarts must keep: runs, sensor and schedule states and cursors, forecasts;
+    taken once no run is in flight (so that nothing changes them but the drill)."""
+    stack.wait_idle()
     runs = sorted((r["runId"], r["jobName"], r["status"]) for r in stack.runs())
     return {"runs": runs, "instigators": stack.instigators(),
             "warehouse": table_fingerprints(stack.db_url(), ("forecast", "published", "ops", "marts"))}

@@ -42,6 +42,7 @@ PYTHON_IMAGE = "local/python:3.11-bookworm"
 POSTGRES_IMAGE = "local/postgres:15-bookworm"
 STANDIN_IMAGE = "local/metabase-standin:smoke"
 LOCATION = {"repositoryLocationName": "synoforecast", "repositoryName": "__repository__"}
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 SERVICES = ("postgres", "user-code", "dagster-daemon", "dagster-webserver", "metabase")
 
 
@@ -326,6 +327,11 @@ class Stack:
                 summary = [(r["jobName"], r["status"], r["runId"][:8]) for r in runs]
                 raise AssertionError(f"timed out waiting for {what}; runs: {summary}\n{self.logs(120)}")
             time.sleep(poll_s)
+
+    def wait_idle(self, timeout_s: float = 900) -> list[dict]:
+        """Until no run is queued or in flight (runs the sensors start after a pipeline run)."""
+        return self.wait_for_runs(lambda rs: all(r["status"] in FINISHED for r in rs), "no run in flight",
+                                  timeout_s=timeout_s)
 
     def failure_messages(self, run_id: str) -> list[str]:
         """The failure events of a run, as the UI shows them."""
