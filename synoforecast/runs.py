@@ -2,14 +2,20 @@
 
 A run killed with -9 (or whose container died) stays STARTED for ever: it counts
 against the run-concurrency limit and keeps its pool slots (the `dbt` pool), so every
-later run waits. Dagster's run monitoring covers runs its daemon launched in the
-Docker deployment; runs executed in-process (`synoforecast ingest`) and runs on the
-embedded instance are covered here: at every CLI start and sensor tick, and listed by
-`synoforecast doctor`.
+later run waits. Dagster's run monitoring does not catch it: `DefaultRunLauncher`
+(the CLI's, and the Docker deployment's, where runs are subprocesses of the user-code
+container) cannot check a run worker's health, so monitoring only fails runs stuck
+STARTING or past `max_runtime_seconds`. Such runs are found here instead: at every CLI
+start and sensor tick (sensors run in the code server, where the Docker deployment's
+run workers run too), and listed by `synoforecast doctor`. Marked failed, a run is
+retried by the instance's `run_retries` (the Docker kill drill in
+synoforecast_tests/deploy/test_stack_docker.py shows it end to end).
 
 A run's process is known from its tags (`synoforecast/pid` + `synoforecast/host`, set by
 the CLI) or from the "Executing steps in process (pid: N)" engine event every run
-worker writes; a run is only judged on the host that started it.
+worker writes; a run is only judged on the host that started it. A live process with
+that pid which started after the run did is another process (a restarted container
+counts its pids from 1 again), so the run's own process is gone.
 """
 
 from __future__ import annotations
@@ -54,6 +60,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), from /proc; None where unknown."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as stat:
+            boot = next(float(line.split()[1]) for line in stat if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _same_process(pid: int, run_start: float | None) -> bool:
+    """`pid` is alive and may be the run's process: it did not start after the run did."""
+    if not _alive(pid):
+        return False
+    started = _process_start(pid) if run_start else None
+    return started is None or started <= run_start + 1.0
+
+
 def _engine_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20).records
     for record in records:
@@ -79,9 +104,11 @@ def stuck_runs(instance: dg.DagsterInstance) -> list[StuckRun]:
     out = []
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT), limit=200):
         pid = _run_pid(instance, run)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid():
             continue
         record = instance.get_run_record_by_id(run.run_id)
+        if _same_process(pid, record.start_time if record else None):
+            continue
         since = record.start_time or (record.create_timestamp.timestamp() if record else None)
         when = dt.datetime.fromtimestamp(since, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if since else "?"
         out.append(StuckRun(run.run_id, run.job_name, run.status.value, pid, when))

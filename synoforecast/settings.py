@@ -17,9 +17,12 @@ from typing import Any, Mapping
 
 import yaml
 
+from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR  # editable: the checkout's; wheel: site-packages
+
 PACKAGE_DIR = Path(__file__).resolve().parent
-CHECKOUT_DIR = PACKAGE_DIR.parent
-DBT_PROJECT_DIR = CHECKOUT_DIR / "synoforecast_dbt"
+# The source checkout this package runs from (an editable install), else None (a wheel)
+CHECKOUT_DIR: Path | None = (PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").exists()
+                             and (PACKAGE_DIR.parent / "workspace.yaml").exists() else None)
 
 
 FORECAST_PASSES = ("rolling", "per_partition")
@@ -30,7 +33,7 @@ class SettingsError(ValueError):
 
 
 def default_home() -> Path:
-    if (CHECKOUT_DIR / "workspace.yaml").exists():
+    if CHECKOUT_DIR is not None:
         return CHECKOUT_DIR
     return Path.cwd().resolve()
 

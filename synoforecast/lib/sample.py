@@ -48,7 +48,9 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.writer.excel import ExcelWriter
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "synoforecast_dbt" / "seeds"
+from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
+
+SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 
 SALES_HEADER = ("Date", "Region", "Country", "Customer ID", "Customer", "Model", "Tier", "Units",
                 "Revenue (USD)", "Channel")

@@ -14,16 +14,12 @@ import psycopg
 import pytest
 
 from synoforecast_tests.conftest import fetch, new_database
-from synoforecast_tests.deploy.tools import DEPLOY, pg_bin_dir, socket_dir
+from synoforecast_tests.deploy.tools import DEPLOY, pg_bin_dir, socket_dir, table_fingerprints
 
 pytestmark = pytest.mark.integration
 
 SCRIPTS = DEPLOY / "scripts"
 
-TABLES_SQL = """select table_schema || '.' || table_name from information_schema.tables
- where table_schema in ('raw', 'staging', 'marts', 'reference', 'forecast', 'ops')
- order by 1"""
-CHECKSUM_SQL = "select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from {table} t"
 
 
 def _populate(url: str) -> None:
@@ -62,14 +58,6 @@ def _dbname(url: str) -> str:
     return urlparse(url).path.lstrip("/")
 
 
-def _tables(url: str) -> list[str]:
-    return [r[0] for r in fetch(url, TABLES_SQL)]
-
-
-def _fingerprint(url: str) -> dict[str, tuple]:
-    return {t: fetch(url, CHECKSUM_SQL.format(table=t))[0] for t in _tables(url)}
-
-
 @pytest.fixture(scope="module")
 def scripts_env(pg_server) -> dict[str, str]:
     bin_dir = pg_bin_dir()
@@ -87,7 +75,7 @@ def test_backup_then_restore_reproduces_the_warehouse(pg_server, scripts_env, tm
     source = new_database(pg_server)
     source_db = _dbname(source)
     _populate(source)
-    before = _fingerprint(source)
+    before = table_fingerprints(source)
     assert before["raw.svr_rm"][0] == 60000 and len(before) >= 10
 
     backups = tmp_path / "backups"
@@ -103,7 +91,7 @@ def test_backup_then_restore_reproduces_the_warehouse(pg_server, scripts_env, tm
     result = _run("restore.sh", scripts_env, str(dumps[0]), target_db, "--create")
     assert result.returncode == 0, result.stdout + result.stderr
     restored = pg_server.get_uri(target_db)
-    assert _fingerprint(restored) == before
+    assert table_fingerprints(restored) == before
     # the view and the column defaults survive too
     assert fetch(restored, "select count(*) from marts.v_latest")[0][0] > 0
     assert fetch(restored, "select count(*) from forecast.forecasts where created_at is null")[0][0] == 0
@@ -115,7 +103,7 @@ def test_backup_then_restore_reproduces_the_warehouse(pg_server, scripts_env, tm
         conn.execute("delete from raw.svr_rm where source_row > 100")
     replaced = _run("restore.sh", scripts_env, str(dumps[0]), target_db, "--replace")
     assert replaced.returncode == 0, replaced.stdout + replaced.stderr
-    assert _fingerprint(restored) == before
+    assert table_fingerprints(restored) == before
 
 
 def test_a_damaged_dump_is_refused_and_changes_nothing(pg_server, scripts_env, tmp_path):

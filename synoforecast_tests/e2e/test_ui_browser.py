@@ -28,6 +28,7 @@ from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import isolated_project, new_database
 from synoforecast_tests.support import webdriver
 from synoforecast_tests.support.processes import stop
+from synoforecast_tests.support.required import missing_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -147,7 +148,7 @@ def test_server_info_and_the_asset_graph_in_chromium(webserver, tmp_path):
 
     browser = _chromium()
     if browser is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver); .ci/run installs it")
+        missing_tool("Chromium is not installed (apt-get install chromium chromium-driver); .ci/run installs it")
 
     url = webserver["base"] + GRAPH_PAGE
     expected = ["metabase_refresh", "summary_notification", *[c.name for c in COHORTS]]
@@ -180,7 +181,7 @@ def test_server_info_and_the_asset_graph_in_chromium(webserver, tmp_path):
 def browser(tmp_path_factory):
     found = webdriver.available()
     if found is None:
-        pytest.skip("chromium-driver is not installed (apt-get install chromium chromium-driver)")
+        missing_tool("chromium-driver is not installed (apt-get install chromium chromium-driver)")
     session = webdriver.Browser(*found, profile=tmp_path_factory.mktemp("wd-profile"))
     yield session
     session.close()

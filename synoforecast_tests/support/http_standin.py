@@ -201,7 +201,9 @@ class StandIn:
         *,
         username: str = "admin@example.com",
         password: str = "test-password",
+        address: tuple[str, int] = ("127.0.0.1", 0),
     ):
+        self.address = address  # where start() listens: loopback, a random port unless given
         self.api_key = api_key
         self.username = username
         self.password = password
@@ -240,7 +242,7 @@ class StandIn:
         if self._server is not None:
             return self
         self._stop.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(self.address, _Handler)
         server.standin = self
         self._server = server
         self._thread = threading.Thread(
@@ -275,7 +277,7 @@ class StandIn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address[0]}:{self.port}"
 
     # ---------------------------------------------------------------- log helpers
     def calls(self) -> list[str]:

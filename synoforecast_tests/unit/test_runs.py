@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 
 import dagster as dg
 import pytest
@@ -53,6 +54,23 @@ def test_a_killed_run_is_marked_failed_and_its_dbt_slot_freed(instance, tmp_path
     assert pool_holders(instance, ["dbt"]) == []
     assert stuck_runs(instance) == []
     assert stuck_runs_report(tmp_path)[0] == "ok"
+
+
+def test_a_pid_taken_by_a_process_started_after_the_run_is_not_the_runs_process(instance):
+    """A restarted container counts pids from 1 again: a live process under the run's pid
+    that started after the run did is someone else, and the run is reaped."""
+    run_id = started_run(instance, dead_pid())
+    instance.report_dagster_event(dg.DagsterEvent(dg.DagsterEventType.RUN_START.value,
+                                                  job_name="forecast_pipeline_job"), run_id)
+    assert instance.get_run_record_by_id(run_id).start_time
+    time.sleep(1.5)
+    newer = subprocess.Popen(["sleep", "60"])
+    try:
+        instance.add_run_tags(run_id, {PID_TAG: str(newer.pid)})
+        assert [s.run_id for s in reap(instance)] == [run_id]
+    finally:
+        newer.kill()
+        newer.wait()
 
 
 def test_live_runs_and_other_hosts_runs_are_left_alone(instance):

@@ -1,0 +1,385 @@
+"""The Synology stack, built and run for real under Docker (issue 14).
+
+The images are built from deploy/ on bases made from Debian packages (no Docker Hub):
+the platform image from deploy/Dockerfile, PostgreSQL 15 from Debian, and the Metabase
+stand-in. The stack of deploy/docker-compose.yml runs with Compose 2.20 plus the smoke
+override (host network, 127.0.0.1 only) on a dockerd the test starts itself with
+``--bridge=none --iptables=false`` and stops at the end. Then, in order, on the same
+running stack:
+
+1. the image: a wheel install, non-root, with a health check, loading the definitions
+   from a read-only file system (the packaged manifest is never re-parsed);
+2. smoke: a sample workbook dropped in the inbox goes sensor -> snapshot run -> pipeline
+   run; forecasts in the warehouse, Metabase refreshed, asset graph and runs through the
+   webserver's GraphQL API, the analyst role reads and cannot write;
+3. drills: backup then restore into a fresh PostgreSQL container; `restart` and
+   `down`/`up` keep runs, schedules, sensor cursors and forecasts; `docker kill` of the
+   code server during a run; upgrade to a second image tag and roll back.
+
+Measurements (image size, build times, cold start, memory per container idle and during
+the run, run wall times) go to the JSON report at ``SYNOFORECAST_SMOKE_REPORT`` (default:
+smoke-report.json in the test's folder), printed at the end. deploy/RUNBOOK.md section 9
+quotes them. ``SYNOFORECAST_SMOKE_KEEP=1`` leaves the stack and its dockerd running
+afterwards, to look around (stop dockerd by the pid in /run/synoforecast-ci/dockerd.pid).
+Without root, dockerd, debootstrap or Compose the tests skip, saying why;
+under CI=true that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from synoforecast_tests.deploy.tools import DEPLOY, table_fingerprints
+from synoforecast_tests.support import webdriver
+from synoforecast_tests.support.docker_stack import (
+    LOCATION,
+    POSTGRES_IMAGE,
+    SERVICES,
+    Engine,
+    PeakMemory,
+    Stack,
+    build_images,
+    build_platform_image,
+    find_tools,
+    free_port,
+    image_size_mb,
+    memory_mib,
+    report,
+)
+from synoforecast_tests.support.required import missing_tool
+
+pytestmark = pytest.mark.docker
+
+TAG_A = "synoforecast:smoke-a"
+TAG_B = "synoforecast:smoke-b"
+SNAPSHOT_JOB, PIPELINE_JOB = "ingest_snapshot_job", "forecast_pipeline_job"
+PUBLISHED_SCHEMAS = ("published",)
+KEEP = os.environ.get("SYNOFORECAST_SMOKE_KEEP") == "1"  # debugging: leave the stack and dockerd running
+COHORTS = {"svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend", "c2_scorecard"}
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    # under /tmp, not pytest's basetemp: bind mounts are read by uids 10001 and postgres
+    folder = Path(tempfile.mkdtemp(prefix="synoforecast-smoke-"))
+    folder.chmod(0o755)
+    yield folder
+    if not KEEP:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def report_path(workdir) -> Path:
+    path = Path(os.environ.get("SYNOFORECAST_SMOKE_REPORT") or workdir / "smoke-report.json")
+    path.unlink(missing_ok=True)
+    yield path
+    if path.exists():
+        print("\nsmoke report:\n" + path.read_text())
+        if path.parent == workdir:
+            shutil.copyfile(path, Path(tempfile.gettempdir()) / "synoforecast-smoke-report.json")
+
+
+@pytest.fixture(scope="module")
+def engine(workdir):
+    tools = find_tools()
+    engine = Engine(tools, workdir / "dockerd.log")
+    engine.start()
+    yield engine
+    if not KEEP:
+        engine.stop()
+
+
+@pytest.fixture(scope="module")
+def images(engine, report_path):
+    start = time.monotonic()
+    timings = build_images(engine, TAG_A)
+    report(report_path, "build_seconds", {**timings, "total": round(time.monotonic() - start, 1)})
+    report(report_path, "image_size_mb", {tag: image_size_mb(engine, tag) for tag in (TAG_A, POSTGRES_IMAGE)})
+    return timings
+
+
+@pytest.fixture(scope="module")
+def stack(engine, images, workdir, report_path):
+    stack = Stack(engine, workdir / "stack", TAG_A)
+    stack.down("-v")  # what an interrupted earlier run may have left
+    report(report_path, "cold_start_to_healthy_seconds", stack.up())
+    yield stack
+    if not KEEP:
+        stack.down("-v")
+
+
+def _drop(stack: Stack, name: str, *args: str) -> str:
+    """`synoforecast sample-workbook` in the code server, then into the inbox in one rename
+    (as a file share would show a finished copy). Returns the file's sha256."""
+    import hashlib
+
+    stack.exec("user-code", "synoforecast", "sample-workbook", "--out", f"/data/{name}", *args)
+    staged = stack.workdir / name
+    stack.engine.docker("cp", f"{stack.container('user-code')}:/data/{name}", str(staged))
+    staged.chmod(0o644)
+    os.replace(staged, stack.inbox / name)
+    return hashlib.sha256((stack.inbox / name).read_bytes()).hexdigest()
+
+
+def _failed(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if r["status"] == "FAILURE"]
+
+
+def _scalar(url: str, sql: str, params=()):
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+def _published_sha(stack: Stack) -> str | None:
+    return _scalar(stack.db_url(), "select max(snapshot_sha256) from ops.published_snapshot")
+
+
+def _duplicates_on_grain(stack: Stack) -> int:
+    return _scalar(stack.db_url(), """select count(*) from (select 1 from forecast.forecasts
+        group by cohort, as_of_quarter, series_id, metric having count(*) > 1) d""")
+
+
+def _durable_state(stack: Stack) -> dict:
+    """What restarts must keep: runs, sensor and schedule states and cursors, forecasts;
+    taken once no run is in flight (so that nothing changes them but the drill)."""
+    stack.wait_idle()
+    runs = sorted((r["runId"], r["jobName"], r["status"]) for r in stack.runs())
+    return {"runs": runs, "instigators": stack.instigators(),
+            "warehouse": table_fingerprints(stack.db_url(), ("forecast", "published", "ops", "marts"))}
+
+
+# ---------------------------------------------------------------- 1. the image
+
+
+def test_image_is_a_non_root_wheel_install_with_a_health_check(engine, images):
+    config = json.loads(engine.docker("image", "inspect", TAG_A).stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Healthcheck"]["Test"] == ["CMD", "/app/deploy/healthcheck.sh"]
+    probe = ("import json, synoforecast, synoforecast_dbt, importlib.metadata as m; "
+             "d = m.distribution('synoforecast'); "
+             "print(json.dumps([synoforecast.__file__, str(synoforecast_dbt.PROJECT_DIR), d.read_text('direct_url.json')]))")
+    # read-only root file system, /data a tmpfs: loading the definitions writes nothing into
+    # the installed package, so the packaged manifest is used as it is (a parse would fail)
+    out = engine.docker("run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/data:uid=10001",
+                        "--entrypoint", "bash", TAG_A, "-c",
+                        f"python -c \"{probe}\" && python -c 'import synoforecast.definitions' && "
+                        "ls /opt/venv/lib/python3.11/site-packages/synoforecast_dbt/target",
+                        timeout=300).stdout.decode()
+    lines = out.strip().splitlines()
+    package, project, direct_url = json.loads(lines[0])
+    assert "/site-packages/synoforecast/" in package and project.endswith("/site-packages/synoforecast_dbt")
+    assert direct_url is None or '"editable": true' not in direct_url, direct_url
+    assert set(lines[1:]) == {"manifest.json", "sources.sha256"}, lines
+    history = engine.docker("history", "--no-trunc", TAG_A).stdout.decode()
+    assert "BEGIN CERTIFICATE" not in history
+    secrets_left = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "bash", TAG_A, "-c",
+                                 "ls /run/secrets 2>/dev/null | wc -l").stdout.decode().strip()
+    assert secrets_left == "0"
+
+
+# ---------------------------------------------------------------- 2. smoke
+
+
+def test_stack_is_healthy_with_the_code_location_loaded(stack, engine, report_path):
+    for service in SERVICES:
+        health = engine.docker("inspect", "-f", "{{.State.Health.Status}}", stack.container(service)).stdout
+        assert health.decode().strip() == "healthy", service
+    assert stack.location_loaded()
+    states = stack.instigators()
+    assert states["inbox_sensor"]["status"] == "RUNNING" and states["snapshot_downstream_sensor"]["status"] == "RUNNING"
+    time.sleep(20)  # a few sensor ticks: the idle figure includes them
+    report(report_path, "memory_idle_mib", memory_mib(engine))
+
+
+def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, engine, report_path):
+    from synoforecast.definitions import defs
+
+    dropped = time.monotonic()
+    sha = _drop(stack, "smoke-1.xlsx")
+    with PeakMemory(engine) as peak:
+        runs = stack.wait_for_runs(
+            lambda rs: _failed(rs) or any(r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS" for r in rs),
+            "the sensor's snapshot run and the pipeline run")
+    assert not _failed(runs), stack.describe_failures(runs)
+    by_job = {r["jobName"]: r for r in runs}
+    assert by_job[SNAPSHOT_JOB]["status"] == "SUCCESS"
+    assert {t["key"]: t["value"] for t in by_job[SNAPSHOT_JOB]["tags"]}.get("dagster/sensor_name") == "inbox_sensor"
+    report(report_path, "memory_peak_during_default_sample_mib", peak.peak)
+    report(report_path, "run_wall_seconds", {
+        job: round(by_job[job]["endTime"] - by_job[job]["startTime"], 1) for job in (SNAPSHOT_JOB, PIPELINE_JOB)})
+    report(report_path, "drop_to_published_seconds", round(time.monotonic() - dropped, 1))
+
+    # the warehouse: every cohort forecast, published from this workbook
+    with psycopg.connect(stack.db_url()) as conn:
+        counts = dict(conn.execute("select cohort, count(*) from forecast.forecasts group by 1").fetchall())
+        published = conn.execute("select count(*) from published.forecasts").fetchone()[0]
+    assert set(counts) == COHORTS and min(counts.values()) > 0, counts
+    assert published > 0 and _published_sha(stack) == sha
+    report(report_path, "forecast_rows", counts)
+
+    # the stand-in saw Metabase's refresh: schema sync of database 2, then both cards
+    calls = [(r["method"], r["path"]) for r in stack.standin_requests()]
+    assert ("POST", "/api/database/2/sync_schema") in calls, calls
+    assert ("POST", "/api/card/11/query") in calls and ("POST", "/api/card/12/query") in calls, calls
+
+    # the webserver's GraphQL API: the whole asset graph, the successful runs
+    nodes = stack.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
+    assert {"/".join(n["assetKey"]["path"]) for n in nodes} == {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    succeeded = {r["jobName"] for r in stack.runs() if r["status"] == "SUCCESS"}
+    assert {SNAPSHOT_JOB, PIPELINE_JOB} <= succeeded
+
+
+def test_analyst_login_reads_forecast_and_cannot_write(stack):
+    url = stack.db_url(role="synoforecast_analyst")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from forecast.forecasts").fetchone()[0] > 0
+        assert conn.execute("select count(*) from published.forecasts").fetchone()[0] > 0
+    for sql in ("insert into forecast.forecasts (cohort) values ('x')", "delete from forecast.forecasts",
+                "create table forecast.analyst_scratch (x int)", "select count(*) from raw.svr_rm"):
+        with psycopg.connect(url) as conn, pytest.raises(psycopg.Error) as refused:
+            conn.execute(sql)
+        assert isinstance(refused.value, (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)), sql
+
+
+# ---------------------------------------------------------------- 3. drills
+
+
+def test_backup_then_restore_into_a_fresh_postgres_container(stack, engine):
+    schemas = ("raw", "staging", "marts", "reference", "forecast", "ops", "published")
+    before = table_fingerprints(stack.db_url(), schemas)
+    runs_before = table_fingerprints(stack.db_url("dagster"), ("public",))["public.runs"]
+    stack.exec("postgres", "/synoforecast/scripts/backup.sh")
+    assert table_fingerprints(stack.db_url(), schemas) == before, "the warehouse changed during the backup"
+    dumps = {db: sorted(stack.backups.glob(f"{db}_*.dump"))[-1] for db in ("warehouse", "dagster", "metabase")}
+    assert all(Path(f"{d}.sha256").exists() for d in dumps.values()) and (stack.backups / "last_success").exists()
+
+    port, name = free_port(), "synoforecast-smoke-restore"
+    engine.docker("rm", "-f", name, check=False)
+    env = [f"{k}={v}" for k, v in stack.passwords.items()] + [f"POSTGRES_PASSWORD={stack.passwords['POSTGRES_SUPERUSER_PASSWORD']}",
+                                                            f"PGPORT={port}", "PGUSER=postgres"]
+    engine.docker("run", "-d", "--name", name, "--network", "host", *sum((["-e", e] for e in env), []),
+                  "-v", f"{DEPLOY}/postgres/initdb:/docker-entrypoint-initdb.d:ro",
+                  "-v", f"{DEPLOY}/postgres/sql:/synoforecast/sql:ro", "-v", f"{DEPLOY}/scripts:/synoforecast/scripts:ro",
+                  "-v", f"{stack.backups}:/backups:ro", POSTGRES_IMAGE, "postgres", "-c", "listen_addresses=127.0.0.1")
+    try:
+        deadline = time.monotonic() + 120
+        while engine.docker("exec", name, "pg_isready", "-h", "127.0.0.1", check=False).returncode != 0:
+            assert time.monotonic() < deadline, engine.docker("logs", name, check=False).stderr.decode()[-2000:]
+            time.sleep(1)
+        for db in ("warehouse", "dagster"):
+            engine.docker("exec", name, "/synoforecast/scripts/restore.sh", f"/backups/{dumps[db].name}", db, "--replace")
+        restored = stack.db_url(port=port)
+        assert table_fingerprints(restored, schemas) == before
+        assert table_fingerprints(stack.db_url("dagster", port=port), ("public",))["public.runs"] == runs_before
+        # a damaged dump is refused by its checksum
+        damaged = engine.docker("exec", name, "bash", "-c",
+                                f"cp /backups/{dumps['warehouse'].name} /tmp/w.dump && "
+                                f"sed 's#{dumps['warehouse'].name}#w.dump#' /backups/{dumps['warehouse'].name}.sha256 > /tmp/w.dump.sha256 && "
+                                "printf x >> /tmp/w.dump && /synoforecast/scripts/restore.sh /tmp/w.dump w2 --create", check=False)
+        assert damaged.returncode != 0 and b"checksum mismatch" in damaged.stdout + damaged.stderr
+    finally:
+        engine.docker("rm", "-f", "-v", name, check=False)
+
+
+def test_restart_and_down_up_keep_runs_schedules_cursors_and_forecasts(stack, report_path):
+    started = stack.graphql("""mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
+        __typename ... on ScheduleStateResult { scheduleState { status } } } }""",
+                            {"s": {**LOCATION, "scheduleName": "quarter_close_schedule"}})
+    assert started["startSchedule"]["scheduleState"]["status"] == "RUNNING", started
+    state = _durable_state(stack)
+    assert state["instigators"]["inbox_sensor"]["cursor"], "the inbox sensor has a cursor after the smoke drop"
+
+    stack.compose("restart", timeout=600)
+    stack.up()
+    assert stack.location_loaded()
+    assert _durable_state(stack) == state
+
+    stack.down()  # containers gone, volumes kept
+    report(report_path, "down_up_to_healthy_seconds", stack.up())
+    assert stack.location_loaded()
+    assert _durable_state(stack) == state
+
+
+def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_completely(stack, engine):
+    old_sha, old_published = _published_sha(stack), table_fingerprints(stack.db_url(), PUBLISHED_SCHEMAS)
+    known = {r["runId"] for r in stack.runs()}
+    # a later export: the same history with more rows (another seed would shrink some sheet's
+    # totals by more than half, which the snapshot_shrink gate rightly refuses)
+    new_sha = _drop(stack, "smoke-2.xlsx", "--rows", "22000")
+
+    def writing(runs):  # the new pipeline run has published some partitions, not all
+        for r in runs:
+            if r["runId"] not in known and r["jobName"] == PIPELINE_JOB and r["status"] == "STARTED":
+                rows = _scalar(stack.db_url(), "select count(*) from ops.publish_log where run_id = %s", (r["runId"],))
+                if rows:
+                    return True
+        new_failures = _failed([r for r in runs if r["runId"] not in known])
+        assert not new_failures, stack.describe_failures(new_failures)
+        return False
+
+    runs = stack.wait_for_runs(writing, "a pipeline run that started publishing", poll_s=1.0)
+    victim = next(r for r in runs if r["runId"] not in known and r["jobName"] == PIPELINE_JOB)
+    assert victim["status"] == "STARTED", [(r["jobName"], r["status"]) for r in runs if r["runId"] not in known]
+    engine.docker("kill", stack.container("user-code"))
+    # half a run is never what analysts read
+    assert _published_sha(stack) == old_sha
+    assert table_fingerprints(stack.db_url(), PUBLISHED_SCHEMAS) == old_published
+
+    stack.up()
+    runs = stack.wait_for_runs(
+        lambda rs: any(r["runId"] == victim["runId"] and r["status"] == "FAILURE" for r in rs)
+        and any(r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS" and r["creationTime"] > victim["creationTime"]
+                for r in rs),
+        "the killed run marked failed and a later pipeline run succeeding", timeout_s=1500)
+    assert any("is gone" in m for m in stack.failure_messages(victim["runId"])), stack.failure_messages(victim["runId"])
+    assert _published_sha(stack) == new_sha
+    assert _duplicates_on_grain(stack) == 0
+    stale = _scalar(stack.db_url(), "select count(*) from ops.partition_state where snapshot_sha256 <> %s", (new_sha,))
+    assert stale == 0, f"{stale} partitions hold another export than the published one"
+
+
+def _ui_shows(stack: Stack, profile: Path, page: str, wanted: str) -> None:
+    """The UI renders in headless Chromium and shows `wanted` on `page`."""
+    found = webdriver.available()
+    if found is None:
+        missing_tool("chromium-driver is not installed (apt-get install chromium chromium-driver); .ci/run installs it")
+    browser = webdriver.Browser(*found, profile=profile)
+    try:
+        browser.open(stack.ui + page)
+        text = browser.wait_for_text(wanted, timeout_s=90)
+    finally:
+        browser.close()
+    assert wanted in text, text[:1500]
+
+
+def test_upgrade_to_a_second_tag_and_roll_back(stack, engine, workdir, report_path):
+    build_platform_image(engine, TAG_B, "--label", "org.opencontainers.image.version=smoke-b")
+    ids = {t: engine.docker("image", "inspect", "-f", "{{.Id}}", t).stdout.decode().strip() for t in (TAG_A, TAG_B)}
+    assert ids[TAG_A] != ids[TAG_B]
+    state = _durable_state(stack)
+    stack.exec("postgres", "/synoforecast/scripts/backup.sh")
+
+    def switch_to(tag: str) -> float:
+        stack.compose("stop", "dagster-daemon", "dagster-webserver", "user-code", timeout=300)
+        stack.use_image(tag)
+        stack.compose("run", "--rm", "--no-deps", "dagster-daemon", "dagster", "instance", "migrate", timeout=600)
+        seconds = stack.up()
+        for service in ("user-code", "dagster-daemon", "dagster-webserver"):
+            image = engine.docker("inspect", "-f", "{{.Image}}", stack.container(service)).stdout.decode().strip()
+            assert image == ids[tag], service
+        assert stack.location_loaded()
+        assert _durable_state(stack) == state
+        _ui_shows(stack, workdir / f"profile-{tag.split(':')[1]}", "/runs", PIPELINE_JOB)
+        return seconds
+
+    report(report_path, "upgrade_seconds", switch_to(TAG_B))
+    report(report_path, "rollback_seconds", switch_to(TAG_A))
