@@ -41,6 +41,7 @@ import pytest
 from synoforecast_tests.deploy.tools import DEPLOY, table_fingerprints
 from synoforecast_tests.support import webdriver
 from synoforecast_tests.support.docker_stack import (
+    FINISHED,
     LOCATION,
     POSTGRES_IMAGE,
     SERVICES,
@@ -61,7 +62,20 @@ pytestmark = pytest.mark.docker
 
 TAG_A = "synoforecast:smoke-a"
 TAG_B = "synoforecast:smoke-b"
-SNAPSHOT_JOB, PIPELINE_JOB = "ingest_snapshot_job", "forecast_pipeline_job"
+SNAPSHOT_JOB, PIPELINE_JOB, LANDING_JOB = "ingest_snapshot_job", "forecast_pipeline_job", "landing_job"
+SNAPSHOT_TAG = "synoforecast/snapshot"
+
+
+def _tag(run: dict, key: str) -> str | None:
+    return {t["key"]: t["value"] for t in run.get("tags") or []}.get(key)
+
+
+def _landed(runs: list[dict]) -> bool:
+    """Every run finished, and every snapshot a pipeline run published has had its landing run
+    (landing_sensor starts it up to a sensor interval after the pipeline succeeded)."""
+    published = {_tag(r, SNAPSHOT_TAG) for r in runs if r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS"}
+    landed = {_tag(r, SNAPSHOT_TAG) for r in runs if r["jobName"] == LANDING_JOB}
+    return all(r["status"] in FINISHED for r in runs) and published <= landed
 PUBLISHED_SCHEMAS = ("published",)
 KEEP = os.environ.get("SYNOFORECAST_SMOKE_KEEP") == "1"  # debugging: leave the stack and dockerd running
 COHORTS = {"svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend", "c2_scorecard"}
@@ -151,7 +165,7 @@ def _duplicates_on_grain(stack: Stack) -> int:
 def _durable_state(stack: Stack) -> dict:
     """What restarts must keep: runs, sensor and schedule states and cursors, forecasts;
     taken once no run is in flight (so that nothing changes them but the drill)."""
-    stack.wait_idle()
+    stack.wait_for_runs(_landed, "no run in flight, every published snapshot landed")
     runs = sorted((r["runId"], r["jobName"], r["status"]) for r in stack.runs())
     return {"runs": runs, "instigators": stack.instigators(),
             "warehouse": table_fingerprints(stack.db_url(), ("forecast", "published", "ops", "marts"))}
@@ -218,10 +232,15 @@ def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, en
         job: round(by_job[job]["endTime"] - by_job[job]["startTime"], 1) for job in (SNAPSHOT_JOB, PIPELINE_JOB)})
     report(report_path, "drop_to_published_seconds", round(time.monotonic() - dropped, 1))
 
+    # the landing of the quarter in progress follows (landing_sensor), with its weekly summary
+    landed = stack.wait_for_runs(_landed, "the landing run of the sample's quarter in progress")
+    assert [r["status"] for r in landed if r["jobName"] == LANDING_JOB] == ["SUCCESS"], stack.describe_failures(landed)
+
     # the warehouse: every cohort forecast, published from this workbook
     with psycopg.connect(stack.db_url()) as conn:
         counts = dict(conn.execute("select cohort, count(*) from forecast.forecasts group by 1").fetchall())
         published = conn.execute("select count(*) from published.forecasts").fetchone()[0]
+        assert conn.execute("select count(*) from forecast.latest_landing").fetchone()[0] > 0
     assert set(counts) == COHORTS and min(counts.values()) > 0, counts
     assert published > 0 and _published_sha(stack) == sha
     report(report_path, "forecast_rows", counts)
