@@ -12,7 +12,7 @@ import pytest
 
 from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 from synoforecast.lib.workbook import WorkbookRefused, read_workbook
-from synoforecast_tests.unit.lib.test_workbook import HEADER, reference, sale, write_book
+from synoforecast_tests.unit.lib.test_workbook import HEADER, date_panic_workbook, reference, sale, write_book
 
 
 def _read(path, parallel: bool):
@@ -86,16 +86,7 @@ def test_the_first_refused_sheet_in_reading_order_wins_across_processes(tmp_path
 
 
 def test_a_reader_crash_in_the_worker_is_the_same_refusal(tmp_path):
-    path = tmp_path / "crash.xlsx"
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "SVR-RM"
-    ws.append(HEADER)
-    ws.append(sale())
-    ws.append(sale(cust="B"))
-    ws.cell(3, 1).value = -1e308
-    ws.cell(3, 1).number_format = "yyyy-mm-dd"
-    wb.save(path)
+    path = date_panic_workbook(tmp_path / "crash.xlsx")
     assert "sheet 'SVR-RM' could not be read" in str(_same_refusal(path))
 
 

@@ -610,8 +610,8 @@ def test_plausible_date_range_is_configurable(tmp_path):
     assert result.sheets["SVR-RM"].rows_quarantined == 0
 
 
-def test_reader_panic_on_a_date_cell_is_a_refusal_naming_the_sheet(tmp_path):
-    path = tmp_path / "panic.xlsx"
+def date_panic_workbook(path):
+    """An SVR-RM sheet whose second date cell makes the Excel reader panic (-1e308 as a date)."""
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "SVR-RM"
@@ -621,6 +621,11 @@ def test_reader_panic_on_a_date_cell_is_a_refusal_naming_the_sheet(tmp_path):
     ws.cell(3, 1).value = -1e308
     ws.cell(3, 1).number_format = "yyyy-mm-dd"
     wb.save(path)
+    return path
+
+
+def test_reader_panic_on_a_date_cell_is_a_refusal_naming_the_sheet(tmp_path):
+    path = date_panic_workbook(tmp_path / "panic.xlsx")
     exc = refusal(path)
     assert exc.sheet == "SVR-RM" and "sheet 'SVR-RM' could not be read" in str(exc)
 
