@@ -40,7 +40,6 @@ WEIGHT_STEP = 0.05
 WEIGHTS = np.array([(a, b) for a in np.arange(0, 1 + 1e-9, WEIGHT_STEP) for b in np.arange(0, 1 + 1e-9, WEIGHT_STEP)
                     if a + b <= 1 + 1e-9])  # (a, b) over the simplex, forecast-heavy first
 WEIGHTS = WEIGHTS[np.argsort(WEIGHTS.sum(axis=1), kind="stable")]
-ALIGNMENTS = ("selling", "calendar", "month")
 MIX_MARGIN = 0.03  # a mix must beat the better baseline by 3% of its sMAPE on the replays to be used
 LEVELS = (80, 95)
 
@@ -243,14 +242,6 @@ def pick_weights(mean_losses: np.ndarray) -> tuple[float, float]:
         best = baseline
     a, b = WEIGHTS[best]
     return float(a), float(b)
-
-
-def best_weights(actual: np.ndarray, extrapolated: np.ndarray, naive: np.ndarray, forecast: np.ndarray
-                 ) -> tuple[float, float]:
-    """:func:`pick_weights` on these rows."""
-    if len(actual) == 0:
-        return 0.0, 0.0
-    return pick_weights(grid_losses(actual, extrapolated, naive, forecast).mean(axis=1))
 
 
 def interval_norm(point: np.ndarray, scale: np.ndarray) -> np.ndarray:
