@@ -86,3 +86,6 @@ def repo_root() -> Path:
 
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# The checkout's own data/ (a `synoforecast demo` run there) must not reach the tests: it
+# remembers where the partitions start. Tests that need a project point at their own folders.
+os.environ.setdefault("SYNOFORECAST_DATA_DIR", tempfile.mkdtemp(prefix="synoforecast-test-data-"))
