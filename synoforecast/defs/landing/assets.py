@@ -12,7 +12,6 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from synoforecast.defs.forecast.assets import forecast_key
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
@@ -103,7 +102,8 @@ def _published_rows(result, cutoff: dt.date, sha: str, run_id: str) -> pl.DataFr
 @dg.asset(
     key=LANDING_KEY,
     partitions_def=LANDING_CUTOFFS,
-    deps=[RUNNING_KEY, *(dg.AssetDep(forecast_key(c), partition_mapping=dg.LastPartitionMapping()) for c in COHORTS)],
+    deps=[RUNNING_KEY, *(dg.AssetDep(dg.AssetKey(["forecast", c.name]), partition_mapping=dg.LastPartitionMapping())
+                         for c in COHORTS)],  # the forecast domain's assets, by key
     group_name=LANDING_GROUP,
     kinds={"postgres"},
     description="Where the quarter in progress will land, per cohort series and metric: the quarter-start forecast "
