@@ -249,7 +249,7 @@ def interval_norm(point: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def half_widths(scores: np.ndarray, groups: np.ndarray, levels=LEVELS) -> dict[int, float]:
-    from synoforecast.lib.forecasting.selection import conformal_halfwidths
+    from synoforecast.lib.forecasting.intervals import conformal_halfwidths
 
     return conformal_halfwidths(scores, levels, groups)
 
@@ -278,7 +278,7 @@ def _scale(inputs: CohortInputs, series_id: str, metric: str, before: list[dt.da
     """The series' quarterly scale (MASE's, else its fallbacks) over the quarters before."""
     key = (series_id, metric, len(before))
     if key not in cache:
-        from synoforecast.lib.forecasting.selection import series_scale
+        from synoforecast.lib.forecasting.intervals import series_scale
 
         finals = [inputs.paths[(series_id, metric, q)][-1] if (series_id, metric, q) in inputs.paths else 0.0
                   for q in before]

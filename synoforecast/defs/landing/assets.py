@@ -206,7 +206,9 @@ def error_by_week_plot(path, evaluation: pl.DataFrame):
     groups = sorted(evaluation.group_by("cohort", "level"), key=lambda g: g[0])
     cols = 4
     rows = (len(groups) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.7 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.7 * rows), squeeze=False,
+                             gridspec_kw={"left": 0.05, "right": 0.99, "bottom": 0.08, "top": 0.95,
+                                          "wspace": 0.25, "hspace": 0.45})  # fixed: tight_layout costs ~0.4 s
     for ax, ((cohort, level), g) in zip(axes.flat, groups):
         w = g.group_by("week_of_quarter").agg(pl.col("elapsed_share").mean(), *[e.alias(n) for e, n in
                                               zip(weighted, ("landing", "start", "naive"))]).sort("week_of_quarter")
@@ -222,7 +224,6 @@ def error_by_week_plot(path, evaluation: pl.DataFrame):
     for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

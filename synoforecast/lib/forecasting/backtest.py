@@ -22,7 +22,7 @@ from .engine import (
     infer_freq,
 )
 from .metrics import bias, coverage, mape, mase, smape
-from .selection import series_scale
+from .intervals import series_scale
 
 __all__ = ["SEASONAL_NAIVE_BENCHMARK", "SELECTED", "rolling_backtest", "scorecard"]
 

@@ -54,7 +54,7 @@ def mase(actual, forecast, scale) -> float | None:
     """Mean absolute scaled error: mean(|F - A| / scale).
 
     ``scale`` is a scalar or one value per pair: the in-sample MAE of the seasonal
-    naive forecast of that series (see :func:`.selection.series_scale`), so MASE < 1
+    naive forecast of that series (see :func:`.intervals.series_scale`), so MASE < 1
     beats the seasonal naive's in-sample one-step error.  Pairs with a non-positive or
     missing scale are ignored; None if nothing is left.
     """

@@ -23,15 +23,13 @@ from synoforecast.lib.forecasting.backtest import (
     scorecard,
 )
 from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence, proportional_split, top_down
+from synoforecast.lib.forecasting.intervals import conformal_halfwidths, effective_pool_size, series_scale
 from synoforecast.lib.forecasting.selection import (
     COMBINATION,
     SHORT_SEASONAL,
     band_of,
     combination_weights,
-    conformal_halfwidths,
     crossfit_combination,
-    effective_pool_size,
-    series_scale,
     short_history_forecast,
     shrunken_scores,
 )

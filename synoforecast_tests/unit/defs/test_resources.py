@@ -1,0 +1,40 @@
+"""The dbt resource: dagster-dbt's CLI without its per-invocation set-up the project never uses."""
+
+import subprocess
+import sys
+from importlib.metadata import version
+
+import dagster_dbt.core.resource as dbt_resource_module
+from packaging.version import Version
+
+from synoforecast.defs.resources import DbtResource, build_resources
+from synoforecast.settings import DBT_PROJECT_DIR
+
+
+def test_the_dbt_version_comes_from_the_installed_dbt_core_without_a_subprocess(monkeypatch):
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"dbt --version was run: {args}")
+
+    monkeypatch.setattr(dbt_resource_module, "check_output", no_subprocess)
+    resource = build_resources(env={})["dbt"]
+    assert isinstance(resource, DbtResource)
+    assert resource._cli_version == Version(version("dbt-core"))
+    assert resource._initialize_dbt_core_adapter(["build"]) is None  # no in-process adapter per invocation
+
+
+def test_another_dbt_executable_is_asked_for_its_version(tmp_path):
+    fake = tmp_path / "dbt"  # an executable outside this interpreter's environment
+    fake.write_text("#!/bin/sh\necho 'Core:\n  - installed: 9.8.7'\n")
+    fake.chmod(0o755)
+    resource = DbtResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                           dbt_executable=str(fake))
+    assert resource._cli_version == Version("9.8.7")
+
+
+def test_the_landing_and_interval_modules_load_without_statsforecast():
+    code = ("import sys, synoforecast.lib.cohort_landing, synoforecast.lib.landing, "
+            "synoforecast.lib.forecasting.intervals, synoforecast.lib.forecasting.reconcile; "
+            "loaded = sorted(m for m in ('statsforecast', 'statsmodels') if m in sys.modules); "
+            "print(loaded); sys.exit(1 if loaded else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
