@@ -61,13 +61,16 @@ def _alive(pid: int) -> bool:
 
 
 def _process_start(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), from /proc; None where unknown."""
+    """When process `pid` started (epoch seconds), from /proc; None where unknown. Measured back
+    from now by the system's uptime, not forward from /proc/stat's `btime`: btime is whole
+    seconds and drifts from the wall clock on VMs, which put a process started 1.5 s after a
+    run at 0.9 s after it and made a reused pid look like the run's own."""
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        with open("/proc/stat") as stat:
-            boot = next(float(line.split()[1]) for line in stat if line.startswith("btime "))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open("/proc/uptime") as uptime:
+            since_boot = float(uptime.read().split()[0])
+        return time.time() - (since_boot - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return None
 
 

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from synoforecast.runs import HOST_TAG, PID_TAG, pool_holders, reap, stuck_runs, stuck_runs_report
+from synoforecast.runs import HOST_TAG, PID_TAG, _process_start, pool_holders, reap, stuck_runs, stuck_runs_report
 
 CONFIG = """
 concurrency:
@@ -96,3 +96,15 @@ def test_a_limit_held_by_a_live_run_is_waited_for_then_given_up_with_the_holder_
     storage.free_concurrency_slots_for_run(live)
     instance.report_run_failed(instance.get_run_by_id(live))
     assert wait_for_limits(instance, ["dbt"], "forecast_pipeline_job", 0.3, said.append, poll_s=0.1) == []
+
+
+def test_a_process_start_time_is_read_to_a_fraction_of_a_second():
+    """/proc/stat's btime is whole seconds (and drifts on VMs): a start read from it was up to
+    a second early, enough to take a pid reused 1.5 s after a run for the run's process."""
+    before = time.time()
+    proc = subprocess.Popen(["sleep", "5"])
+    try:
+        assert abs(_process_start(proc.pid) - before) < 0.25
+    finally:
+        proc.kill()
+        proc.wait()
