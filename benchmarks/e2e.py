@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 CLI = str(Path(sys.executable).with_name("synoforecast"))
 STAGES = ("snapshot", "sheets", "dbt", "svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend",
           "c2_scorecard", "evaluation", "published", "activation", "landing")
@@ -88,10 +89,10 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Comple
 
 def step_times(home: Path, run_ids: list[str]) -> dict[str, float]:
     """Seconds per Dagster step of the runs (from Dagster's run storage)."""
-    import dagster as dg
+    from synoforecast.sqlite_storage import open_instance
 
     steps: dict[str, float] = {}
-    with dg.DagsterInstance.from_config(str(home / "data" / "dagster_home")) as instance:
+    with open_instance(home / "data" / "dagster_home") as instance:
         for run_id in run_ids:
             for stat in instance.get_run_step_stats(run_id):
                 if stat.start_time is not None and stat.end_time is not None:
@@ -108,7 +109,11 @@ def stages(steps: dict[str, float]) -> dict[str, float]:
 
 
 def ingest(home: Path, workbook: Path, extra_env: dict[str, str] | None = None) -> dict:
-    """One whole `synoforecast ingest` process: wall, peak RSS, stages and steps, its report."""
+    """One whole `synoforecast ingest` process: wall, peak RSS, stages and steps, its report.
+    The home holds the project's dagster.yaml, as a checkout's home (the demo's) does."""
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     result, wall, rss = run_measured([CLI, "ingest", str(workbook), "--json"], _env(home, extra_env))
     try:
         report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -99,9 +99,9 @@ def check_dagster_storage(settings, env: Mapping[str, str]) -> Check:
     if not os.access(home, os.W_OK):
         return Check("dagster storage", FAIL, f"{home} is not writable", "fix the folder's owner/permissions")
     try:
-        from dagster import DagsterInstance
+        from synoforecast.sqlite_storage import open_instance
 
-        with DagsterInstance.from_config(str(home)) as instance:
+        with open_instance(home) as instance:
             runs = instance.get_runs_count()
             storage = type(instance.run_storage).__name__
     except Exception as exc:

@@ -196,7 +196,9 @@ def stuck_runs_report(dagster_home) -> tuple[str, str, str]:
     home = Path(dagster_home)
     if not (home / "dagster.yaml").exists() and not home.exists():
         return "skipped", f"{home} does not exist yet", ""
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    from synoforecast.sqlite_storage import open_instance
+
+    with open_instance(home) as instance:
         stuck = stuck_runs(instance)
         holders = pool_holders(instance, ["dbt"])
     if stuck:
