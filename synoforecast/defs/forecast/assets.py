@@ -81,13 +81,20 @@ def _input_hash(long: pl.DataFrame) -> str:
     return hashlib.sha256(long.sort("unique_id", "ds").write_csv().encode()).hexdigest()
 
 
+def _decimal_year(day: dt.date) -> float:
+    return day.year + (day.month - 1) / 12
+
+
 def _plot(path: Path, cohort: Cohort, long: pl.DataFrame, rows: pl.DataFrame, max_series: int = 12) -> Path | None:
-    """History, forecast and 80/95% intervals of the latest as-of quarter, one panel per series (units)."""
+    """History, forecast and 80/95% intervals of the latest as-of quarter, one panel per series (units).
+    Quarters are plotted as decimal years on a fixed layout: matplotlib's date axes and
+    tight_layout cost about a second per figure, paid by every run."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FormatStrFormatter, MultipleLocator
     except ImportError:
         return None
     units = rows.filter(pl.col("metric") == "units").sort("series_id").head(max_series)
@@ -96,23 +103,27 @@ def _plot(path: Path, cohort: Cohort, long: pl.DataFrame, rows: pl.DataFrame, ma
     n = units.height
     cols = min(3, n)
     nrows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 2.8 * nrows), squeeze=False)
+    height = 2.8 * nrows
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, height), squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / height, top=1 - 0.75 / height, hspace=0.55, wspace=0.25)
     for ax, row in zip(axes.flat, units.iter_rows(named=True)):
         h = long.filter(pl.col("unique_id") == f"{row['series_id']}::units").sort("ds")
-        ax.plot(h["ds"].to_list(), h["y"].to_list(), color="black", lw=1.2, label="history")
-        t = row["target_quarter"]
+        ax.plot([_decimal_year(d) for d in h["ds"].to_list()], h["y"].to_list(), color="black", lw=1.2,
+                label="history")
+        t = _decimal_year(row["target_quarter"])
         for lvl, alpha in ((95, 0.2), (80, 0.35)):
             lo, hi = row[f"yhat_lo_{lvl}"], row[f"yhat_hi_{lvl}"]
             if lo is not None and hi is not None:
                 ax.vlines([t], lo, hi, color="tab:blue", lw=8, alpha=alpha, label=f"{lvl}%")
         ax.plot([t], [row["yhat"]], "o", color="tab:blue", label="forecast")
         ax.set_title(f"{row['series_id']} ({row['model']})", fontsize=9)
+        ax.xaxis.set_major_locator(MultipleLocator(1))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{cohort.name}: units, forecast for {units['target_label'][0]}", fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
