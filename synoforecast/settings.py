@@ -91,6 +91,11 @@ class Settings:
     def forecasts_dir(self) -> Path:
         return self.data_dir / "processed" / "forecasts"
 
+    @property
+    def landing_replays_dir(self) -> Path:
+        """The landing's replays by content hash (lib/replay_store.py): reused by the next export."""
+        return self.data_dir / "processed" / "landing_replays"
+
 
 _ENV_KEYS = {
     "data_dir": "SYNOFORECAST_DATA_DIR",

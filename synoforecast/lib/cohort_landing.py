@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from synoforecast.lib import landing as L
@@ -44,10 +45,14 @@ def daily_as_formed(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, 
         return part
     flagged = add_quarters(quarter, -1)
     top = history.filter((pl.col("quarter_start") == flagged) & pl.col("is_top_customer"))["series_id"].to_list()
-    grouped = part.with_columns(series_id=pl.when(pl.col("series_id").is_in(top)).then(pl.col("series_id"))
-                                .otherwise(pl.lit(ALL_OTHER)))
-    grouped = grouped.group_by("series_id", "day").agg(pl.col("units").sum(), pl.col("revenue").sum())
-    total = grouped.group_by("day").agg(pl.col("units").sum(), pl.col("revenue").sum()) \
+    # sums in a fixed order: float addition is not associative, and the replays are reused by
+    # the exact content of these paths (replay_key)
+    grouped = part.sort("series_id", "day", "units", "revenue").with_columns(
+        series_id=pl.when(pl.col("series_id").is_in(top)).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER)))
+    grouped = grouped.group_by("series_id", "day", maintain_order=True).agg(pl.col("units").sum(),
+                                                                            pl.col("revenue").sum())
+    total = grouped.sort("day", "series_id").group_by("day", maintain_order=True) \
+        .agg(pl.col("units").sum(), pl.col("revenue").sum()) \
         .select(series_id=pl.lit(TOTAL), day="day", units="units", revenue="revenue")
     return pl.concat([grouped, total]).sort("series_id", "day")
 
@@ -117,25 +122,79 @@ def _score(cohort: Cohort, cutoff: dt.date, replays: pl.DataFrame) -> pl.DataFra
     return pl.DataFrame(rows, schema=EVALUATION_SCHEMA)
 
 
-def land_cohort(cohort: Cohort, inputs: L.CohortInputs, running: dt.date, cutoff: dt.date,
-                totals: pl.DataFrame | None = None, replay_totals: pl.DataFrame | None = None,
-                fiscal_year_start_month: int = 1) -> CohortLanding:
-    """The landing at `cutoff` of the quarter starting `running`, with its replays and their
-    evaluation. A `top_down_to` cohort is scaled onto `totals` (metric, total) and its replays
-    onto `replay_totals` (quarter_start, week, metric, total): the other cohort's landings."""
-    replayed = L.cross_fitted(L.replays(inputs), L.week_span(inputs.alignment))
+@dataclass
+class Replayed:
+    """A cohort's replays of its complete quarters, which do not depend on the cut-off: a
+    weekly export whose complete quarters are unchanged replays them identically."""
+
+    crossfitted: pl.DataFrame  # before reconciliation: what the cut-off's weights are learned on
+    reconciled: pl.DataFrame  # reconciled and scored: the scores behind every interval
+    honest: pl.DataFrame  # with leave-one-quarter-out bands: the published replays
+
+
+def replay_cohort(cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.DataFrame | None = None) -> Replayed:
+    """Every complete quarter replayed week by week (:func:`landing.replays`), cross-fitted,
+    reconciled (a `top_down_to` cohort onto `replay_totals`) and given honest bands."""
+    crossfitted = L.cross_fitted(L.replays(inputs), L.week_span(inputs.alignment))
     # intervals from the errors of the reconciled replays: a total that is the sum of its parts
     # errs like that sum, not like its own landing
-    reconciled = L.scored(_reconcile(cohort, replayed, ["quarter_start", "week", "metric"], replay_totals)) \
-        if replayed.height else replayed.with_columns(score=pl.lit(None, pl.Float64))
+    reconciled = L.scored(_reconcile(cohort, crossfitted, ["quarter_start", "week", "metric"], replay_totals)) \
+        if crossfitted.height else crossfitted.with_columns(score=pl.lit(None, pl.Float64))
     honest = _rounded_bands(L.with_intervals(reconciled, reconciled, leave_quarter_out=True)) \
         if reconciled.height else reconciled
-    rows = _reconcile(cohort, L.land(inputs, running, cutoff, replayed), ["metric"], totals)
+    return Replayed(crossfitted, reconciled, honest)
+
+
+REPLAY_CODE = ("landing.py", "cohort_landing.py", "forecasting/reconcile.py", "forecasting/intervals.py",
+               "forecasting/metrics.py", "quarters.py")  # the modules replays are computed by
+
+
+def replay_key(cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.DataFrame | None = None) -> str:
+    """Content hash of everything :func:`replay_cohort` reads: the cohort's definition, the
+    complete quarters' daily paths (not the running quarter's), the published forecasts, the
+    totals a top-down cohort is scaled onto, and the code and library releases that compute
+    them. Equal keys give equal replays; nothing else (no date) invalidates them."""
+    import hashlib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    digest = hashlib.blake2b(digest_size=20)
+
+    def put(*parts) -> None:
+        for part in parts:
+            digest.update(part if isinstance(part, bytes) else repr(part).encode())
+            digest.update(b"\0")
+
+    lib = Path(__file__).resolve().parent
+    put(*(hashlib.sha256((lib / name).read_bytes()).digest() for name in REPLAY_CODE),
+        version("numpy"), version("polars"))
+    put(cohort.name, cohort.by_customer, cohort.parent, cohort.top_down_to, cohort.stock_metrics,
+        cohort.profile_alignment)
+    put(inputs.complete, inputs.series, inputs.parts, inputs.stock_metrics, inputs.alignment, inputs.totals)
+    complete = set(inputs.complete)
+    for key in sorted(k for k in inputs.paths if k[2] in complete):
+        put(key, np.ascontiguousarray(inputs.paths[key], dtype="<f8").tobytes())
+    put(sorted(inputs.forecasts.items()))
+    if replay_totals is not None:
+        put(replay_totals.sort(replay_totals.columns).rows())
+    return digest.hexdigest()
+
+
+def land_cohort(cohort: Cohort, inputs: L.CohortInputs, running: dt.date, cutoff: dt.date,
+                totals: pl.DataFrame | None = None, replay_totals: pl.DataFrame | None = None,
+                fiscal_year_start_month: int = 1, replayed: Replayed | None = None) -> CohortLanding:
+    """The landing at `cutoff` of the quarter starting `running`, with its replays and their
+    evaluation. A `top_down_to` cohort is scaled onto `totals` (metric, total) and its replays
+    onto `replay_totals` (quarter_start, week, metric, total): the other cohort's landings.
+    `replayed`: :func:`replay_cohort`'s result for these inputs, if kept from an earlier run."""
+    if replayed is None:
+        replayed = replay_cohort(cohort, inputs, replay_totals)
+    rows = _reconcile(cohort, L.land(inputs, running, cutoff, replayed.crossfitted), ["metric"], totals)
     if rows.height:
-        rows = _rounded_bands(L.with_intervals(rows, reconciled, leave_quarter_out=False)).with_columns(
+        rows = _rounded_bands(L.with_intervals(rows, replayed.reconciled, leave_quarter_out=False)).with_columns(
             cohort=pl.lit(cohort.name), quarter_label=pl.lit(quarter_label(running, fiscal_year_start_month)),
             week_of_quarter=pl.col("week"), weight_extrapolated=pl.col("weight"))
-    return CohortLanding(rows=rows, replays=honest, evaluation=_score(cohort, cutoff, honest))
+    return CohortLanding(rows=rows, replays=replayed.honest, evaluation=_score(cohort, cutoff, replayed.honest))
 
 
 def landing_totals(landing: CohortLanding, series_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -112,7 +112,8 @@ def _published_rows(result, cutoff: dt.date, sha: str, run_id: str) -> pl.DataFr
                 "evaluation (forecast.landing_evaluation).",
 )
 def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from synoforecast.lib.cohort_landing import cohort_inputs, land_cohort, landing_totals
+    from synoforecast.lib.cohort_landing import cohort_inputs, land_cohort, landing_totals, replay_cohort, replay_key
+    from synoforecast.lib.replay_store import load_replays, save_replays
     from synoforecast.lib.quarters import add_quarters, quarter_label
     from synoforecast.lib.warehouse import query_frame, replace_many
 
@@ -128,7 +129,7 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         last = quarter_label(add_quarters(running, -1), settings.fiscal_year_start_month)
         raise dg.Failure(description=f"no published forecast for {wanted} yet: the landing starts from the forecasts "
                                      f"as of {last} (materialize forecast/* for {last} first)", allow_retries=False)
-    results, rows, evaluations = {}, [], []
+    results, rows, evaluations, reused = {}, [], [], {}
     for cohort in COHORTS:  # svr_rm_overall before regional: the regions add up to its landing
         history = query_frame(url, cohort.history_sql)
         inputs = cohort_inputs(cohort, daily_values(url, cohort, cutoff), history,
@@ -136,12 +137,20 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         totals = replay_totals = None
         if cohort.top_down_to is not None:
             totals, replay_totals = landing_totals(results[cohort.top_down_to[0]], cohort.top_down_to[1])
+        key = replay_key(cohort, inputs, replay_totals)
+        replayed = load_replays(settings.landing_replays_dir, cohort.name, key)
+        reused[cohort.name] = replayed is not None
+        if replayed is None:
+            replayed = replay_cohort(cohort, inputs, replay_totals)
+            save_replays(settings.landing_replays_dir, cohort.name, key, replayed)
         result = land_cohort(cohort, inputs, running, cutoff, totals, replay_totals,
-                             settings.fiscal_year_start_month)
+                             settings.fiscal_year_start_month, replayed=replayed)
         results[cohort.name] = result
         rows.append(_published_rows(result, cutoff, manifest["sha256"], context.run_id))
         evaluations.append(result.evaluation.with_columns(run_id=pl.lit(context.run_id)))
-        context.log.info(f"{cohort.name}: {result.rows.height} landing row(s), {result.replays.height} replays")
+        context.log.info(f"{cohort.name}: {result.rows.height} landing row(s), {result.replays.height} replays"
+                         + (" (kept from an earlier export with the same complete quarters)" if reused[cohort.name]
+                            else ""))
     published = pl.concat([r for r in rows if r.height], how="vertical_relaxed")
     evaluation = pl.concat([e for e in evaluations if e.height], how="vertical_relaxed")
     written = replace_many(url, [(LANDING_TABLE, published, "cutoff_date = %s", (cutoff,)),
@@ -153,6 +162,7 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     return dg.MaterializeResult(metadata={
         "snapshot": manifest["sha256"], "quarter": wanted, "cutoff": cutoff.isoformat(),
         "rows_published": written[LANDING_TABLE], "evaluation_rows": written[EVALUATION_TABLE],
+        "replays_reused": dg.MetadataValue.json(reused),
         **({"error_by_week_plot": dg.MetadataValue.path(str(plot))} if plot else {}),
         "headline": dg.MetadataValue.md(headline_markdown(published)),
         "error_by_week": dg.MetadataValue.md(error_by_week_markdown(evaluation)),
