@@ -126,3 +126,26 @@ def test_without_dagster_home_or_base_dir_the_storage_says_what_is_missing(monke
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match="DAGSTER_HOME"):
         PooledSqliteRunStorage.from_config_value(None, {})
+
+
+def test_step_processes_of_a_dagster_cli_run_rebuild_the_storage_from_dagster_home(home, tmp_path_factory):
+    """`dagster asset materialize` runs each step in its own process, which rebuilds the
+    instance from its serialized reference: the storages find their folder through DAGSTER_HOME."""
+    import os
+    from pathlib import Path
+
+    code = tmp_path_factory.mktemp("code") / "two_assets.py"
+    code.write_text("import os\nimport dagster as dg\n\n"
+                    "@dg.asset\ndef first():\n    return os.getpid()\n\n"
+                    "@dg.asset\ndef second(first):\n    return (first, os.getpid())\n\n"
+                    "defs = dg.Definitions(assets=[first, second])\n")
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run([str(dagster), "asset", "materialize", "-f", str(code), "--select", "*"],
+                            cwd=home, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "DAGSTER_HOME": str(home)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "multiprocess" in result.stderr.lower() or "Launching subprocess" in result.stderr
+    with open_instance(home) as instance:
+        assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
+        for key in ("first", "second"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
