@@ -8,9 +8,12 @@ For each size, in a brand-new project home (embedded PostgreSQL, SQLite Dagster 
 
 1. `synoforecast ingest` of a sample workbook (first load: every quarter);
 2. the same workbook again (re-ingest of identical content: nothing may change);
-3. a second workbook from the same generator in which only the latest complete quarter
-   differs (`--no-changed` skips it);
-4. baselines in the same run: the ingestion baseline (pandas.read_excel(openpyxl) +
+3. the weekly export: the first workbook is dated a week ago, this one today, so only
+   the quarter in progress differs (`--no-weekly` skips it; so does a quarter that began
+   less than a week ago);
+4. a workbook in which only the latest complete quarter differs from the one before
+   (`--no-changed` skips it);
+5. baselines in the same run: the ingestion baseline (pandas.read_excel(openpyxl) +
    to_sql, benchmarks/ingest.py) against the snapshot + sheet stages, and the forecast
    baseline (the per-partition path, `SYNOFORECAST_FORECAST_PASS=per_partition`, a
    second first load in its own home) against the cohort stages.
@@ -135,12 +138,20 @@ def warehouse_url(home: Path) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def write_workbook(path: Path, rows: int, quarters: int) -> float:
+def write_workbook(path: Path, rows: int, quarters: int, cutoff: dt.date | None = None) -> float:
     from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 
     started = time.perf_counter()
-    write_sample_workbook(path, SampleSpec(rows=rows, seed=1, quarters=quarters))
+    write_sample_workbook(path, SampleSpec(rows=rows, seed=1, quarters=quarters, cutoff=cutoff))  # `sample-workbook --as-of`
     return time.perf_counter() - started
+
+
+def previous_week() -> dt.date | None:
+    """The export date a week ago, if that day lies in today's quarter (else no weekly case):
+    its complete quarters are today's, only the quarter in progress is a week shorter."""
+    today = dt.date.today()
+    last = today - dt.timedelta(days=7)
+    return last if (last.year, (last.month - 1) // 3) == (today.year, (today.month - 1) // 3) else None
 
 
 def change_last_complete_quarter(source: Path, target: Path, quarter_key: str, lines: int = 25) -> int:
@@ -192,7 +203,9 @@ def _cohort_seconds(stages: dict[str, float]) -> float:
 
 def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -> dict:
     workbook = work / f"sample-{rows}.xlsx"
-    out: dict = {"rows": rows, "quarters": quarters, "generate_s": round(write_workbook(workbook, rows, quarters), 1)}
+    week_ago = None if args.no_weekly else previous_week()
+    out: dict = {"rows": rows, "quarters": quarters,
+                 "generate_s": round(write_workbook(workbook, rows, quarters, cutoff=week_ago), 1)}
     home = work / f"home-{rows}"
     try:
         out["first"] = first = ingest(home, workbook)
@@ -200,9 +213,15 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
         if not args.no_reingest:
             out["reingest"] = again = ingest(home, workbook)
             print(_line(f"{rows:>9,} re-ingest (same)", again), flush=True)
+        latest = workbook
+        if week_ago is not None:  # the weekly export: a week more of the running quarter, nothing else
+            latest = work / f"sample-{rows}-weekly.xlsx"
+            write_workbook(latest, rows, quarters)
+            out["weekly"] = weekly = ingest(home, latest)
+            print(_line(f"{rows:>9,} weekly (running quarter only)", weekly), flush=True)
         if not args.no_changed and rows <= args.changed_max_rows and first["report"]["partitions"]:
             changed_wb = work / f"sample-{rows}-changed.xlsx"
-            out["changed_lines"] = change_last_complete_quarter(workbook, changed_wb, first["report"]["partitions"][-1])
+            out["changed_lines"] = change_last_complete_quarter(latest, changed_wb, first["report"]["partitions"][-1])
             out["changed"] = changed = ingest(home, changed_wb)
             print(_line(f"{rows:>9,} last quarter changed", changed), flush=True)
         if not args.no_ingest_baseline and rows <= args.baseline_max_rows:
@@ -225,7 +244,7 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
                   f"{out['forecast_ratio']}x; whole ingest {base['wall_s'] / first['wall_s']:.2f}x", flush=True)
         finally:
             stop_warehouse(base_home)
-    for run in ("first", "reingest", "changed", "forecast_baseline"):
+    for run in ("first", "reingest", "weekly", "changed", "forecast_baseline"):
         if run in out:
             out[run].pop("report", None)
     return out
@@ -243,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 200_000, 1_000_000])
     parser.add_argument("--quarters", type=int, default=24, help="quarters in the sample (default 24)")
     parser.add_argument("--no-reingest", action="store_true")
+    parser.add_argument("--no-weekly", action="store_true",
+                        help="skip the weekly case (the first export dated a week ago, then today's)")
     parser.add_argument("--no-changed", action="store_true", help="skip the 'only the last quarter changed' case")
     parser.add_argument("--changed-max-rows", type=int, default=200_000,
                         help="sizes above this skip the changed case (openpyxl rewrites the workbook: minutes at 1M)")
@@ -257,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.quarters = [2_000], 8
-        args.no_ingest_baseline = args.no_forecast_baseline = args.no_changed = True
+        args.no_ingest_baseline = args.no_forecast_baseline = args.no_changed = args.no_weekly = True
     load = os.getloadavg()
     print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (others may share the machine)", flush=True)
