@@ -88,7 +88,7 @@ def _decimal_year(day: dt.date) -> float:
 def _plot(path: Path, cohort: Cohort, long: pl.DataFrame, rows: pl.DataFrame, max_series: int = 12) -> Path | None:
     """History, forecast and 80/95% intervals of the latest as-of quarter, one panel per series (units).
     Quarters are plotted as decimal years on a fixed layout: matplotlib's date axes and
-    tight_layout cost about a second per figure, paid by every run."""
+    tight_layout were ~0.3 s of the ~1.05 s each figure took, paid five times per run."""
     try:
         import matplotlib
 
