@@ -10,7 +10,8 @@ For each size, in a brand-new project home (embedded PostgreSQL, SQLite Dagster 
 2. the same workbook again (re-ingest of identical content: nothing may change);
 3. the weekly export: the first workbook is dated a week ago, this one today, so only
    the quarter in progress differs (`--no-weekly` skips it; so does a quarter that began
-   less than a week ago);
+   less than a week ago); its baseline, in the same run, lands that snapshot again with the
+   landing's replay store emptied;
 4. a workbook in which only the latest complete quarter differs from the one before
    (`--no-changed` skips it);
 5. baselines in the same run: the ingestion baseline (pandas.read_excel(openpyxl) +
@@ -129,6 +130,35 @@ def ingest(home: Path, workbook: Path, extra_env: dict[str, str] | None = None) 
             "partitions": len(report["partitions"]), "runs": len(report["run_ids"]), "report": report}
 
 
+RELAND = """
+import json, sys
+from synoforecast.settings import ensure_dagster_home, get_settings
+ensure_dagster_home(get_settings())
+import dagster as dg
+from synoforecast.definitions import defs
+from synoforecast.runner import IngestOutcome, land_in_process
+outcome = IngestOutcome(ok=True, file="baseline", sha256=sys.argv[1])
+with dg.DagsterInstance.get() as instance:
+    land_in_process(instance, defs, sys.argv[1], outcome, lambda _: None, True)
+print(json.dumps({"ok": outcome.ok, "error": outcome.error, "run_ids": outcome.run_ids}))
+"""
+
+
+def landing_without_stored_replays(home: Path, sha256: str) -> dict:
+    """The weekly case's baseline: the same snapshot landed again with the replay store
+    emptied, so every complete quarter is replayed (the landing as it was before the store)."""
+    from synoforecast.settings import load_settings
+
+    shutil.rmtree(load_settings(_env(home)).landing_replays_dir, ignore_errors=True)
+    result, wall, rss = run_measured([sys.executable, "-c", RELAND, sha256], _env(home))
+    report = json.loads(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else {}
+    if not report.get("ok"):
+        raise SystemExit(f"landing baseline failed: {report.get('error')}\n{result.stderr[-3000:]}")
+    steps = step_times(home, report["run_ids"])
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(rss), "stages": stages(steps), "steps": steps,
+            "partitions": 0, "runs": len(report["run_ids"])}
+
+
 def stop_warehouse(home: Path) -> None:
     subprocess.run([CLI, "warehouse", "stop"], env=_env(home), capture_output=True, text=True)
 
@@ -219,6 +249,11 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
             write_workbook(latest, rows, quarters)
             out["weekly"] = weekly = ingest(home, latest)
             print(_line(f"{rows:>9,} weekly (running quarter only)", weekly), flush=True)
+            out["weekly_baseline"] = relanded = landing_without_stored_replays(home, weekly["report"]["sha256"])
+            ours, theirs = weekly["stages"].get("landing", 0.0), relanded["stages"].get("landing", 0.0)
+            out["weekly_landing_ratio"] = round(theirs / ours, 2) if ours else None
+            print(f"{rows:>9,} weekly landing step: replays reused {ours:.1f} s, every quarter replayed "
+                  f"{theirs:.1f} s: {out['weekly_landing_ratio']}x", flush=True)
         if not args.no_changed and rows <= args.changed_max_rows and first["report"]["partitions"]:
             changed_wb = work / f"sample-{rows}-changed.xlsx"
             out["changed_lines"] = change_last_complete_quarter(latest, changed_wb, first["report"]["partitions"][-1])
