@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -149,14 +150,27 @@ REPLAY_CODE = ("landing.py", "cohort_landing.py", "forecasting/reconcile.py", "f
                "forecasting/metrics.py", "quarters.py")  # the modules replays are computed by
 
 
+@lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """The replay code's sources and the numpy/polars releases: read once per process."""
+    import hashlib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    lib = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in REPLAY_CODE:
+        digest.update(hashlib.sha256((lib / name).read_bytes()).digest())
+    digest.update(f"numpy {version('numpy')} polars {version('polars')}".encode())
+    return digest.digest()
+
+
 def replay_key(cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.DataFrame | None = None) -> str:
     """Content hash of everything :func:`replay_cohort` reads: the cohort's definition, the
     complete quarters' daily paths (not the running quarter's), the published forecasts, the
     totals a top-down cohort is scaled onto, and the code and library releases that compute
     them. Equal keys give equal replays; nothing else (no date) invalidates them."""
     import hashlib
-    from importlib.metadata import version
-    from pathlib import Path
 
     digest = hashlib.blake2b(digest_size=20)
 
@@ -165,9 +179,7 @@ def replay_key(cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.DataFra
             digest.update(part if isinstance(part, bytes) else repr(part).encode())
             digest.update(b"\0")
 
-    lib = Path(__file__).resolve().parent
-    put(*(hashlib.sha256((lib / name).read_bytes()).digest() for name in REPLAY_CODE),
-        version("numpy"), version("polars"))
+    put(_code_digest())
     put(cohort.name, cohort.by_customer, cohort.parent, cohort.top_down_to, cohort.stock_metrics,
         cohort.profile_alignment)
     put(inputs.complete, inputs.series, inputs.parts, inputs.stock_metrics, inputs.alignment, inputs.totals)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import polars as pl
 
-from synoforecast.lib.cohort_landing import Replayed
+from synoforecast.lib import landing as L
+from synoforecast.lib.cohort_landing import Replayed, replay_cohort, replay_key
+from synoforecast.lib.cohorts import Cohort
 
 FRAMES = ("crossfitted", "reconciled", "honest")
 KEEP_PER_COHORT = 4
@@ -60,3 +62,16 @@ def save_replays(folder: Path, cohort: str, key: str, replayed: Replayed, keep: 
                      key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[keep:]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def stored_or_replayed(folder: Path, cohort: Cohort, inputs: L.CohortInputs,
+                       replay_totals: pl.DataFrame | None = None) -> tuple[Replayed, bool]:
+    """(the cohort's replays, whether they were read back): from the store when an earlier
+    export had the same content, else replayed now and stored for the next export."""
+    key = replay_key(cohort, inputs, replay_totals)
+    stored = load_replays(folder, cohort.name, key)
+    if stored is not None:
+        return stored, True
+    replayed = replay_cohort(cohort, inputs, replay_totals)
+    save_replays(folder, cohort.name, key, replayed)
+    return replayed, False

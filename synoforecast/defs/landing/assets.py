@@ -112,8 +112,8 @@ def _published_rows(result, cutoff: dt.date, sha: str, run_id: str) -> pl.DataFr
                 "evaluation (forecast.landing_evaluation).",
 )
 def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from synoforecast.lib.cohort_landing import cohort_inputs, land_cohort, landing_totals, replay_cohort, replay_key
-    from synoforecast.lib.replay_store import load_replays, save_replays
+    from synoforecast.lib.cohort_landing import cohort_inputs, land_cohort, landing_totals
+    from synoforecast.lib.replay_store import stored_or_replayed
     from synoforecast.lib.quarters import add_quarters, quarter_label
     from synoforecast.lib.warehouse import query_frame, replace_many
 
@@ -137,12 +137,8 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         totals = replay_totals = None
         if cohort.top_down_to is not None:
             totals, replay_totals = landing_totals(results[cohort.top_down_to[0]], cohort.top_down_to[1])
-        key = replay_key(cohort, inputs, replay_totals)
-        replayed = load_replays(settings.landing_replays_dir, cohort.name, key)
-        reused[cohort.name] = replayed is not None
-        if replayed is None:
-            replayed = replay_cohort(cohort, inputs, replay_totals)
-            save_replays(settings.landing_replays_dir, cohort.name, key, replayed)
+        replayed, reused[cohort.name] = stored_or_replayed(settings.landing_replays_dir, cohort, inputs,
+                                                          replay_totals)
         result = land_cohort(cohort, inputs, running, cutoff, totals, replay_totals,
                              settings.fiscal_year_start_month, replayed=replayed)
         results[cohort.name] = result
