@@ -71,6 +71,9 @@ class Settings:
     # "rolling": one pass of fits over a run's as-of quarters, kept in ops.forecast_fits;
     # "per_partition": every partition refits its own backtest (the benchmark's baseline)
     forecast_pass: str = "rolling"
+    # processes the rolling pass's fits are spread over (this one and n - 1 workers, each
+    # ~200 MB); 1 fits everything in the run's process
+    forecast_workers: int = dataclasses.field(default_factory=lambda: min(2, os.cpu_count() or 1))
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
     aliases: dict = dataclasses.field(default_factory=dict)
 
@@ -118,6 +121,7 @@ _ENV_KEYS = {
     "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
     "history_retention_days": "SYNOFORECAST_HISTORY_RETENTION_DAYS",
     "forecast_pass": "SYNOFORECAST_FORECAST_PASS",
+    "forecast_workers": "SYNOFORECAST_FORECAST_WORKERS",
 }
 
 
@@ -140,10 +144,12 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if not 0 < value <= 1:
                 raise ValueError("must be a share between 0 (exclusive) and 1")
             return value
-        if name in ("fiscal_year_start_month", "season_length", "top_customers_n", "history_retention_days"):
+        if name in ("fiscal_year_start_month", "season_length", "top_customers_n", "history_retention_days",
+                    "forecast_workers"):
             value = int(raw)
             low, high = {"fiscal_year_start_month": (1, 12), "season_length": (1, 12),
-                         "top_customers_n": (1, 10_000), "history_retention_days": (1, 3650)}[name]
+                         "top_customers_n": (1, 10_000), "history_retention_days": (1, 3650),
+                         "forecast_workers": (1, 64)}[name]
             if not low <= value <= high:
                 raise ValueError(f"must be between {low} and {high}")
             return value

@@ -2,7 +2,7 @@
 
 One process cannot use both cores: calamine's parse of SVR-RM (10M cells, ~10 s at 1M rows)
 and polars' validation contend for the GIL-free parts only, so the large sheets used to run
-one after the other. A worker process reads SVR-RM (its own calamine pass, the same
+one after the other. A worker process (`lib/workers.py`) reads SVR-RM (its own calamine pass, the same
 `judge_sheet`) while this process reads every other sheet, the next one parsed on a thread
 while the current one is validated. Both paths run the same code on the same cells, so the
 frames are identical (synoforecast_tests/unit/lib/test_sheet_pool.py), and a refusal is the
@@ -11,11 +11,6 @@ one the serial reader would give: the first refused sheet in reading order.
 
 from __future__ import annotations
 
-import contextlib
-import pickle
-import subprocess
-import sys
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +19,7 @@ import fastexcel
 from synoforecast.lib.contract import SheetSpec
 from synoforecast.lib import workbook
 from synoforecast.lib.workbook import SheetOptions, SheetRead, WorkbookRefused, judge_sheet
+from synoforecast.lib.workers import WorkerProcess
 
 PARALLEL_MIN_BYTES = 8_000_000  # ~150k SVR-RM rows: below it the worker's start-up (~1 s) costs more than it saves
 WORKER_SHEET = "SVR-RM"
@@ -43,52 +39,20 @@ def read_sheets(path: Path, reader: fastexcel.ExcelReader, order: list[tuple[str
     away = next((item for item in order if parallel and item[1].name == WORKER_SHEET), None)
     if away is None:
         return _raise_first(order, _read_here(path, reader, order, options))
-    worker = _Worker()  # starts (imports polars, calamine) while the reference sheets are read here
+    worker = WorkerProcess(preload=(__name__,))  # imports polars, calamine while the reference sheets are read here
     try:
         references = [item for item in order if _is_reference(item[1])]
         outcomes = _read_here(path, reader, references, options)
         if any(isinstance(o, WorkbookRefused) for o in outcomes.values()):
             return _raise_first(order, outcomes)
-        worker.send(path, away[0], away[1], options)
+        worker.send(read_sheet_or_refusal, path, away[0], away[1], options)
         rest = [item for item in order if not _is_reference(item[1]) and item is not away]
         outcomes.update(_read_here(path, reader, rest, options))
         _digest_dated(outcomes.values())  # while the worker still reads SVR-RM
         outcomes[away[1].name] = worker.result()
         return _raise_first(order, outcomes)
     finally:
-        worker.close()
-
-
-class _Worker:
-    """A `python -m synoforecast.lib.sheet_pool` child: one job in on stdin, its outcome out
-    on stdout, both pickled. A plain subprocess, not multiprocessing: spawn re-imports the
-    caller's main module, which a script without a `__main__` guard cannot survive."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "synoforecast.lib.sheet_pool"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-
-    def send(self, *job) -> None:
-        pickle.dump(job, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        self.proc.stdin.close()
-
-    def result(self) -> Outcome:
-        try:
-            kind, value = pickle.load(self.proc.stdout)
-        except EOFError:
-            raise RuntimeError(f"the sheet reader process died (exit {self.proc.wait()}); see its error above") \
-                from None
-        if kind == "error":
-            raise RuntimeError(f"the sheet reader process failed: {value}")
-        return value
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()  # a refusal elsewhere, or an error here: its result is not needed
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError):
-                pipe.close()
+        worker.close(kill=True)  # a refusal elsewhere: its result is not needed
 
 
 def read_sheet_alone(path: Path, sheet_name: str, spec: SheetSpec, options: SheetOptions) -> SheetRead:
@@ -106,22 +70,12 @@ def _digest_dated(outcomes) -> None:
             outcome.quarter_digests()
 
 
-def _serve() -> None:
-    """The worker's side: read one job, write ("ok", SheetRead), the refusal, or ("error", text)."""
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing else may write on the result pipe
+def read_sheet_or_refusal(path: Path, sheet_name: str, spec: SheetSpec, options: SheetOptions) -> Outcome:
+    """The worker's job: the sheet, or its refusal as a value (an error is a failure)."""
     try:
-        job = pickle.load(sys.stdin.buffer)
-    except EOFError:
-        return  # closed before a job was sent: a refusal in the reference sheets
-    try:
-        outcome = ("ok", read_sheet_alone(*job))
+        return read_sheet_alone(path, sheet_name, spec, options)
     except WorkbookRefused as exc:
-        outcome = ("ok", exc)
-    except Exception:
-        outcome = ("error", traceback.format_exc(limit=8))
-    pickle.dump(outcome, out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.flush()
+        return exc
 
 
 def _read_here(path: Path, reader: fastexcel.ExcelReader, items: list[tuple[str, SheetSpec]],
@@ -167,6 +121,3 @@ def _raise_first(order: list[tuple[str, SheetSpec]], outcomes: dict[str, Outcome
             sheets[spec.name] = outcome
     return sheets
 
-
-if __name__ == "__main__":
-    _serve()

@@ -273,7 +273,7 @@ def _units_at(path, row: int) -> int:
 
 def test_contract_check_reads_the_loaded_rows_quarter_by_quarter_and_names_a_bad_value(ingested):
     from synoforecast.lib.contract import SHEETS_BY_TABLE
-    from synoforecast.lib.validation import validate_table
+    from synoforecast.lib.validation import validate_quarters, validate_table
 
     url, spec = ingested["url"], SHEETS_BY_TABLE["svr_rm"]
     quarters = [q for (q,) in fetch(url, "select distinct quarter_start from raw.svr_rm order by 1")]
@@ -288,6 +288,8 @@ def test_contract_check_reads_the_loaded_rows_quarter_by_quarter_and_names_a_bad
         conn.commit()
     try:
         broken = validate_table(url, spec, quarters)
+        by_quarter = validate_quarters(url, spec, quarters)  # one batch: every quarter in one read
+        one_by_one = validate_quarters(url, spec, quarters, batch_rows=1)  # a read per quarter
     finally:
         with connect(url) as conn:
             conn.execute("update raw.svr_rm set tier = %s where source_row = %s", (tier, victim))
@@ -295,3 +297,7 @@ def test_contract_check_reads_the_loaded_rows_quarter_by_quarter_and_names_a_bad
     assert broken.rows_checked == clean.rows_checked
     assert len(broken.problems) == 1
     assert broken.problems[0].startswith("2025-04-01 tier") and "'T9'" in broken.problems[0]
+    for checked in (by_quarter, one_by_one):  # the failure is on its row's quarter, and only there
+        assert {q for q, v in checked.items() if v.problems} == {dt.date(2025, 4, 1)}
+        assert checked[dt.date(2025, 4, 1)].problems == broken.problems
+        assert sum(v.rows_checked for v in checked.values()) == clean.rows_checked

@@ -149,3 +149,64 @@ def test_step_processes_of_a_dagster_cli_run_rebuild_the_storage_from_dagster_ho
         assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS]
         for key in ("first", "second"):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+
+
+@dg.asset(partitions_def=quarters, backfill_policy=dg.BackfillPolicy.single_run())
+def ranged(context: dg.AssetExecutionContext):
+    return dg.MaterializeResult(metadata={"quarters": len(context.partition_keys)})
+
+
+def _run_range(instance) -> str:
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    job = dg.Definitions(assets=[ranged], jobs=[dg.define_asset_job("ranged_job", [ranged])]).resolve_job_def(
+        "ranged_job")
+    result = job.execute_in_process(instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: "2025-Q1",
+                                                             ASSET_PARTITION_RANGE_END_TAG: "2025-Q3"})
+    assert result.success
+    return result.run_id
+
+
+def _events(instance, run_id: str) -> list[tuple]:
+    return sorted((r.dagster_event.event_type_value, r.dagster_event.partition or "")
+                  for r in instance.all_logs(run_id) if r.dagster_event and r.dagster_event.is_step_materialization
+                  or (r.dagster_event and r.dagster_event.event_type_value == "ASSET_MATERIALIZATION_PLANNED"))
+
+
+def test_a_partition_ranges_events_are_written_as_batches_and_read_as_dagster_writes_them(home, tmp_path_factory,
+                                                                                        monkeypatch):
+    batches = []
+    real = PooledSqliteEventLogStorage.store_event_batch
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch",
+                        lambda self, events: batches.append(len(events)) or real(self, events))
+    with open_instance(home) as instance:
+        pooled = _events(instance, _run_range(instance))
+        assert sorted(instance.get_materialized_partitions(dg.AssetKey("ranged"))) == quarters.get_partition_keys()
+    assert batches and max(batches) == 3  # the planned events, then the three materializations, as batches
+    with open_instance(tmp_path_factory.mktemp("plain")) as instance:  # Dagster's own storage, one by one
+        assert _events(instance, _run_range(instance)) == pooled
+    assert [kind for kind, _ in pooled].count("ASSET_MATERIALIZATION") == 3
+
+
+def test_a_batch_that_fails_midway_keeps_none_of_its_events(home, monkeypatch):
+    with open_instance(home) as instance:
+        run_id = _run_range(instance)
+        storage = instance.event_log_storage
+        materialized = [r for r in instance.all_logs(run_id)
+                        if r.dagster_event and r.dagster_event.is_step_materialization]
+        before = len(instance.all_logs(run_id))
+        real, calls = storage._store_asset_event, []
+
+        def fail_second(conn, event, event_id):
+            calls.append(event_id)
+            if len(calls) == 2:
+                raise RuntimeError("disk full")
+            return real(conn, event, event_id)
+
+        monkeypatch.setattr(storage, "_store_asset_event", fail_second)
+        with pytest.raises(RuntimeError, match="disk full"):
+            storage.store_event_batch(materialized[:2])
+        assert len(instance.all_logs(run_id)) == before  # the first event was rolled back with the batch
+        monkeypatch.setattr(storage, "_store_asset_event", real)
+        storage.store_event_batch(materialized[:2])
+        assert len(instance.all_logs(run_id)) == before + 2

@@ -184,9 +184,11 @@ def rolling_pass(context: dg.AssetExecutionContext, url: str, cohort: Cohort, hi
     from synoforecast.lib.fit_store import load_fits, save_fits
     from synoforecast.lib.forecasting.rolling import OneStepPredictions
 
-    one_step = OneStepPredictions(load=lambda keys: load_fits(url, keys), save=lambda fits: save_fits(url, fits))
+    one_step = OneStepPredictions(n_jobs=settings.forecast_workers, load=lambda keys: load_fits(url, keys),
+                                  save=lambda fits: save_fits(url, fits))
     prefetch_cohort(cohort, history, quarters, one_step, settings.season_length, BACKTEST_WINDOWS)
-    context.log.info(f"{cohort.name}: rolling pass over {len(quarters)} as-of quarter(s): {one_step.fits} fit(s) made, "
+    context.log.info(f"{cohort.name}: rolling pass over {len(quarters)} as-of quarter(s): {one_step.fits} fit(s) made "
+                     f"on {settings.forecast_workers} process(es), "
                      f"{one_step.loaded} from ops.forecast_fits, {one_step.reused} shared between quarters")
     return one_step
 

@@ -25,13 +25,12 @@ def build_contract_check(spec: SheetSpec) -> dg.AssetChecksDefinition:
         description=f"Required columns of '{spec.name}' present, non-null and of the contract's types.",
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-        from synoforecast.lib.validation import validate_table  # pandera: slow import, only where checks run
+        from synoforecast.lib.validation import validate_quarters  # pandera: slow import, only where checks run
 
-        url = warehouse.get_url()
         results = {}
-        for quarter in partition_quarters(context):  # one evaluation per quarter: the UI shows it on that quarter
-            checked = validate_table(url, spec, [quarter])
-            results[to_key(quarter)] = dg.AssetCheckResult(
+        quarters = partition_quarters(context)
+        for quarter, checked in validate_quarters(warehouse.get_url(), spec, quarters).items():
+            results[to_key(quarter)] = dg.AssetCheckResult(  # one evaluation per quarter: the UI shows it there
                 passed=not checked.problems, severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"rows_checked": checked.rows_checked, "problems": dg.MetadataValue.json(checked.problems)})
         yield from per_partition(context, results)

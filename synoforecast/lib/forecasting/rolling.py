@@ -26,6 +26,9 @@ import pandas as pd
 
 CACHE_VERSION = "1"  # bump when a fit's meaning changes without its spec changing
 
+PARALLEL_MIN_FITS = 200  # fewer fits than this take less time than the hand-over to a worker
+WORKER_PRELOAD = ("statsforecast.models", "synoforecast.lib.forecasting.rolling")
+
 Spec = tuple[type, dict]
 Key = tuple[str, str]  # (model key, prefix key)
 
@@ -62,12 +65,18 @@ class OneStepPredictions:
     warehouse's ``ops.forecast_fits``); without them the store lives for one run.  ``fits``,
     ``loaded`` and ``reused`` count the fits made, those found in the persistent store and the
     requests answered by a fit another request (another as-of quarter, another series with the
-    same values) already asked for."""
+    same values) already asked for.  ``n_jobs`` processes make the fits: this one and
+    ``n_jobs - 1`` workers (a series' fit does not depend on the others it is made with, so
+    the values are the same to the last bits the batch composition moves, ~1e-14)."""
 
     def __init__(self, freq: str = "QS", n_jobs: int = 1,
                  load: Callable[[list[Key]], dict[Key, float]] | None = None,
                  save: Callable[[dict[Key, float]], None] | None = None):
         self.freq, self.n_jobs = freq, n_jobs
+        if n_jobs > 1:  # started now, they import statsforecast while the caller prepares the series
+            from synoforecast.lib.workers import shared_workers
+
+            shared_workers(n_jobs - 1, WORKER_PRELOAD)
         self._load, self._save = load, save
         self.values: dict[Key, float] = {}
         self.fits = self.loaded = self.reused = 0
@@ -114,21 +123,15 @@ class OneStepPredictions:
             self._save(made)
 
     def _fit(self, mk: str, spec: Spec, prefixes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[Key, float]:
-        from statsforecast import StatsForecast
-        from statsforecast.models import Naive
+        """One model's fits of every prefix; with ``n_jobs > 1`` and enough of them, split over
+        worker processes (lib/workers.py) and this one, balanced by the values to fit."""
+        parts = balanced_parts(prefixes, self.n_jobs) if len(prefixes) >= PARALLEL_MIN_FITS else [prefixes]
+        from synoforecast.lib.workers import run_split
 
-        frame = pd.DataFrame({
-            "unique_id": np.concatenate([np.full(len(y), pk, dtype=object) for pk, (_, y) in prefixes.items()]),
-            "ds": np.concatenate([ds for ds, _ in prefixes.values()]),
-            "y": np.concatenate([y for _, y in prefixes.values()]),
-        })
-        cls, kwargs = spec
-        sf = StatsForecast(models=[cls(**kwargs)], freq=self.freq, n_jobs=self.n_jobs, fallback_model=Naive())
-        with warnings.catch_warnings():  # ETS divide-by-zero notes on tiny or perfect fits
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fc = sf.forecast(df=frame, h=1)
-        column = model_name(spec)
-        return {(mk, str(pk)): float(v) for pk, v in zip(fc["unique_id"], fc[column].to_numpy(dtype="float64"))}
+        fitted: dict[str, float] = {}
+        for part in run_split(fit_prefixes, [(spec, part, self.freq) for part in parts], preload=WORKER_PRELOAD):
+            fitted.update(part)
+        return {(mk, pk): fitted[pk] for pk in prefixes}
 
     def frames(self, df: pd.DataFrame, w: int, specs: list[Spec], freq: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """statsforecast's ``cross_validation(h=1, n_windows=w, step_size=1)`` and
@@ -152,3 +155,33 @@ class OneStepPredictions:
             for col in cols:
                 frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
         return cv, fc
+
+
+def balanced_parts(prefixes: dict[str, tuple[np.ndarray, np.ndarray]], n: int) -> list[dict]:
+    """`prefixes` in at most `n` parts of about equal total length (a fit's cost grows with it)."""
+    parts: list[dict] = [{} for _ in range(max(1, n))]
+    loads = [0] * len(parts)
+    for pk, value in sorted(prefixes.items(), key=lambda item: -len(item[1][1])):
+        i = loads.index(min(loads))
+        parts[i][pk] = value
+        loads[i] += len(value[1])
+    return [part for part in parts if part]
+
+
+def fit_prefixes(spec: Spec, prefixes: dict[str, tuple[np.ndarray, np.ndarray]], freq: str) -> dict[str, float]:
+    """The model's one-step-ahead prediction after each prefix (run here or in a worker)."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive
+
+    frame = pd.DataFrame({
+        "unique_id": np.concatenate([np.full(len(y), pk, dtype=object) for pk, (_, y) in prefixes.items()]),
+        "ds": np.concatenate([ds for ds, _ in prefixes.values()]),
+        "y": np.concatenate([y for _, y in prefixes.values()]),
+    })
+    cls, kwargs = spec
+    sf = StatsForecast(models=[cls(**kwargs)], freq=freq, n_jobs=1, fallback_model=Naive())
+    with warnings.catch_warnings():  # ETS divide-by-zero notes on tiny or perfect fits
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fc = sf.forecast(df=frame, h=1)
+    column = model_name(spec)
+    return {str(pk): float(v) for pk, v in zip(fc["unique_id"], fc[column].to_numpy(dtype="float64"))}

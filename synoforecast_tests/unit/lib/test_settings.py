@@ -102,6 +102,8 @@ def test_empty_yaml_file_gives_defaults(tmp_path):
         ("SYNOFORECAST_PARTITIONS_START", "2020-13-01", "partitions_start"),
         ("SYNOFORECAST_PARTITIONS_START", "last year", "partitions_start"),
         ("SYNOFORECAST_FORECAST_PASS", "per-partition", "forecast_pass"),
+        ("SYNOFORECAST_FORECAST_WORKERS", "0", "forecast_workers"),
+        ("SYNOFORECAST_FORECAST_WORKERS", "two", "forecast_workers"),
     ],
 )
 def test_bad_env_values_name_the_setting_and_the_source(tmp_path, env_key, value, setting):
@@ -165,3 +167,10 @@ def test_yaml_aliases_are_validated_against_the_contract(tmp_path):
 def test_the_forecast_pass_is_rolling_unless_the_baseline_is_asked_for(tmp_path):
     assert settings_for(tmp_path).forecast_pass == "rolling"
     assert settings_for(tmp_path, SYNOFORECAST_FORECAST_PASS="per_partition").forecast_pass == "per_partition"
+
+
+def test_the_fits_use_both_cores_unless_told_otherwise(tmp_path):
+    import os
+
+    assert settings_for(tmp_path).forecast_workers == min(2, os.cpu_count() or 1)
+    assert settings_for(tmp_path, SYNOFORECAST_FORECAST_WORKERS="1").forecast_workers == 1
