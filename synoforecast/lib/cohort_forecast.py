@@ -81,6 +81,43 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
     return rows, choices, long
 
 
+Made = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]  # forecast_cohort's rows, choices, long history
+
+
+def forecast_quarters(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.date], run_id: str,
+                      season_length: int, totals: dict[dt.date, pl.DataFrame] | None = None,
+                      fiscal_year_start_month: int = 1, one_step=None, n_jobs: int = 1) -> dict[dt.date, Made]:
+    """:func:`forecast_cohort` for every as-of quarter, in `n_jobs` processes (lib/workers.py):
+    with the rolling pass's fits made, the quarters are independent, and each one's
+    combination, intervals and reconciliation is ~0.1 s of pandas and polars on one core.
+    The same function runs on each part, so the rows are those of one process."""
+    totals = totals or {}
+    parts = [quarters[i::n_jobs] for i in range(n_jobs)] if n_jobs > 1 and len(quarters) >= 2 * n_jobs \
+        else [quarters]
+    fits = one_step.lookup_only() if one_step is not None and len(parts) > 1 else one_step
+    jobs = [(cohort, history, part, run_id, season_length, {q: totals.get(q) for q in part},
+             fiscal_year_start_month, fits) for part in parts]
+    from synoforecast.lib.forecasting.rolling import WORKER_PRELOAD
+    from synoforecast.lib.workers import run_split
+
+    made: dict[dt.date, Made] = {}
+    for outcome in run_split(_forecast_part, jobs, preload=WORKER_PRELOAD):
+        if isinstance(outcome, TotalNotPublished):
+            raise outcome
+        made.update(outcome)
+    return {q: made[q] for q in quarters}
+
+
+def _forecast_part(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.date], run_id: str, season_length: int,
+                   totals: dict, fiscal_year_start_month: int, one_step) -> dict[dt.date, Made] | TotalNotPublished:
+    try:
+        return {as_of: forecast_cohort(cohort, history, as_of, run_id, season_length, totals=totals.get(as_of),
+                                       fiscal_year_start_month=fiscal_year_start_month, one_step=one_step)
+                for as_of in quarters}
+    except TotalNotPublished as exc:  # a value, so a worker hands it back as the error it is
+        return exc
+
+
 def prefetch_cohort(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.date], one_step, season_length: int,
                     windows: int = BACKTEST_WINDOWS) -> None:
     """The rolling pass: every candidate fit that :func:`forecast_cohort` will need for any of

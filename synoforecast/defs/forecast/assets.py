@@ -28,7 +28,7 @@ from synoforecast.lib.cohort_forecast import (
     BACKTEST_WINDOWS,
     EVALUATION_SCHEMA,
     TotalNotPublished,
-    forecast_cohort,
+    forecast_quarters,
     missing_coverage,
     prefetch_cohort,
     score_cohort,
@@ -218,14 +218,13 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
         choices, long = pl.DataFrame(), pl.DataFrame()
         totals = published_totals(url, cohort, quarters)
         one_step = rolling_pass(context, url, cohort, history, quarters, settings)
+        try:
+            made = forecast_quarters(cohort, history, quarters, context.run_id, settings.season_length, totals,
+                                     settings.fiscal_year_start_month, one_step, n_jobs=settings.forecast_workers)
+        except TotalNotPublished as exc:
+            raise dg.Failure(description=str(exc)) from None
         for i, as_of in enumerate(quarters, start=1):
-            try:
-                rows, ch, lg = forecast_cohort(cohort, history, as_of, context.run_id, settings.season_length,
-                                               totals=totals.get(as_of),
-                                               fiscal_year_start_month=settings.fiscal_year_start_month,
-                                               one_step=one_step)
-            except TotalNotPublished as exc:
-                raise dg.Failure(description=str(exc)) from None
+            rows, ch, lg = made[as_of]
             if rows.height:
                 choices, long = ch, lg
             replace_rows(url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of),
@@ -236,7 +235,7 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
                 for model, n in rows.group_by("model").len().iter_rows():
                     models[model] = models.get(model, 0) + n
             if len(quarters) > 4 and (i % 4 == 0 or i == len(quarters)):
-                context.log.info(f"{cohort.name}: as of {label(to_key(as_of))} ({i}/{len(quarters)})")
+                context.log.info(f"{cohort.name}: published as of {label(to_key(as_of))} ({i}/{len(quarters)})")
         artefact, png = _write_artefact(context.run_id, cohort, published, models, choices, long, latest)
         preview = latest.select("series_id", "metric", "target_label", "model", "yhat", "yhat_lo_80", "yhat_hi_80") \
             if latest.height else latest

@@ -70,6 +70,9 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
     os.environ.update(quarter_env)
     with connect(url) as conn, conn.transaction():  # dbt cannot record in its own transactions:
         partition_state.invalidate(conn, DBT_TARGET, keys)  # dying half-way must read as stale
+    from synoforecast.lib.forecasting.rolling import warm_up  # pandas: not at code-location load
+
+    warm_up(get_settings().forecast_workers)  # the forecasts come next; this step mostly waits on dbt
     invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
     try:
         yield from invocation.stream()

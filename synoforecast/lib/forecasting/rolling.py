@@ -17,6 +17,8 @@ so equal values give equal fits whatever series they belong to.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -80,6 +82,13 @@ class OneStepPredictions:
         self._load, self._save = load, save
         self.values: dict[Key, float] = {}
         self.fits = self.loaded = self.reused = 0
+
+    def lookup_only(self) -> "OneStepPredictions":
+        """The fits made so far, without the persistent store or workers: what another process
+        needs to assemble the same frames (picklable; a fit it lacks is made where it runs)."""
+        copy = OneStepPredictions(self.freq)
+        copy.values = dict(self.values)
+        return copy
 
     @staticmethod
     def _prefixes(df: pd.DataFrame, w: int):
@@ -155,6 +164,20 @@ class OneStepPredictions:
             for col in cols:
                 frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
         return cv, fc
+
+
+def warm_up(n_jobs: int) -> threading.Thread:
+    """Start the fit workers and import statsforecast here, on a thread, for forecasts that come
+    next: the dbt step calls this before it waits ~10 s on dbt, so the first forecast step
+    does not spend ~3 s importing (and its workers another ~2.5 s) with the second core idle."""
+    if n_jobs > 1:
+        from synoforecast.lib.workers import shared_workers
+
+        shared_workers(n_jobs - 1, WORKER_PRELOAD)
+    thread = threading.Thread(target=importlib.import_module, args=("synoforecast.lib.forecasting.engine",),
+                              name="import-statsforecast", daemon=True)
+    thread.start()
+    return thread
 
 
 def balanced_parts(prefixes: dict[str, tuple[np.ndarray, np.ndarray]], n: int) -> list[dict]:

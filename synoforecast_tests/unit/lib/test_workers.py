@@ -74,3 +74,29 @@ def test_fits_made_on_two_processes_equal_the_fits_made_on_one(monkeypatch):
     a = np.array([alone.values[k] for k in alone.values])
     b = np.array([split.values[k] for k in alone.values])
     np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-9)
+
+
+def test_quarters_forecast_on_two_processes_are_the_rows_of_one():
+    from synoforecast.lib.cohort_forecast import forecast_quarters
+
+    history, as_of = tier_history(), QUARTERS[6:]
+    store = OneStepPredictions()
+    prefetch_cohort(OVERALL, history, as_of, store, season_length=4)
+    alone = forecast_quarters(OVERALL, history, as_of, "run", 4, one_step=store)
+    split = forecast_quarters(OVERALL, history, as_of, "run", 4, one_step=store, n_jobs=2)
+    assert list(split) == as_of
+    for q in as_of:
+        assert split[q][0].equals(alone[q][0]), q  # rows, to the last bit
+        assert split[q][1].equals(alone[q][1])
+    assert store.fits == len(store.values)  # the worker looked its fits up; nothing was refitted here
+
+
+def test_a_missing_total_in_a_worker_is_the_same_refusal():
+    from synoforecast.lib.cohort_forecast import TotalNotPublished, forecast_quarters
+    import polars as pl
+
+    from synoforecast.lib.cohorts import COHORTS_BY_NAME
+
+    regions = tier_history().filter(pl.col("series_id") != "total")  # three "regions" onto the SVR-RM total
+    with pytest.raises(TotalNotPublished, match="no published svr_rm_overall"):
+        forecast_quarters(COHORTS_BY_NAME["regional"], regions, QUARTERS[6:12], "run", 4, totals={}, n_jobs=2)
