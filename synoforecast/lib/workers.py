@@ -72,26 +72,24 @@ class WorkerProcess:
             self.proc.wait()
 
 
-_shared: dict[tuple[str, ...], list[WorkerProcess]] = {}
+_shared: list[WorkerProcess] = []
 
 
 def shared_workers(count: int, preload: Sequence[str] = ()) -> list[WorkerProcess]:
-    """`count` live workers with `preload` imported, started on first use and kept for the
-    process's life (a run's cohorts share them). Starting returns at once: the workers import
-    while the caller goes on."""
-    key = tuple(preload)
-    pool = [w for w in _shared.get(key, []) if w.alive]
-    while len(pool) < count:
-        pool.append(WorkerProcess(preload))
-    _shared[key] = pool
-    return pool[:count]
+    """`count` live workers, started on first use (importing `preload`) and kept for the
+    process's life: a run's cohorts, and the landing after them, share them. Starting returns
+    at once, the workers import while the caller goes on; any worker runs any job (a module a
+    worker has not imported yet is imported by its first job)."""
+    _shared[:] = [w for w in _shared if w.alive]
+    while len(_shared) < count:
+        _shared.append(WorkerProcess(preload))
+    return _shared[:count]
 
 
 @atexit.register
 def close_shared() -> None:
-    for pool in _shared.values():
-        for worker in pool:
-            worker.close()
+    for worker in _shared:
+        worker.close()
     _shared.clear()
 
 

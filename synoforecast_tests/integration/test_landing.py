@@ -50,7 +50,8 @@ def _weekly(pg_server, standin, tmp_path_factory):
     with isolated_project(tmp_path_factory.mktemp("landing"), new_database(pg_server)) as project:
         for name, value in {"SLACK_WEBHOOK_URL": standin.url + SLACK, "METABASE_URL": standin.url,
                             "METABASE_API_KEY": KEY, "METABASE_CARD_IDS": "5", "METABASE_HEALTH_WAIT_S": "0.05",
-                            "METABASE_BACKOFF_S": "0.05"}.items():
+                            "METABASE_BACKOFF_S": "0.05",
+                            "SYNOFORECAST_FORECAST_WORKERS": "2"}.items():  # a worker process, whatever the cores
             project["monkeypatch"].setenv(name, value)
         reload_definitions()  # the code location loads with these variables
         from synoforecast.cli import main
@@ -118,12 +119,20 @@ def test_analysts_read_the_landing_and_cannot_write_it(weekly):
 
 
 def test_re_landing_the_same_export_changes_nothing(weekly):
+    """Also on one process: the cohorts the first landing made on a worker come out the same."""
     from synoforecast.definitions import defs
     from synoforecast.runner import IngestOutcome, land_in_process
+    from synoforecast.settings import get_settings
 
     sha = weekly["week7"][0][18]
-    outcome = IngestOutcome(ok=True, file="again", sha256=sha)
-    land_in_process(dg.DagsterInstance.get(), defs, sha, outcome, lambda _: None, True)
+    weekly["monkeypatch"].setenv("SYNOFORECAST_FORECAST_WORKERS", "1")  # the first landing: 2
+    get_settings.cache_clear()
+    try:
+        outcome = IngestOutcome(ok=True, file="again", sha256=sha)
+        land_in_process(dg.DagsterInstance.get(), defs, sha, outcome, lambda _: None, True)
+    finally:
+        weekly["monkeypatch"].setenv("SYNOFORECAST_FORECAST_WORKERS", "2")
+        get_settings.cache_clear()
     assert outcome.ok, outcome.error
     assert fetch(weekly["url"], PUBLISHED, (WEEK_7,)) == weekly["week7"]
 

@@ -15,7 +15,7 @@ import polars as pl
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohorts import COHORTS, COHORTS_BY_NAME
+from synoforecast.lib.cohorts import COHORTS
 from synoforecast.lib.running_quarter import NoQuarterInProgress, quarter_in_progress
 from synoforecast.lib.schema import RUNNING_SCHEMA, RUNNING_TABLES
 from synoforecast.lib.snapshots import accepted_snapshot
@@ -112,14 +112,15 @@ def _published_rows(result, cutoff: dt.date, sha: str, run_id: str) -> pl.DataFr
                 "evaluation (forecast.landing_evaluation).",
 )
 def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from synoforecast.lib.cohort_landing import cohort_inputs, land_cohort, landing_totals
-    from synoforecast.lib.replay_store import stored_or_replayed
+    from synoforecast.lib.cohort_landing import cohort_inputs
+    from synoforecast.lib.landing_run import LandingJob, land_cohorts, start_workers
     from synoforecast.lib.quarters import add_quarters, quarter_label
     from synoforecast.lib.warehouse import query_frame, replace_many
 
     url = warehouse.get_url()
     settings = get_settings()
     manifest, running, cutoff = landing_snapshot(context, url)
+    start_workers(settings.forecast_workers)
     complete = sorted(dt.date.fromisoformat(k) for k in manifest["complete_quarter_keys"] if k < running.isoformat())
     forecasts = query_frame(url, "select cohort, series_id, metric, target_quarter, yhat from forecast.forecasts "
                                  "where target_quarter <= %s", (running,))
@@ -129,24 +130,18 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         last = quarter_label(add_quarters(running, -1), settings.fiscal_year_start_month)
         raise dg.Failure(description=f"no published forecast for {wanted} yet: the landing starts from the forecasts "
                                      f"as of {last} (materialize forecast/* for {last} first)", allow_retries=False)
-    results, rows, evaluations, reused = {}, [], [], {}
-    for cohort in COHORTS:  # svr_rm_overall before regional: the regions add up to its landing
-        history = query_frame(url, cohort.history_sql)
-        inputs = cohort_inputs(cohort, daily_values(url, cohort, cutoff), history,
-                               forecasts.filter(pl.col("cohort") == cohort.name), complete, running)
-        totals = replay_totals = None
-        if cohort.top_down_to is not None:
-            totals, replay_totals = landing_totals(results[cohort.top_down_to[0]], cohort.top_down_to[1])
-        replayed, reused[cohort.name] = stored_or_replayed(settings.landing_replays_dir, cohort, inputs,
-                                                          replay_totals)
-        result = land_cohort(cohort, inputs, running, cutoff, totals, replay_totals,
-                             settings.fiscal_year_start_month, replayed=replayed)
-        results[cohort.name] = result
+    inputs = {cohort.name: (cohort, cohort_inputs(cohort, daily_values(url, cohort, cutoff),
+                                                  query_frame(url, cohort.history_sql),
+                                                  forecasts.filter(pl.col("cohort") == cohort.name), complete, running))
+              for cohort in COHORTS}
+    landed = land_cohorts(inputs, LandingJob(running, cutoff, settings.landing_replays_dir,
+                                             settings.fiscal_year_start_month), n_jobs=settings.forecast_workers)
+    rows, evaluations, reused = [], [], {}
+    for name, (result, reused[name]) in landed.items():
         rows.append(_published_rows(result, cutoff, manifest["sha256"], context.run_id))
         evaluations.append(result.evaluation.with_columns(run_id=pl.lit(context.run_id)))
-        context.log.info(f"{cohort.name}: {result.rows.height} landing row(s), {result.replays.height} replays"
-                         + (" (kept from an earlier export with the same complete quarters)" if reused[cohort.name]
-                            else ""))
+        context.log.info(f"{name}: {result.rows.height} landing row(s), {result.replays.height} replays"
+                         + (" (kept from an earlier export with the same complete quarters)" if reused[name] else ""))
     published = pl.concat([r for r in rows if r.height], how="vertical_relaxed")
     evaluation = pl.concat([e for e in evaluations if e.height], how="vertical_relaxed")
     written = replace_many(url, [(LANDING_TABLE, published, "cutoff_date = %s", (cutoff,)),
