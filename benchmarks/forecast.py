@@ -79,7 +79,7 @@ def candidate_sets(s: int) -> dict:
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (statsforecast's worker pool)."""
+    """CPU time of this process and of its finished children (statsforecast's pool, the fit workers)."""
     import resource
 
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -131,6 +131,9 @@ def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int 
 
         one_step = OneStepPredictions(n_jobs=n_jobs)
     bt = rolling_backtest(df, windows=windows, n_jobs=n_jobs, one_step=one_step)
+    from synoforecast.lib.workers import close_shared
+
+    close_shared()  # the fit workers exit now, so their CPU time counts among the finished children
     seconds, cpu = time.perf_counter() - t, cpu_seconds() - cpu
     card = scorecard(bt).set_index("model")
     forecasts = int(card.loc[SELECTED, "forecasts"])
