@@ -71,8 +71,8 @@ class Settings:
     # "rolling": one pass of fits over a run's as-of quarters, kept in ops.forecast_fits;
     # "per_partition": every partition refits its own backtest (the benchmark's baseline)
     forecast_pass: str = "rolling"
-    # processes the rolling pass's fits are spread over (this one and n - 1 workers, each
-    # ~200 MB); 1 fits everything in the run's process
+    # processes a run's fits, forecasts and landing are spread over (the run's and n - 1
+    # workers, ~370 MB each on the default sample); 1 keeps everything in the run's process
     forecast_workers: int = dataclasses.field(default_factory=lambda: min(2, os.cpu_count() or 1))
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
     aliases: dict = dataclasses.field(default_factory=dict)

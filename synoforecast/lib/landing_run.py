@@ -25,10 +25,9 @@ WORKER_PRELOAD = (__name__,)
 
 def start_workers(n_jobs: int) -> None:
     """Start the worker now, so it imports while the caller reads the cohorts' inputs."""
-    if n_jobs > 1:
-        from synoforecast.lib.workers import shared_workers
+    from synoforecast.lib import workers
 
-        shared_workers(n_jobs - 1, WORKER_PRELOAD)
+    workers.start(n_jobs, WORKER_PRELOAD)
 
 
 @dataclass(frozen=True)

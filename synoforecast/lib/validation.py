@@ -90,10 +90,11 @@ def validate_table(url: str, spec: SheetSpec, quarters: Sequence[dt.date], max_p
 
 
 def _batches(quarters: list[dt.date], counts: dict, budget: int) -> list[list[dt.date]]:
+    """Consecutive quarters, at most `budget` rows per batch (a larger quarter alone)."""
     batches: list[list[dt.date]] = []
-    size = budget
+    size = 0
     for quarter in quarters:
-        if size + counts[quarter] > budget and (not batches or batches[-1]):
+        if not batches or size + counts[quarter] > budget:
             batches.append([])
             size = 0
         batches[-1].append(quarter)

@@ -86,6 +86,13 @@ def shared_workers(count: int, preload: Sequence[str] = ()) -> list[WorkerProces
     return _shared[:count]
 
 
+def start(n_jobs: int, preload: Sequence[str] = ()) -> None:
+    """Start the workers a split over `n_jobs` processes needs (`n_jobs - 1`; none for 1), so
+    they import `preload` while the caller prepares the work."""
+    if n_jobs > 1:
+        shared_workers(n_jobs - 1, preload)
+
+
 @atexit.register
 def close_shared() -> None:
     for worker in _shared:

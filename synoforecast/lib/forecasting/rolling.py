@@ -75,10 +75,9 @@ class OneStepPredictions:
                  load: Callable[[list[Key]], dict[Key, float]] | None = None,
                  save: Callable[[dict[Key, float]], None] | None = None):
         self.freq, self.n_jobs = freq, n_jobs
-        if n_jobs > 1:  # started now, they import statsforecast while the caller prepares the series
-            from synoforecast.lib.workers import shared_workers
+        from synoforecast.lib import workers
 
-            shared_workers(n_jobs - 1, WORKER_PRELOAD)
+        workers.start(n_jobs, WORKER_PRELOAD)  # they import statsforecast while the caller prepares the series
         self._load, self._save = load, save
         self.values: dict[Key, float] = {}
         self.fits = self.loaded = self.reused = 0
@@ -170,10 +169,9 @@ def warm_up(n_jobs: int) -> threading.Thread:
     """Start the fit workers and import statsforecast here, on a thread, for forecasts that come
     next: the dbt step calls this before it waits ~10 s on dbt, so the first forecast step
     does not spend ~3 s importing (and its workers another ~2.5 s) with the second core idle."""
-    if n_jobs > 1:
-        from synoforecast.lib.workers import shared_workers
+    from synoforecast.lib import workers
 
-        shared_workers(n_jobs - 1, WORKER_PRELOAD)
+    workers.start(n_jobs, WORKER_PRELOAD)
     thread = threading.Thread(target=importlib.import_module, args=("synoforecast.lib.forecasting.engine",),
                               name="import-statsforecast", daemon=True)
     thread.start()
