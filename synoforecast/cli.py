@@ -343,11 +343,11 @@ UI_SILENCED_WARNINGS = ("ignore:Function `dev_command` is superseded",)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from synoforecast.settings import ensure_dagster_home, get_settings
+    from synoforecast.settings import ensure_dagster_home, get_settings, instance_template
 
     settings = get_settings()
     home = ensure_dagster_home(settings)
-    template, used = settings.home / "dagster.yaml", home / "dagster.yaml"
+    template, used = instance_template(settings), home / "dagster.yaml"
     if template.exists() and used.exists() and template.read_bytes() != used.read_bytes():
         _progress(f"note: {used} (the instance config in use) differs from {template}; "
                   "it was copied on first use: compare them if the project's file changed")

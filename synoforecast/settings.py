@@ -280,12 +280,23 @@ def get_settings() -> Settings:
     return load_settings()
 
 
+# the embedded instance config shipped in the package (the checkout's dagster.yaml links to it)
+PACKAGED_INSTANCE_CONFIG = Path(__file__).with_name("dagster.yaml")
+
+
+def instance_template(settings: Settings) -> Path:
+    """The home's own dagster.yaml, else the packaged one: a home outside the checkout would
+    otherwise run on Dagster's defaults (no pooled storage, no run concurrency limits)."""
+    own = settings.home / "dagster.yaml"
+    return own if own.exists() else PACKAGED_INSTANCE_CONFIG
+
+
 def ensure_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at a persistent folder (runs survive restarts) holding the
     project's instance config, unless the operator already chose one."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
-    template = settings.home / "dagster.yaml"
+    template = instance_template(settings)
     target = home / "dagster.yaml"
     if template.exists() and not target.exists():
         shutil.copyfile(template, target)

@@ -174,3 +174,28 @@ def test_the_fits_use_both_cores_unless_told_otherwise(tmp_path):
 
     assert settings_for(tmp_path).forecast_workers == min(2, os.cpu_count() or 1)
     assert settings_for(tmp_path, SYNOFORECAST_FORECAST_WORKERS="1").forecast_workers == 1
+
+
+def test_a_home_without_its_own_dagster_yaml_gets_the_packaged_instance_config(tmp_path, monkeypatch):
+    """An installed synoforecast run from any folder: without the packaged config its Dagster
+    instance would run on Dagster's defaults (no pooled storage, no run concurrency limits)."""
+    from synoforecast.settings import PACKAGED_INSTANCE_CONFIG, ensure_dagster_home
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    settings = settings_for(tmp_path / "elsewhere")
+    home = ensure_dagster_home(settings)
+    copied = (home / "dagster.yaml").read_text()
+    assert copied == PACKAGED_INSTANCE_CONFIG.read_text()
+    assert "synoforecast.sqlite_storage" in copied and "tag_concurrency_limits" in copied
+    repo_config = Path(__file__).resolve().parents[3] / "dagster.yaml"
+    assert repo_config.read_text() == copied, "the checkout's dagster.yaml is the packaged one"
+
+
+def test_a_home_with_its_own_dagster_yaml_keeps_it(tmp_path, monkeypatch):
+    from synoforecast.settings import ensure_dagster_home
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    home = ensure_dagster_home(settings_for(tmp_path / "own"))
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
