@@ -348,7 +348,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     settings = get_settings()
     home = ensure_dagster_home(settings)
     template, used = instance_template(settings), home / "dagster.yaml"
-    if template.exists() and used.exists() and template.read_bytes() != used.read_bytes():
+    if used.exists() and template.read_bytes() != used.read_bytes():
         _progress(f"note: {used} (the instance config in use) differs from {template}; "
                   "it was copied on first use: compare them if the project's file changed")
     dagster = Path(sys.executable).with_name("dagster")

@@ -298,6 +298,6 @@ def ensure_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     template = instance_template(settings)
     target = home / "dagster.yaml"
-    if template.exists() and not target.exists():
+    if not target.exists():
         shutil.copyfile(template, target)
     return home
