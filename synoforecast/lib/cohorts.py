@@ -32,7 +32,7 @@ class Cohort:
     # series are scaled so that they add up to that series, per as-of quarter and metric
     top_down_to: tuple[str, str] | None = None
     # daily values for forecast/landing: series_id, day, units, revenue, with {svr_rm}, {consumer}
-    # and {c2} standing for the staging views (complete quarters, or the quarter in progress);
+    # and {c2} standing for the staging relations (complete quarters, or the quarter in progress);
     # by-customer cohorts return customer ids, grouped as the quarterly forecasts group them
     daily_sql: str = ""
     stock_metrics: tuple[str, ...] = ()  # levels (C2 seats at month end), not sums over the quarter

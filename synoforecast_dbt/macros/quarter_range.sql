@@ -40,3 +40,17 @@
         delete from {{ this }} where {{ quarter_range_filter('quarter_start') }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+  Filter of the staging tables (stg_svr_rm, stg_consumer, stg_c2): an incremental build
+  cleans only the run's quarters; the first build (or a --full-refresh, or the view an
+  older release left in its place) cleans every raw row, whatever the range, because
+  the marts read all of staging (first purchases, latest names, the top-customer set).
+  Renders to nothing in the views that share the macros (stg_running_*).
+-#}
+{% macro where_run_quarters_if_incremental(column='quarter_start') -%}
+    {%- if is_incremental() -%}
+        where {{ quarter_range_filter(column) }}
+    {%- endif -%}
+{%- endmacro %}

@@ -17,4 +17,5 @@ select
     quarter_label,
     snapshot_id
 from {{ source(source_name, 'c2') }}
+{{ where_run_quarters_if_incremental() }}
 {% endmacro %}

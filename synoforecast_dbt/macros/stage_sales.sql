@@ -11,6 +11,7 @@
 with source as (
 
     select * from {{ source(source_name, source_table) }}
+    {{ where_run_quarters_if_incremental() }}
 
 ),
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 SPEC = SampleSpec(rows=900, seed=5, start=dt.date(2024, 7, 1), quarters=8, as_of=dt.date(2026, 5, 20))
 IGNORED = ("run_id", "created_at", "snapshot_id", "published_at", "recorded_at")
-SCHEMAS = ("raw", "marts", "forecast", "published")
+SCHEMAS = ("raw", "staging", "marts", "forecast", "published")  # staging: its tables (stg_svr_rm, ...)
 
 
 def fingerprint(url: str, schemas=SCHEMAS) -> dict[str, tuple]:
@@ -391,7 +391,7 @@ def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills, after_a):
 
 
 def test_a_new_top_customers_sheet_reaches_every_quarter_of_the_marts(drills, after_a, tmp_path):
-    """Reference data changes the staging views for every quarter; the marts must follow in
+    """Reference data changes staging for every quarter; the marts must follow in
     every quarter too (they used to be rebuilt only over the run's range, or not at all)."""
     url = after_a
 
@@ -409,6 +409,26 @@ def test_a_new_top_customers_sheet_reaches_every_quarter_of_the_marts(drills, af
                                where m.is_top_customer <> exists (select 1 from staging.int_top_customers t
                                                                   where t.customer_id = m.customer_id)""")[0][0]
         assert mixed == 0, schema
+
+
+def test_staging_tables_cleaned_for_one_quarter_match_a_clean_build_even_replacing_an_older_view(drills, after_a):
+    """Export B changes one quarter of A: the run cleans only that quarter into staging.stg_*,
+    and the result must equal B ingested into an empty warehouse. Here the staging tables
+    were views (as releases before the tables left them), so this first build of the tables
+    runs over one quarter's range and still has to clean every quarter."""
+    url = after_a
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in ("stg_svr_rm", "stg_consumer", "stg_c2"):
+            conn.execute(f"drop table staging.{table} cascade")
+            conn.execute(f"create view staging.{table} as select * from raw.{table.removeprefix('stg_')}")
+    outcome = ingest(drills["b"])
+    assert outcome.ok, outcome.error
+    assert outcome.partitions[0] == "2024-10-01"  # from the changed quarter on: 2024-Q3 lies outside the range
+    assert fetch(url, "select count(*) from raw.svr_rm where quarter_start = '2024-07-01'")[0][0] > 0
+    assert fingerprint(url) == drills["clean"]["b"]
+    kinds = fetch(url, "select table_name, table_type from information_schema.tables where table_schema = 'staging' "
+                       "and table_name in ('stg_svr_rm', 'stg_consumer', 'stg_c2') order by 1")
+    assert kinds == [("stg_c2", "BASE TABLE"), ("stg_consumer", "BASE TABLE"), ("stg_svr_rm", "BASE TABLE")]
 
 
 def test_an_artefact_folder_that_cannot_be_written_fails_the_run_and_the_next_ingest_heals(drills, after_a):

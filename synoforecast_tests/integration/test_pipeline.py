@@ -136,8 +136,8 @@ def test_raw_rows_carry_a_compact_snapshot_id_mapped_one_to_one_to_the_sha256(in
     ((snapshot_id,),) = fetch(url, "select snapshot_id from ops.snapshots where sha256 = %s", (sha,))
     for table in ("svr_rm", "consumer", "c2", "top_customers", "region_map", "device_bays"):
         assert fetch(url, f"select distinct snapshot_id from raw.{table}") == [(snapshot_id,)], table
-    for view in ("stg_svr_rm", "stg_consumer", "stg_c2"):  # dbt staging follows the raw column
-        assert fetch(url, f"select distinct snapshot_id from staging.{view}") == [(snapshot_id,)], view
+    for table in ("stg_svr_rm", "stg_consumer", "stg_c2"):  # dbt staging follows the raw column
+        assert fetch(url, f"select distinct snapshot_id from staging.{table}") == [(snapshot_id,)], table
     assert fetch(url, "select count(*) = count(distinct snapshot_id), count(*) = count(distinct sha256) "
                       "from ops.snapshots") == [(True, True)]
 

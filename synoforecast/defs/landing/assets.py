@@ -78,7 +78,7 @@ LANDING_TABLE, EVALUATION_TABLE = "forecast.landing", "forecast.landing_evaluati
 
 
 def daily_values(url: str, cohort, cutoff: dt.date) -> pl.DataFrame:
-    """The cohort's daily values: complete quarters from the staging views, the quarter in
+    """The cohort's daily values: complete quarters from the staging tables, the quarter in
     progress from their stg_running_* twins (same cleaning), nothing after the cut-off."""
     from synoforecast.lib.warehouse import query_frame
 

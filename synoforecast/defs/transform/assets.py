@@ -60,7 +60,7 @@ class SynoforecastTranslator(DagsterDbtTranslator):
     pool="dbt",
 )
 def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Staging views and incremental marts for the run's quarters (dbt vars start/end_quarter)."""
+    """Staging and incremental marts for the run's quarters (dbt vars start/end_quarter)."""
     quarters = partition_quarters(context)
     keys = [to_key(q) for q in quarters]
     url = warehouse.get_url()
