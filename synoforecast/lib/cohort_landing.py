@@ -17,7 +17,7 @@ import polars as pl
 
 from synoforecast.lib import landing as L
 from synoforecast.lib.cohort_forecast import PUBLISHED_DECIMALS
-from synoforecast.lib.cohorts import ALL_OTHER, TOTAL, Cohort
+from synoforecast.lib.cohorts import ALL_OTHER, METRICS, TOTAL, Cohort
 from synoforecast.lib.quarters import add_quarters, quarter_label
 
 BAND_COLUMNS = [f"yhat_{side}_{lv}" for lv in L.LEVELS for side in ("lo", "hi")]
@@ -60,8 +60,9 @@ def daily_as_formed(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, 
 
 def cohort_inputs(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, forecasts: pl.DataFrame,
                   complete: list[dt.date], running: dt.date) -> L.CohortInputs:
-    """`daily`: the cohort's daily_sql rows over complete quarters and the running one;
-    `forecasts`: its published rows (series_id, metric, target_quarter, yhat)."""
+    """`daily`: the cohort's daily_sql rows over complete quarters and the running one (a
+    `parent`'s own rows are not read: :func:`parent_paths`); `forecasts`: its published rows
+    (series_id, metric, target_quarter, yhat)."""
     paths: dict = {}
     for quarter in [*complete, running]:
         formed = daily_as_formed(cohort, daily, history, quarter)
@@ -71,9 +72,30 @@ def cohort_inputs(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, fo
     series = sorted({(s, m) for s, m, _ in by_target})
     parent = cohort.parent or TOTAL
     parts = sorted({s for s, _ in series if s != parent})
+    if cohort.parent is not None:
+        paths = {k: v for k, v in paths.items() if k[0] != parent} \
+            | parent_paths(paths, parent, parts, by_target, [*complete, running])
     return L.CohortInputs(paths=paths, complete=list(complete), forecasts=by_target, series=series,
                           parts=parts, stock_metrics=cohort.stock_metrics, alignment=cohort.profile_alignment,
                           totals=(parent,))
+
+
+def parent_paths(paths: dict, parent: str, parts: list[str], forecasts: dict, quarters: list[dt.date]) -> dict:
+    """A `parent` cohort's parent as the sum of its published parts' paths, per quarter and
+    metric: the parts with a forecast for it (all of them in a quarter the parent has none
+    for: only profiles read it). The quarterly forecasts publish the parent as the sum of
+    its parts (T1+T2+T3; the forecast C2 services), so its F holds no Unknown tier nor a
+    service without a forecast; a quarter-to-date that did would move known parts when
+    they are scaled onto it. Stocks too: the sum of the services' latest seats."""
+    out = {}
+    for quarter in quarters:
+        for metric in METRICS:
+            members = [s for s in parts if (s, metric, quarter) in forecasts] \
+                if (parent, metric, quarter) in forecasts else parts
+            held = [paths[(s, metric, quarter)] for s in members if (s, metric, quarter) in paths]
+            if held:  # summed in the parts' sorted order: replay_key hashes these bits
+                out[(parent, metric, quarter)] = np.sum(held, axis=0)
+    return out
 
 
 def _reconcile(cohort: Cohort, frame: pl.DataFrame, keys: list[str], totals: pl.DataFrame | None) -> pl.DataFrame:
@@ -104,6 +126,10 @@ def _rounded_bands(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _score(cohort: Cohort, cutoff: dt.date, replays: pl.DataFrame) -> pl.DataFrame:
+    """The evaluation rows. Coverage on the published grid: the bands are published rounded to
+    PUBLISHED_DECIMALS, so the actual is rounded alike. A fully known quarter's band is
+    [x, x], x the actual rounded, and covers it (unrounded, an actual a hair off x missed);
+    a unit of slack instead would also count actuals a unit outside the published band."""
     from synoforecast.lib.forecasting.metrics import coverage, smape
 
     rows = []
@@ -111,13 +137,14 @@ def _score(cohort: Cohort, cutoff: dt.date, replays: pl.DataFrame) -> pl.DataFra
         return pl.DataFrame(schema=EVALUATION_SCHEMA)
     for (metric, level, week), g in sorted(replays.group_by("metric", "level", "week"), key=lambda x: x[0]):
         a = g["actual"].to_numpy()
+        published = g["actual"].round(PUBLISHED_DECIMALS).to_numpy()
         rows.append({
             "cutoff_date": cutoff, "cohort": cohort.name, "metric": metric, "level": level,
             "week_of_quarter": int(week), "elapsed_share": float(g["elapsed_share"].mean()), "replays": g.height,
             "smape_landing": smape(a, g["yhat"].to_numpy()), "smape_start": smape(a, g["forecast_start"].to_numpy()),
             "smape_qtd_share": smape(a, g["naive_extrapolated"].to_numpy()),
-            "coverage_80": coverage(a, g["yhat_lo_80"].to_numpy(), g["yhat_hi_80"].to_numpy()),
-            "coverage_95": coverage(a, g["yhat_lo_95"].to_numpy(), g["yhat_hi_95"].to_numpy()),
+            "coverage_80": coverage(published, g["yhat_lo_80"].to_numpy(), g["yhat_hi_80"].to_numpy()),
+            "coverage_95": coverage(published, g["yhat_lo_95"].to_numpy(), g["yhat_hi_95"].to_numpy()),
             "weight_extrapolated": float(g["weight"].mean()), "weight_naive": float(g["weight_naive"].mean()),
         })
     return pl.DataFrame(rows, schema=EVALUATION_SCHEMA)

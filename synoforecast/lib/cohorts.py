@@ -33,7 +33,8 @@ class Cohort:
     top_down_to: tuple[str, str] | None = None
     # daily values for forecast/landing: series_id, day, units, revenue, with {svr_rm}, {consumer}
     # and {c2} standing for the staging relations (complete quarters, or the quarter in progress);
-    # by-customer cohorts return customer ids, grouped as the quarterly forecasts group them
+    # by-customer cohorts return customer ids, grouped as the quarterly forecasts group them; a
+    # `parent` is not queried: the landing sums it from its published parts, as the forecasts do
     daily_sql: str = ""
     stock_metrics: tuple[str, ...] = ()  # levels (C2 seats at month end), not sums over the quarter
     # how a cut-off lines up with past quarters in the landing's profiles (lib/landing.py):
@@ -52,10 +53,8 @@ COHORTS: tuple[Cohort, ...] = (
            select tier, quarter_start, units::float8, revenue_usd::float8
              from marts.mart_svr_rm_tier_quarterly where tier <> 'Unknown'""",
         parent=TOTAL,
-        daily_sql="""select 'total' as series_id, sale_date as day, sum(units)::float8 as units,
-                            sum(revenue_usd)::float8 as revenue from {svr_rm} group by sale_date
-                     union all
-                     select tier, sale_date, sum(units)::float8, sum(revenue_usd)::float8
+        daily_sql="""select tier as series_id, sale_date as day, sum(units)::float8 as units,
+                            sum(revenue_usd)::float8 as revenue
                        from {svr_rm} where coalesce(tier, 'Unknown') <> 'Unknown' group by tier, sale_date""",
     ),
     Cohort(
@@ -77,8 +76,10 @@ COHORTS: tuple[Cohort, ...] = (
         """select region as series_id, quarter_start, units::float8 as units, revenue_usd::float8 as revenue
              from marts.mart_svr_rm_region_quarterly""",
         top_down_to=("svr_rm_overall", TOTAL),  # regions add up to the published SVR-RM total (= T1+T2+T3)
+        # the lines the SVR-RM total counts (known tier): regions add up to it unmoved
         daily_sql="""select coalesce(region, 'Unknown') as series_id, sale_date as day, sum(units)::float8 as units,
-                            sum(revenue_usd)::float8 as revenue from {svr_rm} group by 1, sale_date""",
+                            sum(revenue_usd)::float8 as revenue
+                       from {svr_rm} where coalesce(tier, 'Unknown') <> 'Unknown' group by 1, sale_date""",
     ),
     Cohort(
         "consumer_trend",
@@ -98,9 +99,7 @@ COHORTS: tuple[Cohort, ...] = (
              from marts.mart_c2_adoption_quarterly""",
         parent=ALL_C2,  # the mart's 'All C2' row sums every service; published as the sum of the services' forecasts
         daily_sql="""select service as series_id, month as day, sum(seats)::float8 as units,
-                            sum(mrr_usd)::float8 as revenue from {c2} group by service, month
-                     union all
-                     select 'All C2', month, sum(seats)::float8, sum(mrr_usd)::float8 from {c2} group by month""",
+                            sum(mrr_usd)::float8 as revenue from {c2} group by service, month""",
         stock_metrics=("units",),
         profile_alignment="month",
     ),
