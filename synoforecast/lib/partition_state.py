@@ -57,6 +57,12 @@ def invalidate(conn: psycopg.Connection, target: str, partition_keys: Sequence[s
                  (target, list(partition_keys)))
 
 
+def forget(conn: psycopg.Connection, target: str, scopes: Sequence[str]) -> None:
+    """Forget the given scopes of `target` (the raw partitions dbt is about to rebuild from):
+    a build that dies half-way leaves them unrecorded, so the next run rebuilds them."""
+    conn.execute("delete from ops.partition_state where target = %s and scope = any(%s)", (target, list(scopes)))
+
+
 def load(conn: psycopg.Connection) -> list[tuple[str, str, str, str]]:
     """(target, scope, partition_key, fingerprint) of every recorded partition."""
     return conn.execute("select target, scope, partition_key, fingerprint from ops.partition_state").fetchall()

@@ -5,23 +5,26 @@ import contextlib
 import json
 import os
 import shutil
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from synoforecast.defs.partitions import FOLLOW_UPSTREAM, QUARTERLY, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.defs.transform.project import dbt_project, ensure_manifest
-from synoforecast.lib import partition_state
+from synoforecast.defs.transform.project import DIGEST_FILE, dbt_project, ensure_manifest
+from synoforecast.lib import dbt_selection, partition_state
 from synoforecast.lib.dbt_vars import dbt_vars, split_for_partial_parsing
+from synoforecast.lib.fingerprint import combine
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.warehouse import connect
 from synoforecast.settings import get_settings
 
 
 DBT_TARGET = "dbt"  # ops.partition_state target of the marts (one row per quarter for the whole project)
+FULL_BUILD_TAG = "synoforecast/dbt_full_build"  # "true": build every model, changed inputs or not
 
 
 def keep_partial_parse(invocation_target: Path, project_target: Path) -> None:
@@ -51,6 +54,50 @@ class SynoforecastTranslator(DagsterDbtTranslator):
         return FOLLOW_UPSTREAM
 
 
+@lru_cache(maxsize=1)
+def _manifest() -> dict:
+    return json.loads(ensure_manifest().read_text())
+
+
+def project_digest(variables: Mapping[str, object]) -> str:
+    """What dbt's output depends on besides the raw rows: the sources the manifest was parsed
+    from, the vars, and the dbt releases."""
+    from importlib.metadata import version
+
+    sources = ensure_manifest().with_name(DIGEST_FILE).read_text().strip()
+    return combine([sources, json.dumps(dict(variables), sort_keys=True),
+                    f"dbt-core {version('dbt-core')} dbt-postgres {version('dbt-postgres')}"])
+
+
+def _unchanged_outputs(context: dg.AssetExecutionContext, manifest: Mapping,
+                       skipped: frozenset[str]) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """A materialization of each node dbt was not asked to build: its partitions hold what a
+    build from the same raw content and project would write (lib/dbt_selection.py), and its
+    tests' results on that content: passed, or the build that wrote it would not have been
+    recorded. Yielded before dbt's own: no skipped node reads a built one, and Dagster wants
+    parents first."""
+    translator = SynoforecastTranslator()
+    checks: dict[dg.AssetKey, list[dg.AssetCheckKey]] = {}
+    for key in context.selected_asset_check_keys:
+        checks.setdefault(key.asset_key, []).append(key)
+    for uid in dbt_selection.in_build_order(manifest, skipped):
+        key = translator.get_asset_key(manifest["nodes"][uid])
+        if key.to_python_identifier() not in context.selected_output_names:
+            continue
+        yield dg.Output(None, output_name=key.to_python_identifier(), metadata={
+            "status": "unchanged", "rebuilt": False,
+            "reason": "no raw table it reads changed since dbt last built it with this project"})
+        for check in sorted(checks.get(key, []), key=lambda k: k.name):  # blocking checks gate the forecasts
+            yield dg.AssetCheckResult(asset_key=key, check_name=check.name, passed=True, metadata={
+                "status": "unchanged", "rerun": False,
+                "reason": "not re-run: the table holds what the last successful build wrote, whose tests passed"})
+
+
+def _is_subset(assets_def: dg.AssetsDefinition) -> bool:
+    return (assets_def.keys_by_output_name != assets_def.node_keys_by_output_name
+            or assets_def.check_specs_by_output_name != assets_def.node_check_specs_by_output_name)
+
+
 @dbt_assets(
     manifest=ensure_manifest(),
     project=dbt_project,
@@ -60,7 +107,8 @@ class SynoforecastTranslator(DagsterDbtTranslator):
     pool="dbt",
 )
 def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Staging and incremental marts for the run's quarters (dbt vars start/end_quarter)."""
+    """Staging and incremental marts for the run's quarters (dbt vars start/end_quarter), only
+    downstream of the raw tables whose content changed since dbt last built from them."""
     quarters = partition_quarters(context)
     keys = [to_key(q) for q in quarters]
     url = warehouse.get_url()
@@ -68,18 +116,43 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
     variables, quarter_env = split_for_partial_parsing(
         dbt_vars(quarters[0], quarters[-1], get_settings().top_customers_n))
     os.environ.update(quarter_env)
+    manifest = _manifest()
+    digest = project_digest(variables)
+    tables = sorted(dbt_selection.source_tables(manifest))
+    subset = _is_subset(context.assets_def)  # a pick in the UI: built as asked, dagster-dbt selects it
     with connect(url) as conn, conn.transaction():  # dbt cannot record in its own transactions:
+        state = partition_state.load(conn)
+        full = subset or context.run.tags.get(FULL_BUILD_TAG, "").lower() == "true" \
+            or not dbt_selection.project_built(state, digest)
+        changed = set(tables) if full else dbt_selection.changed_tables(tables, keys, state, digest)
         partition_state.invalidate(conn, DBT_TARGET, keys)  # dying half-way must read as stale
-    from synoforecast.lib.forecasting.rolling import warm_up  # pandas: not at code-location load
+        partition_state.forget(conn, dbt_selection.DBT_INPUTS,  # ... and rebuild from every input
+                               [dbt_selection.input_scope(t, k) for t in changed for k in keys]
+                               + ([dbt_selection.PROJECT_SCOPE] if full else []))
+    selection = dbt_selection.plan(manifest, None if full else changed)
+    context.log.info(f"raw tables changed since dbt last built from them: {sorted(changed) or 'none'}; "
+                     f"building {len(selection.build)} of {len(selection.build) + len(selection.skip)} models and "
+                     f"seeds" + ("" if full else f" (run tag {FULL_BUILD_TAG}=true builds all)"))
+    yield from _unchanged_outputs(context, manifest, selection.skip)
+    if selection.build:
+        from synoforecast.lib.forecasting.rolling import warm_up  # pandas: not at code-location load
 
-    warm_up(get_settings().forecast_workers)  # the forecasts come next; this step mostly waits on dbt
-    invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
-    try:
-        yield from invocation.stream()
-        keep_partial_parse(invocation.target_path, dbt_project.project_dir / dbt_project.target_path)
-    finally:
-        shutil.rmtree(invocation.target_path, ignore_errors=True)  # one target/ folder per invocation
-    if invocation.is_successful():
-        with connect(url) as conn, conn.transaction():
-            for key in keys:
-                partition_state.record(conn, DBT_TARGET, key, key, context.run_id)
+        warm_up(get_settings().forecast_workers)  # the forecasts come next; this step mostly waits on dbt
+        invocation = dbt.cli(["build", "--vars", json.dumps(variables), *selection.exclude_args(manifest)],
+                             context=context)
+        try:
+            yield from invocation.stream()
+            keep_partial_parse(invocation.target_path, dbt_project.project_dir / dbt_project.target_path)
+        finally:
+            shutil.rmtree(invocation.target_path, ignore_errors=True)  # one target/ folder per invocation
+        if not invocation.is_successful():
+            return
+    with connect(url) as conn, conn.transaction():
+        for key in keys:
+            partition_state.record(conn, DBT_TARGET, key, key, context.run_id)
+        if not subset:
+            for scope, key, fingerprint in dbt_selection.built_records(changed, keys, state, digest):
+                partition_state.record(conn, dbt_selection.DBT_INPUTS, scope, key, context.run_id, fingerprint)
+            if full:
+                partition_state.record(conn, dbt_selection.DBT_INPUTS, dbt_selection.PROJECT_SCOPE, "-",
+                                       context.run_id, digest)
