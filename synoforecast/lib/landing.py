@@ -389,6 +389,8 @@ def _apply(frame: pl.DataFrame, weights: dict[tuple, tuple[float, float]]) -> pl
     e = frame["extrapolated"].fill_null(float("nan")).to_numpy()
     a = np.where(np.isfinite(e), ab[:, 0], 0.0)
     yhat = combine(e, frame["naive_extrapolated"].to_numpy(), frame["forecast_start"].to_numpy(), a, ab[:, 1])
+    # on the quarter's last day what is there is the quarter, whatever weights the replays chose
+    yhat = np.where(frame["elapsed_share"].to_numpy() >= 1.0, frame["qtd_actual"].to_numpy(), yhat)
     return frame.with_columns(weight=pl.Series(a), weight_naive=pl.Series(ab[:, 1]), yhat=pl.Series(yhat))
 
 

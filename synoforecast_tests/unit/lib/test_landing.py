@@ -126,3 +126,16 @@ def test_a_series_without_a_profile_lands_on_its_forecast():
     landed = L.land(inp, QUARTERS[-1], QUARTERS[-1] + dt.timedelta(days=20), scored)
     row = landed.filter(pl.col("series_id") == "NEW").row(0, named=True)
     assert row["qtd_actual"] == 4.0 and np.isnan(row["extrapolated"]) and row["yhat"] == 25.0
+
+
+def test_on_the_quarters_last_day_the_landing_is_what_is_there_whatever_the_weights():
+    """No replays: every weight falls to the forecast, which is off by ~12%; on the last day
+    of the quarter the landing is nonetheless the quarter-to-date, the quarter itself."""
+    inp = inputs(daily_sales())
+    last_day = add_quarters(QUARTERS[-1], 1) - dt.timedelta(days=1)
+    landed = L.land(inp, QUARTERS[-1], last_day, pl.DataFrame(schema=L.REPLAY_SCHEMA))
+    assert landed["elapsed_share"].to_list() == [1.0] * landed.height
+    assert landed["yhat"].to_list() == landed["qtd_actual"].to_list()
+    assert (landed["forecast_start"] != landed["qtd_actual"]).all()
+    earlier = L.land(inp, QUARTERS[-1], last_day - dt.timedelta(days=1), pl.DataFrame(schema=L.REPLAY_SCHEMA))
+    assert earlier["yhat"].to_list() == earlier["forecast_start"].to_list()
