@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import run_measured  # benchmarks/measure.py: peak RSS without this process's own
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLI = str(Path(sys.executable).with_name("synoforecast"))
@@ -75,20 +77,6 @@ def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         env["SYNOFORECAST_FORECAST_PASS"] = passthrough
     env.update(extra or {})
     return env
-
-
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run `cmd`; return its result, wall seconds and peak RSS (MB: the process and its reaped children,
-    read by wait4, which Popen.communicate would pre-empt)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read()), wall, usage.ru_maxrss / 1024
 
 
 def step_times(home: Path, run_ids: list[str]) -> dict[str, float]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from measure import run_measured  # benchmarks/measure.py: peak RSS without this process's own
 
 SHEETS = ("SVR-RM", "Consumer", "C2")
 
@@ -72,13 +72,10 @@ def baseline_load(path: str, url: str) -> dict:
 
 def _child(side: str, path: str, url: str) -> tuple[dict, float]:
     """Run one side in a fresh interpreter; return its result and its own peak RSS (MB)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", side, "--workbook", path, "--url", url],
-                            stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    output = proc.stdout.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{side} failed")
-    return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss / 1024
+    result, _wall, peak = run_measured([sys.executable, __file__, "--child", side, "--workbook", path, "--url", url])
+    if result.returncode != 0:
+        raise SystemExit(f"{side} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1]), peak
 
 
 def main() -> None:
