@@ -443,6 +443,34 @@ def test_an_export_changing_one_sheet_rebuilds_only_its_models_and_equals_a_clea
     assert recorded >= len(outcome.partitions)
 
 
+def test_a_consumer_only_change_leaves_the_svr_rm_marts_and_claims_no_warn_test_it_did_not_run(drills, after_a,
+                                                                                                tmp_path):
+    """Only Consumer changes: the SVR-RM marts are reported unchanged with their error-severity
+    tests passed (rerun false), but their `warn` tests (sums_match) are not claimed: a warning
+    does not fail a build, so the last build's success says nothing about them."""
+    import dagster as dg
+
+    def bump_consumer(wb) -> None:
+        ws = wb["Consumer"]
+        ws.cell(2, 8).value = ws.cell(2, 8).value + 3
+
+    outcome = ingest(edited(drills["a"], tmp_path / "consumer.xlsx", bump_consumer))
+    assert outcome.ok, outcome.error
+    run = outcome.run_ids[1]
+    instance = dg.DagsterInstance.get()
+    status = {"/".join(e.asset_materialization.asset_key.path): e.asset_materialization.metadata["status"].value
+              for e in instance.all_logs(run, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+              if "status" in e.asset_materialization.metadata}
+    assert status["marts/mart_consumer_quarterly"] == "success"
+    assert status["marts/mart_svr_rm_tier_quarterly"] == status["staging/stg_svr_rm"] == "unchanged"
+    tier = [e.dagster_event.event_specific_data for e in instance.all_logs(
+        run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        if e.dagster_event.event_specific_data.asset_key == dg.AssetKey(["marts", "mart_svr_rm_tier_quarterly"])]
+    names = {c.check_name for c in tier}
+    assert tier and all(c.passed and c.metadata["rerun"].value is False for c in tier)
+    assert not any(n.startswith("sums_match") for n in names), names
+
+
 def test_staging_tables_cleaned_for_one_quarter_match_a_clean_build_even_replacing_an_older_view(drills, after_a):
     """Export B changes one quarter of A: the run cleans only that quarter into staging.stg_*,
     and the result must equal B ingested into an empty warehouse. Here the staging tables

@@ -74,12 +74,16 @@ def _unchanged_outputs(context: dg.AssetExecutionContext, manifest: Mapping,
     """A materialization of each node dbt was not asked to build: its partitions hold what a
     build from the same raw content and project would write (lib/dbt_selection.py), and its
     tests' results on that content: passed, or the build that wrote it would not have been
-    recorded. Yielded before dbt's own: no skipped node reads a built one, and Dagster wants
-    parents first."""
+    recorded (tests of severity `warn` do not fail a build, so theirs are not claimed and
+    their last result stands). Yielded before dbt's own: no skipped node reads a built one,
+    and Dagster wants parents first."""
     translator = SynoforecastTranslator()
+    warn_only = {props["name"] for props in manifest["nodes"].values() if props["resource_type"] == "test"
+                 and str(props.get("config", {}).get("severity", "error")).lower() == "warn"}
     checks: dict[dg.AssetKey, list[dg.AssetCheckKey]] = {}
     for key in context.selected_asset_check_keys:
-        checks.setdefault(key.asset_key, []).append(key)
+        if key.name not in warn_only:
+            checks.setdefault(key.asset_key, []).append(key)
     for uid in dbt_selection.in_build_order(manifest, skipped):
         key = translator.get_asset_key(manifest["nodes"][uid])
         if key.to_python_identifier() not in context.selected_output_names:
