@@ -1,5 +1,6 @@
 """Which dbt nodes a run must build: those downstream of a raw table whose content changed
-since dbt last built from it (pure: the manifest and ops.partition_state rows in, names out).
+since dbt last built from it (pure: the manifest, ops.partition_state rows and ops.dbt_inputs
+in, names out).
 
 A weekly export usually changes one sheet's newest quarter; its other sheets and the
 reference tables are rewritten with the same content. Rebuilding their staging and marts
@@ -7,7 +8,7 @@ reference tables are rewritten with the same content. Rebuilding their staging a
 descendants of the changed sources and reports the others unchanged. A project never built
 with its current digest builds every node.
 
-What dbt built from is recorded per raw table and quarter (target :data:`DBT_INPUTS`, scope
+What dbt built from is recorded per raw table and quarter (``ops.dbt_inputs``, scope
 ``<table>|<quarter key>``) as the raw partition's fingerprint combined with the dbt project's
 digest (its sources and vars), only after a successful build. So a run that died between
 the sheets and dbt, an edited model, other vars or a quarter never built all read as
@@ -21,8 +22,7 @@ from dataclasses import dataclass
 
 from synoforecast.lib.fingerprint import combine
 
-DBT_INPUTS = "dbt.inputs"  # ops.partition_state target: what dbt last built each raw partition from
-PROJECT_SCOPE = "project"  # its row: the project digest every node was last built with (seeds, views)
+PROJECT_SCOPE = "project"  # ops.dbt_inputs row: the project digest every node was last built with
 SOURCE_SCHEMA = "raw"
 BUILT_RESOURCES = ("model", "seed", "snapshot")  # nodes dbt builds (tests follow their models)
 
@@ -43,24 +43,25 @@ def source_tables(manifest: Mapping) -> dict[str, str]:
             if props["source_name"] == SOURCE_SCHEMA}
 
 
-def project_built(state: Iterable[tuple[str, str, str, str]], project_digest: str) -> bool:
+def project_built(built: Mapping[str, str], project_digest: str) -> bool:
     """Every node was built with this project (sources, vars, dbt release): the nodes that read
-    no raw table (seeds, the running quarter's views) need no build; otherwise all do."""
-    return any(target == DBT_INPUTS and scope == PROJECT_SCOPE and fingerprint == project_digest
-               for target, scope, _key, fingerprint in state)
+    no raw table (seeds, the running quarter's views) need no build; otherwise all do.
+    `built`: ops.dbt_inputs, scope -> fingerprint."""
+    return built.get(PROJECT_SCOPE) == project_digest
+
+
+def _raw(state: Iterable[tuple[str, str, str, str]]) -> dict[tuple[str, str], str]:
+    """(table, quarter key) -> fingerprint of the raw partitions in ops.partition_state rows
+    (target, scope, partition_key, fingerprint); a raw partition's scope is its quarter key."""
+    prefix = f"{SOURCE_SCHEMA}."
+    return {(target.removeprefix(prefix), scope): fp for target, scope, _key, fp in state if target.startswith(prefix)}
 
 
 def changed_tables(tables: Iterable[str], keys: Sequence[str], state: Iterable[tuple[str, str, str, str]],
-                   project_digest: str) -> set[str]:
+                   built: Mapping[str, str], project_digest: str) -> set[str]:
     """Raw tables with a quarter in `keys` whose content dbt has not built from with this
-    project. `state`: (target, scope, partition_key, fingerprint) rows of ops.partition_state;
-    a raw partition's scope is its quarter key."""
-    raw, built = {}, {}
-    for target, scope, _key, fingerprint in state:
-        if target == DBT_INPUTS:
-            built[scope] = fingerprint
-        elif target.startswith(f"{SOURCE_SCHEMA}."):
-            raw[(target.removeprefix(f"{SOURCE_SCHEMA}."), scope)] = fingerprint
+    project (`state`: ops.partition_state rows; `built`: ops.dbt_inputs, scope -> fingerprint)."""
+    raw = _raw(state)
     out = set()
     for table in tables:
         for key in keys:
@@ -72,13 +73,13 @@ def changed_tables(tables: Iterable[str], keys: Sequence[str], state: Iterable[t
 
 
 def built_records(tables: Iterable[str], keys: Sequence[str], state: Iterable[tuple[str, str, str, str]],
-                  project_digest: str) -> list[tuple[str, str, str]]:
-    """(scope, partition key, fingerprint) to record for `tables` after a successful build:
-    what their raw partitions hold now (a partition raw never wrote is left unrecorded)."""
-    raw = {(t.removeprefix(f"{SOURCE_SCHEMA}."), scope): fp for t, scope, _k, fp in state
-           if t.startswith(f"{SOURCE_SCHEMA}.")}
-    return [(input_scope(table, key), key, built_fingerprint(raw[(table, key)], project_digest))
-            for table in sorted(tables) for key in keys if (table, key) in raw]
+                  project_digest: str) -> dict[str, str]:
+    """scope -> fingerprint to record for `tables` after a successful build, with the project's
+    own row: what their raw partitions hold now (a partition raw never wrote is left out)."""
+    raw = _raw(state)
+    out = {input_scope(table, key): built_fingerprint(raw[(table, key)], project_digest)
+           for table in sorted(tables) for key in keys if (table, key) in raw}
+    return {**out, PROJECT_SCOPE: project_digest}
 
 
 @dataclass(frozen=True)

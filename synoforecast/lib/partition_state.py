@@ -9,6 +9,9 @@ sensor tick re-runs exactly those.
 Writers that do not know the fingerprint (forecast and evaluation publishes) get it from
 the snapshot their run registered (`ops.run_snapshots`, written by the sheet assets):
 the snapshot's cumulative "derived" fingerprint of that quarter.
+
+Beside it, `ops.dbt_inputs` keeps what dbt last built from (lib/dbt_selection.py): not a
+published partition, so it lives in a table of its own.
 """
 
 from __future__ import annotations
@@ -57,12 +60,26 @@ def invalidate(conn: psycopg.Connection, target: str, partition_keys: Sequence[s
                  (target, list(partition_keys)))
 
 
-def forget(conn: psycopg.Connection, target: str, scopes: Sequence[str]) -> None:
-    """Forget the given scopes of `target` (the raw partitions dbt is about to rebuild from):
-    a build that dies half-way leaves them unrecorded, so the next run rebuilds them."""
-    conn.execute("delete from ops.partition_state where target = %s and scope = any(%s)", (target, list(scopes)))
-
-
 def load(conn: psycopg.Connection) -> list[tuple[str, str, str, str]]:
     """(target, scope, partition_key, fingerprint) of every recorded partition."""
     return conn.execute("select target, scope, partition_key, fingerprint from ops.partition_state").fetchall()
+
+
+def load_dbt_inputs(conn: psycopg.Connection) -> dict[str, str]:
+    """ops.dbt_inputs: scope -> fingerprint of what dbt last built from (lib/dbt_selection.py)."""
+    return dict(conn.execute("select scope, fingerprint from ops.dbt_inputs").fetchall())
+
+
+def forget_dbt_inputs(conn: psycopg.Connection, scopes: Sequence[str]) -> None:
+    """Before dbt rebuilds from these inputs: a build that dies half-way leaves them unrecorded,
+    so the next run rebuilds them."""
+    conn.execute("delete from ops.dbt_inputs where scope = any(%s)", (list(scopes),))
+
+
+def record_dbt_inputs(conn: psycopg.Connection, records: dict[str, str], run_id: str) -> None:
+    """After a successful dbt build: what it built from."""
+    with conn.cursor() as cur:
+        cur.executemany("insert into ops.dbt_inputs (scope, fingerprint, run_id) values (%s, %s, %s) "
+                        "on conflict (scope) do update set fingerprint = excluded.fingerprint, "
+                        "run_id = excluded.run_id, built_at = now()",
+                        [(scope, fp, run_id) for scope, fp in records.items()])

@@ -351,6 +351,15 @@ OPS_DDL = [
   snapshot_sha256 text not null,
   registered_at timestamptz not null default now()
 )""",
+    # What dbt last built from, per raw table and quarter (and the project digest it was built
+    # with): lib/dbt_selection.py builds only downstream of the raw tables that differ.
+    # Written after a successful build; not a published partition, so not in partition_state.
+    """create table if not exists ops.dbt_inputs (
+  scope text primary key,
+  fingerprint text not null,
+  run_id text not null,
+  built_at timestamptz not null default now()
+)""",
     # The export analysts see (schema `published`), switched in one transaction by a run that succeeded.
     """create table if not exists ops.published_snapshot (
   id boolean primary key default true check (id),

@@ -438,8 +438,7 @@ def test_an_export_changing_one_sheet_rebuilds_only_its_models_and_equals_a_clea
     assert consumer and all(c.passed and c.metadata["rerun"].value is False for c in consumer)
     assert all(c.passed for c in checks if c.asset_key.path[0] in ("staging", "intermediate", "marts"))
     with psycopg.connect(after_a) as conn:  # what dbt built from is recorded: the same export again builds nothing
-        recorded = conn.execute("select count(*) from ops.partition_state where target = 'dbt.inputs' "
-                                "and scope like 'svr_rm|%%'").fetchone()[0]
+        recorded = conn.execute("select count(*) from ops.dbt_inputs where scope like 'svr_rm|%%'").fetchone()[0]
     assert recorded >= len(outcome.partitions)
 
 
@@ -482,8 +481,7 @@ def test_staging_tables_cleaned_for_one_quarter_match_a_clean_build_even_replaci
             conn.execute(f"drop table staging.{table} cascade")
             conn.execute(f"create view staging.{table} as select * from raw.{table.removeprefix('stg_')}")
         # built by that older release: another project digest, so this run builds every model
-        conn.execute("update ops.partition_state set fingerprint = 'an older release' "
-                     "where target = 'dbt.inputs' and scope = 'project'")
+        conn.execute("update ops.dbt_inputs set fingerprint = 'an older release' where scope = 'project'")
     outcome = ingest(drills["b"])
     assert outcome.ok, outcome.error
     assert outcome.partitions[0] == "2024-10-01"  # from the changed quarter on: 2024-Q3 lies outside the range

@@ -125,14 +125,13 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
     tables = sorted(dbt_selection.source_tables(manifest))
     subset = _is_subset(context.assets_def)  # a pick in the UI: built as asked, dagster-dbt selects it
     with connect(url) as conn, conn.transaction():  # dbt cannot record in its own transactions:
-        state = partition_state.load(conn)
+        state, built = partition_state.load(conn), partition_state.load_dbt_inputs(conn)
         full = subset or context.run.tags.get(FULL_BUILD_TAG, "").lower() == "true" \
-            or not dbt_selection.project_built(state, digest)
-        changed = set(tables) if full else dbt_selection.changed_tables(tables, keys, state, digest)
+            or not dbt_selection.project_built(built, digest)
+        changed = set(tables) if full else dbt_selection.changed_tables(tables, keys, state, built, digest)
         partition_state.invalidate(conn, DBT_TARGET, keys)  # dying half-way must read as stale
-        partition_state.forget(conn, dbt_selection.DBT_INPUTS,  # ... and rebuild from every input
-                               [dbt_selection.input_scope(t, k) for t in changed for k in keys]
-                               + ([dbt_selection.PROJECT_SCOPE] if full else []))
+        partition_state.forget_dbt_inputs(conn, [dbt_selection.input_scope(t, k) for t in changed for k in keys]
+                                          + ([dbt_selection.PROJECT_SCOPE] if full else []))  # ... and rebuilds
     selection = dbt_selection.plan(manifest, None if full else changed)
     context.log.info(f"raw tables changed since dbt last built from them: {sorted(changed) or 'none'}; "
                      f"building {len(selection.build)} of {len(selection.build) + len(selection.skip)} models and "
@@ -155,8 +154,5 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
         for key in keys:
             partition_state.record(conn, DBT_TARGET, key, key, context.run_id)
         if not subset:
-            for scope, key, fingerprint in dbt_selection.built_records(changed, keys, state, digest):
-                partition_state.record(conn, dbt_selection.DBT_INPUTS, scope, key, context.run_id, fingerprint)
-            if full:
-                partition_state.record(conn, dbt_selection.DBT_INPUTS, dbt_selection.PROJECT_SCOPE, "-",
-                                       context.run_id, digest)
+            partition_state.record_dbt_inputs(conn, dbt_selection.built_records(changed, keys, state, digest),
+                                              context.run_id)

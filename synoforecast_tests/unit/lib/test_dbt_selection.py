@@ -20,8 +20,8 @@ def raw_state(fingerprint=lambda table, key: f"{table}-{key}"):
     return [(f"raw.{t}", k, k, fingerprint(t, k)) for t in TABLES for k in KEYS]
 
 
-def built_state(state, digest, tables=TABLES):
-    return [(sel.DBT_INPUTS, scope, key, fp) for scope, key, fp in sel.built_records(tables, KEYS, state, digest)]
+def built(state, digest, tables=TABLES):
+    return sel.built_records(tables, KEYS, state, digest)
 
 
 def names(manifest, uids):
@@ -33,35 +33,33 @@ def test_the_raw_sources_are_the_six_sheets_not_the_running_quarter(manifest):
 
 
 def test_nothing_recorded_means_every_table_changed():
-    assert sel.changed_tables(TABLES, KEYS, raw_state(), "p1") == set(TABLES)
+    assert sel.changed_tables(TABLES, KEYS, raw_state(), {}, "p1") == set(TABLES)
 
 
 def test_a_table_is_changed_when_one_quarter_of_its_raw_content_differs_from_what_dbt_built():
     before = raw_state()
-    state = before + built_state(before, "p1")
-    assert sel.changed_tables(TABLES, KEYS, state, "p1") == set()
+    assert sel.changed_tables(TABLES, KEYS, before, built(before, "p1"), "p1") == set()
     after = raw_state(lambda t, k: "new" if (t, k) == ("svr_rm", KEYS[-1]) else f"{t}-{k}")
-    assert sel.changed_tables(TABLES, KEYS, after + built_state(before, "p1"), "p1") == {"svr_rm"}
+    assert sel.changed_tables(TABLES, KEYS, after, built(before, "p1"), "p1") == {"svr_rm"}
 
 
 def test_another_project_digest_or_a_quarter_never_built_rebuilds():
     state = raw_state()
-    built = built_state(state, "p1")
-    assert sel.changed_tables(TABLES, KEYS, state + built, "p2") == set(TABLES)  # an edited model, other vars
-    without_last = [row for row in built if row[2] != KEYS[-1] or not row[1].startswith("consumer|")]
-    assert sel.changed_tables(TABLES, KEYS, state + without_last, "p1") == {"consumer"}
+    records = built(state, "p1")
+    assert sel.changed_tables(TABLES, KEYS, state, records, "p2") == set(TABLES)  # an edited model, other vars
+    without_last = {scope: fp for scope, fp in records.items() if scope != f"consumer|{KEYS[-1]}"}
+    assert sel.changed_tables(TABLES, KEYS, state, without_last, "p1") == {"consumer"}
     no_raw = [row for row in state if row[0] != "raw.c2" or row[1] != KEYS[0]]  # raw never wrote it
-    assert sel.changed_tables(TABLES, KEYS, no_raw + built, "p1") == {"c2"}
+    assert sel.changed_tables(TABLES, KEYS, no_raw, records, "p1") == {"c2"}
 
 
 def test_records_hold_what_raw_holds_now_and_skip_partitions_raw_never_wrote():
     state = [row for row in raw_state() if row[0] != "raw.c2" or row[1] != KEYS[0]]
     records = sel.built_records(["c2", "svr_rm"], KEYS, state, "p1")
-    assert [(scope, key) for scope, key, _ in records] == [("c2|2026-07-01", KEYS[1]),
-                                                           ("svr_rm|2026-04-01", KEYS[0]),
-                                                           ("svr_rm|2026-07-01", KEYS[1])]
-    assert records[1][2] == sel.built_fingerprint("svr_rm-2026-04-01", "p1") != sel.built_fingerprint(
+    assert list(records) == ["c2|2026-07-01", "svr_rm|2026-04-01", "svr_rm|2026-07-01", sel.PROJECT_SCOPE]
+    assert records["svr_rm|2026-04-01"] == sel.built_fingerprint("svr_rm-2026-04-01", "p1") != sel.built_fingerprint(
         "svr_rm-2026-04-01", "p2")
+    assert records[sel.PROJECT_SCOPE] == "p1"
 
 
 def test_a_changed_svr_rm_builds_its_descendants_only(manifest):
@@ -89,9 +87,8 @@ def test_nothing_changed_builds_nothing_and_everything_builds_on_request(manifes
 
 
 def test_the_project_counts_as_built_only_with_the_digest_it_was_built_with():
-    state = raw_state()
-    assert not sel.project_built(state, "p1")
-    recorded = state + [(sel.DBT_INPUTS, sel.PROJECT_SCOPE, "-", "p1")]
+    assert not sel.project_built({}, "p1")
+    recorded = built(raw_state(), "p1")
     assert sel.project_built(recorded, "p1") and not sel.project_built(recorded, "p2")
 
 
