@@ -470,6 +470,36 @@ def test_a_consumer_only_change_leaves_the_svr_rm_marts_and_claims_no_warn_test_
     assert not any(n.startswith("sums_match") for n in names), names
 
 
+def test_a_failed_dbt_build_keeps_its_debug_log_and_the_full_build_tag_repairs_it(drills, after_a):
+    """A view dropped outside dbt, which this run does not rebuild (its inputs did not change):
+    dbt fails, its debug log is kept under data/logs and named in the run, nothing is published;
+    the run tag synoforecast/dbt_full_build=true rebuilds every model and converges to B."""
+    import dagster as dg
+
+    from synoforecast.definitions import defs
+    from synoforecast.defs.ingestion.sensors import PIPELINE_JOB
+    from synoforecast.defs.transform.assets import FULL_BUILD_TAG
+
+    with psycopg.connect(after_a, autocommit=True) as conn:
+        conn.execute("drop view staging.stg_region_map cascade")
+    outcome = ingest(drills["b"])
+    assert not outcome.ok and "stg_region_map" in outcome.error
+    run_id = outcome.run_ids[1]
+    kept = drills["data"] / "logs" / f"dbt-{run_id}.log"
+    assert kept.exists() and "stg_region_map" in kept.read_text()
+    instance = dg.DagsterInstance.get()
+    messages = [e.user_message for e in instance.all_logs(run_id)]
+    assert any(str(kept) in m for m in messages)
+    assert published_of(fingerprint(after_a)) == published_of(drills["clean"]["a"])
+
+    tags = {k: v for k, v in instance.get_run_by_id(run_id).tags.items() if not k.startswith("dagster/") or
+            k.startswith("dagster/asset_partition_range")}
+    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(instance=instance,
+                                                                   tags={**tags, FULL_BUILD_TAG: "true"})
+    assert result.success
+    assert fingerprint(after_a) == drills["clean"]["b"]
+
+
 def test_staging_tables_cleaned_for_one_quarter_match_a_clean_build_even_replacing_an_older_view(drills, after_a):
     """Export B changes one quarter of A: the run cleans only that quarter into staging.stg_*,
     and the result must equal B ingested into an empty warehouse. Here the staging tables

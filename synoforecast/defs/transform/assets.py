@@ -38,6 +38,18 @@ def keep_partial_parse(invocation_target: Path, project_target: Path) -> None:
             shutil.copyfile(source, project_target / "partial_parse.msgpack")
 
 
+def keep_debug_log(invocation_target: Path, logs: Path, run_id: str) -> Path | None:
+    """Keep a failed build's dbt.log (dagster-dbt writes it into the invocation's target folder,
+    which is deleted after every build, while its error message points there)."""
+    source = invocation_target / "dbt.log"
+    if not source.exists():
+        return None
+    with contextlib.suppress(OSError):
+        logs.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copyfile(source, logs / f"dbt-{run_id}.log"))
+    return None
+
+
 class SynoforecastTranslator(DagsterDbtTranslator):
     """Asset keys follow the warehouse: raw/<table> for sources, <schema>/<model> for the rest."""
 
@@ -146,6 +158,11 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
         try:
             yield from invocation.stream()
             keep_partial_parse(invocation.target_path, dbt_project.project_dir / dbt_project.target_path)
+        except Exception:
+            kept = keep_debug_log(invocation.target_path, get_settings().data_dir / "logs", context.run_id)
+            if kept:
+                context.log.error(f"dbt's debug log of this build (every statement it ran): {kept}")
+            raise
         finally:
             shutil.rmtree(invocation.target_path, ignore_errors=True)  # one target/ folder per invocation
         if not invocation.is_successful():
