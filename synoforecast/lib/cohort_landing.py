@@ -40,7 +40,8 @@ class CohortLanding:
 def daily_as_formed(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, quarter: dt.date) -> pl.DataFrame:
     """A quarter's daily values per series as the quarter's forecast formed its series: for
     top customers the customers flagged top at the previous quarter close (the set the
-    quarter-start forecast used), everyone else as `all_other`, and the `total`."""
+    quarter-start forecast used), everyone else as `all_other` (the `total` is their sum:
+    :func:`parent_paths`)."""
     part = daily.filter((pl.col("day") >= quarter) & (pl.col("day") < add_quarters(quarter, 1)))
     if not cohort.by_customer or part.is_empty():
         return part
@@ -50,12 +51,8 @@ def daily_as_formed(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, 
     # the exact content of these paths (replay_key)
     grouped = part.sort("series_id", "day", "units", "revenue").with_columns(
         series_id=pl.when(pl.col("series_id").is_in(top)).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER)))
-    grouped = grouped.group_by("series_id", "day", maintain_order=True).agg(pl.col("units").sum(),
-                                                                            pl.col("revenue").sum())
-    total = grouped.sort("day", "series_id").group_by("day", maintain_order=True) \
-        .agg(pl.col("units").sum(), pl.col("revenue").sum()) \
-        .select(series_id=pl.lit(TOTAL), day="day", units="units", revenue="revenue")
-    return pl.concat([grouped, total]).sort("series_id", "day")
+    return grouped.group_by("series_id", "day", maintain_order=True) \
+        .agg(pl.col("units").sum(), pl.col("revenue").sum()).sort("series_id", "day")
 
 
 def cohort_inputs(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, forecasts: pl.DataFrame,

@@ -62,14 +62,12 @@ def changed_tables(tables: Iterable[str], keys: Sequence[str], state: Iterable[t
     """Raw tables with a quarter in `keys` whose content dbt has not built from with this
     project (`state`: ops.partition_state rows; `built`: ops.dbt_inputs, scope -> fingerprint)."""
     raw = _raw(state)
-    out = set()
-    for table in tables:
-        for key in keys:
-            held = raw.get((table, key))
-            if held is None or built.get(input_scope(table, key)) != built_fingerprint(held, project_digest):
-                out.add(table)
-                break
-    return out
+
+    def current(table: str, key: str) -> bool:
+        held = raw.get((table, key))
+        return held is not None and built.get(input_scope(table, key)) == built_fingerprint(held, project_digest)
+
+    return {table for table in tables if not all(current(table, key) for key in keys)}
 
 
 def built_records(tables: Iterable[str], keys: Sequence[str], state: Iterable[tuple[str, str, str, str]],

@@ -68,7 +68,7 @@ class SynoforecastTranslator(DagsterDbtTranslator):
 
 @lru_cache(maxsize=1)
 def _manifest() -> dict:
-    return json.loads(ensure_manifest().read_text())
+    return json.loads(dbt_project.manifest_path.read_text())  # ensure_manifest ran at load (the decorator)
 
 
 def project_digest(variables: Mapping[str, object]) -> str:
@@ -76,7 +76,7 @@ def project_digest(variables: Mapping[str, object]) -> str:
     from, the vars, and the dbt releases."""
     from importlib.metadata import version
 
-    sources = ensure_manifest().with_name(DIGEST_FILE).read_text().strip()
+    sources = dbt_project.manifest_path.with_name(DIGEST_FILE).read_text().strip()
     return combine([sources, json.dumps(dict(variables), sort_keys=True),
                     f"dbt-core {version('dbt-core')} dbt-postgres {version('dbt-postgres')}"])
 
@@ -109,11 +109,6 @@ def _unchanged_outputs(context: dg.AssetExecutionContext, manifest: Mapping,
                 "reason": "not re-run: the table holds what the last successful build wrote, whose tests passed"})
 
 
-def _is_subset(assets_def: dg.AssetsDefinition) -> bool:
-    return (assets_def.keys_by_output_name != assets_def.node_keys_by_output_name
-            or assets_def.check_specs_by_output_name != assets_def.node_check_specs_by_output_name)
-
-
 @dbt_assets(
     manifest=ensure_manifest(),
     project=dbt_project,
@@ -135,7 +130,7 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
     manifest = _manifest()
     digest = project_digest(variables)
     tables = sorted(dbt_selection.source_tables(manifest))
-    subset = _is_subset(context.assets_def)  # a pick in the UI: built as asked, dagster-dbt selects it
+    subset = context.is_subset  # assets or checks picked in the UI: built as asked, dagster-dbt selects them
     with connect(url) as conn, conn.transaction():  # dbt cannot record in its own transactions:
         state, built = partition_state.load(conn), partition_state.load_dbt_inputs(conn)
         full = subset or context.run.tags.get(FULL_BUILD_TAG, "").lower() == "true" \
@@ -165,8 +160,6 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
             raise
         finally:
             shutil.rmtree(invocation.target_path, ignore_errors=True)  # one target/ folder per invocation
-        if not invocation.is_successful():
-            return
     with connect(url) as conn, conn.transaction():
         for key in keys:
             partition_state.record(conn, DBT_TARGET, key, key, context.run_id)
