@@ -61,7 +61,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         quiet = args.json or args.quiet
         with _tool_output(settings, "ingest", quiet) as progress:
-            outcome = ingest_workbook(path, progress=progress, quiet=quiet, allow_shrink=args.allow_shrink)
+            outcome = ingest_workbook(path, progress=progress, quiet=quiet, allow_shrink=args.allow_shrink,
+                                      republish=args.republish)
         report = outcome.report()
     if args.json:
         print(json.dumps(report, default=str))
@@ -103,6 +104,12 @@ def _print_ingest(report: dict, dry_run: bool) -> None:
         print(row)
     if report.get("ignored_sheets"):
         print(f"  ignored sheets: {', '.join(report['ignored_sheets'])}")
+    if report.get("republished"):
+        print("  re-published on purpose: an export older than the one published before (--republish)")
+    if report.get("restated"):
+        print(f"  restated published quarters ({len(report['restated'])}, largest first; ops.restatements):")
+        for line in report["restated"][:10]:
+            print(f"    {line}")
     if report.get("partitions"):
         print(f"  materialised {len(report['partitions'])} quarter partitions in {report['seconds']} s; "
               f"runs {', '.join(r[:8] for r in report['run_ids'])}")
@@ -437,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--allow-shrink", action="store_true",
                         help="publish even if a sheet's rows or totals fell by more than the allowed share "
                              "(SYNOFORECAST_SHRINK_MAX_SHARE, default 50%%) against the published snapshot")
+    ingest.add_argument("--republish", action="store_true",
+                        help="publish this export although it is older (export date or last sale date) than the "
+                             "published one: a deliberate rollback, recorded in ops.snapshots")
     ingest.set_defaults(func=cmd_ingest)
 
     forecast = sub.add_parser("forecast", help="forecast a long-format CSV (unique_id, ds, y)")

@@ -49,6 +49,8 @@ class IngestOutcome:
             "ignored_sheets": self.manifest.get("ignored_sheets", []),
             "hidden_sheets": self.manifest.get("hidden_sheets", []),
             "changed_quarters": self.manifest.get("changed_quarters", []),
+            "restated": self.manifest.get("restated", []),
+            "republished": self.manifest.get("republished", False),
             "partitions": self.partitions,
             "run_ids": self.run_ids,
             "landing_cutoff": self.landing_cutoff,
@@ -134,7 +136,7 @@ def _already_published(settings, path: Path, sha: str | None) -> str | None:
 
 
 def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = False,
-                    allow_shrink: bool = False) -> IngestOutcome:
+                    allow_shrink: bool = False, republish: bool = False) -> IngestOutcome:
     """Snapshot the workbook, then materialise its complete quarters downstream.
 
     Runs left STARTED by a killed process are marked failed first (their slots freed); a
@@ -154,14 +156,15 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     from synoforecast.definitions import defs
     from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB, snapshot_run_request
     from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, PIPELINE_JOB, downstream_run_request
-    from synoforecast.defs.ingestion.assets import ALLOW_SHRINK_TAG
+    from synoforecast.defs.ingestion.assets import ALLOW_SHRINK_TAG, REPUBLISH_TAG
     from synoforecast.runs import process_tags, reap, wait_for_limits
 
     instance = dg.DagsterInstance.get()
     for stuck in reap(instance):
         progress(f"marked {stuck.describe()} as failed and freed its concurrency slots")
     request = snapshot_run_request(str(path), sha or "unknown")
-    extra_tags = {**process_tags(), **({ALLOW_SHRINK_TAG: "true"} if allow_shrink else {})}
+    extra_tags = {**process_tags(), **({ALLOW_SHRINK_TAG: "true"} if allow_shrink else {}),
+                  **({REPUBLISH_TAG: "true"} if republish else {})}
     progress(f"[1/3] validating and snapshotting {path.name}")
     snapshot = _execute(defs.resolve_job_def(SNAPSHOT_JOB), run_config={**request.run_config, **_SNAPSHOT_LOGS},
                         instance=instance, tags={**request.tags, DOWNSTREAM_IN_PROCESS_TAG: "in-process",
@@ -185,6 +188,8 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     keys = list(metadata["complete_quarter_keys"].value)
     changed = list(metadata["changed_quarter_keys"].value)
     outcome.manifest["changed_quarters"] = metadata["changed_quarters"].value
+    outcome.manifest["restated"] = metadata["restated"].value if "restated" in metadata else []
+    outcome.manifest["republished"] = bool(metadata["republished"].value) if "republished" in metadata else False
     follow_up = downstream_run_request(changed, keys, sha)
     if isinstance(follow_up, dg.SkipReason):
         outcome.ok, outcome.error = True, None

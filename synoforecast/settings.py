@@ -61,6 +61,10 @@ class Settings:
     date_margin_days: int = 31
     shrink_max_share: float = 0.5
     limit_wait_seconds: float = 300.0
+    # restatements of published quarters (lib/restatements.py): listed in the snapshot's metadata and
+    # the run's summary above the first share, the snapshot_restatements check warns above the second
+    restatement_material_share: float = 0.01
+    restatement_warn_share: float = 0.05
     # accuracy gates (AccuracyThresholdsResource): sMAPE ceiling in percent, tolerance over
     # seasonal naive in percent, quarter-on-quarter worsening in sMAPE points that alerts
     max_smape: float = 30.0
@@ -116,6 +120,8 @@ _ENV_KEYS = {
     "date_margin_days": "SYNOFORECAST_DATE_MARGIN_DAYS",
     "shrink_max_share": "SYNOFORECAST_SHRINK_MAX_SHARE",
     "limit_wait_seconds": "SYNOFORECAST_LIMIT_WAIT_SECONDS",
+    "restatement_material_share": "SYNOFORECAST_RESTATEMENT_MATERIAL_SHARE",
+    "restatement_warn_share": "SYNOFORECAST_RESTATEMENT_WARN_SHARE",
     "max_smape": "SYNOFORECAST_MAX_SMAPE",
     "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
     "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
@@ -157,6 +163,11 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             value = float(raw)
             if not 0 <= value < 1:
                 raise ValueError("must be between 0 and 1")
+            return value
+        if name in ("restatement_material_share", "restatement_warn_share"):
+            value = float(raw)
+            if not value >= 0:
+                raise ValueError("must be a share >= 0 (0.01 = 1%)")
             return value
         if name in ("max_smape", "snaive_tolerance", "accuracy_drop_points"):
             value = float(raw)

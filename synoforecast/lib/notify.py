@@ -243,6 +243,26 @@ def _c2_rows(summary: Mapping) -> list[tuple[str, str]]:
     return rows
 
 
+def _restated_rows(summary: Mapping) -> tuple[str, list[str]]:
+    """(heading, lines) of the published quarters this export restated materially ("" when none):
+    ``restated`` = {"threshold": share, "rows": [{sheet, quarter, metric, before, after, share}], "more": n}."""
+    restated = _as_dict(summary.get("restated"))
+    rows = restated.get("rows")
+    if not isinstance(rows, list) or not rows:
+        return "", []
+    threshold = _fmt_pct(restated.get("threshold"), scale=100.0)
+    lines = []
+    for row in (_as_dict(r) for r in rows[:MAX_FORECAST_LINES]):
+        digits = 2 if row.get("metric") in ("revenue", "mrr") else 0
+        share = "new" if row.get("share") is None else _fmt_pct(row.get("share"), signed=True, scale=100.0)
+        lines.append(f"{_str(row.get('sheet'))} {_str(row.get('quarter'))} {_str(row.get('metric'))}: "
+                     f"{_fmt_num(row.get('before'), digits)} → {_fmt_num(row.get('after'), digits)} ({share})")
+    more = restated.get("more")
+    if _is_num(more) and more > 0:
+        lines.append(f"… and {more:,} more (ops.restatements)")
+    return f"Restated published quarters (by more than {threshold}, largest first)", lines
+
+
 def _details(summary: Mapping) -> list[str]:
     """Free-form lines (alerts): ``details`` as a list of strings."""
     details = summary.get("details")
@@ -269,6 +289,9 @@ def render_text(summary: dict) -> str:
     details = _details(summary)
     if details:
         lines += [""] + [f"- {d}" for d in details]
+    restated_heading, restated = _restated_rows(summary)
+    if restated:
+        lines += ["", f"{restated_heading}:"] + [f"- {r}" for r in restated]
     rows, more = _forecast_rows(summary)
     if rows:
         lines += ["", "Forecasts:"]
@@ -330,6 +353,9 @@ def slack_payload(summary: dict) -> dict:
     details = _details(summary)
     if details:
         blocks += _slack_sections("Details", [f"• {esc(d)}" for d in details])
+    restated_heading, restated = _restated_rows(summary)
+    if restated:
+        blocks += _slack_sections(esc(restated_heading), [f"• {esc(r)}" for r in restated])
     rows, more = _forecast_rows(summary)
     if rows:
         lines = [f"• `{esc(name)}` → {esc(detail)}" for name, detail in rows]
@@ -374,6 +400,11 @@ def teams_payload(summary: dict) -> dict:
         body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]})
     for line in _details(summary):
         body.append({"type": "TextBlock", "text": line, "wrap": True})
+    restated_heading, restated = _restated_rows(summary)
+    if restated:
+        body.append({"type": "TextBlock", "text": restated_heading, "weight": "Bolder", "separator": True,
+                     "wrap": True})
+        body += [{"type": "TextBlock", "text": r, "wrap": True, "spacing": "None"} for r in restated]
     rows, more = _forecast_rows(summary)
     if rows:
         body.append(

@@ -376,6 +376,27 @@ OPS_DDL = [
   rows_written integer not null,
   published_at timestamptz not null default now()
 )""",
+    # An older export re-published on purpose (`synoforecast ingest --republish`, lib/export_order.py):
+    # when, and over which newer published export
+    "alter table ops.snapshots add column if not exists republished boolean not null default false",
+    "alter table ops.snapshots add column if not exists republished_at timestamptz",
+    "alter table ops.snapshots add column if not exists republished_over text",
+    # What each accepted export restated of the published one (lib/restatements.py): per complete
+    # quarter published before, sheet and metric; re-measured only against another published export
+    """create table if not exists ops.restatements (
+  snapshot_sha256 text not null,
+  sheet text not null,
+  quarter_start date not null,
+  quarter_label text not null,
+  metric text not null,
+  published_value numeric not null,
+  new_value numeric not null,
+  change numeric not null,
+  share double precision,
+  baseline_sha256 text not null,
+  measured_at timestamptz not null default now(),
+  primary key (snapshot_sha256, sheet, quarter_start, metric)
+)""",
     # The rolling pass's fits (lib/forecasting/rolling.py): one-step predictions addressed by
     # the model's spec and a hash of the values fitted, so they never go stale, only unused.
     """create table if not exists ops.forecast_fits (

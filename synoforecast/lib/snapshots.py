@@ -12,6 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
+from synoforecast.lib import export_order, restatements
+from synoforecast.lib.export_order import ExportDates
 from synoforecast.lib.quarters import quarter_label
 from synoforecast.lib.warehouse import connect, copy_frame
 from synoforecast.lib.workbook import WorkbookRead
@@ -58,11 +60,14 @@ def load_table(parquet_dir: str | Path, table: str) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.exists() else None
 
 
-def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None) -> int:
+def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None,
+                    republished_over: str | None = None) -> int:
     """Upsert the manifest into ops.snapshots and replace its quarantined rows, atomically. A re-ingest
     of the same bytes refreshes every column read from the file (its name, mtime and so its complete
     quarters, the per-sheet counts under today's settings): the row describes the latest reading.
-    Returns the snapshot's compact id (kept by every later upsert: one id per sha256)."""
+    Returns the snapshot's compact id (kept by every later upsert: one id per sha256).
+    `republished_over`: the newer published export an operator rolled back from (--republish);
+    the row keeps that it was re-published, and when, through later re-ingests."""
     sheets = manifest["sheets"]
     with connect(url) as conn, conn.transaction():
         conn.execute("delete from ops.quarantine where snapshot_sha256 = %s", (manifest["sha256"],))
@@ -72,8 +77,9 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
         return conn.execute(
             """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status, sheets, ignored_sheets,
                    quarters, complete_quarters, quarter_hashes, parquet_dir, first_run_id, last_run_id, read_seconds,
-                   changed_quarters, baseline_sha256, fingerprints)
-               values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   changed_quarters, baseline_sha256, fingerprints, republished, republished_at, republished_over)
+               values (%s, %s, %s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                       %s, case when %s then now() end, %s)
                on conflict (sha256) do update set file = excluded.file, status = 'accepted', error = null,
                    size_bytes = excluded.size_bytes, file_mtime = excluded.file_mtime, sheets = excluded.sheets,
                    ignored_sheets = excluded.ignored_sheets, quarters = excluded.quarters,
@@ -81,6 +87,9 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
                    parquet_dir = excluded.parquet_dir, last_run_id = excluded.last_run_id,
                    read_seconds = excluded.read_seconds, changed_quarters = excluded.changed_quarters,
                    baseline_sha256 = excluded.baseline_sha256, fingerprints = excluded.fingerprints,
+                   republished = ops.snapshots.republished or excluded.republished,
+                   republished_at = coalesce(excluded.republished_at, ops.snapshots.republished_at),
+                   republished_over = coalesce(excluded.republished_over, ops.snapshots.republished_over),
                    last_seen_at = now()
                returning snapshot_id""",
             (
@@ -90,11 +99,15 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
                 manifest["parquet_dir"], run_id, run_id, manifest["read_seconds"],
                 json.dumps(manifest.get("changed_quarter_keys", [])), manifest.get("baseline_sha256"),
                 json.dumps(manifest.get("expected_fingerprints", {})),
+                republished_over is not None, republished_over is not None, republished_over,
             ),
         ).fetchone()[0]
 
 
 def record_refused(url: str, file: Path, sha256: str, error: str, run_id: str) -> None:
+    """A refusal of content never accepted is a 'refused' row. Content accepted before (an
+    older export dropped again) keeps its 'accepted' row and its place in time (last_seen_at,
+    which the heal sensor reads as "the newest accepted export"), and records the refusal."""
     stat = file.stat()
     with connect(url) as conn, conn.transaction():
         conn.execute(
@@ -102,7 +115,8 @@ def record_refused(url: str, file: Path, sha256: str, error: str, run_id: str) -
                values (%s, %s, %s, %s, 'refused', %s, %s, %s)
                on conflict (sha256) do update set status = case when ops.snapshots.status = 'accepted'
                    then 'accepted' else 'refused' end, error = excluded.error, last_run_id = excluded.last_run_id,
-                   last_seen_at = now()""",
+                   last_seen_at = case when ops.snapshots.status = 'accepted' then ops.snapshots.last_seen_at
+                   else now() end""",
             (sha256, str(file), stat.st_size, dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.timezone.utc),
              error, run_id, run_id),
         )
@@ -136,3 +150,55 @@ def describe_quarters(keys: list[str], fiscal_start_month: int = 1) -> str:
         return "none"
     first, last = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
     return f"{quarter_label(first, fiscal_start_month)}..{quarter_label(last, fiscal_start_month)} ({len(keys)} quarters)"
+
+
+def export_dates(manifest: dict) -> ExportDates:
+    """A snapshot's export date and last SVR-RM sale date (from its parquet when a manifest of an
+    older release did not record it: one column of one file)."""
+    last = None
+    if not manifest.get("export_order", {}).get("last_sale_date"):
+        path = Path(manifest["parquet_dir"]) / "svr_rm.parquet"
+        if path.exists():
+            last = pl.scan_parquet(path).select(pl.col("sale_date").max()).collect().item()
+    return export_order.from_manifest(manifest, last)
+
+
+def quarter_totals(manifest: dict) -> dict[str, dict]:
+    """Per dated table and quarter, the snapshot's totals (lib/restatements.py): recorded in the
+    manifest, or summed from its parquet for a manifest of an older release."""
+    if "quarter_totals" in manifest:
+        return manifest["quarter_totals"]
+    return {table: restatements.quarter_totals(table, load_table(manifest["parquet_dir"], table))
+            for table in restatements.METRICS}
+
+
+def record_restatements(url: str, sha256: str, baseline_sha256: str,
+                        rows: list[restatements.Restatement]) -> None:
+    """Replace what this export restated (ops.restatements), measured against `baseline_sha256`."""
+    with connect(url) as conn, conn.transaction():
+        conn.execute("delete from ops.restatements where snapshot_sha256 = %s", (sha256,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                """insert into ops.restatements (snapshot_sha256, sheet, quarter_start, quarter_label, metric,
+                       published_value, new_value, change, share, baseline_sha256)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                [(sha256, r.sheet, r.quarter, r.quarter_label, r.metric, r.before, r.after, r.change, r.share,
+                  baseline_sha256) for r in rows])
+
+
+def load_restatements(url: str, sha256: str) -> tuple[str | None, list[restatements.Restatement]]:
+    """(baseline sha256, rows) of what an export restated, as ops.restatements holds them."""
+    with connect(url) as conn:
+        found = conn.execute(
+            """select sheet, quarter_start, quarter_label, metric, published_value, new_value, change, share,
+                      baseline_sha256 from ops.restatements where snapshot_sha256 = %s
+                order by sheet, quarter_start, metric""", (sha256,)).fetchall()
+    rows = [restatements.Restatement(sheet, quarter.isoformat(), named, metric, _number(before), _number(after),
+                                     _number(change), share)
+            for sheet, quarter, named, metric, before, after, change, share, _ in found]
+    return (found[0][8] if found else None), rows
+
+
+def _number(value) -> float | int:
+    """numeric -> int where whole (units, lines), float otherwise (money)."""
+    return int(value) if value == int(value) else float(value)

@@ -26,11 +26,14 @@ from synoforecast.lib.metabase import MetabaseError, refresh_metabase
 from synoforecast.lib.notify import NotifyError, request_refresh_via_n8n, send_summary
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.warehouse import query_frame
+from synoforecast.settings import get_settings
 
 # the forecast domain's assets, by key: domains meet through asset keys, not imports
 FORECAST_KEYS = [dg.AssetKey(["forecast", "forecast_evaluation"]), *[dg.AssetKey(["forecast", c.name]) for c in COHORTS]]
 
 SKIPPED = "skipped: not configured"
+SNAPSHOT_TAG = "synoforecast/snapshot"  # set by the ingestion domain on every run it starts
+MAX_RESTATED_LINES = 20
 
 
 @dg.asset(
@@ -131,6 +134,22 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
     }
 
 
+def restated_section(url: str, sha256: str | None, threshold: float) -> dict | None:
+    """The published quarters the run's export restated by more than `threshold`, largest first
+    (ops.restatements, measured when the export was accepted), for the summary's "restated" block."""
+    from synoforecast.lib.restatements import material
+    from synoforecast.lib.snapshots import load_restatements
+
+    if not sha256:
+        return None
+    picked = material(load_restatements(url, sha256)[1], threshold)
+    if not picked:
+        return None
+    return {"threshold": threshold, "more": max(0, len(picked) - MAX_RESTATED_LINES),
+            "rows": [{"sheet": r.sheet, "quarter": r.quarter_label, "metric": r.metric, "before": r.before,
+                      "after": r.after, "change": r.change, "share": r.share} for r in picked[:MAX_RESTATED_LINES]]}
+
+
 @dg.asset(
     key=dg.AssetKey(["activation", "summary_notification"]),
     deps=[metabase_refresh],
@@ -150,6 +169,10 @@ def summary_notification(context: dg.AssetExecutionContext, warehouse: Warehouse
     summary = build_summary(url, as_of, context.run_id)
     summary["dbt"] = _dbt_health(context)
     summary["run_url"] = webhooks.run_url(context.run_id)
+    restated = restated_section(url, context.run.tags.get(SNAPSHOT_TAG) or summary["snapshot"].get("sha256"),
+                                get_settings().restatement_material_share)
+    if restated:
+        summary["restated"] = restated
     drops = accuracy_drops(url, as_of, accuracy.drop_points)
     drop_meta = [d.describe() for d in drops]
     if drops:  # the alert rides in the run's one message: a heading line plus one line per cohort

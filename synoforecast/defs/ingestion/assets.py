@@ -8,7 +8,7 @@ import polars as pl
 
 from synoforecast.defs.partitions import QUARTERLY, existing_keys, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib import partition_state, quality, reingest, snapshots
+from synoforecast.lib import export_order, partition_state, quality, reingest, restatements, snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
 from synoforecast.lib.inbox import file_sha256, newest_workbook
 from synoforecast.lib.quarters import parse_key, to_key
@@ -22,6 +22,7 @@ SNAPSHOT_TAG = "synoforecast/snapshot"
 PIPELINE_JOB = "forecast_pipeline_job"
 REFUSED_TAG = "synoforecast/refused"  # a snapshot run refused (or held by the shrink guard): never retried
 ALLOW_SHRINK_TAG = "synoforecast/allow_shrink"  # "true": publish a snapshot that shrank beyond the limit
+REPUBLISH_TAG = "synoforecast/republish"  # "true": publish an export older than the published one (a rollback)
 RAW_DATED = {s.table: s.date_field is not None for s in SHEETS}
 
 
@@ -55,6 +56,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
         raise dg.Failure(description=f"workbook refused: {exc}", metadata={"file": str(path), "error": str(exc)},
                          allow_retries=False) from None
     baseline = snapshots.published_manifest(url)
+    dates, order, republished_over = check_export_order(context, url, path, read, baseline)
     complete = [q.isoformat() for q in read.complete_quarters]
     fingerprints = read.fingerprints()  # canonical digests of every sheet: computed once
     expected = quality.expected_fingerprints(fingerprints, complete,
@@ -64,13 +66,23 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     shrink = quality.shrinkage(read.report(), baseline, settings.shrink_max_share)
     allowed = context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
     blocked = not shrink.passed and not allowed
+    totals, restated = measure_restatements(url, read, baseline, expected, settings.fiscal_year_start_month)
     manifest = snapshots.write_snapshot(read, settings.ingestion_dir, extra={
         "changed_quarter_keys": changed, "baseline_sha256": baseline["sha256"] if baseline else None,
         "reader_digest": reader_digest(settings),  # lets an identical re-ingest skip all of this
         "fingerprints": fingerprints, "expected_fingerprints": {**expected, "derived": expected["dbt"]},
         "shrink": {"passed": shrink.passed, "summary": shrink.summary, "allowed": allowed, "blocked": blocked,
-                   **shrink.metadata}})
-    snapshots.record_accepted(url, manifest, context.run_id, snapshots.quarantined_rows(read))
+                   **shrink.metadata},
+        "export_order": {**dates.to_dict(), "summary": order.summary, "republished_over": republished_over},
+        "quarter_totals": totals, "restatements": restated})
+    snapshots.record_accepted(url, manifest, context.run_id, snapshots.quarantined_rows(read),
+                              republished_over=republished_over)
+    material = restatements.material([restatements.Restatement(**r) for r in restated["rows"]],
+                                     settings.restatement_material_share)
+    if material:
+        context.log.warning(f"{len(material)} published value(s) restated by more than "
+                            f"{settings.restatement_material_share:.0%}: "
+                            f"{'; '.join(r.describe() for r in material[:10])}")
     if read.complete_quarters and record_data_start(settings, min(read.complete_quarters)):  # issue 12
         context.log.info(f"partitions start at the data from the next load: {label(to_key(min(read.complete_quarters)))}")
     changed_labels = [label(k) for k in content_changed]
@@ -99,9 +111,55 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
         "quarter_hashes": dg.MetadataValue.json(read.quarter_hashes),
         "shrink_blocked": blocked,
         "shrink_summary": shrink.summary,
+        "export_date": dates.export_date.isoformat(),
+        "last_sale_date": dates.last_sale_date.isoformat() if dates.last_sale_date else "none",
+        "export_order": order.summary,
+        "republished": republished_over is not None,
+        "restated": dg.MetadataValue.json([r.describe() for r in material]),
+        "restated_material_share": settings.restatement_material_share,
         "dagster/row_count": svr.rows_loaded,
         "preview": _preview(svr.frame),
     })
+
+
+def check_export_order(context: dg.AssetExecutionContext, url: str, path: Path, read,
+                       baseline: dict | None) -> tuple[export_order.ExportDates, export_order.Order, str | None]:
+    """This export's dates against the published export's (lib/export_order.py): an older one is
+    refused like any workbook the platform will not take, unless the run carries REPUBLISH_TAG.
+    Returns (its dates, the comparison, the sha256 it is re-published over, if it is)."""
+    dates = export_order.ExportDates(read.file, read.sha256, export_order.export_day(read.mtime), read.last_data_day)
+    published = snapshots.export_dates(baseline) if baseline else None
+    order = export_order.compare(dates, published)
+    if not order.older:
+        return dates, order, None
+    if context.run.tags.get(REPUBLISH_TAG, "").lower() == "true":
+        context.log.warning(f"re-published on purpose ({REPUBLISH_TAG}=true): {order.summary}")
+        return dates, order, published.sha256
+    message = export_order.refusal(dates, published, f"`synoforecast ingest --republish {path.name}` "
+                                                     f"(or the run tag {REPUBLISH_TAG}=true)")
+    snapshots.record_refused(url, path, read.sha256, message, context.run_id)
+    context.instance.add_run_tags(context.run_id, {REFUSED_TAG: "true"})
+    raise dg.Failure(description=f"workbook refused: {message}", metadata={"file": str(path), "error": message},
+                     allow_retries=False)
+
+
+def measure_restatements(url: str, read, baseline: dict | None, expected: dict,
+                         fiscal_start_month: int) -> tuple[dict, dict]:
+    """(this export's per-quarter totals, what it restates of the published export), the latter
+    also stored in ops.restatements. The published export ingested again keeps what it was
+    measured to restate when it came (measuring it against itself would erase that)."""
+    totals = {s.spec.table: restatements.quarter_totals(s.spec.table, s.frame) for s in read.sheets.values()
+              if s.spec.table in restatements.METRICS}
+    if baseline is None:
+        return totals, {"baseline": None, "rows": []}
+    if baseline["sha256"] == read.sha256:
+        measured_against, rows = snapshots.load_restatements(url, read.sha256)
+    else:
+        quarters = restatements.comparable_quarters(baseline, {"expected_fingerprints": expected})
+        rows = restatements.measure(snapshots.quarter_totals(baseline), totals, quarters, fiscal_start_month)
+        measured_against = baseline["sha256"]
+        snapshots.record_restatements(url, read.sha256, measured_against, rows)
+    return totals, {"baseline": measured_against, "rows": [r.to_dict() for r in rows if r.change]}
 
 
 def reader_digest(settings) -> str:

@@ -1,6 +1,6 @@
 """Ingestion checks: a blocking contract check on every sheet asset (the loaded rows honour
 the pandera schema), and warning checks on each accepted snapshot (row-count delta,
-quarantine, unknown models/countries, duplicate and null shares)."""
+quarantine, unknown models/countries, duplicate and null shares, restated published quarters)."""
 
 from typing import Callable
 
@@ -10,7 +10,7 @@ from synoforecast.defs.checks import per_partition
 from synoforecast.defs.ingestion.assets import workbook_snapshot
 from synoforecast.defs.partitions import partition_quarters, quarterly_partitions
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib import quality, snapshots
+from synoforecast.lib import quality, restatements, snapshots
 from synoforecast.lib.contract import SHEETS, SheetSpec
 from synoforecast.lib.quarters import to_key
 from synoforecast.settings import Settings, get_settings
@@ -65,6 +65,11 @@ SNAPSHOT_RULES: dict[str, tuple[Callable[[dict, dict | None, Settings], quality.
                                  "Share of exact duplicate rows removed (warns beyond SYNOFORECAST_DUPLICATE_SHARE_WARN)."),
     "snapshot_null_share": (lambda cur, base, s: quality.null_share(cur, s.null_share_warn),
                             "Optional columns mostly blank (warns beyond SYNOFORECAST_NULL_SHARE_WARN)."),
+    "snapshot_restatements": (lambda cur, base, s: restatements.finding(cur.get("restatements"),
+                                                                         s.restatement_warn_share),
+                              "Published complete quarters this export restates (units, revenue, lines; C2 seats, "
+                              "MRR, lines; ops.restatements): warns when one moves by more than "
+                              "SYNOFORECAST_RESTATEMENT_WARN_SHARE (default 5%)."),
 }
 
 

@@ -290,3 +290,22 @@ def test_n8n_refresh_route(standin):
     assert "HTTP 404" in str(err.value) and "5f0c-secret" not in str(err.value)
     with pytest.raises(NotifyError, match="N8N_WEBHOOK_URL"):
         request_refresh_via_n8n({}, NotifyConfig())
+
+
+RESTATED = {**SUMMARY, "restated": {"threshold": 0.01, "more": 2, "rows": [
+    {"sheet": "SVR-RM", "quarter": "2025-Q4", "metric": "revenue", "before": 1_000_000.0, "after": 930_000.0,
+     "change": -70_000.0, "share": -0.07},
+    {"sheet": "C2", "quarter": "2025-Q2", "metric": "seats", "before": 400, "after": 412, "change": 12,
+     "share": 0.03}]}}
+
+
+def test_the_summary_lists_material_restatements_largest_first_in_every_channel():
+    text = render_text(RESTATED)
+    block = text.split("Restated published quarters (by more than 1.0%, largest first):\n")[1].split("\n\n")[0]
+    assert block.splitlines() == ["- SVR-RM 2025-Q4 revenue: 1,000,000.00 → 930,000.00 (-7.0%)",
+                                  "- C2 2025-Q2 seats: 400 → 412 (+3.0%)", "- … and 2 more (ops.restatements)"]
+    assert "Restated published quarters" not in render_text(SUMMARY)
+    slack = json.dumps(slack_payload(RESTATED), ensure_ascii=False)
+    assert "SVR-RM 2025-Q4 revenue: 1,000,000.00 → 930,000.00 (-7.0%)" in slack
+    teams = json.dumps(teams_payload(RESTATED), ensure_ascii=False)
+    assert "Restated published quarters" in teams and "C2 2025-Q2 seats: 400 → 412 (+3.0%)" in teams

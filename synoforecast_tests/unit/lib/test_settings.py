@@ -199,3 +199,13 @@ def test_a_home_with_its_own_dagster_yaml_keeps_it(tmp_path, monkeypatch):
     (tmp_path / "own" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     home = ensure_dagster_home(settings_for(tmp_path / "own"))
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_restatement_shares_default_to_1_and_5_percent_and_are_validated(tmp_path):
+    defaults = settings_for(tmp_path)
+    assert (defaults.restatement_material_share, defaults.restatement_warn_share) == (0.01, 0.05)
+    configured = settings_for(tmp_path, "restatement_material_share: 0.002\n",
+                              SYNOFORECAST_RESTATEMENT_WARN_SHARE="0.1")
+    assert (configured.restatement_material_share, configured.restatement_warn_share) == (0.002, 0.1)
+    with pytest.raises(SettingsError, match="restatement_warn_share.*SYNOFORECAST_RESTATEMENT_WARN_SHARE"):
+        settings_for(tmp_path, SYNOFORECAST_RESTATEMENT_WARN_SHARE="5%")
