@@ -112,6 +112,10 @@ SHEETS_BY_TABLE: dict[str, SheetSpec] = {s.table: s for s in SHEETS}
 INT_RANGE = (-2_147_483_648, 2_147_483_647)
 DECIMAL_LIMIT = 1e16  # numeric(18,2): |x| < 10^16
 WAREHOUSE_TYPES = {"int": "integer", "decimal": "numeric(18,2)"}
+# Text lengths a row may carry: an id is a key (indexed: PostgreSQL refuses index rows above
+# ~2.7 kB, and a 100,000-character id failed the publish), other text is a name or a label
+MAX_ID_CHARS = 100
+MAX_TEXT_CHARS = 1000
 
 _SPACES = re.compile(r"\s+")
 

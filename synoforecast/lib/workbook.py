@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import time
+import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from synoforecast.lib.inbox import file_sha256 as sha256_file
 from synoforecast.lib.contract import (
     DECIMAL_LIMIT,
     INT_RANGE,
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
     SHEETS,
     WAREHOUSE_TYPES,
     AliasTable,
@@ -32,16 +35,19 @@ from synoforecast.lib.contract import (
     match_sheet,
     normalise_name,
 )
+from synoforecast.lib.date_text import DAY_FIRST, read_dates
 from synoforecast.lib.fingerprint import frame_digest, grouped_digests
+from synoforecast.lib.number_text import read_numbers
+from synoforecast.lib import xlsx_parts
+from synoforecast.lib.xlsx_parts import Limits, PartsProblem, column_styles
 from synoforecast.lib.quarters import complete_quarters, quarter_label, to_key
 
 HEADER_SEARCH_ROWS = 30
 TOTAL_MARKERS = {"total", "grand total", "subtotal", "sub total", "sum"}
-EXCEL_EPOCH = dt.date(1899, 12, 30)
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 MAX_CELLS_IN_ERROR = 10
 EARLIEST_DATE = dt.date(2000, 1, 1)  # no sale-out line of the platform's products is older
-DATE_MARGIN_DAYS = 31  # a line dated after the export by more than this is a typo (9999-12-31)
+DATE_MARGIN_DAYS = 0  # a sale cannot be dated after its export (the file's modification day, UTC)
 
 
 class WorkbookRefused(ValueError):
@@ -100,6 +106,7 @@ class SheetRead:
     quarantine: pl.DataFrame  # source_row, cell, reason
     unknown_models: int = 0
     unknown_countries: int = 0
+    conventions: dict[str, str] = field(default_factory=dict)  # field -> how its text was read
     _digests: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -167,6 +174,7 @@ class SheetRead:
             "quarters": self.quarters,
             "quarantined_cells": self.quarantine["cell"].head(MAX_CELLS_IN_ERROR).to_list(),
             "null_shares": self.null_shares(),
+            "conventions": self.conventions,
         }
 
     def null_shares(self) -> dict[str, float]:
@@ -292,62 +300,7 @@ def _find_header(preview: pl.DataFrame, sheet_name: str, spec: SheetSpec,
 
 
 def _as_text(s: pl.Series) -> pl.Series:
-    if s.dtype == pl.String:
-        return s.str.strip_chars().str.replace_all(r"\s{2,}", " ")
-    if s.dtype in (pl.Float64, pl.Float32):
-        # numeric-looking ids typed as numbers: 412.0 -> "412"
-        ints = s.cast(pl.Int64, strict=False)
-        whole = pl.select(pl.when(ints.cast(pl.Float64) == s).then(ints.cast(pl.String))
-                          .otherwise(s.cast(pl.String))).to_series()
-        return whole.alias(s.name)
-    return s.cast(pl.String)
-
-
-def _parse_number(s: pl.Series) -> pl.Series:
-    if s.dtype.is_numeric():
-        return s.cast(pl.Float64)
-    cleaned = s.cast(pl.String).str.strip_chars().str.replace_all(r"[,\s$]", "")
-    return cleaned.cast(pl.Float64, strict=False)
-
-
-def _serial_to_date(values: pl.Series) -> pl.Series:
-    plausible = values.is_between(20000, 80000)
-    days = pl.when(plausible).then(values).otherwise(None)
-    return pl.select((pl.lit(EXCEL_EPOCH) + pl.duration(days=days.cast(pl.Int64)))).to_series()
-
-
-def _parse_date(s: pl.Series, month: bool) -> pl.Series:
-    if s.dtype == pl.Date:
-        out = s
-    elif isinstance(s.dtype, pl.Datetime):
-        out = s.dt.date()
-    elif s.dtype.is_numeric():
-        out = _serial_to_date(s.cast(pl.Float64))
-    else:
-        text = s.cast(pl.String).str.strip_chars()
-        candidates = [
-            text.str.strptime(pl.Date, fmt, strict=False)
-            for fmt in ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%d/%m/%Y")
-        ]
-        candidates.append(text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False))
-        candidates.append((text + "-01").str.strptime(pl.Date, "%Y-%m-%d", strict=False))
-        candidates.append(_serial_to_date(text.cast(pl.Float64, strict=False)))
-        out = pl.select(pl.coalesce(candidates)).to_series()
-    if month:
-        out = out.dt.truncate("1mo")
-    return out.alias(s.name)
-
-
-def _convert(spec: ColumnSpec, raw: pl.Series) -> pl.Series:
-    if spec.kind in ("date", "month"):
-        return _parse_date(raw, spec.kind == "month")
-    if spec.kind == "int":
-        number = _parse_number(raw)
-        whole = pl.select(pl.when(number == number.round(0)).then(number).otherwise(None)).to_series()
-        return whole.cast(pl.Int64).alias(raw.name)
-    if spec.kind == "decimal":
-        return _parse_number(raw).round(2)
-    return _as_text(raw)
+    return s.str.strip_chars().str.replace_all(r"\s{2,}", " ")
 
 
 @dataclass
@@ -368,10 +321,8 @@ def _load_cells(reader: fastexcel.ExcelReader, sheet_name: str) -> _Cells:
     return cells
 
 
-def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, aliases: AliasTable,
-                ref: Reference, file: Path, fiscal_start_month: int,
-                date_range: tuple[dt.date, dt.date] = (EARLIEST_DATE, dt.date(2999, 12, 31))) -> SheetRead:
-    lookup = aliases.lookup(spec)
+def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, options: SheetOptions, file: Path) -> SheetRead:
+    lookup = options.aliases.lookup(spec)
     everything = cells.frame
     header_idx = _find_header(everything.head(HEADER_SEARCH_ROWS), sheet_name, spec, lookup, file)
     header = everything.row(header_idx)
@@ -408,14 +359,16 @@ def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, aliases: AliasT
     )
     keep = ~(flags["blank"] | flags["total"])
     raw_kept = strings.filter(keep)
-    typed = {c.field: _convert(c, raw_kept[c.field]) for c in spec.columns}
-    frame = pl.DataFrame({**typed, "source_row": source_row.filter(keep)})
+    kept_rows = source_row.filter(keep)
+    typed, conventions = _typed_columns(spec, raw_kept, kept_rows, letters, sheet_name, file, options)
+    frame = pl.DataFrame({**typed, "source_row": kept_rows})
     rows_read = frame.height
 
-    quarantine = _quarantine(spec, frame, raw_kept, letters, date_range)
+    quarantine = _quarantine(spec, frame, raw_kept, letters, options)
     quarantine_mask = frame["source_row"].is_in(quarantine["source_row"].implode())
     frame = frame.filter(~quarantine_mask)
 
+    ref = options.reference
     if spec.is_sales:
         canonical = frame["model"].str.to_lowercase().replace_strict(ref.models, default=None)
         frame = frame.with_columns(
@@ -427,12 +380,13 @@ def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, aliases: AliasT
     frame, duplicates = _drop_duplicates(frame)
 
     if spec.date_field:
-        qs = _quarter_starts(frame[spec.date_field], fiscal_start_month)
-        labels = {q: quarter_label(q, fiscal_start_month) for q in qs.unique().drop_nulls().to_list()}
+        qs = _quarter_starts(frame[spec.date_field], options.fiscal_start_month)
+        labels = {q: quarter_label(q, options.fiscal_start_month) for q in qs.unique().drop_nulls().to_list()}
         frame = frame.with_columns(quarter_start=qs, quarter_label=qs.replace_strict(labels, return_dtype=pl.String))
     unknown_models = int(frame["is_unknown_model"].sum()) if spec.is_sales else 0
     unknown_countries = int(frame["is_unknown_country"].sum()) if spec.is_sales else 0
-    return SheetRead(spec, frame, header_idx + 1, rows_read, duplicates, quarantine, unknown_models, unknown_countries)
+    return SheetRead(spec, frame, header_idx + 1, rows_read, duplicates, quarantine, unknown_models,
+                     unknown_countries, conventions)
 
 
 def _drop_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -454,38 +408,132 @@ def _drop_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return kept, repeated.len()
 
 
-def _out_of_range(c: ColumnSpec, values: pl.Series, date_range: tuple[dt.date, dt.date]) -> tuple[pl.Series, str]:
-    """Parsed values the warehouse column cannot hold or that cannot be true, and why."""
+def _typed_columns(spec: SheetSpec, raw: pl.DataFrame, rows: pl.Series, letters: dict[str, str], sheet_name: str,
+                   file: Path, options: SheetOptions) -> tuple[dict[str, pl.Series], dict[str, str]]:
+    """Every contract column parsed in the one convention its cells use (decimal separator,
+    day/month order: how each was read goes to the manifest), ids as Excel displays them.
+    A column whose unambiguous cells contradict each other refuses the workbook."""
+    typed: dict[str, pl.Series] = {}
+    conventions: dict[str, str] = {}
+    for c in spec.columns:
+        text = raw[c.field]
+        if c.kind in ("date", "month"):
+            dates = read_dates(text, options.date_order)
+            _refuse_conflict(dates.conflict, c, text, rows, letters, sheet_name, file,
+                             "day/month orders", ("day first (its day is above 12)", "month first (its month is above 12)"))
+            typed[c.field] = dates.values.dt.truncate("1mo") if c.kind == "month" else dates.values
+            conventions[c.field] = dates.describe()
+        elif c.kind in ("int", "decimal"):
+            numbers = read_numbers(text)
+            _refuse_conflict(numbers.conflict, c, text, rows, letters, sheet_name, file,
+                             "number conventions", ("written with a decimal point", "written with a decimal comma"))
+            typed[c.field] = _whole_numbers(numbers.values) if c.kind == "int" else numbers.values.round(2)
+            conventions[c.field] = numbers.describe()
+        elif c.kind == "id":
+            typed[c.field] = _displayed_ids(_as_text(text), letters.get(c.field), rows, sheet_name, file, options)
+        else:
+            typed[c.field] = _as_text(text)
+    return typed, conventions
+
+
+def _refuse_conflict(conflict: tuple[int, int] | None, c: ColumnSpec, text: pl.Series, rows: pl.Series,
+                     letters: dict[str, str], sheet_name: str, file: Path, what: str, sides: tuple[str, str]) -> None:
+    if conflict is None:
+        return
+    cells = [f"{sheet_name}!{letters[c.field]}{rows[i]}" for i in conflict]
+    shown = [_shown(text[i]) for i in conflict]
+    raise WorkbookRefused(
+        file, f"sheet '{sheet_name}' column '{c.header}' mixes {what}: {cells[0]} '{shown[0]}' is {sides[0]}, "
+              f"{cells[1]} '{shown[1]}' is {sides[1]}; export the column in one convention",
+        sheet=sheet_name, column=c.header, cells=cells)
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A cell's text as a message may quote it: NUL spelled out, cut to a readable length."""
+    text = str(value).replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _whole_numbers(values: pl.Series) -> pl.Series:
+    """Whole numbers as Int64, null where a value has a fraction. Clipped first so that the cast
+    cannot overflow on 2**63 or 1e300: anything beyond the warehouse's integer range is then
+    quarantined by `_impossible` with the cell's own text."""
+    clipped = values.clip(-2.0 ** 62, 2.0 ** 62)
+    return pl.select(pl.when(clipped == clipped.round(0)).then(clipped)).to_series().cast(pl.Int64)
+
+
+def _displayed_ids(ids: pl.Series, letter: str | None, rows: pl.Series, sheet_name: str, file: Path,
+                   options: SheetOptions) -> pl.Series:
+    """An id typed as a number reads as Excel displays it: `3208` under the format `00000` is
+    `03208`, the same as the text id in every other sheet and export. The cells' styles are
+    read from the sheet XML only when the workbook has such a format and the column digits."""
+    member = options.members.get(sheet_name)
+    if not options.padding or letter is None or member is None or not ids.str.contains(r"^\d+$").any():
+        return ids
+    formats = pl.DataFrame([(style, *shape) for style, shape in options.padding.items()],
+                           schema={"style": pl.Int64, "prefix": pl.String, "width": pl.Int64, "suffix": pl.String},
+                           orient="row")
+    with zipfile.ZipFile(file) as archive:
+        styled = column_styles(archive, member, [letter])
+    padded = styled.filter(pl.col("type") == "n").join(formats, on="style").select("row", "prefix", "width", "suffix")
+    shown = pl.DataFrame({"row": rows.cast(pl.Int64), "id": ids}).join(padded, on="row", how="left",
+                                                                        maintain_order="left")
+    return shown.select(
+        pl.when(pl.col("width").is_not_null() & pl.col("id").str.contains(r"^\d+$"))
+        .then(pl.col("prefix") + pl.col("id").str.zfill(pl.col("width")) + pl.col("suffix"))
+        .otherwise(pl.col("id"))
+    ).to_series().alias(ids.name)
+
+
+def _impossible(c: ColumnSpec, values: pl.Series, raw: pl.Series, options: SheetOptions) -> list[tuple[pl.Series, pl.Expr]]:
+    """(mask, reason) for parsed values the warehouse column cannot hold or that cannot be true."""
+    shown = raw.str.replace_all("\x00", "\\x00", literal=True)
+    shown = pl.when(shown.str.len_chars() > 60).then(shown.str.slice(0, 60) + pl.lit("...")).otherwise(shown)
+    quoted = pl.lit(f"{c.header} '") + shown + pl.lit("' ")
     if c.kind in ("date", "month"):
-        low, high = date_range
-        return ~values.is_between(low, high).fill_null(True), \
-            f"outside the plausible range {low.isoformat()}..{high.isoformat()}"
+        low, high = options.date_range
+        after = f"after the export date {options.export_day}" if options.export_day == high else \
+            f"after {high}, the last day the settings allow"
+        return [(values < low, quoted + pl.lit(f"is before {low}, the earliest sale date allowed (setting "
+                                               "earliest_sale_date)")),
+                (values > high, quoted + pl.lit(f"is {after}: a sale cannot be dated after its export"))]
     if c.kind == "int":
         low, high = INT_RANGE
-        return ~values.is_between(low, high).fill_null(True), \
-            f"out of range for the warehouse column ({WAREHOUSE_TYPES['int']}: {low}..{high})"
+        return [(~values.is_between(low, high), quoted + pl.lit(
+            f"is out of range for the warehouse column ({WAREHOUSE_TYPES['int']}: {low}..{high})"))]
     if c.kind == "decimal":
-        return (values.abs() >= DECIMAL_LIMIT).fill_null(False), \
-            f"out of range for the warehouse column ({WAREHOUSE_TYPES['decimal']}: below 10^16 in absolute value)"
-    return pl.Series([False] * values.len(), dtype=pl.Boolean), ""
+        return [(values.abs() >= DECIMAL_LIMIT, quoted + pl.lit(
+            f"is out of range for the warehouse column ({WAREHOUSE_TYPES['decimal']}: below 10^16 in absolute value)"))]
+    limit = MAX_ID_CHARS if c.kind == "id" else MAX_TEXT_CHARS
+    return [(values.str.contains("\x00", literal=True),
+             pl.lit(f"{c.header} holds a NUL character (written _x0000_ in the file), which PostgreSQL cannot store")),
+            (values.str.len_chars() > limit,
+             pl.lit(f"{c.header} is ") + values.str.len_chars().cast(pl.String) +
+             pl.lit(f" characters long, above the {limit} a {'n id' if c.kind == 'id' else ' text'} may have"))]
 
 
 def _quarantine(spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters: dict[str, str],
-                date_range: tuple[dt.date, dt.date]) -> pl.DataFrame:
+                options: SheetOptions) -> pl.DataFrame:
     """Rows with a required cell blank, a cell that does not parse or a value the warehouse
     cannot hold (or that cannot be true): the first such cell and why."""
     reasons, cells = [], []
+    kinds = {"date": "a date", "month": "a month", "int": "a whole number", "decimal": "a number"}
     for c in spec.columns:
-        present = raw[c.field].is_not_null() & (raw[c.field].str.strip_chars() != "")
+        text = raw[c.field]
+        present = text.is_not_null() & (text != "")
         parsed_null = frame[c.field].is_null()
         bad = parsed_null & present
         blank = parsed_null & ~present & c.required
-        wild, why = _out_of_range(c, frame[c.field], date_range)
-        kind = {"date": "a date", "month": "a month", "int": "a whole number", "decimal": "a number"}.get(c.kind, "text")
-        reasons.append(pl.when(bad).then(pl.lit(f"{c.header} is not {kind}: '") + raw[c.field] + pl.lit("'"))
-                       .when(blank).then(pl.lit(f"{c.header} is blank"))
-                       .when(wild).then(pl.lit(f"{c.header} '") + raw[c.field] + pl.lit(f"' is {why}")))
-        cells.append(pl.when(bad | blank | wild).then(pl.lit(letters.get(c.field, "?"))))
+        shown = text.str.replace_all("\x00", "\\x00", literal=True).str.slice(0, 60)
+        reason = pl.when(bad).then(pl.lit(f"{c.header} is not {kinds.get(c.kind, 'text')}: '") + shown + pl.lit("'")) \
+            .when(blank).then(pl.lit(f"{c.header} is blank"))
+        flagged = bad | blank
+        for mask, why in _impossible(c, frame[c.field], text, options):
+            mask = mask.fill_null(False)
+            reason = reason.when(mask).then(why)
+            flagged = flagged | mask
+        reasons.append(reason)
+        cells.append(pl.when(flagged).then(pl.lit(letters.get(c.field, "?"))))
     rows = frame["source_row"]
     out = pl.select(
         source_row=rows,
@@ -514,14 +562,44 @@ def _quarter_hashes(sheets: dict[str, SheetRead]) -> dict[str, str]:
     return {q: d.hexdigest()[:16] for q, d in sorted(digests.items())}
 
 
-def _hidden_sheets(path: Path) -> set[str]:
-    """Sheet names marked hidden/veryHidden in xl/workbook.xml (read without parsing any sheet)."""
-    import xml.etree.ElementTree as ET
+def _inspect_parts(path: Path, limits: Limits) -> tuple[list, list[str]]:
+    """The zip checked before calamine opens it: sizes and ratio (a zip bomb), then each
+    contract sheet's extent against the limits (its <dimension>, and for sheets small enough
+    its cells). Returns the sheet parts and the number format code of each cell style."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            xlsx_parts.check_container(archive, limits)
+            parts = xlsx_parts.sheet_parts(archive)
+            codes = xlsx_parts.cell_formats(archive)
+    except PartsProblem as exc:
+        raise WorkbookRefused(path, exc.reason) from None
+    except (KeyError, ET.ParseError, zipfile.BadZipFile) as exc:
+        raise WorkbookRefused(path, f"not a readable workbook (its workbook or styles part is missing or broken: "
+                                    f"{type(exc).__name__}: {_shown(exc, 200)})") from None
+    return parts, codes
 
+
+def _guard_sheets(path: Path, parts: list, wanted: set[str], codes: list[str], limits: Limits) -> dict[str, tuple[str, ...]]:
+    """Refuse a sheet whose extent is beyond the limits; return the date cells of each sheet
+    that no date can hold (calamine panics on them), by zip member."""
+    huge: dict[str, tuple[str, ...]] = {}
+    dates = xlsx_parts.date_styles(codes)
     with zipfile.ZipFile(path) as archive:
-        root = ET.fromstring(archive.read("xl/workbook.xml"))
-    return {el.get("name") for el in root.iter() if el.tag.endswith("}sheet") and el.get("state") in
-            ("hidden", "veryHidden")}
+        for part in parts:
+            if part.name not in wanted or part.xml not in archive.NameToInfo:
+                continue
+            try:
+                declared = xlsx_parts.declared_extent(archive, part.xml)
+                if declared is not None:
+                    xlsx_parts.check_extent(part.name, *declared, limits)
+                if archive.getinfo(part.xml).file_size <= xlsx_parts.SCAN_MAX_BYTES:
+                    scan = xlsx_parts.scan_sheet(archive, part.xml, dates)
+                    xlsx_parts.check_extent(part.name, scan.corner, scan.last_row, scan.last_column, limits)
+                    if scan.huge_date_cells:
+                        huge[part.xml] = scan.huge_date_cells
+            except PartsProblem as exc:
+                raise WorkbookRefused(path, exc.reason, sheet=exc.sheet, cells=exc.cells) from None
+    return huge
 
 
 @dataclass
@@ -533,6 +611,10 @@ class SheetOptions:
     fiscal_start_month: int
     date_range: tuple[dt.date, dt.date]
     quarantine_max_share: float
+    export_day: dt.date | None = None
+    date_order: str = DAY_FIRST  # for text dates whose column shows no order
+    padding: dict[int, tuple[str, int, str]] = field(default_factory=dict)  # zero-padding number formats by style
+    members: dict[str, str] = field(default_factory=dict)  # sheet name -> its XML in the zip
 
 
 def judge_sheet(path: Path, sheet_name: str, spec: SheetSpec, load, options: SheetOptions) -> SheetRead:
@@ -540,8 +622,7 @@ def judge_sheet(path: Path, sheet_name: str, spec: SheetSpec, load, options: She
     A crash of calamine on a cell becomes a refusal naming the sheet; anything else propagates."""
     try:
         cells = load()
-        result = _read_sheet(cells, sheet_name, spec, options.aliases, options.reference, path,
-                             options.fiscal_start_month, options.date_range)
+        result = _read_sheet(cells, sheet_name, spec, options, path)
         del cells
     except (WorkbookRefused, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
@@ -593,6 +674,7 @@ def plausible_dates(export_day: dt.date, earliest: dt.date = EARLIEST_DATE,
 def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: AliasTable | None = None,
                   fiscal_start_month: int = 1, quarantine_max_share: float = 0.02,
                   earliest_date: dt.date = EARLIEST_DATE, date_margin_days: int = DATE_MARGIN_DAYS,
+                  date_order: str = DAY_FIRST, limits: Limits | None = None,
                   parallel: bool | None = None) -> WorkbookRead:
     """Parse and validate a whole workbook; raise WorkbookRefused if it must not be ingested.
 
@@ -605,28 +687,37 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
     aliases = aliases or AliasTable()
     export_day = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).date()
     date_range = plausible_dates(export_day, earliest_date, date_margin_days)
-    try:
-        reader = fastexcel.read_excel(str(path))
-        names = reader.sheet_names
-    except OSError:
-        raise
-    except Exception as exc:  # calamine reports corrupt containers in many ways
-        raise WorkbookRefused(path, f"not a readable workbook ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    limits = limits or Limits()
+    parts, codes = _inspect_parts(path, limits)
+    names = [p.name for p in parts]
+    hidden_names = {p.name for p in parts if p.hidden}
     matched: dict[str, tuple[str, SheetSpec]] = {}
     ignored: list[str] = []
-    hidden_names = _hidden_sheets(path)
     for name in names:
         spec = match_sheet(name)
-        hidden = name in hidden_names
-        if spec is None or spec.name in matched or hidden:
+        if spec is None or spec.name in matched or name in hidden_names:
             ignored.append(name)  # pivots, notes, helper sheets: named exactly as in the workbook
         else:
             matched[spec.name] = (name, spec)
     for spec in SHEETS:
         if spec.required and spec.name not in matched:
             raise WorkbookRefused(path, f"required sheet '{spec.name}' is missing; sheets found: {names}", sheet=spec.name)
+    huge = _guard_sheets(path, parts, {name for name, _ in matched.values()}, codes, limits)
+    try:
+        if huge:  # those cells as text: the reader quarantines their rows instead of calamine panicking
+            with zipfile.ZipFile(path) as archive:
+                reader = fastexcel.read_excel(xlsx_parts.with_cells_as_text(archive, huge))
+            parallel = False  # the worker would open the file as it is
+        else:
+            reader = fastexcel.read_excel(str(path))
+    except OSError:
+        raise
+    except Exception as exc:  # calamine reports corrupt containers in many ways
+        raise WorkbookRefused(path, f"not a readable workbook ({type(exc).__name__}: {_shown(exc, 200)})") from None
     order = sorted(matched.values(), key=lambda item: (item[1].is_sales or item[1].date_field is not None))
-    options = SheetOptions(aliases, reference, fiscal_start_month, date_range, quarantine_max_share)
+    options = SheetOptions(aliases, reference, fiscal_start_month, date_range, quarantine_max_share,
+                           export_day=export_day, date_order=date_order, padding=xlsx_parts.padding_styles(codes),
+                           members={p.name: p.xml for p in parts})
     from synoforecast.lib.sheet_pool import read_sheets  # beside this module: the parallel half
 
     sheets = read_sheets(path, reader, order, options, parallel=parallel)

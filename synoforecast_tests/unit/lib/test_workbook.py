@@ -44,7 +44,7 @@ def svr_book(path: Path, rows: list[list], header: list[str] = HEADER, **extra_s
 
 def contract_counts(report: dict) -> dict:
     """The counts the ingest report promises (diagnostic extras such as null_shares left out)."""
-    return {k: v for k, v in report.items() if k not in ("null_shares", "quarantined_cells")}
+    return {k: v for k, v in report.items() if k not in ("null_shares", "quarantined_cells", "conventions")}
 
 
 def reference() -> Reference:
@@ -591,17 +591,26 @@ def test_revenue_beyond_numeric_18_2_is_quarantined(tmp_path):
     assert q["cell"].to_list() == ["SVR-RM!I2"] and "numeric(18,2)" in q["reason"][0]
 
 
-@pytest.mark.parametrize("day, cell_text", [(dt.date(9999, 12, 31), "9999-12-31"), (dt.date(1900, 3, 1), "1900-03-01"),
-                                            (dt.date(1999, 12, 31), "1999-12-31")])
-def test_implausible_dates_are_quarantined_not_crashing(tmp_path, day, cell_text):
+@pytest.mark.parametrize("day, cell_text, why", [
+    (dt.date(9999, 12, 31), "9999-12-31", "is after the export date 2025-10-20: a sale cannot be dated after its export"),
+    (dt.date(2025, 10, 21), "2025-10-21", "is after the export date 2025-10-20"),
+    (dt.date(1900, 3, 1), "1900-03-01", "is before 2000-01-01, the earliest sale date allowed"),
+    (dt.date(1999, 12, 31), "1999-12-31", "is before 2000-01-01")])
+def test_implausible_dates_are_quarantined_not_crashing(tmp_path, day, cell_text, why):
     rows = [sale(day=day)] + [sale(cust=f"C{i}") for i in range(60)]
     path = svr_book(tmp_path / "dates.xlsx", rows)
     _set_mtime(path, dt.datetime(2025, 10, 20, 12))
     result = read(path)
     q = result.sheets["SVR-RM"].quarantine
     assert q["cell"].to_list() == ["SVR-RM!A2"]
-    assert "outside the plausible range 2000-01-01..2025-11-20" in q["reason"][0] and cell_text in q["reason"][0]
+    assert why in q["reason"][0] and cell_text in q["reason"][0]
     assert [q.isoformat() for q in result.quarters] == ["2025-07-01"]
+
+
+def test_the_export_day_itself_is_a_sale_day(tmp_path):
+    path = svr_book(tmp_path / "today.xlsx", [sale(day=dt.date(2025, 10, 20))])
+    _set_mtime(path, dt.datetime(2025, 10, 20, 12))
+    assert read(path).sheets["SVR-RM"].rows_quarantined == 0
 
 
 def test_plausible_date_range_is_configurable(tmp_path):
@@ -610,24 +619,31 @@ def test_plausible_date_range_is_configurable(tmp_path):
     assert result.sheets["SVR-RM"].rows_quarantined == 0
 
 
-def date_panic_workbook(path):
-    """An SVR-RM sheet whose second date cell makes the Excel reader panic (-1e308 as a date)."""
+def date_panic_workbook(path, good_rows: int = 1):
+    """An SVR-RM sheet whose second date cell made the Excel reader panic (-1e308 as a date)."""
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "SVR-RM"
     ws.append(HEADER)
     ws.append(sale())
     ws.append(sale(cust="B"))
+    for i in range(good_rows - 1):
+        ws.append(sale(cust=f"G{i}"))
     ws.cell(3, 1).value = -1e308
     ws.cell(3, 1).number_format = "yyyy-mm-dd"
     wb.save(path)
     return path
 
 
-def test_reader_panic_on_a_date_cell_is_a_refusal_naming_the_sheet(tmp_path):
-    path = date_panic_workbook(tmp_path / "panic.xlsx")
-    exc = refusal(path)
-    assert exc.sheet == "SVR-RM" and "sheet 'SVR-RM' could not be read" in str(exc)
+def test_a_date_cell_no_date_can_hold_is_quarantined_without_a_panic(tmp_path, capfd):
+    """-1e308 under a date format made calamine panic (and print the panic): the row is now
+    quarantined like any cell that is not a date, and nothing is printed."""
+    path = date_panic_workbook(tmp_path / "panic.xlsx", good_rows=60)
+    sheet = read(path).sheets["SVR-RM"]
+    assert sheet.rows_loaded == 60
+    assert sheet.quarantine["cell"].to_list() == ["SVR-RM!A3"]
+    assert sheet.quarantine["reason"][0] == "Date is not a date: '-1e+308'"
+    assert "panick" not in capfd.readouterr().err
 
 
 def test_an_io_error_while_reading_is_not_blamed_on_the_workbook(tmp_path, monkeypatch):
