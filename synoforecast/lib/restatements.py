@@ -116,12 +116,13 @@ def finding(recorded: dict | None, warn_share: float) -> Finding:
     `warn_share`. `recorded` is the manifest's `restatements` entry."""
     if not recorded or recorded.get("baseline") is None:
         return Finding(True, "nothing restated: no export was published before this one",
-                       {"warn_share": warn_share})
+                       {"restatements": {"baseline": None, "warn_share": warn_share}})
     rows = [Restatement(**r) for r in recorded.get("rows", [])]
     over = material(rows, warn_share)
     changed = [r for r in rows if r.change]
-    meta = {"baseline": recorded["baseline"], "warn_share": warn_share, "restated_values": len(changed),
-            "above_warn_share": [r.describe() for r in over[:20]]}
+    meta = {"restatements": {"baseline": recorded["baseline"], "warn_share": warn_share,
+                             "restated_values": len(changed)},
+            "above_warn_share": [r.describe() for r in over[:20]]}  # each a JSON value: the check's metadata
     if over:
         return Finding(False, f"{len(over)} published value(s) restated by more than {warn_share:.0%}, largest "
                               f"{over[0].describe()}", meta)

@@ -93,8 +93,9 @@ def _dbt_health(context: dg.AssetExecutionContext) -> dict[str, int]:
     return {"passed": passed, "failed": len(records) - passed}
 
 
-def build_summary(url: str, as_of: str, run_id: str) -> dict:
-    """What changed: next-quarter forecasts per cohort with the change against the last actual."""
+def build_summary(url: str, as_of: str, run_id: str, snapshot_sha256: str | None = None) -> dict:
+    """What changed: next-quarter forecasts per cohort with the change against the last actual, and
+    the published quarters the run's export (`snapshot_sha256`, else the latest accepted) restated."""
     rows = query_frame(
         url,
         """select f.cohort, f.series_id, f.metric, f.target_label, f.yhat, e.smape
@@ -122,6 +123,7 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
     snapshot = query_frame(url, "select file, sha256, sheets from ops.snapshots where status = 'accepted' "
                                 "order by last_seen_at desc limit 1")
     snap = snapshot.row(0, named=True) if snapshot.height else {}
+    restated = restated_section(url, snapshot_sha256 or snap.get("sha256"), get_settings().restatement_material_share)
     return {
         "title": f"synoforecast: forecasts for {forecasts[0]['target'] if forecasts else 'next quarter'}",
         "as_of": label(as_of),
@@ -131,6 +133,7 @@ def build_summary(url: str, as_of: str, run_id: str) -> dict:
         "c2": {r["service"]: {"subscribers": r["subscribers"], "adoption_rate": float(r["adoption_rate"] or 0)}
                for r in c2.iter_rows(named=True)},
         "run_id": run_id,
+        **({"restated": restated} if restated else {}),
     }
 
 
@@ -166,13 +169,9 @@ def summary_notification(context: dg.AssetExecutionContext, warehouse: Warehouse
         raise dg.Failure(description=f"configuration is invalid: {exc}") from None
     as_of = to_key(partition_quarters(context)[-1])
     url = warehouse.get_url()
-    summary = build_summary(url, as_of, context.run_id)
+    summary = build_summary(url, as_of, context.run_id, context.run.tags.get(SNAPSHOT_TAG))
     summary["dbt"] = _dbt_health(context)
     summary["run_url"] = webhooks.run_url(context.run_id)
-    restated = restated_section(url, context.run.tags.get(SNAPSHOT_TAG) or summary["snapshot"].get("sha256"),
-                                get_settings().restatement_material_share)
-    if restated:
-        summary["restated"] = restated
     drops = accuracy_drops(url, as_of, accuracy.drop_points)
     drop_meta = [d.describe() for d in drops]
     if drops:  # the alert rides in the run's one message: a heading line plus one line per cohort

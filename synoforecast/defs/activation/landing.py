@@ -11,7 +11,7 @@ import datetime as dt
 
 import dagster as dg
 
-from synoforecast.defs.activation.assets import build_summary, post_summary, refresh_dashboards
+from synoforecast.defs.activation.assets import SNAPSHOT_TAG, build_summary, post_summary, refresh_dashboards
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import MetabaseResource, WarehouseResource, WebhooksResource
 from synoforecast.lib.notify import NotifyError
@@ -63,7 +63,8 @@ def landing_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     block, quarter = landing_summary_rows(url, cutoff)
     if quarter is None:
         raise dg.Failure(description=f"no landing published for {cutoff}: materialize forecast/landing first")
-    summary = build_summary(url, add_quarters(quarter, -1).isoformat(), context.run_id)
+    summary = build_summary(url, add_quarters(quarter, -1).isoformat(), context.run_id,
+                            context.run.tags.get(SNAPSHOT_TAG))
     lead = next((r for r in block["rows"] if r["metric"] == "revenue" and r["cohort"] == "svr_rm_overall"), None)
     tracking = f" tracking {lead['change_pct']:+.1f}% vs forecast (SVR-RM revenue)" \
         if lead and lead["change_pct"] is not None else ""

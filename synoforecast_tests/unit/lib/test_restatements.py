@@ -89,7 +89,8 @@ def test_the_check_warns_above_its_share_and_names_the_largest():
     assert not warned.passed
     assert warned.summary == ("1 published value(s) restated by more than 5%, largest SVR-RM 2025-Q1 units: "
                               "100 -> 93 (-7, -7.0%)")
-    assert warned.metadata["restated_values"] == 2
+    assert warned.metadata["restatements"]["restated_values"] == 2
+    assert all(isinstance(v, (dict, list)) for v in warned.metadata.values())  # MetadataValue.json takes no scalar
     assert finding(recorded, 0.1).passed and "none by more than 10%" in finding(recorded, 0.1).summary
 
 
