@@ -58,7 +58,14 @@ class Settings:
     # against the published snapshot before publication stops, how long a CLI run waits for
     # a concurrency limit held by another run
     earliest_sale_date: dt.date = dt.date(2000, 1, 1)
-    date_margin_days: int = 31
+    date_margin_days: int = 0  # a sale dated after its export is quarantined (days of tolerance)
+    # text dates whose column shows no order (no day or month above 12): "day_first" or "month_first"
+    date_order: str = "day_first"
+    # what one workbook may hold before it is refused unread (lib/xlsx_parts.py Limits)
+    reader_max_uncompressed_mb: int = 2048
+    reader_max_compression_ratio: float = 50.0
+    reader_max_sheet_rows: int = 1_048_576
+    reader_max_sheet_cells: int = 15_000_000
     shrink_max_share: float = 0.5
     limit_wait_seconds: float = 300.0
     # restatements of published quarters (lib/restatements.py): listed in the snapshot's metadata and
@@ -72,6 +79,10 @@ class Settings:
     accuracy_drop_points: float = 10.0
     # days of Dagster run history the embedded instance keeps (defs/housekeeping.py)
     history_retention_days: int = 30
+    # freshness (lib/freshness.py): the newest accepted export may be this many days old; a closed
+    # quarter's forecast must be published this many days after the quarter ended
+    freshness_max_age_days: int = 8
+    quarter_close_grace_days: int = 10
     # "rolling": one pass of fits over a run's as-of quarters, kept in ops.forecast_fits;
     # "per_partition": every partition refits its own backtest (the benchmark's baseline)
     forecast_pass: str = "rolling"
@@ -118,6 +129,11 @@ _ENV_KEYS = {
     "null_share_warn": "SYNOFORECAST_NULL_SHARE_WARN",
     "earliest_sale_date": "SYNOFORECAST_EARLIEST_SALE_DATE",
     "date_margin_days": "SYNOFORECAST_DATE_MARGIN_DAYS",
+    "date_order": "SYNOFORECAST_DATE_ORDER",
+    "reader_max_uncompressed_mb": "SYNOFORECAST_READER_MAX_UNCOMPRESSED_MB",
+    "reader_max_compression_ratio": "SYNOFORECAST_READER_MAX_COMPRESSION_RATIO",
+    "reader_max_sheet_rows": "SYNOFORECAST_READER_MAX_SHEET_ROWS",
+    "reader_max_sheet_cells": "SYNOFORECAST_READER_MAX_SHEET_CELLS",
     "shrink_max_share": "SYNOFORECAST_SHRINK_MAX_SHARE",
     "limit_wait_seconds": "SYNOFORECAST_LIMIT_WAIT_SECONDS",
     "restatement_material_share": "SYNOFORECAST_RESTATEMENT_MATERIAL_SHARE",
@@ -126,6 +142,8 @@ _ENV_KEYS = {
     "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
     "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
     "history_retention_days": "SYNOFORECAST_HISTORY_RETENTION_DAYS",
+    "freshness_max_age_days": "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS",
+    "quarter_close_grace_days": "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS",
     "forecast_pass": "SYNOFORECAST_FORECAST_PASS",
     "forecast_workers": "SYNOFORECAST_FORECAST_WORKERS",
 }
@@ -140,6 +158,12 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             return value
         if name == "earliest_sale_date":
             return raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
+        if name in ("freshness_max_age_days", "quarter_close_grace_days"):
+            value = int(raw)
+            low, high = {"freshness_max_age_days": (1, 365), "quarter_close_grace_days": (0, 90)}[name]
+            if not low <= value <= high:
+                raise ValueError(f"must be a whole number of days between {low} and {high}")
+            return value
         if name in ("date_margin_days", "limit_wait_seconds"):
             value = float(raw) if name == "limit_wait_seconds" else int(raw)
             if value < 0:
@@ -173,6 +197,20 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             value = float(raw)
             if not value >= 0:
                 raise ValueError("must be a number >= 0")
+            return value
+        if name == "date_order":
+            if raw not in ("day_first", "month_first"):
+                raise ValueError("must be day_first or month_first")
+            return raw
+        if name in ("reader_max_uncompressed_mb", "reader_max_sheet_rows", "reader_max_sheet_cells"):
+            value = int(raw)
+            if value < 1:
+                raise ValueError("must be a positive whole number")
+            return value
+        if name == "reader_max_compression_ratio":
+            value = float(raw)
+            if value < 2:
+                raise ValueError("must be a ratio of at least 2")
             return value
         if name == "forecast_pass":
             if raw not in FORECAST_PASSES:
@@ -243,6 +281,7 @@ def reader_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `lib.workbook.read_workbook` from the settings."""
     from synoforecast.lib.contract import AliasTable
     from synoforecast.lib.workbook import Reference
+    from synoforecast.lib.xlsx_parts import Limits
 
     return {
         "reference": Reference.from_seeds(DBT_PROJECT_DIR / "seeds"),
@@ -251,6 +290,10 @@ def reader_options(settings: Settings) -> dict[str, Any]:
         "quarantine_max_share": settings.quarantine_max_share,
         "earliest_date": settings.earliest_sale_date,
         "date_margin_days": settings.date_margin_days,
+        "date_order": settings.date_order,
+        "limits": Limits(max_uncompressed_bytes=settings.reader_max_uncompressed_mb * 1024 ** 2,
+                         max_compression_ratio=settings.reader_max_compression_ratio,
+                         max_sheet_rows=settings.reader_max_sheet_rows, max_sheet_cells=settings.reader_max_sheet_cells),
     }
 
 

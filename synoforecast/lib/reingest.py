@@ -33,11 +33,25 @@ def reader_digest(options: dict, seeds_dir: Path, partitions_start: object = Non
         "quarantine_max_share": options["quarantine_max_share"],
         "earliest_date": str(options["earliest_date"]),
         "date_margin_days": options["date_margin_days"],
+        "date_order": options["date_order"],
+        "limits": options["limits"],
+        "reader": _reader_source(),
         "seeds": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(seeds_dir.glob("*.csv"))},
         "partitions_start": partitions_start,
         "version": _version(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _reader_source() -> str:
+    """The reader's own code: a change in how cells are read re-reads a workbook of the same
+    bytes (a checkout's version does not change with its code)."""
+    from synoforecast.lib import contract, date_text, number_text, workbook, xlsx_parts
+
+    digest = hashlib.sha256()
+    for module in (contract, date_text, number_text, workbook, xlsx_parts):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _version() -> str:

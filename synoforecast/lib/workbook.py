@@ -425,6 +425,10 @@ def _typed_columns(spec: SheetSpec, raw: pl.DataFrame, rows: pl.Series, letters:
             conventions[c.field] = dates.describe()
         elif c.kind in ("int", "decimal"):
             numbers = read_numbers(text)
+            if numbers.conflict or numbers.decimal != ".":  # a comma column: are its `1234.5` cells typed numbers?
+                typed_cells = _typed_number_cells(letters.get(c.field), rows, sheet_name, file, options)
+                if typed_cells is not None and typed_cells.any():
+                    numbers = read_numbers(text, trusted=typed_cells)
             _refuse_conflict(numbers.conflict, c, text, rows, letters, sheet_name, file,
                              "number conventions", ("written with a decimal point", "written with a decimal comma"))
             typed[c.field] = _whole_numbers(numbers.values) if c.kind == "int" else numbers.values.round(2)
@@ -460,6 +464,20 @@ def _whole_numbers(values: pl.Series) -> pl.Series:
     quarantined by `_impossible` with the cell's own text."""
     clipped = values.clip(-2.0 ** 62, 2.0 ** 62)
     return pl.select(pl.when(clipped == clipped.round(0)).then(clipped)).to_series().cast(pl.Int64)
+
+
+def _typed_number_cells(letter: str | None, rows: pl.Series, sheet_name: str, file: Path,
+                        options: SheetOptions) -> pl.Series | None:
+    """Which rows of a column hold a typed number (calamine writes it `1234.5`, which a column
+    of decimal-comma text must not re-read): from the sheet XML, only for such a column."""
+    member = options.members.get(sheet_name)
+    if letter is None or member is None:
+        return None
+    with zipfile.ZipFile(file) as archive:
+        cells = column_styles(archive, member, [letter])
+    numeric = cells.filter(pl.col("type") == "n").select(pl.col("row"), typed=pl.lit(True))
+    return pl.DataFrame({"row": rows.cast(pl.Int64)}).join(numeric, on="row", how="left", maintain_order="left") \
+        ["typed"].fill_null(False)
 
 
 def _displayed_ids(ids: pl.Series, letter: str | None, rows: pl.Series, sheet_name: str, file: Path,

@@ -34,6 +34,7 @@ from synoforecast.lib.cohort_forecast import (
     score_cohort,
 )
 from synoforecast.lib.quarters import to_key
+from synoforecast.lib.rendering import markdown_table, pyplot
 from synoforecast.lib.snapshots import accepted_snapshot
 from synoforecast.lib.warehouse import query_frame, replace_rows
 from synoforecast.settings import get_settings
@@ -89,14 +90,11 @@ def _plot(path: Path, cohort: Cohort, long: pl.DataFrame, rows: pl.DataFrame, ma
     """History, forecast and 80/95% intervals of the latest as-of quarter, one panel per series (units).
     Quarters are plotted as decimal years on a fixed layout: matplotlib's date axes and
     tight_layout were ~0.3 s of the ~1.05 s each figure took, paid five times per run."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import FormatStrFormatter, MultipleLocator
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
+    from matplotlib.ticker import FormatStrFormatter, MultipleLocator
+
     units = rows.filter(pl.col("metric") == "units").sort("series_id").head(max_series)
     if units.is_empty():
         return None
@@ -328,10 +326,7 @@ def _markdown(frame: pl.DataFrame, rows: int = 12) -> str:
     if frame.is_empty():
         return "_no forecast rows_"
     head = frame.head(rows)
-    fmt = lambda v: f"{v:,.1f}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in head.iter_rows()]
-    return "\n".join(lines)
+    return markdown_table(head.columns, head.iter_rows(), lambda v: f"{v:,.1f}" if isinstance(v, float) else str(v))
 
 
 def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame],

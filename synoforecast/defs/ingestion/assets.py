@@ -12,6 +12,7 @@ from synoforecast.lib import export_order, partition_state, quality, reingest, r
 from synoforecast.lib.contract import SHEETS, SheetSpec
 from synoforecast.lib.inbox import file_sha256, newest_workbook
 from synoforecast.lib.quarters import parse_key, to_key
+from synoforecast.lib.rendering import markdown_table
 from synoforecast.lib.reingest import required_scopes
 from synoforecast.lib.schema import RAW_TABLES, column_names
 from synoforecast.lib.warehouse import connect, replace_rows
@@ -33,9 +34,7 @@ class WorkbookSnapshotConfig(dg.Config):
 
 def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
     head = frame.head(rows)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in head.iter_rows()]
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md(markdown_table(head.columns, head.iter_rows()))
 
 
 @dg.asset(group_name="ingestion", kinds={"excel", "python"})

@@ -16,6 +16,7 @@ from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.rendering import pyplot
 from synoforecast.lib.running_quarter import NoQuarterInProgress, quarter_in_progress
 from synoforecast.lib.schema import RUNNING_SCHEMA, RUNNING_TABLES
 from synoforecast.lib.snapshots import accepted_snapshot
@@ -193,12 +194,8 @@ def error_by_week_markdown(evaluation: pl.DataFrame) -> str:
 def error_by_week_plot(path, evaluation: pl.DataFrame):
     """sMAPE by elapsed share of the quarter, one panel per cohort and level: the landing
     against the quarter-start forecast and QTD / elapsed share (None without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     if evaluation.is_empty():
         return None

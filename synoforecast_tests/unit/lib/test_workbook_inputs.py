@@ -61,6 +61,14 @@ def test_a_column_mixing_the_conventions_is_refused_naming_two_cells(tmp_path):
     assert "mixes number conventions" in str(exc) and "'17.5' is written with a decimal point" in str(exc)
 
 
+def test_typed_numbers_in_a_decimal_comma_column_keep_their_value(tmp_path):
+    """A number cell among European text arrives as `17.5` from the reader: it is 17.5, not a
+    contradiction and not 175."""
+    rows = [sale(revenue="1.234,50"), sale(cust="B", revenue=17.5), sale(cust="C", revenue=1.234)]
+    frame = read(svr_book(tmp_path / "eu-typed.xlsx", rows)).sheets["SVR-RM"].frame
+    assert frame["revenue_usd"].to_list() == [1234.5, 17.5, 1.23]
+
+
 def test_the_convention_is_recorded_per_column(tmp_path):
     rows = [sale(units="1,200", revenue=european(5000.0)), sale(cust="B", units=3, revenue=european(10.5))]
     result = read(svr_book(tmp_path / "eu.xlsx", rows))
