@@ -10,6 +10,7 @@ import openpyxl
 import pytest
 
 from synoforecast.lib.cohorts import COHORTS
+from synoforecast.settings import DBT_PROJECT_DIR
 from synoforecast.lib.sample import SampleSpec, write_sample_workbook
 from synoforecast.lib.warehouse import connect
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
@@ -66,9 +67,24 @@ def _ingest(project_env, standin, ingest_workbook):
     standin.reset()
     path = project_env["inbox"] / "sale-out.xlsx"
     stats = write_sample_workbook(path, SPEC)
+    package_files = _files(DBT_PROJECT_DIR)
     outcome = ingest_workbook(path, progress=lambda _m: None, quiet=True)
     assert outcome.ok, outcome.error
-    return {**project_env, "path": path, "stats": stats, "outcome": outcome}
+    return {**project_env, "path": path, "stats": stats, "outcome": outcome, "package_files": package_files,
+            "package_files_after": _files(DBT_PROJECT_DIR)}
+
+
+def _files(folder) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_runtime_files_go_under_the_data_directory_not_the_installed_package(ingested):
+    """dbt's build folders, its log and its partial-parse state were written into the package's
+    synoforecast_dbt/ (site-packages in an install): now under data/dbt/."""
+    assert ingested["package_files_after"] == ingested["package_files"]
+    runtime = ingested["data"] / "dbt"
+    assert (runtime / "partial_parse.msgpack").exists()
+    assert not [p for p in runtime.iterdir() if p.is_dir()]  # each build's folder removed after the build
 
 
 def test_whole_graph_publishes_reconciled_marts_and_forecasts(ingested):

@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import shutil
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -27,15 +28,30 @@ DBT_TARGET = "dbt"  # ops.partition_state target of the marts (one row per quart
 FULL_BUILD_TAG = "synoforecast/dbt_full_build"  # "true": build every model, changed inputs or not
 
 
-def keep_partial_parse(invocation_target: Path, project_target: Path) -> None:
-    """Keep this invocation's partial-parse state where dagster-dbt copies it from for the next
-    one: the state `dbt parse` left there was made without the warehouse's profile variables,
-    so every build re-parsed the project in full. A read-only project folder (an image) only
-    loses the speed-up."""
-    source = invocation_target / "partial_parse.msgpack"
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def invocation_target(runtime: Path, run_id: str) -> Path:
+    """A build's dbt target folder (artifacts and dbt.log) under the data directory, never in
+    the project folder (an installed package): seeded with the partial-parse state the last
+    build kept, which dagster-dbt would otherwise copy from the package's own target/."""
+    target = runtime / f"build-{run_id[:8]}-{uuid.uuid4().hex[:7]}"
+    target.mkdir(parents=True, exist_ok=True)
+    kept = runtime / PARTIAL_PARSE
+    with contextlib.suppress(OSError):
+        shutil.copyfile(kept if kept.exists() else dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE,
+                        target / PARTIAL_PARSE)
+    return target
+
+
+def keep_partial_parse(invocation_target: Path, runtime: Path) -> None:
+    """Keep this invocation's partial-parse state for the next one: the state `dbt parse` left in
+    the package was made without the warehouse's profile variables, so every build re-parsed
+    the project in full."""
+    source = invocation_target / PARTIAL_PARSE
     if source.exists():
         with contextlib.suppress(OSError):
-            shutil.copyfile(source, project_target / "partial_parse.msgpack")
+            shutil.copyfile(source, runtime / PARTIAL_PARSE)
 
 
 def keep_debug_log(invocation_target: Path, logs: Path, run_id: str) -> Path | None:
@@ -148,11 +164,12 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
         from synoforecast.lib.forecasting.rolling import warm_up  # pandas: not at code-location load
 
         warm_up(get_settings().forecast_workers)  # the forecasts come next; this step mostly waits on dbt
+        runtime = get_settings().data_dir / "dbt"
         invocation = dbt.cli(["build", "--vars", json.dumps(variables), *selection.exclude_args(manifest)],
-                             context=context)
+                             context=context, target_path=invocation_target(runtime, context.run_id))
         try:
             yield from invocation.stream()
-            keep_partial_parse(invocation.target_path, dbt_project.project_dir / dbt_project.target_path)
+            keep_partial_parse(invocation.target_path, runtime)
         except Exception:
             kept = keep_debug_log(invocation.target_path, get_settings().data_dir / "logs", context.run_id)
             if kept:
