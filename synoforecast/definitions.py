@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from synoforecast.defs import activation, forecast, housekeeping, ingestion, landing, pipeline, transform
+from synoforecast.defs import activation, forecast, freshness, housekeeping, ingestion, landing, pipeline, transform
 from synoforecast.defs.resources import build_resources
 
 defs = dg.Definitions.merge(
@@ -13,5 +13,6 @@ defs = dg.Definitions.merge(
     activation.defs,
     pipeline.defs,
     housekeeping.defs,
+    freshness.defs,
     dg.Definitions(resources=build_resources()),
 )

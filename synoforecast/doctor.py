@@ -163,6 +163,65 @@ def check_stuck_runs(settings, env: Mapping[str, str]) -> Check:
     return Check("stuck runs", status, detail, fix)
 
 
+FRESHNESS_NAMES = {"snapshot": "freshness: export", "quarter_close": "freshness: quarter close"}
+
+
+def freshness_lines(findings: Mapping[str, object], alerts: Mapping[str, object]) -> list[Check]:
+    """One line per freshness rule (lib/freshness.py findings at a given clock, and the alert
+    state of ops.freshness_alerts): a breach fails with its fix and says where it was posted."""
+    import datetime as dt
+
+    from synoforecast.lib.freshness import BREACH, PASS
+
+    lines = []
+    for rule, finding in findings.items():
+        name = FRESHNESS_NAMES.get(rule, f"freshness: {rule}")
+        if finding.status == PASS:
+            lines.append(Check(name, OK, _one_line(finding.headline, 400), required=False))
+            continue
+        if finding.status != BREACH:
+            lines.append(Check(name, WARN, _one_line(finding.headline, 400), finding.fix, required=False))
+            continue
+        alert = alerts.get(rule)
+        if alert is None or alert.breach != finding.breach:
+            posted = "alert not posted yet (freshness_sensor posts it at its next tick)"
+        elif alert.posted_to:
+            posted = f"alert posted to {', '.join(sorted(alert.posted_to))}"
+            if alert.posted_at:
+                posted += f" on {alert.posted_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+        else:
+            posted = "alert not posted: no webhook configured"
+        if alert is not None and alert.breach == finding.breach and alert.error:
+            posted += f"; NOT delivered: {alert.error}"
+        lines.append(Check(name, FAIL, _one_line(f"{finding.headline} ({posted})", 600), finding.fix,
+                           required=False))
+    return lines
+
+
+def check_freshness(settings, url: str | None, now=None) -> list[Check]:
+    """The freshness rules on what the warehouse holds, at `now` (default: the clock)."""
+    import datetime as dt
+
+    if url is None:
+        return [Check(name, SKIPPED, "needs a working warehouse", "fix the warehouse first", required=False)
+                for name in FRESHNESS_NAMES.values()]
+    from synoforecast.lib.freshness_state import evaluate, load_alerts
+    from synoforecast.settings import effective_partitions_start
+
+    try:
+        findings = evaluate(url, now or dt.datetime.now(dt.timezone.utc),
+                            max_age_days=settings.freshness_max_age_days,
+                            grace_days=settings.quarter_close_grace_days,
+                            fiscal_start_month=settings.fiscal_year_start_month,
+                            partitions_start=effective_partitions_start(settings))
+        alerts = load_alerts(url)
+    except Exception as exc:  # tables not created yet (no ingest so far), a permission missing
+        return [Check(name, SKIPPED, f"not readable: {_one_line(exc, 160)}",
+                      "run `synoforecast ingest` or `synoforecast demo` once", required=False)
+                for name in FRESHNESS_NAMES.values()]
+    return freshness_lines(findings, alerts)
+
+
 # --------------------------------------------------------------------------- optional parts
 
 
@@ -293,6 +352,8 @@ def run_checks(
     checks.append(check_inbox(settings))
     note("stuck runs")
     checks.append(check_stuck_runs(settings, env))
+    note("freshness")
+    checks += check_freshness(settings, url)
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         note("metabase")
         checks += check_metabase(env, client)

@@ -12,6 +12,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
 from synoforecast.defs.ingestion.sensors import PIPELINE_JOB, SNAPSHOT_JOB
 from synoforecast.defs.partitions import LANDING_GROUP, existing_keys, label, quarterly_partitions
+from synoforecast.defs.freshness import quarter_close_freshness
 from synoforecast.defs.published import published_snapshot
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.cohort_forecast import missing_coverage
@@ -34,7 +35,9 @@ snapshot_job = dg.define_asset_job(
 forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot)
-    - dg.AssetSelection.groups(LANDING_GROUP),
+    - dg.AssetSelection.groups(LANDING_GROUP)
+    # freshness_sensor evaluates these: mid-run, `published` is not switched yet
+    - dg.AssetSelection.checks(quarter_close_freshness),
     executor_def=dg.in_process_executor,
     tags={PIPELINE_RUN_TAG: "true"},
     description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "

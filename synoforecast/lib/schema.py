@@ -406,6 +406,17 @@ OPS_DDL = [
   made_at timestamptz not null default now(),
   primary key (model_key, prefix_key)
 )""",
+    # A freshness rule in breach (lib/freshness.py): the channels its alert reached, so each
+    # breach is posted once, across restarts; the row goes when the rule passes again.
+    """create table if not exists ops.freshness_alerts (
+  rule text primary key,
+  breach text not null,
+  summary text not null,
+  since timestamptz not null,
+  posted_to text[] not null default '{}',
+  posted_at timestamptz,
+  last_error text
+)""",
 ]
 
 
