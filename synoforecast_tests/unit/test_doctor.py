@@ -136,3 +136,40 @@ def test_render_and_exit_code():
     assert exit_code(checks) == 0
     assert exit_code(checks + [Check("d", "fail", "broken", "fix it")]) == 1
     assert json.dumps([c.__dict__ for c in checks])
+
+
+def test_a_line_per_freshness_rule_on_a_fixed_clock():
+    """doctor.freshness_lines: what lib/freshness finds at a given clock, and where the breach was posted."""
+    import datetime as dt
+
+    from synoforecast.lib import freshness
+    from synoforecast.lib.freshness import AlertState, Export, Facts
+
+    utc = dt.timezone.utc
+    q1, q2 = dt.date(2026, 1, 1), dt.date(2026, 4, 1)
+    export = Export("a" * 64, "/inbox/sales.xlsx", dt.datetime(2026, 8, 20, 18, tzinfo=utc), (q1, q2))
+    facts = Facts(newest=export, published=export, published_as_of={"svr_rm_overall": frozenset({q1, q2})},
+                  cohorts=("svr_rm_overall",), first_quarter=dt.date(2024, 1, 1))
+
+    fine = doctor.freshness_lines(freshness.evaluate(facts, dt.datetime(2026, 8, 22, tzinfo=utc), 8, 10), {})
+    assert [(c.name, c.status) for c in fine] == [("freshness: export", "ok"), ("freshness: quarter close", "ok")]
+    assert exit_code(fine) == 0
+
+    late = freshness.evaluate(facts, dt.datetime(2026, 10, 12, 6, tzinfo=utc), 8, 10)
+    posted = {"quarter_close": AlertState("quarter_close", late["quarter_close"].breach,
+                                          dt.datetime(2026, 10, 11, tzinfo=utc), frozenset({"slack"}),
+                                          dt.datetime(2026, 10, 11, 0, 5, tzinfo=utc), "teams: HTTP 500")}
+    export_line, quarter_line = doctor.freshness_lines(late, posted)
+    assert export_line.status == "fail" and not export_line.required
+    assert "no export for 52 days" in export_line.detail and "not posted yet" in export_line.detail
+    assert "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS" in export_line.fix
+    assert quarter_line.status == "fail" and "2026-Q3 closed 11 days ago without a published forecast" in quarter_line.detail
+    assert "alert posted to slack on 2026-10-11 00:05 UTC; NOT delivered: teams: HTTP 500" in quarter_line.detail
+    assert "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS" in quarter_line.fix
+    table = render_table([export_line, quarter_line])
+    assert "freshness: quarter close" in table and "ask sales operations" in table
+    assert exit_code([export_line, quarter_line]) == 1
+
+    nothing = doctor.freshness_lines(freshness.evaluate(Facts(None, None, {}, ("svr_rm_overall",), q1),
+                                                        dt.datetime(2026, 10, 12, tzinfo=utc), 8, 10), {})
+    assert [c.status for c in nothing] == ["warn", "warn"] and exit_code(nothing) == 0

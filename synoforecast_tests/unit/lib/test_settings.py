@@ -209,3 +209,14 @@ def test_restatement_shares_default_to_1_and_5_percent_and_are_validated(tmp_pat
     assert (configured.restatement_material_share, configured.restatement_warn_share) == (0.002, 0.1)
     with pytest.raises(SettingsError, match="restatement_warn_share.*SYNOFORECAST_RESTATEMENT_WARN_SHARE"):
         settings_for(tmp_path, SYNOFORECAST_RESTATEMENT_WARN_SHARE="5%")
+
+
+def test_freshness_limits_default_to_8_and_10_days_and_are_validated(tmp_path):
+    defaults = settings_for(tmp_path)
+    assert (defaults.freshness_max_age_days, defaults.quarter_close_grace_days) == (8, 10)
+    configured = settings_for(tmp_path, "freshness_max_age_days: 15\n", SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS="0")
+    assert (configured.freshness_max_age_days, configured.quarter_close_grace_days) == (15, 0)
+    with pytest.raises(SettingsError, match="freshness_max_age_days.*SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS.*between 1"):
+        settings_for(tmp_path, SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS="0")
+    with pytest.raises(SettingsError, match="quarter_close_grace_days.*synoforecast.yaml"):
+        settings_for(tmp_path, "quarter_close_grace_days: ten\n")
