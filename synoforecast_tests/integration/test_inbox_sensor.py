@@ -100,3 +100,54 @@ def test_steady_state_ticks_only_stat_files_even_with_5000_in_the_inbox(project_
     ready, cursor = scan_inbox(inbox, cursor)
     assert ready == []  # not re-hashed: size and mtime unchanged
     assert cursor.files["export-0042.xlsx"][2] == [r for r in cursor.seen_hashes][42]
+
+
+def _sensor_runs(instance):
+    """Every request the inbox sensor makes, run as the daemon launches it."""
+    from synoforecast.definitions import defs
+    from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB
+
+    cursor, runs = None, []
+    for _ in range(2):  # first sight, then stable
+        tick = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        cursor = tick.cursor
+        for request in tick.run_requests or []:
+            runs.append(defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(
+                run_config=request.run_config, tags=request.tags, instance=instance, raise_on_error=False))
+    return runs
+
+
+def test_the_sensor_reads_a_european_export_in_its_convention_and_refuses_a_stray_cell(project_env):
+    """Issue 26 through the sensor: the snapshot run it starts reads what the export says, and
+    a file the reader used to abort on is a refusal naming the cell, recorded, never retried."""
+    import json
+
+    import openpyxl
+    import psycopg
+
+    from synoforecast.defs.ingestion.sensors import REFUSED_TAG
+
+    inbox = project_env["inbox"]
+    source = inbox.parent / "sample.xlsx"
+    stats = write_sample_workbook(source, SampleSpec(rows=400, quarters=6))
+    wb = openpyxl.load_workbook(source)
+    for row in wb["SVR-RM"].iter_rows(min_row=2):
+        row[8].value = f"{row[8].value:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+    wb.save(inbox / "distributor.xlsx")
+    wb["SVR-RM"]["XFD1048576"] = "x"
+    wb.save(inbox / "stray.xlsx")
+    with dg.instance_for_test() as instance:
+        runs = {run.dagster_run.run_config["ops"]["workbook_snapshot"]["config"]["path"]: run
+                for run in _sensor_runs(instance)}
+        accepted, refused = runs[str(inbox / "distributor.xlsx")], runs[str(inbox / "stray.xlsx")]
+        assert accepted.success and not refused.success
+        assert instance.get_run_by_id(refused.run_id).tags.get(REFUSED_TAG) == "true"
+    with psycopg.connect(project_env["url"]) as conn:
+        rows = dict(conn.execute("select file, status from ops.snapshots").fetchall())
+        sheets, error = conn.execute("select s.sheets, r.error from ops.snapshots s, ops.snapshots r "
+                                     "where s.status = 'accepted' and r.status = 'refused'").fetchone()
+    assert rows == {str(inbox / "distributor.xlsx"): "accepted", str(inbox / "stray.xlsx"): "refused"}
+    sheets = sheets if isinstance(sheets, dict) else json.loads(sheets)
+    assert sheets["SVR-RM"]["revenue_total"] == round(stats.sheets["SVR-RM"].revenue_total, 2)
+    assert sheets["SVR-RM"]["conventions"]["revenue_usd"].startswith("decimal comma")
+    assert "reaches cell XFD1048576" in error
