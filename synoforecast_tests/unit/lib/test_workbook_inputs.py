@@ -89,19 +89,13 @@ def test_non_finite_or_huge_units_are_quarantined_with_the_cell_not_a_crash(tmp_
 
 # -- ids ---------------------------------------------------------------------------------------
 
-def padded_id_book(path, ids: list, number_format: str = "00000", **extra):
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "SVR-RM"
-    ws.append(HEADER)
-    for i, cust in enumerate(ids):
-        ws.append(sale(cust=cust, units=i + 1))
+def padded_id_book(path, ids: list, number_format: str = "00000"):
+    """SVR-RM lines whose number ids are shown through `number_format`, as Excel does it."""
+    svr_book(path, [sale(cust=cust, units=i + 1) for i, cust in enumerate(ids)])
+    wb = openpyxl.load_workbook(path)
+    for row, cust in enumerate(ids, start=2):
         if isinstance(cust, (int, float)):
-            ws.cell(ws.max_row, 4).number_format = number_format
-    for name, rows in extra.items():
-        sheet = wb.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
+            wb["SVR-RM"].cell(row, 4).number_format = number_format
     wb.save(path)
     return path
 
