@@ -613,6 +613,7 @@ def _guard_sheets(path: Path, parts: list, wanted: set[str], codes: list[str], l
                 if archive.getinfo(part.xml).file_size <= xlsx_parts.SCAN_MAX_BYTES:
                     scan = xlsx_parts.scan_sheet(archive, part.xml, dates)
                     xlsx_parts.check_extent(part.name, scan.corner, scan.last_row, scan.last_column, limits)
+                    scan.check_density(part.name)
                     if scan.huge_date_cells:
                         huge[part.xml] = scan.huge_date_cells
             except PartsProblem as exc:

@@ -172,6 +172,20 @@ def test_one_stray_cell_at_the_last_excel_cell_is_refused_naming_it_not_an_abort
     assert "reaches cell XFD1048576" in str(exc)
 
 
+def test_a_stray_cell_within_the_limits_is_refused_too_not_read_into_600_mb(tmp_path):
+    """J1048576 keeps the extent under the cell limit (10.5M cells), but a 4 KB file whose
+    extent is empty but for 21 cells is a stray cell, not an export."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "SVR-RM"
+    ws.append(HEADER)
+    ws.append(sale())
+    ws["J1048576"] = "x"
+    wb.save(tmp_path / "tall.xlsx")
+    exc = refusal(tmp_path / "tall.xlsx")
+    assert exc.cells == ["SVR-RM!J1048576"] and "holds only 21 cells" in str(exc)
+
+
 def test_a_stray_cell_the_dimension_element_does_not_declare_is_found_by_the_scan(tmp_path):
     path = svr_book(tmp_path / "ok.xlsx", [sale()])
     lying = tmp_path / "lying.xlsx"
