@@ -108,8 +108,7 @@ def snapshot_finding(facts: Facts, now: dt.datetime, max_age_days: int) -> Findi
     age = now - _utc(newest.export_date)
     due = _utc(newest.export_date) + limit
     meta: dict[str, object] = {"newest_export": newest.name, "newest_sha256": newest.sha256,
-                               "export_date": _utc(newest.export_date).isoformat(), "limit_days": max_age_days,
-                               "age_days": round(age.total_seconds() / 86400, 1)}
+                               "export_date": _utc(newest.export_date).isoformat(), "limit_days": max_age_days}
     seen = ""
     if facts.published is not None and facts.published.sha256 != newest.sha256:
         seen = f" Analysts still read {facts.published.dated()}: the newest export is not published."

@@ -178,6 +178,33 @@ def test_a_closed_quarter_without_a_published_forecast_fails_and_is_posted_once(
     assert row == ("quarter_close:2026-07-01", ["slack", "teams"], None)
 
 
+def test_executing_the_checks_in_a_run_gives_the_sensors_answer(env, standin):
+    """What "Execute" in the UI does: a run of the checks alone, at the same clock, records the
+    same outcomes; the sensor's next tick then records nothing new and posts nothing new."""
+    from synoforecast.definitions import defs
+    from synoforecast.defs.freshness import freshness_checks
+
+    when = dt.datetime(2026, 10, 13, 6, tzinfo=UTC)
+    tick(when)
+    before = {c: latest(f"forecast/{c}", "quarter_close_freshness").description for c in FORECASTS}
+    job = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job(
+        "execute_freshness_checks", selection=dg.AssetSelection.checks(*freshness_checks))])
+    ).resolve_job_def("execute_freshness_checks")
+    with freeze_time(when):
+        run = job.execute_in_process(instance=dg.DagsterInstance.get())
+    assert run.success
+    outcomes = {e.check_name + ":" + e.asset_key.to_user_string(): e for e in run.get_asset_check_evaluations()}
+    assert len(outcomes) == 6 and not any(e.passed for e in outcomes.values())
+    for cohort in FORECASTS:
+        assert outcomes[f"quarter_close_freshness:forecast/{cohort}"].description == before[cohort]
+    key = dg.AssetCheckKey(dg.AssetKey(["forecast", "regional"]), "quarter_close_freshness")
+    history = len(dg.DagsterInstance.get().event_log_storage.get_asset_check_execution_history(key, limit=100))
+    standin.reset()
+    tick(when + dt.timedelta(minutes=5))
+    assert len(dg.DagsterInstance.get().event_log_storage.get_asset_check_execution_history(key, limit=100)) == history
+    assert [r for r in standin.requests if r.method == "POST"] == []
+
+
 def test_doctor_shows_both_rules_with_a_fix(env, standin, capsys):
     from synoforecast import doctor
     from synoforecast.cli import main
