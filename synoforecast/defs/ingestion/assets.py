@@ -16,7 +16,7 @@ from synoforecast.lib.rendering import markdown_table
 from synoforecast.lib.reingest import required_scopes
 from synoforecast.lib.schema import RAW_TABLES, column_names
 from synoforecast.lib.warehouse import connect, replace_rows
-from synoforecast.lib.workbook import WorkbookRefused, read_workbook
+from synoforecast.lib.workbook import WorkbookRead, WorkbookRefused, read_workbook
 from synoforecast.settings import DBT_PROJECT_DIR, get_settings, reader_options, record_data_start
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
@@ -121,7 +121,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     })
 
 
-def check_export_order(context: dg.AssetExecutionContext, url: str, path: Path, read,
+def check_export_order(context: dg.AssetExecutionContext, url: str, path: Path, read: WorkbookRead,
                        baseline: dict | None) -> tuple[export_order.ExportDates, export_order.Order, str | None]:
     """This export's dates against the published export's (lib/export_order.py): an older one is
     refused like any workbook the platform will not take, unless the run carries REPUBLISH_TAG.
@@ -142,7 +142,7 @@ def check_export_order(context: dg.AssetExecutionContext, url: str, path: Path, 
                      allow_retries=False)
 
 
-def measure_restatements(url: str, read, baseline: dict | None, expected: dict,
+def measure_restatements(url: str, read: WorkbookRead, baseline: dict | None, expected: dict,
                          fiscal_start_month: int) -> tuple[dict, dict]:
     """(this export's per-quarter totals, what it restates of the published export), the latter
     also stored in ops.restatements. The published export ingested again keeps what it was
