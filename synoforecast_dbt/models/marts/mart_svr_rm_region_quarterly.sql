@@ -1,10 +1,2 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='quarter_start'
-    )
-}}
-
 -- SVR-RM sale-out per quarter and region; adds up to mart_svr_rm_quarterly. Measures: see macros/sales_quarterly.sql.
 {{ sales_quarterly('stg_svr_rm', 'region') }}
