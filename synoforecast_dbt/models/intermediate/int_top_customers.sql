@@ -25,7 +25,7 @@ trailing_revenue as (
         customer_id,
         sum(revenue_usd) as trailing_revenue_usd
     from {{ ref('stg_svr_rm') }}
-    where quarter_start in (select quarter_start from last_quarters)
+    where quarter_start in (select lq.quarter_start from last_quarters lq)
     group by customer_id
 
 ),
@@ -35,7 +35,7 @@ ranked as (
     select
         customer_id,
         trailing_revenue_usd,
-        row_number() over (order by trailing_revenue_usd desc, customer_id) as revenue_rank
+        row_number() over (order by trailing_revenue_usd desc, customer_id asc) as revenue_rank
     from trailing_revenue
     where trailing_revenue_usd > 0
 
@@ -45,7 +45,7 @@ select
     l.customer_id,
     'workbook' as source,
     r.revenue_rank,
-    coalesce(t.trailing_revenue_usd, 0)::numeric(18,2) as trailing_revenue_usd
+    coalesce(t.trailing_revenue_usd, 0)::numeric(18, 2) as trailing_revenue_usd
 from listed l
 left join trailing_revenue t on t.customer_id = l.customer_id
 left join ranked r on r.customer_id = l.customer_id
@@ -56,7 +56,7 @@ select
     customer_id,
     'trailing_revenue' as source,
     revenue_rank,
-    trailing_revenue_usd::numeric(18,2) as trailing_revenue_usd
+    trailing_revenue_usd::numeric(18, 2) as trailing_revenue_usd
 from ranked
 where revenue_rank <= {{ var('top_customers_n') | int }}
-  and not exists (select 1 from listed)
+    and not exists (select 1 from listed)

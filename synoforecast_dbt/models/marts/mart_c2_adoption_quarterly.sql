@@ -39,10 +39,9 @@ per_service as (
     select
         s.quarter_start,
         s.service,
-        (count(distinct s.customer_id) filter (
-            where s.month = q.last_month and s.seats > 0))::bigint as subscribers,
+        (count(distinct s.customer_id) filter (where s.month = q.last_month and s.seats > 0))::bigint as subscribers,
         coalesce(sum(s.seats) filter (where s.month = q.last_month), 0)::bigint as seats,
-        sum(s.mrr_usd)::numeric(18,2) as revenue_usd
+        sum(s.mrr_usd)::numeric(18, 2) as revenue_usd
     from c2_services s
     join quarters q on q.quarter_start = s.quarter_start
     group by s.quarter_start, s.service
@@ -54,7 +53,7 @@ buyers as (
     select distinct quarter_start, customer_id
     from {{ ref('stg_svr_rm') }}
     where {{ quarter_range_filter('quarter_start') }}
-      and units > 0
+        and units > 0
 
 ),
 
@@ -83,7 +82,7 @@ buyers_with_c2 as (
     from buyers b
     join subscribed s
         on s.quarter_start = b.quarter_start
-       and s.customer_id = b.customer_id
+            and s.customer_id = b.customer_id
     group by b.quarter_start, s.service
 
 )
@@ -106,4 +105,4 @@ join quarters q on q.quarter_start = p.quarter_start
 left join buyer_counts bc on bc.quarter_start = p.quarter_start
 left join buyers_with_c2 bw
     on bw.quarter_start = p.quarter_start
-   and bw.service = p.service
+        and bw.service = p.service

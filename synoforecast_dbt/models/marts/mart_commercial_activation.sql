@@ -36,7 +36,7 @@ quarters as (
         quarter_start,
         max(quarter_label) as quarter_label,
         sum(units)::bigint as units,
-        sum(revenue_usd)::numeric(18,2) as revenue_usd
+        sum(revenue_usd)::numeric(18, 2) as revenue_usd
     from lines
     group by quarter_start
 
@@ -63,7 +63,7 @@ c2_subscribed as (
     select distinct quarter_start, customer_id
     from {{ ref('stg_c2') }}
     where {{ quarter_range_filter('quarter_start') }}
-      and seats > 0
+        and seats > 0
 
 ),
 
@@ -79,7 +79,7 @@ buyer_stats as (
     join first_purchase fp on fp.customer_id = b.customer_id
     left join c2_subscribed cs
         on cs.quarter_start = b.quarter_start
-       and cs.customer_id = b.customer_id
+            and cs.customer_id = b.customer_id
     group by b.quarter_start
 
 ),

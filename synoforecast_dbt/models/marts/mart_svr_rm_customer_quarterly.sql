@@ -15,7 +15,7 @@ latest_names as (
     select distinct on (customer_id) customer_id, customer
     from {{ ref('stg_svr_rm') }}
     where customer is not null
-    order by customer_id, quarter_start desc, sale_date desc, source_row desc
+    order by customer_id asc, quarter_start desc, sale_date desc, source_row desc
 
 ),
 
@@ -38,7 +38,7 @@ per_customer as (
         max(quarter_label) as quarter_label,
         customer_id,
         sum(units)::bigint as units,
-        sum(revenue_usd)::numeric(18,2) as revenue_usd,
+        sum(revenue_usd)::numeric(18, 2) as revenue_usd,
         count(*)::bigint as lines
     from lines
     group by quarter_start, customer_id

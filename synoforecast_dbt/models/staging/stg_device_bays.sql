@@ -20,10 +20,13 @@ workbook as (
         {{ clean_tier('tier') }} as tier,
         {{ clean_text('form_factor') }} as form_factor
     from {{ source('raw', 'device_bays') }}
-    where quarter_start = (select max(quarter_start) from {{ source('raw', 'device_bays') }})
-      and {{ clean_text('model') }} is not null
+    where quarter_start = (select max(d.quarter_start) from {{ source('raw', 'device_bays') }} d)
+        and {{ clean_text('model') }} is not null
     -- duplicated models in the sheet: keep the most complete row, deterministically
-    order by upper(btrim(model)), {{ clean_tier('tier') }} nulls last, bays desc nulls last,
+    order by
+        upper(btrim(model)),
+        {{ clean_tier('tier') }} nulls last,
+        bays desc nulls last,
         {{ clean_text('form_factor') }} nulls last
 
 )

@@ -22,9 +22,9 @@ workbook_raw as (
         btrim(country) as country,
         {{ clean_region('region') }} as region
     from {{ source('raw', 'region_map') }}
-    where quarter_start = (select max(quarter_start) from {{ source('raw', 'region_map') }})
-      and {{ clean_text('country') }} is not null
-      and {{ clean_text('region') }} is not null
+    where quarter_start = (select max(r.quarter_start) from {{ source('raw', 'region_map') }} r)
+        and {{ clean_text('country') }} is not null
+        and {{ clean_text('region') }} is not null
 
 ),
 

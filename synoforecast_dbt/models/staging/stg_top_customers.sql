@@ -4,7 +4,7 @@ with latest as (
 
     select *
     from {{ source('raw', 'top_customers') }}
-    where quarter_start = (select max(quarter_start) from {{ source('raw', 'top_customers') }})
+    where quarter_start = (select max(t.quarter_start) from {{ source('raw', 'top_customers') }} t)
 
 )
 
