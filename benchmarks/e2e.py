@@ -81,7 +81,7 @@ def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def step_times(home: Path, run_ids: list[str]) -> dict[str, float]:
     """Seconds per Dagster step of the runs (from Dagster's run storage)."""
-    from synoforecast.sqlite_storage import open_instance
+    from synoforecast.instance.sqlite_storage import open_instance
 
     steps: dict[str, float] = {}
     with open_instance(home / "data" / "dagster_home") as instance:
@@ -124,7 +124,7 @@ from synoforecast.settings import ensure_dagster_home, get_settings
 ensure_dagster_home(get_settings())
 import dagster as dg
 from synoforecast.definitions import defs
-from synoforecast.runner import IngestOutcome, land_in_process
+from synoforecast.cli.runner import IngestOutcome, land_in_process
 outcome = IngestOutcome(ok=True, file="baseline", sha256=sys.argv[1])
 with dg.DagsterInstance.get() as instance:
     land_in_process(instance, defs, sys.argv[1], outcome, lambda _: None, True)
@@ -157,7 +157,7 @@ def warehouse_url(home: Path) -> str:
 
 
 def write_workbook(path: Path, rows: int, quarters: int, cutoff: dt.date | None = None) -> float:
-    from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+    from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 
     started = time.perf_counter()
     write_sample_workbook(path, SampleSpec(rows=rows, seed=1, quarters=quarters, cutoff=cutoff))  # `sample-workbook --as-of`
@@ -178,7 +178,7 @@ def change_last_complete_quarter(source: Path, target: Path, quarter_key: str, l
     import openpyxl
     import polars as pl
 
-    from synoforecast.lib.workbook import Reference, read_workbook
+    from synoforecast.lib.ingest.workbook import Reference, read_workbook
     from synoforecast.settings import DBT_PROJECT_DIR
 
     read = read_workbook(source, reference=Reference.from_seeds(Path(DBT_PROJECT_DIR) / "seeds"))

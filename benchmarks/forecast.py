@@ -186,14 +186,14 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
     seasonal naive for its first year); per cohort, metric and level (total or parts)."""
     import polars as pl
 
-    from synoforecast.lib.cohort_forecast import BACKTEST_WINDOWS, forecast_cohort, prefetch_cohort, scored_series
+    from synoforecast.lib.forecasting.cohort_forecast import BACKTEST_WINDOWS, forecast_cohort, prefetch_cohort, scored_series
     from synoforecast.lib.forecasting.rolling import OneStepPredictions
-    from synoforecast.lib.cohorts import COHORTS, series_as_of, split_unique_id, to_long
+    from synoforecast.lib.forecasting.cohorts import COHORTS, series_as_of, split_unique_id, to_long
     from synoforecast.lib.quarters import add_quarters
-    from synoforecast.lib.warehouse import query_frame
+    from synoforecast.lib.warehouse.connection import query_frame
 
     if url is None:
-        from synoforecast.lib.warehouse import resolve_url
+        from synoforecast.lib.warehouse.connection import resolve_url
         from synoforecast.settings import get_settings
 
         url = resolve_url(os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or get_settings().warehouse_url,

@@ -34,10 +34,10 @@ def platform_load(path: str, url: str) -> dict:
     import polars as pl
 
     from synoforecast.lib.quarters import to_key
-    from synoforecast.lib.schema import RAW_TABLES, column_names
-    from synoforecast.lib.warehouse import ensure_schema, replace_rows
+    from synoforecast.lib.warehouse.schema import RAW_TABLES, column_names
+    from synoforecast.lib.warehouse.connection import ensure_schema, replace_rows
     from synoforecast.settings import get_settings, reader_options
-    from synoforecast.lib.workbook import read_workbook
+    from synoforecast.lib.ingest.workbook import read_workbook
 
     ensure_schema(url)
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def main() -> None:
 
     import datetime as dt
 
-    from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+    from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 
     work = Path(tempfile.mkdtemp(prefix="synoforecast-bench-"))
     server = None

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from synoforecast.lib.inbox import InboxCursor, file_sha256, list_workbooks, scan_inbox
+from synoforecast.lib.ingest.inbox import InboxCursor, file_sha256, list_workbooks, scan_inbox
 
 
 def naive_tick(inbox: Path) -> int:

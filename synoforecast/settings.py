@@ -61,14 +61,14 @@ class Settings:
     date_margin_days: int = 0  # a sale dated after its export is quarantined (days of tolerance)
     # text dates whose column shows no order (no day or month above 12): "day_first" or "month_first"
     date_order: str = "day_first"
-    # what one workbook may hold before it is refused unread (lib/xlsx_parts.py Limits)
+    # what one workbook may hold before it is refused unread (lib/ingest/xlsx_parts.py Limits)
     reader_max_uncompressed_mb: int = 2048
     reader_max_compression_ratio: float = 50.0
     reader_max_sheet_rows: int = 1_048_576
     reader_max_sheet_cells: int = 15_000_000
     shrink_max_share: float = 0.5
     limit_wait_seconds: float = 300.0
-    # restatements of published quarters (lib/restatements.py): listed in the snapshot's metadata and
+    # restatements of published quarters (lib/ingest/restatements.py): listed in the snapshot's metadata and
     # the run's summary above the first share, the snapshot_restatements check warns above the second
     restatement_material_share: float = 0.01
     restatement_warn_share: float = 0.05
@@ -79,7 +79,7 @@ class Settings:
     accuracy_drop_points: float = 10.0
     # days of Dagster run history the embedded instance keeps (defs/housekeeping.py)
     history_retention_days: int = 30
-    # freshness (lib/freshness.py): the newest accepted export may be this many days old; a closed
+    # freshness (lib/monitoring/freshness.py): the newest accepted export may be this many days old; a closed
     # quarter's forecast must be published this many days after the quarter ended
     freshness_max_age_days: int = 8
     quarter_close_grace_days: int = 10
@@ -111,7 +111,7 @@ class Settings:
 
     @property
     def landing_replays_dir(self) -> Path:
-        """The landing's replays by content hash (lib/replay_store.py): reused by the next export."""
+        """The landing's replays by content hash (lib/landing/replay_store.py): reused by the next export."""
         return self.data_dir / "processed" / "landing_replays"
 
 
@@ -228,7 +228,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
 
 def _aliases(raw: Any, source: Path) -> dict:
     """Validate the yaml alias table against the contract's sheets and columns."""
-    from synoforecast.lib.contract import SHEETS, normalise_name
+    from synoforecast.lib.ingest.contract import SHEETS, normalise_name
 
     if not isinstance(raw, dict):
         raise SettingsError(f"{source}: aliases must map sheet -> column -> [spellings]")
@@ -279,9 +279,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def reader_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `lib.workbook.read_workbook` from the settings."""
-    from synoforecast.lib.contract import AliasTable
-    from synoforecast.lib.workbook import Reference
-    from synoforecast.lib.xlsx_parts import Limits
+    from synoforecast.lib.ingest.contract import AliasTable
+    from synoforecast.lib.ingest.workbook import Reference
+    from synoforecast.lib.ingest.xlsx_parts import Limits
 
     return {
         "reference": Reference.from_seeds(DBT_PROJECT_DIR / "seeds"),

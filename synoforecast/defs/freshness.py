@@ -16,7 +16,7 @@ materialised before `published` is switched (and stays so when the run then fail
 grace in days is no cron deadline for fiscal quarters; and the built-in sensor launches a
 run per evaluation and posts nothing. These checks read what is true for the analyst:
 the export dates in ops.snapshots and the quarters in `published.forecasts`
-(lib/freshness.py, pure, and lib/freshness_state.py).
+(lib/monitoring/freshness.py, pure, and lib/monitoring/freshness_state.py).
 
 The sensor reports its evaluations as Dagster asset check evaluations (runless, only when
 an outcome or its description changes: a few per day at most), so the checks show failed
@@ -37,10 +37,10 @@ from synoforecast.defs.activation.sensors import AlertNotDelivered
 from synoforecast.defs.forecast.assets import forecast_key
 from synoforecast.defs.ingestion.assets import workbook_snapshot
 from synoforecast.defs.resources import WarehouseResource, WebhooksResource
-from synoforecast.lib import freshness
-from synoforecast.lib.cohorts import COHORTS
-from synoforecast.lib.freshness import BREACH, QUARTER_CLOSE, SNAPSHOT, UNKNOWN, Finding
-from synoforecast.lib.notify import CHANNELS, NotifyError, send_alert
+from synoforecast.lib.monitoring import freshness
+from synoforecast.lib.forecasting.cohorts import COHORTS
+from synoforecast.lib.monitoring.freshness import BREACH, QUARTER_CLOSE, SNAPSHOT, UNKNOWN, Finding
+from synoforecast.lib.activation.notify import CHANNELS, NotifyError, send_alert
 from synoforecast.settings import effective_partitions_start, get_settings
 
 SNAPSHOT_CHECK = "snapshot_freshness"
@@ -50,7 +50,7 @@ SENSOR_INTERVAL_S = 300
 
 def evaluate(url: str, now: dt.datetime) -> dict[str, Finding]:
     """Both rules at `now` on what the warehouse holds."""
-    from synoforecast.lib.freshness_state import evaluate as evaluate_warehouse
+    from synoforecast.lib.monitoring.freshness_state import evaluate as evaluate_warehouse
 
     settings = get_settings()
     return evaluate_warehouse(url, now, max_age_days=settings.freshness_max_age_days,
@@ -150,7 +150,7 @@ def post_breaches(url: str, findings: dict[str, Finding], webhooks: WebhooksReso
                   now: dt.datetime) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Post every breach to the channels it has not reached yet; record what reached where.
     Returns (rule -> channels posted now, rule -> why a channel was not reached)."""
-    from synoforecast.lib.freshness_state import load_alerts, save_alerts
+    from synoforecast.lib.monitoring.freshness_state import load_alerts, save_alerts
 
     state = load_alerts(url)
     delivered: dict[str, list[str]] = {}

@@ -1,5 +1,5 @@
 """Housekeeping of the embedded instance: a daily prune of Dagster's own run history
-(synoforecast/history.py). Ticks are purged by the daemon (dagster.yaml `retention:`)."""
+(synoforecast/instance/history.py). Ticks are purged by the daemon (dagster.yaml `retention:`)."""
 
 import dagster as dg
 
@@ -14,7 +14,7 @@ def prune_dagster_history_op(context: dg.OpExecutionContext) -> None:
         context.log.info(f"run storage {storage}: not the embedded instance, nothing pruned")
         return
     from synoforecast.definitions import defs  # at run time: the whole graph this job belongs to
-    from synoforecast.history import prune_history  # Dagster's storage internals: not at definition time
+    from synoforecast.instance.history import prune_history  # Dagster's storage internals: not at definition time
 
     graph = defs.resolve_asset_graph()
     days = get_settings().history_retention_days

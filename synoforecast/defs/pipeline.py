@@ -15,9 +15,9 @@ from synoforecast.defs.partitions import LANDING_GROUP, existing_keys, label, qu
 from synoforecast.defs.freshness import quarter_close_freshness
 from synoforecast.defs.published import published_snapshot
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohort_forecast import missing_coverage
+from synoforecast.lib.forecasting.cohort_forecast import missing_coverage
 from synoforecast.lib.quarters import parse_key
-from synoforecast.lib.snapshots import accepted_snapshot
+from synoforecast.lib.ingest.snapshots import accepted_snapshot
 from synoforecast.settings import get_settings
 
 DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
@@ -126,9 +126,9 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
     after a run that died, every partition not holding its content (and the final switch)."""
     from synoforecast.defs.ingestion.assets import stale_quarters_now
     from synoforecast.defs.published import publish_targets
-    from synoforecast.lib import snapshots
-    from synoforecast.lib.published import published_snapshot as published_pointer
-    from synoforecast.lib.warehouse import connect
+    from synoforecast.lib.ingest import snapshots
+    from synoforecast.lib.warehouse.published import published_snapshot as published_pointer
+    from synoforecast.lib.warehouse.connection import connect
 
     if instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=ACTIVE), limit=1):
         return dg.SkipReason("a pipeline run is in progress")
@@ -168,7 +168,7 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
            description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
                        "run left holding another export (then switches `published`).")
 def publish_heal_sensor(context: dg.SensorEvaluationContext):
-    from synoforecast.runs import reap
+    from synoforecast.instance.runs import reap
 
     for stuck in reap(context.instance):
         context.log.warning(f"marked {stuck.describe()} as failed and freed its concurrency slots")

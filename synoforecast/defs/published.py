@@ -2,7 +2,7 @@
 
 Runs only when every upstream step succeeded (the in-process executor skips it after a
 failure), and refuses to switch when any partition still holds another export's content
-(lib/published.py), so `published.*` always shows one complete export.
+(lib/warehouse/published.py), so `published.*` always shows one complete export.
 """
 
 import dagster as dg
@@ -11,8 +11,8 @@ from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
 from synoforecast.defs.ingestion.assets import required_scopes, snapshot_for_run
 from synoforecast.defs.partitions import QUARTERLY
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohorts import COHORTS
-from synoforecast.lib.published import NotPublishable, switch
+from synoforecast.lib.forecasting.cohorts import COHORTS
+from synoforecast.lib.warehouse.published import NotPublishable, switch
 
 PUBLISHED_KEY = dg.AssetKey(["published", "snapshot"])
 

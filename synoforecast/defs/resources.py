@@ -19,9 +19,9 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from synoforecast.lib import warehouse
-from synoforecast.lib.metabase import MetabaseConfig
-from synoforecast.lib.notify import NotifyConfig
+from synoforecast.lib.warehouse import connection as warehouse
+from synoforecast.lib.activation.metabase import MetabaseConfig
+from synoforecast.lib.activation.notify import NotifyConfig
 from synoforecast.settings import DBT_PROJECT_DIR, Settings, get_settings
 
 _READY: dict[str, str] = {}

@@ -25,7 +25,7 @@ SCRIPTS = DEPLOY / "scripts"
 def _populate(url: str) -> None:
     """The warehouse as the platform leaves it: its DDL, raw rows for a dozen quarters,
     a mart, forecasts, the ops log, a view."""
-    from synoforecast.lib.warehouse import ensure_schema
+    from synoforecast.lib.warehouse.connection import ensure_schema
 
     ensure_schema(url)
     with psycopg.connect(url, autocommit=True) as conn:

@@ -59,7 +59,7 @@ def test_databases_are_owned_by_their_roles(stack_databases, pg_server):
 
 
 def test_platform_role_builds_the_warehouse_and_analyst_reads_only_published_outputs(stack_databases):
-    from synoforecast.lib.warehouse import ensure_schema
+    from synoforecast.lib.warehouse.connection import ensure_schema
 
     names, url = stack_databases
     warehouse = names["WAREHOUSE_DB"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 
 CLI = str(Path(sys.executable).with_name("synoforecast"))
 
@@ -167,7 +167,7 @@ def test_embedded_warehouse_is_started_under_the_data_folder_and_reused():
 
 
 def test_help_lists_every_command_and_usage_errors_are_not_refusals():
-    from synoforecast.cli import build_parser
+    from synoforecast.cli.main import build_parser
 
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     shown = run("--help")
@@ -182,7 +182,7 @@ def test_help_lists_every_command_and_usage_errors_are_not_refusals():
 
 
 def test_ingest_table_columns_never_run_together():
-    from synoforecast.cli import ingest_table
+    from synoforecast.cli.main import ingest_table
 
     big = {"rows_read": 1_000_000, "rows_loaded": 999_999, "duplicates_removed": 1, "rows_quarantined": 0,
            "unknown_models": 12_345, "units_total": 123_456_789, "revenue_total": 9_876_543_210.5,
@@ -196,7 +196,7 @@ def test_ingest_table_columns_never_run_together():
 
 
 def test_the_demos_next_step_works_without_an_activated_venv(monkeypatch):
-    from synoforecast.cli import _own_command
+    from synoforecast.cli.main import _own_command
 
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     command = _own_command()

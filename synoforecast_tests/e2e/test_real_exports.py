@@ -15,7 +15,7 @@ import openpyxl
 import psycopg
 import pytest
 
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.e2e.test_cli import _env, run
 
 AS_OF = dt.date(2026, 8, 20)

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from synoforecast.lib.cohorts import COHORTS
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.lib.forecasting.cohorts import COHORTS
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import isolated_project, new_database
 from synoforecast_tests.support import webdriver
 from synoforecast_tests.support.processes import stop
@@ -64,7 +64,7 @@ def demo(pg_server, tmp_path_factory):
     import dagster as dg
     import psycopg
 
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     root = tmp_path_factory.mktemp("ui")
     with isolated_project(root, new_database(pg_server)) as project:

@@ -16,7 +16,7 @@ from synoforecast.defs.activation.assets import metabase_refresh, summary_notifi
 from synoforecast.defs.activation.sensors import notify_on_run_failure
 from synoforecast.defs.resources import build_resources
 from synoforecast.settings import get_settings
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
@@ -68,7 +68,7 @@ def _env(pg_server, standin, tmp_path_factory):
         standin.reset()
         path = project["inbox"] / "sample.xlsx"
         write_sample_workbook(path, SPEC)
-        from synoforecast.cli import main
+        from synoforecast.cli.main import main
 
         code = main(["ingest", str(path), "--json"])
         assert code == 0

@@ -17,8 +17,8 @@ import dagster as dg
 import psycopg
 import pytest
 
-from synoforecast.lib.contract import SHEETS
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.lib.ingest.contract import SHEETS
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast.settings import effective_partitions_start, get_settings
 from synoforecast_tests.conftest import isolated_project, new_database
 
@@ -31,7 +31,7 @@ BROKEN_QUARTER = "2025-01-01"
 
 @pytest.fixture(scope="module")
 def ingested(pg_server, tmp_path_factory):
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     with isolated_project(tmp_path_factory.mktemp("checks"), new_database(pg_server)) as env:
         path = env["inbox"] / "sale-out.xlsx"
@@ -120,7 +120,7 @@ def _doc_queries(path) -> list[str]:
 def test_every_query_in_the_analysts_doc_runs_as_an_analyst(ingested, repo_root):
     """docs/analysts.md: each example runs as a login member of `analyst`, except the ones
     marked `-- platform role`, which must then be refused to the analyst (the doc says why)."""
-    from synoforecast.lib.warehouse import parse_url
+    from synoforecast.lib.warehouse.connection import parse_url
 
     queries = _doc_queries(repo_root / "docs" / "analysts.md")
     assert len(queries) >= 5
@@ -143,7 +143,7 @@ def test_every_query_in_the_analysts_doc_runs_as_an_analyst(ingested, repo_root)
 def test_reingesting_the_same_bytes_refreshes_the_snapshot_row(ingested):
     import shutil
 
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
     from synoforecast_tests.conftest import fetch
 
     copy = ingested["path"].with_name("sale-out-again.xlsx")

@@ -21,7 +21,7 @@ import dagster as dg
 import openpyxl
 import pytest
 
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
@@ -69,7 +69,7 @@ def revenue_by_quarter(url: str, table: str = "raw.svr_rm") -> dict[dt.date, flo
 
 
 def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synoforecast.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "synoforecast.cli.main", *args], capture_output=True, text=True,
                           env=dict(os.environ), timeout=timeout)
 
 
@@ -88,7 +88,7 @@ def standin():
 @pytest.fixture(scope="module")
 def exports(pg_server, standin, tmp_path_factory):
     """The export of NEW_DAY ingested, then its correction (same dates) ingested over it."""
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     try:
         with isolated_project(tmp_path_factory.mktemp("exports"), new_database(pg_server)) as env:

@@ -23,7 +23,7 @@ import openpyxl
 import psycopg
 import pytest
 
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def clone(pg_server, template_url: str) -> str:
 
 
 def ingest(path: Path, **kwargs):
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     return ingest_workbook(path, progress=lambda _m: None, quiet=True, **kwargs)
 
@@ -166,7 +166,7 @@ PHASES = {
 def kill_during(path: Path, url: str, phase: str, timeout: float = 300) -> None:
     """Start `synoforecast ingest path` in its own process group and kill -9 it in `phase`."""
     since = fetch(url, "select now()")[0][0]
-    proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(path), "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(path), "--json"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env=dict(os.environ))
     deadline = time.monotonic() + timeout
@@ -287,9 +287,9 @@ def test_an_out_of_range_value_fails_in_dry_run_exactly_where_the_real_run_does(
     url = after_a
     before = fingerprint(url)
     wild = edited(drills["a"], tmp_path / "wild.xlsx", _huge_units)
-    dry = subprocess.run([sys.executable, "-m", "synoforecast.cli", "ingest", str(wild), "--dry-run"],
+    dry = subprocess.run([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(wild), "--dry-run"],
                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
-    real = subprocess.run([sys.executable, "-m", "synoforecast.cli", "ingest", str(wild)],
+    real = subprocess.run([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(wild)],
                           capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert dry.returncode == real.returncode == 2
     refusal = [ln for ln in real.stderr.splitlines() if not ln.startswith("synoforecast: ")]
@@ -303,7 +303,7 @@ def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(dr
     """Two `synoforecast ingest` of overlapping quarters started at once: the second waits
     for the first (one pipeline run at a time), both succeed, one row set per grain."""
     url = after_a
-    procs = [subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(drills[name]), "--json"],
+    procs = [subprocess.Popen([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(drills[name]), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
              for name in ("b", "b")]
     results = [p.communicate(timeout=600) for p in procs]
@@ -329,7 +329,7 @@ def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_he
     try:
         url = server.get_uri()
         use_warehouse(drills, url)
-        proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli", "ingest", str(drills["b"])],
+        proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(drills["b"])],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         deadline = time.monotonic() + 300
         while not _dbt_running(proc.pid):
@@ -368,7 +368,7 @@ def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills, after_a):
     import dagster as dg
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from synoforecast.runs import HOST_TAG, PID_TAG
+    from synoforecast.instance.runs import HOST_TAG, PID_TAG
     drills["monkeypatch"].setenv("SYNOFORECAST_LIMIT_WAIT_SECONDS", "1")
     instance = dg.DagsterInstance.get()
     holder = DagsterRun(job_name="forecast_pipeline_job", status=dg.DagsterRunStatus.STARTED,
@@ -378,7 +378,7 @@ def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills, after_a):
     assert instance.event_log_storage.claim_concurrency_slot("dbt", holder.run_id, "dbt_step").is_claimed
     said: list[str] = []
     try:
-        from synoforecast.runner import ingest_workbook
+        from synoforecast.cli.runner import ingest_workbook
 
         outcome = ingest_workbook(drills["b"], progress=said.append, quiet=True)
     finally:

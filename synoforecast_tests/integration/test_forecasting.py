@@ -17,10 +17,10 @@ from synoforecast.defs.forecast.assets import (
     published_totals,
     score_quarter,
 )
-from synoforecast.lib.cohort_forecast import TotalNotPublished
-from synoforecast.lib.cohort_forecast import forecast_cohort as forecast_details
-from synoforecast.lib.cohorts import ALL_OTHER, COHORTS_BY_NAME, TOTAL
-from synoforecast.lib.warehouse import ensure_schema, replace_rows
+from synoforecast.lib.forecasting.cohort_forecast import TotalNotPublished
+from synoforecast.lib.forecasting.cohort_forecast import forecast_cohort as forecast_details
+from synoforecast.lib.forecasting.cohorts import ALL_OTHER, COHORTS_BY_NAME, TOTAL
+from synoforecast.lib.warehouse.connection import ensure_schema, replace_rows
 from synoforecast_tests.conftest import fetch
 
 OVERALL = COHORTS_BY_NAME["svr_rm_overall"]
@@ -294,9 +294,9 @@ def test_run_artefacts_record_choices_provenance_and_a_plot(project_env):
 
 
 def test_the_fit_store_keeps_fits_across_runs_and_shares_them_between_writers(warehouse):
-    from synoforecast.lib.fit_store import load_fits, save_fits
+    from synoforecast.lib.forecasting.fit_store import load_fits, save_fits
     from synoforecast.lib.forecasting.rolling import OneStepPredictions
-    from synoforecast.lib.cohort_forecast import prefetch_cohort
+    from synoforecast.lib.forecasting.cohort_forecast import prefetch_cohort
 
     history = tier_history()
     first = OneStepPredictions(load=lambda k: load_fits(warehouse, k), save=lambda f: save_fits(warehouse, f))

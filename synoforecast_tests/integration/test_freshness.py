@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import freeze_time
 
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast.settings import get_settings
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
@@ -53,7 +53,7 @@ def env(pg_server, standin, tmp_path_factory):
             reload_definitions()  # the code location loads with these variables
             path = project["inbox"] / "sales_2026-08-20.xlsx"
             write_sample_workbook(path, FIRST)
-            from synoforecast.cli import main
+            from synoforecast.cli.main import main
 
             assert main(["ingest", str(path), "--json"]) == 0
             yield project
@@ -118,7 +118,7 @@ def test_no_export_for_nine_days_fails_the_check_and_is_posted_once_per_breach(e
     write_sample_workbook(path, SECOND)
     from synoforecast.definitions import defs
     from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB, snapshot_run_request
-    from synoforecast.lib.inbox import file_sha256
+    from synoforecast.lib.ingest.inbox import file_sha256
 
     request = snapshot_run_request(str(path), file_sha256(path))
     run = defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(
@@ -206,8 +206,8 @@ def test_executing_the_checks_in_a_run_gives_the_sensors_answer(env, standin):
 
 
 def test_doctor_shows_both_rules_with_a_fix(env, standin, capsys):
-    from synoforecast import doctor
-    from synoforecast.cli import main
+    from synoforecast.cli import doctor
+    from synoforecast.cli.main import main
 
     settings = get_settings()
     fine = {c.name: c for c in doctor.check_freshness(settings, env["url"], now=dt.datetime(2026, 8, 22, tzinfo=UTC))}

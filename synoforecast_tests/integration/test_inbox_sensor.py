@@ -6,7 +6,7 @@ import shutil
 import dagster as dg
 
 from synoforecast.defs.ingestion.sensors import inbox_sensor
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 
 
 def _tick(cursor=None):
@@ -61,7 +61,7 @@ def test_growing_file_waits_and_changed_content_runs_again(project_env):
 def test_content_already_ingested_through_the_cli_is_not_requested_again(project_env):
     from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
     from synoforecast.definitions import defs
-    from synoforecast.lib.inbox import file_sha256
+    from synoforecast.lib.ingest.inbox import file_sha256
 
     path = project_env["inbox"] / "done.xlsx"
     write_sample_workbook(path, SampleSpec(rows=300, quarters=8, seed=9))
@@ -84,7 +84,7 @@ def test_content_already_ingested_through_the_cli_is_not_requested_again(project
 
 def test_steady_state_ticks_only_stat_files_even_with_5000_in_the_inbox(project_env):
     """Known files are never read again while size and mtime hold (timing: benchmarks/sensor_tick.py)."""
-    from synoforecast.lib.inbox import InboxCursor, scan_inbox
+    from synoforecast.lib.ingest.inbox import InboxCursor, scan_inbox
 
     inbox = project_env["inbox"]
     for i in range(5000):

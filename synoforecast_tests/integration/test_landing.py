@@ -9,7 +9,7 @@ import json
 import dagster as dg
 import pytest
 
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
@@ -54,7 +54,7 @@ def _weekly(pg_server, standin, tmp_path_factory):
                             "SYNOFORECAST_FORECAST_WORKERS": "2"}.items():  # a worker process, whatever the cores
             project["monkeypatch"].setenv(name, value)
         reload_definitions()  # the code location loads with these variables
-        from synoforecast.cli import main
+        from synoforecast.cli.main import main
 
         standin.reset()
         assert main(["ingest", str(export(project["inbox"], WEEK_7)), "--json"]) == 0
@@ -121,7 +121,7 @@ def test_analysts_read_the_landing_and_cannot_write_it(weekly):
 def test_re_landing_the_same_export_changes_nothing(weekly):
     """Also on one process: the cohorts the first landing made on a worker come out the same."""
     from synoforecast.definitions import defs
-    from synoforecast.runner import IngestOutcome, land_in_process
+    from synoforecast.cli.runner import IngestOutcome, land_in_process
     from synoforecast.settings import get_settings
 
     sha = weekly["week7"][0][18]
@@ -138,7 +138,7 @@ def test_re_landing_the_same_export_changes_nothing(weekly):
 
 
 def test_the_next_week_adds_a_cutoff_and_keeps_the_last(weekly):
-    from synoforecast.cli import main
+    from synoforecast.cli.main import main
 
     assert main(["ingest", str(export(weekly["inbox"], WEEK_8)), "--json"]) == 0
     url = weekly["url"]
@@ -166,10 +166,10 @@ def test_the_next_weeks_landing_reuses_the_replays_and_publishes_what_recomputin
     content hash; recomputed from nothing they give the very same published rows."""
     import shutil
 
-    from synoforecast.cli import main
+    from synoforecast.cli.main import main
     from synoforecast.definitions import defs
-    from synoforecast.lib.cohorts import COHORTS
-    from synoforecast.runner import IngestOutcome, land_in_process
+    from synoforecast.lib.forecasting.cohorts import COHORTS
+    from synoforecast.cli.runner import IngestOutcome, land_in_process
     from synoforecast.settings import get_settings
 
     if not fetch(weekly["url"], PUBLISHED, (WEEK_8,)):  # run alone: week 8 not ingested by the test before
@@ -212,7 +212,7 @@ def test_a_partition_that_is_not_the_snapshots_cutoff_is_refused_and_publishes_n
 
 
 def test_the_cli_prints_the_landing_and_its_replay_evaluation(weekly, capsys):
-    from synoforecast.cli import main
+    from synoforecast.cli.main import main
 
     assert main(["landing", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

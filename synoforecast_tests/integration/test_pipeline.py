@@ -9,10 +9,10 @@ import datetime as dt
 import openpyxl
 import pytest
 
-from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.forecasting.cohorts import COHORTS
 from synoforecast.settings import DBT_PROJECT_DIR
-from synoforecast.lib.sample import SampleSpec, write_sample_workbook
-from synoforecast.lib.warehouse import connect
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
+from synoforecast.lib.warehouse.connection import connect
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
@@ -46,7 +46,7 @@ def standin():
 @pytest.fixture(scope="module")
 def ingested(pg_server, standin, tmp_path_factory):
     """One full ingest of the sample, with Metabase and Slack pointed at the stand-in."""
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     try:
         with isolated_project(tmp_path_factory.mktemp("pipeline"), new_database(pg_server)) as env:
@@ -168,7 +168,7 @@ def test_dbt_runs_once_in_the_pipeline_run(ingested):
 
 
 def test_rerunning_the_same_workbook_changes_nothing(ingested):
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     before = checksums(ingested["url"])
     published_rows = fetch(ingested["url"], "select count(*) from ops.publish_log")
@@ -214,7 +214,7 @@ def _password_protected(source, target):
     (_password_protected, "locked.xlsx", ["locked.xlsx", "password-protected"]),
 ])
 def test_refused_workbook_leaves_published_tables_byte_for_byte(ingested, break_it, name, expected):
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     before = checksums(ingested["url"])
     broken = ingested["inbox"] / name
@@ -242,7 +242,7 @@ def _rows_in_quarter(path, quarter_start: dt.date) -> dict:
 def test_reexport_rematerialises_only_changed_quarters_and_quarantines_bad_rows(ingested):
     import dagster as dg
 
-    from synoforecast.runner import ingest_workbook
+    from synoforecast.cli.runner import ingest_workbook
 
     url = ingested["url"]
     wb = openpyxl.load_workbook(ingested["path"])
@@ -288,8 +288,8 @@ def _units_at(path, row: int) -> int:
 
 
 def test_contract_check_reads_the_loaded_rows_quarter_by_quarter_and_names_a_bad_value(ingested):
-    from synoforecast.lib.contract import SHEETS_BY_TABLE
-    from synoforecast.lib.validation import validate_quarters, validate_table
+    from synoforecast.lib.ingest.contract import SHEETS_BY_TABLE
+    from synoforecast.lib.ingest.validation import validate_quarters, validate_table
 
     url, spec = ingested["url"], SHEETS_BY_TABLE["svr_rm"]
     quarters = [q for (q,) in fetch(url, "select distinct quarter_start from raw.svr_rm order by 1")]

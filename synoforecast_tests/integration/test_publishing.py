@@ -11,7 +11,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from synoforecast.lib.warehouse import ensure_schema, replace_rows
+from synoforecast.lib.warehouse.connection import ensure_schema, replace_rows
 from synoforecast_tests.conftest import fetch
 
 pytestmark = pytest.mark.integration
@@ -65,12 +65,12 @@ def test_the_unique_grain_refuses_a_second_row_set(pg_url):
 
 def test_an_existing_warehouse_with_duplicates_gets_its_unique_grain(pg_url):
     with psycopg.connect(pg_url) as conn:  # a warehouse of the previous release: no unique index
-        from synoforecast.lib.schema import FORECAST_COLUMNS, create_table_sql
+        from synoforecast.lib.warehouse.schema import FORECAST_COLUMNS, create_table_sql
 
         conn.execute("create schema forecast")
         conn.execute(create_table_sql("forecast", "forecasts", FORECAST_COLUMNS))
         conn.commit()
-    from synoforecast.lib.warehouse import connect, copy_frame
+    from synoforecast.lib.warehouse.connection import connect, copy_frame
 
     with connect(pg_url) as conn, conn.transaction():
         copy_frame(conn, "forecast.forecasts", forecast_rows("old"))
@@ -81,8 +81,8 @@ def test_an_existing_warehouse_with_duplicates_gets_its_unique_grain(pg_url):
 
 
 def test_the_switch_refuses_a_mix_and_publishes_a_complete_export(pg_url):
-    from synoforecast.lib.published import NotPublishable, published_snapshot, switch
-    from synoforecast.lib.warehouse import connect
+    from synoforecast.lib.warehouse.published import NotPublishable, published_snapshot, switch
+    from synoforecast.lib.warehouse.connection import connect
 
     ensure_schema(pg_url)
     with connect(pg_url) as conn, conn.transaction():

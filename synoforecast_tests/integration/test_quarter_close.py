@@ -10,7 +10,7 @@ import psycopg
 
 from synoforecast.defs.pipeline import quarter_close_schedule
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.warehouse import ensure_schema
+from synoforecast.lib.warehouse.connection import ensure_schema
 
 
 def accept(url: str, folder, sha: str, complete: list[str], seen: str) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from synoforecast.lib.schema import OPS_DDL, RAW_TABLES, create_table_sql
-from synoforecast.lib.warehouse import ensure_schema
+from synoforecast.lib.warehouse.schema import OPS_DDL, RAW_TABLES, create_table_sql
+from synoforecast.lib.warehouse.connection import ensure_schema
 from synoforecast_tests.conftest import fetch
 
 pytestmark = pytest.mark.integration

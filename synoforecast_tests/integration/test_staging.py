@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from synoforecast.defs.resources import dbt_executable
-from synoforecast.lib.warehouse import ensure_schema, parse_url
+from synoforecast.lib.warehouse.connection import ensure_schema, parse_url
 from synoforecast.settings import DBT_PROJECT_DIR
 from synoforecast_tests.conftest import fetch
 

@@ -11,7 +11,7 @@
 -- Roles:
 --   synoforecast          the platform: owns the warehouse database and its schemas
 --   analyst               NOLOGIN group: SELECT on published.*, marts.* and forecast.*, nothing else
---                         (the platform's own DDL, synoforecast.lib.schema.analyst_role_ddl,
+--                         (the platform's own DDL, synoforecast.lib.warehouse.schema.analyst_role_ddl,
 --                         grants to this group; it is created here because the platform
 --                         role may not create roles)
 --   synoforecast_analyst  LOGIN member of "analyst": Metabase's warehouse connection,

@@ -21,11 +21,11 @@ from synoforecast.defs.activation.state import (
 )
 from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
 from synoforecast.defs.resources import AccuracyThresholdsResource, MetabaseResource, WarehouseResource, WebhooksResource
-from synoforecast.lib.cohorts import COHORTS, actuals_at
-from synoforecast.lib.metabase import MetabaseError, refresh_metabase
-from synoforecast.lib.notify import NotifyError, request_refresh_via_n8n, send_summary
+from synoforecast.lib.forecasting.cohorts import COHORTS, actuals_at
+from synoforecast.lib.activation.metabase import MetabaseError, refresh_metabase
+from synoforecast.lib.activation.notify import NotifyError, request_refresh_via_n8n, send_summary
 from synoforecast.lib.quarters import to_key
-from synoforecast.lib.warehouse import query_frame
+from synoforecast.lib.warehouse.connection import query_frame
 from synoforecast.settings import get_settings
 
 # the forecast domain's assets, by key: domains meet through asset keys, not imports
@@ -140,8 +140,8 @@ def build_summary(url: str, as_of: str, run_id: str, snapshot_sha256: str | None
 def restated_section(url: str, sha256: str | None, threshold: float) -> dict | None:
     """The published quarters the run's export restated by more than `threshold`, largest first
     (ops.restatements, measured when the export was accepted), for the summary's "restated" block."""
-    from synoforecast.lib.restatements import material
-    from synoforecast.lib.snapshots import load_restatements
+    from synoforecast.lib.ingest.restatements import material
+    from synoforecast.lib.ingest.snapshots import load_restatements
 
     if not sha256:
         return None

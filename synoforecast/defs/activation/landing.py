@@ -14,9 +14,9 @@ import dagster as dg
 from synoforecast.defs.activation.assets import SNAPSHOT_TAG, build_summary, post_summary, refresh_dashboards
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import MetabaseResource, WarehouseResource, WebhooksResource
-from synoforecast.lib.notify import NotifyError
+from synoforecast.lib.activation.notify import NotifyError
 from synoforecast.lib.quarters import add_quarters
-from synoforecast.lib.warehouse import query_frame
+from synoforecast.lib.warehouse.connection import query_frame
 
 LANDING_KEY = dg.AssetKey(["forecast", "landing"])  # the landing domain's asset, by key
 HEADLINES = (("svr_rm_overall", "total"), ("c2_scorecard", "All C2"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from synoforecast.defs.resources import WebhooksResource
-from synoforecast.lib.notify import NotifyError, send_alert
+from synoforecast.lib.activation.notify import NotifyError, send_alert
 
 MAX_DETAIL_CHARS = 400
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from synoforecast.lib.warehouse import connect
+from synoforecast.lib.warehouse.connection import connect
 
 STATE_DDL = """create table if not exists ops.activation_state (
   key text primary key,

@@ -23,8 +23,8 @@ from synoforecast.defs.checks import per_partition
 from synoforecast.defs.resources import AccuracyThresholdsResource, WarehouseResource
 
 SNAPSHOT_TAG = "synoforecast/snapshot"  # set by the ingestion domain on every run it starts
-from synoforecast.lib.cohorts import COHORTS, COHORTS_BY_NAME, Cohort
-from synoforecast.lib.cohort_forecast import (
+from synoforecast.lib.forecasting.cohorts import COHORTS, COHORTS_BY_NAME, Cohort
+from synoforecast.lib.forecasting.cohort_forecast import (
     BACKTEST_WINDOWS,
     EVALUATION_SCHEMA,
     TotalNotPublished,
@@ -35,8 +35,8 @@ from synoforecast.lib.cohort_forecast import (
 )
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.rendering import markdown_table, pyplot
-from synoforecast.lib.snapshots import accepted_snapshot
-from synoforecast.lib.warehouse import query_frame, replace_rows
+from synoforecast.lib.ingest.snapshots import accepted_snapshot
+from synoforecast.lib.warehouse.connection import query_frame, replace_rows
 from synoforecast.settings import get_settings
 
 FORECAST_TABLE = "forecast.forecasts"
@@ -179,7 +179,7 @@ def rolling_pass(context: dg.AssetExecutionContext, url: str, cohort: Cohort, hi
     `ops.forecast_fits` (None when SYNOFORECAST_FORECAST_PASS=per_partition)."""
     if settings.forecast_pass != "rolling":
         return None
-    from synoforecast.lib.fit_store import load_fits, save_fits
+    from synoforecast.lib.forecasting.fit_store import load_fits, save_fits
     from synoforecast.lib.forecasting.rolling import OneStepPredictions
 
     one_step = OneStepPredictions(n_jobs=settings.forecast_workers, load=lambda keys: load_fits(url, keys),
@@ -332,7 +332,7 @@ def _markdown(frame: pl.DataFrame, rows: int = 12) -> str:
 def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame],
                   season_length: int = 4) -> pl.DataFrame:
     """Accuracy per cohort, metric and level of the forecasts made at Q-1 for Q (see
-    :func:`synoforecast.lib.cohort_forecast.score_cohort`). Only complete quarters are
+    :func:`synoforecast.lib.forecasting.cohort_forecast.score_cohort`). Only complete quarters are
     partitions, so the partial latest quarter is never scored."""
     forecasts = query_frame(url, "select cohort, series_id, metric, yhat, coalesce(yhat_base, yhat) as yhat_base, "
                                  "yhat_lo_80, yhat_hi_80, yhat_lo_95, yhat_hi_95 from forecast.forecasts "

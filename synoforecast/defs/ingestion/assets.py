@@ -8,15 +8,16 @@ import polars as pl
 
 from synoforecast.defs.partitions import QUARTERLY, existing_keys, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib import export_order, partition_state, quality, reingest, restatements, snapshots
-from synoforecast.lib.contract import SHEETS, SheetSpec
-from synoforecast.lib.inbox import file_sha256, newest_workbook
+from synoforecast.lib.ingest import export_order, quality, reingest, restatements, snapshots
+from synoforecast.lib.warehouse import partition_state
+from synoforecast.lib.ingest.contract import SHEETS, SheetSpec
+from synoforecast.lib.ingest.inbox import file_sha256, newest_workbook
 from synoforecast.lib.quarters import parse_key, to_key
 from synoforecast.lib.rendering import markdown_table
-from synoforecast.lib.reingest import required_scopes
-from synoforecast.lib.schema import RAW_TABLES, column_names
-from synoforecast.lib.warehouse import connect, replace_rows
-from synoforecast.lib.workbook import WorkbookRead, WorkbookRefused, read_workbook
+from synoforecast.lib.ingest.reingest import required_scopes
+from synoforecast.lib.warehouse.schema import RAW_TABLES, column_names
+from synoforecast.lib.warehouse.connection import connect, replace_rows
+from synoforecast.lib.ingest.workbook import WorkbookRead, WorkbookRefused, read_workbook
 from synoforecast.settings import DBT_PROJECT_DIR, get_settings, reader_options, record_data_start
 
 SNAPSHOT_TAG = "synoforecast/snapshot"
@@ -123,7 +124,7 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
 
 def check_export_order(context: dg.AssetExecutionContext, url: str, path: Path, read: WorkbookRead,
                        baseline: dict | None) -> tuple[export_order.ExportDates, export_order.Order, str | None]:
-    """This export's dates against the published export's (lib/export_order.py): an older one is
+    """This export's dates against the published export's (lib/ingest/export_order.py): an older one is
     refused like any workbook the platform will not take, unless the run carries REPUBLISH_TAG.
     Returns (its dates, the comparison, the sha256 it is re-published over, if it is)."""
     dates = export_order.ExportDates(read.file, read.sha256, export_order.export_day(read.mtime), read.last_data_day)
@@ -162,7 +163,7 @@ def measure_restatements(url: str, read: WorkbookRead, baseline: dict | None, ex
 
 
 def reader_digest(settings) -> str:
-    """What this snapshot's reading depended on besides the file (lib/reingest.py)."""
+    """What this snapshot's reading depended on besides the file (lib/ingest/reingest.py)."""
     return reingest.reader_digest(reader_options(settings), DBT_PROJECT_DIR / "seeds", settings.partitions_start)
 
 

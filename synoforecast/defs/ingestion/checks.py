@@ -10,8 +10,8 @@ from synoforecast.defs.checks import per_partition
 from synoforecast.defs.ingestion.assets import workbook_snapshot
 from synoforecast.defs.partitions import partition_quarters, quarterly_partitions
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib import quality, restatements, snapshots
-from synoforecast.lib.contract import SHEETS, SheetSpec
+from synoforecast.lib.ingest import quality, restatements, snapshots
+from synoforecast.lib.ingest.contract import SHEETS, SheetSpec
 from synoforecast.lib.quarters import to_key
 from synoforecast.settings import Settings, get_settings
 
@@ -25,7 +25,7 @@ def build_contract_check(spec: SheetSpec) -> dg.AssetChecksDefinition:
         description=f"Required columns of '{spec.name}' present, non-null and of the contract's types.",
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-        from synoforecast.lib.validation import validate_quarters  # pandera: slow import, only where checks run
+        from synoforecast.lib.ingest.validation import validate_quarters  # pandera: slow import, only where checks run
 
         results = {}
         quarters = partition_quarters(context)

@@ -10,7 +10,7 @@ what analysts see (e.g. its first run was killed) runs again.
 import dagster as dg
 
 from synoforecast.defs.ingestion.assets import PIPELINE_JOB, REFUSED_TAG, SNAPSHOT_TAG  # noqa: F401 (re-export)
-from synoforecast.lib.inbox import InboxCursor, scan_inbox
+from synoforecast.lib.ingest.inbox import InboxCursor, scan_inbox
 from synoforecast.settings import get_settings
 
 SNAPSHOT_JOB = "ingest_snapshot_job"
@@ -49,7 +49,7 @@ def retry_request(instance: dg.DagsterInstance, path: str, sha256: str) -> dg.Ru
 
 def _published_sha() -> str | None:
     from synoforecast.defs.resources import WarehouseResource
-    from synoforecast.lib.published import published_snapshot
+    from synoforecast.lib.warehouse.published import published_snapshot
 
     current = published_snapshot(WarehouseResource().get_url())
     return current[0] if current else None
@@ -60,7 +60,7 @@ def _published_sha() -> str | None:
            description="Watches the inbox for new or changed workbooks (stable size and mtime over two ticks); "
                        "retries snapshot runs that failed and marks runs whose process died as failed.")
 def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    from synoforecast.runs import reap
+    from synoforecast.instance.runs import reap
 
     for stuck in reap(context.instance):
         context.log.warning(f"marked {stuck.describe()} as failed and freed its concurrency slots")

@@ -15,11 +15,11 @@ import polars as pl
 from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.forecasting.cohorts import COHORTS
 from synoforecast.lib.rendering import pyplot
-from synoforecast.lib.running_quarter import NoQuarterInProgress, quarter_in_progress
-from synoforecast.lib.schema import RUNNING_SCHEMA, RUNNING_TABLES
-from synoforecast.lib.snapshots import accepted_snapshot
+from synoforecast.lib.landing.running_quarter import NoQuarterInProgress, quarter_in_progress
+from synoforecast.lib.warehouse.schema import RUNNING_SCHEMA, RUNNING_TABLES
+from synoforecast.lib.ingest.snapshots import accepted_snapshot
 from synoforecast.settings import get_settings
 
 LANDING_CUTOFFS = landing_cutoffs
@@ -52,10 +52,10 @@ def landing_snapshot(context: dg.AssetExecutionContext, url: str) -> tuple[dict,
                       "raw_running.*, cleaned by dbt's stg_running_* views like the complete quarters.")
 def quarter_in_progress_rows(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from synoforecast.defs.ingestion.assets import rows_for_quarter
-    from synoforecast.lib.contract import SHEETS
-    from synoforecast.lib.schema import RAW_TABLES, column_names
-    from synoforecast.lib.snapshots import load_table
-    from synoforecast.lib.warehouse import replace_many
+    from synoforecast.lib.ingest.contract import SHEETS
+    from synoforecast.lib.warehouse.schema import RAW_TABLES, column_names
+    from synoforecast.lib.ingest.snapshots import load_table
+    from synoforecast.lib.warehouse.connection import replace_many
 
     url = warehouse.get_url()
     manifest, running, cutoff = landing_snapshot(context, url)
@@ -81,7 +81,7 @@ LANDING_TABLE, EVALUATION_TABLE = "forecast.landing", "forecast.landing_evaluati
 def daily_values(url: str, cohort, cutoff: dt.date) -> pl.DataFrame:
     """The cohort's daily values: complete quarters from the staging tables, the quarter in
     progress from their stg_running_* twins (same cleaning), nothing after the cut-off."""
-    from synoforecast.lib.warehouse import query_frame
+    from synoforecast.lib.warehouse.connection import query_frame
 
     frames = [query_frame(url, f"select * from ({cohort.daily_sql.format(**views)}) d where day <= %s", (cutoff,))
               for views in (STAGING, STAGING_RUNNING)]
@@ -91,7 +91,7 @@ def daily_values(url: str, cohort, cutoff: dt.date) -> pl.DataFrame:
 
 
 def _published_rows(result, cutoff: dt.date, sha: str, run_id: str) -> pl.DataFrame:
-    from synoforecast.lib.schema import LANDING_COLUMNS, column_names
+    from synoforecast.lib.warehouse.schema import LANDING_COLUMNS, column_names
 
     if result.rows.is_empty():
         return pl.DataFrame()
@@ -113,10 +113,10 @@ def _published_rows(result, cutoff: dt.date, sha: str, run_id: str) -> pl.DataFr
                 "evaluation (forecast.landing_evaluation).",
 )
 def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from synoforecast.lib.cohort_landing import cohort_inputs
-    from synoforecast.lib.landing_run import LandingJob, land_cohorts, start_workers
+    from synoforecast.lib.landing.cohorts import cohort_inputs
+    from synoforecast.lib.landing.run import LandingJob, land_cohorts, start_workers
     from synoforecast.lib.quarters import add_quarters, quarter_label
-    from synoforecast.lib.warehouse import query_frame, replace_many
+    from synoforecast.lib.warehouse.connection import query_frame, replace_many
 
     url = warehouse.get_url()
     settings = get_settings()

@@ -8,14 +8,14 @@ import dagster as dg
 from synoforecast.defs.checks import per_partition
 from synoforecast.defs.landing.assets import LANDING_CUTOFFS, LANDING_KEY, LANDING_TABLE
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.lib.cohorts import COHORTS
+from synoforecast.lib.forecasting.cohorts import COHORTS
 
 
 def landing_failures(url: str, cutoff: dt.date) -> list[str]:
     """What is wrong with the landing published for `cutoff` (empty = fine): a series the
     quarterly forecasts publish for the quarter that has no landing, a NaN point or bound,
     a total that is not the exact sum of its parts (numeric comparison in PostgreSQL)."""
-    from synoforecast.lib.warehouse import query_frame
+    from synoforecast.lib.warehouse.connection import query_frame
 
     problems = []
     missing = query_frame(url, f"""

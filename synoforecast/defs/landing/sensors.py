@@ -23,8 +23,8 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
     are published (the landing starts from their forecasts), else why not."""
     from synoforecast.defs.ingestion.assets import stale_quarters_now
     from synoforecast.defs.published import publish_targets
-    from synoforecast.lib.running_quarter import NoQuarterInProgress, quarter_in_progress
-    from synoforecast.lib.snapshots import accepted_snapshot
+    from synoforecast.lib.landing.running_quarter import NoQuarterInProgress, quarter_in_progress
+    from synoforecast.lib.ingest.snapshots import accepted_snapshot
     from synoforecast.settings import get_settings
 
     manifest = accepted_snapshot(url, sha256)

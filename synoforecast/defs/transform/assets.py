@@ -16,11 +16,12 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from synoforecast.defs.partitions import FOLLOW_UPSTREAM, QUARTERLY, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.transform.project import DIGEST_FILE, dbt_project, ensure_manifest
-from synoforecast.lib import dbt_selection, partition_state
-from synoforecast.lib.dbt_vars import dbt_vars, split_for_partial_parsing
-from synoforecast.lib.fingerprint import combine
+from synoforecast.lib.transform import dbt_selection
+from synoforecast.lib.warehouse import partition_state
+from synoforecast.lib.transform.dbt_vars import dbt_vars, split_for_partial_parsing
+from synoforecast.lib.ingest.fingerprint import combine
 from synoforecast.lib.quarters import to_key
-from synoforecast.lib.warehouse import connect
+from synoforecast.lib.warehouse.connection import connect
 from synoforecast.settings import get_settings
 
 
@@ -100,7 +101,7 @@ def project_digest(variables: Mapping[str, object]) -> str:
 def _unchanged_outputs(context: dg.AssetExecutionContext, manifest: Mapping,
                        skipped: frozenset[str]) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """A materialization of each node dbt was not asked to build: its partitions hold what a
-    build from the same raw content and project would write (lib/dbt_selection.py), and its
+    build from the same raw content and project would write (lib/transform/dbt_selection.py), and its
     tests' results on that content: passed, or the build that wrote it would not have been
     recorded (tests of severity `warn` do not fail a build, so theirs are not claimed and
     their last result stands). Yielded before dbt's own: no skipped node reads a built one,

@@ -32,7 +32,7 @@ def test_another_dbt_executable_is_asked_for_its_version(tmp_path):
 
 
 def test_the_landing_and_interval_modules_load_without_statsforecast():
-    code = ("import sys, synoforecast.lib.cohort_landing, synoforecast.lib.landing, "
+    code = ("import sys, synoforecast.lib.landing.cohorts, synoforecast.lib.landing.model, "
             "synoforecast.lib.forecasting.intervals, synoforecast.lib.forecasting.reconcile; "
             "loaded = sorted(m for m in ('statsforecast', 'statsmodels') if m in sys.modules); "
             "print(loaded); sys.exit(1 if loaded else 0)")

@@ -7,7 +7,7 @@ import datetime as dt
 import polars as pl
 
 from synoforecast.defs.forecast.assets import _plot
-from synoforecast.lib.cohorts import COHORTS_BY_NAME
+from synoforecast.lib.forecasting.cohorts import COHORTS_BY_NAME
 from synoforecast.lib.rendering import markdown_table
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from synoforecast.lib import workers
-from synoforecast.lib.cohort_forecast import prefetch_cohort
+from synoforecast.lib.forecasting.cohort_forecast import prefetch_cohort
 from synoforecast.lib.forecasting import rolling
 from synoforecast.lib.forecasting.rolling import OneStepPredictions, balanced_parts
 from synoforecast_tests.unit.lib.forecasting.test_rolling import OVERALL, QUARTERS, tier_history
@@ -77,7 +77,7 @@ def test_fits_made_on_two_processes_equal_the_fits_made_on_one(monkeypatch):
 
 
 def test_quarters_forecast_on_two_processes_are_the_rows_of_one():
-    from synoforecast.lib.cohort_forecast import forecast_quarters
+    from synoforecast.lib.forecasting.cohort_forecast import forecast_quarters
 
     history, as_of = tier_history(), QUARTERS[6:]
     store = OneStepPredictions()
@@ -92,10 +92,10 @@ def test_quarters_forecast_on_two_processes_are_the_rows_of_one():
 
 
 def test_a_missing_total_in_a_worker_is_the_same_refusal():
-    from synoforecast.lib.cohort_forecast import TotalNotPublished, forecast_quarters
+    from synoforecast.lib.forecasting.cohort_forecast import TotalNotPublished, forecast_quarters
     import polars as pl
 
-    from synoforecast.lib.cohorts import COHORTS_BY_NAME
+    from synoforecast.lib.forecasting.cohorts import COHORTS_BY_NAME
 
     regions = tier_history().filter(pl.col("series_id") != "total")  # three "regions" onto the SVR-RM total
     with pytest.raises(TotalNotPublished, match="no published svr_rm_overall"):

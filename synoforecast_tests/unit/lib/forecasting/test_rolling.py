@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synoforecast.lib.cohort_forecast import forecast_cohort, prefetch_cohort
-from synoforecast.lib.cohorts import COHORTS_BY_NAME
+from synoforecast.lib.forecasting.cohort_forecast import forecast_cohort, prefetch_cohort
+from synoforecast.lib.forecasting.cohorts import COHORTS_BY_NAME
 from synoforecast.lib.forecasting.rolling import OneStepPredictions, model_key, prefix_key
 from synoforecast.lib.forecasting.selection import candidate_specs
 

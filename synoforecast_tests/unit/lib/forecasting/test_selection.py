@@ -264,7 +264,7 @@ def test_top_down_scales_regions_onto_a_total_exactly_after_rounding():
 def test_backtest_command_prints_per_model_and_selected_scores(tmp_path, capsys):
     import json
 
-    from synoforecast.cli import main
+    from synoforecast.cli.main import main
 
     df = pd.concat([quarterly(f"s{i}", 16, seed=i) for i in range(2)], ignore_index=True)
     path = tmp_path / "h.csv"

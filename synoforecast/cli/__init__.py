@@ -1,0 +1,1 @@
+"""The `synoforecast` command: its entry point, the in-process runner and `doctor`."""

@@ -1,0 +1,517 @@
+"""`synoforecast` command: the sale-out forecasting platform from the shell.
+
+Errors a user can fix are printed as one short paragraph with a non-zero exit,
+never as a traceback. Exit codes: 0 done, 1 failed, 2 refused (the input was not
+accepted), 64 usage error (the command line itself is wrong), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_REFUSED = 2
+EXIT_FAILED = 1
+EXIT_USAGE = 64  # sysexits EX_USAGE: argparse's own 2 would read as "refused"
+
+
+def _eprint(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _progress(message: str) -> None:
+    print(f"synoforecast: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_sample_workbook(args: argparse.Namespace) -> int:
+    from synoforecast.sample.generator import SampleSpec, write_sample_workbook
+
+    spec = SampleSpec(rows=args.rows, seed=args.seed, quarters=args.quarters,
+                      start=dt.date.fromisoformat(args.start) if args.start else None,
+                      cutoff=dt.date.fromisoformat(args.as_of) if args.as_of else None)
+    started = time.perf_counter()
+    stats = write_sample_workbook(args.out, spec)
+    result = stats.to_dict()
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from synoforecast.lib.ingest.workbook import WorkbookRefused, read_workbook
+    from synoforecast.settings import get_settings, reader_options
+
+    path = Path(args.path)
+    settings = get_settings()
+    if args.dry_run:
+        try:
+            read = read_workbook(path, **reader_options(settings))
+            report = read.report()
+        except WorkbookRefused as exc:
+            report = {"ok": False, "refused": True, "file": str(path.resolve()), "sha256": _sha_or_none(path),
+                      "error": str(exc), "sheets": {}, "ignored_sheets": []}
+    else:
+        from synoforecast.cli.runner import ingest_workbook
+
+        quiet = args.json or args.quiet
+        with _tool_output(settings, "ingest", quiet) as progress:
+            outcome = ingest_workbook(path, progress=progress, quiet=quiet, allow_shrink=args.allow_shrink,
+                                      republish=args.republish)
+        report = outcome.report()
+    if args.json:
+        print(json.dumps(report, default=str))
+    elif report["ok"]:
+        _print_ingest(report, dry_run=args.dry_run)
+    if not report["ok"]:
+        refused = report.get("refused", False)
+        if not args.json:
+            _eprint(f"{'refused' if refused else 'failed'}: {report['error']}")
+        return EXIT_REFUSED if refused else EXIT_FAILED
+    return 0
+
+
+def _sha_or_none(path: Path) -> str | None:
+    from synoforecast.lib.ingest.inbox import file_sha256
+
+    return file_sha256(path) if path.is_file() else None
+
+
+INGEST_COLUMNS = (("sheet", "<"), ("rows read", ">"), ("loaded", ">"), ("dupes", ">"), ("quarant.", ">"),
+                  ("unknown", ">"), ("units", ">"), ("revenue", ">"), ("quarters", "<"))
+
+
+def ingest_table(sheets: dict) -> list[str]:
+    """The per-sheet table, each column as wide as its widest figure plus two spaces."""
+    rows = [[name, f"{s['rows_read']:,}", f"{s['rows_loaded']:,}", f"{s['duplicates_removed']:,}",
+             f"{s['rows_quarantined']:,}", f"{s['unknown_models']:,}", f"{s['units_total']:,}",
+             f"{s['revenue_total']:,.2f}", f"{s['quarters'][0]}..{s['quarters'][-1]}" if s["quarters"] else "-"]
+            for name, s in sheets.items()]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, (h, _) in enumerate(INGEST_COLUMNS)]
+    def line(cells):
+        return "  " + "  ".join(f"{c:{a}{w}}" for c, (_, a), w in zip(cells, INGEST_COLUMNS, widths)).rstrip()
+    return [line([h for h, _ in INGEST_COLUMNS]), *(line(r) for r in rows)]
+
+
+def _print_ingest(report: dict, dry_run: bool) -> None:
+    print(f"{'valid' if dry_run else 'ingested'}: {report['file']} (sha256 {report['sha256'][:12]})")
+    for row in ingest_table(report["sheets"]):
+        print(row)
+    if report.get("ignored_sheets"):
+        print(f"  ignored sheets: {', '.join(report['ignored_sheets'])}")
+    if report.get("republished"):
+        print("  re-published on purpose: an export older than the one published before (--republish)")
+    if report.get("restated"):
+        print(f"  restated published quarters ({len(report['restated'])}, largest first; ops.restatements):")
+        for line in report["restated"][:10]:
+            print(f"    {line}")
+    if report.get("partitions"):
+        print(f"  materialised {len(report['partitions'])} quarter partitions in {report['seconds']} s; "
+              f"runs {', '.join(r[:8] for r in report['run_ids'])}")
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from synoforecast.lib.forecasting import ForecastInputError, forecast_csv
+
+    try:
+        frame = forecast_csv(args.input, args.output, horizon=args.horizon, season_length=args.season_length,
+                             levels=tuple(args.level))
+    except (ForecastInputError, FileNotFoundError) as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_REFUSED
+    print(f"wrote {len(frame)} forecast rows for {frame['unique_id'].nunique()} series to {args.output}")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from synoforecast.lib.forecasting import ForecastInputError, read_long_csv
+    from synoforecast.lib.forecasting.backtest import rolling_backtest, scorecard
+
+    try:
+        history = read_long_csv(args.input)
+        bt = rolling_backtest(history, windows=args.windows, season_length=args.season_length,
+                              levels=tuple(args.level))
+    except (ForecastInputError, FileNotFoundError) as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_REFUSED
+    card = scorecard(bt, levels=tuple(args.level))
+    if args.json:
+        print(json.dumps({"windows": args.windows, "horizon": 1, "series": int(history["unique_id"].nunique()),
+                          "models": card.astype(object).where(card.notna(), None).to_dict(orient="records")},
+                         indent=2))
+        return 0
+    print(f"rolling-origin backtest: {args.windows} origins, h=1, {history['unique_id'].nunique()} series")
+    print(card.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from synoforecast.sample.generator import SampleSpec, write_sample_workbook
+    from synoforecast.lib.warehouse.connection import WarehouseError, redact
+    from synoforecast.cli.runner import ingest_workbook
+    from synoforecast.settings import ensure_dagster_home, get_settings
+
+    started = time.perf_counter()
+    settings = get_settings()
+    ensure_dagster_home(settings)
+    _progress(f"project home {settings.home}; Dagster storage in {os.environ['DAGSTER_HOME']}")
+    try:
+        url = _warehouse_url()
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_FAILED
+    _progress(f"warehouse {redact(url)}")
+    settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+    today = dt.date.today()
+    path = settings.inbox_dir / f"sample-sale-out-{today.isoformat()}.xlsx"
+    _progress(f"writing a sample workbook ({args.rows:,} SVR-RM rows) to {path}")
+    write_sample_workbook(path, SampleSpec(rows=args.rows, seed=args.seed))
+    with _tool_output(settings, "demo", args.quiet) as progress:
+        outcome = ingest_workbook(path, progress=progress, quiet=args.quiet)
+    if not outcome.ok:
+        _eprint(f"demo failed: {outcome.error}")
+        return EXIT_FAILED
+    _print_forecasts(url)
+    _print_landing(url, evaluation=False)
+    print(f"\nDone in {time.perf_counter() - started:.0f} s.")
+    print(f"Open the Dagster UI (asset graph, runs, checks):  {_own_command()} ui   then browse http://127.0.0.1:3000")
+    print(f"Query the warehouse:  psql \"{redact(url)}\"   (tables forecast.forecasts, forecast.evaluation, "
+          "forecast.latest_landing, marts.*)")
+    print(f"The landing's replay evaluation by week:  {_own_command()} landing")
+    return 0
+
+
+def _own_command() -> str:
+    """How to run this command again: its full path when the venv is not activated."""
+    import shutil
+
+    beside = Path(sys.executable).with_name("synoforecast")
+    on_path = shutil.which("synoforecast")
+    if beside.exists() and (on_path is None or Path(on_path).resolve() != beside.resolve()):
+        return str(beside)
+    return "synoforecast"
+
+
+class _ToolSink:
+    """Where Dagster's step logs and dbt's console lines go when they are not for the reader:
+    a log file. (dagster-dbt writes every dbt line to stdout, which runner sends to stderr.)"""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        return self._fh.write(text)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@contextlib.contextmanager
+def _tool_output(settings, command: str, quiet: bool):
+    """On a terminal (and not --quiet) step logs and dbt's lines stream to stderr as before.
+    Otherwise (--quiet, --json, or stderr is a file or pipe) they go to
+    <data>/logs/<command>-<time>.log and stderr keeps the progress lines and errors only."""
+    real = sys.stderr
+    if not quiet and real.isatty():
+        yield _progress
+        return
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    sink = _ToolSink(logs / f"{command}-{dt.datetime.now():%Y%m%d-%H%M%S}.log")
+
+    def progress(message: str) -> None:
+        print(f"synoforecast: {message}", file=real, flush=True)
+
+    progress(f"step logs and dbt output: {sink.path}")
+    sys.stderr = sink
+    try:
+        yield progress
+    finally:
+        sys.stderr = real
+        sink.close()
+
+
+def _warehouse_url() -> str:
+    from synoforecast.lib.warehouse.connection import ensure_schema, resolve_url
+    from synoforecast.settings import get_settings
+
+    url = resolve_url(get_settings().warehouse_url, get_settings().pgdata_dir)
+    ensure_schema(url)
+    return url
+
+
+def _print_forecasts(url: str) -> None:
+    from synoforecast.lib.forecasting.cohorts import COHORTS
+    from synoforecast.lib.warehouse.connection import query_frame
+
+    rows = query_frame(url, """
+        select cohort, series_id, metric, as_of_label, target_label, model, yhat, yhat_lo_80, yhat_hi_80
+          from forecast.forecasts
+         where as_of_quarter = (select max(as_of_quarter) from forecast.forecasts)
+         order by cohort, series_id, metric""")
+    if rows.is_empty():
+        print("no forecasts published")
+        return
+    first = rows.row(0, named=True)
+    print(f"\nNext-quarter forecasts for {first['target_label']} (trained on data up to {first['as_of_label']}):")
+    print(f"  {'cohort / series':<44}{'units':>12}{'80% interval':>22}{'revenue USD':>16}")
+    for cohort in COHORTS:
+        part = rows.filter(rows["cohort"] == cohort.name)
+        print(f"  {cohort.name} - {cohort.title}")
+        series = part["series_id"].unique(maintain_order=True).to_list()
+        for sid in series[:6]:
+            units = part.filter((part["series_id"] == sid) & (part["metric"] == "units")).row(0, named=True)
+            revenue = part.filter((part["series_id"] == sid) & (part["metric"] == "revenue")).row(0, named=True)
+            interval = f"{units['yhat_lo_80']:,.0f}..{units['yhat_hi_80']:,.0f}" if units["yhat_lo_80"] is not None else "-"
+            print(f"    {sid:<42}{units['yhat']:>12,.0f}{interval:>22}{revenue['yhat']:>16,.0f}")
+        if len(series) > 6:
+            print(f"    ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')")
+
+
+def _landing_frames(url: str, cutoff: str | None):
+    from synoforecast.lib.warehouse.connection import query_frame
+
+    which = "(select max(cutoff_date) from forecast.landing)" if cutoff is None else "%s::date"
+    params = () if cutoff is None else (cutoff,)
+    rows = query_frame(url, f"select * from forecast.landing where cutoff_date = {which} "
+                            "order by cohort, series_id, metric", params)
+    evaluation = query_frame(url, f"select * from forecast.landing_evaluation where cutoff_date = {which} "
+                                  "order by cohort, metric, level, week_of_quarter", params)
+    return rows, evaluation
+
+
+def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None) -> bool:
+    """The landing of the quarter in progress (SVR-RM and C2 totals first, every cohort's
+    totals), and with `evaluation` the replay backtest by week: False when there is none."""
+    from synoforecast.lib.forecasting.cohorts import COHORTS
+
+    rows, scores = _landing_frames(url, cutoff)
+    if rows.is_empty():
+        print("\nno landing published" + (f" for {cutoff}" if cutoff else "") +
+              " (a snapshot with a quarter in progress lands it after its pipeline run)")
+        return False
+    first = rows.row(0, named=True)
+    print(f"\nWhere {first['quarter_label']} will land (export of {first['cutoff_date']}, week "
+          f"{first['week_of_quarter']} of 13, {first['elapsed_share']:.0%} of the quarter elapsed):")
+    print(f"  {'cohort / series':<34}{'metric':>8}{'to date':>14}{'forecast':>14}{'landing':>14}{'vs fcst':>9}"
+          f"{'80% range':>26}")
+    for cohort in COHORTS:
+        heads = [cohort.parent or "total"] if cohort.parent or cohort.name != "regional" else []
+        part = rows.filter((rows["cohort"] == cohort.name) & (rows["series_id"].is_in(heads) if heads else True))
+        for r in part.head(4 if not heads else 2).iter_rows(named=True):
+            change = (r["yhat"] / r["forecast_start"] - 1) * 100 if r["forecast_start"] else float("nan")
+            print(f"  {cohort.name + ' / ' + r['series_id']:<34}{r['metric']:>8}{r['qtd_actual']:>14,.0f}"
+                  f"{r['forecast_start']:>14,.0f}{r['yhat']:>14,.0f}{change:>+8.1f}%"
+                  f"{r['yhat_lo_80']:>14,.0f}..{r['yhat_hi_80']:<10,.0f}")
+    print(f"  ... {rows.height} rows in all: forecast.latest_landing")
+    if not evaluation or scores.is_empty():
+        return True
+    print("\nReplay evaluation (past quarters replayed at every week; sMAPE, weights learned without the "
+          "quarter replayed): landing vs the quarter-start forecast alone vs QTD / elapsed share")
+    print(f"  {'cohort':<22}{'metric':>8}{'level':>7}{'week':>6}{'elapsed':>9}{'landing':>9}{'forecast':>10}"
+          f"{'QTD/share':>11}{'cov80':>7}{'cov95':>7}{'n':>5}")
+    for r in scores.iter_rows(named=True):
+        print(f"  {r['cohort']:<22}{r['metric']:>8}{r['level']:>7}{r['week_of_quarter']:>6}{r['elapsed_share']:>9.0%}"
+              f"{r['smape_landing']:>9.2f}{r['smape_start']:>10.2f}{r['smape_qtd_share']:>11.2f}"
+              f"{r['coverage_80']:>7.1f}{r['coverage_95']:>7.1f}{r['replays']:>5}")
+    return True
+
+
+def cmd_landing(args: argparse.Namespace) -> int:
+    from synoforecast.lib.warehouse.connection import WarehouseError
+
+    try:
+        url = _warehouse_url()
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_FAILED
+    if args.json:
+        rows, scores = _landing_frames(url, args.cutoff)
+        print(json.dumps({"landing": rows.to_dicts(), "evaluation": scores.to_dicts()}, default=str, indent=2))
+        return 0 if rows.height else EXIT_FAILED
+    return 0 if _print_landing(url, evaluation=True, cutoff=args.cutoff) else EXIT_FAILED
+
+
+# Dagster messages `synoforecast ui` makes untrue: the project's dagster.yaml IS used (copied into
+# DAGSTER_HOME), and `dagster dev` is what the docs start. Matched literally, nothing else hidden.
+UI_SILENCED_WARNINGS = ("ignore:Function `dev_command` is superseded",)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from synoforecast.settings import ensure_dagster_home, get_settings, instance_template
+
+    settings = get_settings()
+    home = ensure_dagster_home(settings)
+    template, used = instance_template(settings), home / "dagster.yaml"
+    if used.exists() and template.read_bytes() != used.read_bytes():
+        _progress(f"note: {used} (the instance config in use) differs from {template}; "
+                  "it was copied on first use: compare them if the project's file changed")
+    dagster = Path(sys.executable).with_name("dagster")
+    workspace = settings.home / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "synoforecast.definitions"]
+    command = [str(dagster) if dagster.exists() else "dagster", "dev", *target, "-h", args.host, "-p", str(args.port)]
+    _progress(f"DAGSTER_HOME={home}; starting {' '.join(command[1:])}")
+    warnings = [w for w in (os.environ.get("PYTHONWARNINGS") or "").split(",") if w]
+    os.environ["PYTHONWARNINGS"] = ",".join([*warnings, *UI_SILENCED_WARNINGS])
+    # run from DAGSTER_HOME: from the checkout, Dagster warns that the dagster.yaml it finds there is
+    # not used, although its copy in DAGSTER_HOME is (workspace.yaml paths are relative to that file)
+    os.chdir(home)
+    os.execv(command[0], command) if dagster.exists() else os.execvp(command[0], command)
+    return 0
+
+
+def cmd_warehouse_url(args: argparse.Namespace) -> int:
+    from synoforecast.lib.warehouse.connection import WarehouseError
+
+    try:
+        print(_warehouse_url())
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    """status / stop of the embedded PostgreSQL; `url` prints the URL (starting it if needed)."""
+    from synoforecast.lib.warehouse.embedded_pg import embedded_status, stop_embedded
+    from synoforecast.lib.warehouse.connection import redact
+    from synoforecast.settings import get_settings
+
+    if args.action == "url":
+        return cmd_warehouse_url(args)
+    settings = get_settings()
+    configured = settings.warehouse_url or os.environ.get("SYNOFORECAST_WAREHOUSE_URL")
+    if configured:
+        print(f"configured warehouse {redact(configured)}: its lifecycle is not managed here")
+        return 0 if args.action == "status" else EXIT_FAILED
+    if args.action == "status":
+        print(f"embedded PostgreSQL {embedded_status(settings.pgdata_dir).describe()}")
+        return 0
+    was_running = stop_embedded(settings.pgdata_dir)
+    print(f"embedded PostgreSQL {'stopped' if was_running else 'was not running'} ({settings.pgdata_dir})")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from synoforecast.cli.doctor import exit_code, render_table, run_checks
+
+    checks = run_checks(progress=lambda m: _progress(f"doctor: checking {m}"))
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        print(render_table(checks))
+    return exit_code(checks)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line exits 64, not 2 (which means "refused" here)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="synoforecast", description=__doc__.split("\n\n")[0].strip(),
+                     epilog="Run `synoforecast COMMAND --help` for a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="write a sample workbook, run the whole graph, print forecasts")
+    demo.add_argument("--rows", type=int, default=20_000, help="SVR-RM rows in the sample (default 20000)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--quiet", action="store_true",
+                      help="step logs and dbt output to a log file (progress lines and errors stay)")
+    demo.set_defaults(func=cmd_demo)
+
+    ingest = sub.add_parser("ingest", help="validate a workbook and materialise it and everything downstream")
+    ingest.add_argument("path")
+    ingest.add_argument("--dry-run", action="store_true", help="validate and count only; change nothing")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ingest.add_argument("--quiet", action="store_true",
+                        help="step logs and dbt output to a log file (progress lines and errors stay)")
+    ingest.add_argument("--allow-shrink", action="store_true",
+                        help="publish even if a sheet's rows or totals fell by more than the allowed share "
+                             "(SYNOFORECAST_SHRINK_MAX_SHARE, default 50%%) against the published snapshot")
+    ingest.add_argument("--republish", action="store_true",
+                        help="publish this export although it is older (export date or last sale date) than the "
+                             "published one: a deliberate rollback, recorded in ops.snapshots")
+    ingest.set_defaults(func=cmd_ingest)
+
+    forecast = sub.add_parser("forecast", help="forecast a long-format CSV (unique_id, ds, y)")
+    forecast.add_argument("--input", required=True)
+    forecast.add_argument("--output", required=True)
+    forecast.add_argument("--horizon", type=int, default=1)
+    forecast.add_argument("--season-length", type=int, default=4)
+    forecast.add_argument("--level", type=int, nargs="+", default=[80, 95])
+    forecast.set_defaults(func=cmd_forecast)
+
+    backtest = sub.add_parser("backtest", help="rolling-origin backtest (h=1) of every candidate model and the selection")
+    backtest.add_argument("--input", required=True)
+    backtest.add_argument("--windows", type=int, default=4, help="forecast origins (default 4)")
+    backtest.add_argument("--season-length", type=int, default=4)
+    backtest.add_argument("--level", type=int, nargs="+", default=[80, 95])
+    backtest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    backtest.set_defaults(func=cmd_backtest)
+
+    landing = sub.add_parser("landing", help="where the quarter in progress will land, and the replay evaluation")
+    landing.add_argument("--cutoff", help="YYYY-MM-DD: a past snapshot's cut-off (default: the newest)")
+    landing.add_argument("--json", action="store_true", help="print the landing rows and the evaluation as JSON")
+    landing.set_defaults(func=cmd_landing)
+
+    sample = sub.add_parser("sample-workbook", help="write a realistic sample sale-out workbook")
+    sample.add_argument("--out", required=True)
+    sample.add_argument("--rows", type=int, default=20_000)
+    sample.add_argument("--seed", type=int, default=42)
+    sample.add_argument("--start", help="first quarter start, YYYY-MM-DD (default: --quarters back from today)")
+    sample.add_argument("--quarters", type=int, default=24)
+    sample.add_argument("--as-of", help="YYYY-MM-DD: the export as it would have looked on that day (the same "
+                                        "history as without the option, cut at that day, with that export date)")
+    sample.set_defaults(func=cmd_sample_workbook)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev) with persistent storage")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    url = sub.add_parser("warehouse-url", help="print the warehouse URL (starts the embedded one if needed)")
+    url.set_defaults(func=cmd_warehouse_url)
+
+    wh = sub.add_parser("warehouse", help="the embedded PostgreSQL: status, stop, url (it keeps running "
+                                          "between commands until stopped)")
+    wh.add_argument("action", choices=["status", "stop", "url"])
+    wh.set_defaults(func=cmd_warehouse)
+
+    doctor = sub.add_parser("doctor", help="check warehouse, Dagster storage, dbt, inbox, Metabase and webhooks")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _eprint("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence: one clear line, details on request
+        if os.environ.get("SYNOFORECAST_DEBUG"):
+            raise
+        _eprint(f"error: {type(exc).__name__}: {exc}\n(set SYNOFORECAST_DEBUG=1 for the traceback)")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

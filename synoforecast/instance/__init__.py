@@ -1,0 +1,1 @@
+"""Dagster instance helpers: pooled SQLite storage, runs whose process died, retention of history."""

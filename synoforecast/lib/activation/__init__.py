@@ -1,0 +1,1 @@
+"""Activation: the Metabase client, chat notifications and the one HTTP retry rule they share."""

@@ -1,0 +1,1 @@
+"""What on-call watches: freshness of the exports and of the published forecasts."""

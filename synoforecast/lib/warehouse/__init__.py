@@ -1,0 +1,1 @@
+"""The PostgreSQL warehouse: connections and COPY, the DDL, partition state, the published snapshot."""

@@ -1,0 +1,1 @@
+"""The sample workbook generator: realistic sale-out exports that follow the contract."""
