@@ -12,7 +12,7 @@ defs = dg.Definitions.merge(
     landing.defs,
     activation.defs,
     pipeline.defs,
-    housekeeping.defs,
+    housekeeping.build_defs(lambda: defs.resolve_asset_graph()),  # the graph it prunes for: this one
     freshness.defs,
     dg.Definitions(resources=build_resources()),
 )

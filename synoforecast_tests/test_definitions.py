@@ -114,8 +114,9 @@ def test_layering_lib_is_pure_and_domains_meet_through_asset_keys():
         bad = {n for n in _imports(path) if n.split(".")[0] in ("dagster", "dagster_dbt")
                or n.startswith(("synoforecast.defs", "synoforecast.definitions", "synoforecast.settings"))}
         assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}: lib/ is pure logic"
-    shared = {"synoforecast.defs.partitions", "synoforecast.defs.resources", "synoforecast.defs.checks"}
-    for domain in ("ingestion", "transform", "forecast", "activation"):
+    shared = {"synoforecast.defs.partitions", "synoforecast.defs.resources", "synoforecast.defs.checks",
+              "synoforecast.defs.runs"}
+    for domain in ("ingestion", "transform", "forecast", "landing", "activation"):
         for path in sorted((package / "defs" / domain).rglob("*.py")):
             other = {n for n in _imports(path) if n.startswith("synoforecast.defs.") and n not in shared
                      and not n.startswith(f"synoforecast.defs.{domain}")}
@@ -129,3 +130,15 @@ def test_pipeline_runs_carry_the_quarter_labels_as_a_tag():
     tags = pipeline_tags(["2025-01-01", "2025-04-01", "2025-07-01"], "abc")
     assert tags["synoforecast/quarters"] == "2025-Q1..2025-Q3"
     assert tags["dagster/asset_partition_range_start"] == "2025-01-01"
+
+
+def test_the_cross_domain_modules_name_other_domains_by_asset_key_only():
+    """published, freshness and the pipeline wiring reach the domains' assets by key, never
+    through their asset modules; housekeeping gets the graph from definitions.py."""
+    package = REPO / "synoforecast"
+    for name in ("published", "freshness", "pipeline", "housekeeping"):
+        path = package / "defs" / f"{name}.py"
+        assets = {n for n in _imports(path) if n.startswith("synoforecast.defs.") and
+                  n.split(".")[2] in ("ingestion", "transform", "forecast", "landing", "activation")}
+        assert not assets, f"{path.relative_to(REPO)} imports {sorted(assets)}"
+    assert "synoforecast.definitions" not in _imports(package / "defs" / "housekeeping.py")

@@ -154,9 +154,9 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
 
     ensure_dagster_home(settings)
     from synoforecast.definitions import defs
-    from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB, snapshot_run_request
-    from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, PIPELINE_JOB, downstream_run_request
-    from synoforecast.defs.ingestion.assets import ALLOW_SHRINK_TAG, REPUBLISH_TAG
+    from synoforecast.defs.ingestion.sensors import snapshot_run_request
+    from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, downstream_run_request
+    from synoforecast.defs.runs import ALLOW_SHRINK_TAG, PIPELINE_JOB, REPUBLISH_TAG, SNAPSHOT_JOB
     from synoforecast.instance.runs import process_tags, reap, wait_for_limits
 
     instance = dg.DagsterInstance.get()

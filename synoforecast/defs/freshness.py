@@ -33,14 +33,12 @@ import datetime as dt
 import dagster as dg
 from dagster._time import get_current_datetime  # Dagster's clock, as its own freshness checks read it
 
-from synoforecast.defs.activation.sensors import AlertNotDelivered
-from synoforecast.defs.forecast.assets import forecast_key
-from synoforecast.defs.ingestion.assets import workbook_snapshot
 from synoforecast.defs.resources import WarehouseResource, WebhooksResource
+from synoforecast.defs.runs import SNAPSHOT_KEY
 from synoforecast.lib.monitoring import freshness
 from synoforecast.lib.forecasting.cohorts import COHORTS
 from synoforecast.lib.monitoring.freshness import BREACH, QUARTER_CLOSE, SNAPSHOT, UNKNOWN, Finding
-from synoforecast.lib.activation.notify import CHANNELS, NotifyError, send_alert
+from synoforecast.lib.activation.notify import CHANNELS, AlertNotDelivered, NotifyError, send_alert
 from synoforecast.settings import effective_partitions_start, get_settings
 
 SNAPSHOT_CHECK = "snapshot_freshness"
@@ -80,8 +78,8 @@ def evaluation(finding: Finding, asset_key: dg.AssetKey, check_name: str,
 
 
 def evaluations(findings: dict[str, Finding]) -> list[dg.AssetCheckEvaluation]:
-    out = [evaluation(findings[SNAPSHOT], workbook_snapshot.key, SNAPSHOT_CHECK)]
-    out += [evaluation(findings[QUARTER_CLOSE], forecast_key(c), QUARTER_CHECK, c.name) for c in COHORTS]
+    out = [evaluation(findings[SNAPSHOT], SNAPSHOT_KEY, SNAPSHOT_CHECK)]
+    out += [evaluation(findings[QUARTER_CLOSE], dg.AssetKey(["forecast", c.name]), QUARTER_CHECK, c.name) for c in COHORTS]
     return out
 
 
@@ -90,7 +88,7 @@ def _result(ev: dg.AssetCheckEvaluation) -> dg.AssetCheckResult:
                                severity=ev.severity, description=ev.description, metadata=ev.metadata)
 
 
-@dg.asset_check(asset=workbook_snapshot, name=SNAPSHOT_CHECK, blocking=False,
+@dg.asset_check(asset=SNAPSHOT_KEY, name=SNAPSHOT_CHECK, blocking=False,
                 description="The newest accepted export is dated less than SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS "
                             "(default 8) days ago. Evaluated by freshness_sensor, which posts a breach once.")
 def snapshot_freshness(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -100,7 +98,7 @@ def snapshot_freshness(context: dg.AssetCheckExecutionContext, warehouse: Wareho
 
 @dg.multi_asset_check(
     name=QUARTER_CHECK,
-    specs=[dg.AssetCheckSpec(QUARTER_CHECK, asset=forecast_key(c), blocking=False,
+    specs=[dg.AssetCheckSpec(QUARTER_CHECK, asset=dg.AssetKey(["forecast", c.name]), blocking=False,
                              description="SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS (default 10) after a quarter ended, "
                                          "this cohort's forecast as of that quarter is in published.forecasts. "
                                          "Evaluated by freshness_sensor, which posts a breach once.")
@@ -139,10 +137,10 @@ def report_changes(instance: dg.DagsterInstance, findings: dict[str, Finding]) -
 def _link(webhooks: WebhooksResource, finding: Finding) -> str:
     base = (webhooks.webserver_url or "http://127.0.0.1:3000").strip().rstrip("/")
     if finding.rule == SNAPSHOT:
-        key = workbook_snapshot.key
+        key = SNAPSHOT_KEY
     else:
         missing = finding.metadata.get("missing_cohorts") or [COHORTS[0].name]
-        key = forecast_key(next(c for c in COHORTS if c.name == missing[0]))
+        key = dg.AssetKey(["forecast", missing[0]])
     return f"{base}/assets/{'/'.join(key.path)}?view=checks"
 
 

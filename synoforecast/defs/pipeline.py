@@ -9,11 +9,10 @@ partition range; the sensor and `synoforecast ingest` both use it.
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG, workbook_snapshot
-from synoforecast.defs.ingestion.sensors import PIPELINE_JOB, SNAPSHOT_JOB
 from synoforecast.defs.partitions import LANDING_GROUP, existing_keys, label, quarterly_partitions
 from synoforecast.defs.freshness import quarter_close_freshness
 from synoforecast.defs.published import published_snapshot
+from synoforecast.defs.runs import PIPELINE_JOB, SNAPSHOT_JOB, SNAPSHOT_KEY, SNAPSHOT_TAG
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.forecasting.cohort_forecast import missing_coverage
 from synoforecast.lib.quarters import parse_key
@@ -28,13 +27,13 @@ CHANGED_TAG = "synoforecast/changed_quarters"  # "in-process": the CLI runs the 
 # location (dagster-dbt, polars, statsforecast) ~30 times per run, minutes on a NAS CPU;
 # the parallelism that matters is inside dbt (threads) and statsforecast.
 snapshot_job = dg.define_asset_job(
-    SNAPSHOT_JOB, selection=dg.AssetSelection.assets(workbook_snapshot), executor_def=dg.in_process_executor,
+    SNAPSHOT_JOB, selection=dg.AssetSelection.keys(SNAPSHOT_KEY), executor_def=dg.in_process_executor,
     description="Validate a workbook and keep its parsed snapshot.",
 )
 
 forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(workbook_snapshot)
+    selection=dg.AssetSelection.all() - dg.AssetSelection.keys(SNAPSHOT_KEY)
     - dg.AssetSelection.groups(LANDING_GROUP)
     # freshness_sensor evaluates these: mid-run, `published` is not switched yet
     - dg.AssetSelection.checks(quarter_close_freshness),
@@ -106,7 +105,7 @@ def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry)
                                   run_key=f"{sha.value}:{asset_event.run_id}", blocked=reason)
 
 
-@dg.asset_sensor(asset_key=workbook_snapshot.key, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
+@dg.asset_sensor(asset_key=SNAPSHOT_KEY, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
                  default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
                  description="After a snapshot is accepted, materialises its quarters downstream in one run.")
 def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
@@ -124,8 +123,8 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
                  ) -> dg.RunRequest | dg.SkipReason:
     """The run that makes the warehouse hold the newest accepted export again, if it does not:
     after a run that died, every partition not holding its content (and the final switch)."""
-    from synoforecast.defs.ingestion.assets import stale_quarters_now
-    from synoforecast.defs.published import publish_targets
+    from synoforecast.lib.ingest.reingest import stale_partitions
+    from synoforecast.lib.warehouse.published import publish_targets
     from synoforecast.lib.ingest import snapshots
     from synoforecast.lib.warehouse.published import published_snapshot as published_pointer
     from synoforecast.lib.warehouse.connection import connect
@@ -144,7 +143,7 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
         return dg.SkipReason(f"snapshot {row[0][:12]} is held by the snapshot_shrink check")
     if float(row[1]) < (HEAL_GRACE_S if grace_s is None else grace_s):
         return dg.SkipReason(f"snapshot {row[0][:12]} accepted {float(row[1]):.0f} s ago: its own run follows it")
-    stale = stale_quarters_now(url, publish_targets(manifest["expected_fingerprints"]))
+    stale = stale_partitions(url, publish_targets(manifest["expected_fingerprints"]))
     published = published_pointer(url)
     complete = manifest["complete_quarter_keys"]
     if not stale and (published is None or published[0] == manifest["sha256"] or not complete):

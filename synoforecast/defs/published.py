@@ -7,24 +7,19 @@ failure), and refuses to switch when any partition still holds another export's 
 
 import dagster as dg
 
-from synoforecast.defs.forecast.assets import forecast_evaluation, forecast_key
-from synoforecast.defs.ingestion.assets import required_scopes, snapshot_for_run
 from synoforecast.defs.partitions import QUARTERLY
 from synoforecast.defs.resources import WarehouseResource
+from synoforecast.defs.runs import snapshot_for_run
 from synoforecast.lib.forecasting.cohorts import COHORTS
-from synoforecast.lib.warehouse.published import NotPublishable, switch
+from synoforecast.lib.ingest.reingest import required_scopes
+from synoforecast.lib.warehouse.published import NotPublishable, publish_targets, switch
 
 PUBLISHED_KEY = dg.AssetKey(["published", "snapshot"])
 
 
-def publish_targets(expected: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    """The manifest's expected fingerprints without the 'derived' lookup entry."""
-    return {target: keys for target, keys in expected.items() if target != "derived"}
-
-
 @dg.asset(
     key=PUBLISHED_KEY,
-    deps=[forecast_evaluation, *[forecast_key(c) for c in COHORTS]],
+    deps=[dg.AssetKey(["forecast", "forecast_evaluation"]), *[dg.AssetKey(["forecast", c.name]) for c in COHORTS]],
     **QUARTERLY,
     group_name="publishing",
     kinds={"postgres"},

@@ -21,6 +21,7 @@ from synoforecast.defs.activation.state import (
 )
 from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
 from synoforecast.defs.resources import AccuracyThresholdsResource, MetabaseResource, WarehouseResource, WebhooksResource
+from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.lib.forecasting.cohorts import COHORTS, actuals_at
 from synoforecast.lib.activation.metabase import MetabaseError, refresh_metabase
 from synoforecast.lib.activation.notify import NotifyError, request_refresh_via_n8n, send_summary
@@ -32,7 +33,6 @@ from synoforecast.settings import get_settings
 FORECAST_KEYS = [dg.AssetKey(["forecast", "forecast_evaluation"]), *[dg.AssetKey(["forecast", c.name]) for c in COHORTS]]
 
 SKIPPED = "skipped: not configured"
-SNAPSHOT_TAG = "synoforecast/snapshot"  # set by the ingestion domain on every run it starts
 MAX_RESTATED_LINES = 20
 
 

@@ -11,7 +11,8 @@ import datetime as dt
 
 import dagster as dg
 
-from synoforecast.defs.activation.assets import SNAPSHOT_TAG, build_summary, post_summary, refresh_dashboards
+from synoforecast.defs.activation.assets import build_summary, post_summary, refresh_dashboards
+from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import MetabaseResource, WarehouseResource, WebhooksResource
 from synoforecast.lib.activation.notify import NotifyError

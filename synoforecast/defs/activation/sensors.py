@@ -6,13 +6,9 @@ from __future__ import annotations
 import dagster as dg
 
 from synoforecast.defs.resources import WebhooksResource
-from synoforecast.lib.activation.notify import NotifyError, send_alert
+from synoforecast.lib.activation.notify import AlertNotDelivered, NotifyError, send_alert
 
 MAX_DETAIL_CHARS = 400
-
-
-class AlertNotDelivered(RuntimeError):
-    """The alert did not reach a configured channel: the sensor tick fails and says which."""
 
 
 def _failure_details(context: dg.RunFailureSensorContext) -> list[str]:

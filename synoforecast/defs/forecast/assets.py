@@ -21,8 +21,8 @@ from synoforecast.defs.partitions import (
 )
 from synoforecast.defs.checks import per_partition
 from synoforecast.defs.resources import AccuracyThresholdsResource, WarehouseResource
+from synoforecast.defs.runs import SNAPSHOT_TAG
 
-SNAPSHOT_TAG = "synoforecast/snapshot"  # set by the ingestion domain on every run it starts
 from synoforecast.lib.forecasting.cohorts import COHORTS, COHORTS_BY_NAME, Cohort
 from synoforecast.lib.forecasting.cohort_forecast import (
     BACKTEST_WINDOWS,

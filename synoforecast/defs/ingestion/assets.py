@@ -8,23 +8,17 @@ import polars as pl
 
 from synoforecast.defs.partitions import QUARTERLY, existing_keys, label, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
+from synoforecast.defs.runs import ALLOW_SHRINK_TAG, REFUSED_TAG, REPUBLISH_TAG, snapshot_for_run
 from synoforecast.lib.ingest import export_order, quality, reingest, restatements, snapshots
-from synoforecast.lib.warehouse import partition_state
 from synoforecast.lib.ingest.contract import SHEETS, SheetSpec
 from synoforecast.lib.ingest.inbox import file_sha256, newest_workbook
 from synoforecast.lib.quarters import parse_key, to_key
 from synoforecast.lib.rendering import markdown_table
-from synoforecast.lib.ingest.reingest import required_scopes
 from synoforecast.lib.warehouse.schema import RAW_TABLES, column_names
-from synoforecast.lib.warehouse.connection import connect, replace_rows
+from synoforecast.lib.warehouse.connection import replace_rows
 from synoforecast.lib.ingest.workbook import WorkbookRead, WorkbookRefused, read_workbook
 from synoforecast.settings import DBT_PROJECT_DIR, get_settings, reader_options, record_data_start
 
-SNAPSHOT_TAG = "synoforecast/snapshot"
-PIPELINE_JOB = "forecast_pipeline_job"
-REFUSED_TAG = "synoforecast/refused"  # a snapshot run refused (or held by the shrink guard): never retried
-ALLOW_SHRINK_TAG = "synoforecast/allow_shrink"  # "true": publish a snapshot that shrank beyond the limit
-REPUBLISH_TAG = "synoforecast/republish"  # "true": publish an export older than the published one (a rollback)
 RAW_DATED = {s.table: s.date_field is not None for s in SHEETS}
 
 
@@ -61,8 +55,8 @@ def workbook_snapshot(context: dg.AssetExecutionContext, config: WorkbookSnapsho
     fingerprints = read.fingerprints()  # canonical digests of every sheet: computed once
     expected = quality.expected_fingerprints(fingerprints, complete,
                                              existing_keys([parse_key(k) for k in complete]), RAW_DATED)
-    changed = stale_quarters_now(url, expected)  # every partition to re-publish (drives the run)
-    content_changed = stale_quarters_now(url, {t: v for t, v in expected.items() if t.startswith("raw.")})
+    changed = reingest.stale_partitions(url, expected)  # every partition to re-publish (drives the run)
+    content_changed = reingest.stale_partitions(url, {t: v for t, v in expected.items() if t.startswith("raw.")})
     shrink = quality.shrinkage(read.report(), baseline, settings.shrink_max_share)
     allowed = context.run.tags.get(ALLOW_SHRINK_TAG, "").lower() == "true"
     blocked = not shrink.passed and not allowed
@@ -167,33 +161,6 @@ def reader_digest(settings) -> str:
     return reingest.reader_digest(reader_options(settings), DBT_PROJECT_DIR / "seeds", settings.partitions_start)
 
 
-def stale_quarters_now(url: str, expected: dict[str, dict[str, str]]) -> list[str]:
-    """Quarters whose published partitions do not hold this snapshot's content (the
-    baseline is what is published, partition by partition: ops.partition_state)."""
-    with connect(url) as conn:
-        state = partition_state.load(conn)
-    return quality.stale_quarters(expected, state, required_scopes())
-
-
-def snapshot_for_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, url: str) -> dict:
-    """The snapshot this run was started for (run tag), else the latest accepted one."""
-    sha = context.run.tags.get(SNAPSHOT_TAG)
-    manifest = snapshots.accepted_snapshot(url, sha)
-    if manifest is None:
-        wanted = f"snapshot {sha}" if sha else "any accepted snapshot"
-        raise dg.Failure(f"{wanted} not found: materialize workbook_snapshot first (or drop a workbook in the inbox)")
-    return manifest
-
-
-def rows_for_quarter(spec: SheetSpec, frame: pl.DataFrame, key: str, snapshot_id: int) -> pl.DataFrame:
-    quarter = pl.lit(key).str.to_date()
-    if spec.date_field:
-        part = frame.filter(pl.col("quarter_start") == quarter)
-    else:  # reference sheets: the snapshot's reference rows, as known at this quarter
-        part = frame.with_columns(quarter_start=quarter, quarter_label=pl.lit(label(key)))
-    return part.with_columns(snapshot_id=pl.lit(snapshot_id, dtype=pl.Int32))
-
-
 def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.table,
@@ -222,7 +189,7 @@ def build_sheet_asset(spec: SheetSpec) -> dg.AssetsDefinition:
                 skipped.append(label(key))  # partial (or not yet exported) in this sheet: keep what is there
                 continue
             rows = pl.DataFrame() if frame is None else \
-                rows_for_quarter(spec, frame, key, manifest["snapshot_id"]).select(columns)
+                snapshots.rows_for_quarter(spec, frame, key, manifest["snapshot_id"], label(key)).select(columns)
             result = replace_rows(url, f"raw.{spec.table}", rows, "quarter_start = %s", (quarter,), context.run_id, key,
                                   snapshot=manifest["sha256"], fingerprint=expected.get(key))
             loaded[label(key)] = result.rows_written

@@ -9,11 +9,10 @@ what analysts see (e.g. its first run was killed) runs again.
 
 import dagster as dg
 
-from synoforecast.defs.ingestion.assets import PIPELINE_JOB, REFUSED_TAG, SNAPSHOT_TAG  # noqa: F401 (re-export)
+from synoforecast.defs.runs import REFUSED_TAG, SNAPSHOT_JOB, SNAPSHOT_TAG
 from synoforecast.lib.ingest.inbox import InboxCursor, scan_inbox
 from synoforecast.settings import get_settings
 
-SNAPSHOT_JOB = "ingest_snapshot_job"
 MAX_ATTEMPTS = 3
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
+from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.forecasting.cohorts import COHORTS
@@ -51,10 +51,9 @@ def landing_snapshot(context: dg.AssetExecutionContext, url: str) -> tuple[dict,
           description="The quarter in progress of the snapshot (SVR-RM, Consumer, C2 rows up to its cut-off) in "
                       "raw_running.*, cleaned by dbt's stg_running_* views like the complete quarters.")
 def quarter_in_progress_rows(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from synoforecast.defs.ingestion.assets import rows_for_quarter
     from synoforecast.lib.ingest.contract import SHEETS
     from synoforecast.lib.warehouse.schema import RAW_TABLES, column_names
-    from synoforecast.lib.ingest.snapshots import load_table
+    from synoforecast.lib.ingest.snapshots import load_table, rows_for_quarter
     from synoforecast.lib.warehouse.connection import replace_many
 
     url = warehouse.get_url()

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
+from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.defs.landing.assets import LANDING_CUTOFFS
 from synoforecast.defs.partitions import LANDING_GROUP
 from synoforecast.defs.resources import WarehouseResource
@@ -21,8 +21,8 @@ landing_job = dg.define_asset_job(
 def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequest | dg.SkipReason, str | None]:
     """(the landing run for the snapshot, its cut-off key) once the snapshot's complete quarters
     are published (the landing starts from their forecasts), else why not."""
-    from synoforecast.defs.ingestion.assets import stale_quarters_now
-    from synoforecast.defs.published import publish_targets
+    from synoforecast.lib.ingest.reingest import stale_partitions
+    from synoforecast.lib.warehouse.published import publish_targets
     from synoforecast.lib.landing.running_quarter import NoQuarterInProgress, quarter_in_progress
     from synoforecast.lib.ingest.snapshots import accepted_snapshot
     from synoforecast.settings import get_settings
@@ -34,7 +34,7 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
         _, cutoff = quarter_in_progress(manifest, get_settings().fiscal_year_start_month)
     except NoQuarterInProgress as exc:
         return dg.SkipReason(str(exc)), None
-    stale = stale_quarters_now(url, publish_targets(manifest.get("expected_fingerprints", {})))
+    stale = stale_partitions(url, publish_targets(manifest.get("expected_fingerprints", {})))
     if stale:
         return dg.SkipReason(f"snapshot {manifest['sha256'][:12]}: {len(stale)} quarter(s) not yet published from "
                              "it; the landing follows once the pipeline has run"), None

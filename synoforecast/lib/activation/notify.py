@@ -51,6 +51,10 @@ _SLACK_SECTION_LIMIT = 2900  # Slack allows 3000 characters per section text
 _SLACK_TEXT_LIMIT = 3000
 
 
+class AlertNotDelivered(RuntimeError):
+    """An alert did not reach a configured channel: the sensor tick that sent it fails and says which."""
+
+
 class NotifyError(RuntimeError):
     """A webhook delivery failed. The message never includes the webhook URL."""
 

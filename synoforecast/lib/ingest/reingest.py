@@ -67,6 +67,14 @@ def required_scopes() -> dict[str, int]:
     return {"forecast.forecasts": len(COHORTS)}
 
 
+def stale_partitions(url: str, expected: dict[str, dict[str, str]]) -> list[str]:
+    """Quarters whose published partitions do not hold this snapshot's content (the
+    baseline is what is published, partition by partition: ops.partition_state)."""
+    with connect(url) as conn:
+        state = partition_state.load(conn)
+    return stale_quarters(expected, state, required_scopes())
+
+
 def already_published(url: str, path: Path, sha256: str, digest: str) -> str | None:
     """Why there is nothing to do for this file (None: ingest it)."""
     try:

@@ -202,3 +202,14 @@ def load_restatements(url: str, sha256: str) -> tuple[str | None, list[restateme
 def _number(value) -> float | int:
     """numeric -> int where whole (units, lines), float otherwise (money)."""
     return int(value) if value == int(value) else float(value)
+
+
+def rows_for_quarter(spec, frame: pl.DataFrame, key: str, snapshot_id: int, label: str) -> pl.DataFrame:
+    """One quarter's rows of a sheet as raw.<table> holds them: a dated sheet's rows of that
+    quarter, a reference sheet's rows as known at that quarter; each with its snapshot's id."""
+    quarter = pl.lit(key).str.to_date()
+    if spec.date_field:
+        part = frame.filter(pl.col("quarter_start") == quarter)
+    else:
+        part = frame.with_columns(quarter_start=quarter, quarter_label=pl.lit(label))
+    return part.with_columns(snapshot_id=pl.lit(snapshot_id, dtype=pl.Int32))

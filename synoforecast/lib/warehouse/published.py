@@ -91,3 +91,9 @@ def published_snapshot(url: str) -> tuple[str, str] | None:
     with connect(url) as conn:
         row = conn.execute("select snapshot_sha256, run_id from ops.published_snapshot").fetchone()
     return (row[0], row[1]) if row else None
+
+
+def publish_targets(expected: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """A manifest's expected fingerprints without its 'derived' lookup entry: what every
+    partition must hold before `published` may switch to the export."""
+    return {target: keys for target, keys in expected.items() if target != "derived"}
