@@ -66,6 +66,7 @@ class Settings:
     reader_max_compression_ratio: float = 50.0
     reader_max_sheet_rows: int = 1_048_576
     reader_max_sheet_cells: int = 15_000_000
+    reader_max_workbook_cells: int = 20_000_000
     shrink_max_share: float = 0.5
     limit_wait_seconds: float = 300.0
     # restatements of published quarters (lib/ingest/restatements.py): listed in the snapshot's metadata and
@@ -134,6 +135,7 @@ _ENV_KEYS = {
     "reader_max_compression_ratio": "SYNOFORECAST_READER_MAX_COMPRESSION_RATIO",
     "reader_max_sheet_rows": "SYNOFORECAST_READER_MAX_SHEET_ROWS",
     "reader_max_sheet_cells": "SYNOFORECAST_READER_MAX_SHEET_CELLS",
+    "reader_max_workbook_cells": "SYNOFORECAST_READER_MAX_WORKBOOK_CELLS",
     "shrink_max_share": "SYNOFORECAST_SHRINK_MAX_SHARE",
     "limit_wait_seconds": "SYNOFORECAST_LIMIT_WAIT_SECONDS",
     "restatement_material_share": "SYNOFORECAST_RESTATEMENT_MATERIAL_SHARE",
@@ -202,7 +204,8 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if raw not in ("day_first", "month_first"):
                 raise ValueError("must be day_first or month_first")
             return raw
-        if name in ("reader_max_uncompressed_mb", "reader_max_sheet_rows", "reader_max_sheet_cells"):
+        if name in ("reader_max_uncompressed_mb", "reader_max_sheet_rows", "reader_max_sheet_cells",
+                    "reader_max_workbook_cells"):
             value = int(raw)
             if value < 1:
                 raise ValueError("must be a positive whole number")
@@ -293,7 +296,8 @@ def reader_options(settings: Settings) -> dict[str, Any]:
         "date_order": settings.date_order,
         "limits": Limits(max_uncompressed_bytes=settings.reader_max_uncompressed_mb * 1024 ** 2,
                          max_compression_ratio=settings.reader_max_compression_ratio,
-                         max_sheet_rows=settings.reader_max_sheet_rows, max_sheet_cells=settings.reader_max_sheet_cells),
+                         max_sheet_rows=settings.reader_max_sheet_rows, max_sheet_cells=settings.reader_max_sheet_cells,
+                         max_workbook_cells=settings.reader_max_workbook_cells),
     }
 
 

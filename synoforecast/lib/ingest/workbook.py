@@ -610,9 +610,11 @@ def _inspect_parts(path: Path, limits: Limits) -> tuple[list, list[str]]:
 
 
 def _guard_sheets(path: Path, parts: list, wanted: set[str], codes: list[str], limits: Limits) -> dict[str, tuple[str, ...]]:
-    """Refuse a sheet whose extent is beyond the limits; return the date cells of each sheet
-    that no date can hold (calamine panics on them), by zip member."""
+    """Refuse a sheet whose extent is beyond the limits, and a workbook whose contract sheets
+    together are; return the date cells of each sheet that no date can hold (calamine panics
+    on them), by zip member."""
     huge: dict[str, tuple[str, ...]] = {}
+    extents: dict[str, int] = {}
     dates = xlsx_parts.date_styles(codes)
     with zipfile.ZipFile(path) as archive:
         for part in parts:
@@ -622,14 +624,20 @@ def _guard_sheets(path: Path, parts: list, wanted: set[str], codes: list[str], l
                 declared = xlsx_parts.declared_extent(archive, part.xml)
                 if declared is not None:
                     xlsx_parts.check_extent(part.name, *declared, limits)
+                    extents[part.name] = declared[1] * declared[2]
                 if archive.getinfo(part.xml).file_size <= xlsx_parts.SCAN_MAX_BYTES:
                     scan = xlsx_parts.scan_sheet(archive, part.xml, dates)
                     xlsx_parts.check_extent(part.name, scan.corner, scan.last_row, scan.last_column, limits)
                     scan.check_density(part.name)
+                    extents[part.name] = max(extents.get(part.name, 0), scan.last_row * scan.last_column)
                     if scan.huge_date_cells:
                         huge[part.xml] = scan.huge_date_cells
             except PartsProblem as exc:
                 raise WorkbookRefused(path, exc.reason, sheet=exc.sheet, cells=exc.cells) from None
+    try:
+        xlsx_parts.check_workbook_cells(extents, limits)
+    except PartsProblem as exc:
+        raise WorkbookRefused(path, exc.reason) from None
     return huge
 
 

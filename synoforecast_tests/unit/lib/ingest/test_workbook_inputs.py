@@ -222,6 +222,11 @@ def test_a_workbook_beyond_the_size_limits_is_refused_with_the_setting_to_change
     assert "51 rows by 10 columns (510 cells)" in str(exc) and "reader_max_sheet_cells" in str(exc)
     exc = refusal(path, limits=Limits(max_uncompressed_bytes=1000))
     assert "setting reader_max_uncompressed_mb" in str(exc)
+    both = svr_book(tmp_path / "both.xlsx", [sale(cust=f"C{i}") for i in range(50)],
+                    Consumer=[HEADER, *[sale(cust=f"C{i}") for i in range(50)]])
+    assert read(both, limits=Limits(max_workbook_cells=1020)).sheets["Consumer"].rows_loaded == 50
+    exc = refusal(both, limits=Limits(max_workbook_cells=1000))
+    assert "span 1,020 cells ('SVR-RM' 510, 'Consumer' 510)" in str(exc) and "reader_max_workbook_cells" in str(exc)
 
 
 def test_nul_characters_and_overlong_ids_are_quarantined_with_their_cell(tmp_path):
