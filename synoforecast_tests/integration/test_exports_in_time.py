@@ -22,7 +22,7 @@ import openpyxl
 import pytest
 
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
-from synoforecast_tests.conftest import fetch, isolated_project, new_database
+from synoforecast_tests.conftest import table_prints, fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
 from synoforecast_tests.support.http_standin import StandIn
 
@@ -37,17 +37,7 @@ IGNORED = ("run_id", "created_at", "snapshot_id", "published_at")
 
 
 def rows_print(url: str, schemas=("raw", "published")) -> dict[str, tuple]:
-    """(rows, md5 of the sorted rows) of every table in `schemas`, without run-specific columns."""
-    tables = fetch(url, "select table_schema, table_name from information_schema.tables where table_schema = any(%s) "
-                        "and table_type = 'BASE TABLE' order by 1, 2", (list(schemas),))
-    out = {}
-    for schema, table in tables:
-        cols = [c for (c,) in fetch(url, "select column_name from information_schema.columns where table_schema = %s "
-                                         "and table_name = %s order by ordinal_position", (schema, table))
-                if c not in IGNORED]
-        out[f"{schema}.{table}"] = fetch(url, f"""select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '')
-                                                 from (select {', '.join(cols)} from {schema}.{table}) t""")[0]
-    return out
+    return table_prints(url, schemas, IGNORED)
 
 
 def restate(source: Path, target: Path, stamp: float) -> None:

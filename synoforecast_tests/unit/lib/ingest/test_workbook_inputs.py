@@ -158,15 +158,17 @@ def test_a_column_with_both_orders_is_refused_naming_cells(tmp_path):
 
 # -- hostile files --------------------------------------------------------------------------------
 
+def stray_cell_book(path, ref: str):
+    """One SVR-RM line and a stray value at `ref`, as openpyxl (and Excel) write it."""
+    svr_book(path, [sale()])
+    wb = openpyxl.load_workbook(path)
+    wb["SVR-RM"][ref] = "x"
+    wb.save(path)
+    return path
+
+
 def test_one_stray_cell_at_the_last_excel_cell_is_refused_naming_it_not_an_abort(tmp_path):
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "SVR-RM"
-    ws.append(HEADER)
-    ws.append(sale())
-    ws["XFD1048576"] = "x"
-    wb.save(tmp_path / "stray.xlsx")
-    exc = refusal(tmp_path / "stray.xlsx")
+    exc = refusal(stray_cell_book(tmp_path / "stray.xlsx", "XFD1048576"))
     assert exc.sheet == "SVR-RM" and exc.cells == ["SVR-RM!XFD1048576"]
     assert "reaches cell XFD1048576" in str(exc)
 
@@ -174,14 +176,7 @@ def test_one_stray_cell_at_the_last_excel_cell_is_refused_naming_it_not_an_abort
 def test_a_stray_cell_within_the_limits_is_refused_too_not_read_into_600_mb(tmp_path):
     """J1048576 keeps the extent under the cell limit (10.5M cells), but a 4 KB file whose
     extent is empty but for 21 cells is a stray cell, not an export."""
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "SVR-RM"
-    ws.append(HEADER)
-    ws.append(sale())
-    ws["J1048576"] = "x"
-    wb.save(tmp_path / "tall.xlsx")
-    exc = refusal(tmp_path / "tall.xlsx")
+    exc = refusal(stray_cell_book(tmp_path / "tall.xlsx", "J1048576"))
     assert exc.cells == ["SVR-RM!J1048576"] and "holds only 21 cells" in str(exc)
 
 
