@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from synoforecast.defs.runs import SNAPSHOT_TAG
-from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
+from synoforecast.defs.partitions import LANDING_GROUP, label, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.forecasting.cohorts import COHORTS
 from synoforecast.lib.rendering import pyplot
@@ -63,7 +63,8 @@ def quarter_in_progress_rows(context: dg.AssetExecutionContext, warehouse: Wareh
     for table in RUNNING_TABLES:
         frame = load_table(manifest["parquet_dir"], table)
         rows = pl.DataFrame() if frame is None else \
-            rows_for_quarter(specs[table], frame, running.isoformat(), manifest["snapshot_id"]).select(
+            rows_for_quarter(specs[table], frame, running.isoformat(), manifest["snapshot_id"],
+                             label(running.isoformat())).select(
                 column_names(RAW_TABLES[table]))
         writes.append((f"{RUNNING_SCHEMA}.{table}", rows, "true", ()))
     written = replace_many(url, writes, context.run_id, context.partition_key)
