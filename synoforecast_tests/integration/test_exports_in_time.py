@@ -176,7 +176,8 @@ def test_an_older_export_is_refused_naming_both_and_nothing_published_moves(expo
 def test_the_sensors_run_records_the_refusal_never_retries_it_and_posts_it(exports, standin):
     from synoforecast.definitions import defs
     from synoforecast.defs.activation.sensors import notify_on_run_failure
-    from synoforecast.defs.ingestion.sensors import REFUSED_TAG, SNAPSHOT_JOB, inbox_sensor, retry_request
+    from synoforecast.defs.ingestion.sensors import inbox_sensor, retry_request
+    from synoforecast.defs.runs import REFUSED_TAG, SNAPSHOT_JOB
     from synoforecast.defs.resources import build_resources
 
     url, instance = exports["url"], dg.DagsterInstance.get()

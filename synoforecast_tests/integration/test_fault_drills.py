@@ -467,7 +467,7 @@ def test_a_failed_dbt_build_keeps_its_debug_log_and_the_full_build_tag_repairs_i
     import dagster as dg
 
     from synoforecast.definitions import defs
-    from synoforecast.defs.ingestion.sensors import PIPELINE_JOB
+    from synoforecast.defs.runs import PIPELINE_JOB
     from synoforecast.defs.transform.assets import FULL_BUILD_TAG
 
     with psycopg.connect(after_a, autocommit=True) as conn:

@@ -117,7 +117,8 @@ def test_no_export_for_nine_days_fails_the_check_and_is_posted_once_per_breach(e
     path = env["inbox"] / "sales_2026-08-30.xlsx"
     write_sample_workbook(path, SECOND)
     from synoforecast.definitions import defs
-    from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB, snapshot_run_request
+    from synoforecast.defs.ingestion.sensors import snapshot_run_request
+    from synoforecast.defs.runs import SNAPSHOT_JOB
     from synoforecast.lib.ingest.inbox import file_sha256
 
     request = snapshot_run_request(str(path), file_sha256(path))

@@ -59,7 +59,7 @@ def test_growing_file_waits_and_changed_content_runs_again(project_env):
 
 
 def test_content_already_ingested_through_the_cli_is_not_requested_again(project_env):
-    from synoforecast.defs.ingestion.assets import SNAPSHOT_TAG
+    from synoforecast.defs.runs import SNAPSHOT_TAG
     from synoforecast.definitions import defs
     from synoforecast.lib.ingest.inbox import file_sha256
 
@@ -105,7 +105,7 @@ def test_steady_state_ticks_only_stat_files_even_with_5000_in_the_inbox(project_
 def _sensor_runs(instance):
     """Every request the inbox sensor makes, run as the daemon launches it."""
     from synoforecast.definitions import defs
-    from synoforecast.defs.ingestion.sensors import SNAPSHOT_JOB
+    from synoforecast.defs.runs import SNAPSHOT_JOB
 
     cursor, runs = None, []
     for _ in range(2):  # first sight, then stable
@@ -125,7 +125,7 @@ def test_the_sensor_reads_a_european_export_in_its_convention_and_refuses_a_stra
     import openpyxl
     import psycopg
 
-    from synoforecast.defs.ingestion.sensors import REFUSED_TAG
+    from synoforecast.defs.runs import REFUSED_TAG
 
     inbox = project_env["inbox"]
     source = inbox.parent / "sample.xlsx"

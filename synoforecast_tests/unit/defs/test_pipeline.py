@@ -3,7 +3,8 @@
 import dagster as dg
 
 from synoforecast.definitions import defs
-from synoforecast.defs.pipeline import PIPELINE_JOB, downstream_run_request, snapshot_downstream_sensor
+from synoforecast.defs.pipeline import downstream_run_request, snapshot_downstream_sensor
+from synoforecast.defs.runs import PIPELINE_JOB
 
 SHA = "ab" * 32
 
