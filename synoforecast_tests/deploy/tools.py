@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from synoforecast_tests.support.required import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+CONSTRAINTS = REPO / "constraints.txt"  # the lock (deploy/scripts/lock.sh)
 PGSERVER_BIN_HINT = "pgserver/pginstall/bin"
 
 
@@ -37,6 +39,25 @@ def _on_path(name: str) -> Path | None:
         return beside
     found = shutil.which(name)
     return Path(found) if found else None
+
+
+def canonical(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_pins(path: Path = CONSTRAINTS) -> dict[str, str]:
+    """{canonical name: version} of the lock; every line but comments must be `name==version`."""
+    pins: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        found = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;@]+)", line.strip())
+        assert found, f"{path.name}:{number} is not a name==version pin: {line!r}"
+        name = canonical(found.group(1))
+        assert name not in pins, f"{path.name}:{number} pins {name} a second time"
+        pins[name] = found.group(2)
+    return pins
 
 
 def compose_binary() -> Path:
