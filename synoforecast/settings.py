@@ -1,21 +1,24 @@
 """Typed settings: `synoforecast.yaml` in the project home, overridden by SYNOFORECAST_* env.
 
-Everything has a default that works on a laptop: the project home is the checkout
-(or the current directory when installed elsewhere), data lives under `<home>/data`,
-the warehouse is an embedded PostgreSQL unless SYNOFORECAST_WAREHOUSE_URL is set.
+One pydantic model declares every setting with its type, range and variable
+(`SYNOFORECAST_<NAME>`), so the yaml file and the environment are checked by the same rules
+and a bad value is refused naming the setting, where it came from and the allowed range.
+Everything has a default that works on a laptop: the project home is the checkout (or the
+current directory when installed elsewhere), data lives under `<home>/data`, the warehouse
+is an embedded PostgreSQL unless SYNOFORECAST_WAREHOUSE_URL is set.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR  # editable: the checkout's; wheel: site-packages
 
@@ -26,6 +29,7 @@ CHECKOUT_DIR: Path | None = (PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproj
 
 
 FORECAST_PASSES = ("rolling", "per_partition")
+WAREHOUSE_URL_VAR = "SYNOFORECAST_WAREHOUSE_URL"
 
 
 class SettingsError(ValueError):
@@ -38,60 +42,91 @@ def default_home() -> Path:
     return Path.cwd().resolve()
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+def _iso_date(raw: Any) -> Any:
+    """ISO dates only (pydantic would also read a number as a Unix timestamp)."""
+    if raw is None or isinstance(raw, dt.date):
+        return raw
+    try:
+        return dt.date.fromisoformat(str(raw).strip())
+    except ValueError:
+        raise ValueError("must be a date written YYYY-MM-DD") from None
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+Share = Annotated[float, Field(ge=0, lt=1)]  # 0 <= x < 1
+NonNegative = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+def _default_workers() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+class Settings(BaseModel):
+    """Every setting; the yaml key is the field name, the variable `SYNOFORECAST_<NAME>`
+    (VARIABLES lists the exceptions)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     home: Path
     data_dir: Path
     inbox_dir: Path
     dagster_home: Path
     warehouse_url: str | None = None
     # None = start at the data: the first quarter of the earliest accepted workbook (data_start_file)
-    partitions_start: dt.date | None = None
-    fiscal_year_start_month: int = 1
-    season_length: int = 4
-    top_customers_n: int = 20
-    quarantine_max_share: float = 0.02
-    row_delta_warn_pct: float = 20.0
-    duplicate_share_warn: float = 0.01
-    null_share_warn: float = 0.5
-    # guard rails (issue 11): plausible sale dates, how far a sheet or cohort total may shrink
-    # against the published snapshot before publication stops, how long a CLI run waits for
-    # a concurrency limit held by another run
-    earliest_sale_date: dt.date = dt.date(2000, 1, 1)
-    date_margin_days: int = 0  # a sale dated after its export is quarantined (days of tolerance)
-    # text dates whose column shows no order (no day or month above 12): "day_first" or "month_first"
-    date_order: str = "day_first"
+    partitions_start: IsoDate | None = None
+    fiscal_year_start_month: int = Field(1, ge=1, le=12)
+    season_length: int = Field(4, ge=1, le=12)
+    top_customers_n: int = Field(20, ge=1, le=10_000)
+    quarantine_max_share: Share = 0.02
+    row_delta_warn_pct: float = Field(20.0, gt=0)
+    duplicate_share_warn: Share = 0.01
+    null_share_warn: Share = 0.5
+    # guard rails: plausible sale dates, how far a sheet or cohort total may shrink against
+    # the published snapshot before publication stops, how long a CLI run waits for a
+    # concurrency limit held by another run
+    earliest_sale_date: IsoDate = dt.date(2000, 1, 1)
+    date_margin_days: int = Field(0, ge=0)  # a sale dated after its export is quarantined (days of tolerance)
+    # text dates whose column shows no order (no day or month above 12)
+    date_order: Literal["day_first", "month_first"] = "day_first"
     # what one workbook may hold before it is refused unread (lib/ingest/xlsx_parts.py Limits)
-    reader_max_uncompressed_mb: int = 2048
-    reader_max_compression_ratio: float = 50.0
-    reader_max_sheet_rows: int = 1_048_576
-    reader_max_sheet_cells: int = 15_000_000
-    reader_max_workbook_cells: int = 20_000_000
-    shrink_max_share: float = 0.5
-    limit_wait_seconds: float = 300.0
+    reader_max_uncompressed_mb: PositiveInt = 2048
+    reader_max_compression_ratio: float = Field(50.0, ge=2)
+    reader_max_sheet_rows: PositiveInt = 1_048_576
+    reader_max_sheet_cells: PositiveInt = 15_000_000
+    reader_max_workbook_cells: PositiveInt = 20_000_000
+    shrink_max_share: float = Field(0.5, gt=0, le=1)
+    limit_wait_seconds: NonNegative = 300.0
     # restatements of published quarters (lib/ingest/restatements.py): listed in the snapshot's metadata and
     # the run's summary above the first share, the snapshot_restatements check warns above the second
-    restatement_material_share: float = 0.01
-    restatement_warn_share: float = 0.05
+    restatement_material_share: NonNegative = 0.01
+    restatement_warn_share: NonNegative = 0.05
     # accuracy gates (AccuracyThresholdsResource): sMAPE ceiling in percent, tolerance over
     # seasonal naive in percent, quarter-on-quarter worsening in sMAPE points that alerts
-    max_smape: float = 30.0
-    snaive_tolerance: float = 0.0
-    accuracy_drop_points: float = 10.0
+    max_smape: NonNegative = 30.0
+    snaive_tolerance: NonNegative = 0.0
+    accuracy_drop_points: NonNegative = 10.0
     # days of Dagster run history the embedded instance keeps (defs/housekeeping.py)
-    history_retention_days: int = 30
+    history_retention_days: int = Field(30, ge=1, le=3650)
     # freshness (lib/monitoring/freshness.py): the newest accepted export may be this many days old; a closed
     # quarter's forecast must be published this many days after the quarter ended
-    freshness_max_age_days: int = 8
-    quarter_close_grace_days: int = 10
+    freshness_max_age_days: int = Field(8, ge=1, le=365)
+    quarter_close_grace_days: int = Field(10, ge=0, le=90)
     # "rolling": one pass of fits over a run's as-of quarters, kept in ops.forecast_fits;
     # "per_partition": every partition refits its own backtest (the benchmark's baseline)
-    forecast_pass: str = "rolling"
+    forecast_pass: Literal["rolling", "per_partition"] = "rolling"
     # processes a run's fits, forecasts and landing are spread over (the run's and n - 1
     # workers, ~370 MB each on the default sample); 1 keeps everything in the run's process
-    forecast_workers: int = dataclasses.field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    forecast_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}
-    aliases: dict = dataclasses.field(default_factory=dict)
+    aliases: dict = Field(default_factory=dict)
+
+    @field_validator("partitions_start")
+    @classmethod
+    def _quarter_start(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and value.day != 1:
+            raise ValueError("must be a quarter start (first day of a quarter) such as 2020-01-01")
+        return value
 
     @property
     def pgdata_dir(self) -> Path:
@@ -116,117 +151,34 @@ class Settings:
         return self.data_dir / "processed" / "landing_replays"
 
 
-_ENV_KEYS = {
-    "data_dir": "SYNOFORECAST_DATA_DIR",
-    "inbox_dir": "SYNOFORECAST_INBOX",
-    "warehouse_url": "SYNOFORECAST_WAREHOUSE_URL",
-    "partitions_start": "SYNOFORECAST_PARTITIONS_START",
-    "fiscal_year_start_month": "SYNOFORECAST_FISCAL_YEAR_START_MONTH",
-    "season_length": "SYNOFORECAST_SEASON_LENGTH",
-    "top_customers_n": "SYNOFORECAST_TOP_CUSTOMERS_N",
-    "quarantine_max_share": "SYNOFORECAST_QUARANTINE_MAX_SHARE",
-    "row_delta_warn_pct": "SYNOFORECAST_ROW_DELTA_WARN_PCT",
-    "duplicate_share_warn": "SYNOFORECAST_DUPLICATE_SHARE_WARN",
-    "null_share_warn": "SYNOFORECAST_NULL_SHARE_WARN",
-    "earliest_sale_date": "SYNOFORECAST_EARLIEST_SALE_DATE",
-    "date_margin_days": "SYNOFORECAST_DATE_MARGIN_DAYS",
-    "date_order": "SYNOFORECAST_DATE_ORDER",
-    "reader_max_uncompressed_mb": "SYNOFORECAST_READER_MAX_UNCOMPRESSED_MB",
-    "reader_max_compression_ratio": "SYNOFORECAST_READER_MAX_COMPRESSION_RATIO",
-    "reader_max_sheet_rows": "SYNOFORECAST_READER_MAX_SHEET_ROWS",
-    "reader_max_sheet_cells": "SYNOFORECAST_READER_MAX_SHEET_CELLS",
-    "reader_max_workbook_cells": "SYNOFORECAST_READER_MAX_WORKBOOK_CELLS",
-    "shrink_max_share": "SYNOFORECAST_SHRINK_MAX_SHARE",
-    "limit_wait_seconds": "SYNOFORECAST_LIMIT_WAIT_SECONDS",
-    "restatement_material_share": "SYNOFORECAST_RESTATEMENT_MATERIAL_SHARE",
-    "restatement_warn_share": "SYNOFORECAST_RESTATEMENT_WARN_SHARE",
-    "max_smape": "SYNOFORECAST_MAX_SMAPE",
-    "snaive_tolerance": "SYNOFORECAST_SNAIVE_TOLERANCE",
-    "accuracy_drop_points": "SYNOFORECAST_ACCURACY_DROP_POINTS",
-    "history_retention_days": "SYNOFORECAST_HISTORY_RETENTION_DAYS",
-    "freshness_max_age_days": "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS",
-    "quarter_close_grace_days": "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS",
-    "forecast_pass": "SYNOFORECAST_FORECAST_PASS",
-    "forecast_workers": "SYNOFORECAST_FORECAST_WORKERS",
-}
+# Settings read from synoforecast.yaml or the environment -> their variable. Derived from the
+# model; `home` and `dagster_home` come from SYNOFORECAST_HOME / DAGSTER_HOME only, and
+# `aliases` from the yaml only.
+_NOT_CONFIGURABLE = {"home", "dagster_home", "aliases"}
+_VARIABLE_EXCEPTIONS = {"inbox_dir": "SYNOFORECAST_INBOX"}
+VARIABLES: dict[str, str] = {name: _VARIABLE_EXCEPTIONS.get(name, f"SYNOFORECAST_{name.upper()}")
+                             for name in Settings.model_fields if name not in _NOT_CONFIGURABLE}
 
 
-def _coerce(name: str, raw: Any, source: str) -> Any:
-    try:
-        if name == "partitions_start":
-            value = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
-            if value.day != 1:
-                raise ValueError("must be a quarter start (first day of a quarter) such as 2020-01-01")
-            return value
-        if name == "earliest_sale_date":
-            return raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
-        if name in ("freshness_max_age_days", "quarter_close_grace_days"):
-            value = int(raw)
-            low, high = {"freshness_max_age_days": (1, 365), "quarter_close_grace_days": (0, 90)}[name]
-            if not low <= value <= high:
-                raise ValueError(f"must be a whole number of days between {low} and {high}")
-            return value
-        if name in ("date_margin_days", "limit_wait_seconds"):
-            value = float(raw) if name == "limit_wait_seconds" else int(raw)
-            if value < 0:
-                raise ValueError("must not be negative")
-            return value
-        if name == "shrink_max_share":
-            value = float(raw)
-            if not 0 < value <= 1:
-                raise ValueError("must be a share between 0 (exclusive) and 1")
-            return value
-        if name in ("fiscal_year_start_month", "season_length", "top_customers_n", "history_retention_days",
-                    "forecast_workers"):
-            value = int(raw)
-            low, high = {"fiscal_year_start_month": (1, 12), "season_length": (1, 12),
-                         "top_customers_n": (1, 10_000), "history_retention_days": (1, 3650),
-                         "forecast_workers": (1, 64)}[name]
-            if not low <= value <= high:
-                raise ValueError(f"must be between {low} and {high}")
-            return value
-        if name in ("quarantine_max_share", "duplicate_share_warn", "null_share_warn"):
-            value = float(raw)
-            if not 0 <= value < 1:
-                raise ValueError("must be between 0 and 1")
-            return value
-        if name in ("restatement_material_share", "restatement_warn_share"):
-            value = float(raw)
-            if not value >= 0:
-                raise ValueError("must be a share >= 0 (0.01 = 1%)")
-            return value
-        if name in ("max_smape", "snaive_tolerance", "accuracy_drop_points"):
-            value = float(raw)
-            if not value >= 0:
-                raise ValueError("must be a number >= 0")
-            return value
-        if name == "date_order":
-            if raw not in ("day_first", "month_first"):
-                raise ValueError("must be day_first or month_first")
-            return raw
-        if name in ("reader_max_uncompressed_mb", "reader_max_sheet_rows", "reader_max_sheet_cells",
-                    "reader_max_workbook_cells"):
-            value = int(raw)
-            if value < 1:
-                raise ValueError("must be a positive whole number")
-            return value
-        if name == "reader_max_compression_ratio":
-            value = float(raw)
-            if value < 2:
-                raise ValueError("must be a ratio of at least 2")
-            return value
-        if name == "forecast_pass":
-            if raw not in FORECAST_PASSES:
-                raise ValueError(f"must be one of {', '.join(FORECAST_PASSES)}")
-            return raw
-        if name == "row_delta_warn_pct":
-            value = float(raw)
-            if value <= 0:
-                raise ValueError("must be a positive percentage")
-            return value
-        return None if raw in (None, "") else str(raw)
-    except ValueError as exc:
-        raise SettingsError(f"setting {name} from {source}: {raw!r} is not valid ({exc})") from None
+def _reason(error: dict, name: str) -> str:
+    """One pydantic error as today's plain rule ("must be between 1 and 12")."""
+    kind, field = error["type"], Settings.model_fields[name]
+    bounds = {type(m).__name__: m for m in field.metadata}
+    low = next((getattr(bounds[k], k.lower()) for k in ("Ge", "Gt") if k in bounds), None)
+    high = next((getattr(bounds[k], k.lower()) for k in ("Le", "Lt") if k in bounds), None)
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        if "Ge" in bounds and "Le" in bounds:
+            return f"must be between {low} and {high}"
+        rules = ([f">= {low}" if "Ge" in bounds else f"> {low}"] if low is not None else []) + \
+                ([f"<= {high}" if "Le" in bounds else f"< {high}"] if high is not None else [])
+        return "must be " + " and ".join(rules)
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return "must be a whole number"
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return "must be a number"
+    if kind == "literal_error":
+        return "must be one of " + ", ".join(str(x) for x in field.annotation.__args__)
+    return error["msg"].removeprefix("Value error, ")
 
 
 def _aliases(raw: Any, source: Path) -> dict:
@@ -253,31 +205,61 @@ def _aliases(raw: Any, source: Path) -> dict:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings from the yaml file, then the environment (a non-blank variable wins)."""
     env = os.environ if env is None else env
     home = Path(env.get("SYNOFORECAST_HOME") or default_home()).resolve()
     config_file = Path(env.get("SYNOFORECAST_CONFIG") or home / "synoforecast.yaml")
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     if config_file.exists():
         loaded = yaml.safe_load(config_file.read_text()) or {}
         if not isinstance(loaded, dict):
             raise SettingsError(f"{config_file} must hold a mapping of setting: value")
-        unknown = set(loaded) - set(_ENV_KEYS) - {"aliases"}
+        unknown = set(loaded) - set(VARIABLES) - {"aliases"}
         if unknown:
-            raise SettingsError(f"{config_file}: unknown settings {sorted(unknown)}; known: {sorted(_ENV_KEYS)}")
-        values = {k: _coerce(k, v, str(config_file)) for k, v in loaded.items() if k != "aliases"}
+            raise SettingsError(f"{config_file}: unknown settings {sorted(unknown)}; known: {sorted(VARIABLES)}")
+        values = {k: v for k, v in loaded.items() if k != "aliases"}
+        sources = dict.fromkeys(values, str(config_file))
         if "aliases" in loaded:
             values["aliases"] = _aliases(loaded["aliases"], config_file)
-    for name, key in _ENV_KEYS.items():
+    for name, key in VARIABLES.items():
         if env.get(key) not in (None, ""):
-            values[name] = _coerce(name, env[key], key)
-    start, fiscal = values.get("partitions_start"), values.get("fiscal_year_start_month", 1)
-    if start is not None and (start.month - fiscal) % 3:
-        raise SettingsError(f"setting partitions_start {start} is not a quarter start for a fiscal year "
-                            f"starting in month {fiscal}")
+            values[name], sources[name] = env[key], key
+    values = {k: (None if v == "" else v) for k, v in values.items()}  # an empty yaml value = unset
     data_dir = Path(values.pop("data_dir", None) or home / "data").resolve()
     inbox_dir = Path(values.pop("inbox_dir", None) or data_dir / "raw").resolve()
     dagster_home = Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
-    return Settings(home=home, data_dir=data_dir, inbox_dir=inbox_dir, dagster_home=dagster_home, **values)
+    values = {k: v for k, v in values.items() if v is not None or k in ("warehouse_url", "partitions_start")}
+    try:
+        settings = Settings(home=home, data_dir=data_dir, inbox_dir=inbox_dir, dagster_home=dagster_home, **values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        raise SettingsError(f"setting {name} from {sources.get(name, 'the defaults')}: {values.get(name)!r} "
+                            f"is not valid ({_reason(error, name)})") from None
+    start, fiscal = settings.partitions_start, settings.fiscal_year_start_month
+    if start is not None and (start.month - fiscal) % 3:
+        raise SettingsError(f"setting partitions_start {start} is not a quarter start for a fiscal year "
+                            f"starting in month {fiscal}")
+    return settings
+
+
+def configured_warehouse_url(settings: Settings | None = None) -> str | None:
+    """The warehouse URL the operator configured, None for the embedded warehouse.
+
+    The one place it is worked out: SYNOFORECAST_WAREHOUSE_URL as set now (read at call
+    time, so a process that sets it after loading the settings, such as the tests switching
+    warehouses per module, is followed), else `warehouse_url` in synoforecast.yaml."""
+    return os.environ.get(WAREHOUSE_URL_VAR) or (settings or get_settings()).warehouse_url or None
+
+
+def warehouse_url(settings: Settings | None = None) -> str:
+    """The warehouse to connect to, with the platform's schemas in place: the configured one,
+    else the embedded PostgreSQL under the data folder (started if needed)."""
+    from synoforecast.lib.warehouse.connection import ready_url
+
+    settings = settings or get_settings()
+    return ready_url(configured_warehouse_url(settings), settings.pgdata_dir)
 
 
 def reader_options(settings: Settings) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from synoforecast.lib.redaction import redact, safe_url, url_secrets
+
 __all__ = ["Check", "exit_code", "render_table", "run_checks"]
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
@@ -52,22 +54,16 @@ def _one_line(text: object, limit: int = 240) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _scrub(text: str, secrets: list[str | None]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 # --------------------------------------------------------------------------- required parts
 
 
 def check_warehouse(settings) -> tuple[Check, str | None]:
-    from synoforecast.lib.warehouse.connection import connect, redact, resolve_url
+    from synoforecast.lib.warehouse.connection import connect, resolve_url
+    from synoforecast.settings import configured_warehouse_url
 
-    configured = settings.warehouse_url or os.environ.get("SYNOFORECAST_WAREHOUSE_URL")
+    configured = configured_warehouse_url(settings)
     try:
-        url = resolve_url(settings.warehouse_url, settings.pgdata_dir)
+        url = resolve_url(configured, settings.pgdata_dir)
         with connect(url) as conn:
             version = conn.execute("show server_version").fetchone()[0]
             schemas = {r[0] for r in conn.execute(
@@ -79,7 +75,7 @@ def check_warehouse(settings) -> tuple[Check, str | None]:
                "postmaster.pid or set SYNOFORECAST_WAREHOUSE_URL")
         return Check("warehouse", FAIL, _one_line(exc), fix), None
     missing = [s for s in ("raw", "forecast", "ops") if s not in schemas]
-    where = redact(url) if configured else f"embedded ({settings.pgdata_dir})"
+    where = safe_url(url) if configured else f"embedded ({settings.pgdata_dir})"
     if missing:
         return Check("warehouse", WARN, f"PostgreSQL {version} at {where}; schemas {', '.join(missing)} "
                      "not created yet", "run `synoforecast ingest` or `synoforecast demo` once"), url
@@ -136,7 +132,7 @@ def check_dbt(url: str | None) -> Check:
                         if "installed:" in ln), "")
         return Check("dbt", OK, f"`dbt debug` passed{f' (dbt {version})' if version else ''}")
     errors = [ln.strip() for ln in out.splitlines() if "ERROR" in ln or "error" in ln.lower()]
-    return Check("dbt", FAIL, _scrub(_one_line("; ".join(errors[:3]) or out[-300:]), [secret]),
+    return Check("dbt", FAIL, redact(_one_line("; ".join(errors[:3]) or out[-300:]), secret),
                  "run `dbt debug --project-dir synoforecast_dbt --profiles-dir synoforecast_dbt` "
                  "and fix what it reports (profiles.yml reads SYNOFORECAST_DBT_*)")
 
@@ -226,62 +222,33 @@ def check_freshness(settings, url: str | None, now=None) -> list[Check]:
 
 
 def check_metabase(env: Mapping[str, str], client: httpx.Client) -> list[Check]:
-    from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, _safe_url
+    """Metabase healthy and its credentials accepted, asked through the refresh's own client."""
+    from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, check_metabase_access
 
     try:
-        cfg = MetabaseConfig.from_variables(env)  # the parser MetabaseResource uses
+        cfg = MetabaseConfig.from_variables(env)  # the checks MetabaseResource uses
     except MetabaseError as exc:
         return [Check("metabase config", FAIL, str(exc), "fix the variable named", required=False)]
-    if not cfg.url and not cfg.configured:
+    if not cfg.configured:
         return [Check("metabase", SKIPPED, "not configured (METABASE_URL unset)",
                       "optional: set METABASE_URL and METABASE_API_KEY", required=False)]
-    shown = _safe_url(cfg.url)
-    secrets = [cfg.api_key, cfg.password]
+    shown = safe_url(cfg.url)
+    healthy = Check("metabase health", OK, f"{shown} healthy", required=False)
+    starting = Check("metabase health", WARN, f"{shown} still initializing",
+                     "wait for Metabase to finish starting, then run doctor again", required=False)
     try:
-        resp = client.get(f"{cfg.url}/api/health")
-        body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
-    except httpx.HTTPError as exc:
-        return [Check("metabase health", FAIL, f"{shown}: {type(exc).__name__}",
-                      "start Metabase or fix METABASE_URL", required=False)]
-    status = body.get("status") if isinstance(body, dict) else None
-    if resp.status_code == 200 and status == "ok":
-        health = Check("metabase health", OK, f"{shown} healthy", required=False)
-    elif resp.status_code == 503 and status == "initializing":
-        health = Check("metabase health", WARN, f"{shown} still initializing",
-                       "wait for Metabase to finish starting, then run doctor again", required=False)
-    else:
-        return [Check("metabase health", FAIL, f"{shown} answered HTTP {resp.status_code} on /api/health",
-                      "is METABASE_URL pointing at Metabase?", required=False)]
-    method = cfg.auth_method
-    if method is None:
-        return [health, Check("metabase credentials", FAIL, "METABASE_URL set but no credentials",
-                              "set METABASE_API_KEY (or METABASE_USER and METABASE_PASSWORD)", required=False)]
-    try:
-        if method == "session":
-            login = client.post(f"{cfg.url}/api/session",
-                                json={"username": cfg.username, "password": cfg.password})
-            if login.status_code != 200:
-                return [health, Check("metabase credentials", FAIL,
-                                      f"login of METABASE_USER refused (HTTP {login.status_code})",
-                                      "check METABASE_USER and METABASE_PASSWORD", required=False)]
-            headers = {"X-Metabase-Session": str(login.json().get("id"))}
-            secrets.append(headers["X-Metabase-Session"])
-        else:
-            headers = {"x-api-key": cfg.api_key or ""}
-        me = client.get(f"{cfg.url}/api/user/current", headers=headers)
-    except (httpx.HTTPError, ValueError) as exc:
-        return [health, Check("metabase credentials", FAIL, _scrub(_one_line(exc), secrets),
-                              "check Metabase's logs", required=False)]
-    if me.status_code in (401, 403):
-        var = "METABASE_API_KEY" if method == "api_key" else "METABASE_USER / METABASE_PASSWORD"
-        return [health, Check("metabase credentials", FAIL, f"{method} rejected (HTTP {me.status_code})",
-                              f"check {var}", required=False)]
-    if me.status_code != 200:
-        return [health, Check("metabase credentials", FAIL, f"/api/user/current answered HTTP {me.status_code}",
-                              "check Metabase's logs", required=False)]
+        health = healthy if check_metabase_access(cfg, client) == "ok" else starting
+    except MetabaseError as exc:
+        if not str(exc).startswith("credentials: "):
+            return [Check("metabase health", FAIL, _one_line(exc), "start Metabase or fix METABASE_URL",
+                          required=False)]
+        var = "METABASE_API_KEY" if cfg.auth_method == "api_key" else "METABASE_USER and METABASE_PASSWORD"
+        return [starting if exc.initializing else healthy,
+                Check("metabase credentials", FAIL, _one_line(str(exc).removeprefix("credentials: ")),
+                      f"check {var}", required=False)]
     targets = f"{len(cfg.card_ids)} card(s), {len(cfg.dashboard_ids)} dashboard(s)"
     warn = not cfg.card_ids and not cfg.dashboard_ids
-    return [health, Check("metabase credentials", WARN if warn else OK, f"{method} accepted; {targets}",
+    return [health, Check("metabase credentials", WARN if warn else OK, f"{cfg.auth_method} accepted; {targets}",
                           "set METABASE_CARD_IDS or METABASE_DASHBOARD_IDS to refresh something" if warn else "",
                           required=False)]
 
@@ -311,7 +278,7 @@ def check_webhook(name: str, var: str, env: Mapping[str, str], client: httpx.Cli
         return Check(label, FAIL, f"{host} answered HTTP {resp.status_code}", "the service is down; retry later",
                      required=False)
     if 400 <= resp.status_code < 500 and not _exists_but_wants_post(resp):
-        answer = _one_line(_scrub(resp.text, [url, urlsplit(url).path]), 120)
+        answer = _one_line(redact(resp.text, *url_secrets(url)), 120)
         return Check(label, FAIL, f"{host} refused the webhook (HTTP {resp.status_code} {answer})".rstrip(),
                      f"the webhook is revoked or the URL is wrong: copy it again into {var}", required=False)
     return Check(label, OK, f"{host} reachable (GET answered HTTP {resp.status_code}; nothing posted)",

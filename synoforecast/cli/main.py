@@ -152,7 +152,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from synoforecast.sample.generator import SampleSpec, write_sample_workbook
-    from synoforecast.lib.warehouse.connection import WarehouseError, redact
+    from synoforecast.lib.redaction import safe_url
+    from synoforecast.lib.warehouse.connection import WarehouseError
     from synoforecast.cli.runner import ingest_workbook
     from synoforecast.settings import ensure_dagster_home, get_settings
 
@@ -165,7 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except WarehouseError as exc:
         _eprint(f"error: {exc}")
         return EXIT_FAILED
-    _progress(f"warehouse {redact(url)}")
+    _progress(f"warehouse {safe_url(url)}")
     settings.inbox_dir.mkdir(parents=True, exist_ok=True)
     today = dt.date.today()
     path = settings.inbox_dir / f"sample-sale-out-{today.isoformat()}.xlsx"
@@ -180,7 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_landing(url, evaluation=False)
     print(f"\nDone in {time.perf_counter() - started:.0f} s.")
     print(f"Open the Dagster UI (asset graph, runs, checks):  {_own_command()} ui   then browse http://127.0.0.1:3000")
-    print(f"Query the warehouse:  psql \"{redact(url)}\"   (tables forecast.forecasts, forecast.evaluation, "
+    print(f"Query the warehouse:  psql \"{safe_url(url)}\"   (tables forecast.forecasts, forecast.evaluation, "
           "forecast.latest_landing, marts.*)")
     print(f"The landing's replay evaluation by week:  {_own_command()} landing")
     return 0
@@ -244,12 +245,9 @@ def _tool_output(settings, command: str, quiet: bool):
 
 
 def _warehouse_url() -> str:
-    from synoforecast.lib.warehouse.connection import ensure_schema, resolve_url
-    from synoforecast.settings import get_settings
+    from synoforecast.settings import warehouse_url
 
-    url = resolve_url(get_settings().warehouse_url, get_settings().pgdata_dir)
-    ensure_schema(url)
-    return url
+    return warehouse_url()
 
 
 def _print_forecasts(url: str) -> None:
@@ -386,15 +384,15 @@ def cmd_warehouse_url(args: argparse.Namespace) -> int:
 def cmd_warehouse(args: argparse.Namespace) -> int:
     """status / stop of the embedded PostgreSQL; `url` prints the URL (starting it if needed)."""
     from synoforecast.lib.warehouse.embedded_pg import embedded_status, stop_embedded
-    from synoforecast.lib.warehouse.connection import redact
-    from synoforecast.settings import get_settings
+    from synoforecast.lib.redaction import safe_url
+    from synoforecast.settings import configured_warehouse_url, get_settings
 
     if args.action == "url":
         return cmd_warehouse_url(args)
     settings = get_settings()
-    configured = settings.warehouse_url or os.environ.get("SYNOFORECAST_WAREHOUSE_URL")
+    configured = configured_warehouse_url(settings)
     if configured:
-        print(f"configured warehouse {redact(configured)}: its lifecycle is not managed here")
+        print(f"configured warehouse {safe_url(configured)}: its lifecycle is not managed here")
         return 0 if args.action == "status" else EXIT_FAILED
     if args.action == "status":
         print(f"embedded PostgreSQL {embedded_status(settings.pgdata_dir).describe()}")

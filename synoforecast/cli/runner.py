@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from synoforecast.lib.ingest.inbox import file_sha256
-from synoforecast.settings import DBT_PROJECT_DIR, ensure_dagster_home, get_settings, reader_options
+from synoforecast.settings import (DBT_PROJECT_DIR, configured_warehouse_url, ensure_dagster_home, get_settings,
+                                   reader_options, warehouse_url)
 
 if TYPE_CHECKING:  # Dagster is imported only when there is something to run (see ingest_workbook)
     import dagster as dg
@@ -126,9 +127,8 @@ def _already_published(settings, path: Path, sha: str | None) -> str | None:
 
     if sha is None:
         return None
-    configured = os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or settings.warehouse_url
     try:
-        url = resolve_url(configured, settings.pgdata_dir)
+        url = resolve_url(configured_warehouse_url(settings), settings.pgdata_dir)
     except WarehouseError:
         return None  # the full path reports it
     digest = reingest.reader_digest(reader_options(settings), DBT_PROJECT_DIR / "seeds", settings.partitions_start)
@@ -209,11 +209,10 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
                          "SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait")
         outcome.seconds = time.perf_counter() - started
         return outcome
-    from synoforecast.defs.resources import WarehouseResource
     from synoforecast.lib.warehouse.connection import session_lock
 
     wait = settings.limit_wait_seconds
-    with session_lock(WarehouseResource().get_url(), PIPELINE_LOCK, wait,  # CLI runs bypass the run queue
+    with session_lock(warehouse_url(settings), PIPELINE_LOCK, wait,  # CLI runs bypass the run queue
                       on_wait=lambda: progress(f"waiting up to {wait:.0f} s: another synoforecast ingest is "
                                                "publishing into this warehouse")) as turn:
         if not turn:
@@ -243,10 +242,9 @@ def land_in_process(instance: dg.DagsterInstance, defs: dg.Definitions, sha: str
 
     from synoforecast.defs.landing.assets import LANDING_CUTOFFS
     from synoforecast.defs.landing.sensors import LANDING_JOB, landing_run_request
-    from synoforecast.defs.resources import WarehouseResource
     from synoforecast.instance.runs import process_tags
 
-    request, key = landing_run_request(WarehouseResource().get_url(), sha)
+    request, key = landing_run_request(warehouse_url(), sha)
     if isinstance(request, dg.SkipReason):
         progress(f"[3/3] no landing: {request.skip_message}")
         return

@@ -166,12 +166,12 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
                        "run left holding another export (then switches `published`).")
-def publish_heal_sensor(context: dg.SensorEvaluationContext):
+def publish_heal_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     from synoforecast.instance.runs import reap
 
     for stuck in reap(context.instance):
         context.log.warning(f"marked {stuck.describe()} as failed and freed its concurrency slots")
-    return heal_request(context.instance, WarehouseResource().get_url())
+    return heal_request(context.instance, warehouse.get_url())
 
 
 @dg.schedule(job_name=PIPELINE_JOB, cron_schedule="0 6 * * *", name="quarter_close_schedule",

@@ -20,12 +20,10 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from synoforecast.lib.warehouse import connection as warehouse
-from synoforecast.lib.activation.metabase import MetabaseConfig
+from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError
+from synoforecast.lib.activation.metabase import variable as metabase_variable
 from synoforecast.lib.activation.notify import NotifyConfig
-from synoforecast.settings import DBT_PROJECT_DIR, Settings, get_settings
-
-_READY: dict[str, str] = {}
-
+from synoforecast.settings import DBT_PROJECT_DIR, WAREHOUSE_URL_VAR, Settings, configured_warehouse_url, get_settings
 
 class WarehouseResource(dg.ConfigurableResource):
     """The PostgreSQL warehouse (SYNOFORECAST_WAREHOUSE_URL); embedded (pgserver) when unset."""
@@ -34,13 +32,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get_url(self) -> str:
         # at run time, not import: the tests switch warehouses per module through the variable
-        configured = self.url or os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or get_settings().warehouse_url
-        key = configured or str(get_settings().pgdata_dir)
-        if key not in _READY:  # start/verify once per process and warehouse
-            resolved = warehouse.resolve_url(configured, get_settings().pgdata_dir)
-            warehouse.ensure_schema(resolved)
-            _READY[key] = resolved
-        return _READY[key]
+        return warehouse.ready_url(self.url or configured_warehouse_url(), get_settings().pgdata_dir)
 
     def dbt_env(self) -> dict[str, str]:
         return warehouse.parse_url(self.get_url()).as_env()
@@ -48,28 +40,49 @@ class WarehouseResource(dg.ConfigurableResource):
 
 class MetabaseResource(dg.ConfigurableResource):
     """Metabase to refresh after publishing (METABASE_*). Unset URL and credentials = not
-    configured; half of them (a URL without a key, ids without a URL) fails the refresh."""
+    configured; half of them (a URL without a key, ids without a URL) fails the refresh.
+
+    The URL and credentials are bound as `EnvVar`s (the UI shows the variable, Dagster reads
+    it when a run starts); the other fields hold values already checked by `MetabaseConfig`
+    when the code location loaded. A malformed variable does not stop the code location:
+    it is kept in `misconfigured` and fails the refresh, naming the variable."""
 
     url: str | None = None
     api_key: str | None = None
     username: str | None = None
     password: str | None = None
-    database_id: str | None = None
-    card_ids: str | None = None  # "11,12"
-    dashboard_ids: str | None = None
-    model_ids: str | None = None
-    cache_invalidate: str | None = None  # "0"/"false" turns the cache invalidation off
-    timeout_s: str | None = None
-    health_attempts: str | None = None
-    health_wait_s: str | None = None
-    retries: str | None = None
-    backoff_s: str | None = None
-    sync_timeout_s: str | None = None
-    sync_poll_s: str | None = None
+    database_id: int | None = None
+    card_ids: list[int] = []
+    dashboard_ids: list[int] = []
+    model_ids: list[int] = []
+    cache_invalidate: bool = True
+    timeout_s: float = 30.0
+    health_attempts: int = 10
+    health_wait_s: float = 3.0
+    retries: int = 3
+    backoff_s: float = 1.0
+    sync_timeout_s: float = 300.0
+    sync_poll_s: float = 1.0
+    misconfigured: str | None = None
 
     def config(self) -> MetabaseConfig:
         """The pure client's configuration; raises MetabaseError naming a bad variable."""
-        return MetabaseConfig.from_variables({var: getattr(self, name) for name, var in METABASE_VARS.items()})
+        if self.misconfigured:
+            raise MetabaseError(self.misconfigured)
+        return MetabaseConfig(**{name: getattr(self, name) for name in MetabaseConfig.model_fields})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "MetabaseResource":
+        bound = _bound({name: metabase_variable(name) for name in METABASE_SECRETS}, env)
+        try:
+            checked = MetabaseConfig.from_variables(env)
+        except MetabaseError as exc:
+            return cls(**bound, misconfigured=str(exc))
+        values = checked.model_dump(exclude=set(METABASE_SECRETS))
+        return cls(**bound, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+
+
+METABASE_SECRETS = ("url", "api_key", "username", "password")  # bound as EnvVar, never stored as values
 
 
 class WebhooksResource(dg.ConfigurableResource):
@@ -99,15 +112,6 @@ class AccuracyThresholdsResource(dg.ConfigurableResource):
     drop_points: float = 10.0  # sMAPE points of worsening quarter on quarter that alert
 
 
-METABASE_VARS = {  # resource field -> environment variable
-    "url": "METABASE_URL", "api_key": "METABASE_API_KEY", "username": "METABASE_USER",
-    "password": "METABASE_PASSWORD", "database_id": "METABASE_DATABASE_ID", "card_ids": "METABASE_CARD_IDS",
-    "dashboard_ids": "METABASE_DASHBOARD_IDS", "model_ids": "METABASE_MODEL_IDS",
-    "cache_invalidate": "METABASE_CACHE_INVALIDATE", "timeout_s": "METABASE_TIMEOUT_S",
-    "health_attempts": "METABASE_HEALTH_ATTEMPTS", "health_wait_s": "METABASE_HEALTH_WAIT_S",
-    "retries": "METABASE_RETRIES", "backoff_s": "METABASE_BACKOFF_S",
-    "sync_timeout_s": "METABASE_SYNC_TIMEOUT_S", "sync_poll_s": "METABASE_SYNC_POLL_S",
-}
 WEBHOOK_VARS = {"slack_webhook_url": "SLACK_WEBHOOK_URL", "teams_webhook_url": "TEAMS_WEBHOOK_URL",
                 "n8n_webhook_url": "N8N_WEBHOOK_URL", "webserver_url": "DAGSTER_WEBSERVER_URL"}
 
@@ -150,10 +154,10 @@ def build_resources(env: Mapping[str, str] | None = None, settings: Settings | N
     env = os.environ if env is None else env
     settings = settings or get_settings()
     return {
-        "warehouse": WarehouseResource(**_bound({"url": "SYNOFORECAST_WAREHOUSE_URL"}, env)),
+        "warehouse": WarehouseResource(**_bound({"url": WAREHOUSE_URL_VAR}, env)),
         "dbt": DbtResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
                            dbt_executable=dbt_executable()),
-        "metabase": MetabaseResource(**_bound(METABASE_VARS, env)),
+        "metabase": MetabaseResource.from_env(env),
         "webhooks": WebhooksResource(**_bound(WEBHOOK_VARS, env)),
         "accuracy": AccuracyThresholdsResource(max_smape=settings.max_smape,
                                                snaive_tolerance=settings.snaive_tolerance,

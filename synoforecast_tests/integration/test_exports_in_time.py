@@ -23,7 +23,7 @@ import pytest
 
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import table_prints, fetch, isolated_project, new_database
-from synoforecast_tests.support.definitions import reload_definitions
+from synoforecast_tests.support.definitions import reload_definitions, sensor_context
 from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
@@ -184,7 +184,7 @@ def test_the_sensors_run_records_the_refusal_never_retries_it_and_posts_it(expor
     before = rows_print(url)
     cursor = None
     for _ in range(2):  # first sight, then stable
-        tick = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        tick = inbox_sensor(sensor_context(instance, cursor=cursor))
         cursor = tick.cursor
     (request,) = tick.run_requests  # the two accepted exports are not requested again
     assert request.run_config["ops"]["workbook_snapshot"]["config"]["path"] == str(exports["old"])

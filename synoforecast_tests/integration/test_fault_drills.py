@@ -25,6 +25,7 @@ import pytest
 
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import table_prints, fetch, isolated_project, new_database
+from synoforecast_tests.support.definitions import sensor_context
 
 pytestmark = pytest.mark.integration
 
@@ -180,12 +181,12 @@ def heal_by_sensor_tick(monkeypatch):
 
     monkeypatch.setattr(pipeline, "HEAL_GRACE_S", 0)
     instance = dg.DagsterInstance.get()
-    request = pipeline.publish_heal_sensor(dg.build_sensor_context(instance=instance))
+    request = pipeline.publish_heal_sensor(sensor_context(instance))
     assert isinstance(request, dg.RunRequest), request
     result = defs.resolve_job_def(pipeline.PIPELINE_JOB).execute_in_process(
         instance=instance, tags=request.tags, raise_on_error=False)
     assert result.success
-    again = pipeline.publish_heal_sensor(dg.build_sensor_context(instance=instance))
+    again = pipeline.publish_heal_sensor(sensor_context(instance))
     assert isinstance(again, dg.SkipReason) and "nothing to heal" in again.skip_message
     return request
 
@@ -200,13 +201,13 @@ def redrop_is_requested_again(path: Path) -> None:
     instance = dg.DagsterInstance.get()
     cursor = None
     for _ in range(2):
-        result = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        result = inbox_sensor(sensor_context(instance, cursor=cursor))
         cursor = result.cursor
         assert not result.run_requests  # both exports were accepted before: not new
     later = path.stat().st_mtime_ns + 60 * 10**9
     os.utime(path, ns=(later, later))  # copied onto the share again
     for _ in range(2):
-        result = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        result = inbox_sensor(sensor_context(instance, cursor=cursor))
         cursor = result.cursor
     assert [r.run_config["ops"]["workbook_snapshot"]["config"]["path"] for r in result.run_requests] == [str(path)]
     assert result.run_requests[0].run_key.endswith(f":{later}")

@@ -7,11 +7,12 @@ import dagster as dg
 
 from synoforecast.defs.ingestion.sensors import inbox_sensor
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
+from synoforecast_tests.support.definitions import sensor_context
 
 
 def _tick(cursor=None):
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        context = sensor_context(instance, cursor=cursor)
         result = inbox_sensor(context)
     return result.run_requests or [], result.cursor
 
@@ -69,16 +70,16 @@ def test_content_already_ingested_through_the_cli_is_not_requested_again(project
         run = instance.create_run_for_job(defs.resolve_job_def("ingest_snapshot_job"),
                                           tags={SNAPSHOT_TAG: file_sha256(path)})
         instance.report_run_failed(run)  # a failed attempt does not count as ingested
-        context = dg.build_sensor_context(instance=instance)
+        context = sensor_context(instance)
         first = inbox_sensor(context)
-        second = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        second = inbox_sensor(sensor_context(instance, cursor=first.cursor))
         assert len(second.run_requests) == 1
         succeeded = instance.create_run_for_job(defs.resolve_job_def("ingest_snapshot_job"),
                                                 tags={SNAPSHOT_TAG: file_sha256(path)},
                                                 status=dg.DagsterRunStatus.SUCCESS)
         assert succeeded.status == dg.DagsterRunStatus.SUCCESS
-        fresh = inbox_sensor(dg.build_sensor_context(instance=instance))
-        again = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=fresh.cursor))
+        fresh = inbox_sensor(sensor_context(instance))
+        again = inbox_sensor(sensor_context(instance, cursor=fresh.cursor))
         assert again.run_requests == []
 
 
@@ -109,7 +110,7 @@ def _sensor_runs(instance):
 
     cursor, runs = None, []
     for _ in range(2):  # first sight, then stable
-        tick = inbox_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        tick = inbox_sensor(sensor_context(instance, cursor=cursor))
         cursor = tick.cursor
         for request in tick.run_requests or []:
             runs.append(defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(

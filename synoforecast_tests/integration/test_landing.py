@@ -11,7 +11,7 @@ import pytest
 
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
-from synoforecast_tests.support.definitions import reload_definitions
+from synoforecast_tests.support.definitions import reload_definitions, sensor_context
 from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
@@ -232,7 +232,7 @@ def test_the_sensor_lands_the_latest_published_snapshot_once(weekly):
     instance = dg.DagsterInstance.get()
     key = WEEK_8.isoformat()
     instance.delete_dynamic_partition(LANDING_CUTOFFS.name, key)
-    result = landing_sensor(dg.build_sensor_context(instance=instance))
+    result = landing_sensor(sensor_context(instance))
     (request,) = result.run_requests
     assert request.partition_key == key and request.run_key.startswith("landing:")
     assert request.tags["synoforecast/snapshot"] == fetch(
@@ -240,5 +240,5 @@ def test_the_sensor_lands_the_latest_published_snapshot_once(weekly):
     (add,) = result.dynamic_partitions_requests
     assert list(add.partition_keys) == [key]
     instance.add_dynamic_partitions(LANDING_CUTOFFS.name, [key])
-    again = landing_sensor(dg.build_sensor_context(instance=instance))
+    again = landing_sensor(sensor_context(instance))
     assert not again.dynamic_partitions_requests and again.run_requests[0].run_key == request.run_key

@@ -13,3 +13,12 @@ import sys
 def reload_definitions():
     sys.modules.pop("synoforecast.definitions", None)
     return importlib.import_module("synoforecast.definitions")
+
+
+def sensor_context(instance, **kwargs):
+    """A sensor tick's context with the resources the sensors receive, as the daemon gives them."""
+    import dagster as dg
+
+    from synoforecast.defs.resources import build_resources
+
+    return dg.build_sensor_context(instance=instance, resources=build_resources(), **kwargs)

@@ -9,6 +9,7 @@ what analysts see (e.g. its first run was killed) runs again.
 
 import dagster as dg
 
+from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.runs import REFUSED_TAG, SNAPSHOT_JOB, SNAPSHOT_TAG
 from synoforecast.lib.ingest.inbox import InboxCursor, scan_inbox
 from synoforecast.settings import get_settings
@@ -46,11 +47,10 @@ def retry_request(instance: dg.DagsterInstance, path: str, sha256: str) -> dg.Ru
     return snapshot_run_request(path, sha256, run_key=f"{sha256}:retry{len(failed)}")
 
 
-def _published_sha() -> str | None:
-    from synoforecast.defs.resources import WarehouseResource
+def _published_sha(warehouse: WarehouseResource) -> str | None:
     from synoforecast.lib.warehouse.published import published_snapshot
 
-    current = published_snapshot(WarehouseResource().get_url())
+    current = published_snapshot(warehouse.get_url())
     return current[0] if current else None
 
 
@@ -58,7 +58,7 @@ def _published_sha() -> str | None:
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Watches the inbox for new or changed workbooks (stable size and mtime over two ticks); "
                        "retries snapshot runs that failed and marks runs whose process died as failed.")
-def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     from synoforecast.instance.runs import reap
 
     for stuck in reap(context.instance):
@@ -66,7 +66,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     inbox = get_settings().inbox_dir
     ready, cursor = scan_inbox(inbox, InboxCursor.load(context.cursor), include_known=True)
     requests = []
-    published = _published_sha() if any(r.known and already_ingested(context.instance, r.sha256)
+    published = _published_sha(warehouse) if any(r.known and already_ingested(context.instance, r.sha256)
                                          for r in ready) else None
     for r in ready:
         if r.known:  # a re-drop of accepted content: run again unless it is what analysts see

@@ -47,8 +47,8 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Once the latest snapshot's quarters are published, lands its quarter in progress "
                        "(once per snapshot: the run key is the snapshot's sha256).")
-def landing_sensor(context: dg.SensorEvaluationContext):
-    request, key = landing_run_request(WarehouseResource().get_url())
+def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    request, key = landing_run_request(warehouse.get_url())
     if isinstance(request, dg.SkipReason):
         return request
     add = [] if context.instance.has_dynamic_partition(LANDING_CUTOFFS.name, key) \

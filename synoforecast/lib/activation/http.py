@@ -1,4 +1,5 @@
-"""The one HTTP retry rule of the platform (Metabase and webhooks), on tenacity.
+"""The one HTTP retry rule of the platform (Metabase and webhooks), and its one wait rule
+(Metabase starting up, a schema sync finishing), both on tenacity.
 
 Retried: answers 5xx, and transport failures where the request cannot have been
 processed (connection refused, connect/pool timeout). A read timeout or a dropped
@@ -10,12 +11,15 @@ deliver the message twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 import tenacity
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # nothing reached the server
 MAYBE_PROCESSED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
@@ -60,3 +64,33 @@ def send_with_retries(send: Callable[[], httpx.Response], *, retries: int, backo
         raise RetriesExhausted(attempts, exc) from None
     except tenacity.RetryError as exc:  # the last attempt still answered 5xx
         raise RetriesExhausted(attempts, exc.last_attempt.result()) from None
+
+
+class StillWaiting(Exception):
+    """wait_until gave up: the condition did not hold within its attempts or time."""
+
+    def __init__(self, attempts: int, waited_s: float):
+        super().__init__(f"{attempts} attempt(s) in {waited_s:.1f} s")
+        self.attempts = attempts
+        self.waited_s = waited_s
+
+
+def wait_until(probe: Callable[[], T | None], *, wait_s: float, attempts: int | None = None,
+               timeout_s: float | None = None, what: str = "condition") -> T:
+    """The platform's one wait rule: call ``probe()`` until it returns something other than
+    None, ``wait_s`` apart, at most ``attempts`` times or until ``timeout_s`` has passed
+    (checked after each probe, so there is always one). Exceptions from ``probe`` propagate."""
+    stop = (tenacity.stop_after_attempt(max(1, attempts)) if attempts is not None
+            else tenacity.stop_after_delay(max(0.0, timeout_s or 0.0)))
+
+    def log_wait(state: tenacity.RetryCallState) -> None:
+        log.info("%s not yet (attempt %d); waiting %.2fs", what, state.attempt_number, wait_s)
+
+    retrying = tenacity.Retrying(stop=stop, wait=tenacity.wait_fixed(max(0.0, wait_s)),
+                                 retry=tenacity.retry_if_result(lambda result: result is None),
+                                 before_sleep=log_wait)
+    started = time.monotonic()
+    try:
+        return retrying(probe)
+    except tenacity.RetryError as exc:
+        raise StillWaiting(exc.last_attempt.attempt_number, time.monotonic() - started) from None

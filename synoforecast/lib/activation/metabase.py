@@ -29,12 +29,15 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError,
+                      model_validator)
 
-from synoforecast.lib.activation.http import RetriesExhausted, send_with_retries
+from synoforecast.lib.activation.http import RetriesExhausted, StillWaiting, send_with_retries, wait_until
+from synoforecast.lib.redaction import MASK, redact, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ __all__ = [
     "MetabaseConfig",
     "MetabaseError",
     "RefreshReport",
+    "check_metabase_access",
     "refresh_metabase",
 ]
 
@@ -56,108 +60,64 @@ class MetabaseError(RuntimeError):
     failure was not card-specific).
     """
 
-    def __init__(self, message: str, *, card_errors: Mapping[int, str] | None = None):
+    def __init__(self, message: str, *, card_errors: Mapping[int, str] | None = None, initializing: bool = False):
         super().__init__(message)
         self.card_errors: dict[int, str] = dict(card_errors or {})
+        self.initializing = initializing  # Metabase answered, but is still starting up
 
 
-def _parse_int(env: Mapping[str, str], name: str) -> int | None:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise MetabaseError(f"{name} must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise MetabaseError(f"{name} must be a positive integer, got {raw!r}")
-    return value
-
-
-def _parse_int_list(env: Mapping[str, str], name: str) -> tuple[int, ...]:
-    raw = (env.get(name) or "").strip()
-    out: list[int] = []
-    for part in raw.split(","):
-        part = part.strip()
-        if not part:
-            continue
+def _ids(raw: Any) -> Any:
+    """"1, 2,3" (a variable) or a list -> the ids in order, once each."""
+    if isinstance(raw, str):
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
         try:
-            value = int(part)
+            raw = [int(p) for p in parts]
         except ValueError:
-            raise MetabaseError(
-                f"{name} must be a comma-separated list of integers (e.g. '1,2,3'), got {raw!r}"
-            ) from None
-        if value <= 0:
-            raise MetabaseError(f"{name} must contain positive card ids, got {raw!r}")
-        if value not in out:
-            out.append(value)
-    return tuple(out)
+            raise ValueError("must be a comma-separated list of integers (e.g. '1,2,3')") from None
+    return tuple(dict.fromkeys(raw or ()))
 
 
-def _safe_url(url: str | None) -> str | None:
-    """The URL without any user:password part, fit for messages and logs."""
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+def _trimmed(raw: Any) -> Any:
+    return (raw.strip() or None) if isinstance(raw, str) else raw
 
 
-_TUNING = {  # env var -> (field, type)
-    "METABASE_TIMEOUT_S": ("timeout_s", float),
-    "METABASE_HEALTH_ATTEMPTS": ("health_attempts", int),
-    "METABASE_HEALTH_WAIT_S": ("health_wait_s", float),
-    "METABASE_RETRIES": ("retries", int),
-    "METABASE_BACKOFF_S": ("backoff_s", float),
-    "METABASE_SYNC_TIMEOUT_S": ("sync_timeout_s", float),
-    "METABASE_SYNC_POLL_S": ("sync_poll_s", float),
-}
+Ids = Annotated[tuple[PositiveInt, ...], BeforeValidator(_ids)]
+Text = Annotated[str | None, BeforeValidator(_trimmed)]
+Seconds = Annotated[float, Field(ge=0)]
+
+VARIABLE_EXCEPTIONS = {"username": "METABASE_USER"}
 
 
-def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
-    """Optional timing knobs; unset keeps the defaults."""
-    out: dict[str, Any] = {}
-    for name, (attr, kind) in _TUNING.items():
-        raw = (env.get(name) or "").strip()
-        if not raw:
-            continue
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise MetabaseError(f"{name} must be a number, got {raw!r}") from None
-        if value < 0:
-            raise MetabaseError(f"{name} must not be negative, got {raw!r}")
-        out[attr] = value
-    return out
+def variable(field_name: str) -> str:
+    """The environment variable of a MetabaseConfig field: METABASE_<FIELD> (and METABASE_USER)."""
+    return VARIABLE_EXCEPTIONS.get(field_name, f"METABASE_{field_name.upper()}")
 
 
-@dataclass(frozen=True, repr=False)
-class MetabaseConfig:
-    url: str | None = None
-    api_key: str | None = None
-    card_ids: tuple[int, ...] = ()
-    database_id: int | None = None
-    username: str | None = None
+class MetabaseConfig(BaseModel):
+    """What the refresh needs; each field is read from its variable (``variable(name)``) by
+    ``from_variables`` and checked once, here."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=variable, populate_by_name=True, extra="forbid")
+
+    url: Annotated[str | None, BeforeValidator(lambda v: (_trimmed(v) or "").rstrip("/") or None)] = None
+    api_key: Text = None
+    username: Text = None
     password: str | None = None
-    dashboard_ids: tuple[int, ...] = ()
-    model_ids: tuple[int, ...] = ()
-    invalidate_cache: bool = True
-    timeout_s: float = 30.0
-    health_attempts: int = 10
-    health_wait_s: float = 3.0
-    retries: int = 3
-    backoff_s: float = 1.0
-    sync_timeout_s: float = 300.0
-    sync_poll_s: float = 1.0
+    database_id: PositiveInt | None = None
+    card_ids: Ids = ()
+    dashboard_ids: Ids = ()
+    model_ids: Ids = ()  # persisted models to refresh
+    cache_invalidate: bool = True  # "0"/"false" turns the cache invalidation off
+    timeout_s: Seconds = 30.0
+    health_attempts: NonNegativeInt = 10
+    health_wait_s: Seconds = 3.0
+    retries: NonNegativeInt = 3
+    backoff_s: Seconds = 1.0
+    sync_timeout_s: Seconds = 300.0
+    sync_poll_s: Seconds = 1.0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _whole(self) -> "MetabaseConfig":
         """Half a configuration is an error: it would otherwise read as "not configured"."""
         if self.url and self.auth_method is None:
             raise MetabaseError("METABASE_URL is set but no credentials: set METABASE_API_KEY "
@@ -167,30 +127,24 @@ class MetabaseConfig:
             raise MetabaseError("Metabase credentials or ids are set but METABASE_URL is not")
         if bool(self.username) != bool(self.password) and not self.api_key:
             raise MetabaseError("METABASE_USER and METABASE_PASSWORD must be set together")
+        return self
 
     @classmethod
-    def from_variables(cls, env: Mapping[str, str | None]) -> "MetabaseConfig":
-        """Parse the METABASE_* variables (defs/resources.MetabaseResource passes its fields):
-        METABASE_URL, METABASE_API_KEY (or METABASE_USER + METABASE_PASSWORD),
-        METABASE_CARD_IDS ("1,2, 3"), METABASE_DASHBOARD_IDS, METABASE_MODEL_IDS
-        (persisted models to refresh), METABASE_DATABASE_ID and
-        METABASE_CACHE_INVALIDATE (default on; "0"/"false" turns it off). Empty values
-        count as unset; malformed ids raise MetabaseError naming the variable."""
-        url = (env.get("METABASE_URL") or "").strip().rstrip("/") or None
-        api_key = (env.get("METABASE_API_KEY") or "").strip() or None
-        invalidate = (env.get("METABASE_CACHE_INVALIDATE") or "1").strip().lower()
-        return cls(
-            url=url,
-            api_key=api_key,
-            card_ids=_parse_int_list(env, "METABASE_CARD_IDS"),
-            database_id=_parse_int(env, "METABASE_DATABASE_ID"),
-            username=(env.get("METABASE_USER") or "").strip() or None,
-            password=env.get("METABASE_PASSWORD") or None,
-            dashboard_ids=_parse_int_list(env, "METABASE_DASHBOARD_IDS"),
-            model_ids=_parse_int_list(env, "METABASE_MODEL_IDS"),
-            invalidate_cache=invalidate not in ("0", "false", "no", "off"),
-            **_tuning(env),
-        )
+    def from_variables(cls, env: Mapping[str, Any]) -> "MetabaseConfig":
+        """The METABASE_* variables (blank = unset); a malformed one raises MetabaseError
+        naming it and its value (never a secret's: those are not parsed)."""
+        known = {variable(name) for name in cls.model_fields}
+        given = {k: v for k, v in env.items() if k in known and str(v or "").strip()}
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = str(error["loc"][0])
+            reason = error["msg"].removeprefix("Value error, ")
+            reason = {"greater_than_equal": "must not be negative", "greater_than": "must be positive",
+                      "int_parsing": "must be an integer", "float_parsing": "must be a number",
+                      "bool_parsing": "must be true or false"}.get(error["type"], reason)
+            raise MetabaseError(f"{name} {reason}, got {given.get(name)!r}") from None
 
     @property
     def auth_method(self) -> str | None:
@@ -206,10 +160,10 @@ class MetabaseConfig:
         return bool(self.url) and self.auth_method is not None
 
     def __repr__(self) -> str:
-        key = "'***'" if self.api_key else "None"
-        pw = "'***'" if self.password else "None"
+        key = f"'{MASK}'" if self.api_key else "None"
+        pw = f"'{MASK}'" if self.password else "None"
         return (
-            f"MetabaseConfig(url={_safe_url(self.url)!r}, api_key={key}, "
+            f"MetabaseConfig(url={safe_url(self.url)!r}, api_key={key}, "
             f"username={self.username!r}, password={pw}, "
             f"card_ids={self.card_ids!r}, dashboard_ids={self.dashboard_ids!r}, "
             f"model_ids={self.model_ids!r}, database_id={self.database_id!r}, "
@@ -259,7 +213,7 @@ class _Session:
         self.cfg = cfg
         self.client = client
         self.base = cfg.url.rstrip("/")
-        self.shown_url = _safe_url(self.base)
+        self.shown_url = safe_url(self.base)
         self.headers = {"accept": "application/json"}
         if cfg.api_key:
             self.headers["x-api-key"] = cfg.api_key
@@ -268,12 +222,7 @@ class _Session:
 
     # -- helpers -----------------------------------------------------------------
     def scrub(self, text: str) -> str:
-        for secret in (self.cfg.api_key, self.cfg.password, self.token):
-            if secret and secret in text:
-                text = text.replace(secret, "***")
-        if self.base != self.shown_url and self.base in text:
-            text = text.replace(self.base, self.shown_url or "")
-        return text
+        return redact(text, self.cfg.api_key, self.cfg.password, self.token, urlsplit(self.base).password)
 
     def snippet(self, resp: httpx.Response, limit: int = 300) -> str:
         try:
@@ -341,48 +290,41 @@ class _Session:
 
     # -- steps -------------------------------------------------------------------
     def wait_healthy(self) -> str:
+        """GET /api/health until Metabase answers ok (the wait rule of lib/activation/http.py)."""
         attempts = max(1, self.cfg.health_attempts)
-        last = ""
-        initializing = False
-        for attempt in range(attempts):
+        seen = {"last": "", "initializing": False}
+
+        def probe() -> str | None:
             try:
                 resp = self.send("GET", "/api/health")
             except _RETRYABLE_TRANSPORT as exc:
-                last = self._describe(exc)
-                initializing = False
+                seen.update(last=self._describe(exc), initializing=False)
+                return None
             except httpx.HTTPError as exc:
                 raise MetabaseError(
-                    f"Metabase health check at {self.shown_url} failed: {self._describe(exc)}"
-                ) from None
-            else:
-                body = self.body_json(resp)
-                status = body.get("status") if isinstance(body, dict) else None
-                if resp.status_code == 200 and status == "ok":
-                    return "ok"
-                if 400 <= resp.status_code < 500:
-                    raise MetabaseError(
-                        f"Metabase at {self.shown_url} answered {resp.status_code} on /api/health; "
-                        "is METABASE_URL pointing at Metabase?"
-                    )
-                initializing = status == "initializing"
-                progress = body.get("progress") if isinstance(body, dict) else None
-                last = f"HTTP {resp.status_code} status={status!r}" + (
-                    f" progress={progress}" if progress is not None else ""
-                )
-            if attempt + 1 < attempts:
-                log.info(
-                    "Metabase not ready (%s); health attempt %d/%d, waiting %.2fs",
-                    last, attempt + 1, attempts, self.cfg.health_wait_s,
-                )
-                if self.cfg.health_wait_s > 0:
-                    time.sleep(self.cfg.health_wait_s)
-        if initializing:
-            raise MetabaseError(
-                f"Metabase at {self.shown_url} still initializing after {attempts} attempts"
-            )
-        raise MetabaseError(
-            f"Metabase at {self.shown_url} not healthy after {attempts} attempts (last: {last})"
-        )
+                    f"Metabase health check at {self.shown_url} failed: {self._describe(exc)}") from None
+            body = self.body_json(resp)
+            status = body.get("status") if isinstance(body, dict) else None
+            if resp.status_code == 200 and status == "ok":
+                return "ok"
+            if 400 <= resp.status_code < 500:
+                raise MetabaseError(f"Metabase at {self.shown_url} answered {resp.status_code} on /api/health; "
+                                    "is METABASE_URL pointing at Metabase?")
+            progress = body.get("progress") if isinstance(body, dict) else None
+            seen.update(initializing=status == "initializing",
+                        last=f"HTTP {resp.status_code} status={status!r}"
+                             + (f" progress={progress}" if progress is not None else ""))
+            return None
+
+        try:
+            return wait_until(probe, wait_s=self.cfg.health_wait_s, attempts=attempts,
+                              what=f"Metabase at {self.shown_url} healthy")
+        except StillWaiting:
+            if seen["initializing"]:
+                raise MetabaseError(f"Metabase at {self.shown_url} still initializing after {attempts} attempts",
+                                    initializing=True) from None
+            raise MetabaseError(f"Metabase at {self.shown_url} not healthy after {attempts} attempts "
+                                f"(last: {seen['last']})") from None
 
     def sync_schema(self, database_id: int) -> None:
         path = f"/api/database/{database_id}/sync_schema"
@@ -422,16 +364,20 @@ class _Session:
         background): poll the database metadata until every expected table and column is
         there, so cards are re-run against the new schema. Returns the seconds waited."""
         started = time.monotonic()
-        while True:
-            missing = self.missing_from_metadata(database_id, expected)
-            waited = time.monotonic() - started
-            if not missing:
-                return waited
-            if waited >= self.cfg.sync_timeout_s:
-                raise MetabaseError(
-                    f"Metabase schema sync of database {database_id} not finished after "
-                    f"{self.cfg.sync_timeout_s:g} s: still unknown {', '.join(missing[:10])}")
-            time.sleep(self.cfg.sync_poll_s)
+        missing: list[str] = []
+
+        def probe() -> bool | None:
+            missing[:] = self.missing_from_metadata(database_id, expected)
+            return True if not missing else None
+
+        try:
+            wait_until(probe, wait_s=self.cfg.sync_poll_s, timeout_s=self.cfg.sync_timeout_s,
+                       what=f"Metabase schema sync of database {database_id}")
+        except StillWaiting:
+            raise MetabaseError(
+                f"Metabase schema sync of database {database_id} not finished after "
+                f"{self.cfg.sync_timeout_s:g} s: still unknown {', '.join(missing[:10])}") from None
+        return time.monotonic() - started
 
     def login(self) -> None:
         """POST /api/session with METABASE_USER / METABASE_PASSWORD; keep the token."""
@@ -453,6 +399,16 @@ class _Session:
             )
         self.token = str(token)
         self.headers["X-Metabase-Session"] = self.token
+
+    def authenticate(self) -> None:
+        """Log in (user + password) and check the credentials on GET /api/user/current."""
+        if self.cfg.auth_method == "session":
+            self.login()
+        resp = self.request("GET", "/api/user/current")
+        self.check_auth(resp, "GET /api/user/current")
+        if resp.status_code != 200:
+            raise MetabaseError(f"Metabase /api/user/current at {self.shown_url} answered HTTP {resp.status_code} "
+                                f"{self.snippet(resp, 200)}".rstrip())
 
     def dashboard_cards(self, dashboard_id: int) -> list[int]:
         """Card ids on a dashboard (text/heading cards have none), in layout order."""
@@ -527,6 +483,25 @@ class _Session:
         return None
 
 
+def check_metabase_access(cfg: MetabaseConfig, client: httpx.Client) -> str:
+    """What `synoforecast doctor` asks, through the refresh's own client: one health probe
+    (no waiting), then the credentials. Returns "ok", or "initializing" when Metabase is
+    still starting up (the credentials are still checked). Raises MetabaseError naming what
+    to fix; a credentials problem has ``initializing`` False and starts with "credentials: "."""
+    session = _Session(cfg.model_copy(update={"health_attempts": 1, "retries": 0}), client)
+    try:
+        health = session.wait_healthy()
+    except MetabaseError as exc:
+        if not exc.initializing:
+            raise
+        health = "initializing"
+    try:
+        session.authenticate()
+    except MetabaseError as exc:
+        raise MetabaseError(f"credentials: {exc}", initializing=health == "initializing") from None
+    return health
+
+
 def refresh_metabase(
     cfg: MetabaseConfig,
     *,
@@ -574,7 +549,7 @@ def refresh_metabase(
             if reason is not None:
                 failures[model_id] = f"persisted model refresh: {reason}"
         cache = "skipped"
-        if cfg.invalidate_cache and (cfg.database_id or card_ids or cfg.dashboard_ids):
+        if cfg.cache_invalidate and (cfg.database_id or card_ids or cfg.dashboard_ids):
             params = [("include", "overrides")]
             params += [("database", cfg.database_id)] if cfg.database_id else []
             params += [("dashboard", d) for d in cfg.dashboard_ids]

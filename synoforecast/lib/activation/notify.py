@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from synoforecast.lib.activation.http import RetriesExhausted, send_with_retries
+from synoforecast.lib.redaction import redact, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -477,21 +478,6 @@ def _encode(payload: Any) -> bytes:
     return json.dumps(_jsonable(payload), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def _secret_fragments(url: str) -> list[str]:
-    """Pieces of a webhook URL that must never be echoed."""
-    frags = {url, url.rstrip("/")}
-    try:
-        parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        if len(parts.path) > 1:
-            frags.add(path)
-            frags.add(parts.path)
-        frags.add(f"{parts.netloc}{parts.path}")
-    except ValueError:
-        pass
-    return sorted((f for f in frags if f and f != "/"), key=len, reverse=True)
-
-
 class _Poster:
     def __init__(self, cfg: NotifyConfig, client: httpx.Client):
         self.cfg = cfg
@@ -499,9 +485,7 @@ class _Poster:
 
     @staticmethod
     def scrub(text: str, url: str) -> str:
-        for frag in _secret_fragments(url):
-            text = text.replace(frag, "<webhook>")
-        return text
+        return redact(text, *url_secrets(url))
 
     def describe(self, exc: Exception, url: str) -> str:
         msg = self.scrub(" ".join(str(exc).split()), url)

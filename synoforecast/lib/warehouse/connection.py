@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import polars as pl
 import psycopg
 
+from synoforecast.lib.redaction import safe_url
 from synoforecast.lib.warehouse.schema import warehouse_ddl
 
 log = logging.getLogger(__name__)
@@ -80,21 +80,12 @@ def parse_url(url: str) -> ConnectionParts:
     )
 
 
-def redact(url: str) -> str:
-    """URL safe to print: the password replaced by ***."""
-    parsed = urlparse(url)
-    if parsed.password:
-        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
-    return url
-
-
 @contextlib.contextmanager
 def connect(url: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise WarehouseError(f"cannot connect to the warehouse at {redact(url)}: {str(exc).strip()}") from None
+        raise WarehouseError(f"cannot connect to the warehouse at {safe_url(url)}: {str(exc).strip()}") from None
     try:
         yield conn
     finally:
@@ -191,7 +182,7 @@ def session_lock(url: str, key: str, timeout_s: float, on_wait=None, poll_s: flo
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise WarehouseError(f"cannot connect to the warehouse at {redact(url)}: {str(exc).strip()}") from None
+        raise WarehouseError(f"cannot connect to the warehouse at {safe_url(url)}: {str(exc).strip()}") from None
     deadline = time.monotonic() + timeout_s
     announced = False
     try:
@@ -245,5 +236,19 @@ def table_exists(url: str, qualified: str) -> bool:
 
 
 def resolve_url(configured: str | None, pgdata: Path) -> str:
-    """The configured warehouse, or the embedded one under the data folder."""
-    return configured or os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or embedded_url(pgdata)
+    """The configured warehouse (settings.configured_warehouse_url), or the embedded one
+    under the data folder (started if needed)."""
+    return configured or embedded_url(pgdata)
+
+
+_READY: dict[str, str] = {}
+
+
+def ready_url(configured: str | None, pgdata: Path) -> str:
+    """resolve_url with the platform's schemas in place, checked once per process and warehouse."""
+    key = configured or str(pgdata)
+    if key not in _READY:
+        resolved = resolve_url(configured, pgdata)
+        ensure_schema(resolved)
+        _READY[key] = resolved
+    return _READY[key]

@@ -35,7 +35,7 @@ def cfg_for(s: StandIn, **kw) -> MetabaseConfig:
         health_wait_s=0.01,
         retries=3,
         backoff_s=0.01,
-        invalidate_cache=False,  # the cache step has its own tests below
+        cache_invalidate=False,  # the cache step has its own tests below
         sync_poll_s=0.02,
         sync_timeout_s=5.0,
     )
@@ -312,9 +312,9 @@ def test_from_env_reads_session_dashboards_models_and_cache_switch():
     )
     assert cfg.configured and cfg.auth_method == "session"
     assert cfg.dashboard_ids == (7, 8) and cfg.model_ids == (21,)
-    assert cfg.invalidate_cache is False
+    assert cfg.cache_invalidate is False
     assert PASSWORD not in repr(cfg) and "password='***'" in repr(cfg)
-    assert MetabaseConfig.from_variables({"METABASE_URL": "http://x", "METABASE_API_KEY": KEY}).invalidate_cache
+    assert MetabaseConfig.from_variables({"METABASE_URL": "http://x", "METABASE_API_KEY": KEY}).cache_invalidate
 
 
 def test_session_login_then_session_header(standin):
@@ -373,7 +373,7 @@ def test_persisted_models_are_refreshed(standin):
 
 
 def test_cache_invalidation_refused_by_open_source_is_not_an_error(standin):
-    report = refresh_metabase(cfg_for(standin, invalidate_cache=True))
+    report = refresh_metabase(cfg_for(standin, cache_invalidate=True))
     assert report.cache.startswith("not available (paid feature")
     assert report.cards == {11: "ok", 12: "ok"}
     (inv,) = standin.requests_to("/api/cache/invalidate")
@@ -384,19 +384,19 @@ def test_cache_invalidation_refused_by_open_source_is_not_an_error(standin):
 
 def test_cache_invalidated_on_a_paid_instance(standin):
     standin.premium_cache = True
-    assert refresh_metabase(cfg_for(standin, invalidate_cache=True)).cache == "invalidated"
+    assert refresh_metabase(cfg_for(standin, cache_invalidate=True)).cache == "invalidated"
 
 
 def test_cache_invalidation_server_error_fails(standin):
     standin.forced = {"/api/cache/invalidate": (400, {"message": "bad params"})}
     with pytest.raises(MetabaseError, match="cache invalidation failed: HTTP 400"):
-        refresh_metabase(cfg_for(standin, invalidate_cache=True))
+        refresh_metabase(cfg_for(standin, cache_invalidate=True))
 
 
 def test_full_sequence_with_everything_configured(standin):
     standin.dashboards = {7: [11, 40]}
     standin.initializing_for = 1
-    cfg = cfg_for(standin, dashboard_ids=(7,), model_ids=(21,), invalidate_cache=True)
+    cfg = cfg_for(standin, dashboard_ids=(7,), model_ids=(21,), cache_invalidate=True)
     report = refresh_metabase(cfg)
     assert standin.calls() == [
         "GET /api/health", "GET /api/health", "POST /api/database/2/sync_schema", "GET /api/database/2/metadata",

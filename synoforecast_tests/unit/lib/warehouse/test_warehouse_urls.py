@@ -1,10 +1,10 @@
-"""Warehouse URL parsing (for dbt's environment) and redaction (for logs and errors)."""
+"""Warehouse URL parsing (for dbt's environment) (redaction: unit/lib/test_redaction.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from synoforecast.lib.warehouse.connection import ConnectionParts, WarehouseError, parse_url, redact
+from synoforecast.lib.warehouse.connection import ConnectionParts, WarehouseError, parse_url
 
 
 def test_tcp_url_with_password():
@@ -47,15 +47,3 @@ def test_defaults_for_a_minimal_url():
 def test_other_schemes_are_refused(url, scheme):
     with pytest.raises(WarehouseError, match=f"must start with postgresql://, got '{scheme}://'"):
         parse_url(url)
-
-
-def test_redact_hides_the_password():
-    url = "postgresql://forecast:s3cret@db.internal:5433/sales?sslmode=require"
-    out = redact(url)
-    assert out == "postgresql://forecast:***@db.internal:5433/sales?sslmode=require"
-    assert "s3cret" not in out
-
-
-def test_redact_keeps_urls_without_a_password():
-    for url in ("postgresql://forecast@db/sales", "postgresql://postgres:@/postgres?host=/tmp/x"):
-        assert redact(url) == url
