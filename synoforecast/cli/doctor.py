@@ -331,17 +331,12 @@ def run_checks(
 
 
 def render_table(checks: list[Check]) -> str:
-    headers = ("check", "status", "detail", "fix")
+    from synoforecast.lib.rendering import text_table
+
     rows = [(c.name, c.status.upper(), c.detail, c.fix if c.status in (FAIL, WARN) else "") for c in checks]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers[:3])]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers[:3], widths)) + "  fix",
-             "  ".join("-" * w for w in widths) + "  ---"]
-    for r in rows:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(r[:3], widths)) + ("  " + r[3] if r[3] else ""))
     failed = [c for c in checks if c.failed]
-    lines.append("")
-    lines.append(f"{len(failed)} failure(s)" if failed else "all required parts work")
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join([text_table(("check", "status", "detail", "fix"), rows, left=4, indent="", rule=True), "",
+                      f"{len(failed)} failure(s)" if failed else "all required parts work"])
 
 
 def exit_code(checks: list[Check]) -> int:

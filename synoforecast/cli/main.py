@@ -252,50 +252,39 @@ def _warehouse_url() -> str:
 
 def _print_forecasts(url: str) -> None:
     from synoforecast.lib.forecasting.cohorts import COHORTS
-    from synoforecast.lib.warehouse.connection import query_frame
+    from synoforecast.lib.forecasting.report import latest_forecasts
+    from synoforecast.lib.rendering import text_table
 
-    rows = query_frame(url, """
-        select cohort, series_id, metric, as_of_label, target_label, model, yhat, yhat_lo_80, yhat_hi_80
-          from forecast.forecasts
-         where as_of_quarter = (select max(as_of_quarter) from forecast.forecasts)
-         order by cohort, series_id, metric""")
+    rows = latest_forecasts(url)
     if rows.is_empty():
         print("no forecasts published")
         return
     first = rows.row(0, named=True)
     print(f"\nNext-quarter forecasts for {first['target_label']} (trained on data up to {first['as_of_label']}):")
-    print(f"  {'cohort / series':<44}{'units':>12}{'80% interval':>22}{'revenue USD':>16}")
+    table = []
     for cohort in COHORTS:
         part = rows.filter(rows["cohort"] == cohort.name)
-        print(f"  {cohort.name} - {cohort.title}")
+        table.append((f"{cohort.name} - {cohort.title}", "", "", ""))
         series = part["series_id"].unique(maintain_order=True).to_list()
         for sid in series[:6]:
             units = part.filter((part["series_id"] == sid) & (part["metric"] == "units")).row(0, named=True)
             revenue = part.filter((part["series_id"] == sid) & (part["metric"] == "revenue")).row(0, named=True)
             interval = f"{units['yhat_lo_80']:,.0f}..{units['yhat_hi_80']:,.0f}" if units["yhat_lo_80"] is not None else "-"
-            print(f"    {sid:<42}{units['yhat']:>12,.0f}{interval:>22}{revenue['yhat']:>16,.0f}")
+            table.append((f"  {sid}", f"{units['yhat']:,.0f}", interval, f"{revenue['yhat']:,.0f}"))
         if len(series) > 6:
-            print(f"    ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')")
-
-
-def _landing_frames(url: str, cutoff: str | None):
-    from synoforecast.lib.warehouse.connection import query_frame
-
-    which = "(select max(cutoff_date) from forecast.landing)" if cutoff is None else "%s::date"
-    params = () if cutoff is None else (cutoff,)
-    rows = query_frame(url, f"select * from forecast.landing where cutoff_date = {which} "
-                            "order by cohort, series_id, metric", params)
-    evaluation = query_frame(url, f"select * from forecast.landing_evaluation where cutoff_date = {which} "
-                                  "order by cohort, metric, level, week_of_quarter", params)
-    return rows, evaluation
+            table.append((f"  ... and {len(series) - 6} more series (forecast.forecasts where cohort = "
+                          f"'{cohort.name}')", "", "", ""))
+    print(text_table(("cohort / series", "units", "80% interval", "revenue USD"), table))
 
 
 def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None) -> bool:
     """The landing of the quarter in progress (SVR-RM and C2 totals first, every cohort's
     totals), and with `evaluation` the replay backtest by week: False when there is none."""
     from synoforecast.lib.forecasting.cohorts import COHORTS
+    from synoforecast.lib.landing.report import landing_at, landing_evaluation_at
+    from synoforecast.lib.rendering import text_table
 
-    rows, scores = _landing_frames(url, cutoff)
+    rows = landing_at(url, cutoff)
     if rows.is_empty():
         print("\nno landing published" + (f" for {cutoff}" if cutoff else "") +
               " (a snapshot with a quarter in progress lands it after its pipeline run)")
@@ -303,27 +292,27 @@ def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None)
     first = rows.row(0, named=True)
     print(f"\nWhere {first['quarter_label']} will land (export of {first['cutoff_date']}, week "
           f"{first['week_of_quarter']} of 13, {first['elapsed_share']:.0%} of the quarter elapsed):")
-    print(f"  {'cohort / series':<34}{'metric':>8}{'to date':>14}{'forecast':>14}{'landing':>14}{'vs fcst':>9}"
-          f"{'80% range':>26}")
+    table = []
     for cohort in COHORTS:
         heads = [cohort.parent or "total"] if cohort.parent or cohort.name != "regional" else []
         part = rows.filter((rows["cohort"] == cohort.name) & (rows["series_id"].is_in(heads) if heads else True))
         for r in part.head(4 if not heads else 2).iter_rows(named=True):
-            change = (r["yhat"] / r["forecast_start"] - 1) * 100 if r["forecast_start"] else float("nan")
-            print(f"  {cohort.name + ' / ' + r['series_id']:<34}{r['metric']:>8}{r['qtd_actual']:>14,.0f}"
-                  f"{r['forecast_start']:>14,.0f}{r['yhat']:>14,.0f}{change:>+8.1f}%"
-                  f"{r['yhat_lo_80']:>14,.0f}..{r['yhat_hi_80']:<10,.0f}")
+            change = "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
+            table.append((f"{cohort.name} / {r['series_id']}", r["metric"], f"{r['qtd_actual']:,.0f}",
+                          f"{r['forecast_start']:,.0f}", f"{r['yhat']:,.0f}", change,
+                          f"{r['yhat_lo_80']:,.0f}..{r['yhat_hi_80']:,.0f}"))
+    print(text_table(("cohort / series", "metric", "to date", "forecast", "landing", "vs fcst", "80% range"), table))
     print(f"  ... {rows.height} rows in all: forecast.latest_landing")
-    if not evaluation or scores.is_empty():
+    scores = landing_evaluation_at(url, cutoff) if evaluation else None
+    if scores is None or scores.is_empty():
         return True
     print("\nReplay evaluation (past quarters replayed at every week; sMAPE, weights learned without the "
           "quarter replayed): landing vs the quarter-start forecast alone vs QTD / elapsed share")
-    print(f"  {'cohort':<22}{'metric':>8}{'level':>7}{'week':>6}{'elapsed':>9}{'landing':>9}{'forecast':>10}"
-          f"{'QTD/share':>11}{'cov80':>7}{'cov95':>7}{'n':>5}")
-    for r in scores.iter_rows(named=True):
-        print(f"  {r['cohort']:<22}{r['metric']:>8}{r['level']:>7}{r['week_of_quarter']:>6}{r['elapsed_share']:>9.0%}"
-              f"{r['smape_landing']:>9.2f}{r['smape_start']:>10.2f}{r['smape_qtd_share']:>11.2f}"
-              f"{r['coverage_80']:>7.1f}{r['coverage_95']:>7.1f}{r['replays']:>5}")
+    print(text_table(
+        ("cohort", "metric", "level", "week", "elapsed", "landing", "forecast", "QTD/share", "cov80", "cov95", "n"),
+        [(r["cohort"], r["metric"], r["level"], r["week_of_quarter"], f"{r['elapsed_share']:.0%}",
+          f"{r['smape_landing']:.2f}", f"{r['smape_start']:.2f}", f"{r['smape_qtd_share']:.2f}",
+          f"{r['coverage_80']:.1f}", f"{r['coverage_95']:.1f}", r["replays"]) for r in scores.iter_rows(named=True)]))
     return True
 
 
@@ -336,7 +325,9 @@ def cmd_landing(args: argparse.Namespace) -> int:
         _eprint(f"error: {exc}")
         return EXIT_FAILED
     if args.json:
-        rows, scores = _landing_frames(url, args.cutoff)
+        from synoforecast.lib.landing.report import landing_at, landing_evaluation_at
+
+        rows, scores = landing_at(url, args.cutoff), landing_evaluation_at(url, args.cutoff)
         print(json.dumps({"landing": rows.to_dicts(), "evaluation": scores.to_dicts()}, default=str, indent=2))
         return 0 if rows.height else EXIT_FAILED
     return 0 if _print_landing(url, evaluation=True, cutoff=args.cutoff) else EXIT_FAILED

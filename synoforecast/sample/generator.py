@@ -48,6 +48,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.writer.excel import ExcelWriter
 
+from synoforecast.lib import quarters
 from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
@@ -193,8 +194,8 @@ class SampleStats:
 
 
 def quarter_label(d: datetime.date) -> str:
-    """Calendar quarter label: 2025-08-14 -> "2025-Q3"."""
-    return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+    """Calendar quarter label of any day: 2025-08-14 -> "2025-Q3" (lib/quarters)."""
+    return quarters.quarter_label(quarters.quarter_start(d))
 
 
 def write_sample_workbook(path: str | os.PathLike, spec: SampleSpec = SampleSpec(), *,
@@ -235,15 +236,6 @@ def _as_date(value: datetime.date) -> datetime.date:
     return value.date() if isinstance(value, datetime.datetime) else value
 
 
-def _quarter_start(d: datetime.date) -> datetime.date:
-    return datetime.date(d.year, (d.month - 1) // 3 * 3 + 1, 1)
-
-
-def _add_months(d: datetime.date, n: int) -> datetime.date:
-    index = d.year * 12 + d.month - 1 + n
-    return datetime.date(index // 12, index % 12 + 1, 1)
-
-
 def _period(spec: SampleSpec) -> tuple[datetime.date, datetime.date, datetime.date]:
     """(first day, last day, as_of): whole calendar quarters, cut at as_of."""
     if not 0 <= spec.rows <= MAX_SHEET_ROWS:
@@ -252,12 +244,12 @@ def _period(spec: SampleSpec) -> tuple[datetime.date, datetime.date, datetime.da
         raise ValueError(f"quarters must be >= 1, got {spec.quarters}")
     as_of = _as_date(spec.as_of) if spec.as_of is not None else datetime.date.today()
     if spec.start is None:
-        start = _add_months(_quarter_start(as_of), -3 * (spec.quarters - 1))
+        start = quarters.add_quarters(quarters.quarter_start(as_of), -(spec.quarters - 1))
     else:
-        start = _quarter_start(_as_date(spec.start))
+        start = quarters.quarter_start(_as_date(spec.start))
     if start > as_of:
         raise ValueError(f"start {start} is after as_of {as_of}")
-    end = min(as_of, _add_months(start, 3 * spec.quarters) - datetime.timedelta(days=1))
+    end = min(as_of, quarters.add_quarters(start, spec.quarters) - datetime.timedelta(days=1))
     return start, end, as_of
 
 
@@ -360,7 +352,7 @@ def _generate(spec: SampleSpec, start: datetime.date, end: datetime.date,
               models: list[_Model], countries: list[_Country]) -> _Data:
     rng_customers, rng_svr, rng_consumer, rng_c2 = (
         np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4))
-    n_quarters = (end.year * 12 + end.month - start.year * 12 - start.month) // 3 + 1
+    n_quarters = len(quarters.quarter_range(start, quarters.quarter_start(end)))
 
     id_pool = rng_customers.choice(np.arange(100, 40_000), N_SVR_CUSTOMERS + N_CONSUMER_CUSTOMERS,
                                    replace=False)
@@ -608,8 +600,8 @@ def _cut(data: "_Sales | _C2", last_day: np.datetime64) -> "_Sales | _C2":
 def _quarter_labels(day: np.ndarray) -> list[str]:
     if len(day) == 0:
         return []
-    months = np.unique(day.astype("datetime64[M]").astype(np.int64))
-    return sorted({f"{m // 12 + 1970}-Q{m % 12 // 3 + 1}" for m in months.tolist()})
+    months = np.unique(day.astype("datetime64[M]")).astype("datetime64[D]").tolist()
+    return sorted({quarter_label(m) for m in months})
 
 
 def _sales_stats(sales: _Sales, unknown: int) -> SheetStats:

@@ -10,6 +10,7 @@ shows them.
 import datetime as dt
 
 import dagster as dg
+import polars as pl
 
 from synoforecast.defs.activation.assets import build_summary, post_summary, refresh_dashboards
 from synoforecast.defs.runs import SNAPSHOT_TAG
@@ -17,10 +18,9 @@ from synoforecast.defs.partitions import LANDING_GROUP, landing_cutoffs
 from synoforecast.defs.resources import MetabaseResource, WarehouseResource, WebhooksResource
 from synoforecast.lib.activation.notify import NotifyError
 from synoforecast.lib.quarters import add_quarters
-from synoforecast.lib.warehouse.connection import query_frame
+from synoforecast.lib.landing.report import headline_rows, landing_at
 
 LANDING_KEY = dg.AssetKey(["forecast", "landing"])  # the landing domain's asset, by key
-HEADLINES = (("svr_rm_overall", "total"), ("c2_scorecard", "All C2"))
 
 
 @dg.asset(key=dg.AssetKey(["activation", "landing_metabase_refresh"]), deps=[LANDING_KEY],
@@ -34,18 +34,14 @@ def landing_metabase_refresh(context: dg.AssetExecutionContext, warehouse: Wareh
 
 def landing_summary_rows(url: str, cutoff: dt.date) -> tuple[dict, dt.date | None]:
     """The summary's landing block (the headline series, both metrics) and the quarter landed."""
-    rows = query_frame(url, "select cohort, series_id, metric, quarter_start, quarter_label, elapsed_share, "
-                            "qtd_actual, forecast_start, yhat, yhat_lo_80, yhat_hi_80 from forecast.landing "
-                            "where cutoff_date = %s order by cohort desc, metric desc", (cutoff,))
-    heads = [r for r in rows.iter_rows(named=True) if (r["cohort"], r["series_id"]) in HEADLINES]
+    heads = headline_rows(landing_at(url, cutoff)).with_columns(pl.col("change_pct").round(1)).to_dicts()
     if not heads:
         return {}, None
-    for r in heads:
-        r["change_pct"] = round((r["yhat"] / r["forecast_start"] - 1) * 100, 1) if r["forecast_start"] else None
+    shown = ("cohort", "series_id", "metric", "qtd_actual", "forecast_start", "yhat", "yhat_lo_80", "yhat_hi_80",
+             "change_pct")
     block = {"quarter": heads[0]["quarter_label"], "cutoff": cutoff.isoformat(),
              "elapsed_pct": round(heads[0]["elapsed_share"] * 100, 1),
-             "rows": [{k: v for k, v in r.items() if k not in ("quarter_start", "quarter_label", "elapsed_share")}
-                      for r in heads]}
+             "rows": [{k: r[k] for k in shown} for r in heads]}
     return block, heads[0]["quarter_start"]
 
 

@@ -16,7 +16,8 @@ from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.defs.partitions import LANDING_GROUP, label, landing_cutoffs
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.lib.forecasting.cohorts import COHORTS
-from synoforecast.lib.rendering import pyplot
+from synoforecast.lib.landing.report import headline_rows, with_change_pct
+from synoforecast.lib.rendering import markdown_table, pyplot
 from synoforecast.lib.landing.running_quarter import NoQuarterInProgress, quarter_in_progress
 from synoforecast.lib.warehouse.schema import RUNNING_SCHEMA, RUNNING_TABLES
 from synoforecast.lib.ingest.snapshots import accepted_snapshot
@@ -164,15 +165,12 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
 
 def headline_markdown(published: pl.DataFrame) -> str:
     """The SVR-RM total and All C2 landings against their quarter-start forecasts."""
-    lines = ["| cohort | series | metric | QTD | forecast | landing | vs forecast | 80% |", "|---|---|---|---|---|---|---|---|"]
-    heads = published.filter(((pl.col("cohort") == "svr_rm_overall") & (pl.col("series_id") == "total"))
-                             | ((pl.col("cohort") == "c2_scorecard") & (pl.col("series_id") == "All C2")))
-    for r in heads.sort("cohort", "metric").iter_rows(named=True):
-        change = (r["yhat"] / r["forecast_start"] - 1) * 100 if r["forecast_start"] else float("nan")
-        lines.append(f"| {r['cohort']} | {r['series_id']} | {r['metric']} | {r['qtd_actual']:,.0f} | "
-                     f"{r['forecast_start']:,.0f} | {r['yhat']:,.0f} | {change:+.1f}% | "
-                     f"{r['yhat_lo_80']:,.0f}..{r['yhat_hi_80']:,.0f} |")
-    return "\n".join(lines)
+    heads = headline_rows(with_change_pct(published)).sort("cohort", "metric")
+    return markdown_table(
+        ("cohort", "series", "metric", "QTD", "forecast", "landing", "vs forecast", "80%"),
+        [(r["cohort"], r["series_id"], r["metric"], f"{r['qtd_actual']:,.0f}", f"{r['forecast_start']:,.0f}",
+          f"{r['yhat']:,.0f}", "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%",
+          f"{r['yhat_lo_80']:,.0f}..{r['yhat_hi_80']:,.0f}") for r in heads.iter_rows(named=True)])
 
 
 def error_by_week_markdown(evaluation: pl.DataFrame) -> str:
@@ -184,11 +182,9 @@ def error_by_week_markdown(evaluation: pl.DataFrame) -> str:
         (pl.col("smape_start") * pl.col("replays")).sum() / pl.col("replays").sum(),
         (pl.col("smape_qtd_share") * pl.col("replays")).sum() / pl.col("replays").sum(),
         (pl.col("coverage_80") * pl.col("replays")).sum() / pl.col("replays").sum()).sort("week_of_quarter")
-    lines = ["| week | elapsed | landing sMAPE | quarter-start forecast | QTD / elapsed share | 80% coverage |",
-             "|---|---|---|---|---|---|"]
-    for w, e, a, b, c, cov in by_week.iter_rows():
-        lines.append(f"| {w} | {e:.0%} | {a:.2f} | {b:.2f} | {c:.2f} | {cov:.0f}% |")
-    return "\n".join(lines)
+    return markdown_table(
+        ("week", "elapsed", "landing sMAPE", "quarter-start forecast", "QTD / elapsed share", "80% coverage"),
+        [(w, f"{e:.0%}", f"{a:.2f}", f"{b:.2f}", f"{c:.2f}", f"{cov:.0f}%") for w, e, a, b, c, cov in by_week.iter_rows()])
 
 
 def error_by_week_plot(path, evaluation: pl.DataFrame):
