@@ -2,6 +2,9 @@
 
 `synoforecast/lib/` was regrouped by domain (lib/ingest, lib/warehouse, ...); a doc that
 names `lib/landing.py` or `synoforecast/cli.py` sends the reader to a file that is gone.
+Paths are checked as written (`synoforecast/...py`, or short: `lib/...py`, `defs/...py`,
+`unit/...py`, ...), dotted modules too (`python -m synoforecast.instance.runs`); the
+changelog names the old modules without their paths. Links are checked down to the anchor.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ PREFIXES = {
     "integration": ROOT / "synoforecast_tests",
     "e2e": ROOT / "synoforecast_tests",
 }
-PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*?\w\.py)\b" % "|".join(sorted(PREFIXES, key=len, reverse=True)))
+_HEADS = "|".join(sorted(PREFIXES, key=len, reverse=True))
+PATH = re.compile(rf"(?<![\w./-])((?:{_HEADS})/[\w./-]*?\w\.py)\b")
 # dotted module names: synoforecast.lib.workers, synoforecast.instance.runs, synoforecast.definitions
 MODULE = re.compile(r"(?<![\w./-])(synoforecast(?:\.[a-z_][a-z0-9_]*)+)(?![\w/])")
 NOT_MODULES = {"yaml", "yml", "py", "md", "toml", "json"}  # synoforecast.yaml is the settings file
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
-FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 
 
 def _paths(text: str) -> set[str]:
@@ -52,11 +56,11 @@ def _resolve(path: str) -> Path:
 
 def _defines(module_file: Path, name: str) -> bool:
     source = module_file.read_text()
-    return re.search(rf"^(?:def|class|async def)\s+{name}\b|^{name}\s*[:=]", source, re.M) is not None
+    return re.search(rf"^(?:def|class|async def)\s+{name}\b|^{name}\s*[:=]", source, re.MULTILINE) is not None
 
 
 def _module_exists(dotted: str) -> bool:
-    """A package or module, or a name defined at the top of one (synoforecast_dbt.PROJECT_DIR)."""
+    """A package or module, or a name defined at the top of one (synoforecast.defs.partitions.label)."""
     parts = dotted.split(".")
     base = ROOT.joinpath(*parts)
     if (base / "__init__.py").is_file() or base.with_suffix(".py").is_file():
@@ -105,9 +109,7 @@ def test_every_relative_link_resolves(doc):
             continue
         file_part, _, anchor = target.partition("#")
         linked = (doc.parent / file_part).resolve() if file_part else doc
-        if not linked.exists():
-            broken.append(target)
-        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+        if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in _anchors(linked)):
             broken.append(target)
     assert broken == [], f"{doc.name} has links that do not resolve: {broken}"
 
