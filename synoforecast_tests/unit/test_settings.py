@@ -220,3 +220,31 @@ def test_freshness_limits_default_to_8_and_10_days_and_are_validated(tmp_path):
         settings_for(tmp_path, SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS="0")
     with pytest.raises(SettingsError, match="quarter_close_grace_days.*synoforecast.yaml"):
         settings_for(tmp_path, "quarter_close_grace_days: ten\n")
+
+
+def test_every_setting_but_the_folders_given_by_home_has_one_variable():
+    from synoforecast.settings import VARIABLES
+
+    assert set(VARIABLES) == set(Settings.model_fields) - {"home", "dagster_home", "aliases"}
+    assert VARIABLES["inbox_dir"] == "SYNOFORECAST_INBOX" and VARIABLES["max_smape"] == "SYNOFORECAST_MAX_SMAPE"
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("SYNOFORECAST_SHRINK_MAX_SHARE", "0", "must be > 0 and <= 1"),
+    ("SYNOFORECAST_QUARANTINE_MAX_SHARE", "1", "must be >= 0 and < 1"),
+    ("SYNOFORECAST_READER_MAX_COMPRESSION_RATIO", "1.5", "must be >= 2"),
+    ("SYNOFORECAST_DATE_ORDER", "ymd", "must be one of day_first, month_first"),
+    ("SYNOFORECAST_EARLIEST_SALE_DATE", "yesterday", "must be a date written YYYY-MM-DD"),
+    ("SYNOFORECAST_TOP_CUSTOMERS_N", "15.5", "must be a whole number"),
+])
+def test_a_refusal_states_the_declared_rule(tmp_path, key, value, rule):
+    with pytest.raises(SettingsError) as info:
+        settings_for(tmp_path, **{key: value})
+    assert str(info.value).endswith(f"is not valid ({rule})"), str(info.value)
+
+
+def test_settings_cannot_be_changed_after_loading(tmp_path):
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError):
+        settings_for(tmp_path).top_customers_n = 3

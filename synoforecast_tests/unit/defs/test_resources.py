@@ -38,3 +38,33 @@ def test_the_landing_and_interval_modules_load_without_statsforecast():
             "print(loaded); sys.exit(1 if loaded else 0)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_metabase_variables_are_checked_once_at_load_and_reach_the_resource_typed():
+    import dagster as dg
+
+    env = {"METABASE_URL": "http://mb:3000", "METABASE_API_KEY": "k-SECRET", "METABASE_CARD_IDS": "4, 5,4",
+           "METABASE_TIMEOUT_S": "12.5", "METABASE_CACHE_INVALIDATE": "off"}
+    resource = build_resources(env=env)["metabase"]
+    assert resource.card_ids == [4, 5] and resource.timeout_s == 12.5 and resource.cache_invalidate is False
+    assert isinstance(resource.api_key, dg.EnvVar) and resource.api_key == "METABASE_API_KEY"  # the name, not the key
+    assert resource.misconfigured is None
+
+
+def test_a_malformed_metabase_variable_fails_the_refresh_naming_it_not_the_code_location():
+    import pytest
+
+    from synoforecast.lib.activation.metabase import MetabaseError
+
+    env = {"METABASE_URL": "http://mb:3000", "METABASE_API_KEY": "k-SECRET", "METABASE_RETRIES": "three"}
+    resource = build_resources(env=env)["metabase"]  # loading does not raise
+    with pytest.raises(MetabaseError, match="METABASE_RETRIES must be an integer, got 'three'"):
+        resource.config()
+
+
+def test_the_metabase_variables_are_named_once_from_the_fields():
+    from synoforecast.lib.activation.metabase import MetabaseConfig, variable
+
+    names = {variable(f) for f in MetabaseConfig.model_fields}
+    assert {"METABASE_URL", "METABASE_USER", "METABASE_PASSWORD", "METABASE_CARD_IDS", "METABASE_SYNC_POLL_S",
+            "METABASE_CACHE_INVALIDATE"} <= names and len(names) == len(MetabaseConfig.model_fields)
