@@ -107,3 +107,14 @@ def table_prints(url: str, schemas, ignored=RUN_SPECIFIC) -> dict[str, tuple]:
         out[f"{schema}.{table}"] = fetch(url, f"""select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '')
                                                  from (select {', '.join(cols)} from {schema}.{table}) t""")[0]
     return out
+
+
+@pytest.fixture(scope="module")
+def standin(request):
+    """A module's Metabase / webhook stand-in (support/http_standin.py), answering the API key
+    in the module's STANDIN_API_KEY (default the stand-in's own)."""
+    from synoforecast_tests.support.http_standin import StandIn
+
+    key = getattr(request.module, "STANDIN_API_KEY", None)
+    with StandIn(**({"api_key": key} if key else {})) as server:
+        yield server

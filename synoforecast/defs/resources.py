@@ -20,7 +20,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from synoforecast.lib.warehouse import connection as warehouse
-from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError
+from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, MetabaseFields
 from synoforecast.lib.activation.metabase import variable as metabase_variable
 from synoforecast.lib.activation.notify import NotifyConfig
 from synoforecast.settings import DBT_PROJECT_DIR, WAREHOUSE_URL_VAR, Settings, configured_warehouse_url, get_settings
@@ -38,38 +38,23 @@ class WarehouseResource(dg.ConfigurableResource):
         return warehouse.parse_url(self.get_url()).as_env()
 
 
-class MetabaseResource(dg.ConfigurableResource):
-    """Metabase to refresh after publishing (METABASE_*). Unset URL and credentials = not
-    configured; half of them (a URL without a key, ids without a URL) fails the refresh.
+class MetabaseResource(dg.ConfigurableResource, MetabaseFields):
+    """Metabase to refresh after publishing (METABASE_*): the fields of `MetabaseFields`
+    (lib/activation/metabase.py). Unset URL and credentials = not configured; half of them
+    (a URL without a key, ids without a URL) fails the refresh.
 
     The URL and credentials are bound as `EnvVar`s (the UI shows the variable, Dagster reads
     it when a run starts); the other fields hold values already checked by `MetabaseConfig`
     when the code location loaded. A malformed variable does not stop the code location:
     it is kept in `misconfigured` and fails the refresh, naming the variable."""
 
-    url: str | None = None
-    api_key: str | None = None
-    username: str | None = None
-    password: str | None = None
-    database_id: int | None = None
-    card_ids: list[int] = []
-    dashboard_ids: list[int] = []
-    model_ids: list[int] = []
-    cache_invalidate: bool = True
-    timeout_s: float = 30.0
-    health_attempts: int = 10
-    health_wait_s: float = 3.0
-    retries: int = 3
-    backoff_s: float = 1.0
-    sync_timeout_s: float = 300.0
-    sync_poll_s: float = 1.0
     misconfigured: str | None = None
 
     def config(self) -> MetabaseConfig:
         """The pure client's configuration; raises MetabaseError naming a bad variable."""
         if self.misconfigured:
             raise MetabaseError(self.misconfigured)
-        return MetabaseConfig(**{name: getattr(self, name) for name in MetabaseConfig.model_fields})
+        return MetabaseConfig(**{name: getattr(self, name) for name in MetabaseFields.model_fields})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "MetabaseResource":
@@ -78,8 +63,7 @@ class MetabaseResource(dg.ConfigurableResource):
             checked = MetabaseConfig.from_variables(env)
         except MetabaseError as exc:
             return cls(**bound, misconfigured=str(exc))
-        values = checked.model_dump(exclude=set(METABASE_SECRETS))
-        return cls(**bound, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+        return cls(**bound, **checked.model_dump(exclude=set(METABASE_SECRETS)))
 
 
 METABASE_SECRETS = ("url", "api_key", "username", "password")  # bound as EnvVar, never stored as values

@@ -19,23 +19,16 @@ from synoforecast.settings import get_settings
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
-from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
 
-KEY = "mb_activation-SECRET-key"
+STANDIN_API_KEY = KEY = "mb_activation-SECRET-key"
 SLACK = "/slack/services/T1/B1/slackSECRET"
 TEAMS = "/teams/workflows/w1/triggers/manual/paths/invoke"
 N8N = "/n8n/webhook/n8nSECRET"
 LAST = "2026-04-01"
 SPEC = SampleSpec(rows=2500, seed=11, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 8, 20))
 FORECAST_CHECKSUM = "select count(*), md5(string_agg(f::text, '|' order by f::text)) from forecast.forecasts f"
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn(api_key=KEY) as server:
-        yield server
 
 
 def _forget_definitions() -> None:

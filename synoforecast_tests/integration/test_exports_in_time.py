@@ -24,7 +24,6 @@ import pytest
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import table_prints, fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions, sensor_context
-from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +66,6 @@ def check_results(run_id: str) -> dict:
     records = dg.DagsterInstance.get().get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return {r.event_log_entry.dagster_event.event_specific_data.check_name:
             r.event_log_entry.dagster_event.event_specific_data for r in records.records}
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast.settings import get_settings
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
-from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +33,6 @@ FIRST_DATED = dt.datetime(2026, 8, 20, 18, tzinfo=UTC)
 SECOND = SampleSpec(rows=2500, seed=12, start=START, quarters=12, as_of=dt.date(2026, 8, 30), cutoff=dt.date(2026, 8, 30))
 SECOND_DATED = dt.datetime(2026, 8, 30, 18, tzinfo=UTC)
 FORECASTS = ("svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend", "c2_scorecard")
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,13 @@ import pytest
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions, sensor_context
-from synoforecast_tests.support.http_standin import StandIn
 
 pytestmark = pytest.mark.integration
 
 HISTORY = dict(rows=3000, seed=5, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 9, 20))
 WEEK_7, WEEK_8 = dt.date(2026, 8, 12), dt.date(2026, 8, 19)  # 2026-Q3 in progress
 SLACK = "/slack/services/T9/B9/landingSECRET"
-KEY = "mb_landing-SECRET-key"
+STANDIN_API_KEY = KEY = "mb_landing-SECRET-key"
 PUBLISHED = ("select cohort, series_id, metric, quarter_start, cutoff_date, week_of_quarter, elapsed_share, qtd_actual, "
              "forecast_start, extrapolated, weight_extrapolated, weight_naive, yhat, yhat_lo_80, yhat_hi_80, "
              "yhat_lo_95, yhat_hi_95, yhat_base, snapshot_sha256 from forecast.landing where cutoff_date = %s "
@@ -30,12 +29,6 @@ def export(inbox, cutoff: dt.date):
     path = inbox / f"sale-out-{cutoff.isoformat()}.xlsx"
     write_sample_workbook(path, SampleSpec(**HISTORY, cutoff=cutoff))
     return path
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn(api_key=KEY) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

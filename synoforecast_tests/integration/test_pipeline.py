@@ -15,7 +15,8 @@ from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast.lib.warehouse.connection import connect
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
-from synoforecast_tests.support.http_standin import StandIn
+
+STANDIN_API_KEY = "it-key"
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +36,6 @@ PUBLISHED = {
 
 def checksums(url: str) -> dict[str, tuple]:
     return {t: fetch(url, TABLE_CHECKSUM.format(columns=c, table=t))[0] for t, c in PUBLISHED.items()}
-
-
-@pytest.fixture(scope="module")
-def standin():
-    with StandIn(api_key="it-key") as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,11 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError,
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator,
                       model_validator)
 
 from synoforecast.lib.activation.http import RetriesExhausted, StillWaiting, send_with_retries, wait_until
@@ -74,47 +74,64 @@ def _ids(raw: Any) -> Any:
             raw = [int(p) for p in parts]
         except ValueError:
             raise ValueError("must be a comma-separated list of integers (e.g. '1,2,3')") from None
-    return tuple(dict.fromkeys(raw or ()))
+    return list(dict.fromkeys(raw or ()))
 
 
 def _trimmed(raw: Any) -> Any:
     return (raw.strip() or None) if isinstance(raw, str) else raw
 
 
-Ids = Annotated[tuple[PositiveInt, ...], BeforeValidator(_ids)]
-Text = Annotated[str | None, BeforeValidator(_trimmed)]
-Seconds = Annotated[float, Field(ge=0)]
-
 VARIABLE_EXCEPTIONS = {"username": "METABASE_USER"}
 
 
 def variable(field_name: str) -> str:
-    """The environment variable of a MetabaseConfig field: METABASE_<FIELD> (and METABASE_USER)."""
+    """The environment variable of a Metabase field: METABASE_<FIELD> (and METABASE_USER)."""
     return VARIABLE_EXCEPTIONS.get(field_name, f"METABASE_{field_name.upper()}")
 
 
-class MetabaseConfig(BaseModel):
-    """What the refresh needs; each field is read from its variable (``variable(name)``) by
-    ``from_variables`` and checked once, here."""
+class MetabaseFields(BaseModel):
+    """What the refresh is told, declared once with types and ranges: MetabaseConfig reads
+    them from the variables, defs/resources.MetabaseResource shows them in the UI."""
+
+    url: str | None = None
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    database_id: PositiveInt | None = None
+    card_ids: list[PositiveInt] = []
+    dashboard_ids: list[PositiveInt] = []
+    model_ids: list[PositiveInt] = []  # persisted models to refresh
+    cache_invalidate: bool = True  # "0"/"false" turns the cache invalidation off
+    timeout_s: float = Field(30.0, ge=0)
+    health_attempts: NonNegativeInt = 10
+    health_wait_s: float = Field(3.0, ge=0)
+    retries: NonNegativeInt = 3
+    backoff_s: float = Field(1.0, ge=0)
+    sync_timeout_s: float = Field(300.0, ge=0)
+    sync_poll_s: float = Field(1.0, ge=0)
+
+
+class MetabaseConfig(MetabaseFields):
+    """The fields, checked: read from their variables (``variable(name)``) by
+    ``from_variables``, and refused when only half a configuration is given."""
 
     model_config = ConfigDict(frozen=True, alias_generator=variable, populate_by_name=True, extra="forbid")
 
-    url: Annotated[str | None, BeforeValidator(lambda v: (_trimmed(v) or "").rstrip("/") or None)] = None
-    api_key: Text = None
-    username: Text = None
-    password: str | None = None
-    database_id: PositiveInt | None = None
-    card_ids: Ids = ()
-    dashboard_ids: Ids = ()
-    model_ids: Ids = ()  # persisted models to refresh
-    cache_invalidate: bool = True  # "0"/"false" turns the cache invalidation off
-    timeout_s: Seconds = 30.0
-    health_attempts: NonNegativeInt = 10
-    health_wait_s: Seconds = 3.0
-    retries: NonNegativeInt = 3
-    backoff_s: Seconds = 1.0
-    sync_timeout_s: Seconds = 300.0
-    sync_poll_s: Seconds = 1.0
+    @field_validator("card_ids", "dashboard_ids", "model_ids", mode="before")
+    @classmethod
+    def _id_list(cls, raw: Any) -> Any:
+        return _ids(raw)
+
+    @field_validator("api_key", "username", mode="before")
+    @classmethod
+    def _text(cls, raw: Any) -> Any:
+        return _trimmed(raw)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _base_url(cls, raw: Any) -> Any:
+        raw = _trimmed(raw)
+        return (raw.rstrip("/") or None) if isinstance(raw, str) else raw
 
     @model_validator(mode="after")
     def _whole(self) -> "MetabaseConfig":
@@ -268,6 +285,16 @@ class _Session:
             raise MetabaseError(
                 f"Metabase request {what} to {self.shown_url} failed: {self._describe(exc)}") from None
 
+    def authorised(self, method: str, path: str, *, missing: tuple[str, str] | None = None,
+                   **kwargs: Any) -> httpx.Response:
+        """``request`` whose 401/403 raises (check_auth); with ``missing`` = (what, variable),
+        a 404 raises "Metabase <what> not found (404); check <variable>"."""
+        resp = self.request(method, path, **kwargs)
+        self.check_auth(resp, f"{method} {path}")
+        if missing and resp.status_code == 404:
+            raise MetabaseError(f"Metabase {missing[0]} not found (404); check {missing[1]}")
+        return resp
+
     def check_auth(self, resp: httpx.Response, what: str) -> None:
         if resp.status_code in (401, 403) and self.cfg.auth_method == "session":
             raise MetabaseError(
@@ -328,12 +355,7 @@ class _Session:
 
     def sync_schema(self, database_id: int) -> None:
         path = f"/api/database/{database_id}/sync_schema"
-        resp = self.request("POST", path)
-        self.check_auth(resp, f"POST {path}")
-        if resp.status_code == 404:
-            raise MetabaseError(
-                f"Metabase database {database_id} not found (404); check METABASE_DATABASE_ID"
-            )
+        resp = self.authorised("POST", path, missing=(f"database {database_id}", "METABASE_DATABASE_ID"))
         if not 200 <= resp.status_code < 300:
             raise MetabaseError(
                 f"Metabase schema sync of database {database_id} failed: "
@@ -343,8 +365,7 @@ class _Session:
     def missing_from_metadata(self, database_id: int, expected: Mapping[str, set[str]]) -> list[str]:
         """``schema.table`` / ``schema.table.column`` names Metabase does not know yet."""
         path = f"/api/database/{database_id}/metadata"
-        resp = self.request("GET", path)
-        self.check_auth(resp, f"GET {path}")
+        resp = self.authorised("GET", path)
         body = self.body_json(resp)
         if not 200 <= resp.status_code < 300 or not isinstance(body, dict):
             raise MetabaseError(f"Metabase metadata of database {database_id} could not be read: "
@@ -404,8 +425,7 @@ class _Session:
         """Log in (user + password) and check the credentials on GET /api/user/current."""
         if self.cfg.auth_method == "session":
             self.login()
-        resp = self.request("GET", "/api/user/current")
-        self.check_auth(resp, "GET /api/user/current")
+        resp = self.authorised("GET", "/api/user/current")
         if resp.status_code != 200:
             raise MetabaseError(f"Metabase /api/user/current at {self.shown_url} answered HTTP {resp.status_code} "
                                 f"{self.snippet(resp, 200)}".rstrip())
@@ -413,12 +433,7 @@ class _Session:
     def dashboard_cards(self, dashboard_id: int) -> list[int]:
         """Card ids on a dashboard (text/heading cards have none), in layout order."""
         path = f"/api/dashboard/{dashboard_id}"
-        resp = self.request("GET", path)
-        self.check_auth(resp, f"GET {path}")
-        if resp.status_code == 404:
-            raise MetabaseError(
-                f"Metabase dashboard {dashboard_id} not found (404); check METABASE_DASHBOARD_IDS"
-            )
+        resp = self.authorised("GET", path, missing=(f"dashboard {dashboard_id}", "METABASE_DASHBOARD_IDS"))
         body = self.body_json(resp)
         if not 200 <= resp.status_code < 300 or not isinstance(body, dict):
             raise MetabaseError(
@@ -438,8 +453,7 @@ class _Session:
     def refresh_model(self, card_id: int) -> str | None:
         """Refresh one persisted model. None when ok, else the reason."""
         path = f"/api/persist/card/{card_id}/refresh"
-        resp = self.request("POST", path)
-        self.check_auth(resp, f"POST {path}")
+        resp = self.authorised("POST", path)
         if resp.status_code == 404:
             return "model not found (404), check METABASE_MODEL_IDS"
         if not 200 <= resp.status_code < 300:
@@ -449,8 +463,7 @@ class _Session:
     def invalidate_cache(self, params: list[tuple[str, int]]) -> str:
         """POST /api/cache/invalidate; the open-source refusal (402, or 404 on old
         releases) is reported, not raised."""
-        resp = self.request("POST", "/api/cache/invalidate", params=params)
-        self.check_auth(resp, "POST /api/cache/invalidate")
+        resp = self.authorised("POST", "/api/cache/invalidate", params=params)
         if 200 <= resp.status_code < 300:
             return "invalidated"
         if resp.status_code == 402:
@@ -464,8 +477,7 @@ class _Session:
     def query_card(self, card_id: int) -> str | None:
         """Re-run one card bypassing the cache. Returns None when ok, else the reason."""
         path = f"/api/card/{card_id}/query"
-        resp = self.request("POST", path, json={"ignore_cache": True})
-        self.check_auth(resp, f"POST {path}")
+        resp = self.authorised("POST", path, json={"ignore_cache": True})
         if resp.status_code == 404:
             return "card not found (404), check METABASE_CARD_IDS"
         if resp.status_code not in (200, 202):

@@ -57,7 +57,7 @@ def test_from_env_parses_everything():
     )
     assert cfg.url == "http://metabase:3000"
     assert cfg.api_key == KEY
-    assert cfg.card_ids == (1, 2, 3)
+    assert cfg.card_ids == [1, 2, 3]
     assert cfg.database_id == 4
     assert cfg.configured
 
@@ -82,7 +82,7 @@ def test_repr_hides_api_key():
     text = repr(cfg) + str(cfg)
     assert KEY not in text
     assert "pw@" not in text
-    assert "***" in text and "card_ids=(1,)" in text
+    assert "***" in text and "card_ids=[1]" in text
 
 
 def test_unconfigured_refresh_raises_clear_error():
@@ -311,7 +311,7 @@ def test_from_env_reads_session_dashboards_models_and_cache_switch():
          "METABASE_DASHBOARD_IDS": "7, 8", "METABASE_MODEL_IDS": "21", "METABASE_CACHE_INVALIDATE": "false"}
     )
     assert cfg.configured and cfg.auth_method == "session"
-    assert cfg.dashboard_ids == (7, 8) and cfg.model_ids == (21,)
+    assert cfg.dashboard_ids == [7, 8] and cfg.model_ids == [21]
     assert cfg.cache_invalidate is False
     assert PASSWORD not in repr(cfg) and "password='***'" in repr(cfg)
     assert MetabaseConfig.from_variables({"METABASE_URL": "http://x", "METABASE_API_KEY": KEY}).cache_invalidate
