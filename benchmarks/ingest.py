@@ -33,11 +33,11 @@ SHEETS = ("SVR-RM", "Consumer", "C2")
 def platform_load(path: str, url: str) -> dict:
     import polars as pl
 
-    from synoforecast.lib.quarters import to_key
-    from synoforecast.lib.warehouse.schema import RAW_TABLES, column_names
-    from synoforecast.lib.warehouse.connection import ensure_schema, replace_rows
-    from synoforecast.settings import get_settings, reader_options
     from synoforecast.lib.ingest.workbook import read_workbook
+    from synoforecast.lib.quarters import to_key
+    from synoforecast.lib.warehouse.connection import ensure_schema, replace_rows
+    from synoforecast.lib.warehouse.schema import RAW_TABLES, column_names
+    from synoforecast.settings import get_settings, reader_options
 
     ensure_schema(url)
     started = time.perf_counter()
@@ -50,8 +50,9 @@ def platform_load(path: str, url: str) -> dict:
         frame = sheet.frame.with_columns(snapshot_id=pl.lit(1, dtype=pl.Int32)).select(column_names(RAW_TABLES[table]))
         for quarter in read.complete_quarters:
             part = frame.filter(pl.col("quarter_start") == quarter)
-            rows += replace_rows(url, f"raw.{table}", part, "quarter_start = %s", (quarter,), "bench",
-                                 to_key(quarter)).rows_written
+            rows += replace_rows(
+                url, f"raw.{table}", part, "quarter_start = %s", (quarter,), "bench", to_key(quarter)
+            ).rows_written
     return {"seconds": time.perf_counter() - started, "read_validate_s": read_s, "rows_loaded": rows}
 
 
@@ -64,8 +65,14 @@ def baseline_load(path: str, url: str) -> dict:
     rows = 0
     for name in SHEETS:
         frame = pd.read_excel(path, sheet_name=name, engine="openpyxl")
-        frame.to_sql(f"baseline_{name.lower().replace('-', '_')}", engine, schema="public",
-                     if_exists="replace", index=False, chunksize=10_000)
+        frame.to_sql(
+            f"baseline_{name.lower().replace('-', '_')}",
+            engine,
+            schema="public",
+            if_exists="replace",
+            index=False,
+            chunksize=10_000,
+        )
         rows += len(frame)
     return {"seconds": time.perf_counter() - started, "rows_loaded": rows}
 
@@ -109,19 +116,29 @@ def main() -> None:
         started = time.perf_counter()
         stats = write_sample_workbook(path, SampleSpec(rows=args.rows, seed=1, as_of=dt.date(2026, 8, 20)))
         total = sum(stats.sheets[s].rows for s in SHEETS)
-        print(f"workbook: {args.rows:,} SVR-RM rows ({total:,} rows in {', '.join(SHEETS)}), "
-              f"{path.stat().st_size / 1e6:.0f} MB, written in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"workbook: {args.rows:,} SVR-RM rows ({total:,} rows in {', '.join(SHEETS)}), "
+            f"{path.stat().st_size / 1e6:.0f} MB, written in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         platform, platform_rss = _child("platform", str(path), url)
-        print(f"platform  read+validate+load: {platform['seconds']:7.1f} s  (read+validate "
-              f"{platform['read_validate_s']:.1f} s)  rows loaded {platform['rows_loaded']:,}  "
-              f"peak RSS {platform_rss:,.0f} MB", flush=True)
+        print(
+            f"platform  read+validate+load: {platform['seconds']:7.1f} s  (read+validate "
+            f"{platform['read_validate_s']:.1f} s)  rows loaded {platform['rows_loaded']:,}  "
+            f"peak RSS {platform_rss:,.0f} MB",
+            flush=True,
+        )
         if args.skip_baseline:
             return
         baseline, baseline_rss = _child("baseline", str(path), url)
-        print(f"baseline  read_excel+to_sql:  {baseline['seconds']:7.1f} s  rows loaded {baseline['rows_loaded']:,}  "
-              f"peak RSS {baseline_rss:,.0f} MB")
-        print(f"ratio: platform is {baseline['seconds'] / platform['seconds']:.1f}x faster, "
-              f"uses {platform_rss / baseline_rss:.2f}x the baseline's peak memory")
+        print(
+            f"baseline  read_excel+to_sql:  {baseline['seconds']:7.1f} s  rows loaded {baseline['rows_loaded']:,}  "
+            f"peak RSS {baseline_rss:,.0f} MB"
+        )
+        print(
+            f"ratio: platform is {baseline['seconds'] / platform['seconds']:.1f}x faster, "
+            f"uses {platform_rss / baseline_rss:.2f}x the baseline's peak memory"
+        )
     finally:
         if server is not None:
             server.cleanup()

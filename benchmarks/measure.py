@@ -35,8 +35,9 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[sub
     with tempfile.TemporaryDirectory() as tmp:
         peak_file = os.path.join(tmp, "peak")
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-S", "-c", REAPER, peak_file, *cmd], env=env,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", REAPER, peak_file, *cmd], env=env, capture_output=True, text=True
+        )
         wall = time.perf_counter() - started
         with open(peak_file) as f:
             peak_kib = int(f.read())

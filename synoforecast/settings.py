@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -24,8 +25,11 @@ from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR  # editable: the che
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The source checkout this package runs from (an editable install), else None (a wheel)
-CHECKOUT_DIR: Path | None = (PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").exists()
-                             and (PACKAGE_DIR.parent / "workspace.yaml").exists() else None)
+CHECKOUT_DIR: Path | None = (
+    PACKAGE_DIR.parent
+    if (PACKAGE_DIR.parent / "pyproject.toml").exists() and (PACKAGE_DIR.parent / "workspace.yaml").exists()
+    else None
+)
 
 
 FORECAST_PASSES = ("rolling", "per_partition")
@@ -156,8 +160,11 @@ class Settings(BaseModel):
 # `aliases` from the yaml only.
 _NOT_CONFIGURABLE = {"home", "dagster_home", "aliases"}
 _VARIABLE_EXCEPTIONS = {"inbox_dir": "SYNOFORECAST_INBOX"}
-VARIABLES: dict[str, str] = {name: _VARIABLE_EXCEPTIONS.get(name, f"SYNOFORECAST_{name.upper()}")
-                             for name in Settings.model_fields if name not in _NOT_CONFIGURABLE}
+VARIABLES: dict[str, str] = {
+    name: _VARIABLE_EXCEPTIONS.get(name, f"SYNOFORECAST_{name.upper()}")
+    for name in Settings.model_fields
+    if name not in _NOT_CONFIGURABLE
+}
 
 
 def _reason(error: dict, name: str) -> str:
@@ -169,8 +176,9 @@ def _reason(error: dict, name: str) -> str:
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         if "Ge" in bounds and "Le" in bounds:
             return f"must be between {low} and {high}"
-        rules = ([f">= {low}" if "Ge" in bounds else f"> {low}"] if low is not None else []) + \
-                ([f"<= {high}" if "Le" in bounds else f"< {high}"] if high is not None else [])
+        rules = ([f">= {low}" if "Ge" in bounds else f"> {low}"] if low is not None else []) + (
+            [f"<= {high}" if "Le" in bounds else f"< {high}"] if high is not None else []
+        )
         return "must be " + " and ".join(rules)
     if kind in ("int_parsing", "int_from_float", "int_type"):
         return "must be a whole number"
@@ -192,12 +200,16 @@ def _aliases(raw: Any, source: Path) -> dict:
     for sheet_name, columns in raw.items():
         sheet = sheets.get(normalise_name(sheet_name))
         if sheet is None or not isinstance(columns, dict):
-            raise SettingsError(f"{source}: aliases for unknown sheet {sheet_name!r}; sheets: {[s.name for s in SHEETS]}")
+            raise SettingsError(
+                f"{source}: aliases for unknown sheet {sheet_name!r}; sheets: {[s.name for s in SHEETS]}"
+            )
         known = {normalise_name(c.header): c.header for c in sheet.columns}
         for column, spellings in columns.items():
             if normalise_name(column) not in known:
-                raise SettingsError(f"{source}: aliases for unknown column {column!r} of sheet {sheet.name!r}; "
-                                    f"columns: {list(known.values())}")
+                raise SettingsError(
+                    f"{source}: aliases for unknown column {column!r} of sheet {sheet.name!r}; "
+                    f"columns: {list(known.values())}"
+                )
             if isinstance(spellings, str):
                 spellings = [spellings]
             table.setdefault(sheet.name, {})[known[normalise_name(column)]] = [str(x) for x in spellings]
@@ -235,12 +247,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0])
-        raise SettingsError(f"setting {name} from {sources.get(name, 'the defaults')}: {values.get(name)!r} "
-                            f"is not valid ({_reason(error, name)})") from None
+        raise SettingsError(
+            f"setting {name} from {sources.get(name, 'the defaults')}: {values.get(name)!r} "
+            f"is not valid ({_reason(error, name)})"
+        ) from None
     start, fiscal = settings.partitions_start, settings.fiscal_year_start_month
     if start is not None and (start.month - fiscal) % 3:
-        raise SettingsError(f"setting partitions_start {start} is not a quarter start for a fiscal year "
-                            f"starting in month {fiscal}")
+        raise SettingsError(
+            f"setting partitions_start {start} is not a quarter start for a fiscal year starting in month {fiscal}"
+        )
     return settings
 
 
@@ -276,10 +291,13 @@ def reader_options(settings: Settings) -> dict[str, Any]:
         "earliest_date": settings.earliest_sale_date,
         "date_margin_days": settings.date_margin_days,
         "date_order": settings.date_order,
-        "limits": Limits(max_uncompressed_bytes=settings.reader_max_uncompressed_mb * 1024 ** 2,
-                         max_compression_ratio=settings.reader_max_compression_ratio,
-                         max_sheet_rows=settings.reader_max_sheet_rows, max_sheet_cells=settings.reader_max_sheet_cells,
-                         max_workbook_cells=settings.reader_max_workbook_cells),
+        "limits": Limits(
+            max_uncompressed_bytes=settings.reader_max_uncompressed_mb * 1024**2,
+            max_compression_ratio=settings.reader_max_compression_ratio,
+            max_sheet_rows=settings.reader_max_sheet_rows,
+            max_sheet_cells=settings.reader_max_sheet_cells,
+            max_workbook_cells=settings.reader_max_workbook_cells,
+        ),
     }
 
 

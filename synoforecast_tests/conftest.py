@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import shutil
 import tempfile
-import os
 import uuid
 from pathlib import Path
 
@@ -59,8 +59,15 @@ def isolated_project(tmp: Path, url: str):
         mp.setenv("SYNOFORECAST_DATA_DIR", str(data))
         mp.setenv("SYNOFORECAST_WAREHOUSE_URL", url)
         mp.setenv("DAGSTER_HOME", str(tmp / "dagster_home"))
-        for name in ("METABASE_URL", "METABASE_API_KEY", "METABASE_CARD_IDS", "METABASE_DATABASE_ID",
-                     "SLACK_WEBHOOK_URL", "TEAMS_WEBHOOK_URL", "N8N_WEBHOOK_URL"):
+        for name in (
+            "METABASE_URL",
+            "METABASE_API_KEY",
+            "METABASE_CARD_IDS",
+            "METABASE_DATABASE_ID",
+            "SLACK_WEBHOOK_URL",
+            "TEAMS_WEBHOOK_URL",
+            "N8N_WEBHOOK_URL",
+        ):
             mp.delenv(name, raising=False)
         get_settings.cache_clear()
         try:
@@ -97,15 +104,29 @@ RUN_SPECIFIC = ("run_id", "created_at", "snapshot_id", "published_at", "recorded
 def table_prints(url: str, schemas, ignored=RUN_SPECIFIC) -> dict[str, tuple]:
     """(rows, md5 of the sorted rows) of every table in `schemas`, without run-specific columns:
     two warehouses (or one before and after) hold the same rows when these are equal."""
-    tables = fetch(url, "select table_schema, table_name from information_schema.tables where table_schema = any(%s) "
-                        "and table_type = 'BASE TABLE' order by 1, 2", (list(schemas),))
+    tables = fetch(
+        url,
+        "select table_schema, table_name from information_schema.tables where table_schema = any(%s) "
+        "and table_type = 'BASE TABLE' order by 1, 2",
+        (list(schemas),),
+    )
     out = {}
     for schema, table in tables:
-        cols = [c for (c,) in fetch(url, "select column_name from information_schema.columns where table_schema = %s "
-                                         "and table_name = %s order by ordinal_position", (schema, table))
-                if c not in ignored]
-        out[f"{schema}.{table}"] = fetch(url, f"""select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '')
-                                                 from (select {', '.join(cols)} from {schema}.{table}) t""")[0]
+        cols = [
+            c
+            for (c,) in fetch(
+                url,
+                "select column_name from information_schema.columns where table_schema = %s "
+                "and table_name = %s order by ordinal_position",
+                (schema, table),
+            )
+            if c not in ignored
+        ]
+        out[f"{schema}.{table}"] = fetch(
+            url,
+            f"""select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '')
+                                                 from (select {', '.join(cols)} from {schema}.{table}) t""",
+        )[0]
     return out
 
 

@@ -34,14 +34,19 @@ def definitions_snapshot() -> dict:
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         assets[key.to_user_string()] = {
-            "group": node.group_name, "kinds": sorted(node.kinds), "partitions": _partitions(node.partitions_def),
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "partitions": _partitions(node.partitions_def),
             "automation": node.automation_condition is not None,
-            "deps": sorted(k.to_user_string() for k in node.parent_keys)}
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+        }
     checks = {}
     for key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
         node = graph.get(key)
         checks[f"{key.asset_key.to_user_string()}:{key.name}"] = {
-            "blocking": node.blocking, "partitions": _partitions(node.partitions_def)}
+            "blocking": node.blocking,
+            "partitions": _partitions(node.partitions_def),
+        }
     return {
         "assets": assets,
         "checks": checks,
@@ -83,9 +88,14 @@ def test_every_partitioned_check_records_its_partition():
 def test_dagster_definitions_validate_passes_with_the_project_instance_config(tmp_path):
     shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     dagster = Path(sys.executable).with_name("dagster")
-    result = subprocess.run([str(dagster), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
-                            cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "DAGSTER_HOME": str(tmp_path)})
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "all code locations passed validation" in (result.stdout + result.stderr).lower()
 
@@ -111,15 +121,28 @@ def _imports(path: Path) -> set[str]:
 def test_layering_lib_is_pure_and_domains_meet_through_asset_keys():
     package = REPO / "synoforecast"
     for path in sorted((package / "lib").rglob("*.py")):
-        bad = {n for n in _imports(path) if n.split(".")[0] in ("dagster", "dagster_dbt")
-               or n.startswith(("synoforecast.defs", "synoforecast.definitions", "synoforecast.settings"))}
+        bad = {
+            n
+            for n in _imports(path)
+            if n.split(".")[0] in ("dagster", "dagster_dbt")
+            or n.startswith(("synoforecast.defs", "synoforecast.definitions", "synoforecast.settings"))
+        }
         assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}: lib/ is pure logic"
-    shared = {"synoforecast.defs.partitions", "synoforecast.defs.resources", "synoforecast.defs.checks",
-              "synoforecast.defs.runs"}
+    shared = {
+        "synoforecast.defs.partitions",
+        "synoforecast.defs.resources",
+        "synoforecast.defs.checks",
+        "synoforecast.defs.runs",
+    }
     for domain in ("ingestion", "transform", "forecast", "landing", "activation"):
         for path in sorted((package / "defs" / domain).rglob("*.py")):
-            other = {n for n in _imports(path) if n.startswith("synoforecast.defs.") and n not in shared
-                     and not n.startswith(f"synoforecast.defs.{domain}")}
+            other = {
+                n
+                for n in _imports(path)
+                if n.startswith("synoforecast.defs.")
+                and n not in shared
+                and not n.startswith(f"synoforecast.defs.{domain}")
+            }
             assert not other, f"{path.relative_to(REPO)} imports another domain: {sorted(other)}"
 
 
@@ -138,7 +161,11 @@ def test_the_cross_domain_modules_name_other_domains_by_asset_key_only():
     package = REPO / "synoforecast"
     for name in ("published", "freshness", "pipeline", "housekeeping"):
         path = package / "defs" / f"{name}.py"
-        assets = {n for n in _imports(path) if n.startswith("synoforecast.defs.") and
-                  n.split(".")[2] in ("ingestion", "transform", "forecast", "landing", "activation")}
+        assets = {
+            n
+            for n in _imports(path)
+            if n.startswith("synoforecast.defs.")
+            and n.split(".")[2] in ("ingestion", "transform", "forecast", "landing", "activation")
+        }
         assert not assets, f"{path.relative_to(REPO)} imports {sorted(assets)}"
     assert "synoforecast.definitions" not in _imports(package / "defs" / "housekeeping.py")

@@ -66,19 +66,25 @@ def check_warehouse(settings) -> tuple[Check, str | None]:
         url = resolve_url(configured, settings.pgdata_dir)
         with connect(url) as conn:
             version = conn.execute("show server_version").fetchone()[0]
-            schemas = {r[0] for r in conn.execute(
-                "select schema_name from information_schema.schemata").fetchall()}
+            schemas = {r[0] for r in conn.execute("select schema_name from information_schema.schemata").fetchall()}
     except Exception as exc:  # WarehouseError, pgserver start-up problems, ...
-        fix = ("check SYNOFORECAST_WAREHOUSE_URL (host, port, user, password, database) and that "
-               "PostgreSQL accepts connections" if configured else
-               f"the embedded PostgreSQL in {settings.pgdata_dir} did not start: remove a stale "
-               "postmaster.pid or set SYNOFORECAST_WAREHOUSE_URL")
+        fix = (
+            "check SYNOFORECAST_WAREHOUSE_URL (host, port, user, password, database) and that "
+            "PostgreSQL accepts connections"
+            if configured
+            else f"the embedded PostgreSQL in {settings.pgdata_dir} did not start: remove a stale "
+            "postmaster.pid or set SYNOFORECAST_WAREHOUSE_URL"
+        )
         return Check("warehouse", FAIL, _one_line(exc), fix), None
     missing = [s for s in ("raw", "forecast", "ops") if s not in schemas]
     where = safe_url(url) if configured else f"embedded ({settings.pgdata_dir})"
     if missing:
-        return Check("warehouse", WARN, f"PostgreSQL {version} at {where}; schemas {', '.join(missing)} "
-                     "not created yet", "run `synoforecast ingest` or `synoforecast demo` once"), url
+        return Check(
+            "warehouse",
+            WARN,
+            f"PostgreSQL {version} at {where}; schemas {', '.join(missing)} not created yet",
+            "run `synoforecast ingest` or `synoforecast demo` once",
+        ), url
     return Check("warehouse", OK, f"PostgreSQL {version} at {where}"), url
 
 
@@ -88,10 +94,18 @@ def check_dagster_storage(settings, env: Mapping[str, str]) -> Check:
     if not home.exists():
         parent = home.parent
         if parent.exists() and os.access(parent, os.W_OK):
-            return Check("dagster storage", WARN, f"{home} ({source}) does not exist yet",
-                         "it is created by `synoforecast ui` / `ingest`; or create it and copy dagster.yaml")
-        return Check("dagster storage", FAIL, f"{home} ({source}) does not exist and cannot be created",
-                     "set DAGSTER_HOME to a writable folder")
+            return Check(
+                "dagster storage",
+                WARN,
+                f"{home} ({source}) does not exist yet",
+                "it is created by `synoforecast ui` / `ingest`; or create it and copy dagster.yaml",
+            )
+        return Check(
+            "dagster storage",
+            FAIL,
+            f"{home} ({source}) does not exist and cannot be created",
+            "set DAGSTER_HOME to a writable folder",
+        )
     if not os.access(home, os.W_OK):
         return Check("dagster storage", FAIL, f"{home} is not writable", "fix the folder's owner/permissions")
     try:
@@ -101,8 +115,12 @@ def check_dagster_storage(settings, env: Mapping[str, str]) -> Check:
             runs = instance.get_runs_count()
             storage = type(instance.run_storage).__name__
     except Exception as exc:
-        return Check("dagster storage", FAIL, f"{home}: {_one_line(exc)}",
-                     "check dagster.yaml in DAGSTER_HOME (storage section, Postgres credentials)")
+        return Check(
+            "dagster storage",
+            FAIL,
+            f"{home}: {_one_line(exc)}",
+            "check dagster.yaml in DAGSTER_HOME (storage section, Postgres credentials)",
+        )
     return Check("dagster storage", OK, f"{home} ({storage}, {runs} run(s))")
 
 
@@ -116,11 +134,18 @@ def check_dbt(url: str | None) -> Check:
     env = {**os.environ, **parse_url(url).as_env()}
     with tempfile.TemporaryDirectory(prefix="synoforecast-doctor-") as tmp:
         env.update(DBT_LOG_PATH=tmp, DBT_TARGET_PATH=tmp, DBT_SEND_ANONYMOUS_USAGE_STATS="false")
-        command = [dbt_executable(), "debug", "--project-dir", str(DBT_PROJECT_DIR),
-                   "--profiles-dir", str(DBT_PROJECT_DIR)]
+        command = [
+            dbt_executable(),
+            "debug",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+        ]
         try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False,
-                                  cwd=DBT_PROJECT_DIR)
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=180, check=False, cwd=DBT_PROJECT_DIR
+            )
         except FileNotFoundError:
             return Check("dbt", FAIL, "dbt executable not found", "pip install dbt-postgres in this venv")
         except subprocess.TimeoutExpired:
@@ -128,20 +153,24 @@ def check_dbt(url: str | None) -> Check:
     out = done.stdout + done.stderr
     secret = parse_url(url).password
     if done.returncode == 0:
-        version = next((ln.split(":", 1)[1].strip() for ln in out.splitlines()
-                        if "installed:" in ln), "")
+        version = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if "installed:" in ln), "")
         return Check("dbt", OK, f"`dbt debug` passed{f' (dbt {version})' if version else ''}")
     errors = [ln.strip() for ln in out.splitlines() if "ERROR" in ln or "error" in ln.lower()]
-    return Check("dbt", FAIL, redact(_one_line("; ".join(errors[:3]) or out[-300:]), secret),
-                 "run `dbt debug --project-dir synoforecast_dbt --profiles-dir synoforecast_dbt` "
-                 "and fix what it reports (profiles.yml reads SYNOFORECAST_DBT_*)")
+    return Check(
+        "dbt",
+        FAIL,
+        redact(_one_line("; ".join(errors[:3]) or out[-300:]), secret),
+        "run `dbt debug --project-dir synoforecast_dbt --profiles-dir synoforecast_dbt` "
+        "and fix what it reports (profiles.yml reads SYNOFORECAST_DBT_*)",
+    )
 
 
 def check_inbox(settings) -> Check:
     inbox = Path(settings.inbox_dir)
     if not inbox.exists():
-        return Check("inbox", FAIL, f"{inbox} does not exist",
-                     f"mkdir -p {inbox} (or set SYNOFORECAST_INBOX to the NAS share)")
+        return Check(
+            "inbox", FAIL, f"{inbox} does not exist", f"mkdir -p {inbox} (or set SYNOFORECAST_INBOX to the NAS share)"
+        )
     if not inbox.is_dir() or not os.access(inbox, os.R_OK | os.X_OK):
         return Check("inbox", FAIL, f"{inbox} is not a readable folder", "fix its permissions")
     workbooks = len(list(inbox.glob("*.xlsx")))
@@ -184,13 +213,12 @@ def freshness_lines(findings: Mapping[str, object], alerts: Mapping[str, object]
         elif alert.posted_to:
             posted = f"alert posted to {', '.join(sorted(alert.posted_to))}"
             if alert.posted_at:
-                posted += f" on {alert.posted_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+                posted += f" on {alert.posted_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
         else:
             posted = "alert not posted: no webhook configured"
         if alert is not None and alert.breach == finding.breach and alert.error:
             posted += f"; NOT delivered: {alert.error}"
-        lines.append(Check(name, FAIL, _one_line(f"{finding.headline} ({posted})", 600), finding.fix,
-                           required=False))
+        lines.append(Check(name, FAIL, _one_line(f"{finding.headline} ({posted})", 600), finding.fix, required=False))
     return lines
 
 
@@ -199,22 +227,34 @@ def check_freshness(settings, url: str | None, now=None) -> list[Check]:
     import datetime as dt
 
     if url is None:
-        return [Check(name, SKIPPED, "needs a working warehouse", "fix the warehouse first", required=False)
-                for name in FRESHNESS_NAMES.values()]
+        return [
+            Check(name, SKIPPED, "needs a working warehouse", "fix the warehouse first", required=False)
+            for name in FRESHNESS_NAMES.values()
+        ]
     from synoforecast.lib.monitoring.freshness_state import evaluate, load_alerts
     from synoforecast.settings import effective_partitions_start
 
     try:
-        findings = evaluate(url, now or dt.datetime.now(dt.timezone.utc),
-                            max_age_days=settings.freshness_max_age_days,
-                            grace_days=settings.quarter_close_grace_days,
-                            fiscal_start_month=settings.fiscal_year_start_month,
-                            partitions_start=effective_partitions_start(settings))
+        findings = evaluate(
+            url,
+            now or dt.datetime.now(dt.UTC),
+            max_age_days=settings.freshness_max_age_days,
+            grace_days=settings.quarter_close_grace_days,
+            fiscal_start_month=settings.fiscal_year_start_month,
+            partitions_start=effective_partitions_start(settings),
+        )
         alerts = load_alerts(url)
     except Exception as exc:  # tables not created yet (no ingest so far), a permission missing
-        return [Check(name, SKIPPED, f"not readable: {_one_line(exc, 160)}",
-                      "run `synoforecast ingest` or `synoforecast demo` once", required=False)
-                for name in FRESHNESS_NAMES.values()]
+        return [
+            Check(
+                name,
+                SKIPPED,
+                f"not readable: {_one_line(exc, 160)}",
+                "run `synoforecast ingest` or `synoforecast demo` once",
+                required=False,
+            )
+            for name in FRESHNESS_NAMES.values()
+        ]
     return freshness_lines(findings, alerts)
 
 
@@ -230,27 +270,54 @@ def check_metabase(env: Mapping[str, str], client: httpx.Client) -> list[Check]:
     except MetabaseError as exc:
         return [Check("metabase config", FAIL, str(exc), "fix the variable named", required=False)]
     if not cfg.configured:
-        return [Check("metabase", SKIPPED, "not configured (METABASE_URL unset)",
-                      "optional: set METABASE_URL and METABASE_API_KEY", required=False)]
+        return [
+            Check(
+                "metabase",
+                SKIPPED,
+                "not configured (METABASE_URL unset)",
+                "optional: set METABASE_URL and METABASE_API_KEY",
+                required=False,
+            )
+        ]
     shown = safe_url(cfg.url)
     healthy = Check("metabase health", OK, f"{shown} healthy", required=False)
-    starting = Check("metabase health", WARN, f"{shown} still initializing",
-                     "wait for Metabase to finish starting, then run doctor again", required=False)
+    starting = Check(
+        "metabase health",
+        WARN,
+        f"{shown} still initializing",
+        "wait for Metabase to finish starting, then run doctor again",
+        required=False,
+    )
     try:
         health = healthy if check_metabase_access(cfg, client) == "ok" else starting
     except MetabaseError as exc:
         if not str(exc).startswith("credentials: "):
-            return [Check("metabase health", FAIL, _one_line(exc), "start Metabase or fix METABASE_URL",
-                          required=False)]
+            return [
+                Check("metabase health", FAIL, _one_line(exc), "start Metabase or fix METABASE_URL", required=False)
+            ]
         var = "METABASE_API_KEY" if cfg.auth_method == "api_key" else "METABASE_USER and METABASE_PASSWORD"
-        return [starting if exc.initializing else healthy,
-                Check("metabase credentials", FAIL, _one_line(str(exc).removeprefix("credentials: ")),
-                      f"check {var}", required=False)]
+        return [
+            starting if exc.initializing else healthy,
+            Check(
+                "metabase credentials",
+                FAIL,
+                _one_line(str(exc).removeprefix("credentials: ")),
+                f"check {var}",
+                required=False,
+            ),
+        ]
     targets = f"{len(cfg.card_ids)} card(s), {len(cfg.dashboard_ids)} dashboard(s)"
     warn = not cfg.card_ids and not cfg.dashboard_ids
-    return [health, Check("metabase credentials", WARN if warn else OK, f"{cfg.auth_method} accepted; {targets}",
-                          "set METABASE_CARD_IDS or METABASE_DASHBOARD_IDS to refresh something" if warn else "",
-                          required=False)]
+    return [
+        health,
+        Check(
+            "metabase credentials",
+            WARN if warn else OK,
+            f"{cfg.auth_method} accepted; {targets}",
+            "set METABASE_CARD_IDS or METABASE_DASHBOARD_IDS to refresh something" if warn else "",
+            required=False,
+        ),
+    ]
 
 
 def _host(url: str) -> str:
@@ -272,25 +339,37 @@ def check_webhook(name: str, var: str, env: Mapping[str, str], client: httpx.Cli
     try:
         resp = client.get(url)  # never POST: that would deliver a message
     except httpx.HTTPError as exc:
-        return Check(label, FAIL, f"{host} unreachable ({type(exc).__name__})",
-                     f"check {var} and the network/proxy from this host", required=False)
+        return Check(
+            label,
+            FAIL,
+            f"{host} unreachable ({type(exc).__name__})",
+            f"check {var} and the network/proxy from this host",
+            required=False,
+        )
     if resp.status_code >= 500:
-        return Check(label, FAIL, f"{host} answered HTTP {resp.status_code}", "the service is down; retry later",
-                     required=False)
+        return Check(
+            label, FAIL, f"{host} answered HTTP {resp.status_code}", "the service is down; retry later", required=False
+        )
     if 400 <= resp.status_code < 500 and not _exists_but_wants_post(resp):
         answer = _one_line(redact(resp.text, *url_secrets(url)), 120)
-        return Check(label, FAIL, f"{host} refused the webhook (HTTP {resp.status_code} {answer})".rstrip(),
-                     f"the webhook is revoked or the URL is wrong: copy it again into {var}", required=False)
-    return Check(label, OK, f"{host} reachable (GET answered HTTP {resp.status_code}; nothing posted)",
-                 required=False)
+        return Check(
+            label,
+            FAIL,
+            f"{host} refused the webhook (HTTP {resp.status_code} {answer})".rstrip(),
+            f"the webhook is revoked or the URL is wrong: copy it again into {var}",
+            required=False,
+        )
+    return Check(label, OK, f"{host} reachable (GET answered HTTP {resp.status_code}; nothing posted)", required=False)
 
 
 def _exists_but_wants_post(resp: httpx.Response) -> bool:
     """The 4xx answers a GET gets from a webhook that a POST would reach."""
     text = resp.text.lower()
-    return (resp.status_code == 405
-            or (resp.status_code == 404 and "did you mean to make a post request" in text)  # n8n
-            or (resp.status_code == 400 and text.strip() in ("invalid_payload", "no_text")))  # Slack
+    return (
+        resp.status_code == 405
+        or (resp.status_code == 404 and "did you mean to make a post request" in text)  # n8n
+        or (resp.status_code == 400 and text.strip() in ("invalid_payload", "no_text"))
+    )  # Slack
 
 
 # --------------------------------------------------------------------------- driver
@@ -324,8 +403,7 @@ def run_checks(
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         note("metabase")
         checks += check_metabase(env, client)
-        for name, var in (("slack", "SLACK_WEBHOOK_URL"), ("teams", "TEAMS_WEBHOOK_URL"),
-                          ("n8n", "N8N_WEBHOOK_URL")):
+        for name, var in (("slack", "SLACK_WEBHOOK_URL"), ("teams", "TEAMS_WEBHOOK_URL"), ("n8n", "N8N_WEBHOOK_URL")):
             checks.append(check_webhook(name, var, env, client))
     return checks
 
@@ -335,8 +413,13 @@ def render_table(checks: list[Check]) -> str:
 
     rows = [(c.name, c.status.upper(), c.detail, c.fix if c.status in (FAIL, WARN) else "") for c in checks]
     failed = [c for c in checks if c.failed]
-    return "\n".join([text_table(("check", "status", "detail", "fix"), rows, left=4, indent="", rule=True), "",
-                      f"{len(failed)} failure(s)" if failed else "all required parts work"])
+    return "\n".join(
+        [
+            text_table(("check", "status", "detail", "fix"), rows, left=4, indent="", rule=True),
+            "",
+            f"{len(failed)} failure(s)" if failed else "all required parts work",
+        ]
+    )
 
 
 def exit_code(checks: list[Check]) -> int:

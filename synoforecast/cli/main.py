@@ -32,9 +32,13 @@ def _progress(message: str) -> None:
 def cmd_sample_workbook(args: argparse.Namespace) -> int:
     from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 
-    spec = SampleSpec(rows=args.rows, seed=args.seed, quarters=args.quarters,
-                      start=dt.date.fromisoformat(args.start) if args.start else None,
-                      cutoff=dt.date.fromisoformat(args.as_of) if args.as_of else None)
+    spec = SampleSpec(
+        rows=args.rows,
+        seed=args.seed,
+        quarters=args.quarters,
+        start=dt.date.fromisoformat(args.start) if args.start else None,
+        cutoff=dt.date.fromisoformat(args.as_of) if args.as_of else None,
+    )
     started = time.perf_counter()
     stats = write_sample_workbook(args.out, spec)
     result = stats.to_dict()
@@ -54,15 +58,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             read = read_workbook(path, **reader_options(settings))
             report = read.report()
         except WorkbookRefused as exc:
-            report = {"ok": False, "refused": True, "file": str(path.resolve()), "sha256": _sha_or_none(path),
-                      "error": str(exc), "sheets": {}, "ignored_sheets": []}
+            report = {
+                "ok": False,
+                "refused": True,
+                "file": str(path.resolve()),
+                "sha256": _sha_or_none(path),
+                "error": str(exc),
+                "sheets": {},
+                "ignored_sheets": [],
+            }
     else:
         from synoforecast.cli.runner import ingest_workbook
 
         quiet = args.json or args.quiet
         with _tool_output(settings, "ingest", quiet) as progress:
-            outcome = ingest_workbook(path, progress=progress, quiet=quiet, allow_shrink=args.allow_shrink,
-                                      republish=args.republish)
+            outcome = ingest_workbook(
+                path, progress=progress, quiet=quiet, allow_shrink=args.allow_shrink, republish=args.republish
+            )
         report = outcome.report()
     if args.json:
         print(json.dumps(report, default=str))
@@ -82,19 +94,40 @@ def _sha_or_none(path: Path) -> str | None:
     return file_sha256(path) if path.is_file() else None
 
 
-INGEST_COLUMNS = (("sheet", "<"), ("rows read", ">"), ("loaded", ">"), ("dupes", ">"), ("quarant.", ">"),
-                  ("unknown", ">"), ("units", ">"), ("revenue", ">"), ("quarters", "<"))
+INGEST_COLUMNS = (
+    ("sheet", "<"),
+    ("rows read", ">"),
+    ("loaded", ">"),
+    ("dupes", ">"),
+    ("quarant.", ">"),
+    ("unknown", ">"),
+    ("units", ">"),
+    ("revenue", ">"),
+    ("quarters", "<"),
+)
 
 
 def ingest_table(sheets: dict) -> list[str]:
     """The per-sheet table, each column as wide as its widest figure plus two spaces."""
-    rows = [[name, f"{s['rows_read']:,}", f"{s['rows_loaded']:,}", f"{s['duplicates_removed']:,}",
-             f"{s['rows_quarantined']:,}", f"{s['unknown_models']:,}", f"{s['units_total']:,}",
-             f"{s['revenue_total']:,.2f}", f"{s['quarters'][0]}..{s['quarters'][-1]}" if s["quarters"] else "-"]
-            for name, s in sheets.items()]
+    rows = [
+        [
+            name,
+            f"{s['rows_read']:,}",
+            f"{s['rows_loaded']:,}",
+            f"{s['duplicates_removed']:,}",
+            f"{s['rows_quarantined']:,}",
+            f"{s['unknown_models']:,}",
+            f"{s['units_total']:,}",
+            f"{s['revenue_total']:,.2f}",
+            f"{s['quarters'][0]}..{s['quarters'][-1]}" if s["quarters"] else "-",
+        ]
+        for name, s in sheets.items()
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, (h, _) in enumerate(INGEST_COLUMNS)]
+
     def line(cells):
         return "  " + "  ".join(f"{c:{a}{w}}" for c, (_, a), w in zip(cells, INGEST_COLUMNS, widths)).rstrip()
+
     return [line([h for h, _ in INGEST_COLUMNS]), *(line(r) for r in rows)]
 
 
@@ -111,16 +144,19 @@ def _print_ingest(report: dict, dry_run: bool) -> None:
         for line in report["restated"][:10]:
             print(f"    {line}")
     if report.get("partitions"):
-        print(f"  materialised {len(report['partitions'])} quarter partitions in {report['seconds']} s; "
-              f"runs {', '.join(r[:8] for r in report['run_ids'])}")
+        print(
+            f"  materialised {len(report['partitions'])} quarter partitions in {report['seconds']} s; "
+            f"runs {', '.join(r[:8] for r in report['run_ids'])}"
+        )
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
     from synoforecast.lib.forecasting import ForecastInputError, forecast_csv
 
     try:
-        frame = forecast_csv(args.input, args.output, horizon=args.horizon, season_length=args.season_length,
-                             levels=tuple(args.level))
+        frame = forecast_csv(
+            args.input, args.output, horizon=args.horizon, season_length=args.season_length, levels=tuple(args.level)
+        )
     except (ForecastInputError, FileNotFoundError) as exc:
         _eprint(f"error: {exc}")
         return EXIT_REFUSED
@@ -134,16 +170,23 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     try:
         history = read_long_csv(args.input)
-        bt = rolling_backtest(history, windows=args.windows, season_length=args.season_length,
-                              levels=tuple(args.level))
+        bt = rolling_backtest(history, windows=args.windows, season_length=args.season_length, levels=tuple(args.level))
     except (ForecastInputError, FileNotFoundError) as exc:
         _eprint(f"error: {exc}")
         return EXIT_REFUSED
     card = scorecard(bt, levels=tuple(args.level))
     if args.json:
-        print(json.dumps({"windows": args.windows, "horizon": 1, "series": int(history["unique_id"].nunique()),
-                          "models": card.astype(object).where(card.notna(), None).to_dict(orient="records")},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "windows": args.windows,
+                    "horizon": 1,
+                    "series": int(history["unique_id"].nunique()),
+                    "models": card.astype(object).where(card.notna(), None).to_dict(orient="records"),
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"rolling-origin backtest: {args.windows} origins, h=1, {history['unique_id'].nunique()} series")
     print(card.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
@@ -151,10 +194,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from synoforecast.sample.generator import SampleSpec, write_sample_workbook
+    from synoforecast.cli.runner import ingest_workbook
     from synoforecast.lib.redaction import safe_url
     from synoforecast.lib.warehouse.connection import WarehouseError
-    from synoforecast.cli.runner import ingest_workbook
+    from synoforecast.sample.generator import SampleSpec, write_sample_workbook
     from synoforecast.settings import ensure_dagster_home, get_settings
 
     started = time.perf_counter()
@@ -181,8 +224,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_landing(url, evaluation=False)
     print(f"\nDone in {time.perf_counter() - started:.0f} s.")
     print(f"Open the Dagster UI (asset graph, runs, checks):  {_own_command()} ui   then browse http://127.0.0.1:3000")
-    print(f"Query the warehouse:  psql \"{safe_url(url)}\"   (tables forecast.forecasts, forecast.evaluation, "
-          "forecast.latest_landing, marts.*)")
+    print(
+        f"Query the warehouse:  psql \"{safe_url(url)}\"   (tables forecast.forecasts, forecast.evaluation, "
+        "forecast.latest_landing, marts.*)"
+    )
     print(f"The landing's replay evaluation by week:  {_own_command()} landing")
     return 0
 
@@ -269,11 +314,19 @@ def _print_forecasts(url: str) -> None:
         for sid in series[:6]:
             units = part.filter((part["series_id"] == sid) & (part["metric"] == "units")).row(0, named=True)
             revenue = part.filter((part["series_id"] == sid) & (part["metric"] == "revenue")).row(0, named=True)
-            interval = f"{units['yhat_lo_80']:,.0f}..{units['yhat_hi_80']:,.0f}" if units["yhat_lo_80"] is not None else "-"
+            interval = (
+                f"{units['yhat_lo_80']:,.0f}..{units['yhat_hi_80']:,.0f}" if units["yhat_lo_80"] is not None else "-"
+            )
             table.append((f"  {sid}", f"{units['yhat']:,.0f}", interval, f"{revenue['yhat']:,.0f}"))
         if len(series) > 6:
-            table.append((f"  ... and {len(series) - 6} more series (forecast.forecasts where cohort = "
-                          f"'{cohort.name}')", "", "", ""))
+            table.append(
+                (
+                    f"  ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')",
+                    "",
+                    "",
+                    "",
+                )
+            )
     print(text_table(("cohort / series", "units", "80% interval", "revenue USD"), table))
 
 
@@ -286,33 +339,64 @@ def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None)
 
     rows = landing_at(url, cutoff)
     if rows.is_empty():
-        print("\nno landing published" + (f" for {cutoff}" if cutoff else "") +
-              " (a snapshot with a quarter in progress lands it after its pipeline run)")
+        print(
+            "\nno landing published"
+            + (f" for {cutoff}" if cutoff else "")
+            + " (a snapshot with a quarter in progress lands it after its pipeline run)"
+        )
         return False
     first = rows.row(0, named=True)
-    print(f"\nWhere {first['quarter_label']} will land (export of {first['cutoff_date']}, week "
-          f"{first['week_of_quarter']} of 13, {first['elapsed_share']:.0%} of the quarter elapsed):")
+    print(
+        f"\nWhere {first['quarter_label']} will land (export of {first['cutoff_date']}, week "
+        f"{first['week_of_quarter']} of 13, {first['elapsed_share']:.0%} of the quarter elapsed):"
+    )
     table = []
     for cohort in COHORTS:
         heads = [cohort.parent or "total"] if cohort.parent or cohort.name != "regional" else []
         part = rows.filter((rows["cohort"] == cohort.name) & (rows["series_id"].is_in(heads) if heads else True))
         for r in part.head(4 if not heads else 2).iter_rows(named=True):
             change = "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
-            table.append((f"{cohort.name} / {r['series_id']}", r["metric"], f"{r['qtd_actual']:,.0f}",
-                          f"{r['forecast_start']:,.0f}", f"{r['yhat']:,.0f}", change,
-                          f"{r['yhat_lo_80']:,.0f}..{r['yhat_hi_80']:,.0f}"))
+            table.append(
+                (
+                    f"{cohort.name} / {r['series_id']}",
+                    r["metric"],
+                    f"{r['qtd_actual']:,.0f}",
+                    f"{r['forecast_start']:,.0f}",
+                    f"{r['yhat']:,.0f}",
+                    change,
+                    f"{r['yhat_lo_80']:,.0f}..{r['yhat_hi_80']:,.0f}",
+                )
+            )
     print(text_table(("cohort / series", "metric", "to date", "forecast", "landing", "vs fcst", "80% range"), table))
     print(f"  ... {rows.height} rows in all: forecast.latest_landing")
     scores = landing_evaluation_at(url, cutoff) if evaluation else None
     if scores is None or scores.is_empty():
         return True
-    print("\nReplay evaluation (past quarters replayed at every week; sMAPE, weights learned without the "
-          "quarter replayed): landing vs the quarter-start forecast alone vs QTD / elapsed share")
-    print(text_table(
-        ("cohort", "metric", "level", "week", "elapsed", "landing", "forecast", "QTD/share", "cov80", "cov95", "n"),
-        [(r["cohort"], r["metric"], r["level"], r["week_of_quarter"], f"{r['elapsed_share']:.0%}",
-          f"{r['smape_landing']:.2f}", f"{r['smape_start']:.2f}", f"{r['smape_qtd_share']:.2f}",
-          f"{r['coverage_80']:.1f}", f"{r['coverage_95']:.1f}", r["replays"]) for r in scores.iter_rows(named=True)]))
+    print(
+        "\nReplay evaluation (past quarters replayed at every week; sMAPE, weights learned without the "
+        "quarter replayed): landing vs the quarter-start forecast alone vs QTD / elapsed share"
+    )
+    print(
+        text_table(
+            ("cohort", "metric", "level", "week", "elapsed", "landing", "forecast", "QTD/share", "cov80", "cov95", "n"),
+            [
+                (
+                    r["cohort"],
+                    r["metric"],
+                    r["level"],
+                    r["week_of_quarter"],
+                    f"{r['elapsed_share']:.0%}",
+                    f"{r['smape_landing']:.2f}",
+                    f"{r['smape_start']:.2f}",
+                    f"{r['smape_qtd_share']:.2f}",
+                    f"{r['coverage_80']:.1f}",
+                    f"{r['coverage_95']:.1f}",
+                    r["replays"],
+                )
+                for r in scores.iter_rows(named=True)
+            ],
+        )
+    )
     return True
 
 
@@ -345,8 +429,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     home = ensure_dagster_home(settings)
     template, used = instance_template(settings), home / "dagster.yaml"
     if used.exists() and template.read_bytes() != used.read_bytes():
-        _progress(f"note: {used} (the instance config in use) differs from {template}; "
-                  "it was copied on first use: compare them if the project's file changed")
+        _progress(
+            f"note: {used} (the instance config in use) differs from {template}; "
+            "it was copied on first use: compare them if the project's file changed"
+        )
     dagster = Path(sys.executable).with_name("dagster")
     workspace = settings.home / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "synoforecast.definitions"]
@@ -374,8 +460,8 @@ def cmd_warehouse_url(args: argparse.Namespace) -> int:
 
 def cmd_warehouse(args: argparse.Namespace) -> int:
     """status / stop of the embedded PostgreSQL; `url` prints the URL (starting it if needed)."""
-    from synoforecast.lib.warehouse.embedded_pg import embedded_status, stop_embedded
     from synoforecast.lib.redaction import safe_url
+    from synoforecast.lib.warehouse.embedded_pg import embedded_status, stop_embedded
     from synoforecast.settings import configured_warehouse_url, get_settings
 
     if args.action == "url":
@@ -413,29 +499,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="synoforecast", description=__doc__.split("\n\n")[0].strip(),
-                     epilog="Run `synoforecast COMMAND --help` for a command's options.")
+    parser = _Parser(
+        prog="synoforecast",
+        description=__doc__.split("\n\n")[0].strip(),
+        epilog="Run `synoforecast COMMAND --help` for a command's options.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="write a sample workbook, run the whole graph, print forecasts")
     demo.add_argument("--rows", type=int, default=20_000, help="SVR-RM rows in the sample (default 20000)")
     demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--quiet", action="store_true",
-                      help="step logs and dbt output to a log file (progress lines and errors stay)")
+    demo.add_argument(
+        "--quiet", action="store_true", help="step logs and dbt output to a log file (progress lines and errors stay)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     ingest = sub.add_parser("ingest", help="validate a workbook and materialise it and everything downstream")
     ingest.add_argument("path")
     ingest.add_argument("--dry-run", action="store_true", help="validate and count only; change nothing")
     ingest.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    ingest.add_argument("--quiet", action="store_true",
-                        help="step logs and dbt output to a log file (progress lines and errors stay)")
-    ingest.add_argument("--allow-shrink", action="store_true",
-                        help="publish even if a sheet's rows or totals fell by more than the allowed share "
-                             "(SYNOFORECAST_SHRINK_MAX_SHARE, default 50%%) against the published snapshot")
-    ingest.add_argument("--republish", action="store_true",
-                        help="publish this export although it is older (export date or last sale date) than the "
-                             "published one: a deliberate rollback, recorded in ops.snapshots")
+    ingest.add_argument(
+        "--quiet", action="store_true", help="step logs and dbt output to a log file (progress lines and errors stay)"
+    )
+    ingest.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish even if a sheet's rows or totals fell by more than the allowed share "
+        "(SYNOFORECAST_SHRINK_MAX_SHARE, default 50%%) against the published snapshot",
+    )
+    ingest.add_argument(
+        "--republish",
+        action="store_true",
+        help="publish this export although it is older (export date or last sale date) than the "
+        "published one: a deliberate rollback, recorded in ops.snapshots",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     forecast = sub.add_parser("forecast", help="forecast a long-format CSV (unique_id, ds, y)")
@@ -446,7 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--level", type=int, nargs="+", default=[80, 95])
     forecast.set_defaults(func=cmd_forecast)
 
-    backtest = sub.add_parser("backtest", help="rolling-origin backtest (h=1) of every candidate model and the selection")
+    backtest = sub.add_parser(
+        "backtest", help="rolling-origin backtest (h=1) of every candidate model and the selection"
+    )
     backtest.add_argument("--input", required=True)
     backtest.add_argument("--windows", type=int, default=4, help="forecast origins (default 4)")
     backtest.add_argument("--season-length", type=int, default=4)
@@ -465,8 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=42)
     sample.add_argument("--start", help="first quarter start, YYYY-MM-DD (default: --quarters back from today)")
     sample.add_argument("--quarters", type=int, default=24)
-    sample.add_argument("--as-of", help="YYYY-MM-DD: the export as it would have looked on that day (the same "
-                                        "history as without the option, cut at that day, with that export date)")
+    sample.add_argument(
+        "--as-of",
+        help="YYYY-MM-DD: the export as it would have looked on that day (the same "
+        "history as without the option, cut at that day, with that export date)",
+    )
     sample.set_defaults(func=cmd_sample_workbook)
 
     ui = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev) with persistent storage")
@@ -477,8 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     url = sub.add_parser("warehouse-url", help="print the warehouse URL (starts the embedded one if needed)")
     url.set_defaults(func=cmd_warehouse_url)
 
-    wh = sub.add_parser("warehouse", help="the embedded PostgreSQL: status, stop, url (it keeps running "
-                                          "between commands until stopped)")
+    wh = sub.add_parser(
+        "warehouse", help="the embedded PostgreSQL: status, stop, url (it keeps running between commands until stopped)"
+    )
     wh.add_argument("action", choices=["status", "stop", "url"])
     wh.set_defaults(func=cmd_warehouse)
 

@@ -8,16 +8,22 @@ so runs show up in the Dagster UI exactly like sensor-triggered ones.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from synoforecast.lib.ingest.inbox import file_sha256
-from synoforecast.settings import (DBT_PROJECT_DIR, configured_warehouse_url, ensure_dagster_home, get_settings,
-                                   reader_options, warehouse_url)
+from synoforecast.settings import (
+    DBT_PROJECT_DIR,
+    configured_warehouse_url,
+    ensure_dagster_home,
+    get_settings,
+    reader_options,
+    warehouse_url,
+)
 
 if TYPE_CHECKING:  # Dagster is imported only when there is something to run (see ingest_workbook)
     import dagster as dg
@@ -75,11 +81,16 @@ def root_cause(error) -> str:
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return (f"{root_cause(event.step_failure_data.error)} (step {event.step_key}, run {result.run_id}; "
-                    "the Dagster UI has the full log)")
+            return (
+                f"{root_cause(event.step_failure_data.error)} (step {event.step_key}, run {result.run_id}; "
+                "the Dagster UI has the full log)"
+            )
     for event in result.all_events:
-        if event.is_failure and event.event_specific_data is not None and \
-                getattr(event.event_specific_data, "error", None) is not None:
+        if (
+            event.is_failure
+            and event.event_specific_data is not None
+            and getattr(event.event_specific_data, "error", None) is not None
+        ):
             return f"{root_cause(event.event_specific_data.error)} (run {result.run_id})"
     return f"run {result.run_id} failed (the Dagster UI has the full log)"
 
@@ -135,8 +146,13 @@ def _already_published(settings, path: Path, sha: str | None) -> str | None:
     return reingest.already_published(url, path, sha, digest)
 
 
-def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = False,
-                    allow_shrink: bool = False, republish: bool = False) -> IngestOutcome:
+def ingest_workbook(
+    path: str | Path,
+    progress: Progress = print,
+    quiet: bool = False,
+    allow_shrink: bool = False,
+    republish: bool = False,
+) -> IngestOutcome:
     """Snapshot the workbook, then materialise its complete quarters downstream.
 
     Runs left STARTED by a killed process are marked failed first (their slots freed); a
@@ -163,18 +179,26 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     for stuck in reap(instance):
         progress(f"marked {stuck.describe()} as failed and freed its concurrency slots")
     request = snapshot_run_request(str(path), sha or "unknown")
-    extra_tags = {**process_tags(), **({ALLOW_SHRINK_TAG: "true"} if allow_shrink else {}),
-                  **({REPUBLISH_TAG: "true"} if republish else {})}
+    extra_tags = {
+        **process_tags(),
+        **({ALLOW_SHRINK_TAG: "true"} if allow_shrink else {}),
+        **({REPUBLISH_TAG: "true"} if republish else {}),
+    }
     progress(f"[1/3] validating and snapshotting {path.name}")
-    snapshot = _execute(defs.resolve_job_def(SNAPSHOT_JOB), run_config={**request.run_config, **_SNAPSHOT_LOGS},
-                        instance=instance, tags={**request.tags, DOWNSTREAM_IN_PROCESS_TAG: "in-process",
-                                                 **extra_tags})
+    snapshot = _execute(
+        defs.resolve_job_def(SNAPSHOT_JOB),
+        run_config={**request.run_config, **_SNAPSHOT_LOGS},
+        instance=instance,
+        tags={**request.tags, DOWNSTREAM_IN_PROCESS_TAG: "in-process", **extra_tags},
+    )
     outcome = IngestOutcome(ok=False, file=str(path), sha256=sha, run_ids=[snapshot.run_id])
     metadata, held = _shrink_hold(snapshot)
     if held:
         outcome.refused = True
-        outcome.error = (f"{path.name}: publication stopped by the snapshot_shrink check: {held}. Nothing was "
-                         "published; if the export is right, ingest it again with --allow-shrink")
+        outcome.error = (
+            f"{path.name}: publication stopped by the snapshot_shrink check: {held}. Nothing was "
+            "published; if the export is right, ingest it again with --allow-shrink"
+        )
         outcome.seconds = time.perf_counter() - started
         return outcome
     if not snapshot.success:
@@ -183,8 +207,11 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
         outcome.error = refusal or _failure_message(snapshot)
         outcome.seconds = time.perf_counter() - started
         return outcome
-    outcome.manifest = {"sheets": metadata["sheets"].value, "ignored_sheets": metadata["ignored_sheets"].value,
-                        "hidden_sheets": metadata["hidden_sheets"].value if "hidden_sheets" in metadata else []}
+    outcome.manifest = {
+        "sheets": metadata["sheets"].value,
+        "ignored_sheets": metadata["ignored_sheets"].value,
+        "hidden_sheets": metadata["hidden_sheets"].value if "hidden_sheets" in metadata else [],
+    }
     keys = list(metadata["complete_quarter_keys"].value)
     changed = list(metadata["changed_quarter_keys"].value)
     outcome.manifest["changed_quarters"] = metadata["changed_quarters"].value
@@ -197,34 +224,52 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
         land_in_process(instance, defs, sha, outcome, progress, quiet)
         outcome.seconds = time.perf_counter() - started
         return outcome
-    first, last = follow_up.tags["dagster/asset_partition_range_start"], follow_up.tags["dagster/asset_partition_range_end"]
+    first, last = (
+        follow_up.tags["dagster/asset_partition_range_start"],
+        follow_up.tags["dagster/asset_partition_range_end"],
+    )
     from synoforecast.defs.partitions import label, quarterly_partitions
 
     outcome.partitions = quarterly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
     blockers = wait_for_limits(instance, ["dbt"], PIPELINE_JOB, settings.limit_wait_seconds, progress)
     if blockers:
-        outcome.error = (f"gave up after waiting {settings.limit_wait_seconds:.0f} s for a concurrency limit: "
-                         f"{'; '.join(blockers)} "
-                         "(still running). Wait for it to finish, or cancel it in the Dagster UI, then ingest again; "
-                         "SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait")
+        outcome.error = (
+            f"gave up after waiting {settings.limit_wait_seconds:.0f} s for a concurrency limit: "
+            f"{'; '.join(blockers)} "
+            "(still running). Wait for it to finish, or cancel it in the Dagster UI, then ingest again; "
+            "SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait"
+        )
         outcome.seconds = time.perf_counter() - started
         return outcome
     from synoforecast.lib.warehouse.connection import session_lock
 
     wait = settings.limit_wait_seconds
-    with session_lock(warehouse_url(settings), PIPELINE_LOCK, wait,  # CLI runs bypass the run queue
-                      on_wait=lambda: progress(f"waiting up to {wait:.0f} s: another synoforecast ingest is "
-                                               "publishing into this warehouse")) as turn:
+    with session_lock(
+        warehouse_url(settings),
+        PIPELINE_LOCK,
+        wait,  # CLI runs bypass the run queue
+        on_wait=lambda: progress(
+            f"waiting up to {wait:.0f} s: another synoforecast ingest is publishing into this warehouse"
+        ),
+    ) as turn:
         if not turn:
-            outcome.error = (f"gave up after waiting {wait:.0f} s for a concurrency limit: another synoforecast "
-                             "ingest is still publishing into this warehouse; ingest again once it finished "
-                             "(SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait)")
+            outcome.error = (
+                f"gave up after waiting {wait:.0f} s for a concurrency limit: another synoforecast "
+                "ingest is still publishing into this warehouse; ingest again once it finished "
+                "(SYNOFORECAST_LIMIT_WAIT_SECONDS sets the wait)"
+            )
             outcome.seconds = time.perf_counter() - started
             return outcome
-        progress(f"[2/3] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
-                 f"sheets -> dbt marts -> forecasts -> evaluation -> published snapshot -> Metabase/notifications")
-        downstream = _execute(defs.resolve_job_def(PIPELINE_JOB), run_config=_run_config(quiet), instance=instance,
-                              tags={**follow_up.tags, **process_tags()})
+        progress(
+            f"[2/3] materialising {label(first)}..{label(last)} ({len(outcome.partitions)} quarters): "
+            f"sheets -> dbt marts -> forecasts -> evaluation -> published snapshot -> Metabase/notifications"
+        )
+        downstream = _execute(
+            defs.resolve_job_def(PIPELINE_JOB),
+            run_config=_run_config(quiet),
+            instance=instance,
+            tags={**follow_up.tags, **process_tags()},
+        )
     outcome.run_ids.append(downstream.run_id)
     outcome.ok = downstream.success
     outcome.error = None if downstream.success else _failure_message(downstream)
@@ -234,8 +279,14 @@ def ingest_workbook(path: str | Path, progress: Progress = print, quiet: bool = 
     return outcome
 
 
-def land_in_process(instance: dg.DagsterInstance, defs: dg.Definitions, sha: str | None, outcome: IngestOutcome,
-                    progress: Progress, quiet: bool) -> None:
+def land_in_process(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    sha: str | None,
+    outcome: IngestOutcome,
+    progress: Progress,
+    quiet: bool,
+) -> None:
     """The landing of the snapshot's quarter in progress (what `landing_sensor` launches under
     the daemon), once its complete quarters are published; a snapshot without one has none."""
     import dagster as dg
@@ -251,8 +302,13 @@ def land_in_process(instance: dg.DagsterInstance, defs: dg.Definitions, sha: str
     if not instance.has_dynamic_partition(LANDING_CUTOFFS.name, key):
         instance.add_dynamic_partitions(LANDING_CUTOFFS.name, [key])
     progress(f"[3/3] landing the quarter in progress at its cut-off {key}: quarter-to-date -> forecast.landing")
-    result = _execute(defs.resolve_job_def(LANDING_JOB), run_config=_run_config(quiet), instance=instance,
-                      partition_key=key, tags={**request.tags, **process_tags()})
+    result = _execute(
+        defs.resolve_job_def(LANDING_JOB),
+        run_config=_run_config(quiet),
+        instance=instance,
+        partition_key=key,
+        tags={**request.tags, **process_tags()},
+    )
     outcome.run_ids.append(result.run_id)
     outcome.landing_cutoff = key
     if not result.success:

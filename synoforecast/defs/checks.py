@@ -28,19 +28,23 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # n
 from synoforecast.defs.partitions import label
 
 
-def _target_materialization(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
-                            partition: str) -> AssetCheckEvaluationTargetMaterializationData | None:
+def _target_materialization(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
     """The latest materialisation of this partition: what the evaluation judged."""
     found = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
     if not found:
         return None
     return AssetCheckEvaluationTargetMaterializationData(
-        run_id=found[0].event_log_entry.run_id, storage_id=found[0].storage_id, timestamp=found[0].timestamp)
+        run_id=found[0].event_log_entry.run_id, storage_id=found[0].storage_id, timestamp=found[0].timestamp
+    )
 
 
-def per_partition(context: dg.AssetCheckExecutionContext,
-                  results: Mapping[str, dg.AssetCheckResult]) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+def per_partition(
+    context: dg.AssetCheckExecutionContext, results: Mapping[str, dg.AssetCheckResult]
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     """One evaluation per partition key of this run, then the check's (empty) output.
 
     ``results`` must hold exactly the run's partition keys: a quarter the check forgot
@@ -50,13 +54,20 @@ def per_partition(context: dg.AssetCheckExecutionContext,
     keys = list(context.partition_keys)
     if set(results) != set(keys):
         raise dg.DagsterInvariantViolationError(
-            f"check {spec.name}: results for {sorted(results)} but the run covers {keys}")
+            f"check {spec.name}: results for {sorted(results)} but the run covers {keys}"
+        )
     for key in keys:
         result = results[key]
         yield dg.AssetCheckEvaluation(
-            asset_key=spec.asset_key, check_name=spec.name, passed=result.passed,
-            metadata={"quarter": label(key), **result.metadata}, severity=result.severity,
-            description=result.description, blocking=spec.blocking, partition=key,
-            target_materialization_data=_target_materialization(context.instance, spec.asset_key, key))
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=result.passed,
+            metadata={"quarter": label(key), **result.metadata},
+            severity=result.severity,
+            description=result.description,
+            blocking=spec.blocking,
+            partition=key,
+            target_materialization_data=_target_materialization(context.instance, spec.asset_key, key),
+        )
     output_name = context.job_def.asset_layer.get_op_output_name(spec.key)
     yield dg.Output(None, output_name=output_name)

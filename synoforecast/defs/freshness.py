@@ -35,10 +35,10 @@ from dagster._time import get_current_datetime  # Dagster's clock, as its own fr
 
 from synoforecast.defs.resources import WarehouseResource, WebhooksResource
 from synoforecast.defs.runs import SNAPSHOT_KEY
-from synoforecast.lib.monitoring import freshness
-from synoforecast.lib.forecasting.cohorts import COHORTS
-from synoforecast.lib.monitoring.freshness import BREACH, QUARTER_CLOSE, SNAPSHOT, UNKNOWN, Finding
 from synoforecast.lib.activation.notify import CHANNELS, AlertNotDelivered, NotifyError, send_alert
+from synoforecast.lib.forecasting.cohorts import COHORTS
+from synoforecast.lib.monitoring import freshness
+from synoforecast.lib.monitoring.freshness import BREACH, QUARTER_CLOSE, SNAPSHOT, UNKNOWN, Finding
 from synoforecast.settings import effective_partitions_start, get_settings
 
 SNAPSHOT_CHECK = "snapshot_freshness"
@@ -51,10 +51,14 @@ def evaluate(url: str, now: dt.datetime) -> dict[str, Finding]:
     from synoforecast.lib.monitoring.freshness_state import evaluate as evaluate_warehouse
 
     settings = get_settings()
-    return evaluate_warehouse(url, now, max_age_days=settings.freshness_max_age_days,
-                              grace_days=settings.quarter_close_grace_days,
-                              fiscal_start_month=settings.fiscal_year_start_month,
-                              partitions_start=effective_partitions_start(settings))
+    return evaluate_warehouse(
+        url,
+        now,
+        max_age_days=settings.freshness_max_age_days,
+        grace_days=settings.quarter_close_grace_days,
+        fiscal_start_month=settings.fiscal_year_start_month,
+        partitions_start=effective_partitions_start(settings),
+    )
 
 
 def _metadata(finding: Finding) -> dict[str, object]:
@@ -66,31 +70,53 @@ def _metadata(finding: Finding) -> dict[str, object]:
     return meta
 
 
-def evaluation(finding: Finding, asset_key: dg.AssetKey, check_name: str,
-               subject: str | None = None) -> dg.AssetCheckEvaluation:
+def evaluation(
+    finding: Finding, asset_key: dg.AssetKey, check_name: str, subject: str | None = None
+) -> dg.AssetCheckEvaluation:
     """The check's outcome for one asset: a breach fails with ERROR severity, a rule that
     cannot be judged yet (no export, nothing published) fails with WARN."""
-    passed, description = finding.subjects.get(subject, (finding.passed, finding.summary)) if subject \
+    passed, description = (
+        finding.subjects.get(subject, (finding.passed, finding.summary))
+        if subject
         else (finding.passed, finding.summary)
+    )
     severity = dg.AssetCheckSeverity.WARN if finding.status == UNKNOWN else dg.AssetCheckSeverity.ERROR
-    return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=check_name, passed=passed,
-                                   description=description, severity=severity, metadata=_metadata(finding))
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=passed,
+        description=description,
+        severity=severity,
+        metadata=_metadata(finding),
+    )
 
 
 def evaluations(findings: dict[str, Finding]) -> list[dg.AssetCheckEvaluation]:
     out = [evaluation(findings[SNAPSHOT], SNAPSHOT_KEY, SNAPSHOT_CHECK)]
-    out += [evaluation(findings[QUARTER_CLOSE], dg.AssetKey(["forecast", c.name]), QUARTER_CHECK, c.name) for c in COHORTS]
+    out += [
+        evaluation(findings[QUARTER_CLOSE], dg.AssetKey(["forecast", c.name]), QUARTER_CHECK, c.name) for c in COHORTS
+    ]
     return out
 
 
 def _result(ev: dg.AssetCheckEvaluation) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(asset_key=ev.asset_key, check_name=ev.check_name, passed=ev.passed,
-                               severity=ev.severity, description=ev.description, metadata=ev.metadata)
+    return dg.AssetCheckResult(
+        asset_key=ev.asset_key,
+        check_name=ev.check_name,
+        passed=ev.passed,
+        severity=ev.severity,
+        description=ev.description,
+        metadata=ev.metadata,
+    )
 
 
-@dg.asset_check(asset=SNAPSHOT_KEY, name=SNAPSHOT_CHECK, blocking=False,
-                description="The newest accepted export is dated less than SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS "
-                            "(default 8) days ago. Evaluated by freshness_sensor, which posts a breach once.")
+@dg.asset_check(
+    asset=SNAPSHOT_KEY,
+    name=SNAPSHOT_CHECK,
+    blocking=False,
+    description="The newest accepted export is dated less than SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS "
+    "(default 8) days ago. Evaluated by freshness_sensor, which posts a breach once.",
+)
 def snapshot_freshness(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     findings = evaluate(warehouse.get_url(), get_current_datetime())
     return _result(evaluations(findings)[0])
@@ -98,11 +124,17 @@ def snapshot_freshness(context: dg.AssetCheckExecutionContext, warehouse: Wareho
 
 @dg.multi_asset_check(
     name=QUARTER_CHECK,
-    specs=[dg.AssetCheckSpec(QUARTER_CHECK, asset=dg.AssetKey(["forecast", c.name]), blocking=False,
-                             description="SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS (default 10) after a quarter ended, "
-                                         "this cohort's forecast as of that quarter is in published.forecasts. "
-                                         "Evaluated by freshness_sensor, which posts a breach once.")
-           for c in COHORTS],
+    specs=[
+        dg.AssetCheckSpec(
+            QUARTER_CHECK,
+            asset=dg.AssetKey(["forecast", c.name]),
+            blocking=False,
+            description="SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS (default 10) after a quarter ended, "
+            "this cohort's forecast as of that quarter is in published.forecasts. "
+            "Evaluated by freshness_sensor, which posts a breach once.",
+        )
+        for c in COHORTS
+    ],
     can_subset=True,
 )
 def quarter_close_freshness(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
@@ -126,8 +158,11 @@ def report_changes(instance: dg.DagsterInstance, findings: dict[str, Finding]) -
     for key, ev in zip(keys, evs):
         record = summaries[key].last_completed_check_execution_record if key in summaries else None
         last = record.event.asset_check_evaluation if record is not None and record.event is not None else None
-        if last is not None and (last.passed, last.severity, last.description) == \
-                (ev.passed, ev.severity, ev.description):
+        if last is not None and (last.passed, last.severity, last.description) == (
+            ev.passed,
+            ev.severity,
+            ev.description,
+        ):
             continue
         instance.report_runless_asset_event(ev)
         reported.append(key.to_user_string())
@@ -144,8 +179,9 @@ def _link(webhooks: WebhooksResource, finding: Finding) -> str:
     return f"{base}/assets/{'/'.join(key.path)}?view=checks"
 
 
-def post_breaches(url: str, findings: dict[str, Finding], webhooks: WebhooksResource,
-                  now: dt.datetime) -> tuple[dict[str, list[str]], dict[str, str]]:
+def post_breaches(
+    url: str, findings: dict[str, Finding], webhooks: WebhooksResource, now: dt.datetime
+) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Post every breach to the channels it has not reached yet; record what reached where.
     Returns (rule -> channels posted now, rule -> why a channel was not reached)."""
     from synoforecast.lib.monitoring.freshness_state import load_alerts, save_alerts
@@ -162,10 +198,12 @@ def post_breaches(url: str, findings: dict[str, Finding], webhooks: WebhooksReso
     for finding, todo in freshness.alerts_due(findings.values(), state, channels):
         only = dataclasses.replace(config, **{f"{c}_webhook_url": None for c in CHANNELS if c not in todo})
         outcome = send_alert(
-            f"synoforecast: {finding.title}", freshness.alert_details(finding, _link(webhooks, finding)), only,
+            f"synoforecast: {finding.title}",
+            freshness.alert_details(finding, _link(webhooks, finding)),
+            only,
             event=f"freshness_{finding.rule}",
-            extra={"rule": finding.rule, "breach": finding.breach, "fix": finding.fix,
-                   "facts": dict(finding.metadata)})
+            extra={"rule": finding.rule, "breach": finding.breach, "fix": finding.fix, "facts": dict(finding.metadata)},
+        )
         delivered[finding.rule] = [c for c, result in outcome.items() if result == "sent"]
         failed = {c: result for c, result in outcome.items() if result != "sent"}
         if failed:
@@ -177,14 +215,18 @@ def post_breaches(url: str, findings: dict[str, Finding], webhooks: WebhooksReso
     return delivered, errors
 
 
-@dg.sensor(name="freshness_sensor", minimum_interval_seconds=SENSOR_INTERVAL_S,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Evaluates snapshot_freshness and quarter_close_freshness (no export for "
-                       "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS; a closed quarter without a published forecast "
-                       "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS after it ended) and posts each breach once to the "
-                       "SLACK/TEAMS/N8N webhooks. Launches no run.")
-def freshness_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
-                     webhooks: WebhooksResource) -> dg.SkipReason:
+@dg.sensor(
+    name="freshness_sensor",
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluates snapshot_freshness and quarter_close_freshness (no export for "
+    "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS; a closed quarter without a published forecast "
+    "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS after it ended) and posts each breach once to the "
+    "SLACK/TEAMS/N8N webhooks. Launches no run.",
+)
+def freshness_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, webhooks: WebhooksResource
+) -> dg.SkipReason:
     now = get_current_datetime()
     url = warehouse.get_url()
     findings = evaluate(url, now)
@@ -197,8 +239,10 @@ def freshness_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseRe
             context.log.info(f"{rule} breach posted to {', '.join(channels)}: {findings[rule].headline}")
     if errors:
         context.log.error(f"freshness alert NOT delivered: {errors}")
-        raise AlertNotDelivered("freshness alert not posted (retried at the next tick): "
-                                + "; ".join(f"{rule}: {why}" for rule, why in errors.items()))
+        raise AlertNotDelivered(
+            "freshness alert not posted (retried at the next tick): "
+            + "; ".join(f"{rule}: {why}" for rule, why in errors.items())
+        )
     return dg.SkipReason("; ".join(f"{rule}: {f.status} ({f.headline})" for rule, f in findings.items()))
 
 

@@ -4,7 +4,6 @@ Keys are quarter-start dates; the unfinished current quarter is not a partition
 (`end_offset=0`), so callers check `has_partition_key` before requesting one.
 """
 
-
 import datetime as dt
 
 import dagster as dg
@@ -41,8 +40,11 @@ single_run = dg.BackfillPolicy.single_run()
 # drive the pipeline) -- and never past a blocking check that failed, in any run.
 FOLLOW_UPSTREAM = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
-QUARTERLY = {"partitions_def": quarterly_partitions, "backfill_policy": single_run,
-             "automation_condition": FOLLOW_UPSTREAM}
+QUARTERLY = {
+    "partitions_def": quarterly_partitions,
+    "backfill_policy": single_run,
+    "automation_condition": FOLLOW_UPSTREAM,
+}
 
 
 # forecast/landing and what follows it: one partition per snapshot cut-off (export day) with a

@@ -5,18 +5,17 @@ with everything downstream, and the quarter-close schedule.
 partition range; the sensor and `synoforecast ingest` both use it.
 """
 
-
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from synoforecast.defs.partitions import LANDING_GROUP, existing_keys, label, quarterly_partitions
 from synoforecast.defs.freshness import quarter_close_freshness
+from synoforecast.defs.partitions import LANDING_GROUP, existing_keys, label, quarterly_partitions
 from synoforecast.defs.published import published_snapshot
-from synoforecast.defs.runs import PIPELINE_JOB, SNAPSHOT_JOB, SNAPSHOT_KEY, SNAPSHOT_TAG
 from synoforecast.defs.resources import WarehouseResource
+from synoforecast.defs.runs import PIPELINE_JOB, SNAPSHOT_JOB, SNAPSHOT_KEY, SNAPSHOT_TAG
 from synoforecast.lib.forecasting.cohort_forecast import missing_coverage
-from synoforecast.lib.quarters import parse_key
 from synoforecast.lib.ingest.snapshots import accepted_snapshot
+from synoforecast.lib.quarters import parse_key
 from synoforecast.settings import get_settings
 
 DOWNSTREAM_IN_PROCESS_TAG = "synoforecast/downstream"
@@ -27,20 +26,23 @@ CHANGED_TAG = "synoforecast/changed_quarters"  # "in-process": the CLI runs the 
 # location (dagster-dbt, polars, statsforecast) ~30 times per run, minutes on a NAS CPU;
 # the parallelism that matters is inside dbt (threads) and statsforecast.
 snapshot_job = dg.define_asset_job(
-    SNAPSHOT_JOB, selection=dg.AssetSelection.keys(SNAPSHOT_KEY), executor_def=dg.in_process_executor,
+    SNAPSHOT_JOB,
+    selection=dg.AssetSelection.keys(SNAPSHOT_KEY),
+    executor_def=dg.in_process_executor,
     description="Validate a workbook and keep its parsed snapshot.",
 )
 
 forecast_pipeline_job = dg.define_asset_job(
     PIPELINE_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.keys(SNAPSHOT_KEY)
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.keys(SNAPSHOT_KEY)
     - dg.AssetSelection.groups(LANDING_GROUP)
     # freshness_sensor evaluates these: mid-run, `published` is not switched yet
     - dg.AssetSelection.checks(quarter_close_freshness),
     executor_def=dg.in_process_executor,
     tags={PIPELINE_RUN_TAG: "true"},
     description="Sheets -> dbt marts -> cohort forecasts -> evaluation -> Metabase and notifications, "
-                "for a range of quarters in one run.",
+    "for a range of quarters in one run.",
 )
 
 
@@ -48,8 +50,11 @@ QUARTERS_TAG = "synoforecast/quarters"
 
 
 def pipeline_tags(partition_keys: list[str], sha256: str | None) -> dict[str, str]:
-    tags = {ASSET_PARTITION_RANGE_START_TAG: partition_keys[0], ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1],
-            QUARTERS_TAG: f"{label(partition_keys[0])}..{label(partition_keys[-1])}"}  # keys are dates: the UI shows this
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: partition_keys[0],
+        ASSET_PARTITION_RANGE_END_TAG: partition_keys[-1],
+        QUARTERS_TAG: f"{label(partition_keys[0])}..{label(partition_keys[-1])}",
+    }  # keys are dates: the UI shows this
     if sha256:
         tags[SNAPSHOT_TAG] = sha256
     return tags
@@ -60,7 +65,8 @@ def snapshot_partition_keys(complete_quarter_keys: list[str]) -> list[str]:
     if not complete_quarter_keys:
         return []
     keys = quarterly_partitions.get_partition_keys_in_range(
-        dg.PartitionKeyRange(*_clip(complete_quarter_keys[0], complete_quarter_keys[-1])))
+        dg.PartitionKeyRange(*_clip(complete_quarter_keys[0], complete_quarter_keys[-1]))
+    )
     return existing_keys([parse_key(k) for k in keys])
 
 
@@ -70,8 +76,13 @@ def _clip(first: str, last: str) -> tuple[str, str]:
     return max(first, first_partition), min(last, last_partition)
 
 
-def downstream_run_request(changed_quarter_keys: list[str], complete_quarter_keys: list[str], sha256: str,
-                           run_key: str | None = None, blocked: str | None = None) -> dg.RunRequest | dg.SkipReason:
+def downstream_run_request(
+    changed_quarter_keys: list[str],
+    complete_quarter_keys: list[str],
+    sha256: str,
+    run_key: str | None = None,
+    blocked: str | None = None,
+) -> dg.RunRequest | dg.SkipReason:
     """One run from the first changed quarter to the last complete one: sheets and marts of
     unchanged quarters in between are rewritten identically, and every forecast as of a
     changed quarter or later must re-run anyway (its history includes the change).
@@ -101,13 +112,23 @@ def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry)
         return dg.SkipReason("snapshot materialization without quarter metadata")
     blocked = metadata.get("shrink_blocked")
     reason = str(metadata["shrink_summary"].value) if blocked is not None and blocked.value else None
-    return downstream_run_request(list(changed.value), list(keys.value), str(sha.value),
-                                  run_key=f"{sha.value}:{asset_event.run_id}", blocked=reason)
+    return downstream_run_request(
+        list(changed.value),
+        list(keys.value),
+        str(sha.value),
+        run_key=f"{sha.value}:{asset_event.run_id}",
+        blocked=reason,
+    )
 
 
-@dg.asset_sensor(asset_key=SNAPSHOT_KEY, job_name=PIPELINE_JOB, name="snapshot_downstream_sensor",
-                 default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
-                 description="After a snapshot is accepted, materialises its quarters downstream in one run.")
+@dg.asset_sensor(
+    asset_key=SNAPSHOT_KEY,
+    job_name=PIPELINE_JOB,
+    name="snapshot_downstream_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="After a snapshot is accepted, materialises its quarters downstream in one run.",
+)
 def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     return follow_snapshot(context.instance, asset_event)
 
@@ -115,25 +136,30 @@ def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event:
 HEAL_GRACE_S = 300  # a snapshot accepted this recently is still being followed by its own run
 HEAL_MAX_ATTEMPTS = 3
 HEAL_TAG = "synoforecast/heal"
-ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-          dg.DagsterRunStatus.STARTED]
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
-def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None = None
-                 ) -> dg.RunRequest | dg.SkipReason:
+def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None = None) -> dg.RunRequest | dg.SkipReason:
     """The run that makes the warehouse hold the newest accepted export again, if it does not:
     after a run that died, every partition not holding its content (and the final switch)."""
-    from synoforecast.lib.ingest.reingest import stale_partitions
-    from synoforecast.lib.warehouse.published import publish_targets
     from synoforecast.lib.ingest import snapshots
-    from synoforecast.lib.warehouse.published import published_snapshot as published_pointer
+    from synoforecast.lib.ingest.reingest import stale_partitions
     from synoforecast.lib.warehouse.connection import connect
+    from synoforecast.lib.warehouse.published import publish_targets
+    from synoforecast.lib.warehouse.published import published_snapshot as published_pointer
 
     if instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=ACTIVE), limit=1):
         return dg.SkipReason("a pipeline run is in progress")
     with connect(url) as conn:
-        row = conn.execute("select sha256, extract(epoch from now() - last_seen_at) from ops.snapshots "
-                           "where status = 'accepted' order by last_seen_at desc limit 1").fetchone()
+        row = conn.execute(
+            "select sha256, extract(epoch from now() - last_seen_at) from ops.snapshots "
+            "where status = 'accepted' order by last_seen_at desc limit 1"
+        ).fetchone()
     if row is None:
         return dg.SkipReason("no accepted snapshot yet")
     manifest = snapshots.accepted_snapshot(url, row[0])
@@ -148,24 +174,41 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
     complete = manifest["complete_quarter_keys"]
     if not stale and (published is None or published[0] == manifest["sha256"] or not complete):
         return dg.SkipReason(f"the warehouse holds snapshot {manifest['sha256'][:12]}: nothing to heal")
-    failed = instance.get_runs(dg.RunsFilter(job_name=PIPELINE_JOB, statuses=[dg.DagsterRunStatus.FAILURE],
-                                             tags={SNAPSHOT_TAG: manifest["sha256"], HEAL_TAG: "true"}),
-                               limit=HEAL_MAX_ATTEMPTS)
+    failed = instance.get_runs(
+        dg.RunsFilter(
+            job_name=PIPELINE_JOB,
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            tags={SNAPSHOT_TAG: manifest["sha256"], HEAL_TAG: "true"},
+        ),
+        limit=HEAL_MAX_ATTEMPTS,
+    )
     if len(failed) >= HEAL_MAX_ATTEMPTS:
-        return dg.SkipReason(f"snapshot {manifest['sha256'][:12]}: {len(failed)} healing runs failed; see run "
-                             f"{failed[0].run_id} and ingest again once the cause is fixed")
+        return dg.SkipReason(
+            f"snapshot {manifest['sha256'][:12]}: {len(failed)} healing runs failed; see run "
+            f"{failed[0].run_id} and ingest again once the cause is fixed"
+        )
     keys = snapshot_partition_keys([stale[0] if stale else complete[-1], complete[-1]])
     if not keys:
         return dg.SkipReason("nothing to heal inside the partitions")
-    return dg.RunRequest(run_key=f"heal:{manifest['sha256']}:{keys[0]}:{len(failed)}", job_name=PIPELINE_JOB,
-                         tags={**pipeline_tags(keys, manifest["sha256"]), HEAL_TAG: "true",
-                               "synoforecast/trigger": f"heal {label(keys[0])}..{label(keys[-1])}"})
+    return dg.RunRequest(
+        run_key=f"heal:{manifest['sha256']}:{keys[0]}:{len(failed)}",
+        job_name=PIPELINE_JOB,
+        tags={
+            **pipeline_tags(keys, manifest["sha256"]),
+            HEAL_TAG: "true",
+            "synoforecast/trigger": f"heal {label(keys[0])}..{label(keys[-1])}",
+        },
+    )
 
 
-@dg.sensor(name="publish_heal_sensor", job_name=PIPELINE_JOB, minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
-                       "run left holding another export (then switches `published`).")
+@dg.sensor(
+    name="publish_heal_sensor",
+    job_name=PIPELINE_JOB,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
+    "run left holding another export (then switches `published`).",
+)
 def publish_heal_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     from synoforecast.instance.runs import reap
 
@@ -174,10 +217,14 @@ def publish_heal_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
     return heal_request(context.instance, warehouse.get_url())
 
 
-@dg.schedule(job_name=PIPELINE_JOB, cron_schedule="0 6 * * *", name="quarter_close_schedule",
-             default_status=dg.DefaultScheduleStatus.STOPPED,
-             description="Daily at 06:00 once a quarter has closed: materialises that quarter as soon as an accepted "
-                         "export holds it completely (and says which export it waits for until then); once per quarter.")
+@dg.schedule(
+    job_name=PIPELINE_JOB,
+    cron_schedule="0 6 * * *",
+    name="quarter_close_schedule",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Daily at 06:00 once a quarter has closed: materialises that quarter as soon as an accepted "
+    "export holds it completely (and says which export it waits for until then); once per quarter.",
+)
 def quarter_close_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
     with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
         key = quarterly_partitions.get_last_partition_key()
@@ -187,10 +234,16 @@ def quarter_close_schedule(context: dg.ScheduleEvaluationContext, warehouse: War
     waiting = missing_coverage(snapshot, parse_key(key), get_settings().fiscal_year_start_month)
     if waiting:
         return dg.SkipReason(f"quarter close {label(key)}: waiting for the export: {waiting}")
-    return dg.RunRequest(run_key=f"quarter-close-{key}", partition_key=key,
-                         tags={"synoforecast/trigger": f"quarter close {label(key)}", SNAPSHOT_TAG: snapshot["sha256"]})
+    return dg.RunRequest(
+        run_key=f"quarter-close-{key}",
+        partition_key=key,
+        tags={"synoforecast/trigger": f"quarter close {label(key)}", SNAPSHOT_TAG: snapshot["sha256"]},
+    )
 
 
-defs = dg.Definitions(assets=[published_snapshot], jobs=[snapshot_job, forecast_pipeline_job],
-                      sensors=[snapshot_downstream_sensor, publish_heal_sensor],
-                      schedules=[quarter_close_schedule])
+defs = dg.Definitions(
+    assets=[published_snapshot],
+    jobs=[snapshot_job, forecast_pipeline_job],
+    sensors=[snapshot_downstream_sensor, publish_heal_sensor],
+    schedules=[quarter_close_schedule],
+)

@@ -24,21 +24,33 @@ PUBLISHED_KEY = dg.AssetKey(["published", "snapshot"])
     group_name="publishing",
     kinds={"postgres"},
     description="Switches schema `published` (what analysts and Metabase read) to this run's export, in one "
-                "transaction, once every partition holds its content.",
+    "transaction, once every partition holds its content.",
 )
 def published_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     url = warehouse.get_url()
     manifest = snapshot_for_run(context, url)
     expected = manifest.get("expected_fingerprints")
     if not expected:
-        raise dg.Failure(f"snapshot {manifest['sha256'][:12]} has no fingerprints (ingested by an older release): "
-                         "ingest the workbook again")
+        raise dg.Failure(
+            f"snapshot {manifest['sha256'][:12]} has no fingerprints (ingested by an older release): "
+            "ingest the workbook again"
+        )
     try:
-        result = switch(url, manifest["sha256"], context.run_id, publish_targets(expected), required_scopes(),
-                        [c.name for c in COHORTS])
+        result = switch(
+            url,
+            manifest["sha256"],
+            context.run_id,
+            publish_targets(expected),
+            required_scopes(),
+            [c.name for c in COHORTS],
+        )
     except NotPublishable as exc:
         raise dg.Failure(description=str(exc)) from None
     context.log.info(f"published snapshot {result.snapshot_sha256[:12]}: {len(result.tables)} tables")
-    return dg.MaterializeResult(metadata={"snapshot": result.snapshot_sha256,
-                                          "tables": dg.MetadataValue.json(result.tables),
-                                          "dagster/row_count": sum(result.tables.values())})
+    return dg.MaterializeResult(
+        metadata={
+            "snapshot": result.snapshot_sha256,
+            "tables": dg.MetadataValue.json(result.tables),
+            "dagster/row_count": sum(result.tables.values()),
+        }
+    )

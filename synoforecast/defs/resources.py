@@ -19,11 +19,12 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from synoforecast.lib.warehouse import connection as warehouse
 from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, MetabaseFields
 from synoforecast.lib.activation.metabase import variable as metabase_variable
 from synoforecast.lib.activation.notify import NotifyConfig
+from synoforecast.lib.warehouse import connection as warehouse
 from synoforecast.settings import DBT_PROJECT_DIR, WAREHOUSE_URL_VAR, Settings, configured_warehouse_url, get_settings
+
 
 class WarehouseResource(dg.ConfigurableResource):
     """The PostgreSQL warehouse (SYNOFORECAST_WAREHOUSE_URL); embedded (pgserver) when unset."""
@@ -80,8 +81,12 @@ class WebhooksResource(dg.ConfigurableResource):
 
     def config(self) -> NotifyConfig:
         """Raises NotifyError when a set URL cannot work (never echoing it)."""
-        return NotifyConfig(**{name: (getattr(self, name) or "").strip() or None
-                               for name in ("slack_webhook_url", "teams_webhook_url", "n8n_webhook_url")})
+        return NotifyConfig(
+            **{
+                name: (getattr(self, name) or "").strip() or None
+                for name in ("slack_webhook_url", "teams_webhook_url", "n8n_webhook_url")
+            }
+        )
 
     def run_url(self, run_id: str) -> str:
         """Link to a run in the Dagster UI."""
@@ -96,8 +101,12 @@ class AccuracyThresholdsResource(dg.ConfigurableResource):
     drop_points: float = 10.0  # sMAPE points of worsening quarter on quarter that alert
 
 
-WEBHOOK_VARS = {"slack_webhook_url": "SLACK_WEBHOOK_URL", "teams_webhook_url": "TEAMS_WEBHOOK_URL",
-                "n8n_webhook_url": "N8N_WEBHOOK_URL", "webserver_url": "DAGSTER_WEBSERVER_URL"}
+WEBHOOK_VARS = {
+    "slack_webhook_url": "SLACK_WEBHOOK_URL",
+    "teams_webhook_url": "TEAMS_WEBHOOK_URL",
+    "n8n_webhook_url": "N8N_WEBHOOK_URL",
+    "webserver_url": "DAGSTER_WEBSERVER_URL",
+}
 
 
 def _bound(variables: Mapping[str, str], env: Mapping[str, str]) -> dict[str, dg.EnvVar]:
@@ -119,7 +128,8 @@ class DbtResource(DbtCliResource):
 
     @cached_property
     def _cli_version(self):
-        from importlib.metadata import PackageNotFoundError, version as installed
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
 
         from packaging.version import Version
 
@@ -139,11 +149,14 @@ def build_resources(env: Mapping[str, str] | None = None, settings: Settings | N
     settings = settings or get_settings()
     return {
         "warehouse": WarehouseResource(**_bound({"url": WAREHOUSE_URL_VAR}, env)),
-        "dbt": DbtResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
-                           dbt_executable=dbt_executable()),
+        "dbt": DbtResource(
+            project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+        ),
         "metabase": MetabaseResource.from_env(env),
         "webhooks": WebhooksResource(**_bound(WEBHOOK_VARS, env)),
-        "accuracy": AccuracyThresholdsResource(max_smape=settings.max_smape,
-                                               snaive_tolerance=settings.snaive_tolerance,
-                                               drop_points=settings.accuracy_drop_points),
+        "accuracy": AccuracyThresholdsResource(
+            max_smape=settings.max_smape,
+            snaive_tolerance=settings.snaive_tolerance,
+            drop_points=settings.accuracy_drop_points,
+        ),
     }

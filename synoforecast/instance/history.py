@@ -27,8 +27,9 @@ class PruneReport:
     kept_current: int = 0  # old runs kept: they hold the latest state of a partition
 
 
-def runs_holding_current_state(instance: dg.DagsterInstance, asset_keys: Iterable[dg.AssetKey],
-                               check_keys: Iterable[dg.AssetCheckKey]) -> set[str]:
+def runs_holding_current_state(
+    instance: dg.DagsterInstance, asset_keys: Iterable[dg.AssetKey], check_keys: Iterable[dg.AssetCheckKey]
+) -> set[str]:
     """Run ids of the latest materialisation per asset partition and the latest evaluation per check partition."""
     keep: set[str] = set()
     for key in asset_keys:
@@ -58,16 +59,22 @@ def runs_holding_current_state(instance: dg.DagsterInstance, asset_keys: Iterabl
     return keep
 
 
-def prune_history(instance: dg.DagsterInstance, asset_keys: Iterable[dg.AssetKey],
-                  check_keys: Iterable[dg.AssetCheckKey], older_than_days: int = DEFAULT_RETENTION_DAYS,
-                  now: dt.datetime | None = None) -> PruneReport:
+def prune_history(
+    instance: dg.DagsterInstance,
+    asset_keys: Iterable[dg.AssetKey],
+    check_keys: Iterable[dg.AssetCheckKey],
+    older_than_days: int = DEFAULT_RETENTION_DAYS,
+    now: dt.datetime | None = None,
+) -> PruneReport:
     """Delete finished runs older than ``older_than_days`` that hold no current state."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=older_than_days)
     keep = runs_holding_current_state(instance, asset_keys, check_keys)
     report = PruneReport()
-    finished = dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-                                       dg.DagsterRunStatus.CANCELED], created_before=cutoff)
+    finished = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+        created_before=cutoff,
+    )
     for record in instance.get_run_records(filters=finished):
         run_id = record.dagster_run.run_id
         if run_id in keep:

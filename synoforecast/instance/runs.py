@@ -113,7 +113,7 @@ def stuck_runs(instance: dg.DagsterInstance) -> list[StuckRun]:
         if _same_process(pid, record.start_time if record else None):
             continue
         since = record.start_time or (record.create_timestamp.timestamp() if record else None)
-        when = dt.datetime.fromtimestamp(since, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if since else "?"
+        when = dt.datetime.fromtimestamp(since, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if since else "?"
         out.append(StuckRun(run.run_id, run.job_name, run.status.value, pid, when))
     return out
 
@@ -132,8 +132,11 @@ def reap(instance: dg.DagsterInstance) -> list[StuckRun]:
         run = instance.get_run_by_id(item.run_id)
         if run is None or run.status not in IN_FLIGHT:
             continue
-        instance.report_run_failed(run, message=f"synoforecast: the run's process {item.pid} is gone (killed or "
-                                                "crashed); marked failed and its concurrency slots freed")
+        instance.report_run_failed(
+            run,
+            message=f"synoforecast: the run's process {item.pid} is gone (killed or "
+            "crashed); marked failed and its concurrency slots freed",
+        )
         free_slots(instance, item.run_id)
     return stuck
 
@@ -168,13 +171,21 @@ def limits_in_use(instance: dg.DagsterInstance, pools: list[str], job_name: str 
     reap(instance)
     blockers = [f"pool '{h.pool}' held by run {h.run_id}" for h in pool_holders(instance, pools)]
     if job_name:
-        blockers += [f"{job_name} run {run_id} in progress (one at a time)"
-                     for run_id in pipeline_runs_in_flight(instance, job_name)]
+        blockers += [
+            f"{job_name} run {run_id} in progress (one at a time)"
+            for run_id in pipeline_runs_in_flight(instance, job_name)
+        ]
     return blockers
 
 
-def wait_for_limits(instance: dg.DagsterInstance, pools: list[str], job_name: str | None, timeout_s: float,
-                    progress, poll_s: float = 2.0) -> list[str]:
+def wait_for_limits(
+    instance: dg.DagsterInstance,
+    pools: list[str],
+    job_name: str | None,
+    timeout_s: float,
+    progress,
+    poll_s: float = 2.0,
+) -> list[str]:
     """Wait (saying so once) until no other run holds these pools or runs `job_name`;
     return what still blocks if `timeout_s` passed first."""
     deadline = time.monotonic() + timeout_s
@@ -202,10 +213,13 @@ def stuck_runs_report(dagster_home) -> tuple[str, str, str]:
         stuck = stuck_runs(instance)
         holders = pool_holders(instance, ["dbt"])
     if stuck:
-        return ("fail", f"{len(stuck)} run(s) whose process is gone still hold limits: "
-                        + "; ".join(s.describe() for s in stuck[:5]),
-                "`python -m synoforecast.instance.runs --clear` (or any `synoforecast ingest`, or the next sensor tick) "
-                "marks them failed and frees their slots")
+        return (
+            "fail",
+            f"{len(stuck)} run(s) whose process is gone still hold limits: "
+            + "; ".join(s.describe() for s in stuck[:5]),
+            "`python -m synoforecast.instance.runs --clear` (or any `synoforecast ingest`, or the next sensor tick) "
+            "marks them failed and frees their slots",
+        )
     if holders:
         return ("ok", f"no stuck run; pool 'dbt' is in use by live run {holders[0].run_id[:8]}", "")
     return "ok", "no stuck run", ""

@@ -20,8 +20,8 @@ history in PostgreSQL (deploy/dagster.yaml) and does not use this module.
 import os
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import sqlalchemy as db
@@ -60,8 +60,11 @@ def _default_base_dir(*parts: str) -> str:
 
 
 def _base_dir_config() -> dict:
-    return {"base_dir": Field(StringSource, is_required=False,
-                              description="defaults to Dagster's own layout under DAGSTER_HOME")}
+    return {
+        "base_dir": Field(
+            StringSource, is_required=False, description="defaults to Dagster's own layout under DAGSTER_HOME"
+        )
+    }
 
 
 class PooledSqliteRunStorage(SqliteRunStorage):
@@ -106,12 +109,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     # time) for each check event, the asset-key columns for each asset event; ~1,500 questions
     # a run. Migrations only add tables and columns, so a yes is kept (a no is asked again).
     def has_table(self, table_name: str) -> bool:
-        return self._known(f"table:{table_name}", lambda: super(PooledSqliteEventLogStorage, self)
-                           .has_table(table_name))
+        return self._known(
+            f"table:{table_name}", lambda: super(PooledSqliteEventLogStorage, self).has_table(table_name)
+        )
 
     def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
-        return self._known(f"asset_keys.{column_name}", lambda: super(PooledSqliteEventLogStorage, self)
-                           ._has_asset_key_col_on_connection(conn, column_name))
+        return self._known(
+            f"asset_keys.{column_name}",
+            lambda: super(PooledSqliteEventLogStorage, self)._has_asset_key_col_on_connection(conn, column_name),
+        )
 
     def _known(self, what: str, ask) -> bool:
         if what in self._known_schema:

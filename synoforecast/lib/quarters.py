@@ -9,7 +9,7 @@ calendar year in which the fiscal year ends, as most sales teams count it).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from collections.abc import Iterable
 
 KEY_FORMAT = "%Y-%m-%d"
 
@@ -68,8 +68,7 @@ def quarter_range(first: dt.date, last: dt.date) -> list[dt.date]:
 COMPLETE_TOLERANCE_DAYS = 7
 
 
-def complete_quarters(starts: Iterable[dt.date], as_of: dt.date, last_data_day: dt.date | None = None
-                      ) -> list[dt.date]:
+def complete_quarters(starts: Iterable[dt.date], as_of: dt.date, last_data_day: dt.date | None = None) -> list[dt.date]:
     """Quarters a snapshot holds in full: ended before `as_of` (the export date) and,
     for the latest quarter, with data reaching its last week (`last_data_day`), so a
     late copy of an old export does not pass for complete. A partial quarter is never

@@ -33,8 +33,11 @@ def url_secrets(url: str | None) -> list[str]:
         if parts.password:
             found.add(parts.password)
         if len(parts.path) > 1:
-            found |= {parts.path, parts.path + (f"?{parts.query}" if parts.query else ""),
-                      f"{parts.netloc}{parts.path}"}
+            found |= {
+                parts.path,
+                parts.path + (f"?{parts.query}" if parts.query else ""),
+                f"{parts.netloc}{parts.path}",
+            }
     except ValueError:
         pass
     return [f for f in found if f and f != "/"]

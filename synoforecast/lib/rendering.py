@@ -8,7 +8,8 @@ splits a Markdown table row. Both renderers take workbook text as plain text her
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 
 def markdown_cell(value: Any, fmt: Callable[[Any], str] = str) -> str:
@@ -23,8 +24,9 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: C
     return "\n".join(lines)
 
 
-def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, left: int = 1, indent: str = "  ",
-               rule: bool = False) -> str:
+def text_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, left: int = 1, indent: str = "  ", rule: bool = False
+) -> str:
     """A fixed-width table for the terminal: cells are str()'d (format numbers before), the
     first ``left`` columns align left (names), the others right (numbers); ``rule`` draws a
     line of dashes under the header."""
@@ -32,8 +34,10 @@ def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, left: i
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
-        return indent + "  ".join(v.ljust(w) if i < left else v.rjust(w)
-                                  for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+        return (
+            indent
+            + "  ".join(v.ljust(w) if i < left else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+        )
 
     out = [line(cells[0])] + ([line(["-" * w for w in widths])] if rule else []) + [line(r) for r in cells[1:]]
     return "\n".join(out)

@@ -34,8 +34,11 @@ class WorkerProcess:
 
     def __init__(self, preload: Sequence[str] = ()):
         self.preload = tuple(preload)
-        self.proc = subprocess.Popen([sys.executable, "-m", "synoforecast.lib.workers", *self.preload],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "synoforecast.lib.workers", *self.preload],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
     @property
     def alive(self) -> bool:
@@ -52,8 +55,9 @@ class WorkerProcess:
         try:
             kind, value = pickle.load(self.proc.stdout)
         except EOFError:
-            raise WorkerError(f"worker process {self.proc.pid} died (exit {self.proc.wait()}); see its error above") \
-                from None
+            raise WorkerError(
+                f"worker process {self.proc.pid} died (exit {self.proc.wait()}); see its error above"
+            ) from None
         if kind == "error":
             raise WorkerError(f"worker process {self.proc.pid} failed: {value}")
         return value

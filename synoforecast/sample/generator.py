@@ -37,10 +37,10 @@ import math
 import os
 import threading
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
-from typing import Callable, Iterator, Sequence
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -53,8 +53,18 @@ from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 
-SALES_HEADER = ("Date", "Region", "Country", "Customer ID", "Customer", "Model", "Tier", "Units",
-                "Revenue (USD)", "Channel")
+SALES_HEADER = (
+    "Date",
+    "Region",
+    "Country",
+    "Customer ID",
+    "Customer",
+    "Model",
+    "Tier",
+    "Units",
+    "Revenue (USD)",
+    "Channel",
+)
 C2_HEADER = ("Month", "Customer ID", "Customer", "Region", "Service", "Plan", "Seats", "MRR (USD)")
 TOP_CUSTOMERS_HEADER = ("Customer ID", "Customer", "Segment", "Account Owner")
 REGION_MAP_HEADER = ("Country", "Region")
@@ -99,49 +109,172 @@ C2_SEAT_PRICE = {
 
 # Illustrative list prices (USD); models the seed gains later are priced by formula.
 LIST_PRICE = {
-    "RS422+": 1_099.0, "RS822+": 1_399.0, "RS822RP+": 1_649.0, "RS1221+": 1_899.0,
-    "RS1221RP+": 2_149.0, "RS2421+": 2_699.0, "RS2421RP+": 2_999.0, "RS2423+": 2_899.0,
-    "RS2423RP+": 3_199.0, "RS2821RP+": 4_299.0, "RS3621xs+": 5_999.0, "RS3621RPxs": 5_499.0,
-    "RS4021xs+": 7_999.0, "SA3410": 6_499.0, "SA3610": 8_499.0, "SA6400": 11_999.0,
-    "HD6500": 24_999.0, "DS224+": 329.0, "DS423+": 549.0, "DS723+": 479.0, "DS923+": 599.0,
-    "DS1522+": 699.0, "DS1821+": 999.0, "DS124": 159.0, "DS223j": 209.0,
+    "RS422+": 1_099.0,
+    "RS822+": 1_399.0,
+    "RS822RP+": 1_649.0,
+    "RS1221+": 1_899.0,
+    "RS1221RP+": 2_149.0,
+    "RS2421+": 2_699.0,
+    "RS2421RP+": 2_999.0,
+    "RS2423+": 2_899.0,
+    "RS2423RP+": 3_199.0,
+    "RS2821RP+": 4_299.0,
+    "RS3621xs+": 5_999.0,
+    "RS3621RPxs": 5_499.0,
+    "RS4021xs+": 7_999.0,
+    "SA3410": 6_499.0,
+    "SA3610": 8_499.0,
+    "SA6400": 11_999.0,
+    "HD6500": 24_999.0,
+    "DS224+": 329.0,
+    "DS423+": 549.0,
+    "DS723+": 479.0,
+    "DS923+": 599.0,
+    "DS1522+": 699.0,
+    "DS1821+": 999.0,
+    "DS124": 159.0,
+    "DS223j": 209.0,
 }
 
 # Relative weight of each country among customer home countries (others weigh 1).
 COUNTRY_WEIGHT = {
-    "US": 14, "DE": 10, "JP": 8, "GB": 7, "TW": 5, "CN": 5, "FR": 5, "AU": 4, "CA": 3,
-    "NL": 3, "KR": 3, "IT": 3, "IN": 3, "ES": 2, "SE": 2, "PL": 2, "SG": 2, "BR": 2, "HK": 2,
+    "US": 14,
+    "DE": 10,
+    "JP": 8,
+    "GB": 7,
+    "TW": 5,
+    "CN": 5,
+    "FR": 5,
+    "AU": 4,
+    "CA": 3,
+    "NL": 3,
+    "KR": 3,
+    "IT": 3,
+    "IN": 3,
+    "ES": 2,
+    "SE": 2,
+    "PL": 2,
+    "SG": 2,
+    "BR": 2,
+    "HK": 2,
 }
 LEGAL_SUFFIX = {
-    "DE": "GmbH", "FR": "SAS", "GB": "Ltd", "NL": "B.V.", "IT": "S.r.l.", "ES": "S.L.",
-    "PL": "Sp. z o.o.", "SE": "AB", "AE": "LLC", "ZA": "(Pty) Ltd", "US": "Inc.", "CA": "Inc.",
-    "BR": "Ltda.", "MX": "S.A. de C.V.", "AU": "Pty Ltd", "IN": "Pvt Ltd", "SG": "Pte Ltd",
-    "KR": "Co., Ltd.", "TH": "Co., Ltd.", "CN": "Co., Ltd.", "TW": "Co., Ltd.", "HK": "Limited",
+    "DE": "GmbH",
+    "FR": "SAS",
+    "GB": "Ltd",
+    "NL": "B.V.",
+    "IT": "S.r.l.",
+    "ES": "S.L.",
+    "PL": "Sp. z o.o.",
+    "SE": "AB",
+    "AE": "LLC",
+    "ZA": "(Pty) Ltd",
+    "US": "Inc.",
+    "CA": "Inc.",
+    "BR": "Ltda.",
+    "MX": "S.A. de C.V.",
+    "AU": "Pty Ltd",
+    "IN": "Pvt Ltd",
+    "SG": "Pte Ltd",
+    "KR": "Co., Ltd.",
+    "TH": "Co., Ltd.",
+    "CN": "Co., Ltd.",
+    "TW": "Co., Ltd.",
+    "HK": "Limited",
     "JP": "K.K.",
 }
 NAME_STEMS = (
-    "Aldergrove", "Amber Coast", "Bluebird", "Blue Harbor", "Brightwater", "Cedar Ridge",
-    "Copperleaf", "Coral Bay", "Crescent", "Driftwood", "Eastwind", "Evergreen", "Falconer",
-    "Granite Peak", "Halcyon", "Harborview", "Highland", "Ironbridge", "Jade River", "Juniper",
-    "Kestrel", "Lakeshore", "Lotus", "Lumen", "Maple Grove", "Meridian", "Mistral", "Nordlicht",
-    "Northgate", "Oakfield", "Obsidian", "Orion", "Pinecrest", "Polaris", "Quarry Hill",
-    "Redwood", "Riverside", "Sakura", "Silverline", "Skyward", "Stonebridge", "Summit",
-    "Sunrise", "Thornbury", "Tidewater", "Trident", "Umber", "Vantage", "Vertex", "Westbrook",
-    "Willow Creek", "Windmere", "Zenith",
+    "Aldergrove",
+    "Amber Coast",
+    "Bluebird",
+    "Blue Harbor",
+    "Brightwater",
+    "Cedar Ridge",
+    "Copperleaf",
+    "Coral Bay",
+    "Crescent",
+    "Driftwood",
+    "Eastwind",
+    "Evergreen",
+    "Falconer",
+    "Granite Peak",
+    "Halcyon",
+    "Harborview",
+    "Highland",
+    "Ironbridge",
+    "Jade River",
+    "Juniper",
+    "Kestrel",
+    "Lakeshore",
+    "Lotus",
+    "Lumen",
+    "Maple Grove",
+    "Meridian",
+    "Mistral",
+    "Nordlicht",
+    "Northgate",
+    "Oakfield",
+    "Obsidian",
+    "Orion",
+    "Pinecrest",
+    "Polaris",
+    "Quarry Hill",
+    "Redwood",
+    "Riverside",
+    "Sakura",
+    "Silverline",
+    "Skyward",
+    "Stonebridge",
+    "Summit",
+    "Sunrise",
+    "Thornbury",
+    "Tidewater",
+    "Trident",
+    "Umber",
+    "Vantage",
+    "Vertex",
+    "Westbrook",
+    "Willow Creek",
+    "Windmere",
+    "Zenith",
 )
 NAME_PATTERNS = {
-    "Enterprise": ("{s} Logistics {l}", "{s} Media & Events {l}", "{s} Health {l}",
-                   "{s} Engineering {l}", "{s} Foods {l}", "{s} Capital {l}", "{s} Pharma {l}",
-                   "{s} Retail Group {l}", "{s} Energy {l}", "{s} Studios {l}",
-                   "{s} Manufacturing {l}", "{s} Architects {l}"),
-    "MSP": ("{s} IT Services {l}", "{s} Managed IT {l}", "{s} Cloud Solutions {l}",
-            "{s} Systems {l}", "{s} Datacenter {l}"),
-    "Public Sector": ("{s} Regional Council", "{s} Municipal Services", "{s} Water Authority",
-                      "{s} Transit Authority", "{s} Health District"),
-    "Education": ("{s} University", "{s} College", "{s} Institute of Technology",
-                  "{s} School District"),
-    "Retail": ("{s} Electronics {l}", "{s} Computer Store {l}", "{s} Online Shop {l}",
-               "{s} Digital {l}", "{s} Tech & Home {l}"),
+    "Enterprise": (
+        "{s} Logistics {l}",
+        "{s} Media & Events {l}",
+        "{s} Health {l}",
+        "{s} Engineering {l}",
+        "{s} Foods {l}",
+        "{s} Capital {l}",
+        "{s} Pharma {l}",
+        "{s} Retail Group {l}",
+        "{s} Energy {l}",
+        "{s} Studios {l}",
+        "{s} Manufacturing {l}",
+        "{s} Architects {l}",
+    ),
+    "MSP": (
+        "{s} IT Services {l}",
+        "{s} Managed IT {l}",
+        "{s} Cloud Solutions {l}",
+        "{s} Systems {l}",
+        "{s} Datacenter {l}",
+    ),
+    "Public Sector": (
+        "{s} Regional Council",
+        "{s} Municipal Services",
+        "{s} Water Authority",
+        "{s} Transit Authority",
+        "{s} Health District",
+    ),
+    "Education": ("{s} University", "{s} College", "{s} Institute of Technology", "{s} School District"),
+    "Retail": (
+        "{s} Electronics {l}",
+        "{s} Computer Store {l}",
+        "{s} Online Shop {l}",
+        "{s} Digital {l}",
+        "{s} Tech & Home {l}",
+    ),
 }
 ACCOUNT_OWNERS = {
     "EMEA": ("Anna Keller", "Lukas Brandt", "Sophie Martin", "James Whitfield"),
@@ -198,8 +331,9 @@ def quarter_label(d: datetime.date) -> str:
     return quarters.quarter_label(quarters.quarter_start(d))
 
 
-def write_sample_workbook(path: str | os.PathLike, spec: SampleSpec = SampleSpec(), *,
-                          seeds_dir: str | os.PathLike | None = None) -> SampleStats:
+def write_sample_workbook(
+    path: str | os.PathLike, spec: SampleSpec = SampleSpec(), *, seeds_dir: str | os.PathLike | None = None
+) -> SampleStats:
     """Write the sample workbook to `path` (atomically) and return what it contains.
 
     `seeds_dir` holds `device_bays.csv` and `region_map.csv` (default: the dbt project's
@@ -282,7 +416,8 @@ def _load_seeds(seeds_dir: Path) -> tuple[list[_Model], list[_Country]]:
             name, tier = row["model"].strip(), (row["tier"] or "").strip() or None
             bays = int(row["bays"])
             price = LIST_PRICE.get(name) or (
-                {"T1": 4_000.0, "T2": 1_500.0, "T3": 600.0}.get(tier or "", 120.0) + 150.0 * bays)
+                {"T1": 4_000.0, "T2": 1_500.0, "T3": 600.0}.get(tier or "", 120.0) + 150.0 * bays
+            )
             models.append(_Model(name, bays, tier, (row["form_factor"] or "").strip(), price))
     with open(region_csv, newline="", encoding="utf-8") as fh:
         countries = [_Country(r["country_code"].strip(), r["region"].strip()) for r in csv.DictReader(fh)]
@@ -348,21 +483,24 @@ class _Data:
     stats: dict[str, SheetStats]
 
 
-def _generate(spec: SampleSpec, start: datetime.date, end: datetime.date,
-              models: list[_Model], countries: list[_Country]) -> _Data:
+def _generate(
+    spec: SampleSpec, start: datetime.date, end: datetime.date, models: list[_Model], countries: list[_Country]
+) -> _Data:
     rng_customers, rng_svr, rng_consumer, rng_c2 = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4))
+        np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(4)
+    )
     n_quarters = len(quarters.quarter_range(start, quarters.quarter_start(end)))
 
-    id_pool = rng_customers.choice(np.arange(100, 40_000), N_SVR_CUSTOMERS + N_CONSUMER_CUSTOMERS,
-                                   replace=False)
+    id_pool = rng_customers.choice(np.arange(100, 40_000), N_SVR_CUSTOMERS + N_CONSUMER_CUSTOMERS, replace=False)
     if not (id_pool[:N_SVR_CUSTOMERS] < 10_000).any():
         id_pool[0] = 412  # at least one numeric-looking id with leading zeros ("00412")
     namer = _NameMaker(rng_customers)
-    svr_customers = _make_customers(rng_customers, id_pool[:N_SVR_CUSTOMERS], namer, countries,
-                                    n_quarters, retail=False)
-    consumer_customers = _make_customers(rng_customers, id_pool[N_SVR_CUSTOMERS:], namer, countries,
-                                         n_quarters, retail=True)
+    svr_customers = _make_customers(
+        rng_customers, id_pool[:N_SVR_CUSTOMERS], namer, countries, n_quarters, retail=False
+    )
+    consumer_customers = _make_customers(
+        rng_customers, id_pool[N_SVR_CUSTOMERS:], namer, countries, n_quarters, retail=True
+    )
 
     known = {m.name for m in models}
     unknown = [_Model(n, 16, None, "", p) for n, p in UNKNOWN_MODELS if n not in known]
@@ -373,37 +511,77 @@ def _generate(spec: SampleSpec, start: datetime.date, end: datetime.date,
     consumer_models = [m for m in models if m.tier is None]
 
     # Season = relative weight of Q1..Q4 (Q4 ~ +25% over the other quarters for servers).
-    svr = _sales(rng_svr, spec.rows, start, end, svr_customers, svr_models, n_unknown_models=len(unknown),
-                 growth=math.log(1.16), season=(0.93, 1.0, 0.97, 1.23), weekend=(0.12, 0.05),
-                 channels=(SVR_CHANNELS, SVR_CHANNEL_P), unit_scale=6.0,
-                 tier_units={"T1": 0.55, "T2": 1.0, "T3": 1.35})
-    consumer = _sales(rng_consumer, spec.rows // 2, start, end, consumer_customers, consumer_models,
-                      n_unknown_models=0, growth=math.log(1.04), season=(0.95, 0.9, 0.97, 1.30),
-                      weekend=(0.55, 0.45), channels=(CONSUMER_CHANNELS, CONSUMER_CHANNEL_P), unit_scale=14.0,
-                      tier_units={})
+    svr = _sales(
+        rng_svr,
+        spec.rows,
+        start,
+        end,
+        svr_customers,
+        svr_models,
+        n_unknown_models=len(unknown),
+        growth=math.log(1.16),
+        season=(0.93, 1.0, 0.97, 1.23),
+        weekend=(0.12, 0.05),
+        channels=(SVR_CHANNELS, SVR_CHANNEL_P),
+        unit_scale=6.0,
+        tier_units={"T1": 0.55, "T2": 1.0, "T3": 1.35},
+    )
+    consumer = _sales(
+        rng_consumer,
+        spec.rows // 2,
+        start,
+        end,
+        consumer_customers,
+        consumer_models,
+        n_unknown_models=0,
+        growth=math.log(1.04),
+        season=(0.95, 0.9, 0.97, 1.30),
+        weekend=(0.55, 0.45),
+        channels=(CONSUMER_CHANNELS, CONSUMER_CHANNEL_P),
+        unit_scale=14.0,
+        tier_units={},
+    )
     c2 = _c2(rng_c2, start, end, svr_customers, svr)
     if spec.cutoff is not None:  # generated in full first: the history before the cut-off is the same
         svr, consumer, c2 = (_cut(x, np.datetime64(_as_date(spec.cutoff), "D")) for x in (svr, consumer, c2))
 
     revenue_by_customer = np.bincount(svr.customer, weights=svr.cents, minlength=N_SVR_CUSTOMERS)
     top = [int(i) for i in np.argsort(-revenue_by_customer, kind="stable")[:N_TOP_CUSTOMERS]]
-    used = sorted(set(svr_customers.country[np.unique(svr.customer)].tolist())
-                  | set(consumer_customers.country[np.unique(consumer.customer)].tolist())
-                  | set(svr_customers.country[np.unique(c2.customer)].tolist()))
+    used = sorted(
+        set(svr_customers.country[np.unique(svr.customer)].tolist())
+        | set(consumer_customers.country[np.unique(consumer.customer)].tolist())
+        | set(svr_customers.country[np.unique(c2.customer)].tolist())
+    )
 
     n_known_svr = len(tiered)
     stats = {
         SHEET_SVR_RM: _sales_stats(svr, int((svr.model >= n_known_svr).sum())),
         SHEET_CONSUMER: _sales_stats(consumer, 0),
-        SHEET_C2: SheetStats(rows=len(c2.seats), units_total=int(c2.seats.sum()),
-                             revenue_total=round(int(c2.cents.sum()) / 100, 2), unknown_models=0,
-                             quarters=_quarter_labels(c2.month)),
+        SHEET_C2: SheetStats(
+            rows=len(c2.seats),
+            units_total=int(c2.seats.sum()),
+            revenue_total=round(int(c2.cents.sum()) / 100, 2),
+            unknown_models=0,
+            quarters=_quarter_labels(c2.month),
+        ),
         SHEET_TOP_CUSTOMERS: SheetStats(len(top), 0, 0.0, 0, []),
         SHEET_REGION_MAP: SheetStats(len(used), 0, 0.0, 0, []),
         SHEET_DEVICE_BAYS: SheetStats(len(models), 0, 0.0, 0, []),
     }
-    return _Data(models, countries, svr_customers, consumer_customers, svr_models, consumer_models,
-                 svr, consumer, c2, top, used, stats)
+    return _Data(
+        models,
+        countries,
+        svr_customers,
+        consumer_customers,
+        svr_models,
+        consumer_models,
+        svr,
+        consumer,
+        c2,
+        top,
+        used,
+        stats,
+    )
 
 
 class _NameMaker:
@@ -429,8 +607,15 @@ class _NameMaker:
                 return name
 
 
-def _make_customers(rng: np.random.Generator, numbers: np.ndarray, namer: "_NameMaker",
-                    countries: list[_Country], n_quarters: int, *, retail: bool) -> _Customers:
+def _make_customers(
+    rng: np.random.Generator,
+    numbers: np.ndarray,
+    namer: _NameMaker,
+    countries: list[_Country],
+    n_quarters: int,
+    *,
+    retail: bool,
+) -> _Customers:
     n = len(numbers)
     # Heavy tail: Zipf-like weight by size rank, with lognormal noise; rank order is shuffled.
     size = (np.arange(1, n + 1, dtype=float) ** -1.0) * rng.lognormal(0.0, 0.25, n)
@@ -457,8 +642,7 @@ def _make_customers(rng: np.random.Generator, numbers: np.ndarray, namer: "_Name
     channel = rng.choice(4, n, p=(0.6, 0.4, 0.0, 0.0) if retail else SVR_CHANNEL_P)
     # Most accounts buy from the start; some are won later, a few are lost.
     first_q = np.where(rng.random(n) < 0.72, 0, rng.integers(0, max(n_quarters - 1, 1), n))
-    last_q = np.where(rng.random(n) < 0.10, first_q + 4 + rng.integers(0, max(n_quarters, 1), n),
-                      n_quarters)
+    last_q = np.where(rng.random(n) < 0.10, first_q + 4 + rng.integers(0, max(n_quarters, 1), n), n_quarters)
     big = order[:5]  # the largest accounts are long-standing
     first_q[big], last_q[big] = 0, n_quarters
     growth = rng.normal(0.0, 0.12, n)
@@ -466,11 +650,22 @@ def _make_customers(rng: np.random.Generator, numbers: np.ndarray, namer: "_Name
     return _Customers(ids, names, country, segment, owner, size, score, channel, first_q, last_q, growth)
 
 
-def _sales(rng: np.random.Generator, n: int, start: datetime.date, end: datetime.date,
-           customers: _Customers, models: list[_Model], *, n_unknown_models: int, growth: float,
-           season: Sequence[float], weekend: tuple[float, float],
-           channels: tuple[tuple[str, ...], Sequence[float]],
-           unit_scale: float, tier_units: dict[str, float]) -> _Sales:
+def _sales(
+    rng: np.random.Generator,
+    n: int,
+    start: datetime.date,
+    end: datetime.date,
+    customers: _Customers,
+    models: list[_Model],
+    *,
+    n_unknown_models: int,
+    growth: float,
+    season: Sequence[float],
+    weekend: tuple[float, float],
+    channels: tuple[tuple[str, ...], Sequence[float]],
+    unit_scale: float,
+    tier_units: dict[str, float],
+) -> _Sales:
     days = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D") + 1)
     months = days.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
     month_of_year = months % 12
@@ -478,9 +673,13 @@ def _sales(rng: np.random.Generator, n: int, start: datetime.date, end: datetime
     years = (days - days[0]).astype(np.int64) / 365.25
     weekday = (days.astype(np.int64) + 3) % 7  # 0 = Monday
     month_noise = rng.lognormal(0.0, 0.05, months[-1] - months[0] + 1)[months - months[0]]
-    weight = (np.exp(growth * years) * np.asarray(season)[quarter_of_year] * month_noise
-              * np.where(weekday == 5, weekend[0], np.where(weekday == 6, weekend[1], 1.0))
-              * np.where(month_of_year % 3 == 2, 1.12, 1.0))  # quarter-end push
+    weight = (
+        np.exp(growth * years)
+        * np.asarray(season)[quarter_of_year]
+        * month_noise
+        * np.where(weekday == 5, weekend[0], np.where(weekday == 6, weekend[1], 1.0))
+        * np.where(month_of_year % 3 == 2, 1.12, 1.0)
+    )  # quarter-end push
     counts = rng.multinomial(n, weight / weight.sum())
     day = np.repeat(days, counts)
     line_q = np.repeat((months - months[0]) // 3, counts)
@@ -524,23 +723,22 @@ def _sales(rng: np.random.Generator, n: int, start: datetime.date, end: datetime
         model[picked] = n_known + rng.integers(0, n_unknown_models, k)
 
     tier_factor = np.array([tier_units.get(m.tier or "", 1.0) for m in models])[model]
-    lam = (0.4 + unit_scale * score ** 1.5) * tier_factor * rng.lognormal(0.0, 0.35, n)
+    lam = (0.4 + unit_scale * score**1.5) * tier_factor * rng.lognormal(0.0, 0.35, n)
     units = 1 + rng.poisson(lam)
     returns = rng.random(n) < RETURN_SHARE
     units = np.where(returns, -np.minimum(units, 1 + rng.poisson(0.4, n)), units)
 
     channel_names, channel_p = channels
-    channel = np.where(rng.random(n) < 0.8, customers.channel[customer],
-                       rng.choice(len(channel_names), n, p=channel_p))
-    discount = (np.array([CHANNEL_DISCOUNT[c] for c in channel_names])[channel]
-                + 0.06 * score + rng.uniform(-0.03, 0.03, n))
+    channel = np.where(rng.random(n) < 0.8, customers.channel[customer], rng.choice(len(channel_names), n, p=channel_p))
+    discount = (
+        np.array([CHANNEL_DISCOUNT[c] for c in channel_names])[channel] + 0.06 * score + rng.uniform(-0.03, 0.03, n)
+    )
     list_price = np.array([m.price for m in models])[model]
     cents = np.rint(units * list_price * (1.0 - discount) * 100.0).astype(np.int64)
     return _Sales(day, customer, model, units.astype(np.int64), cents, channel, channel_names)
 
 
-def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, customers: _Customers,
-        svr: _Sales) -> _C2:
+def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, customers: _Customers, svr: _Sales) -> _C2:
     """About half of the SVR-RM accounts subscribe, none before its first server purchase."""
     first_month = datetime.date(start.year, start.month, 1)
     n_months = end.year * 12 + end.month - (first_month.year * 12 + first_month.month) + 1
@@ -550,8 +748,9 @@ def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, cust
     np.minimum.at(first_purchase, svr.customer, month_of_line)
     buyers = first_purchase < n_months
     n_adopt = min((n + 1) // 2, int(buyers.sum()))
-    affinity = np.array([{"MSP": 2.0, "Enterprise": 1.3, "Education": 1.0}.get(s, 0.8)
-                         for s in customers.segment]) * buyers
+    affinity = (
+        np.array([{"MSP": 2.0, "Enterprise": 1.3, "Education": 1.0}.get(s, 0.8) for s in customers.segment]) * buyers
+    )
     adopters = rng.choice(n, n_adopt, replace=False, p=affinity / affinity.sum()) if n_adopt else np.zeros(0, int)
     # A few early adopters, then adoption accelerates (density rises over time).
     adopt = np.floor(n_months * np.sqrt(rng.random(n_adopt))).astype(np.int64)
@@ -574,7 +773,7 @@ def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, cust
             if begin >= stop:
                 continue
             k = np.arange(stop - begin)
-            seats0 = max(1.0, rng.lognormal(math.log(4 + 150 * score ** 2), 0.4))
+            seats0 = max(1.0, rng.lognormal(math.log(4 + 150 * score**2), 0.4))
             if C2_SERVICES[s] in ("C2 Identity", "C2 Password"):
                 seats0 *= 2
             g = rng.uniform(0.008, 0.035)
@@ -590,11 +789,17 @@ def _c2(rng: np.random.Generator, start: datetime.date, end: datetime.date, cust
     return _C2(month, customer=column[3], service=column[2], plan=column[4], seats=column[5], cents=column[6])
 
 
-def _cut(data: "_Sales | _C2", last_day: np.datetime64) -> "_Sales | _C2":
+def _cut(data: _Sales | _C2, last_day: np.datetime64) -> _Sales | _C2:
     """Only the rows dated up to `last_day` (a C2 month row is dated on the month's first day)."""
     keep = (data.day if isinstance(data, _Sales) else data.month) <= last_day
-    return dataclasses.replace(data, **{f.name: getattr(data, f.name)[keep] for f in dataclasses.fields(data)
-                                        if isinstance(getattr(data, f.name), np.ndarray)})
+    return dataclasses.replace(
+        data,
+        **{
+            f.name: getattr(data, f.name)[keep]
+            for f in dataclasses.fields(data)
+            if isinstance(getattr(data, f.name), np.ndarray)
+        },
+    )
 
 
 def _quarter_labels(day: np.ndarray) -> list[str]:
@@ -605,9 +810,13 @@ def _quarter_labels(day: np.ndarray) -> list[str]:
 
 
 def _sales_stats(sales: _Sales, unknown: int) -> SheetStats:
-    return SheetStats(rows=len(sales.units), units_total=int(sales.units.sum()),
-                      revenue_total=round(int(sales.cents.sum()) / 100, 2), unknown_models=unknown,
-                      quarters=_quarter_labels(sales.day))
+    return SheetStats(
+        rows=len(sales.units),
+        units_total=int(sales.units.sum()),
+        revenue_total=round(int(sales.cents.sum()) / 100, 2),
+        unknown_models=unknown,
+        quarters=_quarter_labels(sales.day),
+    )
 
 
 # --------------------------------------------------------------------------- writing
@@ -629,11 +838,14 @@ def _fragments(fragments: Sequence[str], index: np.ndarray) -> list[str]:
     return np.array(fragments, dtype=object)[index].tolist()
 
 
-def _sales_rows(data: _Data, sales: _Sales, customers: _Customers, models: list[_Model],
-                date_style: int) -> Iterator[bytes]:
+def _sales_rows(
+    data: _Data, sales: _Sales, customers: _Customers, models: list[_Model], date_style: int
+) -> Iterator[bytes]:
     """`<row>` XML of a sales sheet from row 2 on, in chunks; one f-string per row (no concatenation)."""
-    customer_cells = [_cells(data.countries[c].region, data.countries[c].code, cid, name)
-                      for c, cid, name in zip(customers.country.tolist(), customers.ids, customers.names)]
+    customer_cells = [
+        _cells(data.countries[c].region, data.countries[c].code, cid, name)
+        for c, cid, name in zip(customers.country.tolist(), customers.ids, customers.names)
+    ]
     model_cells = [_cells(m.name, m.tier) for m in models]
     tier_blank = np.array([not m.tier for m in models])
     channel_cells = [_cells(c) + "</row>" for c in sales.channel_names]
@@ -641,34 +853,47 @@ def _sales_rows(data: _Data, sales: _Sales, customers: _Customers, models: list[
     for lo in range(0, n, ROWS_PER_CHUNK):
         sl = slice(lo, min(n, lo + ROWS_PER_CHUNK))
         columns = (
-            range(lo + 2, sl.stop + 2), (sales.day[sl] - EXCEL_EPOCH).astype(np.int64).tolist(),
-            _fragments(customer_cells, sales.customer[sl]), _fragments(model_cells, sales.model[sl]),
-            tier_blank[sales.model[sl]].tolist(), sales.units[sl].tolist(), (sales.cents[sl] / 100).tolist(),
+            range(lo + 2, sl.stop + 2),
+            (sales.day[sl] - EXCEL_EPOCH).astype(np.int64).tolist(),
+            _fragments(customer_cells, sales.customer[sl]),
+            _fragments(model_cells, sales.model[sl]),
+            tier_blank[sales.model[sl]].tolist(),
+            sales.units[sl].tolist(),
+            (sales.cents[sl] / 100).tolist(),
             _fragments(channel_cells, sales.channel[sl]),
         )
-        yield "".join([
-            f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{model}<c><v>{u}</v></c><c><v>{v}</v></c>{chan}'
-            if not blank else
-            f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{model}<c r="H{r}"><v>{u}</v></c>'
-            f'<c><v>{v}</v></c>{chan}'
-            for r, d, cust, model, blank, u, v, chan in zip(*columns)
-        ]).encode("utf-8")
+        yield "".join(
+            [
+                f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{model}<c><v>{u}</v></c><c><v>{v}</v></c>{chan}'
+                if not blank
+                else f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{model}<c r="H{r}"><v>{u}</v></c>'
+                f'<c><v>{v}</v></c>{chan}'
+                for r, d, cust, model, blank, u, v, chan in zip(*columns)
+            ]
+        ).encode("utf-8")
 
 
 def _c2_rows(data: _Data, date_style: int) -> Iterator[bytes]:
     c2, customers = data.c2, data.svr_customers
-    customer_cells = [_cells(cid, name, data.countries[c].region)
-                      for c, cid, name in zip(customers.country.tolist(), customers.ids, customers.names)]
+    customer_cells = [
+        _cells(cid, name, data.countries[c].region)
+        for c, cid, name in zip(customers.country.tolist(), customers.ids, customers.names)
+    ]
     plan_cells = [_cells(service, plan) for service in C2_SERVICES for plan in C2_PLANS]
     columns = (
-        range(2, len(c2.seats) + 2), (c2.month - EXCEL_EPOCH).astype(np.int64).tolist(),
-        _fragments(customer_cells, c2.customer), _fragments(plan_cells, c2.service * len(C2_PLANS) + c2.plan),
-        c2.seats.tolist(), (c2.cents / 100).tolist(),
+        range(2, len(c2.seats) + 2),
+        (c2.month - EXCEL_EPOCH).astype(np.int64).tolist(),
+        _fragments(customer_cells, c2.customer),
+        _fragments(plan_cells, c2.service * len(C2_PLANS) + c2.plan),
+        c2.seats.tolist(),
+        (c2.cents / 100).tolist(),
     )
-    yield "".join([
-        f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{plan}<c><v>{seats}</v></c><c><v>{v}</v></c></row>'
-        for r, d, cust, plan, seats, v in zip(*columns)
-    ]).encode("utf-8")
+    yield "".join(
+        [
+            f'<row r="{r}"><c s="{date_style}"><v>{d}</v></c>{cust}{plan}<c><v>{seats}</v></c><c><v>{v}</v></c></row>'
+            for r, d, cust, plan, seats, v in zip(*columns)
+        ]
+    ).encode("utf-8")
 
 
 @dataclass
@@ -737,8 +962,12 @@ class _DeterministicZipFile(zipfile.ZipFile):
 
     def writestr(self, zinfo_or_arcname, data, compress_type=None, compresslevel=None):
         name = zinfo_or_arcname.filename if isinstance(zinfo_or_arcname, zipfile.ZipInfo) else zinfo_or_arcname
-        super().writestr(self._info(name), data, compress_type=compress_type,
-                         compresslevel=self.compresslevel if compresslevel is None else compresslevel)
+        super().writestr(
+            self._info(name),
+            data,
+            compress_type=compress_type,
+            compresslevel=self.compresslevel if compresslevel is None else compresslevel,
+        )
 
     def write(self, filename, arcname=None, compress_type=None, compresslevel=None):
         name = arcname if arcname is not None else os.path.basename(filename)
@@ -769,8 +998,11 @@ def _write_workbook(path: Path, data: _Data, stamp: datetime.datetime) -> None:
     c2 = wb.create_sheet(SHEET_C2)
     date_style = WriteOnlyCell(svr, value=DATE_STYLE_PROBE).style_id  # registers the date format
     sales_widths, c2_widths = (11, 14, 8, 12, 36, 12, 6, 8, 14, 12), (11, 12, 36, 14, 12, 10, 8, 12)
-    for ws, header, widths in ((svr, SALES_HEADER, sales_widths), (consumer, SALES_HEADER, sales_widths),
-                               (c2, C2_HEADER, c2_widths)):
+    for ws, header, widths in (
+        (svr, SALES_HEADER, sales_widths),
+        (consumer, SALES_HEADER, sales_widths),
+        (c2, C2_HEADER, c2_widths),
+    ):
         ws.freeze_panes = "A2"
         for i, width in enumerate(widths):
             ws.column_dimensions[chr(ord("A") + i)].width = width
@@ -779,10 +1011,14 @@ def _write_workbook(path: Path, data: _Data, stamp: datetime.datetime) -> None:
     bodies = {
         "xl/worksheets/sheet1.xml": _Body(
             lambda: _sales_rows(data, data.svr, data.svr_customers, data.svr_models, date_style),
-            len(data.svr.units), "J"),
+            len(data.svr.units),
+            "J",
+        ),
         "xl/worksheets/sheet2.xml": _Body(
             lambda: _sales_rows(data, data.consumer, data.consumer_customers, data.consumer_models, date_style),
-            len(data.consumer.units), "J"),
+            len(data.consumer.units),
+            "J",
+        ),
         "xl/worksheets/sheet3.xml": _Body(lambda: _c2_rows(data, date_style), len(data.c2.seats), "H"),
     }
 

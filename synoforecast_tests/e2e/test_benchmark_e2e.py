@@ -11,8 +11,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_e2e_quick_measures_every_stage_and_an_identical_reingest_runs_nothing(tmp_path):
     out = tmp_path / "e2e.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "e2e.py"), "--quick", "--json", str(out)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "e2e.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     (size,) = json.loads(out.read_text())["results"]
     first, again = size["first"], size["reingest"]

@@ -5,8 +5,8 @@ import datetime as dt
 import json
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import openpyxl
@@ -119,8 +119,9 @@ def _env(tmp_path, **extra):
 
 def test_ingest_json_materialises_through_dagster_and_prints_one_object(tmp_path, pg_url):
     path = tmp_path / "small.xlsx"
-    write_sample_workbook(path, SampleSpec(rows=800, seed=5, start=dt.date(2024, 1, 1), quarters=8,
-                                           as_of=dt.date(2025, 12, 20)))
+    write_sample_workbook(
+        path, SampleSpec(rows=800, seed=5, start=dt.date(2024, 1, 1), quarters=8, as_of=dt.date(2025, 12, 20))
+    )
     result = run("ingest", str(path), "--json", env=_env(tmp_path, SYNOFORECAST_WAREHOUSE_URL=pg_url), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
@@ -134,8 +135,9 @@ def test_ingest_json_materialises_through_dagster_and_prints_one_object(tmp_path
     import psycopg
 
     with psycopg.connect(pg_url) as conn:
-        cohorts = conn.execute("select count(distinct cohort) from forecast.forecasts "
-                               "where as_of_quarter = '2025-07-01'").fetchone()[0]
+        cohorts = conn.execute(
+            "select count(distinct cohort) from forecast.forecasts where as_of_quarter = '2025-07-01'"
+        ).fetchone()[0]
     assert cohorts == 5
     runs = list((tmp_path / "dh").rglob("*.db"))
     assert runs, "runs are recorded in the persistent DAGSTER_HOME"
@@ -184,14 +186,30 @@ def test_help_lists_every_command_and_usage_errors_are_not_refusals():
 def test_ingest_table_columns_never_run_together():
     from synoforecast.cli.main import ingest_table
 
-    big = {"rows_read": 1_000_000, "rows_loaded": 999_999, "duplicates_removed": 1, "rows_quarantined": 0,
-           "unknown_models": 12_345, "units_total": 123_456_789, "revenue_total": 9_876_543_210.5,
-           "quarters": ["2021-Q1", "2026-Q3"]}
+    big = {
+        "rows_read": 1_000_000,
+        "rows_loaded": 999_999,
+        "duplicates_removed": 1,
+        "rows_quarantined": 0,
+        "unknown_models": 12_345,
+        "units_total": 123_456_789,
+        "revenue_total": 9_876_543_210.5,
+        "quarters": ["2021-Q1", "2026-Q3"],
+    }
     lines = ingest_table({"SVR-RM": big, "C2": {**big, "revenue_total": 0.0}})
     header, row = lines[0].split(), lines[1].split()
     assert header == ["sheet", "rows", "read", "loaded", "dupes", "quarant.", "unknown", "units", "revenue", "quarters"]
-    assert row == ["SVR-RM", "1,000,000", "999,999", "1", "0", "12,345", "123,456,789", "9,876,543,210.50",
-                   "2021-Q1..2026-Q3"]
+    assert row == [
+        "SVR-RM",
+        "1,000,000",
+        "999,999",
+        "1",
+        "0",
+        "12,345",
+        "123,456,789",
+        "9,876,543,210.50",
+        "2021-Q1..2026-Q3",
+    ]
     assert len({len(line) for line in lines[1:]}) == 1
 
 
@@ -236,8 +254,13 @@ def test_ui_starts_without_misleading_warnings(tmp_path):
         port = s.getsockname()[1]
     log = tmp_path / "ui.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([CLI, "ui", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                env=_env(tmp_path), start_new_session=True)
+        proc = subprocess.Popen(
+            [CLI, "ui", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env(tmp_path),
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline and "Serving dagster-webserver" not in log.read_text():

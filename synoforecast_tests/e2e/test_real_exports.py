@@ -86,15 +86,28 @@ def test_padded_number_ids_load_as_the_text_ids_through_the_whole_pipeline(sampl
     assert result.returncode == 0, result.stderr[-3000:]
     wb = openpyxl.load_workbook(path, read_only=True)
     complete = dt.datetime(2026, 7, 1)  # raw holds the complete quarters; 2026-Q3 runs at the export
-    expected = {name: {str(r[col - 1]) for r in wb[name].iter_rows(min_row=2, values_only=True)
-                       if r[col - 1] and (name == "Top Customers" or r[0] < complete)}
-                for name, col in ID_SHEETS.items()}
+    expected = {
+        name: {
+            str(r[col - 1])
+            for r in wb[name].iter_rows(min_row=2, values_only=True)
+            if r[col - 1] and (name == "Top Customers" or r[0] < complete)
+        }
+        for name, col in ID_SHEETS.items()
+    }
     with psycopg.connect(pg_url) as conn:
-        loaded = {name: {r[0] for r in conn.execute(f"select distinct customer_id from raw.{table}")}
-                  for name, table in {"SVR-RM": "svr_rm", "Consumer": "consumer", "C2": "c2",
-                                      "Top Customers": "top_customers"}.items()}
-        unmatched = conn.execute("select count(*) from raw.top_customers t where not exists "
-                                 "(select 1 from raw.svr_rm s where s.customer_id = t.customer_id)").fetchone()[0]
+        loaded = {
+            name: {r[0] for r in conn.execute(f"select distinct customer_id from raw.{table}")}
+            for name, table in {
+                "SVR-RM": "svr_rm",
+                "Consumer": "consumer",
+                "C2": "c2",
+                "Top Customers": "top_customers",
+            }.items()
+        }
+        unmatched = conn.execute(
+            "select count(*) from raw.top_customers t where not exists "
+            "(select 1 from raw.svr_rm s where s.customer_id = t.customer_id)"
+        ).fetchone()[0]
     assert any(i.startswith("0") for i in expected["SVR-RM"])  # the sample has ids with leading zeros
     assert loaded == expected
     assert unmatched == 0
@@ -114,15 +127,18 @@ def _huge_date(source, target):
 
 def _nan_units(source, target):
     wb = openpyxl.load_workbook(source)
-    wb["SVR-RM"]["H5"], wb["SVR-RM"]["H6"], wb["SVR-RM"]["H7"] = "NaN", "inf", 2 ** 63
+    wb["SVR-RM"]["H5"], wb["SVR-RM"]["H6"], wb["SVR-RM"]["H7"] = "NaN", "inf", 2**63
     wb.save(target)
 
 
-@pytest.mark.parametrize("break_it, code, expected", [
-    (_stray_cell, 2, "reaches cell XFD1048576"),
-    (_huge_date, 0, "SVR-RM!A5"),
-    (_nan_units, 0, "SVR-RM!H5"),
-])
+@pytest.mark.parametrize(
+    "break_it, code, expected",
+    [
+        (_stray_cell, 2, "reaches cell XFD1048576"),
+        (_huge_date, 0, "SVR-RM!A5"),
+        (_nan_units, 0, "SVR-RM!H5"),
+    ],
+)
 def test_hostile_files_end_in_a_refusal_or_a_quarantine_never_a_crash(sample, tmp_path, break_it, code, expected):
     path, _ = sample
     target = tmp_path / "hostile.xlsx"

@@ -34,9 +34,19 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 GRAPH_PAGE = "/locations/synoforecast/asset-groups/activation"  # activation + its upstream cohort forecasts
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,1000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1600,1000",
+]
 
 
 def _chromium() -> str | None:
@@ -75,17 +85,34 @@ def demo(pg_server, tmp_path_factory):
         quarters = outcome.partitions
         broken = quarters[3]
         with psycopg.connect(project["url"], autocommit=True) as conn:
-            conn.execute("update raw.svr_rm set tier = 'T9' where ctid in "
-                         "(select ctid from raw.svr_rm where quarter_start = %s limit 2)", (broken,))
+            conn.execute(
+                "update raw.svr_rm set tier = 'T9' where ctid in "
+                "(select ctid from raw.svr_rm where quarter_start = %s limit 2)",
+                (broken,),
+            )
         from synoforecast.definitions import defs
 
         key = dg.AssetCheckKey(dg.AssetKey(list(BROKEN_CHECK[:2])), BROKEN_CHECK[2])
-        job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_check_selection={key}, asset_selection=set())
-        rerun = job.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False, tags={
-            "dagster/asset_partition_range_start": quarters[0], "dagster/asset_partition_range_end": quarters[-1]})
+        job = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_check_selection={key}, asset_selection=set()
+        )
+        rerun = job.execute_in_process(
+            instance=dg.DagsterInstance.get(),
+            raise_on_error=False,
+            tags={
+                "dagster/asset_partition_range_start": quarters[0],
+                "dagster/asset_partition_range_end": quarters[-1],
+            },
+        )
         assert not rerun.success  # the blocking gate failed on the broken quarter
-        yield {"home": root / "dagster_home", "data": project["data"], "url": project["url"],
-               "quarters": quarters, "broken": broken, "passing": quarters[1]}
+        yield {
+            "home": root / "dagster_home",
+            "data": project["data"],
+            "url": project["url"],
+            "quarters": quarters,
+            "broken": broken,
+            "passing": quarters[1],
+        }
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +121,24 @@ def webserver(demo):
     (home / ".nux").mkdir(exist_ok=True)
     (home / ".nux" / "nux.yaml").write_text("seen: 1\n")  # no "join the community" modal over the graph
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1",
-           "SYNOFORECAST_DATA_DIR": str(demo["data"]), "SYNOFORECAST_WAREHOUSE_URL": demo["url"],
-           "METABASE_URL": "http://127.0.0.1:9", "METABASE_API_KEY": METABASE_SECRET}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "SYNOFORECAST_DATA_DIR": str(demo["data"]),
+        "SYNOFORECAST_WAREHOUSE_URL": demo["url"],
+        "METABASE_URL": "http://127.0.0.1:9",
+        "METABASE_API_KEY": METABASE_SECRET,
+    }
     exe = Path(sys.executable).with_name("dagster-webserver")
     log = open(home / "webserver.log", "w")
-    proc = subprocess.Popen([str(exe), "-w", str(REPO / "workspace.yaml"), "-p", str(port), "-h", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(exe), "-w", str(REPO / "workspace.yaml"), "-p", str(port), "-h", "127.0.0.1"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -136,8 +174,13 @@ def _asset_keys(base: str) -> set[str]:
 
 def _chromium_run(browser: str, profile: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     profile.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_server_info_and_the_asset_graph_in_chromium(webserver, tmp_path):
@@ -154,8 +197,9 @@ def test_server_info_and_the_asset_graph_in_chromium(webserver, tmp_path):
     expected = ["metabase_refresh", "summary_notification", *[c.name for c in COHORTS]]
     missing = expected
     for budget in (15000, 30000):  # the graph is laid out asynchronously: give it more time once
-        dom = _chromium_run(browser, tmp_path / f"profile-dom-{budget}",
-                            f"--virtual-time-budget={budget}", "--dump-dom", url)
+        dom = _chromium_run(
+            browser, tmp_path / f"profile-dom-{budget}", f"--virtual-time-budget={budget}", "--dump-dom", url
+        )
         missing = [name for name in expected if name not in dom.stdout]
         if not missing:
             break
@@ -163,8 +207,7 @@ def test_server_info_and_the_asset_graph_in_chromium(webserver, tmp_path):
     assert "Join the Dagster community" not in dom.stdout
 
     shot = tmp_path / "asset-graph.png"
-    done = _chromium_run(browser, tmp_path / "profile-shot", "--virtual-time-budget=15000",
-                         f"--screenshot={shot}", url)
+    done = _chromium_run(browser, tmp_path / "profile-shot", "--virtual-time-budget=15000", f"--screenshot={shot}", url)
     assert shot.exists() and shot.stat().st_size > 20_000, done.stderr[-1500:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("SYNOFORECAST_SAVE_SCREENSHOT") == "1":
@@ -202,7 +245,7 @@ def _check_partition(browser, base: str, partition: str, tmp_path: Path) -> str:
     assert browser.click_text(partition), browser.text()[-2000:]
     text = browser.wait_for_text("Latest execution")
     browser.screenshot(tmp_path / f"check-{partition}.png")
-    return text[text.index("Partitions Selected"):]
+    return text[text.index("Partitions Selected") :]
 
 
 def test_a_partitioned_check_shows_passed_and_a_broken_gate_failed_on_its_quarter(webserver, demo, browser, tmp_path):
@@ -210,31 +253,40 @@ def test_a_partitioned_check_shows_passed_and_a_broken_gate_failed_on_its_quarte
 
     base = webserver["base"]
     assert _asset_keys(base)
-    statuses = _graphql(base, """{ assetNodes(assetKeys: [{path: ["raw", "svr_rm"]}]) { assetChecksOrError {
+    statuses = _graphql(
+        base,
+        """{ assetNodes(assetKeys: [{path: ["raw", "svr_rm"]}]) { assetChecksOrError {
         ... on AssetChecks { checks { name partitionStatuses { ... on AssetCheckTimePartitionStatuses {
-        ranges { startKey endKey status } } } } } } } }""")["assetNodes"][0]["assetChecksOrError"]["checks"][0]
+        ranges { startKey endKey status } } } } } } } }""",
+    )["assetNodes"][0]["assetChecksOrError"]["checks"][0]
     ranges = statuses["partitionStatuses"]["ranges"]
     assert {"startKey": demo["broken"], "endKey": demo["broken"], "status": "FAILED"} in ranges
     assert {r["status"] for r in ranges} == {"SUCCEEDED", "FAILED"}  # no quarter "Skipped"
 
     counts = _check_partition(browser, base, demo["passing"], tmp_path)
     n = len(demo["quarters"])
-    assert f"Failed (1)" in counts and f"Passed ({n - 1})" in counts and "Skipped (0)" in counts, counts[:400]
-    panel = counts[counts.index("Latest execution") - 60:]
+    assert "Failed (1)" in counts and f"Passed ({n - 1})" in counts and "Skipped (0)" in counts, counts[:400]
+    panel = counts[counts.index("Latest execution") - 60 :]
     assert "Passed" in panel and label(demo["passing"]) in panel, panel[:600]
 
     counts = _check_partition(browser, base, demo["broken"], tmp_path)
-    panel = counts[counts.index("Latest execution") - 60:]
+    panel = counts[counts.index("Latest execution") - 60 :]
     assert "Failed" in panel and label(demo["broken"]) in panel, panel[:600]
 
 
 def test_no_partition_missing_before_the_data_and_no_false_alarm(webserver, demo, browser, tmp_path):
     base = webserver["base"]
-    stats = _graphql(base, """{ assetNodes(assetKeys: [{path: ["raw", "svr_rm"]}, {path: ["forecast", "svr_rm_overall"]}])
-        { assetKey { path } partitionStats { numMaterialized numPartitions } } }""")["assetNodes"]
+    stats = _graphql(
+        base,
+        """{ assetNodes(assetKeys: [{path: ["raw", "svr_rm"]}, {path: ["forecast", "svr_rm_overall"]}])
+        { assetKey { path } partitionStats { numMaterialized numPartitions } } }""",
+    )["assetNodes"]
     for node in stats:
-        assert node["partitionStats"]["numMaterialized"] == node["partitionStats"]["numPartitions"] == len(
-            demo["quarters"]), node
+        assert (
+            node["partitionStats"]["numMaterialized"]
+            == node["partitionStats"]["numPartitions"]
+            == len(demo["quarters"])
+        ), node
     browser.open(f"{base}/assets/raw/svr_rm?view=partitions")
     text = browser.wait_for_text("Missing (")
     assert "Missing (0)" in text and f"Materialized ({len(demo['quarters'])})" in text, text[:1500]
@@ -242,9 +294,12 @@ def test_no_partition_missing_before_the_data_and_no_false_alarm(webserver, demo
     browser.open(f"{base}/assets/workbook_snapshot?view=checks")
     text = browser.wait_for_text("snapshot_null_share")
     browser.screenshot(tmp_path / "snapshot-checks.png")
-    lines = text[text.index("Checks ("):text.index("Execute\nOverview")].splitlines()
-    status = {lines[i]: lines[i + 2] for i in range(2, len(lines) - 2) if lines[i].startswith("snapshot_")
-              and lines[i + 1] == lines[i]}
+    lines = text[text.index("Checks (") : text.index("Execute\nOverview")].splitlines()
+    status = {
+        lines[i]: lines[i + 2]
+        for i in range(2, len(lines) - 2)
+        if lines[i].startswith("snapshot_") and lines[i + 1] == lines[i]
+    }
     assert status["snapshot_null_share"] == "Succeeded", status  # Consumer.tier is blank by design
     # the one warning the sample raises is true: it carries models Device Bays does not list, on purpose
     assert {k for k, v in status.items() if v != "Succeeded"} <= {"snapshot_unknown_references"}, status

@@ -5,9 +5,7 @@ accuracy-drop alert and the run-failure sensor. One real ingest per module."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
-import sys
 
 import dagster as dg
 import pytest
@@ -15,8 +13,8 @@ import pytest
 from synoforecast.defs.activation.assets import metabase_refresh, summary_notification
 from synoforecast.defs.activation.sensors import notify_on_run_failure
 from synoforecast.defs.resources import build_resources
-from synoforecast.settings import get_settings
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
+from synoforecast.settings import get_settings
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
 
@@ -47,11 +45,19 @@ def env(pg_server, standin, tmp_path_factory):
 def _env(pg_server, standin, tmp_path_factory):
     with isolated_project(tmp_path_factory.mktemp("activation"), new_database(pg_server)) as project:
         mp = project["monkeypatch"]
-        for name, value in {"METABASE_URL": standin.url, "METABASE_API_KEY": KEY, "METABASE_CARD_IDS": "11,12",
-                            "METABASE_DASHBOARD_IDS": "7", "METABASE_MODEL_IDS": "21", "METABASE_DATABASE_ID": "2",
-                            "METABASE_HEALTH_WAIT_S": "0.05", "METABASE_BACKOFF_S": "0.05",
-                            "SLACK_WEBHOOK_URL": standin.url + SLACK, "TEAMS_WEBHOOK_URL": standin.url + TEAMS,
-                            "DAGSTER_WEBSERVER_URL": "http://dagster.nas.local:3000/"}.items():
+        for name, value in {
+            "METABASE_URL": standin.url,
+            "METABASE_API_KEY": KEY,
+            "METABASE_CARD_IDS": "11,12",
+            "METABASE_DASHBOARD_IDS": "7",
+            "METABASE_MODEL_IDS": "21",
+            "METABASE_DATABASE_ID": "2",
+            "METABASE_HEALTH_WAIT_S": "0.05",
+            "METABASE_BACKOFF_S": "0.05",
+            "SLACK_WEBHOOK_URL": standin.url + SLACK,
+            "TEAMS_WEBHOOK_URL": standin.url + TEAMS,
+            "DAGSTER_WEBSERVER_URL": "http://dagster.nas.local:3000/",
+        }.items():
             mp.setenv(name, value)
         mp.delenv("N8N_WEBHOOK_URL", raising=False)
         _forget_definitions()  # the code location loads with these variables
@@ -72,8 +78,13 @@ def _env(pg_server, standin, tmp_path_factory):
 
 
 def _materialize(assets, env, partition=LAST):
-    return dg.materialize(assets, partition_key=partition, resources=build_resources(),
-                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return dg.materialize(
+        assets,
+        partition_key=partition,
+        resources=build_resources(),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 def _metadata(result, name):
@@ -88,17 +99,30 @@ def test_ingest_refreshes_metabase_then_posts_the_summary(env):
     assert "GET /api/database/2/metadata" in calls  # waited for the background sync
     assert not [r for r in env["requests"] if r.path.startswith("/api/card/") and r.during_sync]
     assert metabase == ["GET /api/health"] * 3 + [
-        "POST /api/database/2/sync_schema", "GET /api/dashboard/7", "POST /api/persist/card/21/refresh",
-        "POST /api/cache/invalidate", "POST /api/card/11/query", "POST /api/card/12/query",
-        "POST /api/card/30/query"]
+        "POST /api/database/2/sync_schema",
+        "GET /api/dashboard/7",
+        "POST /api/persist/card/21/refresh",
+        "POST /api/cache/invalidate",
+        "POST /api/card/11/query",
+        "POST /api/card/12/query",
+        "POST /api/card/30/query",
+    ]
     queries = [r for r in env["requests"] if r.path.startswith("/api/card/")]
     assert all(r.json == {"ignore_cache": True} and r.headers["x-api-key"] == KEY for r in queries)
     # summaries come after the refresh, one per channel
     assert calls[-2:] == [f"POST {SLACK}", f"POST {TEAMS}"]
     slack = next(r for r in env["requests"] if r.path == SLACK).json
     text = json.dumps(slack)
-    for piece in ("svr_rm_overall", "c2_scorecard", "2026-Q3", "dbt tests", "passed", "sMAPE", "All C2",
-                  "http://dagster.nas.local:3000/runs/"):
+    for piece in (
+        "svr_rm_overall",
+        "c2_scorecard",
+        "2026-Q3",
+        "dbt tests",
+        "passed",
+        "sMAPE",
+        "All C2",
+        "http://dagster.nas.local:3000/runs/",
+    ):
         assert piece in text, piece
     teams = next(r for r in env["requests"] if r.path == TEAMS).json
     assert teams["attachments"][0]["content"]["type"] == "AdaptiveCard"
@@ -164,8 +188,14 @@ def test_card_failing_inside_a_202_fails_the_refresh(env, standin):
     assert standin.calls().count("POST /api/card/12/query") == 1  # a 202 error is not retried
 
 
-METABASE_VARS = ("METABASE_URL", "METABASE_API_KEY", "METABASE_CARD_IDS", "METABASE_DASHBOARD_IDS",
-                 "METABASE_MODEL_IDS", "METABASE_DATABASE_ID")
+METABASE_VARS = (
+    "METABASE_URL",
+    "METABASE_API_KEY",
+    "METABASE_CARD_IDS",
+    "METABASE_DASHBOARD_IDS",
+    "METABASE_MODEL_IDS",
+    "METABASE_DATABASE_ID",
+)
 
 
 def test_n8n_is_the_alternative_route(env, standin):
@@ -191,14 +221,20 @@ def test_n8n_is_the_alternative_route(env, standin):
 def test_accuracy_drop_posts_an_alert(env, standin):
     url = env["url"]
     # the alert compares a cohort's total level (forecast.evaluation has one row per level)
-    rows = fetch(url, "select quarter, smape from forecast.evaluation where cohort = 'svr_rm_overall' "
-                      "and metric = 'units' and level = 'total' and smape is not null order by quarter desc limit 2")
+    rows = fetch(
+        url,
+        "select quarter, smape from forecast.evaluation where cohort = 'svr_rm_overall' "
+        "and metric = 'units' and level = 'total' and smape is not null order by quarter desc limit 2",
+    )
     assert rows[0][0] == dt.date(2026, 4, 1), rows
     env["monkeypatch"].setenv("SYNOFORECAST_ACCURACY_DROP_POINTS", "5")
     get_settings.cache_clear()  # one settings model: AccuracyThresholdsResource reads it
     with __import__("psycopg").connect(url, autocommit=True) as conn:
-        conn.execute("update forecast.evaluation set smape = %s where cohort = 'svr_rm_overall' "
-                     "and metric = 'units' and level = 'total' and quarter = '2026-04-01'", (rows[1][1] + 30,))
+        conn.execute(
+            "update forecast.evaluation set smape = %s where cohort = 'svr_rm_overall' "
+            "and metric = 'units' and level = 'total' and quarter = '2026-04-01'",
+            (rows[1][1] + 30,),
+        )
     standin.reset()
     result = _materialize([summary_notification], env)
     assert result.success
@@ -216,6 +252,7 @@ def test_accuracy_drop_posts_an_alert(env, standin):
 
 def _failed_run(job_name: str, error: str):
     """A real failed run and the run-failure sensor's context for it."""
+
     @dg.op
     def explode():
         raise RuntimeError(error)
@@ -228,8 +265,12 @@ def _failed_run(job_name: str, error: str):
     result = doomed.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     context = dg.build_run_status_sensor_context(
-        sensor_name="notify_on_run_failure", dagster_instance=instance, dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(), resources=build_resources()).for_run_failure()
+        sensor_name="notify_on_run_failure",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources=build_resources(),
+    ).for_run_failure()
     return result, context
 
 

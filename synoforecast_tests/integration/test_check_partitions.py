@@ -24,8 +24,9 @@ from synoforecast_tests.conftest import isolated_project, new_database
 
 pytestmark = pytest.mark.integration
 
-SPEC = SampleSpec(rows=2000, seed=5, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 8, 20),
-                  cutoff=dt.date(2026, 8, 20))  # exported that day: 2026-Q3 in progress (its landing)
+SPEC = SampleSpec(
+    rows=2000, seed=5, start=dt.date(2023, 10, 1), quarters=12, as_of=dt.date(2026, 8, 20), cutoff=dt.date(2026, 8, 20)
+)  # exported that day: 2026-Q3 in progress (its landing)
 BROKEN_QUARTER = "2025-01-01"
 
 
@@ -67,22 +68,27 @@ def test_partition_status_in_the_instance_is_passed_per_quarter(ingested):
     key = dg.AssetCheckKey(dg.AssetKey(["raw", "svr_rm"]), "svr_rm_contract")
     infos = dg.DagsterInstance.get().event_log_storage.get_asset_check_partition_info([key])
     assert {i.partition_key: i.latest_execution_status.value for i in infos} == {
-        q: "SUCCEEDED" for q in ingested["outcome"].partitions}
+        q: "SUCCEEDED" for q in ingested["outcome"].partitions
+    }
 
 
 def test_a_broken_quarter_fails_its_gate_on_that_quarter_only(ingested):
     from synoforecast.definitions import defs
 
     with psycopg.connect(ingested["url"], autocommit=True) as conn:
-        conn.execute("update raw.svr_rm set tier = 'T9' where quarter_start = %s and ctid in "
-                     "(select ctid from raw.svr_rm where quarter_start = %s limit 3)",
-                     (BROKEN_QUARTER, BROKEN_QUARTER))
+        conn.execute(
+            "update raw.svr_rm set tier = 'T9' where quarter_start = %s and ctid in "
+            "(select ctid from raw.svr_rm where quarter_start = %s limit 3)",
+            (BROKEN_QUARTER, BROKEN_QUARTER),
+        )
     key = dg.AssetCheckKey(dg.AssetKey(["raw", "svr_rm"]), "svr_rm_contract")
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_check_selection={key},
-                                                                  asset_selection=set())
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_check_selection={key}, asset_selection=set())
     quarters = ingested["outcome"].partitions
-    result = job.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False, tags={
-        "dagster/asset_partition_range_start": quarters[0], "dagster/asset_partition_range_end": quarters[-1]})
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": quarters[0], "dagster/asset_partition_range_end": quarters[-1]},
+    )
     assert not result.success  # blocking: the failed quarter fails the step
     latest = {}
     for record in sorted(_history(key), key=lambda r: r.id):
@@ -104,10 +110,10 @@ def test_the_platforms_own_sample_raises_no_false_alarm(ingested):
 
 def test_partitions_begin_at_the_datas_first_quarter(ingested):
     assert effective_partitions_start(get_settings()) == dt.date(2023, 10, 1)
-    code = ("from synoforecast.defs.partitions import quarterly_partitions as p; "
-            "print(p.get_first_partition_key())")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ}, check=True)
+    code = "from synoforecast.defs.partitions import quarterly_partitions as p; print(p.get_first_partition_key())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ}, check=True
+    )
     assert done.stdout.strip() == "2023-10-01"
 
 
@@ -128,8 +134,9 @@ def test_every_query_in_the_analysts_doc_runs_as_an_analyst(ingested, repo_root)
         conn.execute("drop role if exists jane")
         conn.execute("create role jane login password 'jane-pw' in role analyst")
     parts = parse_url(ingested["url"])
-    as_jane = psycopg.connect(host=parts.host, port=parts.port, dbname=parts.dbname, user="jane",
-                              password="jane-pw", autocommit=True)
+    as_jane = psycopg.connect(
+        host=parts.host, port=parts.port, dbname=parts.dbname, user="jane", password="jane-pw", autocommit=True
+    )
     with as_jane:
         for sql in queries:
             if sql.startswith("-- platform role"):
@@ -152,8 +159,11 @@ def test_reingesting_the_same_bytes_refreshes_the_snapshot_row(ingested):
     os.utime(copy, (later, later))
     outcome = ingest_workbook(copy, progress=lambda _m: None, quiet=True)
     assert outcome.ok, outcome.error
-    (row,) = fetch(ingested["url"], "select file, extract(epoch from file_mtime), sheets, last_run_id "
-                                    "from ops.snapshots where sha256 = %s", (outcome.sha256,))
+    (row,) = fetch(
+        ingested["url"],
+        "select file, extract(epoch from file_mtime), sheets, last_run_id from ops.snapshots where sha256 = %s",
+        (outcome.sha256,),
+    )
     assert row[0] == str(copy)
     assert abs(float(row[1]) - later) < 1  # was: the first file's mtime, for ever
     assert row[3] == outcome.run_ids[0]
@@ -174,12 +184,18 @@ def test_forecast_gates_are_recorded_per_quarter_and_an_incoherent_total_fails_i
     # All C2 published 7,602 seats above the sum of its services in one quarter: that quarter fails
     broken = quarters[-2]
     with psycopg.connect(ingested["url"], autocommit=True) as conn:
-        conn.execute("update forecast.forecasts set yhat = yhat + 7602 where cohort = 'c2_scorecard' "
-                     "and series_id = 'All C2' and metric = 'units' and as_of_quarter = %s", (broken,))
+        conn.execute(
+            "update forecast.forecasts set yhat = yhat + 7602 where cohort = 'c2_scorecard' "
+            "and series_id = 'All C2' and metric = 'units' and as_of_quarter = %s",
+            (broken,),
+        )
     key = keys[4]
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_check_selection={key}, asset_selection=set())
-    result = job.execute_in_process(instance=dg.DagsterInstance.get(), raise_on_error=False, tags={
-        "dagster/asset_partition_range_start": quarters[0], "dagster/asset_partition_range_end": quarters[-1]})
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": quarters[0], "dagster/asset_partition_range_end": quarters[-1]},
+    )
     assert not result.success  # blocking
     latest = {}
     for record in sorted(_history(key), key=lambda r: r.id):

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
-from synoforecast_tests.conftest import table_prints, fetch, isolated_project, new_database
+from synoforecast_tests.conftest import fetch, isolated_project, new_database, table_prints
 from synoforecast_tests.support.definitions import sensor_context
 
 pytestmark = pytest.mark.integration
@@ -143,8 +143,13 @@ def _dbt_running(pid: int) -> bool:
 
 
 def _published_to(url: str, target_like: str, since: dt.datetime) -> bool:
-    return bool(fetch(url, "select 1 from ops.publish_log where target like %s and published_at > %s limit 1",
-                      (target_like, since)))
+    return bool(
+        fetch(
+            url,
+            "select 1 from ops.publish_log where target like %s and published_at > %s limit 1",
+            (target_like, since),
+        )
+    )
 
 
 PHASES = {
@@ -157,9 +162,13 @@ PHASES = {
 def kill_during(path: Path, url: str, phase: str, timeout: float = 300) -> None:
     """Start `synoforecast ingest path` in its own process group and kill -9 it in `phase`."""
     since = fetch(url, "select now()")[0][0]
-    proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(path), "--json"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synoforecast.cli.main", "ingest", str(path), "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(os.environ),
+    )
     deadline = time.monotonic() + timeout
     try:
         while not PHASES[phase](url, proc.pid, since):
@@ -184,7 +193,8 @@ def heal_by_sensor_tick(monkeypatch):
     request = pipeline.publish_heal_sensor(sensor_context(instance))
     assert isinstance(request, dg.RunRequest), request
     result = defs.resolve_job_def(pipeline.PIPELINE_JOB).execute_in_process(
-        instance=instance, tags=request.tags, raise_on_error=False)
+        instance=instance, tags=request.tags, raise_on_error=False
+    )
     assert result.success
     again = pipeline.publish_heal_sensor(sensor_context(instance))
     assert isinstance(again, dg.SkipReason) and "nothing to heal" in again.skip_message
@@ -246,7 +256,9 @@ def test_kill_9_mid_run_never_publishes_a_mix_and_the_next_ingest_converges(dril
 def test_a_header_only_sheet_is_refused_and_nothing_changes(drills, after_a, tmp_path):
     url = after_a
     before = fingerprint(url)
-    emptied = edited(drills["a"], tmp_path / "emptied.xlsx", lambda wb: wb["SVR-RM"].delete_rows(2, wb["SVR-RM"].max_row))
+    emptied = edited(
+        drills["a"], tmp_path / "emptied.xlsx", lambda wb: wb["SVR-RM"].delete_rows(2, wb["SVR-RM"].max_row)
+    )
     outcome = ingest(emptied)
     assert not outcome.ok and outcome.refused
     assert "required sheet 'SVR-RM' has a header row (row 1) but no data rows" in outcome.error
@@ -256,8 +268,11 @@ def test_a_header_only_sheet_is_refused_and_nothing_changes(drills, after_a, tmp
 def test_a_shrunken_sheet_stops_publication_unless_allowed(drills, after_a, tmp_path):
     url = after_a
     before = fingerprint(url)
-    shrunk = edited(drills["a"], tmp_path / "consumer-cut.xlsx",
-                    lambda wb: wb["Consumer"].delete_rows(3, wb["Consumer"].max_row - 2))  # two data rows left
+    shrunk = edited(
+        drills["a"],
+        tmp_path / "consumer-cut.xlsx",
+        lambda wb: wb["Consumer"].delete_rows(3, wb["Consumer"].max_row - 2),
+    )  # two data rows left
     outcome = ingest(shrunk)
     assert not outcome.ok and outcome.refused
     assert "publication stopped by the snapshot_shrink check" in outcome.error
@@ -265,8 +280,10 @@ def test_a_shrunken_sheet_stops_publication_unless_allowed(drills, after_a, tmp_
     assert fingerprint(url) == before
     allowed = ingest(shrunk, allow_shrink=True)
     assert allowed.ok, allowed.error
-    assert fetch(url, "select count(*) from published.mart_consumer_quarterly")[0][0] < \
-        before["published.mart_consumer_quarterly"][0]
+    assert (
+        fetch(url, "select count(*) from published.mart_consumer_quarterly")[0][0]
+        < before["published.mart_consumer_quarterly"][0]
+    )
 
 
 def _huge_units(wb) -> None:
@@ -278,10 +295,20 @@ def test_an_out_of_range_value_fails_in_dry_run_exactly_where_the_real_run_does(
     url = after_a
     before = fingerprint(url)
     wild = edited(drills["a"], tmp_path / "wild.xlsx", _huge_units)
-    dry = subprocess.run([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(wild), "--dry-run"],
-                         capture_output=True, text=True, env=dict(os.environ), timeout=120)
-    real = subprocess.run([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(wild)],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    dry = subprocess.run(
+        [sys.executable, "-m", "synoforecast.cli.main", "ingest", str(wild), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+    real = subprocess.run(
+        [sys.executable, "-m", "synoforecast.cli.main", "ingest", str(wild)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
     assert dry.returncode == real.returncode == 2
     refusal = [ln for ln in real.stderr.splitlines() if not ln.startswith("synoforecast: ")]
     assert len(refusal) == 1 and refusal[0].startswith("refused: wild.xlsx: sheet 'SVR-RM'"), real.stderr
@@ -294,16 +321,29 @@ def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(dr
     """Two `synoforecast ingest` of overlapping quarters started at once: the second waits
     for the first (one pipeline run at a time), both succeed, one row set per grain."""
     url = after_a
-    procs = [subprocess.Popen([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(drills[name]), "--json"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-             for name in ("b", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "synoforecast.cli.main", "ingest", str(drills[name]), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        for name in ("b", "b")
+    ]
     results = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
-    for table, grain in (("forecast.forecasts", "cohort, as_of_quarter, series_id, metric"),
-                         ("forecast.evaluation", "cohort, quarter, metric, level"),
-                         ("raw.svr_rm", "quarter_start, source_row")):
-        assert fetch(url, f"select count(*) from (select {grain} from {table} group by {grain} "
-                          "having count(*) > 1) d")[0][0] == 0, table
+    for table, grain in (
+        ("forecast.forecasts", "cohort, as_of_quarter, series_id, metric"),
+        ("forecast.evaluation", "cohort, quarter, metric, level"),
+        ("raw.svr_rm", "quarter_start, source_row"),
+    ):
+        assert (
+            fetch(url, f"select count(*) from (select {grain} from {table} group by {grain} having count(*) > 1) d")[0][
+                0
+            ]
+            == 0
+        ), table
     assert fingerprint(url) == drills["clean"]["b"]
 
 
@@ -320,8 +360,13 @@ def test_the_warehouse_stopped_mid_run_is_a_failure_naming_its_cause_and_then_he
     try:
         url = server.get_uri()
         use_warehouse(drills, url)
-        proc = subprocess.Popen([sys.executable, "-m", "synoforecast.cli.main", "ingest", str(drills["b"])],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "synoforecast.cli.main", "ingest", str(drills["b"])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
         deadline = time.monotonic() + 300
         while not _dbt_running(proc.pid):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
@@ -360,10 +405,14 @@ def test_a_cli_run_blocked_by_a_limit_says_so_and_gives_up(drills, after_a):
     from dagster._core.storage.dagster_run import DagsterRun
 
     from synoforecast.instance.runs import HOST_TAG, PID_TAG
+
     drills["monkeypatch"].setenv("SYNOFORECAST_LIMIT_WAIT_SECONDS", "1")
     instance = dg.DagsterInstance.get()
-    holder = DagsterRun(job_name="forecast_pipeline_job", status=dg.DagsterRunStatus.STARTED,
-                        tags={PID_TAG: str(os.getppid()), HOST_TAG: __import__("socket").gethostname()})
+    holder = DagsterRun(
+        job_name="forecast_pipeline_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={PID_TAG: str(os.getppid()), HOST_TAG: __import__("socket").gethostname()},
+    )
     instance.add_run(holder)
     instance.event_log_storage.initialize_concurrency_limit_to_default("dbt")
     assert instance.event_log_storage.claim_concurrency_slot("dbt", holder.run_id, "dbt_step").is_claimed
@@ -396,9 +445,12 @@ def test_a_new_top_customers_sheet_reaches_every_quarter_of_the_marts(drills, af
     complete = fetch(url, "select complete_quarters from ops.snapshots where sha256 = %s", (outcome.sha256,))[0][0]
     assert outcome.partitions == [q for q in complete if q >= "2020-01-01"]
     for schema in ("marts", "published"):
-        mixed = fetch(url, f"""select count(*) from {schema}.mart_svr_rm_customer_quarterly m
+        mixed = fetch(
+            url,
+            f"""select count(*) from {schema}.mart_svr_rm_customer_quarterly m
                                where m.is_top_customer <> exists (select 1 from staging.int_top_customers t
-                                                                  where t.customer_id = m.customer_id)""")[0][0]
+                                                                  where t.customer_id = m.customer_id)""",
+        )[0][0]
         assert mixed == 0, schema
 
 
@@ -420,11 +472,17 @@ def test_an_export_changing_one_sheet_rebuilds_only_its_models_and_equals_a_clea
             status["/".join(materialization.asset_key.path)] = materialization.metadata["status"].value
     assert status["staging/stg_svr_rm"] == status["marts/mart_svr_rm_quarterly"] == "success"
     assert status["marts/mart_commercial_activation"] == "success"  # reads SVR-RM too
-    for unchanged in ("staging/stg_consumer", "marts/mart_consumer_quarterly", "staging/stg_region_map",
-                      "reference/region_map"):
+    for unchanged in (
+        "staging/stg_consumer",
+        "marts/mart_consumer_quarterly",
+        "staging/stg_region_map",
+        "reference/region_map",
+    ):
         assert status[unchanged] == "unchanged", unchanged
-    checks = [e.dagster_event.event_specific_data for e in instance.all_logs(pipeline_run,
-                                                               of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    checks = [
+        e.dagster_event.event_specific_data
+        for e in instance.all_logs(pipeline_run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
     consumer = [c for c in checks if c.asset_key == dg.AssetKey(["marts", "mart_consumer_quarterly"])]
     assert consumer and all(c.passed and c.metadata["rerun"].value is False for c in consumer)
     assert all(c.passed for c in checks if c.asset_key.path[0] in ("staging", "intermediate", "marts"))
@@ -433,8 +491,9 @@ def test_an_export_changing_one_sheet_rebuilds_only_its_models_and_equals_a_clea
     assert recorded >= len(outcome.partitions)
 
 
-def test_a_consumer_only_change_leaves_the_svr_rm_marts_and_claims_no_warn_test_it_did_not_run(drills, after_a,
-                                                                                                tmp_path):
+def test_a_consumer_only_change_leaves_the_svr_rm_marts_and_claims_no_warn_test_it_did_not_run(
+    drills, after_a, tmp_path
+):
     """Only Consumer changes: the SVR-RM marts are reported unchanged with their error-severity
     tests passed (rerun false), but their `warn` tests (sums_match) are not claimed: a warning
     does not fail a build, so the last build's success says nothing about them."""
@@ -448,14 +507,18 @@ def test_a_consumer_only_change_leaves_the_svr_rm_marts_and_claims_no_warn_test_
     assert outcome.ok, outcome.error
     run = outcome.run_ids[1]
     instance = dg.DagsterInstance.get()
-    status = {"/".join(e.asset_materialization.asset_key.path): e.asset_materialization.metadata["status"].value
-              for e in instance.all_logs(run, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-              if "status" in e.asset_materialization.metadata}
+    status = {
+        "/".join(e.asset_materialization.asset_key.path): e.asset_materialization.metadata["status"].value
+        for e in instance.all_logs(run, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if "status" in e.asset_materialization.metadata
+    }
     assert status["marts/mart_consumer_quarterly"] == "success"
     assert status["marts/mart_svr_rm_tier_quarterly"] == status["staging/stg_svr_rm"] == "unchanged"
-    tier = [e.dagster_event.event_specific_data for e in instance.all_logs(
-        run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-        if e.dagster_event.event_specific_data.asset_key == dg.AssetKey(["marts", "mart_svr_rm_tier_quarterly"])]
+    tier = [
+        e.dagster_event.event_specific_data
+        for e in instance.all_logs(run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        if e.dagster_event.event_specific_data.asset_key == dg.AssetKey(["marts", "mart_svr_rm_tier_quarterly"])
+    ]
     names = {c.check_name for c in tier}
     assert tier and all(c.passed and c.metadata["rerun"].value is False for c in tier)
     assert not any(n.startswith("sums_match") for n in names), names
@@ -483,10 +546,14 @@ def test_a_failed_dbt_build_keeps_its_debug_log_and_the_full_build_tag_repairs_i
     assert any(str(kept) in m for m in messages)
     assert published_of(fingerprint(after_a)) == published_of(drills["clean"]["a"])
 
-    tags = {k: v for k, v in instance.get_run_by_id(run_id).tags.items() if not k.startswith("dagster/") or
-            k.startswith("dagster/asset_partition_range")}
-    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(instance=instance,
-                                                                   tags={**tags, FULL_BUILD_TAG: "true"})
+    tags = {
+        k: v
+        for k, v in instance.get_run_by_id(run_id).tags.items()
+        if not k.startswith("dagster/") or k.startswith("dagster/asset_partition_range")
+    }
+    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+        instance=instance, tags={**tags, FULL_BUILD_TAG: "true"}
+    )
     assert result.success
     assert fingerprint(after_a) == drills["clean"]["b"]
 
@@ -508,8 +575,11 @@ def test_staging_tables_cleaned_for_one_quarter_match_a_clean_build_even_replaci
     assert outcome.partitions[0] == "2024-10-01"  # from the changed quarter on: 2024-Q3 lies outside the range
     assert fetch(url, "select count(*) from raw.svr_rm where quarter_start = '2024-07-01'")[0][0] > 0
     assert fingerprint(url) == drills["clean"]["b"]
-    kinds = fetch(url, "select table_name, table_type from information_schema.tables where table_schema = 'staging' "
-                       "and table_name in ('stg_svr_rm', 'stg_consumer', 'stg_c2') order by 1")
+    kinds = fetch(
+        url,
+        "select table_name, table_type from information_schema.tables where table_schema = 'staging' "
+        "and table_name in ('stg_svr_rm', 'stg_consumer', 'stg_c2') order by 1",
+    )
     assert kinds == [("stg_c2", "BASE TABLE"), ("stg_consumer", "BASE TABLE"), ("stg_svr_rm", "BASE TABLE")]
 
 
@@ -541,7 +611,7 @@ def test_an_artefact_folder_that_cannot_be_written_fails_the_run_and_the_next_in
 
 
 def _export_taken(path: Path, day: dt.date) -> Path:
-    stamp = dt.datetime(day.year, day.month, day.day, 7, tzinfo=dt.timezone.utc).timestamp()
+    stamp = dt.datetime(day.year, day.month, day.day, 7, tzinfo=dt.UTC).timestamp()
     os.utime(path, (stamp, stamp))  # the export date is the file's date
     return path
 
@@ -553,8 +623,9 @@ def test_a_quarter_partial_in_one_export_is_published_when_the_next_export_compl
     url = new_database(drills["pg_server"])
     use_warehouse(drills, url)
     december = tmp_path / "export-2025-12-29.xlsx"
-    write_sample_workbook(december, SampleSpec(rows=900, seed=7, start=dt.date(2024, 1, 1), quarters=8,
-                                               as_of=dt.date(2025, 12, 29)))
+    write_sample_workbook(
+        december, SampleSpec(rows=900, seed=7, start=dt.date(2024, 1, 1), quarters=8, as_of=dt.date(2025, 12, 29))
+    )
     _export_taken(december, dt.date(2025, 12, 29))
     first = ingest(december)
     assert first.ok, first.error

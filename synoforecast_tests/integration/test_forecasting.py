@@ -65,8 +65,9 @@ def customer_history() -> pl.DataFrame:
         for c, base in (("C1", 50.0), ("C2", 30.0), ("C3", 8.0), ("C4", 3.0)):
             u = max(0.0, round(base * (1 + 0.03 * i) + rng.normal(0, base * 0.1)))
             rows.append((c, q, u, round(u * 2150.37, 2), c in ("C1", "C2")))
-    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"],
-                        orient="row")
+    return pl.DataFrame(
+        rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"], orient="row"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,9 @@ def warehouse(pg_server):
 def publish(url, cohort, history, as_of, run_id="it-run"):
     totals = published_totals(url, cohort, [as_of]).get(as_of)
     rows, choices, _ = forecast_details(cohort, history, as_of, run_id, 4, totals=totals)
-    replace_rows(url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of), run_id,
-                 as_of.isoformat())
+    replace_rows(
+        url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of), run_id, as_of.isoformat()
+    )
     return rows, choices
 
 
@@ -95,48 +97,67 @@ def test_published_hierarchies_add_up_exactly_and_are_scored(warehouse):
         publish(warehouse, TOP, histories[TOP.name], as_of)
 
     # totals equal the sum of their parts, exactly, in the published numbers
-    mismatches = fetch(warehouse, """
+    mismatches = fetch(
+        warehouse,
+        """
         select f.cohort, f.as_of_quarter, f.metric, f.yhat::numeric, s.parts
           from forecast.forecasts f
           join (select cohort, as_of_quarter, metric, sum(yhat::numeric) parts from forecast.forecasts
                  where series_id <> 'total' group by 1, 2, 3) s using (cohort, as_of_quarter, metric)
-         where f.series_id = 'total' and f.yhat::numeric <> s.parts""")
+         where f.series_id = 'total' and f.yhat::numeric <> s.parts""",
+    )
     assert mismatches == []
     n_totals = fetch(warehouse, "select count(*) from forecast.forecasts where series_id = 'total'")[0][0]
     assert n_totals == 2 * 2 * 3  # two cohorts x two metrics x three as-of quarters
-    series = {r[0] for r in fetch(warehouse, "select distinct series_id from forecast.forecasts "
-                                             "where cohort = 'svr_rm_top_customers'")}
+    series = {
+        r[0]
+        for r in fetch(
+            warehouse, "select distinct series_id from forecast.forecasts where cohort = 'svr_rm_top_customers'"
+        )
+    }
     assert series == {"C1", "C2", ALL_OTHER, TOTAL}
     # reconciliation moved only the totals; the unreconciled point is kept
-    moved = fetch(warehouse, "select series_id from forecast.forecasts where yhat <> yhat_base "
-                             "and cohort in ('svr_rm_overall', 'svr_rm_top_customers')")
+    moved = fetch(
+        warehouse,
+        "select series_id from forecast.forecasts where yhat <> yhat_base "
+        "and cohort in ('svr_rm_overall', 'svr_rm_top_customers')",
+    )
     assert {r[0] for r in moved} <= {TOTAL}
     # intervals nested around the point
-    bad = fetch(warehouse, """select count(*) from forecast.forecasts where not (yhat_lo_95 <= yhat_lo_80
-                 and yhat_lo_80 <= yhat and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95)""")[0][0]
+    bad = fetch(
+        warehouse,
+        """select count(*) from forecast.forecasts where not (yhat_lo_95 <= yhat_lo_80
+                 and yhat_lo_80 <= yhat and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95)""",
+    )[0][0]
     assert bad == 0
 
     # evaluation: forecasts made at Q-1 scored against Q, with MASE, bias, coverage and the benchmark
     for q in QUARTERS[-3:]:
         scores = score_quarter(warehouse, q, "it-eval", histories)
         replace_rows(warehouse, "forecast.evaluation", scores, "quarter = %s", (q,), "it-eval", q.isoformat())
-    got = fetch(warehouse, """select cohort, metric, level, count(*), avg(smape), avg(smape_snaive), avg(mase),
+    got = fetch(
+        warehouse,
+        """select cohort, metric, level, count(*), avg(smape), avg(smape_snaive), avg(mase),
                                      avg(coverage_80), avg(coverage_95), avg(smape_base), avg(bias)
-                                from forecast.evaluation group by 1, 2, 3 order by 1, 2, 3""")
+                                from forecast.evaluation group by 1, 2, 3 order by 1, 2, 3""",
+    )
     # totals and their parts are scored apart: an average over both would count every unit twice
-    assert {r[:3] for r in got} == {(c, m, lv) for c in (OVERALL.name, TOP.name) for m in ("units", "revenue")
-                                    for lv in ("parts", "total")}
+    assert {r[:3] for r in got} == {
+        (c, m, lv) for c in (OVERALL.name, TOP.name) for m in ("units", "revenue") for lv in ("parts", "total")
+    }
     for cohort, metric, _level, n, smape, snaive, mase, cov80, cov95, base, bias in got:
         assert n == 3 and 0 <= smape < 200 and snaive is not None and mase is not None, (cohort, metric)
         assert 0 <= cov80 <= cov95 <= 100 and base is not None and bias is not None
     overall_units = next(r for r in got if r[:3] == (OVERALL.name, "units", "total"))
     assert overall_units[4] < 10  # a smooth seasonal series; beating seasonal naive is measured on M3 (docs)
 
-    scores = pl.DataFrame({"cohort": ["x"], "quarter_label": ["2024-Q1"], "metric": ["units"],
-                           "smape": [12.0], "smape_snaive": [10.0]})
+    scores = pl.DataFrame(
+        {"cohort": ["x"], "quarter_label": ["2024-Q1"], "metric": ["units"], "smape": [12.0], "smape_snaive": [10.0]}
+    )
     assert accuracy_failures(scores, max_smape=30) == ["x/units 2024-Q1: sMAPE 12.0 worse than seasonal naive 10.0"]
     assert accuracy_failures(scores, max_smape=11, snaive_tolerance=50) == [
-        "x/units 2024-Q1: sMAPE 12.0 > threshold 11.0"]
+        "x/units 2024-Q1: sMAPE 12.0 > threshold 11.0"
+    ]
 
 
 def test_regions_add_up_exactly_to_the_published_svr_rm_total(pg_url):
@@ -155,13 +176,16 @@ def test_regions_add_up_exactly_to_the_published_svr_rm_total(pg_url):
         assert set(rows["series_id"]) == {"EMEA", "Americas", "APAC", "Unknown"}
 
     # SVR-RM total = sum of tiers = sum of regions, exactly, per as-of quarter and metric
-    sums = fetch(url, """
+    sums = fetch(
+        url,
+        """
         select as_of_quarter, metric,
                sum(yhat::numeric) filter (where cohort = 'svr_rm_overall' and series_id = 'total') total,
                sum(yhat::numeric) filter (where cohort = 'svr_rm_overall' and series_id <> 'total') tiers,
                sum(yhat::numeric) filter (where cohort = 'regional') regions,
                sum(yhat_base::numeric) filter (where cohort = 'regional') regions_base
-          from forecast.forecasts group by 1, 2 order by 1, 2""")
+          from forecast.forecasts group by 1, 2 order by 1, 2""",
+    )
     assert len(sums) == 3 * 2
     for _q, _metric, total, tier_sum, region_sum, region_base in sums:
         assert total == tier_sum == region_sum
@@ -172,23 +196,33 @@ def test_regions_add_up_exactly_to_the_published_svr_rm_total(pg_url):
     # unreconciled points kept; intervals moved with the point and still nested
     moved = fetch(url, "select count(*) from forecast.forecasts where cohort = 'regional' and yhat <> yhat_base")
     assert moved[0][0] > 0
-    bad = fetch(url, """select count(*) from forecast.forecasts where cohort = 'regional' and not (
-                 yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95)""")
+    bad = fetch(
+        url,
+        """select count(*) from forecast.forecasts where cohort = 'regional' and not (
+                 yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95)""",
+    )
     assert bad[0][0] == 0
 
     # re-publishing svr_rm_overall alone with a different total is caught by the coherence query
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("update forecast.forecasts set yhat = yhat + 1 where cohort = 'svr_rm_overall' "
-                     "and as_of_quarter = %s", (as_ofs[0],))
-    assert {(r[0], r[1]) for r in incoherent_groups(url, REGIONAL, as_ofs[0], as_ofs[-1])} == \
-        {(as_ofs[0], "units"), (as_ofs[0], "revenue")}
+        conn.execute(
+            "update forecast.forecasts set yhat = yhat + 1 where cohort = 'svr_rm_overall' and as_of_quarter = %s",
+            (as_ofs[0],),
+        )
+    assert {(r[0], r[1]) for r in incoherent_groups(url, REGIONAL, as_ofs[0], as_ofs[-1])} == {
+        (as_ofs[0], "units"),
+        (as_ofs[0], "revenue"),
+    }
 
     # accuracy before (smape_base) and after reconciliation, for the regions too
     for q in QUARTERS[-3:]:
         scores = score_quarter(url, q, "it-eval", histories)
         replace_rows(url, "forecast.evaluation", scores, "quarter = %s", (q,), "it-eval", q.isoformat())
-    got = fetch(url, "select metric, count(*), avg(smape), avg(smape_base) from forecast.evaluation "
-                     "where cohort = 'regional' group by 1 order by 1")
+    got = fetch(
+        url,
+        "select metric, count(*), avg(smape), avg(smape_base) from forecast.evaluation "
+        "where cohort = 'regional' group by 1 order by 1",
+    )
     assert [r[:2] for r in got] == [("revenue", 3), ("units", 3)]
     for _metric, _n, smape, base in got:
         assert smape != base and 0 <= smape < 20 and 0 <= base < 20
@@ -199,8 +233,10 @@ def c2_history(seed: int = 3) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
     for i, q in enumerate(QUARTERS):
-        parts = {s: round(base * (1 + g * i) + rng.normal(0, base * 0.05)) for s, base, g in
-                 (("C2 Storage", 400.0, 0.05), ("C2 Backup", 250.0, 0.08), ("C2 Identity", 90.0, 0.12))}
+        parts = {
+            s: round(base * (1 + g * i) + rng.normal(0, base * 0.05))
+            for s, base, g in (("C2 Storage", 400.0, 0.05), ("C2 Backup", 250.0, 0.08), ("C2 Identity", 90.0, 0.12))
+        }
         for service, seats in parts.items():
             rows.append((service, q, float(seats), float(seats) * 9.99))
         rows.append(("All C2", q, float(sum(parts.values())), float(sum(parts.values())) * 9.99))
@@ -214,16 +250,22 @@ def test_all_c2_is_the_sum_of_its_services_and_the_check_names_the_quarter_that_
     as_ofs = QUARTERS[-3:-1]
     for as_of in as_ofs:
         publish(url, c2, c2_history(), as_of)
-    sums = fetch(url, """select as_of_quarter, metric,
+    sums = fetch(
+        url,
+        """select as_of_quarter, metric,
                                 sum(yhat::numeric) filter (where series_id = 'All C2'),
                                 sum(yhat::numeric) filter (where series_id <> 'All C2')
-                           from forecast.forecasts where cohort = 'c2_scorecard' group by 1, 2""")
+                           from forecast.forecasts where cohort = 'c2_scorecard' group by 1, 2""",
+    )
     assert len(sums) == 4 and all(total == parts for _q, _m, total, parts in sums)
     assert published_failures(url, c2, as_ofs) == {}
     # one partition's total drifts: the blocking check fails that quarter only, and says how
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("update forecast.forecasts set yhat = yhat + 7602 where cohort = 'c2_scorecard' "
-                     "and series_id = 'All C2' and metric = 'units' and as_of_quarter = %s", (as_ofs[1],))
+        conn.execute(
+            "update forecast.forecasts set yhat = yhat + 7602 where cohort = 'c2_scorecard' "
+            "and series_id = 'All C2' and metric = 'units' and as_of_quarter = %s",
+            (as_ofs[1],),
+        )
     failures = published_failures(url, c2, as_ofs)
     assert list(failures) == [as_ofs[1]] and "units: total" in failures[as_ofs[1]]
 
@@ -238,18 +280,25 @@ def test_analyst_role_reads_marts_and_forecast_and_writes_nothing(warehouse):
         conn.execute("select count(*) from forecast.latest").fetchone()
         conn.execute("select count(*) from forecast.latest_svr_rm_overall").fetchone()
         assert conn.execute("select x from marts.it_probe").fetchone() == (1,)  # default privileges on marts
-        for statement in ("insert into forecast.evaluation (cohort) values ('x')",
-                          "delete from forecast.forecasts",
-                          "update marts.it_probe set x = 2",
-                          "create table forecast.mine (x int)",
-                          "create table marts.mine (x int)"):
+        for statement in (
+            "insert into forecast.evaluation (cohort) values ('x')",
+            "delete from forecast.forecasts",
+            "update marts.it_probe set x = 2",
+            "create table forecast.mine (x int)",
+            "create table marts.mine (x int)",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute(statement)
-    comments = fetch(warehouse, """select count(*) from pg_description d join pg_class c on c.oid = d.objoid
+    comments = fetch(
+        warehouse,
+        """select count(*) from pg_description d join pg_class c on c.oid = d.objoid
                                      join pg_namespace n on n.oid = c.relnamespace
-                                    where n.nspname = 'forecast' and c.relname = 'forecasts' and d.objsubid > 0""")
+                                    where n.nspname = 'forecast' and c.relname = 'forecasts' and d.objsubid > 0""",
+    )
     assert comments[0][0] >= 10
-    latest = fetch(warehouse, "select count(distinct as_of_quarter) from forecast.latest where cohort = 'svr_rm_overall'")
+    latest = fetch(
+        warehouse, "select count(distinct as_of_quarter) from forecast.latest where cohort = 'svr_rm_overall'"
+    )
     assert latest[0][0] <= 1
 
 
@@ -263,15 +312,20 @@ def test_engine_runs_on_a_local_dask_cluster_with_the_same_results():
     frames = []
     for i in range(6):
         y = np.resize([100.0, 105.0, 102.0, 160.0], 16) * (1 + 0.02 * i) + rng.normal(0, 3, 16)
-        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": pd.date_range("2020-01-01", periods=16, freq="QS"),
-                                    "y": y}))
+        frames.append(
+            pd.DataFrame({"unique_id": f"s{i}", "ds": pd.date_range("2020-01-01", periods=16, freq="QS"), "y": y})
+        )
     df = pd.concat(frames, ignore_index=True)
     local = forecast_selected(df, distributed=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster):
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster),
+    ):
         remote = forecast_selected(df)
     cols = ["unique_id", "ds", "model", "yhat", "yhat_lo_80", "yhat_hi_95"]
-    pd.testing.assert_frame_equal(local.forecast[cols], remote.forecast[cols], check_exact=False, rtol=1e-5)  # fugue path: float noise
+    pd.testing.assert_frame_equal(
+        local.forecast[cols], remote.forecast[cols], check_exact=False, rtol=1e-5
+    )  # fugue path: float noise
     assert remote.choices["model"].tolist() == local.choices["model"].tolist()
 
 
@@ -287,16 +341,17 @@ def test_run_artefacts_record_choices_provenance_and_a_plot(project_env):
     doc = json.loads(path.read_text())
     assert path.parent.name == "run-x" and len(doc["input_sha256"]) == 64
     assert doc["package_versions"]["statsforecast"].startswith("2.")
-    assert {s["unique_id"] for s in doc["series"]} == {f"{t}::{m}" for t in ("T1", "T2", "T3", "total")
-                                                      for m in ("units", "revenue")}
+    assert {s["unique_id"] for s in doc["series"]} == {
+        f"{t}::{m}" for t in ("T1", "T2", "T3", "total") for m in ("units", "revenue")
+    }
     assert all(s["model"] and s["band"] for s in doc["series"]) and "mase_AutoETS" in doc["series"][0]
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_fit_store_keeps_fits_across_runs_and_shares_them_between_writers(warehouse):
+    from synoforecast.lib.forecasting.cohort_forecast import prefetch_cohort
     from synoforecast.lib.forecasting.fit_store import load_fits, save_fits
     from synoforecast.lib.forecasting.rolling import OneStepPredictions
-    from synoforecast.lib.forecasting.cohort_forecast import prefetch_cohort
 
     history = tier_history()
     first = OneStepPredictions(load=lambda k: load_fits(warehouse, k), save=lambda f: save_fits(warehouse, f))

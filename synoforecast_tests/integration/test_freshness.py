@@ -25,12 +25,16 @@ pytestmark = pytest.mark.integration
 
 SLACK = "/slack/services/T1/B1/freshSECRET"
 TEAMS = "/teams/workflows/fresh/triggers/manual/paths/invoke"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 START = dt.date(2023, 10, 1)
 # `cutoff` dates the file on its export day, 18:00 (what an export written that evening carries)
-FIRST = SampleSpec(rows=2500, seed=11, start=START, quarters=12, as_of=dt.date(2026, 8, 20), cutoff=dt.date(2026, 8, 20))
+FIRST = SampleSpec(
+    rows=2500, seed=11, start=START, quarters=12, as_of=dt.date(2026, 8, 20), cutoff=dt.date(2026, 8, 20)
+)
 FIRST_DATED = dt.datetime(2026, 8, 20, 18, tzinfo=UTC)
-SECOND = SampleSpec(rows=2500, seed=12, start=START, quarters=12, as_of=dt.date(2026, 8, 30), cutoff=dt.date(2026, 8, 30))
+SECOND = SampleSpec(
+    rows=2500, seed=12, start=START, quarters=12, as_of=dt.date(2026, 8, 30), cutoff=dt.date(2026, 8, 30)
+)
 SECOND_DATED = dt.datetime(2026, 8, 30, 18, tzinfo=UTC)
 FORECASTS = ("svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend", "c2_scorecard")
 
@@ -116,7 +120,8 @@ def test_no_export_for_nine_days_fails_the_check_and_is_posted_once_per_breach(e
 
     request = snapshot_run_request(str(path), file_sha256(path))
     run = defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(
-        run_config=request.run_config, tags=request.tags, instance=dg.DagsterInstance.get())
+        run_config=request.run_config, tags=request.tags, instance=dg.DagsterInstance.get()
+    )
     assert run.success
     standin.reset()
     tick(SECOND_DATED + dt.timedelta(days=1))
@@ -167,8 +172,9 @@ def test_a_closed_quarter_without_a_published_forecast_fails_and_is_posted_once(
     text = json.dumps(first[0][1], ensure_ascii=False)
     assert "synoforecast: 2026-Q3 closed 11 days ago without a published forecast" in text
     assert "export taken after 2026-Q3 closed" in text
-    (row,) = fetch(env["url"], "select breach, posted_to, last_error from ops.freshness_alerts "
-                               "where rule = 'quarter_close'")
+    (row,) = fetch(
+        env["url"], "select breach, posted_to, last_error from ops.freshness_alerts where rule = 'quarter_close'"
+    )
     assert row == ("quarter_close:2026-07-01", ["slack", "teams"], None)
 
 
@@ -181,8 +187,13 @@ def test_executing_the_checks_in_a_run_gives_the_sensors_answer(env, standin):
     when = dt.datetime(2026, 10, 13, 6, tzinfo=UTC)
     tick(when)
     before = {c: latest(f"forecast/{c}", "quarter_close_freshness").description for c in FORECASTS}
-    job = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job(
-        "execute_freshness_checks", selection=dg.AssetSelection.checks(*freshness_checks))])
+    job = dg.Definitions.merge(
+        defs,
+        dg.Definitions(
+            jobs=[
+                dg.define_asset_job("execute_freshness_checks", selection=dg.AssetSelection.checks(*freshness_checks))
+            ]
+        ),
     ).resolve_job_def("execute_freshness_checks")
     with freeze_time(when):
         run = job.execute_in_process(instance=dg.DagsterInstance.get())

@@ -60,23 +60,26 @@ def test_growing_file_waits_and_changed_content_runs_again(project_env):
 
 
 def test_content_already_ingested_through_the_cli_is_not_requested_again(project_env):
-    from synoforecast.defs.runs import SNAPSHOT_TAG
     from synoforecast.definitions import defs
+    from synoforecast.defs.runs import SNAPSHOT_TAG
     from synoforecast.lib.ingest.inbox import file_sha256
 
     path = project_env["inbox"] / "done.xlsx"
     write_sample_workbook(path, SampleSpec(rows=300, quarters=8, seed=9))
     with dg.instance_for_test() as instance:
-        run = instance.create_run_for_job(defs.resolve_job_def("ingest_snapshot_job"),
-                                          tags={SNAPSHOT_TAG: file_sha256(path)})
+        run = instance.create_run_for_job(
+            defs.resolve_job_def("ingest_snapshot_job"), tags={SNAPSHOT_TAG: file_sha256(path)}
+        )
         instance.report_run_failed(run)  # a failed attempt does not count as ingested
         context = sensor_context(instance)
         first = inbox_sensor(context)
         second = inbox_sensor(sensor_context(instance, cursor=first.cursor))
         assert len(second.run_requests) == 1
-        succeeded = instance.create_run_for_job(defs.resolve_job_def("ingest_snapshot_job"),
-                                                tags={SNAPSHOT_TAG: file_sha256(path)},
-                                                status=dg.DagsterRunStatus.SUCCESS)
+        succeeded = instance.create_run_for_job(
+            defs.resolve_job_def("ingest_snapshot_job"),
+            tags={SNAPSHOT_TAG: file_sha256(path)},
+            status=dg.DagsterRunStatus.SUCCESS,
+        )
         assert succeeded.status == dg.DagsterRunStatus.SUCCESS
         fresh = inbox_sensor(sensor_context(instance))
         again = inbox_sensor(sensor_context(instance, cursor=fresh.cursor))
@@ -113,8 +116,11 @@ def _sensor_runs(instance):
         tick = inbox_sensor(sensor_context(instance, cursor=cursor))
         cursor = tick.cursor
         for request in tick.run_requests or []:
-            runs.append(defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(
-                run_config=request.run_config, tags=request.tags, instance=instance, raise_on_error=False))
+            runs.append(
+                defs.resolve_job_def(SNAPSHOT_JOB).execute_in_process(
+                    run_config=request.run_config, tags=request.tags, instance=instance, raise_on_error=False
+                )
+            )
     return runs
 
 
@@ -138,15 +144,19 @@ def test_the_sensor_reads_a_european_export_in_its_convention_and_refuses_a_stra
     wb["SVR-RM"]["XFD1048576"] = "x"
     wb.save(inbox / "stray.xlsx")
     with dg.instance_for_test() as instance:
-        runs = {run.dagster_run.run_config["ops"]["workbook_snapshot"]["config"]["path"]: run
-                for run in _sensor_runs(instance)}
+        runs = {
+            run.dagster_run.run_config["ops"]["workbook_snapshot"]["config"]["path"]: run
+            for run in _sensor_runs(instance)
+        }
         accepted, refused = runs[str(inbox / "distributor.xlsx")], runs[str(inbox / "stray.xlsx")]
         assert accepted.success and not refused.success
         assert instance.get_run_by_id(refused.run_id).tags.get(REFUSED_TAG) == "true"
     with psycopg.connect(project_env["url"]) as conn:
         rows = dict(conn.execute("select file, status from ops.snapshots").fetchall())
-        sheets, error = conn.execute("select s.sheets, r.error from ops.snapshots s, ops.snapshots r "
-                                     "where s.status = 'accepted' and r.status = 'refused'").fetchone()
+        sheets, error = conn.execute(
+            "select s.sheets, r.error from ops.snapshots s, ops.snapshots r "
+            "where s.status = 'accepted' and r.status = 'refused'"
+        ).fetchone()
     assert rows == {str(inbox / "distributor.xlsx"): "accepted", str(inbox / "stray.xlsx"): "refused"}
     sheets = sheets if isinstance(sheets, dict) else json.loads(sheets)
     assert sheets["SVR-RM"]["revenue_total"] == round(stats.sheets["SVR-RM"].revenue_total, 2)

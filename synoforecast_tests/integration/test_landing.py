@@ -19,10 +19,12 @@ HISTORY = dict(rows=3000, seed=5, start=dt.date(2023, 10, 1), quarters=12, as_of
 WEEK_7, WEEK_8 = dt.date(2026, 8, 12), dt.date(2026, 8, 19)  # 2026-Q3 in progress
 SLACK = "/slack/services/T9/B9/landingSECRET"
 STANDIN_API_KEY = KEY = "mb_landing-SECRET-key"
-PUBLISHED = ("select cohort, series_id, metric, quarter_start, cutoff_date, week_of_quarter, elapsed_share, qtd_actual, "
-             "forecast_start, extrapolated, weight_extrapolated, weight_naive, yhat, yhat_lo_80, yhat_hi_80, "
-             "yhat_lo_95, yhat_hi_95, yhat_base, snapshot_sha256 from forecast.landing where cutoff_date = %s "
-             "order by 1, 2, 3")
+PUBLISHED = (
+    "select cohort, series_id, metric, quarter_start, cutoff_date, week_of_quarter, elapsed_share, qtd_actual, "
+    "forecast_start, extrapolated, weight_extrapolated, weight_naive, yhat, yhat_lo_80, yhat_hi_80, "
+    "yhat_lo_95, yhat_hi_95, yhat_base, snapshot_sha256 from forecast.landing where cutoff_date = %s "
+    "order by 1, 2, 3"
+)
 
 
 def export(inbox, cutoff: dt.date):
@@ -41,10 +43,15 @@ def weekly(pg_server, standin, tmp_path_factory):
 
 def _weekly(pg_server, standin, tmp_path_factory):
     with isolated_project(tmp_path_factory.mktemp("landing"), new_database(pg_server)) as project:
-        for name, value in {"SLACK_WEBHOOK_URL": standin.url + SLACK, "METABASE_URL": standin.url,
-                            "METABASE_API_KEY": KEY, "METABASE_CARD_IDS": "5", "METABASE_HEALTH_WAIT_S": "0.05",
-                            "METABASE_BACKOFF_S": "0.05",
-                            "SYNOFORECAST_FORECAST_WORKERS": "2"}.items():  # a worker process, whatever the cores
+        for name, value in {
+            "SLACK_WEBHOOK_URL": standin.url + SLACK,
+            "METABASE_URL": standin.url,
+            "METABASE_API_KEY": KEY,
+            "METABASE_CARD_IDS": "5",
+            "METABASE_HEALTH_WAIT_S": "0.05",
+            "METABASE_BACKOFF_S": "0.05",
+            "SYNOFORECAST_FORECAST_WORKERS": "2",
+        }.items():  # a worker process, whatever the cores
             project["monkeypatch"].setenv(name, value)
         reload_definitions()  # the code location loads with these variables
         from synoforecast.cli.main import main
@@ -65,16 +72,18 @@ def test_a_weekly_export_lands_every_forecast_series_exactly_reconciled(weekly):
     assert rows, "no landing published"
     quarters = {r[3] for r in rows}
     assert quarters == {dt.date(2026, 7, 1)} and {r[5] for r in rows} == {7}
-    forecast_series = set(fetch(url, "select cohort, series_id, metric from forecast.forecasts "
-                                     "where target_quarter = '2026-07-01'"))
+    forecast_series = set(
+        fetch(url, "select cohort, series_id, metric from forecast.forecasts where target_quarter = '2026-07-01'")
+    )
     assert {(r[0], r[1], r[2]) for r in rows} == forecast_series  # every series the quarterly forecasts publish
     assert landing_failures(url, WEEK_7) == []  # finite, every hierarchy exact (numeric in PostgreSQL)
     for r in rows:
         lo80, hi80, lo95, hi95 = r[13:17]
         assert lo95 <= lo80 <= r[12] <= hi80 <= hi95
     # the quarter-to-date is what the export holds up to its cut-off
-    (svr_qtd,) = fetch(url, "select sum(units)::float8 from staging.stg_running_svr_rm where sale_date <= %s",
-                       (WEEK_7,))[0]
+    (svr_qtd,) = fetch(
+        url, "select sum(units)::float8 from staging.stg_running_svr_rm where sale_date <= %s", (WEEK_7,)
+    )[0]
     total = next(r for r in rows if r[:3] == ("svr_rm_overall", "total", "units"))
     assert total[7] == svr_qtd
     (check,) = fetch(url, "select count(*) from forecast.landing_evaluation where cutoff_date = %s", (WEEK_7,))[0:1]
@@ -113,8 +122,8 @@ def test_analysts_read_the_landing_and_cannot_write_it(weekly):
 
 def test_re_landing_the_same_export_changes_nothing(weekly):
     """Also on one process: the cohorts the first landing made on a worker come out the same."""
-    from synoforecast.definitions import defs
     from synoforecast.cli.runner import IngestOutcome, land_in_process
+    from synoforecast.definitions import defs
     from synoforecast.settings import get_settings
 
     sha = weekly["week7"][0][18]
@@ -144,13 +153,18 @@ def test_the_next_week_adds_a_cutoff_and_keeps_the_last(weekly):
             assert week8[r[:3]][7] >= r[7]
             assert week8[r[:3]][8] == r[8]  # the same quarter-start forecast
     # the replays of an older cut-off are kept beside the new ones
-    assert {c for (c,) in fetch(url, "select distinct cutoff_date from forecast.landing_evaluation")} == {WEEK_7, WEEK_8}
+    assert {c for (c,) in fetch(url, "select distinct cutoff_date from forecast.landing_evaluation")} == {
+        WEEK_7,
+        WEEK_8,
+    }
 
 
 def _landing_metadata(cutoff: dt.date, first: bool = False) -> dict:
     found = dg.DagsterInstance.get().fetch_materializations(
-        dg.AssetRecordsFilter(dg.AssetKey(["forecast", "landing"]), asset_partitions=[cutoff.isoformat()]), limit=1,
-        ascending=first)
+        dg.AssetRecordsFilter(dg.AssetKey(["forecast", "landing"]), asset_partitions=[cutoff.isoformat()]),
+        limit=1,
+        ascending=first,
+    )
     return found.records[0].asset_materialization.metadata
 
 
@@ -160,9 +174,9 @@ def test_the_next_weeks_landing_reuses_the_replays_and_publishes_what_recomputin
     import shutil
 
     from synoforecast.cli.main import main
+    from synoforecast.cli.runner import IngestOutcome, land_in_process
     from synoforecast.definitions import defs
     from synoforecast.lib.forecasting.cohorts import COHORTS
-    from synoforecast.cli.runner import IngestOutcome, land_in_process
     from synoforecast.settings import get_settings
 
     if not fetch(weekly["url"], PUBLISHED, (WEEK_8,)):  # run alone: week 8 not ingested by the test before
@@ -171,9 +185,12 @@ def test_the_next_weeks_landing_reuses_the_replays_and_publishes_what_recomputin
     assert _landing_metadata(WEEK_7)["replays_reused"].value == {c.name: True for c in COHORTS}  # re-landed
     assert _landing_metadata(WEEK_8)["replays_reused"].value == {c.name: True for c in COHORTS}
     week8 = fetch(weekly["url"], PUBLISHED, (WEEK_8,))
-    scores = fetch(weekly["url"], "select cohort, metric, level, week_of_quarter, smape_landing, coverage_80, "
-                                  "coverage_95 from forecast.landing_evaluation where cutoff_date = %s order by 1, 2, 3, 4",
-                   (WEEK_8,))
+    scores = fetch(
+        weekly["url"],
+        "select cohort, metric, level, week_of_quarter, smape_landing, coverage_80, "
+        "coverage_95 from forecast.landing_evaluation where cutoff_date = %s order by 1, 2, 3, 4",
+        (WEEK_8,),
+    )
     store = get_settings().landing_replays_dir
     assert sorted(p.name for p in store.iterdir()) == sorted(c.name for c in COHORTS)
     shutil.rmtree(store)
@@ -182,9 +199,16 @@ def test_the_next_weeks_landing_reuses_the_replays_and_publishes_what_recomputin
     assert outcome.ok, outcome.error
     assert _landing_metadata(WEEK_8)["replays_reused"].value == {c.name: False for c in COHORTS}
     assert fetch(weekly["url"], PUBLISHED, (WEEK_8,)) == week8
-    assert fetch(weekly["url"], "select cohort, metric, level, week_of_quarter, smape_landing, coverage_80, "
-                                "coverage_95 from forecast.landing_evaluation where cutoff_date = %s "
-                                "order by 1, 2, 3, 4", (WEEK_8,)) == scores
+    assert (
+        fetch(
+            weekly["url"],
+            "select cohort, metric, level, week_of_quarter, smape_landing, coverage_80, "
+            "coverage_95 from forecast.landing_evaluation where cutoff_date = %s "
+            "order by 1, 2, 3, 4",
+            (WEEK_8,),
+        )
+        == scores
+    )
 
 
 def test_a_partition_that_is_not_the_snapshots_cutoff_is_refused_and_publishes_nothing(weekly):
@@ -196,8 +220,8 @@ def test_a_partition_that_is_not_the_snapshots_cutoff_is_refused_and_publishes_n
     before = fetch(weekly["url"], "select count(*) from forecast.landing")
     sha = weekly["week7"][0][18]
     result = defs.resolve_job_def("landing_job").execute_in_process(
-        instance=instance, partition_key="2026-08-05", raise_on_error=False,
-        tags={"synoforecast/snapshot": sha})
+        instance=instance, partition_key="2026-08-05", raise_on_error=False, tags={"synoforecast/snapshot": sha}
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "was exported on 2026-08-12, not on 2026-08-05" in failure.step_failure_data.error.message
@@ -228,8 +252,10 @@ def test_the_sensor_lands_the_latest_published_snapshot_once(weekly):
     result = landing_sensor(sensor_context(instance))
     (request,) = result.run_requests
     assert request.partition_key == key and request.run_key.startswith("landing:")
-    assert request.tags["synoforecast/snapshot"] == fetch(
-        weekly["url"], "select sha256 from ops.snapshots order by last_seen_at desc limit 1")[0][0]
+    assert (
+        request.tags["synoforecast/snapshot"]
+        == fetch(weekly["url"], "select sha256 from ops.snapshots order by last_seen_at desc limit 1")[0][0]
+    )
     (add,) = result.dynamic_partitions_requests
     assert list(add.partition_keys) == [key]
     instance.add_dynamic_partitions(LANDING_CUTOFFS.name, [key])

@@ -10,9 +10,9 @@ import openpyxl
 import pytest
 
 from synoforecast.lib.forecasting.cohorts import COHORTS
-from synoforecast.settings import DBT_PROJECT_DIR
-from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast.lib.warehouse.connection import connect
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
+from synoforecast.settings import DBT_PROJECT_DIR
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
 
@@ -30,7 +30,7 @@ PUBLISHED = {
     "marts.mart_svr_rm_quarterly": "*",
     "marts.mart_svr_rm_customer_quarterly": "*",
     "forecast.forecasts": "cohort, as_of_quarter, target_quarter, series_id, metric, model, yhat, yhat_lo_80, "
-                          "yhat_hi_80, yhat_lo_95, yhat_hi_95",
+    "yhat_hi_80, yhat_lo_95, yhat_hi_95",
 }
 
 
@@ -65,8 +65,14 @@ def _ingest(project_env, standin, ingest_workbook):
     package_files = _files(DBT_PROJECT_DIR)
     outcome = ingest_workbook(path, progress=lambda _m: None, quiet=True)
     assert outcome.ok, outcome.error
-    return {**project_env, "path": path, "stats": stats, "outcome": outcome, "package_files": package_files,
-            "package_files_after": _files(DBT_PROJECT_DIR)}
+    return {
+        **project_env,
+        "path": path,
+        "stats": stats,
+        "outcome": outcome,
+        "package_files": package_files,
+        "package_files_after": _files(DBT_PROJECT_DIR),
+    }
 
 
 def _files(folder) -> dict[str, int]:
@@ -94,29 +100,42 @@ def test_whole_graph_publishes_reconciled_marts_and_forecasts(ingested):
     assert raw_units == sheet.units_total - rows_q3["units"]
 
     # marts reconcile: overall = sum of tiers = sum of regions, per quarter
-    mismatches = fetch(url, """
+    mismatches = fetch(
+        url,
+        """
         select o.quarter_start from marts.mart_svr_rm_quarterly o
           join (select quarter_start, sum(units) u from marts.mart_svr_rm_tier_quarterly group by 1) t using (quarter_start)
           join (select quarter_start, sum(units) u from marts.mart_svr_rm_region_quarterly group by 1) r using (quarter_start)
-         where o.units <> t.u or o.units <> r.u""")
+         where o.units <> t.u or o.units <> r.u""",
+    )
     assert mismatches == []
     assert fetch(url, "select sum(units) from marts.mart_svr_rm_quarterly")[0][0] == raw_units
 
     # every cohort has next-quarter forecasts for units and revenue, as of the last complete quarter
-    latest = fetch(url, """select cohort, count(distinct series_id), count(distinct metric), min(target_quarter)
-                             from forecast.forecasts where as_of_quarter = '2026-04-01' group by 1""")
+    latest = fetch(
+        url,
+        """select cohort, count(distinct series_id), count(distinct metric), min(target_quarter)
+                             from forecast.forecasts where as_of_quarter = '2026-04-01' group by 1""",
+    )
     by_cohort = {r[0]: r for r in latest}
     assert set(by_cohort) == {c.name for c in COHORTS}
     for cohort, n_series, n_metrics, target in latest:
         assert n_series >= 1 and n_metrics == 2 and target == dt.date(2026, 7, 1), cohort
     assert by_cohort["svr_rm_overall"][1] == 4  # total, T1, T2, T3
-    intervals = fetch(url, """select count(*) filter (where yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat
+    intervals = fetch(
+        url,
+        """select count(*) filter (where yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat
                                 and yhat <= yhat_hi_80 and yhat_hi_80 <= yhat_hi_95),
                                 count(*) filter (where yhat_lo_80 is null), count(*) filter (where history_quarters > 1)
-                                from forecast.forecasts where cohort = 'svr_rm_overall'""")[0]
+                                from forecast.forecasts where cohort = 'svr_rm_overall'""",
+    )[0]
     assert intervals[0] == intervals[2] > 0  # ordered intervals wherever there is more than one quarter of history
-    assert intervals[1] == fetch(url, "select count(*) from forecast.forecasts where cohort = 'svr_rm_overall' "
-                                      "and history_quarters = 1")[0][0]
+    assert (
+        intervals[1]
+        == fetch(
+            url, "select count(*) from forecast.forecasts where cohort = 'svr_rm_overall' and history_quarters = 1"
+        )[0][0]
+    )
 
     # forecast_evaluation scores each quarter's forecast (made the quarter before) against actuals
     scores = fetch(url, "select cohort, metric, smape, mape from forecast.evaluation where quarter = '2026-04-01'")
@@ -125,8 +144,12 @@ def test_whole_graph_publishes_reconciled_marts_and_forecasts(ingested):
 
     # publishes are logged per partition; the partial quarter never became a partition
     assert fetch(url, "select count(*) from raw.svr_rm where quarter_start >= '2026-07-01'")[0][0] == 0
-    assert fetch(url, "select count(distinct partition_key) from ops.publish_log where target = 'forecast.forecasts'"
-                 )[0][0] == 11
+    assert (
+        fetch(url, "select count(distinct partition_key) from ops.publish_log where target = 'forecast.forecasts'")[0][
+            0
+        ]
+        == 11
+    )
 
 
 def test_metabase_and_slack_receive_the_real_api_calls(ingested, standin):
@@ -149,8 +172,9 @@ def test_raw_rows_carry_a_compact_snapshot_id_mapped_one_to_one_to_the_sha256(in
         assert fetch(url, f"select distinct snapshot_id from raw.{table}") == [(snapshot_id,)], table
     for table in ("stg_svr_rm", "stg_consumer", "stg_c2"):  # dbt staging follows the raw column
         assert fetch(url, f"select distinct snapshot_id from staging.{table}") == [(snapshot_id,)], table
-    assert fetch(url, "select count(*) = count(distinct snapshot_id), count(*) = count(distinct sha256) "
-                      "from ops.snapshots") == [(True, True)]
+    assert fetch(
+        url, "select count(*) = count(distinct snapshot_id), count(*) = count(distinct sha256) from ops.snapshots"
+    ) == [(True, True)]
 
 
 def test_dbt_runs_once_in_the_pipeline_run(ingested):
@@ -201,13 +225,16 @@ def _password_protected(source, target):
     target.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512 + "EncryptionInfo".encode("utf-16-le"))
 
 
-@pytest.mark.parametrize("break_it, name, expected", [
-    (_drop_units, "broken.xlsx", ["SVR-RM", "'Units'", "broken.xlsx"]),
-    (_truncate, "half-copied.xlsx", ["half-copied.xlsx", "truncated"]),
-    (_many_bad_dates, "bad-dates.xlsx", ["bad-dates.xlsx", "SVR-RM!A2", "above the 2% allowed"]),
-    (_legacy_xls, "old.xls", ["old.xls", "legacy .xls"]),
-    (_password_protected, "locked.xlsx", ["locked.xlsx", "password-protected"]),
-])
+@pytest.mark.parametrize(
+    "break_it, name, expected",
+    [
+        (_drop_units, "broken.xlsx", ["SVR-RM", "'Units'", "broken.xlsx"]),
+        (_truncate, "half-copied.xlsx", ["half-copied.xlsx", "truncated"]),
+        (_many_bad_dates, "bad-dates.xlsx", ["bad-dates.xlsx", "SVR-RM!A2", "above the 2% allowed"]),
+        (_legacy_xls, "old.xls", ["old.xls", "legacy .xls"]),
+        (_password_protected, "locked.xlsx", ["locked.xlsx", "password-protected"]),
+    ],
+)
 def test_refused_workbook_leaves_published_tables_byte_for_byte(ingested, break_it, name, expected):
     from synoforecast.cli.runner import ingest_workbook
 
@@ -242,8 +269,7 @@ def test_reexport_rematerialises_only_changed_quarters_and_quarantines_bad_rows(
     url = ingested["url"]
     wb = openpyxl.load_workbook(ingested["path"])
     ws = wb["SVR-RM"]
-    target_row = next(r for r in range(2, ws.max_row + 1)
-                      if _as_date(ws.cell(r, 1).value) >= dt.date(2025, 4, 1))
+    target_row = next(r for r in range(2, ws.max_row + 1) if _as_date(ws.cell(r, 1).value) >= dt.date(2025, 4, 1))
     ws.cell(target_row, 8).value = ws.cell(target_row, 8).value + 100  # a correction in 2025-Q2
     ws.cell(target_row + 1, 1).value = "31.02.2025"  # not a date: quarantined (1 row of 3000 < 2%)
     bad_row = target_row + 1
@@ -260,16 +286,23 @@ def test_reexport_rematerialises_only_changed_quarters_and_quarantines_bad_rows(
     removed = _units_at(ingested["path"], bad_row)
     assert units_after == units_before + 100 - removed
     assert fetch(url, "select cell, reason from ops.quarantine where snapshot_sha256 = %s", (outcome.sha256,)) == [
-        (f"SVR-RM!A{bad_row}", "Date is not a date: '31.02.2025'")]
-    changed, baseline = fetch(url, "select changed_quarters, baseline_sha256 from ops.snapshots where sha256 = %s",
-                              (outcome.sha256,))[0]
+        (f"SVR-RM!A{bad_row}", "Date is not a date: '31.02.2025'")
+    ]
+    changed, baseline = fetch(
+        url, "select changed_quarters, baseline_sha256 from ops.snapshots where sha256 = %s", (outcome.sha256,)
+    )[0]
     assert changed == ["2025-04-01", "2025-07-01", "2025-10-01", "2026-01-01", "2026-04-01"]  # forecasts after it too
     assert baseline == ingested["outcome"].sha256
 
-    records = dg.DagsterInstance.get().get_records_for_run(
-        outcome.run_ids[0], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    results = {r.event_log_entry.dagster_event.event_specific_data.check_name:
-               r.event_log_entry.dagster_event.event_specific_data.passed for r in records}
+    records = (
+        dg.DagsterInstance.get()
+        .get_records_for_run(outcome.run_ids[0], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        .records
+    )
+    results = {
+        r.event_log_entry.dagster_event.event_specific_data.check_name: r.event_log_entry.dagster_event.event_specific_data.passed
+        for r in records
+    }
     assert results["snapshot_quarantine"] is False
     assert results["snapshot_row_count_delta"] is True and results["snapshot_duplicate_share"] is True
 
@@ -292,8 +325,9 @@ def test_contract_check_reads_the_loaded_rows_quarter_by_quarter_and_names_a_bad
     assert clean.problems == []
     assert clean.rows_checked == fetch(url, "select count(*) from raw.svr_rm")[0][0]
 
-    victim, tier = fetch(url, "select source_row, tier from raw.svr_rm where quarter_start = '2025-04-01' "
-                              "order by source_row limit 1")[0]
+    victim, tier = fetch(
+        url, "select source_row, tier from raw.svr_rm where quarter_start = '2025-04-01' order by source_row limit 1"
+    )[0]
     with connect(url) as conn:
         conn.execute("update raw.svr_rm set tier = 'T9' where source_row = %s", (victim,))
         conn.commit()

@@ -20,18 +20,35 @@ AS_OF = dt.date(2025, 4, 1)
 
 
 def forecast_rows(run: str, n: int = 40) -> pl.DataFrame:
-    return pl.DataFrame({
-        "cohort": ["svr_rm_overall"] * n, "as_of_quarter": [AS_OF] * n, "as_of_label": ["2025-Q2"] * n,
-        "target_quarter": [dt.date(2025, 7, 1)] * n, "target_label": ["2025-Q3"] * n,
-        "series_id": [f"s{i}" for i in range(n)], "metric": ["units"] * n, "model": ["AutoETS"] * n,
-        "history_quarters": [8] * n, "yhat": [float(i) for i in range(n)], "run_id": [run] * n})
+    return pl.DataFrame(
+        {
+            "cohort": ["svr_rm_overall"] * n,
+            "as_of_quarter": [AS_OF] * n,
+            "as_of_label": ["2025-Q2"] * n,
+            "target_quarter": [dt.date(2025, 7, 1)] * n,
+            "target_label": ["2025-Q3"] * n,
+            "series_id": [f"s{i}" for i in range(n)],
+            "metric": ["units"] * n,
+            "model": ["AutoETS"] * n,
+            "history_quarters": [8] * n,
+            "yhat": [float(i) for i in range(n)],
+            "run_id": [run] * n,
+        }
+    )
 
 
 def _hammer(url: str, run: str, times: int, errors) -> None:
     try:
         for _ in range(times):
-            replace_rows(url, "forecast.forecasts", forecast_rows(run), "cohort = %s and as_of_quarter = %s",
-                         ("svr_rm_overall", AS_OF), run, "2025-04-01")
+            replace_rows(
+                url,
+                "forecast.forecasts",
+                forecast_rows(run),
+                "cohort = %s and as_of_quarter = %s",
+                ("svr_rm_overall", AS_OF),
+                run,
+                "2025-04-01",
+            )
     except Exception as exc:  # reported to the parent: the assertion names it
         errors.put(f"{type(exc).__name__}: {exc}")
 
@@ -47,8 +64,9 @@ def test_two_processes_replacing_one_partition_take_turns(pg_url):
         p.join(120)
     problems = [errors.get() for _ in range(errors.qsize())]
     assert problems == []
-    assert fetch(pg_url, "select count(*), count(distinct series_id), count(distinct run_id) from forecast.forecasts"
-                 )[0] == (40, 40, 1)
+    assert fetch(pg_url, "select count(*), count(distinct series_id), count(distinct run_id) from forecast.forecasts")[
+        0
+    ] == (40, 40, 1)
     state = fetch(pg_url, "select target, scope, partition_key, run_id from ops.partition_state")
     assert len(state) == 1 and state[0][:3] == ("forecast.forecasts", "svr_rm_overall|2025-04-01", "2025-04-01")
     assert state[0][3] == fetch(pg_url, "select run_id from forecast.forecasts limit 1")[0][0]
@@ -56,11 +74,19 @@ def test_two_processes_replacing_one_partition_take_turns(pg_url):
 
 def test_the_unique_grain_refuses_a_second_row_set(pg_url):
     ensure_schema(pg_url)
-    replace_rows(pg_url, "forecast.forecasts", forecast_rows("r1"), "cohort = %s and as_of_quarter = %s",
-                 ("svr_rm_overall", AS_OF), "r1", "2025-04-01")
+    replace_rows(
+        pg_url,
+        "forecast.forecasts",
+        forecast_rows("r1"),
+        "cohort = %s and as_of_quarter = %s",
+        ("svr_rm_overall", AS_OF),
+        "r1",
+        "2025-04-01",
+    )
     with pytest.raises(psycopg.errors.UniqueViolation):
-        replace_rows(pg_url, "forecast.forecasts", forecast_rows("r2"), "cohort = %s", ("nothing-matches",),
-                     "r2", "2025-04-01")
+        replace_rows(
+            pg_url, "forecast.forecasts", forecast_rows("r2"), "cohort = %s", ("nothing-matches",), "r2", "2025-04-01"
+        )
 
 
 def test_an_existing_warehouse_with_duplicates_gets_its_unique_grain(pg_url):
@@ -81,14 +107,22 @@ def test_an_existing_warehouse_with_duplicates_gets_its_unique_grain(pg_url):
 
 
 def test_the_switch_refuses_a_mix_and_publishes_a_complete_export(pg_url):
-    from synoforecast.lib.warehouse.published import NotPublishable, published_snapshot, switch
     from synoforecast.lib.warehouse.connection import connect
+    from synoforecast.lib.warehouse.published import NotPublishable, published_snapshot, switch
 
     ensure_schema(pg_url)
     with connect(pg_url) as conn, conn.transaction():
         conn.execute("insert into ops.run_snapshots values ('r1', 'sha-b')")
-    replace_rows(pg_url, "forecast.forecasts", forecast_rows("r1"), "cohort = %s and as_of_quarter = %s",
-                 ("svr_rm_overall", AS_OF), "r1", "2025-04-01", fingerprint="fp-b")
+    replace_rows(
+        pg_url,
+        "forecast.forecasts",
+        forecast_rows("r1"),
+        "cohort = %s and as_of_quarter = %s",
+        ("svr_rm_overall", AS_OF),
+        "r1",
+        "2025-04-01",
+        fingerprint="fp-b",
+    )
     expected = {"forecast.forecasts": {"2025-04-01": "fp-b", "2025-07-01": "fp-b2"}}
     with pytest.raises(NotPublishable, match="1 quarter partition.*2025-07-01"):
         switch(pg_url, "sha-b", "r1", expected, {}, ["svr_rm_overall"])

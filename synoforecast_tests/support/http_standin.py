@@ -128,7 +128,7 @@ def _text_answer(status: int, text: str | bytes) -> _Answer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    standin: "StandIn"
+    standin: StandIn
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -238,7 +238,7 @@ class StandIn:
         self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self) -> "StandIn":
+    def start(self) -> StandIn:
         if self._server is not None:
             return self
         self._stop.clear()
@@ -246,8 +246,10 @@ class StandIn:
         server.standin = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05},
-            name="http-standin", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="http-standin",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -263,7 +265,7 @@ class StandIn:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "StandIn":
+    def __enter__(self) -> StandIn:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -318,9 +320,7 @@ class StandIn:
                 inject = False
         if inject:
             if req.path.startswith("/api/"):
-                return _json_answer(
-                    500, {"message": "stand-in injected server error", "type": "java.lang.Exception"}
-                )
+                return _json_answer(500, {"message": "stand-in injected server error", "type": "java.lang.Exception"})
             return _text_answer(500, "Internal Server Error")
         if req.path.startswith("/api/"):
             return self._metabase(req)
@@ -331,8 +331,13 @@ class StandIn:
         if req.path.startswith("/n8n/") and req.method == "POST":
             return self._n8n(req)
         if req.path.startswith("/n8n/"):  # n8n answers a GET on a POST webhook with this 404
-            return _json_answer(404, {"code": 404, "message": "This webhook is not registered for GET requests. "
-                                                              "Did you mean to make a POST request?"})
+            return _json_answer(
+                404,
+                {
+                    "code": 404,
+                    "message": "This webhook is not registered for GET requests. Did you mean to make a POST request?",
+                },
+            )
         if req.path.startswith(("/slack/", "/teams/")):
             return _Answer(405, b"Method Not Allowed", "text/plain", {"Allow": "POST"})
         return _text_answer(404, "Not Found")
@@ -358,9 +363,7 @@ class StandIn:
         if m == "POST" and p == "/api/session":
             body = req.json if isinstance(req.json, dict) else {}
             if not body.get("username") or not body.get("password"):
-                return _json_answer(
-                    400, {"errors": {"username": "value must be a non-blank string."}}
-                )
+                return _json_answer(400, {"errors": {"username": "value must be a non-blank string."}})
             if body.get("username") == self.username and body.get("password") == self.password:
                 token = str(uuid.uuid4())
                 with self._lock:
@@ -382,8 +385,14 @@ class StandIn:
                 return _text_answer(404, "Not found.")
             with self._lock:
                 synced = dict(self.synced)
-            tables = [{"schema": name.split(".", 1)[0], "name": name.split(".", 1)[1],
-                       "fields": [{"name": c} for c in columns]} for name, columns in sorted(synced.items())]
+            tables = [
+                {
+                    "schema": name.split(".", 1)[0],
+                    "name": name.split(".", 1)[1],
+                    "fields": [{"name": c} for c in columns],
+                }
+                for name, columns in sorted(synced.items())
+            ]
             return _json_answer(200, {"id": int(hit.group(1)), "tables": tables})
         if m == "POST" and (hit := _CARD_QUERY.match(p)):
             return self._card_query(int(hit.group(1)), req)
@@ -395,18 +404,23 @@ class StandIn:
             dash_id = int(hit.group(1))
             if dash_id not in self.dashboards:
                 return _text_answer(404, "Not found.")
-            dashcards = [{"id": 100 + i, "card_id": cid, "card": {"id": cid, "name": f"Card {cid}"}}
-                         for i, cid in enumerate(self.dashboards[dash_id])]
-            dashcards.append({"id": 999, "card_id": None, "card": {"id": None, "name": None},
-                              "visualization_settings": {"text": "## Forecasts"}})
-            return _json_answer(200, {"id": dash_id, "name": f"Dashboard {dash_id}",
-                                      "dashcards": dashcards})
+            dashcards = [
+                {"id": 100 + i, "card_id": cid, "card": {"id": cid, "name": f"Card {cid}"}}
+                for i, cid in enumerate(self.dashboards[dash_id])
+            ]
+            dashcards.append(
+                {
+                    "id": 999,
+                    "card_id": None,
+                    "card": {"id": None, "name": None},
+                    "visualization_settings": {"text": "## Forecasts"},
+                }
+            )
+            return _json_answer(200, {"id": dash_id, "name": f"Dashboard {dash_id}", "dashcards": dashcards})
         if m == "POST" and p == "/api/cache/invalidate":
             if self.premium_cache:
                 return _json_answer(200, {"count": 1})
-            return _json_answer(
-                402, {"message": _PREMIUM_MESSAGE, "status": "error-premium-feature-not-available"}
-            )
+            return _json_answer(402, {"message": _PREMIUM_MESSAGE, "status": "error-premium-feature-not-available"})
         return _text_answer(404, "API endpoint does not exist.")
 
     def _start_sync(self) -> None:
@@ -429,9 +443,11 @@ class StandIn:
         import psycopg
 
         with psycopg.connect(self.warehouse_url) as conn:
-            rows = conn.execute("select table_schema, table_name, column_name from information_schema.columns "
-                                "where table_schema = any(%s) order by 1, 2, ordinal_position",
-                                (list(self.sync_schemas),)).fetchall()
+            rows = conn.execute(
+                "select table_schema, table_name, column_name from information_schema.columns "
+                "where table_schema = any(%s) order by 1, 2, ordinal_position",
+                (list(self.sync_schemas),),
+            ).fetchall()
         found: dict[str, list[str]] = {}
         for schema, table, column in rows:
             found.setdefault(f"{schema}.{table}", []).append(column)
@@ -491,9 +507,13 @@ class StandIn:
         if not isinstance(req.json, dict):
             return _json_answer(
                 400,
-                {"error": {"code": "InvalidRequestContent",
-                           "message": "The input body for trigger 'manual' of type 'Request' "
-                                      "must be of type JSON, but was of type 'application/octet-stream'."}},
+                {
+                    "error": {
+                        "code": "InvalidRequestContent",
+                        "message": "The input body for trigger 'manual' of type 'Request' "
+                        "must be of type JSON, but was of type 'application/octet-stream'.",
+                    }
+                },
             )
         return _Answer(202)
 

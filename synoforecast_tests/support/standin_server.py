@@ -25,8 +25,7 @@ class ServedStandIn(StandIn):
     def _answer(self, req: RecordedRequest) -> _Answer:
         if req.path == LOG_PATH:
             with self._lock:
-                log = [{"method": r.method, "path": r.path, "query": r.query, "json": r.json}
-                       for r in self.requests]
+                log = [{"method": r.method, "path": r.path, "query": r.query, "json": r.json} for r in self.requests]
             return _json_answer(200, log)
         return super()._answer(req)
 

@@ -15,9 +15,17 @@ import httpx
 
 from synoforecast_tests.support.processes import stop
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1600,1200"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1200",
+]
 
 
 def available() -> tuple[str, str] | None:
@@ -32,8 +40,7 @@ class Browser:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self._proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -45,8 +52,14 @@ class Browser:
             if time.monotonic() > deadline:
                 raise RuntimeError("chromedriver did not start")
             time.sleep(0.2)
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": browser, "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]}}}}
+        caps = {
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {"binary": browser, "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]},
+                }
+            }
+        }
         session = httpx.post(f"{self._base}/session", json=caps, timeout=120).json()["value"]
         self._session = f"{self._base}/session/{session['sessionId']}"
 
@@ -80,7 +93,10 @@ class Browser:
             "const [sel, want] = arguments;"
             "const els = [...document.querySelectorAll(sel)].filter(e => e.innerText && e.innerText.trim() === want"
             " && (sel !== '*' || e.children.length === 0));"
-            "if (!els.length) return false; els[els.length - 1].click(); return true;", selector, text)
+            "if (!els.length) return false; els[els.length - 1].click(); return true;",
+            selector,
+            text,
+        )
 
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))

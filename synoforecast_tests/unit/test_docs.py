@@ -116,10 +116,16 @@ def test_every_relative_link_resolves(doc):
 
 def test_the_checks_catch_an_old_path():
     """The old flat layout is caught, in each form a doc writes it."""
-    old = ("see `lib/landing.py` and `synoforecast/cli.py`, `synoforecast/lib/notify.py`, "
-           "`lib/cohort_landing.py`; python -m synoforecast.runner")
+    old = (
+        "see `lib/landing.py` and `synoforecast/cli.py`, `synoforecast/lib/notify.py`, "
+        "`lib/cohort_landing.py`; python -m synoforecast.runner"
+    )
     assert {p for p in _paths(old) if not _resolve(p).is_file()} == {
-        "lib/landing.py", "synoforecast/cli.py", "synoforecast/lib/notify.py", "lib/cohort_landing.py"}
+        "lib/landing.py",
+        "synoforecast/cli.py",
+        "synoforecast/lib/notify.py",
+        "lib/cohort_landing.py",
+    }
     assert [m for m in _modules(old) if not _module_exists(m)] == ["synoforecast.runner"]
     assert _resolve("lib/landing/model.py").is_file()
     assert _module_exists("synoforecast.instance.runs") and _module_exists("synoforecast.lib.workers")
@@ -127,8 +133,12 @@ def test_the_checks_catch_an_old_path():
 
 
 def test_anchor_slugs_follow_github():
-    assert _slug("Where the quarter in progress will land (`forecast/landing`)") == \
-        "where-the-quarter-in-progress-will-land-forecastlanding"
-    assert _slug("Silence: no export, or a closed quarter without a forecast") == \
-        "silence-no-export-or-a-closed-quarter-without-a-forecast"
+    assert (
+        _slug("Where the quarter in progress will land (`forecast/landing`)")
+        == "where-the-quarter-in-progress-will-land-forecastlanding"
+    )
+    assert (
+        _slug("Silence: no export, or a closed quarter without a forecast")
+        == "silence-no-export-or-a-closed-quarter-without-a-forecast"
+    )
     assert _slug("Dagster's own history") == "dagsters-own-history"

@@ -26,8 +26,13 @@ def test_defaults_live_under_the_home(tmp_path):
     assert s.ingestion_dir == s.data_dir / "processed" / "ingestion"
     assert s.forecasts_dir == s.data_dir / "processed" / "forecasts"
     assert s.warehouse_url is None
-    assert (s.partitions_start, s.fiscal_year_start_month, s.season_length, s.top_customers_n,
-            s.quarantine_max_share) == (None, 1, 4, 20, 0.02)
+    assert (
+        s.partitions_start,
+        s.fiscal_year_start_month,
+        s.season_length,
+        s.top_customers_n,
+        s.quarantine_max_share,
+    ) == (None, 1, 4, 20, 0.02)
 
 
 def test_process_environment_is_not_consulted_when_env_is_given(tmp_path, monkeypatch):
@@ -39,7 +44,9 @@ def test_process_environment_is_not_consulted_when_env_is_given(tmp_path, monkey
 
 
 def test_yaml_values_are_used(tmp_path):
-    s = settings_for(tmp_path, """
+    s = settings_for(
+        tmp_path,
+        """
 data_dir: /srv/synoforecast
 warehouse_url: postgresql://forecast:secret@db.internal:5433/sales
 partitions_start: 2021-04-01
@@ -47,7 +54,8 @@ fiscal_year_start_month: 4
 season_length: 4
 top_customers_n: 15
 quarantine_max_share: 0.05
-""")
+""",
+    )
     assert s.data_dir == Path("/srv/synoforecast")
     assert s.inbox_dir == Path("/srv/synoforecast/raw")  # follows the data folder
     assert s.warehouse_url == "postgresql://forecast:secret@db.internal:5433/sales"
@@ -204,8 +212,9 @@ def test_a_home_with_its_own_dagster_yaml_keeps_it(tmp_path, monkeypatch):
 def test_restatement_shares_default_to_1_and_5_percent_and_are_validated(tmp_path):
     defaults = settings_for(tmp_path)
     assert (defaults.restatement_material_share, defaults.restatement_warn_share) == (0.01, 0.05)
-    configured = settings_for(tmp_path, "restatement_material_share: 0.002\n",
-                              SYNOFORECAST_RESTATEMENT_WARN_SHARE="0.1")
+    configured = settings_for(
+        tmp_path, "restatement_material_share: 0.002\n", SYNOFORECAST_RESTATEMENT_WARN_SHARE="0.1"
+    )
     assert (configured.restatement_material_share, configured.restatement_warn_share) == (0.002, 0.1)
     with pytest.raises(SettingsError, match="restatement_warn_share.*SYNOFORECAST_RESTATEMENT_WARN_SHARE"):
         settings_for(tmp_path, SYNOFORECAST_RESTATEMENT_WARN_SHARE="5%")
@@ -229,14 +238,17 @@ def test_every_setting_but_the_folders_given_by_home_has_one_variable():
     assert VARIABLES["inbox_dir"] == "SYNOFORECAST_INBOX" and VARIABLES["max_smape"] == "SYNOFORECAST_MAX_SMAPE"
 
 
-@pytest.mark.parametrize("key, value, rule", [
-    ("SYNOFORECAST_SHRINK_MAX_SHARE", "0", "must be > 0 and <= 1"),
-    ("SYNOFORECAST_QUARANTINE_MAX_SHARE", "1", "must be >= 0 and < 1"),
-    ("SYNOFORECAST_READER_MAX_COMPRESSION_RATIO", "1.5", "must be >= 2"),
-    ("SYNOFORECAST_DATE_ORDER", "ymd", "must be one of day_first, month_first"),
-    ("SYNOFORECAST_EARLIEST_SALE_DATE", "yesterday", "must be a date written YYYY-MM-DD"),
-    ("SYNOFORECAST_TOP_CUSTOMERS_N", "15.5", "must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "key, value, rule",
+    [
+        ("SYNOFORECAST_SHRINK_MAX_SHARE", "0", "must be > 0 and <= 1"),
+        ("SYNOFORECAST_QUARANTINE_MAX_SHARE", "1", "must be >= 0 and < 1"),
+        ("SYNOFORECAST_READER_MAX_COMPRESSION_RATIO", "1.5", "must be >= 2"),
+        ("SYNOFORECAST_DATE_ORDER", "ymd", "must be one of day_first, month_first"),
+        ("SYNOFORECAST_EARLIEST_SALE_DATE", "yesterday", "must be a date written YYYY-MM-DD"),
+        ("SYNOFORECAST_TOP_CUSTOMERS_N", "15.5", "must be a whole number"),
+    ],
+)
 def test_a_refusal_states_the_declared_rule(tmp_path, key, value, rule):
     with pytest.raises(SettingsError) as info:
         settings_for(tmp_path, **{key: value})

@@ -6,5 +6,7 @@ from synoforecast.defs.activation.assets import metabase_refresh, summary_notifi
 from synoforecast.defs.activation.landing import landing_metabase_refresh, landing_summary
 from synoforecast.defs.activation.sensors import notify_on_run_failure
 
-defs = dg.Definitions(assets=[metabase_refresh, summary_notification, landing_metabase_refresh, landing_summary],
-                      sensors=[notify_on_run_failure])
+defs = dg.Definitions(
+    assets=[metabase_refresh, summary_notification, landing_metabase_refresh, landing_summary],
+    sensors=[notify_on_run_failure],
+)

@@ -6,7 +6,6 @@ failed or a channel that did not get the summary fails the asset and names what 
 secrets never reach logs or metadata.
 """
 
-
 import datetime as dt
 
 import dagster as dg
@@ -20,17 +19,25 @@ from synoforecast.defs.activation.state import (
     sync_state_key,
 )
 from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters
-from synoforecast.defs.resources import AccuracyThresholdsResource, MetabaseResource, WarehouseResource, WebhooksResource
+from synoforecast.defs.resources import (
+    AccuracyThresholdsResource,
+    MetabaseResource,
+    WarehouseResource,
+    WebhooksResource,
+)
 from synoforecast.defs.runs import SNAPSHOT_TAG
-from synoforecast.lib.forecasting.cohorts import COHORTS, actuals_at
 from synoforecast.lib.activation.metabase import MetabaseError, refresh_metabase
 from synoforecast.lib.activation.notify import NotifyError, request_refresh_via_n8n, send_summary
+from synoforecast.lib.forecasting.cohorts import COHORTS, actuals_at
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.warehouse.connection import query_frame
 from synoforecast.settings import get_settings
 
 # the forecast domain's assets, by key: domains meet through asset keys, not imports
-FORECAST_KEYS = [dg.AssetKey(["forecast", "forecast_evaluation"]), *[dg.AssetKey(["forecast", c.name]) for c in COHORTS]]
+FORECAST_KEYS = [
+    dg.AssetKey(["forecast", "forecast_evaluation"]),
+    *[dg.AssetKey(["forecast", c.name]) for c in COHORTS],
+]
 
 SKIPPED = "skipped: not configured"
 MAX_RESTATED_LINES = 20
@@ -44,13 +51,22 @@ MAX_RESTATED_LINES = 20
     kinds={"metabase"},
     description="Re-runs the configured Metabase cards (ignore_cache) once new forecasts are published.",
 )
-def metabase_refresh(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metabase: MetabaseResource,
-                     webhooks: WebhooksResource) -> dg.MaterializeResult:
+def metabase_refresh(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    metabase: MetabaseResource,
+    webhooks: WebhooksResource,
+) -> dg.MaterializeResult:
     return refresh_dashboards(context, warehouse, metabase, webhooks, [to_key(q) for q in partition_quarters(context)])
 
 
-def refresh_dashboards(context: dg.AssetExecutionContext, warehouse: WarehouseResource, metabase: MetabaseResource,
-                       webhooks: WebhooksResource, partitions: list[str]) -> dg.MaterializeResult:
+def refresh_dashboards(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    metabase: MetabaseResource,
+    webhooks: WebhooksResource,
+    partitions: list[str],
+) -> dg.MaterializeResult:
     """The configured Metabase cards re-run (schema synced first when the forecast tables
     changed), or the n8n route, or skipped when neither is configured."""
     try:
@@ -62,14 +78,19 @@ def refresh_dashboards(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     if not config.configured:
         if notify.n8n_webhook_url:  # the alternative route: an n8n workflow refreshes dashboards
             try:
-                request_refresh_via_n8n({"partitions": quarters, "run_id": context.run_id,
-                                         "run_url": webhooks.run_url(context.run_id)}, notify)
+                request_refresh_via_n8n(
+                    {"partitions": quarters, "run_id": context.run_id, "run_url": webhooks.run_url(context.run_id)},
+                    notify,
+                )
             except NotifyError as exc:
-                raise dg.Failure(description=f"n8n refresh request failed: {exc}. "
-                                             "Published forecasts are unchanged.") from None
+                raise dg.Failure(
+                    description=f"n8n refresh request failed: {exc}. Published forecasts are unchanged."
+                ) from None
             return dg.MaterializeResult(metadata={"status": "requested via n8n", "route": "n8n"})
-        context.log.info("Metabase not configured (METABASE_URL + METABASE_API_KEY or METABASE_USER/"
-                         "METABASE_PASSWORD) and no N8N_WEBHOOK_URL: skipped")
+        context.log.info(
+            "Metabase not configured (METABASE_URL + METABASE_API_KEY or METABASE_USER/"
+            "METABASE_PASSWORD) and no N8N_WEBHOOK_URL: skipped"
+        )
         return dg.MaterializeResult(metadata={"status": SKIPPED})
     url = warehouse.get_url()
     fingerprint = forecast_schema_fingerprint(url)
@@ -81,14 +102,21 @@ def refresh_dashboards(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         raise dg.Failure(description=f"Metabase refresh failed: {exc}. Published forecasts are unchanged.") from None
     if report.schema_synced or config.database_id is None:
         set_state(url, state_key, fingerprint)
-    return dg.MaterializeResult(metadata={"status": "refreshed", "route": "metabase",
-                                          "forecast_schema_changed": changed, **report.to_metadata()})
+    return dg.MaterializeResult(
+        metadata={
+            "status": "refreshed",
+            "route": "metabase",
+            "forecast_schema_changed": changed,
+            **report.to_metadata(),
+        }
+    )
 
 
 def _dbt_health(context: dg.AssetExecutionContext) -> dict[str, int]:
     """Asset-check outcomes recorded in this run (dbt tests and the platform's own checks)."""
     records = context.instance.get_records_for_run(
-        context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+        context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
     passed = sum(1 for r in records if r.event_log_entry.dagster_event.event_specific_data.passed)
     return {"passed": passed, "failed": len(records) - passed}
 
@@ -115,23 +143,43 @@ def build_summary(url: str, as_of: str, run_id: str, snapshot_sha256: str | None
     for r in rows.iter_rows(named=True):
         last = actuals.get((r["cohort"], r["series_id"], r["metric"]))
         change = round((r["yhat"] - last) / abs(last) * 100, 1) if last else None
-        forecasts.append({"cohort": r["cohort"], "series_id": r["series_id"], "metric": r["metric"],
-                          "target": r["target_label"], "yhat": round(r["yhat"], 1), "last_actual": last,
-                          "change_pct": change, "smape": None if r["smape"] is None else round(r["smape"], 1)})
-    c2 = query_frame(url, "select service, subscribers, adoption_rate from marts.mart_c2_adoption_quarterly "
-                          "where quarter_start = %s and service = 'All C2'", (as_of,))
-    snapshot = query_frame(url, "select file, sha256, sheets from ops.snapshots where status = 'accepted' "
-                                "order by last_seen_at desc limit 1")
+        forecasts.append(
+            {
+                "cohort": r["cohort"],
+                "series_id": r["series_id"],
+                "metric": r["metric"],
+                "target": r["target_label"],
+                "yhat": round(r["yhat"], 1),
+                "last_actual": last,
+                "change_pct": change,
+                "smape": None if r["smape"] is None else round(r["smape"], 1),
+            }
+        )
+    c2 = query_frame(
+        url,
+        "select service, subscribers, adoption_rate from marts.mart_c2_adoption_quarterly "
+        "where quarter_start = %s and service = 'All C2'",
+        (as_of,),
+    )
+    snapshot = query_frame(
+        url,
+        "select file, sha256, sheets from ops.snapshots where status = 'accepted' order by last_seen_at desc limit 1",
+    )
     snap = snapshot.row(0, named=True) if snapshot.height else {}
     restated = restated_section(url, snapshot_sha256 or snap.get("sha256"), get_settings().restatement_material_share)
     return {
         "title": f"synoforecast: forecasts for {forecasts[0]['target'] if forecasts else 'next quarter'}",
         "as_of": label(as_of),
-        "snapshot": {"file": snap.get("file"), "sha256": snap.get("sha256"),
-                     "rows_loaded": (snap.get("sheets") or {}).get("SVR-RM", {}).get("rows_loaded")},
+        "snapshot": {
+            "file": snap.get("file"),
+            "sha256": snap.get("sha256"),
+            "rows_loaded": (snap.get("sheets") or {}).get("SVR-RM", {}).get("rows_loaded"),
+        },
         "forecasts": forecasts,
-        "c2": {r["service"]: {"subscribers": r["subscribers"], "adoption_rate": float(r["adoption_rate"] or 0)}
-               for r in c2.iter_rows(named=True)},
+        "c2": {
+            r["service"]: {"subscribers": r["subscribers"], "adoption_rate": float(r["adoption_rate"] or 0)}
+            for r in c2.iter_rows(named=True)
+        },
         "run_id": run_id,
         **({"restated": restated} if restated else {}),
     }
@@ -148,9 +196,22 @@ def restated_section(url: str, sha256: str | None, threshold: float) -> dict | N
     picked = material(load_restatements(url, sha256)[1], threshold)
     if not picked:
         return None
-    return {"threshold": threshold, "more": max(0, len(picked) - MAX_RESTATED_LINES),
-            "rows": [{"sheet": r.sheet, "quarter": r.quarter_label, "metric": r.metric, "before": r.before,
-                      "after": r.after, "change": r.change, "share": r.share} for r in picked[:MAX_RESTATED_LINES]]}
+    return {
+        "threshold": threshold,
+        "more": max(0, len(picked) - MAX_RESTATED_LINES),
+        "rows": [
+            {
+                "sheet": r.sheet,
+                "quarter": r.quarter_label,
+                "metric": r.metric,
+                "before": r.before,
+                "after": r.after,
+                "change": r.change,
+                "share": r.share,
+            }
+            for r in picked[:MAX_RESTATED_LINES]
+        ],
+    }
 
 
 @dg.asset(
@@ -161,8 +222,12 @@ def restated_section(url: str, sha256: str | None, threshold: float) -> dict | N
     kinds={"slack"},
     description="Posts what changed (volume, checks, forecasts, C2) to Slack, Teams and/or n8n.",
 )
-def summary_notification(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                         webhooks: WebhooksResource, accuracy: AccuracyThresholdsResource) -> dg.MaterializeResult:
+def summary_notification(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    webhooks: WebhooksResource,
+    accuracy: AccuracyThresholdsResource,
+) -> dg.MaterializeResult:
     try:
         config = webhooks.config()
     except NotifyError as exc:
@@ -176,8 +241,10 @@ def summary_notification(context: dg.AssetExecutionContext, warehouse: Warehouse
     drop_meta = [d.describe() for d in drops]
     if drops:  # the alert rides in the run's one message: a heading line plus one line per cohort
         summary["title"] = f"⚠ accuracy dropped · {summary['title']}"
-        summary["details"] = [(f"Accuracy dropped by more than {accuracy.drop_points:g} sMAPE points "
-                               f"in {label(as_of)}:"), *drop_meta]
+        summary["details"] = [
+            (f"Accuracy dropped by more than {accuracy.drop_points:g} sMAPE points in {label(as_of)}:"),
+            *drop_meta,
+        ]
         summary["accuracy_drops"] = drop_meta
     metadata = {"summary": dg.MetadataValue.json(summary), "accuracy_drops": dg.MetadataValue.json(drop_meta)}
     return post_summary(summary, config, metadata)
@@ -193,6 +260,7 @@ def post_summary(summary: dict, config, metadata: dict) -> dg.MaterializeResult:
         sent = [k for k in outcome if k not in failed]
         raise dg.Failure(
             description=f"summary not delivered to {', '.join(failed)} ({'; '.join(f'{k}: {v}' for k, v in failed.items())})"
-                        + (f"; delivered to {', '.join(sent)}" if sent else ""),
-            metadata={"channels": dg.MetadataValue.json(outcome), **metadata})
+            + (f"; delivered to {', '.join(sent)}" if sent else ""),
+            metadata={"channels": dg.MetadataValue.json(outcome), **metadata},
+        )
     return dg.MaterializeResult(metadata={"status": "sent", "channels": dg.MetadataValue.json(outcome), **metadata})

@@ -43,14 +43,22 @@ def notify_on_run_failure(context: dg.RunFailureSensorContext, webhooks: Webhook
     link = webhooks.run_url(run.run_id)
     partition = run.tags.get("dagster/partition") or (
         f"{run.tags.get('dagster/asset_partition_range_start')}…{run.tags.get('dagster/asset_partition_range_end')}"
-        if run.tags.get("dagster/asset_partition_range_start") else None)
+        if run.tags.get("dagster/asset_partition_range_start")
+        else None
+    )
     outcome = send_alert(
-        f"synoforecast run failed: {run.job_name}", _failure_details(context), config, event="run_failure",
-        run_url=link, extra={"run_id": run.run_id, "job": run.job_name, "partition": partition},
+        f"synoforecast run failed: {run.job_name}",
+        _failure_details(context),
+        config,
+        event="run_failure",
+        run_url=link,
+        extra={"run_id": run.run_id, "job": run.job_name, "partition": partition},
     )
     failed = {k: v for k, v in outcome.items() if v != "sent"}
     if failed:  # Dagster records the tick as failed with this message; the cursor still moves on
         context.log.error(f"run failure of {run.run_id} NOT posted to {', '.join(failed)}: {failed}")
-        raise AlertNotDelivered(f"run failure of {run.run_id} not posted to {', '.join(failed)}: "
-                                + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+        raise AlertNotDelivered(
+            f"run failure of {run.run_id} not posted to {', '.join(failed)}: "
+            + "; ".join(f"{k}: {v}" for k, v in failed.items())
+        )
     context.log.info(f"run failure of {run.run_id} posted to {', '.join(outcome)}")

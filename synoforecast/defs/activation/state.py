@@ -21,6 +21,7 @@ STATE_DDL = """create table if not exists ops.activation_state (
   updated_at timestamptz not null default now()
 )"""
 
+
 def ensure_state_table(url: str) -> None:
     with connect(url) as conn, conn.transaction():
         conn.execute("create schema if not exists ops")
@@ -46,8 +47,9 @@ def forecast_schema_fingerprint(url: str, schema: str = "forecast") -> str:
 def forecast_schema_columns(url: str, schema: str = "forecast") -> dict[str, set[str]]:
     """{"forecast.<table>": {columns}}: what Metabase must know once its schema sync finished."""
     with connect(url) as conn:
-        rows = conn.execute("select table_name, column_name from information_schema.columns "
-                            "where table_schema = %s", (schema,)).fetchall()
+        rows = conn.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = %s", (schema,)
+        ).fetchall()
     found: dict[str, set[str]] = {}
     for table, column in rows:
         found.setdefault(f"{schema}.{table}", set()).add(column)
@@ -94,8 +96,10 @@ class AccuracyDrop:
         return self.smape - self.previous_smape
 
     def describe(self) -> str:
-        return (f"{self.cohort} · {self.metric}: sMAPE {self.previous_smape:.1f}% ({self.previous_quarter}) "
-                f"→ {self.smape:.1f}% ({self.quarter}), +{self.points:.1f} points")
+        return (
+            f"{self.cohort} · {self.metric}: sMAPE {self.previous_smape:.1f}% ({self.previous_quarter}) "
+            f"→ {self.smape:.1f}% ({self.quarter}), +{self.points:.1f} points"
+        )
 
 
 def find_accuracy_drops(rows: list[dict], threshold: float) -> list[AccuracyDrop]:
@@ -114,9 +118,16 @@ def find_accuracy_drops(rows: list[dict], threshold: float) -> list[AccuracyDrop
         prev, last = items[-2], items[-1]
         worse = float(last["smape"]) - float(prev["smape"])
         if worse > threshold:
-            drops.append(AccuracyDrop(cohort, metric, str(last.get("quarter_label") or last["quarter"]),
-                                      str(prev.get("quarter_label") or prev["quarter"]),
-                                      float(last["smape"]), float(prev["smape"])))
+            drops.append(
+                AccuracyDrop(
+                    cohort,
+                    metric,
+                    str(last.get("quarter_label") or last["quarter"]),
+                    str(prev.get("quarter_label") or prev["quarter"]),
+                    float(last["smape"]),
+                    float(prev["smape"]),
+                )
+            )
     return drops
 
 

@@ -5,7 +5,6 @@ predicts Q+1, so backfilling a range is a rolling-origin backtest (design §1).
 Each partition is published in one transaction to `forecast.forecasts`.
 """
 
-
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,17 +12,15 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from synoforecast.defs.checks import per_partition
 from synoforecast.defs.partitions import (
     QUARTERLY,
     label,
     partition_quarters,
     quarterly_partitions,
 )
-from synoforecast.defs.checks import per_partition
 from synoforecast.defs.resources import AccuracyThresholdsResource, WarehouseResource
 from synoforecast.defs.runs import SNAPSHOT_TAG
-
-from synoforecast.lib.forecasting.cohorts import COHORTS, COHORTS_BY_NAME, Cohort
 from synoforecast.lib.forecasting.cohort_forecast import (
     BACKTEST_WINDOWS,
     EVALUATION_SCHEMA,
@@ -33,9 +30,10 @@ from synoforecast.lib.forecasting.cohort_forecast import (
     prefetch_cohort,
     score_cohort,
 )
+from synoforecast.lib.forecasting.cohorts import COHORTS, COHORTS_BY_NAME, Cohort
+from synoforecast.lib.ingest.snapshots import accepted_snapshot
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.rendering import markdown_table, pyplot
-from synoforecast.lib.ingest.snapshots import accepted_snapshot
 from synoforecast.lib.warehouse.connection import query_frame, replace_rows
 from synoforecast.settings import get_settings
 
@@ -56,9 +54,12 @@ def published_totals(url: str, cohort: Cohort, quarters: list[dt.date]) -> dict[
     if cohort.top_down_to is None or not quarters:
         return {}
     source, series_id = cohort.top_down_to
-    found = query_frame(url, f"select as_of_quarter, metric, yhat as total from {FORECAST_TABLE} "
-                             "where cohort = %s and series_id = %s and as_of_quarter between %s and %s",
-                        (source, series_id, quarters[0], quarters[-1]))
+    found = query_frame(
+        url,
+        f"select as_of_quarter, metric, yhat as total from {FORECAST_TABLE} "
+        "where cohort = %s and series_id = %s and as_of_quarter between %s and %s",
+        (source, series_id, quarters[0], quarters[-1]),
+    )
     if found.is_empty():
         return {q: pl.DataFrame(schema={"metric": pl.String, "total": pl.Float64}) for q in quarters}
     return {q: found.filter(pl.col("as_of_quarter") == q).select("metric", "total") for q in quarters}
@@ -106,8 +107,7 @@ def _plot(path: Path, cohort: Cohort, long: pl.DataFrame, rows: pl.DataFrame, ma
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / height, top=1 - 0.75 / height, hspace=0.55, wspace=0.25)
     for ax, row in zip(axes.flat, units.iter_rows(named=True)):
         h = long.filter(pl.col("unique_id") == f"{row['series_id']}::units").sort("ds")
-        ax.plot([_decimal_year(d) for d in h["ds"].to_list()], h["y"].to_list(), color="black", lw=1.2,
-                label="history")
+        ax.plot([_decimal_year(d) for d in h["ds"].to_list()], h["y"].to_list(), color="black", lw=1.2, label="history")
         t = _decimal_year(row["target_quarter"])
         for lvl, alpha in ((95, 0.2), (80, 0.35)):
             lo, hi = row[f"yhat_lo_{lvl}"], row[f"yhat_hi_{lvl}"]
@@ -131,24 +131,37 @@ def _reconciliation_note(cohort: Cohort) -> str | None:
     if cohort.parent is not None:
         return f"bottom-up: {cohort.parent} = sum of the other series"
     if cohort.top_down_to is not None:
-        return (f"top-down: series scaled proportionally to add up to the published "
-                f"{cohort.top_down_to[0]} {cohort.top_down_to[1]}")
+        return (
+            f"top-down: series scaled proportionally to add up to the published "
+            f"{cohort.top_down_to[0]} {cohort.top_down_to[1]}"
+        )
     return None
 
 
-def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], models: dict[str, int],
-                    choices: pl.DataFrame | None = None, long: pl.DataFrame | None = None,
-                    latest: pl.DataFrame | None = None) -> tuple[Path, Path | None]:
+def _write_artefact(
+    run_id: str,
+    cohort: Cohort,
+    published: dict[str, int],
+    models: dict[str, int],
+    choices: pl.DataFrame | None = None,
+    long: pl.DataFrame | None = None,
+    latest: pl.DataFrame | None = None,
+) -> tuple[Path, Path | None]:
     folder = get_settings().forecasts_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{cohort.name}.json"
-    doc = {"cohort": cohort.name, "rows_per_as_of": published, "models": models,
-           "package_versions": _package_versions(), "backtest_windows": BACKTEST_WINDOWS,
-           "point": "combination of the band's candidates within 1.5x the best pooled, shrunken backtest score, "
-                    "weighted by the inverse squared score (weights per series below)",
-           "intervals": "split conformal on h=1 backtest errors relative to the forecast level, each window scored "
-                        "by the combination weighted without it; Student-t floor for small or correlated pools",
-           "reconciliation": _reconciliation_note(cohort)}
+    doc = {
+        "cohort": cohort.name,
+        "rows_per_as_of": published,
+        "models": models,
+        "package_versions": _package_versions(),
+        "backtest_windows": BACKTEST_WINDOWS,
+        "point": "combination of the band's candidates within 1.5x the best pooled, shrunken backtest score, "
+        "weighted by the inverse squared score (weights per series below)",
+        "intervals": "split conformal on h=1 backtest errors relative to the forecast level, each window scored "
+        "by the combination weighted without it; Student-t floor for small or correlated pools",
+        "reconciliation": _reconciliation_note(cohort),
+    }
     if long is not None and long.height:
         doc["input_sha256"] = _input_hash(long)
         doc["input_rows"] = long.height
@@ -156,8 +169,11 @@ def _write_artefact(run_id: str, cohort: Cohort, published: dict[str, int], mode
         doc["as_of"] = latest["as_of_label"][0] if latest is not None and latest.height else None
         doc["series"] = choices.to_dicts()
     path.write_text(json.dumps(doc, indent=2, default=str))
-    png = _plot(folder / f"{cohort.name}.png", cohort, long, latest) \
-        if long is not None and latest is not None and latest.height else None
+    png = (
+        _plot(folder / f"{cohort.name}.png", cohort, long, latest)
+        if long is not None and latest is not None and latest.height
+        else None
+    )
     return path, png
 
 
@@ -173,8 +189,14 @@ def refuse_without_data(context: dg.AssetExecutionContext, url: str, cohort: Coh
             raise dg.Failure(description=f"forecast/{cohort.name}: {reason}", allow_retries=False)
 
 
-def rolling_pass(context: dg.AssetExecutionContext, url: str, cohort: Cohort, history: pl.DataFrame,
-                 quarters: list[dt.date], settings):
+def rolling_pass(
+    context: dg.AssetExecutionContext,
+    url: str,
+    cohort: Cohort,
+    history: pl.DataFrame,
+    quarters: list[dt.date],
+    settings,
+):
     """The run's one pass of candidate fits over all its as-of quarters, backed by
     `ops.forecast_fits` (None when SYNOFORECAST_FORECAST_PASS=per_partition)."""
     if settings.forecast_pass != "rolling":
@@ -182,12 +204,15 @@ def rolling_pass(context: dg.AssetExecutionContext, url: str, cohort: Cohort, hi
     from synoforecast.lib.forecasting.fit_store import load_fits, save_fits
     from synoforecast.lib.forecasting.rolling import OneStepPredictions
 
-    one_step = OneStepPredictions(n_jobs=settings.forecast_workers, load=lambda keys: load_fits(url, keys),
-                                  save=lambda fits: save_fits(url, fits))
+    one_step = OneStepPredictions(
+        n_jobs=settings.forecast_workers, load=lambda keys: load_fits(url, keys), save=lambda fits: save_fits(url, fits)
+    )
     prefetch_cohort(cohort, history, quarters, one_step, settings.season_length, BACKTEST_WINDOWS)
-    context.log.info(f"{cohort.name}: rolling pass over {len(quarters)} as-of quarter(s): {one_step.fits} fit(s) made "
-                     f"on {settings.forecast_workers} process(es), "
-                     f"{one_step.loaded} from ops.forecast_fits, {one_step.reused} shared between quarters")
+    context.log.info(
+        f"{cohort.name}: rolling pass over {len(quarters)} as-of quarter(s): {one_step.fits} fit(s) made "
+        f"on {settings.forecast_workers} process(es), "
+        f"{one_step.loaded} from ops.forecast_fits, {one_step.reused} shared between quarters"
+    )
     return one_step
 
 
@@ -217,16 +242,32 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
         totals = published_totals(url, cohort, quarters)
         one_step = rolling_pass(context, url, cohort, history, quarters, settings)
         try:
-            made = forecast_quarters(cohort, history, quarters, context.run_id, settings.season_length, totals,
-                                     settings.fiscal_year_start_month, one_step, n_jobs=settings.forecast_workers)
+            made = forecast_quarters(
+                cohort,
+                history,
+                quarters,
+                context.run_id,
+                settings.season_length,
+                totals,
+                settings.fiscal_year_start_month,
+                one_step,
+                n_jobs=settings.forecast_workers,
+            )
         except TotalNotPublished as exc:
             raise dg.Failure(description=str(exc)) from None
         for i, as_of in enumerate(quarters, start=1):
             rows, ch, lg = made[as_of]
             if rows.height:
                 choices, long = ch, lg
-            replace_rows(url, FORECAST_TABLE, rows, "cohort = %s and as_of_quarter = %s", (cohort.name, as_of),
-                         context.run_id, to_key(as_of))
+            replace_rows(
+                url,
+                FORECAST_TABLE,
+                rows,
+                "cohort = %s and as_of_quarter = %s",
+                (cohort.name, as_of),
+                context.run_id,
+                to_key(as_of),
+            )
             published[label(to_key(as_of))] = rows.height
             if rows.height:
                 latest = rows
@@ -235,20 +276,28 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
             if len(quarters) > 4 and (i % 4 == 0 or i == len(quarters)):
                 context.log.info(f"{cohort.name}: published as of {label(to_key(as_of))} ({i}/{len(quarters)})")
         artefact, png = _write_artefact(context.run_id, cohort, published, models, choices, long, latest)
-        preview = latest.select("series_id", "metric", "target_label", "model", "yhat", "yhat_lo_80", "yhat_hi_80") \
-            if latest.height else latest
-        return dg.MaterializeResult(metadata={
-            "rows_published": sum(published.values()),
-            "rows_per_as_of": dg.MetadataValue.json(published),
-            "models": dg.MetadataValue.json(models),
-            "latest_forecast": dg.MetadataValue.md(_markdown(preview)),
-            "artefact": dg.MetadataValue.path(str(artefact)),
-            **({"plot": dg.MetadataValue.path(str(png))} if png else {}),
-            "dagster/row_count": sum(published.values()),
-            "forecast_pass": settings.forecast_pass,
-            **({"fits_made": one_step.fits, "fits_from_store": one_step.loaded, "fits_shared": one_step.reused}
-               if one_step is not None else {}),
-        })
+        preview = (
+            latest.select("series_id", "metric", "target_label", "model", "yhat", "yhat_lo_80", "yhat_hi_80")
+            if latest.height
+            else latest
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "rows_published": sum(published.values()),
+                "rows_per_as_of": dg.MetadataValue.json(published),
+                "models": dg.MetadataValue.json(models),
+                "latest_forecast": dg.MetadataValue.md(_markdown(preview)),
+                "artefact": dg.MetadataValue.path(str(artefact)),
+                **({"plot": dg.MetadataValue.path(str(png))} if png else {}),
+                "dagster/row_count": sum(published.values()),
+                "forecast_pass": settings.forecast_pass,
+                **(
+                    {"fits_made": one_step.fits, "fits_from_store": one_step.loaded, "fits_shared": one_step.reused}
+                    if one_step is not None
+                    else {}
+                ),
+            }
+        )
 
     return _forecast
 
@@ -260,17 +309,24 @@ def build_forecast_check(cohort: Cohort) -> dg.AssetChecksDefinition:
     if cohort.top_down_to is not None:
         coherence = f" The series add up exactly to the published {cohort.top_down_to[0]} {cohort.top_down_to[1]}."
 
-    @dg.asset_check(asset=forecast_key(cohort), name=f"{cohort.name}_published", blocking=True,
-                    partitions_def=quarterly_partitions,
-                    description="Every as-of quarter with history has finite forecasts for units and revenue."
-                                + coherence)
+    @dg.asset_check(
+        asset=forecast_key(cohort),
+        name=f"{cohort.name}_published",
+        blocking=True,
+        partitions_def=quarterly_partitions,
+        description="Every as-of quarter with history has finite forecasts for units and revenue." + coherence,
+    )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
         quarters = partition_quarters(context)
         failures = published_failures(warehouse.get_url(), cohort, quarters)
         fine = f"finite forecasts for both metrics{', hierarchies exact' if coherence else ''}"
-        yield from per_partition(context, {
-            to_key(q): dg.AssetCheckResult(passed=q not in failures, description=failures.get(q, fine)[:2000])
-            for q in quarters})
+        yield from per_partition(
+            context,
+            {
+                to_key(q): dg.AssetCheckResult(passed=q not in failures, description=failures.get(q, fine)[:2000])
+                for q in quarters
+            },
+        )
 
     return _check
 
@@ -329,14 +385,19 @@ def _markdown(frame: pl.DataFrame, rows: int = 12) -> str:
     return markdown_table(head.columns, head.iter_rows(), lambda v: f"{v:,.1f}" if isinstance(v, float) else str(v))
 
 
-def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame],
-                  season_length: int = 4) -> pl.DataFrame:
+def score_quarter(
+    url: str, quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame], season_length: int = 4
+) -> pl.DataFrame:
     """Accuracy per cohort, metric and level of the forecasts made at Q-1 for Q (see
     :func:`synoforecast.lib.forecasting.cohort_forecast.score_cohort`). Only complete quarters are
     partitions, so the partial latest quarter is never scored."""
-    forecasts = query_frame(url, "select cohort, series_id, metric, yhat, coalesce(yhat_base, yhat) as yhat_base, "
-                                 "yhat_lo_80, yhat_hi_80, yhat_lo_95, yhat_hi_95 from forecast.forecasts "
-                                 "where target_quarter = %s", (quarter,))
+    forecasts = query_frame(
+        url,
+        "select cohort, series_id, metric, yhat, coalesce(yhat_base, yhat) as yhat_base, "
+        "yhat_lo_80, yhat_hi_80, yhat_lo_95, yhat_hi_95 from forecast.forecasts "
+        "where target_quarter = %s",
+        (quarter,),
+    )
     rows = []
     for cohort in COHORTS:
         made = forecasts.filter(pl.col("cohort") == cohort.name)
@@ -344,21 +405,29 @@ def score_quarter(url: str, quarter: dt.date, run_id: str, histories: dict[str, 
             continue
         if cohort.name not in histories:
             histories[cohort.name] = query_frame(url, cohort.history_sql)
-        rows += score_cohort(cohort, made, histories[cohort.name], quarter, run_id, season_length,
-                             get_settings().fiscal_year_start_month)
+        rows += score_cohort(
+            cohort, made, histories[cohort.name], quarter, run_id, season_length, get_settings().fiscal_year_start_month
+        )
     return pl.DataFrame(rows, schema=EVALUATION_SCHEMA)
 
 
 @dg.asset(
     key=dg.AssetKey(["forecast", "forecast_evaluation"]),
-    deps=[dg.AssetDep(forecast_key(c), partition_mapping=dg.TimeWindowPartitionMapping(
-        start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)) for c in COHORTS],
+    deps=[
+        dg.AssetDep(
+            forecast_key(c),
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        )
+        for c in COHORTS
+    ],
     **QUARTERLY,
     group_name="forecast",
     kinds={"postgres"},
     description="Scores, for each quarter Q, the forecasts made as of Q-1 against Q's actuals, totals and their "
-                "parts apart (MAPE, sMAPE, MASE or NULL with a reason, bias, 80/95% coverage, seasonal-naive and naive "
-                "benchmarks, sMAPE before reconciliation).",
+    "parts apart (MAPE, sMAPE, MASE or NULL with a reason, bias, 80/95% coverage, seasonal-naive and naive "
+    "benchmarks, sMAPE before reconciliation).",
 )
 def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     url = warehouse.get_url()
@@ -371,12 +440,28 @@ def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseR
         scored[label(to_key(quarter))] = rows.height
         if rows.height:
             last = rows
-    summary = last.select("cohort", "metric", "level", "series_scored", "smape", "smape_snaive", "smape_naive",
-                          "mase", "bias", "coverage_80") if last.height else last
-    return dg.MaterializeResult(metadata={
-        "rows_per_quarter": dg.MetadataValue.json(scored),
-        "latest_scores": dg.MetadataValue.md(_markdown(summary)),
-    })
+    summary = (
+        last.select(
+            "cohort",
+            "metric",
+            "level",
+            "series_scored",
+            "smape",
+            "smape_snaive",
+            "smape_naive",
+            "mase",
+            "bias",
+            "coverage_80",
+        )
+        if last.height
+        else last
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows_per_quarter": dg.MetadataValue.json(scored),
+            "latest_scores": dg.MetadataValue.md(_markdown(summary)),
+        }
+    )
 
 
 forecast_assets = [build_forecast_asset(c) for c in COHORTS]
@@ -391,33 +476,46 @@ def accuracy_failures(scores: pl.DataFrame, max_smape: float, snaive_tolerance: 
         if r["smape"] is not None and r["smape"] > max_smape:
             reasons.append(f"{where}: sMAPE {r['smape']:.1f} > threshold {max_smape:.1f}")
         matched = r.get("smape_matched", r["smape"])  # on the series the benchmark exists for
-        if matched is not None and r.get("smape_snaive") is not None \
-                and matched > r["smape_snaive"] * (1 + snaive_tolerance / 100.0):
+        if (
+            matched is not None
+            and r.get("smape_snaive") is not None
+            and matched > r["smape_snaive"] * (1 + snaive_tolerance / 100.0)
+        ):
             reasons.append(f"{where}: sMAPE {matched:.1f} worse than seasonal naive {r['smape_snaive']:.1f}")
     return reasons
 
 
-@dg.asset_check(asset=dg.AssetKey(["forecast", "forecast_evaluation"]), name="forecast_accuracy",
-                partitions_def=quarterly_partitions,
-                description="sMAPE per cohort and metric within the configured threshold and no worse than the "
-                            "seasonal naive benchmark (SYNOFORECAST_MAX_SMAPE, SYNOFORECAST_SNAIVE_TOLERANCE).")
-def forecast_accuracy_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
-                            accuracy: AccuracyThresholdsResource):
+@dg.asset_check(
+    asset=dg.AssetKey(["forecast", "forecast_evaluation"]),
+    name="forecast_accuracy",
+    partitions_def=quarterly_partitions,
+    description="sMAPE per cohort and metric within the configured threshold and no worse than the "
+    "seasonal naive benchmark (SYNOFORECAST_MAX_SMAPE, SYNOFORECAST_SNAIVE_TOLERANCE).",
+)
+def forecast_accuracy_check(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, accuracy: AccuracyThresholdsResource
+):
     quarters = partition_quarters(context)
-    scores = query_frame(warehouse.get_url(),
-                         "select quarter, cohort, quarter_label, metric, level, smape, smape_matched, smape_snaive, "
-                         "mase, coverage_80 from forecast.evaluation where quarter between %s and %s "
-                         "order by quarter, cohort, metric, level",
-                         (quarters[0], quarters[-1]))
+    scores = query_frame(
+        warehouse.get_url(),
+        "select quarter, cohort, quarter_label, metric, level, smape, smape_matched, smape_snaive, "
+        "mase, coverage_80 from forecast.evaluation where quarter between %s and %s "
+        "order by quarter, cohort, metric, level",
+        (quarters[0], quarters[-1]),
+    )
     gates = {"max_smape": accuracy.max_smape, "snaive_tolerance": accuracy.snaive_tolerance}
     results = {}
     for q in quarters:
         rows = scores.filter(pl.col("quarter") == q)
         reasons = accuracy_failures(rows, **gates) if rows.height else []
         results[to_key(q)] = dg.AssetCheckResult(
-            passed=not reasons, severity=dg.AssetCheckSeverity.WARN,
-            description="; ".join(reasons[:10]) if reasons else "accuracy within thresholds and better than seasonal naive",
-            metadata={"failures": dg.MetadataValue.json(reasons), "rows_checked": rows.height, **gates})
+            passed=not reasons,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(reasons[:10])
+            if reasons
+            else "accuracy within thresholds and better than seasonal naive",
+            metadata={"failures": dg.MetadataValue.json(reasons), "rows_checked": rows.height, **gates},
+        )
     yield from per_partition(context, results)
 
 

@@ -2,7 +2,7 @@
 the pandera schema), and warning checks on each accepted snapshot (row-count delta,
 quarantine, unknown models/countries, duplicate and null shares, restated published quarters)."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -31,8 +31,10 @@ def build_contract_check(spec: SheetSpec) -> dg.AssetChecksDefinition:
         quarters = partition_quarters(context)
         for quarter, checked in validate_quarters(warehouse.get_url(), spec, quarters).items():
             results[to_key(quarter)] = dg.AssetCheckResult(  # one evaluation per quarter: the UI shows it there
-                passed=not checked.problems, severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"rows_checked": checked.rows_checked, "problems": dg.MetadataValue.json(checked.problems)})
+                passed=not checked.problems,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"rows_checked": checked.rows_checked, "problems": dg.MetadataValue.json(checked.problems)},
+            )
         yield from per_partition(context, results)
 
     return _check
@@ -54,22 +56,33 @@ def _manifests(context: dg.AssetCheckExecutionContext, url: str) -> tuple[dict, 
 
 
 SNAPSHOT_RULES: dict[str, tuple[Callable[[dict, dict | None, Settings], quality.Finding], str]] = {
-    "snapshot_row_count_delta": (lambda cur, base, s: quality.row_count_delta(cur, base, s.row_delta_warn_pct),
-                                 "Rows per sheet against the last published snapshot (warns beyond "
-                                 "SYNOFORECAST_ROW_DELTA_WARN_PCT, default 20%)."),
-    "snapshot_quarantine": (lambda cur, base, s: quality.quarantine(cur),
-                            "Rows that could not be parsed were kept out (ops.quarantine lists cell and reason)."),
-    "snapshot_unknown_references": (lambda cur, base, s: quality.unknown_references(cur),
-                                    "Models not in Device Bays and countries not in the region map (kept, flagged)."),
-    "snapshot_duplicate_share": (lambda cur, base, s: quality.duplicate_share(cur, s.duplicate_share_warn),
-                                 "Share of exact duplicate rows removed (warns beyond SYNOFORECAST_DUPLICATE_SHARE_WARN)."),
-    "snapshot_null_share": (lambda cur, base, s: quality.null_share(cur, s.null_share_warn),
-                            "Optional columns mostly blank (warns beyond SYNOFORECAST_NULL_SHARE_WARN)."),
-    "snapshot_restatements": (lambda cur, base, s: restatements.finding(cur.get("restatements"),
-                                                                         s.restatement_warn_share),
-                              "Published complete quarters this export restates (units, revenue, lines; C2 seats, "
-                              "MRR, lines; ops.restatements): warns when one moves by more than "
-                              "SYNOFORECAST_RESTATEMENT_WARN_SHARE (default 5%)."),
+    "snapshot_row_count_delta": (
+        lambda cur, base, s: quality.row_count_delta(cur, base, s.row_delta_warn_pct),
+        "Rows per sheet against the last published snapshot (warns beyond "
+        "SYNOFORECAST_ROW_DELTA_WARN_PCT, default 20%).",
+    ),
+    "snapshot_quarantine": (
+        lambda cur, base, s: quality.quarantine(cur),
+        "Rows that could not be parsed were kept out (ops.quarantine lists cell and reason).",
+    ),
+    "snapshot_unknown_references": (
+        lambda cur, base, s: quality.unknown_references(cur),
+        "Models not in Device Bays and countries not in the region map (kept, flagged).",
+    ),
+    "snapshot_duplicate_share": (
+        lambda cur, base, s: quality.duplicate_share(cur, s.duplicate_share_warn),
+        "Share of exact duplicate rows removed (warns beyond SYNOFORECAST_DUPLICATE_SHARE_WARN).",
+    ),
+    "snapshot_null_share": (
+        lambda cur, base, s: quality.null_share(cur, s.null_share_warn),
+        "Optional columns mostly blank (warns beyond SYNOFORECAST_NULL_SHARE_WARN).",
+    ),
+    "snapshot_restatements": (
+        lambda cur, base, s: restatements.finding(cur.get("restatements"), s.restatement_warn_share),
+        "Published complete quarters this export restates (units, revenue, lines; C2 seats, "
+        "MRR, lines; ops.restatements): warns when one moves by more than "
+        "SYNOFORECAST_RESTATEMENT_WARN_SHARE (default 5%).",
+    ),
 }
 
 
@@ -80,10 +93,15 @@ def build_snapshot_check(name: str) -> dg.AssetChecksDefinition:
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         current, baseline = _manifests(context, warehouse.get_url())
         finding = rule(current, baseline, get_settings())
-        return dg.AssetCheckResult(passed=finding.passed, severity=dg.AssetCheckSeverity.WARN,
-                                   description=finding.summary,
-                                   metadata={"snapshot": current["sha256"], **{k: dg.MetadataValue.json(v)
-                                             for k, v in finding.metadata.items()}})
+        return dg.AssetCheckResult(
+            passed=finding.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=finding.summary,
+            metadata={
+                "snapshot": current["sha256"],
+                **{k: dg.MetadataValue.json(v) for k, v in finding.metadata.items()},
+            },
+        )
 
     return _check
 
@@ -91,20 +109,30 @@ def build_snapshot_check(name: str) -> dg.AssetChecksDefinition:
 snapshot_checks = [build_snapshot_check(name) for name in SNAPSHOT_RULES]
 
 
-@dg.asset_check(asset=workbook_snapshot, name="snapshot_shrink", blocking=True,
-                description="Rows and totals per sheet against the published snapshot: a drop beyond "
-                            "SYNOFORECAST_SHRINK_MAX_SHARE (default 50%) stops publication unless the run carries "
-                            "synoforecast/allow_shrink=true (`synoforecast ingest --allow-shrink`).")
+@dg.asset_check(
+    asset=workbook_snapshot,
+    name="snapshot_shrink",
+    blocking=True,
+    description="Rows and totals per sheet against the published snapshot: a drop beyond "
+    "SYNOFORECAST_SHRINK_MAX_SHARE (default 50%) stops publication unless the run carries "
+    "synoforecast/allow_shrink=true (`synoforecast ingest --allow-shrink`).",
+)
 def snapshot_shrink(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     current, _ = _manifests(context, warehouse.get_url())
     shrink = current.get("shrink", {"passed": True, "summary": "not measured (older snapshot)"})
-    summary = shrink["summary"] + (" (allowed by the operator)" if shrink.get("allowed") and not shrink["passed"]
-                                   else "")
-    return dg.AssetCheckResult(passed=not shrink.get("blocked", False), severity=dg.AssetCheckSeverity.ERROR,
-                               description=summary,
-                               metadata={"snapshot": current["sha256"],
-                                         "drops": dg.MetadataValue.json(shrink.get("drops", {})),
-                                         "allowed": bool(shrink.get("allowed"))})
+    summary = shrink["summary"] + (
+        " (allowed by the operator)" if shrink.get("allowed") and not shrink["passed"] else ""
+    )
+    return dg.AssetCheckResult(
+        passed=not shrink.get("blocked", False),
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=summary,
+        metadata={
+            "snapshot": current["sha256"],
+            "drops": dg.MetadataValue.json(shrink.get("drops", {})),
+            "allowed": bool(shrink.get("allowed")),
+        },
+    )
 
 
 snapshot_checks.append(snapshot_shrink)

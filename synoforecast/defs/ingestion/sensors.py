@@ -6,7 +6,6 @@ later ticks, at most MAX_ATTEMPTS times. A re-dropped workbook whose content is 
 what analysts see (e.g. its first run was killed) runs again.
 """
 
-
 import dagster as dg
 
 from synoforecast.defs.resources import WarehouseResource
@@ -30,8 +29,10 @@ def snapshot_run_request(path: str, sha256: str, run_key: str | None = None) -> 
 
 def already_ingested(instance: dg.DagsterInstance, sha256: str) -> bool:
     """Content that a snapshot run (sensor- or CLI-started) already accepted."""
-    done = instance.get_runs(dg.RunsFilter(job_name=SNAPSHOT_JOB, tags={SNAPSHOT_TAG: sha256},
-                                           statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+    done = instance.get_runs(
+        dg.RunsFilter(job_name=SNAPSHOT_JOB, tags={SNAPSHOT_TAG: sha256}, statuses=[dg.DagsterRunStatus.SUCCESS]),
+        limit=1,
+    )
     return bool(done)
 
 
@@ -54,10 +55,14 @@ def _published_sha(warehouse: WarehouseResource) -> str | None:
     return current[0] if current else None
 
 
-@dg.sensor(name="inbox_sensor", job_name=SNAPSHOT_JOB, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Watches the inbox for new or changed workbooks (stable size and mtime over two ticks); "
-                       "retries snapshot runs that failed and marks runs whose process died as failed.")
+@dg.sensor(
+    name="inbox_sensor",
+    job_name=SNAPSHOT_JOB,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches the inbox for new or changed workbooks (stable size and mtime over two ticks); "
+    "retries snapshot runs that failed and marks runs whose process died as failed.",
+)
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     from synoforecast.instance.runs import reap
 
@@ -66,8 +71,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     inbox = get_settings().inbox_dir
     ready, cursor = scan_inbox(inbox, InboxCursor.load(context.cursor), include_known=True)
     requests = []
-    published = _published_sha(warehouse) if any(r.known and already_ingested(context.instance, r.sha256)
-                                         for r in ready) else None
+    published = (
+        _published_sha(warehouse)
+        if any(r.known and already_ingested(context.instance, r.sha256) for r in ready)
+        else None
+    )
     for r in ready:
         if r.known:  # a re-drop of accepted content: run again unless it is what analysts see
             if r.sha256 != published and already_ingested(context.instance, r.sha256):

@@ -1,20 +1,21 @@
 """The landing job, and the sensor that runs it once per snapshot with a quarter in progress."""
 
-
 import dagster as dg
 
-from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.defs.landing.assets import LANDING_CUTOFFS
 from synoforecast.defs.partitions import LANDING_GROUP
 from synoforecast.defs.resources import WarehouseResource
+from synoforecast.defs.runs import SNAPSHOT_TAG
 
 LANDING_JOB = "landing_job"
 
 landing_job = dg.define_asset_job(
-    LANDING_JOB, selection=dg.AssetSelection.groups(LANDING_GROUP),
-    partitions_def=LANDING_CUTOFFS, executor_def=dg.in_process_executor,
+    LANDING_JOB,
+    selection=dg.AssetSelection.groups(LANDING_GROUP),
+    partitions_def=LANDING_CUTOFFS,
+    executor_def=dg.in_process_executor,
     description="The snapshot's quarter in progress -> where it will land -> Metabase and the weekly summary "
-                "(one cut-off per run).",
+    "(one cut-off per run).",
 )
 
 
@@ -22,9 +23,9 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
     """(the landing run for the snapshot, its cut-off key) once the snapshot's complete quarters
     are published (the landing starts from their forecasts), else why not."""
     from synoforecast.lib.ingest.reingest import stale_partitions
-    from synoforecast.lib.warehouse.published import publish_targets
-    from synoforecast.lib.landing.running_quarter import NoQuarterInProgress, quarter_in_progress
     from synoforecast.lib.ingest.snapshots import accepted_snapshot
+    from synoforecast.lib.landing.running_quarter import NoQuarterInProgress, quarter_in_progress
+    from synoforecast.lib.warehouse.published import publish_targets
     from synoforecast.settings import get_settings
 
     manifest = accepted_snapshot(url, sha256)
@@ -36,21 +37,33 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
         return dg.SkipReason(str(exc)), None
     stale = stale_partitions(url, publish_targets(manifest.get("expected_fingerprints", {})))
     if stale:
-        return dg.SkipReason(f"snapshot {manifest['sha256'][:12]}: {len(stale)} quarter(s) not yet published from "
-                             "it; the landing follows once the pipeline has run"), None
+        return dg.SkipReason(
+            f"snapshot {manifest['sha256'][:12]}: {len(stale)} quarter(s) not yet published from "
+            "it; the landing follows once the pipeline has run"
+        ), None
     key = cutoff.isoformat()
-    return dg.RunRequest(run_key=f"landing:{manifest['sha256']}", partition_key=key,
-                         tags={SNAPSHOT_TAG: manifest["sha256"], "synoforecast/trigger": f"landing {key}"}), key
+    return dg.RunRequest(
+        run_key=f"landing:{manifest['sha256']}",
+        partition_key=key,
+        tags={SNAPSHOT_TAG: manifest["sha256"], "synoforecast/trigger": f"landing {key}"},
+    ), key
 
 
-@dg.sensor(name="landing_sensor", job=landing_job, minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Once the latest snapshot's quarters are published, lands its quarter in progress "
-                       "(once per snapshot: the run key is the snapshot's sha256).")
+@dg.sensor(
+    name="landing_sensor",
+    job=landing_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Once the latest snapshot's quarters are published, lands its quarter in progress "
+    "(once per snapshot: the run key is the snapshot's sha256).",
+)
 def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     request, key = landing_run_request(warehouse.get_url())
     if isinstance(request, dg.SkipReason):
         return request
-    add = [] if context.instance.has_dynamic_partition(LANDING_CUTOFFS.name, key) \
+    add = (
+        []
+        if context.instance.has_dynamic_partition(LANDING_CUTOFFS.name, key)
         else [LANDING_CUTOFFS.build_add_request([key])]
+    )
     return dg.SensorResult(run_requests=[request], dynamic_partitions_requests=add)

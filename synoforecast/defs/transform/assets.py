@@ -1,14 +1,14 @@
 """The dbt project as quarterly-partitioned assets; dbt tests surface as asset checks."""
 
-
 import contextlib
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
@@ -16,14 +16,13 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from synoforecast.defs.partitions import FOLLOW_UPSTREAM, QUARTERLY, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.transform.project import DIGEST_FILE, dbt_project, ensure_manifest
-from synoforecast.lib.transform import dbt_selection
-from synoforecast.lib.warehouse import partition_state
-from synoforecast.lib.transform.dbt_vars import dbt_vars, split_for_partial_parsing
 from synoforecast.lib.ingest.fingerprint import combine
 from synoforecast.lib.quarters import to_key
+from synoforecast.lib.transform import dbt_selection
+from synoforecast.lib.transform.dbt_vars import dbt_vars, split_for_partial_parsing
+from synoforecast.lib.warehouse import partition_state
 from synoforecast.lib.warehouse.connection import connect
 from synoforecast.settings import get_settings
-
 
 DBT_TARGET = "dbt"  # ops.partition_state target of the marts (one row per quarter for the whole project)
 FULL_BUILD_TAG = "synoforecast/dbt_full_build"  # "true": build every model, changed inputs or not
@@ -40,8 +39,10 @@ def invocation_target(runtime: Path, run_id: str) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     kept = runtime / PARTIAL_PARSE
     with contextlib.suppress(OSError):
-        shutil.copyfile(kept if kept.exists() else dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE,
-                        target / PARTIAL_PARSE)
+        shutil.copyfile(
+            kept if kept.exists() else dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE,
+            target / PARTIAL_PARSE,
+        )
     return target
 
 
@@ -94,12 +95,18 @@ def project_digest(variables: Mapping[str, object]) -> str:
     from importlib.metadata import version
 
     sources = dbt_project.manifest_path.with_name(DIGEST_FILE).read_text().strip()
-    return combine([sources, json.dumps(dict(variables), sort_keys=True),
-                    f"dbt-core {version('dbt-core')} dbt-postgres {version('dbt-postgres')}"])
+    return combine(
+        [
+            sources,
+            json.dumps(dict(variables), sort_keys=True),
+            f"dbt-core {version('dbt-core')} dbt-postgres {version('dbt-postgres')}",
+        ]
+    )
 
 
-def _unchanged_outputs(context: dg.AssetExecutionContext, manifest: Mapping,
-                       skipped: frozenset[str]) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def _unchanged_outputs(
+    context: dg.AssetExecutionContext, manifest: Mapping, skipped: frozenset[str]
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """A materialization of each node dbt was not asked to build: its partitions hold what a
     build from the same raw content and project would write (lib/transform/dbt_selection.py), and its
     tests' results on that content: passed, or the build that wrote it would not have been
@@ -107,8 +114,11 @@ def _unchanged_outputs(context: dg.AssetExecutionContext, manifest: Mapping,
     their last result stands). Yielded before dbt's own: no skipped node reads a built one,
     and Dagster wants parents first."""
     translator = SynoforecastTranslator()
-    warn_only = {props["name"] for props in manifest["nodes"].values() if props["resource_type"] == "test"
-                 and str(props.get("config", {}).get("severity", "error")).lower() == "warn"}
+    warn_only = {
+        props["name"]
+        for props in manifest["nodes"].values()
+        if props["resource_type"] == "test" and str(props.get("config", {}).get("severity", "error")).lower() == "warn"
+    }
     checks: dict[dg.AssetKey, list[dg.AssetCheckKey]] = {}
     for key in context.selected_asset_check_keys:
         if key.name not in warn_only:
@@ -117,13 +127,26 @@ def _unchanged_outputs(context: dg.AssetExecutionContext, manifest: Mapping,
         key = translator.get_asset_key(manifest["nodes"][uid])
         if key.to_python_identifier() not in context.selected_output_names:
             continue
-        yield dg.Output(None, output_name=key.to_python_identifier(), metadata={
-            "status": "unchanged", "rebuilt": False,
-            "reason": "no raw table it reads changed since dbt last built it with this project"})
+        yield dg.Output(
+            None,
+            output_name=key.to_python_identifier(),
+            metadata={
+                "status": "unchanged",
+                "rebuilt": False,
+                "reason": "no raw table it reads changed since dbt last built it with this project",
+            },
+        )
         for check in sorted(checks.get(key, []), key=lambda k: k.name):  # blocking checks gate the forecasts
-            yield dg.AssetCheckResult(asset_key=key, check_name=check.name, passed=True, metadata={
-                "status": "unchanged", "rerun": False,
-                "reason": "not re-run: the table holds what the last successful build wrote, whose tests passed"})
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=check.name,
+                passed=True,
+                metadata={
+                    "status": "unchanged",
+                    "rerun": False,
+                    "reason": "not re-run: the table holds what the last successful build wrote, whose tests passed",
+                },
+            )
 
 
 @dbt_assets(
@@ -142,7 +165,8 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
     url = warehouse.get_url()
     os.environ.update(warehouse.dbt_env())
     variables, quarter_env = split_for_partial_parsing(
-        dbt_vars(quarters[0], quarters[-1], get_settings().top_customers_n))
+        dbt_vars(quarters[0], quarters[-1], get_settings().top_customers_n)
+    )
     os.environ.update(quarter_env)
     manifest = _manifest()
     digest = project_digest(variables)
@@ -150,24 +174,35 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
     subset = context.is_subset  # assets or checks picked in the UI: built as asked, dagster-dbt selects them
     with connect(url) as conn, conn.transaction():  # dbt cannot record in its own transactions:
         state, built = partition_state.load(conn), partition_state.load_dbt_inputs(conn)
-        full = subset or context.run.tags.get(FULL_BUILD_TAG, "").lower() == "true" \
+        full = (
+            subset
+            or context.run.tags.get(FULL_BUILD_TAG, "").lower() == "true"
             or not dbt_selection.project_built(built, digest)
+        )
         changed = set(tables) if full else dbt_selection.changed_tables(tables, keys, state, built, digest)
         partition_state.invalidate(conn, DBT_TARGET, keys)  # dying half-way must read as stale
-        partition_state.forget_dbt_inputs(conn, [dbt_selection.input_scope(t, k) for t in changed for k in keys]
-                                          + ([dbt_selection.PROJECT_SCOPE] if full else []))  # ... and rebuilds
+        partition_state.forget_dbt_inputs(
+            conn,
+            [dbt_selection.input_scope(t, k) for t in changed for k in keys]
+            + ([dbt_selection.PROJECT_SCOPE] if full else []),
+        )  # ... and rebuilds
     selection = dbt_selection.plan(manifest, None if full else changed)
-    context.log.info(f"raw tables changed since dbt last built from them: {sorted(changed) or 'none'}; "
-                     f"building {len(selection.build)} of {len(selection.build) + len(selection.skip)} models and "
-                     f"seeds" + ("" if full else f" (run tag {FULL_BUILD_TAG}=true builds all)"))
+    context.log.info(
+        f"raw tables changed since dbt last built from them: {sorted(changed) or 'none'}; "
+        f"building {len(selection.build)} of {len(selection.build) + len(selection.skip)} models and "
+        f"seeds" + ("" if full else f" (run tag {FULL_BUILD_TAG}=true builds all)")
+    )
     yield from _unchanged_outputs(context, manifest, selection.skip)
     if selection.build:
         from synoforecast.lib.forecasting.rolling import warm_up  # pandas: not at code-location load
 
         warm_up(get_settings().forecast_workers)  # the forecasts come next; this step mostly waits on dbt
         runtime = get_settings().data_dir / "dbt"
-        invocation = dbt.cli(["build", "--vars", json.dumps(variables), *selection.exclude_args(manifest)],
-                             context=context, target_path=invocation_target(runtime, context.run_id))
+        invocation = dbt.cli(
+            ["build", "--vars", json.dumps(variables), *selection.exclude_args(manifest)],
+            context=context,
+            target_path=invocation_target(runtime, context.run_id),
+        )
         try:
             yield from invocation.stream()
             keep_partial_parse(invocation.target_path, runtime)
@@ -182,5 +217,6 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
         for key in keys:
             partition_state.record(conn, DBT_TARGET, key, key, context.run_id)
         if not subset:
-            partition_state.record_dbt_inputs(conn, dbt_selection.built_records(changed, keys, state, digest),
-                                              context.run_id)
+            partition_state.record_dbt_inputs(
+                conn, dbt_selection.built_records(changed, keys, state, digest), context.run_id
+            )

@@ -31,8 +31,11 @@ def sources_digest(project_dir: Path) -> str:
     """sha256 over the relative path and content of every file dbt parses."""
     paths = [project_dir / "dbt_project.yml"]
     for folder in SOURCE_FOLDERS:
-        paths += [p for p in (project_dir / folder).rglob("*")
-                  if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")]
+        paths += [
+            p
+            for p in (project_dir / folder).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")
+        ]
     digest = hashlib.sha256()
     for path in sorted(p for p in paths if p.exists()):
         digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0")
@@ -57,17 +60,37 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     if manifest.exists() and digest_file.exists() and digest_file.read_text().strip() == current:
         return manifest
     target = project.project_dir / project.target_path
-    if installed(project.project_dir) or not os.access(project.project_dir, os.W_OK) \
-            or (target.exists() and not os.access(target, os.W_OK)):
-        raise RuntimeError(f"the dbt manifest {manifest} is missing or was parsed from other sources, and "
-                           f"{project.project_dir} is an installed package: rebuild the package (or image), which runs "
-                           f"`{PREPARE_COMMAND}` before the wheel is built")
+    if (
+        installed(project.project_dir)
+        or not os.access(project.project_dir, os.W_OK)
+        or (target.exists() and not os.access(target, os.W_OK))
+    ):
+        raise RuntimeError(
+            f"the dbt manifest {manifest} is missing or was parsed from other sources, and "
+            f"{project.project_dir} is an installed package: rebuild the package (or image), which runs "
+            f"`{PREPARE_COMMAND}` before the wheel is built"
+        )
     result = subprocess.run(
-        [dbt_executable(), "parse", "--quiet", "--project-dir", str(project.project_dir),
-         "--profiles-dir", str(project.profiles_dir), "--target-path", str(target), "--log-path", str(target)],
-        capture_output=True, text=True, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(project.project_dir),
+            "--profiles-dir",
+            str(project.profiles_dir),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
     )
     if result.returncode != 0 or not manifest.exists():
-        raise RuntimeError(f"dbt parse failed in {project.project_dir}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise RuntimeError(
+            f"dbt parse failed in {project.project_dir}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     digest_file.write_text(current + "\n")
     return manifest

@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # nothing reached the server
-MAYBE_PROCESSED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
-                   httpx.RemoteProtocolError)  # sent, answer lost
+MAYBE_PROCESSED = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)  # sent, answer lost
 
 
 class RetriesExhausted(Exception):
@@ -35,8 +40,9 @@ class RetriesExhausted(Exception):
         self.last = last
 
 
-def send_with_retries(send: Callable[[], httpx.Response], *, retries: int, backoff_s: float,
-                      idempotent: bool, what: str = "request") -> httpx.Response:
+def send_with_retries(
+    send: Callable[[], httpx.Response], *, retries: int, backoff_s: float, idempotent: bool, what: str = "request"
+) -> httpx.Response:
     """``send()`` until it answers below 500, at most ``retries + 1`` times, waiting
     ``backoff_s * 2**n`` between attempts. Returns the answer (4xx included, untouched);
     raises RetriesExhausted, or the transport error itself when it is not retryable."""
@@ -45,16 +51,28 @@ def send_with_retries(send: Callable[[], httpx.Response], *, retries: int, backo
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
-        reason = (f"HTTP {outcome.result().status_code}" if outcome and not outcome.failed
-                  else type(outcome.exception()).__name__ if outcome else "?")
-        log.warning("%s failed (%s); retry %d/%d in %.2fs", what, reason, state.attempt_number,
-                    attempts - 1, state.next_action.sleep if state.next_action else 0.0)
+        reason = (
+            f"HTTP {outcome.result().status_code}"
+            if outcome and not outcome.failed
+            else type(outcome.exception()).__name__
+            if outcome
+            else "?"
+        )
+        log.warning(
+            "%s failed (%s); retry %d/%d in %.2fs",
+            what,
+            reason,
+            state.attempt_number,
+            attempts - 1,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts),
         wait=tenacity.wait_exponential(multiplier=backoff_s, min=0, max=60) if backoff_s > 0 else tenacity.wait_none(),
-        retry=(tenacity.retry_if_exception_type(retryable)
-               | tenacity.retry_if_result(lambda resp: resp.status_code >= 500)),
+        retry=(
+            tenacity.retry_if_exception_type(retryable) | tenacity.retry_if_result(lambda resp: resp.status_code >= 500)
+        ),
         before_sleep=log_retry,
         reraise=True,
     )
@@ -75,20 +93,32 @@ class StillWaiting(Exception):
         self.waited_s = waited_s
 
 
-def wait_until(probe: Callable[[], T | None], *, wait_s: float, attempts: int | None = None,
-               timeout_s: float | None = None, what: str = "condition") -> T:
+def wait_until(
+    probe: Callable[[], T | None],
+    *,
+    wait_s: float,
+    attempts: int | None = None,
+    timeout_s: float | None = None,
+    what: str = "condition",
+) -> T:
     """The platform's one wait rule: call ``probe()`` until it returns something other than
     None, ``wait_s`` apart, at most ``attempts`` times or until ``timeout_s`` has passed
     (checked after each probe, so there is always one). Exceptions from ``probe`` propagate."""
-    stop = (tenacity.stop_after_attempt(max(1, attempts)) if attempts is not None
-            else tenacity.stop_after_delay(max(0.0, timeout_s or 0.0)))
+    stop = (
+        tenacity.stop_after_attempt(max(1, attempts))
+        if attempts is not None
+        else tenacity.stop_after_delay(max(0.0, timeout_s or 0.0))
+    )
 
     def log_wait(state: tenacity.RetryCallState) -> None:
         log.info("%s not yet (attempt %d); waiting %.2fs", what, state.attempt_number, wait_s)
 
-    retrying = tenacity.Retrying(stop=stop, wait=tenacity.wait_fixed(max(0.0, wait_s)),
-                                 retry=tenacity.retry_if_result(lambda result: result is None),
-                                 before_sleep=log_wait)
+    retrying = tenacity.Retrying(
+        stop=stop,
+        wait=tenacity.wait_fixed(max(0.0, wait_s)),
+        retry=tenacity.retry_if_result(lambda result: result is None),
+        before_sleep=log_wait,
+    )
     started = time.monotonic()
     try:
         return retrying(probe)

@@ -33,8 +33,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from synoforecast.lib.activation.http import RetriesExhausted, StillWaiting, send_with_retries, wait_until
 from synoforecast.lib.redaction import MASK, redact, safe_url
@@ -67,7 +75,7 @@ class MetabaseError(RuntimeError):
 
 
 def _ids(raw: Any) -> Any:
-    """"1, 2,3" (a variable) or a list -> the ids in order, once each."""
+    """ "1, 2,3" (a variable) or a list -> the ids in order, once each."""
     if isinstance(raw, str):
         parts = [p.strip() for p in raw.split(",") if p.strip()]
         try:
@@ -134,20 +142,28 @@ class MetabaseConfig(MetabaseFields):
         return (raw.rstrip("/") or None) if isinstance(raw, str) else raw
 
     @model_validator(mode="after")
-    def _whole(self) -> "MetabaseConfig":
+    def _whole(self) -> MetabaseConfig:
         """Half a configuration is an error: it would otherwise read as "not configured"."""
         if self.url and self.auth_method is None:
-            raise MetabaseError("METABASE_URL is set but no credentials: set METABASE_API_KEY "
-                                "(or METABASE_USER and METABASE_PASSWORD)")
-        if not self.url and (self.api_key or self.username or self.password or self.card_ids
-                             or self.dashboard_ids or self.model_ids or self.database_id):
+            raise MetabaseError(
+                "METABASE_URL is set but no credentials: set METABASE_API_KEY (or METABASE_USER and METABASE_PASSWORD)"
+            )
+        if not self.url and (
+            self.api_key
+            or self.username
+            or self.password
+            or self.card_ids
+            or self.dashboard_ids
+            or self.model_ids
+            or self.database_id
+        ):
             raise MetabaseError("Metabase credentials or ids are set but METABASE_URL is not")
         if bool(self.username) != bool(self.password) and not self.api_key:
             raise MetabaseError("METABASE_USER and METABASE_PASSWORD must be set together")
         return self
 
     @classmethod
-    def from_variables(cls, env: Mapping[str, Any]) -> "MetabaseConfig":
+    def from_variables(cls, env: Mapping[str, Any]) -> MetabaseConfig:
         """The METABASE_* variables (blank = unset); a malformed one raises MetabaseError
         naming it and its value (never a secret's: those are not parsed)."""
         known = {variable(name) for name in cls.model_fields}
@@ -158,14 +174,18 @@ class MetabaseConfig(MetabaseFields):
             error = exc.errors()[0]
             name = str(error["loc"][0])
             reason = error["msg"].removeprefix("Value error, ")
-            reason = {"greater_than_equal": "must not be negative", "greater_than": "must be positive",
-                      "int_parsing": "must be an integer", "float_parsing": "must be a number",
-                      "bool_parsing": "must be true or false"}.get(error["type"], reason)
+            reason = {
+                "greater_than_equal": "must not be negative",
+                "greater_than": "must be positive",
+                "int_parsing": "must be an integer",
+                "float_parsing": "must be a number",
+                "bool_parsing": "must be true or false",
+            }.get(error["type"], reason)
             raise MetabaseError(f"{name} {reason}, got {given.get(name)!r}") from None
 
     @property
     def auth_method(self) -> str | None:
-        """"api_key", "session" (user + password) or None."""
+        """ "api_key", "session" (user + password) or None."""
         if self.api_key:
             return "api_key"
         if self.username and self.password:
@@ -272,21 +292,29 @@ class _Session:
         requests are idempotent). Returns the first non-5xx response; 4xx untouched."""
         what = f"{method} {path}"
         try:
-            return send_with_retries(lambda: self.send(method, path, json=json, params=params),
-                                     retries=self.cfg.retries, backoff_s=self.cfg.backoff_s, idempotent=True,
-                                     what=f"Metabase {what}")
+            return send_with_retries(
+                lambda: self.send(method, path, json=json, params=params),
+                retries=self.cfg.retries,
+                backoff_s=self.cfg.backoff_s,
+                idempotent=True,
+                what=f"Metabase {what}",
+            )
         except RetriesExhausted as exc:
             last = exc.last
-            reason = (self._describe(last) if isinstance(last, Exception)
-                      else f"HTTP {last.status_code} {self.snippet(last, 200)}".rstrip())
-            raise MetabaseError(f"Metabase request {what} to {self.shown_url} failed after "
-                                f"{exc.attempts} attempt(s): {reason}") from None
-        except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...
+            reason = (
+                self._describe(last)
+                if isinstance(last, Exception)
+                else f"HTTP {last.status_code} {self.snippet(last, 200)}".rstrip()
+            )
             raise MetabaseError(
-                f"Metabase request {what} to {self.shown_url} failed: {self._describe(exc)}") from None
+                f"Metabase request {what} to {self.shown_url} failed after {exc.attempts} attempt(s): {reason}"
+            ) from None
+        except httpx.HTTPError as exc:  # bad URL, unsupported protocol, ...
+            raise MetabaseError(f"Metabase request {what} to {self.shown_url} failed: {self._describe(exc)}") from None
 
-    def authorised(self, method: str, path: str, *, missing: tuple[str, str] | None = None,
-                   **kwargs: Any) -> httpx.Response:
+    def authorised(
+        self, method: str, path: str, *, missing: tuple[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """``request`` whose 401/403 raises (check_auth); with ``missing`` = (what, variable),
         a 404 raises "Metabase <what> not found (404); check <variable>"."""
         resp = self.request(method, path, **kwargs)
@@ -329,29 +357,37 @@ class _Session:
                 return None
             except httpx.HTTPError as exc:
                 raise MetabaseError(
-                    f"Metabase health check at {self.shown_url} failed: {self._describe(exc)}") from None
+                    f"Metabase health check at {self.shown_url} failed: {self._describe(exc)}"
+                ) from None
             body = self.body_json(resp)
             status = body.get("status") if isinstance(body, dict) else None
             if resp.status_code == 200 and status == "ok":
                 return "ok"
             if 400 <= resp.status_code < 500:
-                raise MetabaseError(f"Metabase at {self.shown_url} answered {resp.status_code} on /api/health; "
-                                    "is METABASE_URL pointing at Metabase?")
+                raise MetabaseError(
+                    f"Metabase at {self.shown_url} answered {resp.status_code} on /api/health; "
+                    "is METABASE_URL pointing at Metabase?"
+                )
             progress = body.get("progress") if isinstance(body, dict) else None
-            seen.update(initializing=status == "initializing",
-                        last=f"HTTP {resp.status_code} status={status!r}"
-                             + (f" progress={progress}" if progress is not None else ""))
+            seen.update(
+                initializing=status == "initializing",
+                last=f"HTTP {resp.status_code} status={status!r}"
+                + (f" progress={progress}" if progress is not None else ""),
+            )
             return None
 
         try:
-            return wait_until(probe, wait_s=self.cfg.health_wait_s, attempts=attempts,
-                              what=f"Metabase at {self.shown_url} healthy")
+            return wait_until(
+                probe, wait_s=self.cfg.health_wait_s, attempts=attempts, what=f"Metabase at {self.shown_url} healthy"
+            )
         except StillWaiting:
             if seen["initializing"]:
-                raise MetabaseError(f"Metabase at {self.shown_url} still initializing after {attempts} attempts",
-                                    initializing=True) from None
-            raise MetabaseError(f"Metabase at {self.shown_url} not healthy after {attempts} attempts "
-                                f"(last: {seen['last']})") from None
+                raise MetabaseError(
+                    f"Metabase at {self.shown_url} still initializing after {attempts} attempts", initializing=True
+                ) from None
+            raise MetabaseError(
+                f"Metabase at {self.shown_url} not healthy after {attempts} attempts (last: {seen['last']})"
+            ) from None
 
     def sync_schema(self, database_id: int) -> None:
         path = f"/api/database/{database_id}/sync_schema"
@@ -368,10 +404,15 @@ class _Session:
         resp = self.authorised("GET", path)
         body = self.body_json(resp)
         if not 200 <= resp.status_code < 300 or not isinstance(body, dict):
-            raise MetabaseError(f"Metabase metadata of database {database_id} could not be read: "
-                                f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip())
-        known = {f"{t.get('schema')}.{t.get('name')}": {f.get("name") for f in t.get("fields") or []}
-                 for t in body.get("tables") or [] if isinstance(t, dict)}
+            raise MetabaseError(
+                f"Metabase metadata of database {database_id} could not be read: "
+                f"HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
+            )
+        known = {
+            f"{t.get('schema')}.{t.get('name')}": {f.get("name") for f in t.get("fields") or []}
+            for t in body.get("tables") or []
+            if isinstance(t, dict)
+        }
         missing = []
         for table, columns in sorted(expected.items()):
             if table not in known:
@@ -392,18 +433,24 @@ class _Session:
             return True if not missing else None
 
         try:
-            wait_until(probe, wait_s=self.cfg.sync_poll_s, timeout_s=self.cfg.sync_timeout_s,
-                       what=f"Metabase schema sync of database {database_id}")
+            wait_until(
+                probe,
+                wait_s=self.cfg.sync_poll_s,
+                timeout_s=self.cfg.sync_timeout_s,
+                what=f"Metabase schema sync of database {database_id}",
+            )
         except StillWaiting:
             raise MetabaseError(
                 f"Metabase schema sync of database {database_id} not finished after "
-                f"{self.cfg.sync_timeout_s:g} s: still unknown {', '.join(missing[:10])}") from None
+                f"{self.cfg.sync_timeout_s:g} s: still unknown {', '.join(missing[:10])}"
+            ) from None
         return time.monotonic() - started
 
     def login(self) -> None:
         """POST /api/session with METABASE_USER / METABASE_PASSWORD; keep the token."""
         resp = self.request(
-            "POST", "/api/session",
+            "POST",
+            "/api/session",
             json={"username": self.cfg.username, "password": self.cfg.password},
         )
         if resp.status_code in (400, 401, 403):
@@ -415,8 +462,7 @@ class _Session:
         token = body.get("id") if isinstance(body, dict) else None
         if not 200 <= resp.status_code < 300 or not token:
             raise MetabaseError(
-                f"Metabase login at {self.shown_url} failed: HTTP {resp.status_code} "
-                f"{self.snippet(resp)}".rstrip()
+                f"Metabase login at {self.shown_url} failed: HTTP {resp.status_code} {self.snippet(resp)}".rstrip()
             )
         self.token = str(token)
         self.headers["X-Metabase-Session"] = self.token
@@ -427,8 +473,10 @@ class _Session:
             self.login()
         resp = self.authorised("GET", "/api/user/current")
         if resp.status_code != 200:
-            raise MetabaseError(f"Metabase /api/user/current at {self.shown_url} answered HTTP {resp.status_code} "
-                                f"{self.snippet(resp, 200)}".rstrip())
+            raise MetabaseError(
+                f"Metabase /api/user/current at {self.shown_url} answered HTTP {resp.status_code} "
+                f"{self.snippet(resp, 200)}".rstrip()
+            )
 
     def dashboard_cards(self, dashboard_id: int) -> list[int]:
         """Card ids on a dashboard (text/heading cards have none), in layout order."""
@@ -532,8 +580,7 @@ def refresh_metabase(
     """
     if not cfg.configured:
         raise MetabaseError(
-            "Metabase is not configured: set METABASE_URL and METABASE_API_KEY "
-            "(or METABASE_USER and METABASE_PASSWORD)"
+            "Metabase is not configured: set METABASE_URL and METABASE_API_KEY (or METABASE_USER and METABASE_PASSWORD)"
         )
     started = time.monotonic()
     own_client = client is None
@@ -580,8 +627,7 @@ def refresh_metabase(
             total = len(cards) + len(models)
             ok = total - len(failures)
             raise MetabaseError(
-                f"Metabase refresh failed for {len(failures)} of {total} card(s) "
-                f"({ok} ok): {detail}",
+                f"Metabase refresh failed for {len(failures)} of {total} card(s) ({ok} ok): {detail}",
                 card_errors=failures,
             )
         return RefreshReport(

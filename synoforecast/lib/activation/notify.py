@@ -204,9 +204,11 @@ def landing_line(row: Mapping) -> tuple[str, str]:
     name = f"{_str(row.get('cohort'))} / {_str(row.get('series_id'))} · {_str(row.get('metric'))}"
     change = row.get("change_pct")
     tracking = f"tracking {_fmt_pct(change, signed=True)} vs forecast" if _finite(change) is not None else "landing"
-    detail = (f"{tracking}: {_fmt_num(row.get('yhat'), 0)} (forecast {_fmt_num(row.get('forecast_start'), 0)}, "
-              f"to date {_fmt_num(row.get('qtd_actual'), 0)}), 80% range {_fmt_num(row.get('yhat_lo_80'), 0)}"
-              f"..{_fmt_num(row.get('yhat_hi_80'), 0)}")
+    detail = (
+        f"{tracking}: {_fmt_num(row.get('yhat'), 0)} (forecast {_fmt_num(row.get('forecast_start'), 0)}, "
+        f"to date {_fmt_num(row.get('qtd_actual'), 0)}), 80% range {_fmt_num(row.get('yhat_lo_80'), 0)}"
+        f"..{_fmt_num(row.get('yhat_hi_80'), 0)}"
+    )
     return name, detail
 
 
@@ -216,8 +218,10 @@ def _landing_rows(summary: Mapping) -> tuple[str, list[tuple[str, str]]]:
     rows = landing.get("rows")
     if not isinstance(rows, list) or not rows:
         return "", []
-    heading = (f"Where {_str(landing.get('quarter'))} will land ({_fmt_pct(landing.get('elapsed_pct'))} elapsed, "
-               f"export of {_str(landing.get('cutoff'))})")
+    heading = (
+        f"Where {_str(landing.get('quarter'))} will land ({_fmt_pct(landing.get('elapsed_pct'))} elapsed, "
+        f"export of {_str(landing.get('cutoff'))})"
+    )
     return heading, [landing_line(_as_dict(r)) for r in rows[:MAX_FORECAST_LINES]]
 
 
@@ -260,8 +264,10 @@ def _restated_rows(summary: Mapping) -> tuple[str, list[str]]:
     for row in (_as_dict(r) for r in rows[:MAX_FORECAST_LINES]):
         digits = 2 if row.get("metric") in ("revenue", "mrr") else 0
         share = "new" if row.get("share") is None else _fmt_pct(row.get("share"), signed=True, scale=100.0)
-        lines.append(f"{_str(row.get('sheet'))} {_str(row.get('quarter'))} {_str(row.get('metric'))}: "
-                     f"{_fmt_num(row.get('before'), digits)} → {_fmt_num(row.get('after'), digits)} ({share})")
+        lines.append(
+            f"{_str(row.get('sheet'))} {_str(row.get('quarter'))} {_str(row.get('metric'))}: "
+            f"{_fmt_num(row.get('before'), digits)} → {_fmt_num(row.get('after'), digits)} ({share})"
+        )
     more = restated.get("more")
     if _is_num(more) and more > 0:
         lines.append(f"… and {more:,} more (ops.restatements)")
@@ -336,9 +342,7 @@ def slack_payload(summary: dict) -> dict:
     summary = _as_dict(summary)
     esc = _slack_escape
     title = _title(summary)
-    blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}}
-    ]
+    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}}]
     heading, landing = _landing_rows(summary)
     if landing:
         blocks += _slack_sections(esc(heading), [f"• `{esc(n)}` {esc(d)}" for n, d in landing])
@@ -349,9 +353,7 @@ def slack_payload(summary: dict) -> dict:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": "\n".join(f"*{esc(k)}:* {esc(v)}" for k, v in facts)[
-                        :_SLACK_SECTION_LIMIT
-                    ],
+                    "text": "\n".join(f"*{esc(k)}:* {esc(v)}" for k, v in facts)[:_SLACK_SECTION_LIMIT],
                 },
             }
         )
@@ -376,9 +378,7 @@ def slack_payload(summary: dict) -> dict:
         blocks.append(
             {
                 "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": f"<{esc(url)}|Open the run in Dagster>"}
-                ],
+                "elements": [{"type": "mrkdwn", "text": f"<{esc(url)}|Open the run in Dagster>"}],
             }
         )
     return {"text": render_text(summary)[:_SLACK_TEXT_LIMIT], "blocks": blocks[:50]}
@@ -407,25 +407,20 @@ def teams_payload(summary: dict) -> dict:
         body.append({"type": "TextBlock", "text": line, "wrap": True})
     restated_heading, restated = _restated_rows(summary)
     if restated:
-        body.append({"type": "TextBlock", "text": restated_heading, "weight": "Bolder", "separator": True,
-                     "wrap": True})
+        body.append(
+            {"type": "TextBlock", "text": restated_heading, "weight": "Bolder", "separator": True, "wrap": True}
+        )
         body += [{"type": "TextBlock", "text": r, "wrap": True, "spacing": "None"} for r in restated]
     rows, more = _forecast_rows(summary)
     if rows:
-        body.append(
-            {"type": "TextBlock", "text": "Forecasts", "weight": "Bolder", "separator": True,
-             "wrap": True}
-        )
+        body.append({"type": "TextBlock", "text": "Forecasts", "weight": "Bolder", "separator": True, "wrap": True})
         facts_fc = [{"title": name, "value": detail} for name, detail in rows]
         if more:
             facts_fc.append({"title": "…", "value": f"and {more:,} more"})
         body.append({"type": "FactSet", "facts": facts_fc})
     c2 = _c2_rows(summary)
     if c2:
-        body.append(
-            {"type": "TextBlock", "text": "C2", "weight": "Bolder", "separator": True,
-             "wrap": True}
-        )
+        body.append({"type": "TextBlock", "text": "C2", "weight": "Bolder", "separator": True, "wrap": True})
         body.append({"type": "FactSet", "facts": [{"title": n, "value": d} for n, d in c2]})
     content: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
@@ -500,12 +495,14 @@ class _Poster:
         try:
             resp = send_with_retries(
                 lambda: self.client.post(url, content=data, headers=headers, timeout=self.cfg.timeout_s),
-                retries=self.cfg.retries, backoff_s=self.cfg.backoff_s, idempotent=False,
-                what=f"{channel} webhook")
+                retries=self.cfg.retries,
+                backoff_s=self.cfg.backoff_s,
+                idempotent=False,
+                what=f"{channel} webhook",
+            )
         except RetriesExhausted as exc:
             last = exc.last
-            reason = (self.describe(last, url) if isinstance(last, Exception)
-                      else self._answer(last, url))
+            reason = self.describe(last, url) if isinstance(last, Exception) else self._answer(last, url)
             raise NotifyError(f"{reason} after {exc.attempts} attempt(s)") from None
         except httpx.HTTPError as exc:  # sent but the answer was lost, bad URL, ...
             raise NotifyError(self.describe(exc, url)) from None
@@ -519,9 +516,7 @@ class _Poster:
         return self.scrub(f"HTTP {resp.status_code} {body}".rstrip(), url)
 
 
-def send_summary(
-    summary: dict, cfg: NotifyConfig, *, client: httpx.Client | None = None
-) -> dict[str, str]:
+def send_summary(summary: dict, cfg: NotifyConfig, *, client: httpx.Client | None = None) -> dict[str, str]:
     """Post ``summary`` to every configured channel.
 
     Returns channel -> ``"sent"`` or ``"failed: <reason>"`` (reason never contains the

@@ -8,9 +8,22 @@ from importlib import import_module
 
 _HOME = {
     **dict.fromkeys(("REQUIRED_COLUMNS", "forecast_csv", "read_long_csv"), "csv_io"),
-    **dict.fromkeys(("DEFAULT_ETS_MODEL", "DEFAULT_LEVELS", "MODEL_AUTOETS", "MODEL_NAIVE", "MODEL_SEASONAL_NAIVE",
-                     "ForecastInputError", "choose_model", "forecast_frame", "forecast_selected", "infer_freq",
-                     "output_columns"), "engine"),
+    **dict.fromkeys(
+        (
+            "DEFAULT_ETS_MODEL",
+            "DEFAULT_LEVELS",
+            "MODEL_AUTOETS",
+            "MODEL_NAIVE",
+            "MODEL_SEASONAL_NAIVE",
+            "ForecastInputError",
+            "choose_model",
+            "forecast_frame",
+            "forecast_selected",
+            "infer_freq",
+            "output_columns",
+        ),
+        "engine",
+    ),
     **dict.fromkeys(("bias", "coverage", "mape", "mase", "smape"), "metrics"),
 }
 

@@ -21,8 +21,8 @@ from .engine import (
     forecast_selected,
     infer_freq,
 )
-from .metrics import bias, coverage, mape, mase, smape
 from .intervals import series_scale
+from .metrics import bias, coverage, mape, mase, smape
 
 __all__ = ["SEASONAL_NAIVE_BENCHMARK", "SELECTED", "rolling_backtest", "scorecard"]
 
@@ -64,17 +64,26 @@ def rolling_backtest(
         train = train.loc[train["unique_id"].map(counts) >= 2]
         if train.empty:
             continue
-        res = forecast_selected(train.reset_index(drop=True), horizon=1, season_length=season_length, levels=lv,
-                                freq=freq, windows=inner_windows, scope=scope, n_jobs=n_jobs, one_step=one_step,
-                                _prepared=True)
+        res = forecast_selected(
+            train.reset_index(drop=True),
+            horizon=1,
+            season_length=season_length,
+            levels=lv,
+            freq=freq,
+            windows=inner_windows,
+            scope=scope,
+            n_jobs=n_jobs,
+            one_step=one_step,
+            _prepared=True,
+        )
         scales = train.groupby("unique_id")["y"].apply(lambda v: series_scale(v.to_numpy(), season_length))
         origin = train.groupby("unique_id")["ds"].max()
         sel = res.forecast.assign(model=SELECTED)
         cand = res.candidates
         snaive = train.groupby("unique_id")["y"].apply(
-            lambda v: v.iloc[-season_length] if len(v) >= season_length else v.iloc[-1])
-        bench = pd.DataFrame({"unique_id": snaive.index, "model": SEASONAL_NAIVE_BENCHMARK,
-                              "yhat": snaive.to_numpy()})
+            lambda v: v.iloc[-season_length] if len(v) >= season_length else v.iloc[-1]
+        )
+        bench = pd.DataFrame({"unique_id": snaive.index, "model": SEASONAL_NAIVE_BENCHMARK, "yhat": snaive.to_numpy()})
         bench = bench.merge(test[["unique_id", "ds"]], on="unique_id")
         part = pd.concat([sel, cand, bench], ignore_index=True)
         part = part.merge(test, on=["unique_id", "ds"], how="inner")
@@ -82,8 +91,11 @@ def rolling_backtest(
         part["scale"] = part["unique_id"].map(scales)
         part["band"] = part["unique_id"].map(res.forecast.drop_duplicates("unique_id").set_index("unique_id")["band"])
         rows.append(part)
-    cols = ["unique_id", "origin", "ds", "y", "model", "yhat"] + \
-        [f"yhat_{s}_{v}" for v in lv for s in ("lo", "hi")] + ["scale", "band"]
+    cols = (
+        ["unique_id", "origin", "ds", "y", "model", "yhat"]
+        + [f"yhat_{s}_{v}" for v in lv for s in ("lo", "hi")]
+        + ["scale", "band"]
+    )
     if not rows:
         return pd.DataFrame(columns=cols)
     out = pd.concat(rows, ignore_index=True)
@@ -100,9 +112,15 @@ def scorecard(bt: pd.DataFrame, levels: Sequence[int] = DEFAULT_LEVELS) -> pd.Da
     ``series`` they cover; ``selected`` and the benchmark cover every series."""
     out = []
     for model, g in bt.groupby("model", sort=False):
-        row = {"model": model, "forecasts": len(g), "series": g["unique_id"].nunique(),
-               "smape": smape(g["y"], g["yhat"]), "mape": mape(g["y"], g["yhat"]),
-               "mase": mase(g["y"], g["yhat"], g["scale"]), "bias": bias(g["y"], g["yhat"])}
+        row = {
+            "model": model,
+            "forecasts": len(g),
+            "series": g["unique_id"].nunique(),
+            "smape": smape(g["y"], g["yhat"]),
+            "mape": mape(g["y"], g["yhat"]),
+            "mase": mase(g["y"], g["yhat"], g["scale"]),
+            "bias": bias(g["y"], g["yhat"]),
+        }
         for lv in _normalise_levels(levels):
             lo, hi = f"yhat_lo_{lv}", f"yhat_hi_{lv}"
             row[f"coverage_{lv}"] = coverage(g["y"], g[lo], g[hi]) if lo in g else None

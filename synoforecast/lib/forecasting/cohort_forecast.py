@@ -25,9 +25,17 @@ class TotalNotPublished(ValueError):
     """A top-down cohort's total (another cohort's published series) is missing."""
 
 
-def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_id: str, season_length: int,
-                    windows: int = BACKTEST_WINDOWS, totals: pl.DataFrame | None = None,
-                    fiscal_year_start_month: int = 1, one_step=None):
+def forecast_cohort(
+    cohort: Cohort,
+    history: pl.DataFrame,
+    as_of: dt.date,
+    run_id: str,
+    season_length: int,
+    windows: int = BACKTEST_WINDOWS,
+    totals: pl.DataFrame | None = None,
+    fiscal_year_start_month: int = 1,
+    one_step=None,
+):
     """(rows to publish, per-series choices, long history) for one as-of quarter.
 
     The engine (:mod:`synoforecast.lib.forecasting.selection`) combines its candidates by
@@ -45,8 +53,15 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
         return pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
     long = to_long(series)
     counts = long.group_by("unique_id").agg(history_quarters=pl.len())
-    result = forecast_selected(long.to_pandas(), horizon=1, season_length=season_length, levels=LEVELS,
-                               freq="QS", windows=windows, one_step=one_step)
+    result = forecast_selected(
+        long.to_pandas(),
+        horizon=1,
+        season_length=season_length,
+        levels=LEVELS,
+        freq="QS",
+        windows=windows,
+        one_step=one_step,
+    )
     predicted = split_unique_id(pl.from_pandas(result.forecast).join(counts, on="unique_id"))
     target = add_quarters(as_of, 1)
     rows = predicted.select(
@@ -60,8 +75,11 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
         model=pl.col("model"),
         history_quarters=pl.col("history_quarters").cast(pl.Int32),
         yhat=pl.col("yhat").round(PUBLISHED_DECIMALS),
-        **{f"yhat_{side}_{lvl}": pl.col(f"yhat_{side}_{lvl}").round(PUBLISHED_DECIMALS)
-           for lvl in LEVELS for side in ("lo", "hi")},
+        **{
+            f"yhat_{side}_{lvl}": pl.col(f"yhat_{side}_{lvl}").round(PUBLISHED_DECIMALS)
+            for lvl in LEVELS
+            for side in ("lo", "hi")
+        },
         run_id=pl.lit(run_id),
         yhat_base=pl.col("yhat").round(PUBLISHED_DECIMALS),
         band=pl.col("band"),
@@ -75,7 +93,8 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
             raise TotalNotPublished(
                 f"{cohort.name} as of {quarter_label(as_of, fiscal_year_start_month)}: no published {source} "
                 f"'{cohort.top_down_to[1]}' forecast for {', '.join(missing)}; "
-                f"materialize forecast/{source} for this quarter first")
+                f"materialize forecast/{source} for this quarter first"
+            )
         rows = top_down(rows, totals, decimals=PUBLISHED_DECIMALS)
     choices = pl.from_pandas(result.choices.drop(columns=["scale"], errors="ignore"))
     return rows, choices, long
@@ -84,19 +103,28 @@ def forecast_cohort(cohort: Cohort, history: pl.DataFrame, as_of: dt.date, run_i
 Made = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]  # forecast_cohort's rows, choices, long history
 
 
-def forecast_quarters(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.date], run_id: str,
-                      season_length: int, totals: dict[dt.date, pl.DataFrame] | None = None,
-                      fiscal_year_start_month: int = 1, one_step=None, n_jobs: int = 1) -> dict[dt.date, Made]:
+def forecast_quarters(
+    cohort: Cohort,
+    history: pl.DataFrame,
+    quarters: list[dt.date],
+    run_id: str,
+    season_length: int,
+    totals: dict[dt.date, pl.DataFrame] | None = None,
+    fiscal_year_start_month: int = 1,
+    one_step=None,
+    n_jobs: int = 1,
+) -> dict[dt.date, Made]:
     """:func:`forecast_cohort` for every as-of quarter, in `n_jobs` processes (lib/workers.py):
     with the rolling pass's fits made, the quarters are independent, and each one's
     combination, intervals and reconciliation is ~0.1 s of pandas and polars on one core.
     The same function runs on each part, so the rows are those of one process."""
     totals = totals or {}
-    parts = [quarters[i::n_jobs] for i in range(n_jobs)] if n_jobs > 1 and len(quarters) >= 2 * n_jobs \
-        else [quarters]
+    parts = [quarters[i::n_jobs] for i in range(n_jobs)] if n_jobs > 1 and len(quarters) >= 2 * n_jobs else [quarters]
     fits = one_step.lookup_only() if one_step is not None and len(parts) > 1 else one_step
-    jobs = [(cohort, history, part, run_id, season_length, {q: totals.get(q) for q in part},
-             fiscal_year_start_month, fits) for part in parts]
+    jobs = [
+        (cohort, history, part, run_id, season_length, {q: totals.get(q) for q in part}, fiscal_year_start_month, fits)
+        for part in parts
+    ]
     from synoforecast.lib.forecasting.rolling import WORKER_PRELOAD
     from synoforecast.lib.workers import run_split
 
@@ -108,18 +136,42 @@ def forecast_quarters(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.d
     return {q: made[q] for q in quarters}
 
 
-def _forecast_part(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.date], run_id: str, season_length: int,
-                   totals: dict, fiscal_year_start_month: int, one_step) -> dict[dt.date, Made] | TotalNotPublished:
+def _forecast_part(
+    cohort: Cohort,
+    history: pl.DataFrame,
+    quarters: list[dt.date],
+    run_id: str,
+    season_length: int,
+    totals: dict,
+    fiscal_year_start_month: int,
+    one_step,
+) -> dict[dt.date, Made] | TotalNotPublished:
     try:
-        return {as_of: forecast_cohort(cohort, history, as_of, run_id, season_length, totals=totals.get(as_of),
-                                       fiscal_year_start_month=fiscal_year_start_month, one_step=one_step)
-                for as_of in quarters}
+        return {
+            as_of: forecast_cohort(
+                cohort,
+                history,
+                as_of,
+                run_id,
+                season_length,
+                totals=totals.get(as_of),
+                fiscal_year_start_month=fiscal_year_start_month,
+                one_step=one_step,
+            )
+            for as_of in quarters
+        }
     except TotalNotPublished as exc:  # a value, so a worker hands it back as the error it is
         return exc
 
 
-def prefetch_cohort(cohort: Cohort, history: pl.DataFrame, quarters: list[dt.date], one_step, season_length: int,
-                    windows: int = BACKTEST_WINDOWS) -> None:
+def prefetch_cohort(
+    cohort: Cohort,
+    history: pl.DataFrame,
+    quarters: list[dt.date],
+    one_step,
+    season_length: int,
+    windows: int = BACKTEST_WINDOWS,
+) -> None:
     """The rolling pass: every candidate fit that :func:`forecast_cohort` will need for any of
     `quarters`, made in one batch per model (each series and origin once, however many as-of
     quarters share it), so the per-quarter forecasts that follow only look fits up."""
@@ -141,11 +193,26 @@ def level_of(cohort: Cohort, series_id: str) -> str:
 
 
 EVALUATION_SCHEMA = {
-    "cohort": pl.String, "quarter": pl.Date, "quarter_label": pl.String, "metric": pl.String,
-    "level": pl.String, "series_scored": pl.Int32, "mape": pl.Float64, "smape": pl.Float64, "run_id": pl.String,
-    "mase": pl.Float64, "mase_series": pl.Int32, "mase_note": pl.String, "bias": pl.Float64,
-    "coverage_80": pl.Float64, "coverage_95": pl.Float64, "smape_base": pl.Float64,
-    "smape_snaive": pl.Float64, "smape_naive": pl.Float64, "mase_snaive": pl.Float64, "smape_matched": pl.Float64,
+    "cohort": pl.String,
+    "quarter": pl.Date,
+    "quarter_label": pl.String,
+    "metric": pl.String,
+    "level": pl.String,
+    "series_scored": pl.Int32,
+    "mape": pl.Float64,
+    "smape": pl.Float64,
+    "run_id": pl.String,
+    "mase": pl.Float64,
+    "mase_series": pl.Int32,
+    "mase_note": pl.String,
+    "bias": pl.Float64,
+    "coverage_80": pl.Float64,
+    "coverage_95": pl.Float64,
+    "smape_base": pl.Float64,
+    "smape_snaive": pl.Float64,
+    "smape_naive": pl.Float64,
+    "mase_snaive": pl.Float64,
+    "smape_matched": pl.Float64,
 }
 
 
@@ -153,8 +220,9 @@ def _floats(frame: pl.DataFrame, column: str) -> np.ndarray:
     return frame[column].cast(pl.Float64).fill_null(float("nan")).to_numpy()
 
 
-def scored_series(cohort: Cohort, made: pl.DataFrame, history: pl.DataFrame, quarter: dt.date,
-                  season_length: int = 4) -> pl.DataFrame:
+def scored_series(
+    cohort: Cohort, made: pl.DataFrame, history: pl.DataFrame, quarter: dt.date, season_length: int = 4
+) -> pl.DataFrame:
     """One row per series the forecasts `made` as of Q-1 cover, with its actual in Q, its level,
     MASE scale and both benchmarks (seasonal naive: the quarter a year earlier; naive: Q-1).
 
@@ -167,20 +235,34 @@ def scored_series(cohort: Cohort, made: pl.DataFrame, history: pl.DataFrame, qua
     actual = known.filter(pl.col("ds") == quarter).select("series_id", "metric", pl.col("y").alias("actual"))
     past = known.filter(pl.col("ds") < quarter)
     scale = past.group_by("series_id", "metric").agg(
-        scale=pl.col("y").sort_by("ds").map_batches(
-            lambda v: pl.Series([mase_scale(v.to_numpy(), season_length)], dtype=pl.Float64), returns_scalar=True))
-    snaive = past.filter(pl.col("ds") == add_quarters(quarter, -season_length)) \
-        .select("series_id", "metric", pl.col("y").alias("snaive"))
+        scale=pl.col("y")
+        .sort_by("ds")
+        .map_batches(
+            lambda v: pl.Series([mase_scale(v.to_numpy(), season_length)], dtype=pl.Float64), returns_scalar=True
+        )
+    )
+    snaive = past.filter(pl.col("ds") == add_quarters(quarter, -season_length)).select(
+        "series_id", "metric", pl.col("y").alias("snaive")
+    )
     naive = past.filter(pl.col("ds") == previous).select("series_id", "metric", pl.col("y").alias("naive"))
-    return made.join(actual, on=["series_id", "metric"], how="inner") \
-        .join(scale, on=["series_id", "metric"], how="left") \
-        .join(snaive, on=["series_id", "metric"], how="left") \
-        .join(naive, on=["series_id", "metric"], how="left") \
+    return (
+        made.join(actual, on=["series_id", "metric"], how="inner")
+        .join(scale, on=["series_id", "metric"], how="left")
+        .join(snaive, on=["series_id", "metric"], how="left")
+        .join(naive, on=["series_id", "metric"], how="left")
         .with_columns(level=pl.col("series_id").map_elements(lambda s: level_of(cohort, s), return_dtype=pl.String))
+    )
 
 
-def score_cohort(cohort: Cohort, made: pl.DataFrame, history: pl.DataFrame, quarter: dt.date, run_id: str,
-                 season_length: int = 4, fiscal_year_start_month: int = 1) -> list[dict]:
+def score_cohort(
+    cohort: Cohort,
+    made: pl.DataFrame,
+    history: pl.DataFrame,
+    quarter: dt.date,
+    run_id: str,
+    season_length: int = 4,
+    fiscal_year_start_month: int = 1,
+) -> list[dict]:
     """Accuracy of the forecasts `made` as of Q-1 for `quarter` Q, per metric and level
     (`made`: the cohort's published rows for target Q). MASE is scaled by each series'
     in-sample seasonal-naive MAE up to Q-1 and is NULL, with `mase_note` saying why, where
@@ -197,20 +279,34 @@ def score_cohort(cohort: Cohort, made: pl.DataFrame, history: pl.DataFrame, quar
         with_scale = int(np.isfinite(sc).sum())
         note = None
         if with_scale < part.height:
-            note = (f"{part.height - with_scale} of {part.height} series have no in-sample scale "
-                    f"(one season of history or less, or no seasonal change): left out of MASE")
-        rows.append({
-            "cohort": cohort.name, "quarter": quarter,
-            "quarter_label": quarter_label(quarter, fiscal_year_start_month),
-            "metric": metric, "level": level, "series_scored": part.height,
-            "mape": mape(a, f), "smape": smape(a, f), "run_id": run_id,
-            "mase": mase(a, f, sc), "mase_series": with_scale, "mase_note": note, "bias": bias(a, f),
-            "coverage_80": coverage(a, _floats(part, "yhat_lo_80"), _floats(part, "yhat_hi_80")),
-            "coverage_95": coverage(a, _floats(part, "yhat_lo_95"), _floats(part, "yhat_hi_95")),
-            "smape_base": smape(a, _floats(part, "yhat_base")),
-            "smape_snaive": smape(a, sn), "smape_naive": smape(a, nv), "mase_snaive": mase(a, sn, sc),
-            "smape_matched": smape(a[np.isfinite(sn)], f[np.isfinite(sn)]),
-        })
+            note = (
+                f"{part.height - with_scale} of {part.height} series have no in-sample scale "
+                f"(one season of history or less, or no seasonal change): left out of MASE"
+            )
+        rows.append(
+            {
+                "cohort": cohort.name,
+                "quarter": quarter,
+                "quarter_label": quarter_label(quarter, fiscal_year_start_month),
+                "metric": metric,
+                "level": level,
+                "series_scored": part.height,
+                "mape": mape(a, f),
+                "smape": smape(a, f),
+                "run_id": run_id,
+                "mase": mase(a, f, sc),
+                "mase_series": with_scale,
+                "mase_note": note,
+                "bias": bias(a, f),
+                "coverage_80": coverage(a, _floats(part, "yhat_lo_80"), _floats(part, "yhat_hi_80")),
+                "coverage_95": coverage(a, _floats(part, "yhat_lo_95"), _floats(part, "yhat_hi_95")),
+                "smape_base": smape(a, _floats(part, "yhat_base")),
+                "smape_snaive": smape(a, sn),
+                "smape_naive": smape(a, nv),
+                "mase_snaive": mase(a, sn, sc),
+                "smape_matched": smape(a[np.isfinite(sn)], f[np.isfinite(sn)]),
+            }
+        )
     return rows
 
 
@@ -225,13 +321,17 @@ def missing_coverage(snapshot: dict | None, as_of: dt.date, fiscal_year_start_mo
     from synoforecast.lib.quarters import quarter_end
 
     wanted = quarter_label(as_of, fiscal_year_start_month)
-    needed = (f"an export taken after {quarter_end(as_of).isoformat()} that covers {wanted} completely; "
-              f"drop it into the inbox and the sensor re-runs this quarter")
+    needed = (
+        f"an export taken after {quarter_end(as_of).isoformat()} that covers {wanted} completely; "
+        f"drop it into the inbox and the sensor re-runs this quarter"
+    )
     if snapshot is None:
         return f"no accepted snapshot: a forecast as of {wanted} needs {needed}"
     complete = snapshot.get("complete_quarter_keys") or []
     if as_of.isoformat() in complete:
         return None
     last = quarter_label(dt.date.fromisoformat(complete[-1]), fiscal_year_start_month) if complete else "none"
-    return (f"the snapshot {snapshot.get('file', '?')} holds complete quarters up to {last}, not {wanted}: "
-            f"a forecast as of {wanted} needs {needed}")
+    return (
+        f"the snapshot {snapshot.get('file', '?')} holds complete quarters up to {last}, not {wanted}: "
+        f"a forecast as of {wanted} needs {needed}"
+    )

@@ -108,8 +108,9 @@ COHORTS: tuple[Cohort, ...] = (
 COHORTS_BY_NAME = {c.name: c for c in COHORTS}
 
 
-def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date,
-                 top_as_of: dt.date | None = None) -> pl.DataFrame:
+def series_as_of(
+    cohort: Cohort, history: pl.DataFrame, as_of: dt.date, top_as_of: dt.date | None = None
+) -> pl.DataFrame:
     """Per-series quarterly values known at `as_of` (inclusive), one row per quarter from
     the series' first quarter to `as_of`: a quarter without sales (no mart row) is a zero,
     not a gap that statsforecast would close up (seasonal lags would then point at the
@@ -125,18 +126,21 @@ def series_as_of(cohort: Cohort, history: pl.DataFrame, as_of: dt.date,
     if not cohort.by_customer:
         return fill_gaps(known.select("series_id", "quarter_start", "units", "revenue"), as_of)
     flagged_at = as_of if top_as_of is None else top_as_of
-    top = set(known.filter((pl.col("quarter_start") == flagged_at) & pl.col("is_top_customer"))["series_id"]
-              .to_list())
+    top = set(known.filter((pl.col("quarter_start") == flagged_at) & pl.col("is_top_customer"))["series_id"].to_list())
     grouped = known.with_columns(
         series_id=pl.when(pl.col("series_id").is_in(list(top))).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER))
     )
     # cents summed as floats: round back to cents so the result does not depend on row order
-    grouped = grouped.group_by("series_id", "quarter_start", maintain_order=True) \
-        .agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2))
+    grouped = grouped.group_by("series_id", "quarter_start", maintain_order=True).agg(
+        pl.col("units").sum().round(0), pl.col("revenue").sum().round(2)
+    )
     grouped = fill_gaps(grouped, as_of)
     # the cohort total (= top customers + all_other), forecast too and then reconciled bottom-up
-    total = grouped.group_by("quarter_start").agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2)) \
+    total = (
+        grouped.group_by("quarter_start")
+        .agg(pl.col("units").sum().round(0), pl.col("revenue").sum().round(2))
         .select(series_id=pl.lit(TOTAL), quarter_start="quarter_start", units="units", revenue="revenue")
+    )
     return pl.concat([grouped, total]).sort("series_id", "quarter_start")
 
 
@@ -146,12 +150,17 @@ def fill_gaps(series: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     if series.is_empty():
         return series
     first = series.group_by("series_id").agg(first=pl.col("quarter_start").min())
-    grid = first.with_columns(
-        quarter_start=pl.date_ranges(pl.col("first"), pl.lit(as_of), interval="3mo", closed="both")
-    ).explode("quarter_start").drop("first")
-    return grid.join(series, on=["series_id", "quarter_start"], how="left") \
-        .with_columns(pl.col("units").fill_null(0.0), pl.col("revenue").fill_null(0.0)) \
-        .select(series.columns).sort("series_id", "quarter_start")
+    grid = (
+        first.with_columns(quarter_start=pl.date_ranges(pl.col("first"), pl.lit(as_of), interval="3mo", closed="both"))
+        .explode("quarter_start")
+        .drop("first")
+    )
+    return (
+        grid.join(series, on=["series_id", "quarter_start"], how="left")
+        .with_columns(pl.col("units").fill_null(0.0), pl.col("revenue").fill_null(0.0))
+        .select(series.columns)
+        .sort("series_id", "quarter_start")
+    )
 
 
 def to_long(series: pl.DataFrame) -> pl.DataFrame:
@@ -177,5 +186,9 @@ def actuals_at(cohort: Cohort, history: pl.DataFrame, quarter: dt.date) -> dict[
     including the derived ones (the top-customer cohort's `all_other` and `total`), which
     the history query alone does not return."""
     series = series_as_of(cohort, history, quarter).filter(pl.col("quarter_start") == quarter)
-    return {(row["series_id"], metric): row[metric] for row in series.iter_rows(named=True) for metric in METRICS
-            if row[metric] is not None}
+    return {
+        (row["series_id"], metric): row[metric]
+        for row in series.iter_rows(named=True)
+        for metric in METRICS
+        if row[metric] is not None
+    }

@@ -65,9 +65,7 @@ def read_long_csv(path) -> pd.DataFrame:
                 for store, i in zip(cols, idx):
                     store.append(row[i])
         except csv.Error as exc:
-            raise ForecastInputError(
-                f"{name} line {reader.line_num}: malformed CSV: {exc}"
-            ) from None
+            raise ForecastInputError(f"{name} line {reader.line_num}: malformed CSV: {exc}") from None
         except UnicodeDecodeError as exc:
             raise ForecastInputError(f"{name}: not UTF-8 text ({exc.reason})") from None
 
@@ -81,8 +79,7 @@ def read_long_csv(path) -> pd.DataFrame:
         extra = int(mask.sum()) - 1
         more = f" ({extra} more such row{'s' if extra != 1 else ''})" if extra else ""
         raise ForecastInputError(
-            f"{name} line {line_no[i]}: column {column!r} value {values.iloc[i]!r} "
-            f"{problem}{more}"
+            f"{name} line {line_no[i]}: column {column!r} value {values.iloc[i]!r} {problem}{more}"
         )
 
     blank_uid = (uid_raw.str.strip() == "").to_numpy(dtype=bool)
@@ -119,9 +116,7 @@ def read_long_csv(path) -> pd.DataFrame:
         later = out.duplicated(["unique_id", "ds"], keep="first").to_numpy()
         i = int(np.flatnonzero(later)[0])
         uid, when = out["unique_id"].iloc[i], out["ds"].iloc[i]
-        same = np.flatnonzero(
-            (out["unique_id"].to_numpy() == uid) & (out["ds"].to_numpy() == when.to_datetime64())
-        )
+        same = np.flatnonzero((out["unique_id"].to_numpy() == uid) & (out["ds"].to_numpy() == when.to_datetime64()))
         raise ForecastInputError(
             f"{name} line {line_no[i]}: duplicate (unique_id, ds) = "
             f"({uid!r}, {ds_raw.iloc[i].strip()!r}), already on line {line_no[same[0]]}"
@@ -168,8 +163,13 @@ def forecast_csv(
     """
     history = read_long_csv(input_path)
     fc = forecast_frame(
-        history, horizon=horizon, season_length=season_length, levels=levels, freq=freq,
-        select=select, windows=windows,
+        history,
+        horizon=horizon,
+        season_length=season_length,
+        levels=levels,
+        freq=freq,
+        select=select,
+        windows=windows,
     )
     cols = [c for c in output_columns(levels) if c != "model"] + ["model"]
     fc = fc[cols]

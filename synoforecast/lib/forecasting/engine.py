@@ -105,9 +105,7 @@ class _TrackedAutoETS(AutoETS):
         call = self.calls
         self.calls += 1
         try:
-            return super().forecast(
-                y=y, h=h, X=X, X_future=X_future, level=level, fitted=fitted
-            )
+            return super().forecast(y=y, h=h, X=X, X_future=X_future, level=level, fitted=fitted)
         except Exception:
             self.failed_calls.append(call)
             raise
@@ -123,9 +121,7 @@ def _normalise_levels(levels: Sequence[int]) -> list[int]:
         except (TypeError, ValueError):
             raise ForecastInputError(f"level {lv!r} is not a number") from None
         if not np.isfinite(f) or f != int(f) or not 0 < f < 100:
-            raise ForecastInputError(
-                f"level {lv!r} must be an integer percentage between 1 and 99"
-            )
+            raise ForecastInputError(f"level {lv!r} must be an integer percentage between 1 and 99")
         if int(f) not in out:
             out.append(int(f))
     return sorted(out)
@@ -155,9 +151,7 @@ def infer_freq(history: pd.DataFrame) -> str:
         return "MS"
     counts = history.groupby("unique_id", sort=True)["ds"].size()
     longest = counts.idxmax()
-    series = pd.DatetimeIndex(
-        history.loc[history["unique_id"] == longest, "ds"]
-    ).sort_values()
+    series = pd.DatetimeIndex(history.loc[history["unique_id"] == longest, "ds"]).sort_values()
     freq = None
     if len(series) >= 3:
         try:
@@ -175,9 +169,7 @@ def infer_freq(history: pd.DataFrame) -> str:
 
 def _prepare(history: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(history, pd.DataFrame):
-        raise ForecastInputError(
-            f"history must be a pandas DataFrame, got {type(history).__name__}"
-        )
+        raise ForecastInputError(f"history must be a pandas DataFrame, got {type(history).__name__}")
     missing = [c for c in ("unique_id", "ds", "y") if c not in history.columns]
     if missing:
         raise ForecastInputError(
@@ -254,9 +246,7 @@ def _run_group(
 
     n_series = len(res) // horizon
     if tracked is not None and tracked.failed_calls and tracked.calls == n_series:
-        rows = np.concatenate(
-            [np.arange(i * horizon, (i + 1) * horizon) for i in tracked.failed_calls]
-        )
+        rows = np.concatenate([np.arange(i * horizon, (i + 1) * horizon) for i in tracked.failed_calls])
         res.loc[rows, "model"] = MODEL_NAIVE
     return res
 
@@ -317,8 +307,17 @@ def forecast_frame(
             raise ForecastInputError(f"freq {freq!r} is not a pandas offset alias") from None
 
     if select:
-        res = forecast_selected(df, horizon=horizon, season_length=season_length, levels=lv, freq=freq,
-                                windows=windows, scope=scope, n_jobs=n_jobs, _prepared=True)
+        res = forecast_selected(
+            df,
+            horizon=horizon,
+            season_length=season_length,
+            levels=lv,
+            freq=freq,
+            windows=windows,
+            scope=scope,
+            n_jobs=n_jobs,
+            _prepared=True,
+        )
         return res.forecast[columns]
     return _forecast_by_length(df, horizon, season_length, lv, freq, ets_model)
 
@@ -356,13 +355,24 @@ def forecast_selected(
         freq = infer_freq(df)
 
     def fallback(short: pd.DataFrame) -> pd.DataFrame:
-        return short_history_forecast(short.reset_index(drop=True), horizon=horizon, season_length=season_length,
-                                      levels=lv, freq=freq)
+        return short_history_forecast(
+            short.reset_index(drop=True), horizon=horizon, season_length=season_length, levels=lv, freq=freq
+        )
 
-    return select_and_forecast(df, horizon=horizon, season_length=season_length, levels=lv, freq=freq,
-                               windows=windows, scope=scope, n_jobs=n_jobs,
-                               arima_max_series=arima_max_series, fallback=fallback, distributed=distributed,
-                               one_step=one_step)
+    return select_and_forecast(
+        df,
+        horizon=horizon,
+        season_length=season_length,
+        levels=lv,
+        freq=freq,
+        windows=windows,
+        scope=scope,
+        n_jobs=n_jobs,
+        arima_max_series=arima_max_series,
+        fallback=fallback,
+        distributed=distributed,
+        one_step=one_step,
+    )
 
 
 def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
@@ -370,25 +380,20 @@ def prepare_history(history: pd.DataFrame) -> pd.DataFrame:
     return _prepare(history)
 
 
-def _forecast_by_length(df: pd.DataFrame, horizon: int, season_length: int, lv: list[int], freq: str,
-                        ets_model: str) -> pd.DataFrame:
+def _forecast_by_length(
+    df: pd.DataFrame, horizon: int, season_length: int, lv: list[int], freq: str, ets_model: str
+) -> pd.DataFrame:
     columns = output_columns(lv)
     counts = df.groupby("unique_id", sort=False)["y"].transform("size").to_numpy()
     chosen = np.full(len(df), MODEL_NAIVE, dtype=object)
-    chosen[counts >= season_length + 2] = (
-        MODEL_SEASONAL_NAIVE if season_length > 1 else MODEL_NAIVE
-    )
+    chosen[counts >= season_length + 2] = MODEL_SEASONAL_NAIVE if season_length > 1 else MODEL_NAIVE
     chosen[counts >= 2 * season_length + 1] = MODEL_AUTOETS
 
     parts = []
     for name in (MODEL_AUTOETS, MODEL_SEASONAL_NAIVE, MODEL_NAIVE):
         mask = chosen == name
         if mask.any():
-            parts.append(
-                _run_group(
-                    df.loc[mask], name, horizon, season_length, lv, freq, ets_model
-                )
-            )
+            parts.append(_run_group(df.loc[mask], name, horizon, season_length, lv, freq, ets_model))
     out = pd.concat(parts, ignore_index=True)
 
     # Single-observation series: the Naive sigma is 0 by construction, which would

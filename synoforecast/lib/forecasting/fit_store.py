@@ -22,8 +22,10 @@ def load_fits(url: str, keys: list[Key]) -> dict[Key, float]:
     found: dict[Key, float] = {}
     with connect(url) as conn, conn.cursor() as cur:
         for mk, prefixes in by_model.items():
-            cur.execute("select prefix_key, yhat from ops.forecast_fits where model_key = %s and prefix_key = any(%s)",
-                        (mk, prefixes))
+            cur.execute(
+                "select prefix_key, yhat from ops.forecast_fits where model_key = %s and prefix_key = any(%s)",
+                (mk, prefixes),
+            )
             found.update({(mk, pk): float("nan") if v is None else v for pk, v in cur.fetchall()})
     return found
 
@@ -39,5 +41,7 @@ def save_fits(url: str, fits: dict[Key, float]) -> None:
         cur.execute("create temporary table new_fits (model_key text, prefix_key text, yhat float8) on commit drop")
         with cur.copy("copy new_fits from stdin") as copy:
             copy.write(buffer.getvalue())
-        cur.execute("insert into ops.forecast_fits (model_key, prefix_key, yhat) "
-                    "select model_key, prefix_key, yhat from new_fits on conflict do nothing")
+        cur.execute(
+            "insert into ops.forecast_fits (model_key, prefix_key, yhat) "
+            "select model_key, prefix_key, yhat from new_fits on conflict do nothing"
+        )

@@ -55,14 +55,15 @@ def effective_pool_size(scores: np.ndarray, groups: np.ndarray | None) -> float:
     grand = s.mean()
     msb = float(np.sum(counts * (means - grand) ** 2) / (n_groups - 1))
     msw = float(np.sum((s - means[inverse]) ** 2) / (m - n_groups))
-    k0 = (m - np.sum(counts ** 2) / m) / (n_groups - 1)
+    k0 = (m - np.sum(counts**2) / m) / (n_groups - 1)
     icc = (msb - msw) / (msb + (k0 - 1) * msw) if msb + (k0 - 1) * msw > 0 else 0.0
     icc = min(max(icc, 0.0), 1.0)
     return float(m / (1 + (m / n_groups - 1) * icc))
 
 
-def conformal_halfwidths(scores: np.ndarray, levels: Sequence[int], groups: np.ndarray | None = None
-                         ) -> dict[int, float]:
+def conformal_halfwidths(
+    scores: np.ndarray, levels: Sequence[int], groups: np.ndarray | None = None
+) -> dict[int, float]:
     """Scaled half-width per level from absolute scaled errors: the split-conformal quantile
     (the ``ceil((m+1)L/100)``-th of ``m`` scores) when the pool is large enough for it, and
     never less than a Student-t bound (``t_df`` quantile x RMS of the scores, ``df`` the pool's
@@ -82,7 +83,7 @@ def conformal_halfwidths(scores: np.ndarray, levels: Sequence[int], groups: np.n
         return {lv: float("nan") for lv in levels}
     m_eff = max(1.0, effective_pool_size(s, g))
     ordered = np.sort(s)
-    rms = float(np.sqrt(np.mean(s ** 2)))
+    rms = float(np.sqrt(np.mean(s**2)))
     out: dict[int, float] = {}
     previous, prev_param = 0.0, 0.0
     for lv in sorted(levels):

@@ -16,9 +16,7 @@ def _pairs(actual, forecast) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(actual, dtype="float64").ravel()
     f = np.asarray(forecast, dtype="float64").ravel()
     if a.shape != f.shape:
-        raise ValueError(
-            f"actual and forecast must have the same length ({a.size} != {f.size})"
-        )
+        raise ValueError(f"actual and forecast must have the same length ({a.size} != {f.size})")
     keep = ~(np.isnan(a) | np.isnan(f))
     return a[keep], f[keep]
 

@@ -29,24 +29,33 @@ import polars as pl
 __all__ = ["bottom_up", "incoherence", "proportional_split", "top_down"]
 
 
-def bottom_up(frame: pl.DataFrame, parent: str, children: Sequence[str] | None = None, *,
-              keys: Sequence[str] = ("metric",), decimals: int | None = None) -> pl.DataFrame:
+def bottom_up(
+    frame: pl.DataFrame,
+    parent: str,
+    children: Sequence[str] | None = None,
+    *,
+    keys: Sequence[str] = ("metric",),
+    decimals: int | None = None,
+) -> pl.DataFrame:
     """Reconcile ``parent`` to the sum of ``children`` (default: every other series_id)."""
     if frame.is_empty():
-        return frame.with_columns(yhat_base=pl.lit(None, dtype=pl.Float64)) if "yhat_base" not in frame.columns \
-            else frame
+        return (
+            frame.with_columns(yhat_base=pl.lit(None, dtype=pl.Float64)) if "yhat_base" not in frame.columns else frame
+        )
     bands = [c for c in frame.columns if c.startswith(("yhat_lo_", "yhat_hi_"))]
     out = frame
     if decimals is not None:
         out = out.with_columns([pl.col(c).round(decimals) for c in ["yhat", *bands]])
     if "yhat_base" not in out.columns:
         out = out.with_columns(yhat_base=pl.col("yhat"))
-    is_child = pl.col("series_id").is_in(list(children)) if children is not None \
-        else pl.col("series_id") != parent
+    is_child = pl.col("series_id").is_in(list(children)) if children is not None else pl.col("series_id") != parent
     sums = out.filter(is_child).group_by(list(keys)).agg(child_sum=pl.col("yhat").sum())
     out = out.join(sums, on=list(keys), how="left")
-    shift = pl.when((pl.col("series_id") == parent) & pl.col("child_sum").is_not_null()) \
-        .then(pl.col("child_sum") - pl.col("yhat")).otherwise(0.0)
+    shift = (
+        pl.when((pl.col("series_id") == parent) & pl.col("child_sum").is_not_null())
+        .then(pl.col("child_sum") - pl.col("yhat"))
+        .otherwise(0.0)
+    )
     out = out.with_columns(_shift=shift)
     out = out.with_columns([(pl.col(c) + pl.col("_shift")) for c in ["yhat", *bands]])
     if decimals is not None:
@@ -55,16 +64,21 @@ def bottom_up(frame: pl.DataFrame, parent: str, children: Sequence[str] | None =
         out = out.with_columns(
             yhat=pl.when(pl.col("series_id") == parent)
             .then(pl.col("child_sum").round(decimals).fill_null(pl.col("yhat")))
-            .otherwise(pl.col("yhat")))
-    return out.drop("child_sum", "_shift").select(frame.columns + [c for c in ["yhat_base"]
-                                                                  if c not in frame.columns])
+            .otherwise(pl.col("yhat"))
+        )
+    return out.drop("child_sum", "_shift").select(frame.columns + [c for c in ["yhat_base"] if c not in frame.columns])
 
 
-def incoherence(frame: pl.DataFrame, parent: str, children: Sequence[str] | None = None, *,
-                keys: Sequence[str] = ("metric",), column: str = "yhat") -> float:
+def incoherence(
+    frame: pl.DataFrame,
+    parent: str,
+    children: Sequence[str] | None = None,
+    *,
+    keys: Sequence[str] = ("metric",),
+    column: str = "yhat",
+) -> float:
     """Largest |parent - sum(children)| over the key groups (0.0 when coherent or no parent)."""
-    is_child = pl.col("series_id").is_in(list(children)) if children is not None \
-        else pl.col("series_id") != parent
+    is_child = pl.col("series_id").is_in(list(children)) if children is not None else pl.col("series_id") != parent
     kids = frame.filter(is_child).group_by(list(keys)).agg(s=pl.col(column).sum())
     top = frame.filter(pl.col("series_id") == parent).select(*keys, p=pl.col(column))
     joined = top.join(kids, on=list(keys), how="inner")
@@ -81,7 +95,7 @@ def proportional_split(total: float, weights: Sequence[float], decimals: int) ->
     n = len(w)
     if n == 0:
         return []
-    unit = 10 ** decimals
+    unit = 10**decimals
     whole = int(round(float(total) * unit))
     share = w / w.sum() if w.sum() > 0 and np.isfinite(w.sum()) else np.full(n, 1.0 / n)
     raw = whole * share
@@ -92,8 +106,9 @@ def proportional_split(total: float, weights: Sequence[float], decimals: int) ->
     return [round(int(v) / unit, decimals) for v in floor]
 
 
-def top_down(frame: pl.DataFrame, totals: pl.DataFrame, *, keys: Sequence[str] = ("metric",),
-             decimals: int = 4) -> pl.DataFrame:
+def top_down(
+    frame: pl.DataFrame, totals: pl.DataFrame, *, keys: Sequence[str] = ("metric",), decimals: int = 4
+) -> pl.DataFrame:
     """Scale every series of ``frame`` so that, per ``keys`` group, the points add up to the
     ``total`` column of ``totals`` (one row per group) exactly after rounding to ``decimals``.
 

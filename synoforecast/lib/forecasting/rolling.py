@@ -71,9 +71,13 @@ class OneStepPredictions:
     ``n_jobs - 1`` workers (a series' fit does not depend on the others it is made with, so
     the values are the same to the last bits the batch composition moves, ~1e-14)."""
 
-    def __init__(self, freq: str = "QS", n_jobs: int = 1,
-                 load: Callable[[list[Key]], dict[Key, float]] | None = None,
-                 save: Callable[[dict[Key, float]], None] | None = None):
+    def __init__(
+        self,
+        freq: str = "QS",
+        n_jobs: int = 1,
+        load: Callable[[list[Key]], dict[Key, float]] | None = None,
+        save: Callable[[dict[Key, float]], None] | None = None,
+    ):
         self.freq, self.n_jobs = freq, n_jobs
         from synoforecast.lib import workers
 
@@ -82,7 +86,7 @@ class OneStepPredictions:
         self.values: dict[Key, float] = {}
         self.fits = self.loaded = self.reused = 0
 
-    def lookup_only(self) -> "OneStepPredictions":
+    def lookup_only(self) -> OneStepPredictions:
         """The fits made so far, without the persistent store or workers: what another process
         needs to assemble the same frames (picklable; a fit it lacks is made where it runs)."""
         copy = OneStepPredictions(self.freq)
@@ -151,8 +155,9 @@ class OneStepPredictions:
             for length, pk in prefixes:
                 preds = {name: self.values[(mk, pk)] for mk, name in keys}
                 if length < len(y):
-                    cv_rows.append({"unique_id": uid, "ds": ds[length], "cutoff": ds[length - 1], "y": y[length],
-                                    **preds})
+                    cv_rows.append(
+                        {"unique_id": uid, "ds": ds[length], "cutoff": ds[length - 1], "y": y[length], **preds}
+                    )
                 else:
                     nxt = pd.date_range(pd.Timestamp(ds[-1]), periods=2, freq=freq)[1]
                     fc_rows.append({"unique_id": uid, "ds": nxt, **preds})
@@ -172,8 +177,12 @@ def warm_up(n_jobs: int) -> threading.Thread:
     from synoforecast.lib import workers
 
     workers.start(n_jobs, WORKER_PRELOAD)
-    thread = threading.Thread(target=importlib.import_module, args=("synoforecast.lib.forecasting.engine",),
-                              name="import-statsforecast", daemon=True)
+    thread = threading.Thread(
+        target=importlib.import_module,
+        args=("synoforecast.lib.forecasting.engine",),
+        name="import-statsforecast",
+        daemon=True,
+    )
     thread.start()
     return thread
 
@@ -194,11 +203,13 @@ def fit_prefixes(spec: Spec, prefixes: dict[str, tuple[np.ndarray, np.ndarray]],
     from statsforecast import StatsForecast
     from statsforecast.models import Naive
 
-    frame = pd.DataFrame({
-        "unique_id": np.concatenate([np.full(len(y), pk, dtype=object) for pk, (_, y) in prefixes.items()]),
-        "ds": np.concatenate([ds for ds, _ in prefixes.values()]),
-        "y": np.concatenate([y for _, y in prefixes.values()]),
-    })
+    frame = pd.DataFrame(
+        {
+            "unique_id": np.concatenate([np.full(len(y), pk, dtype=object) for pk, (_, y) in prefixes.items()]),
+            "ds": np.concatenate([ds for ds, _ in prefixes.values()]),
+            "y": np.concatenate([y for _, y in prefixes.values()]),
+        }
+    )
     cls, kwargs = spec
     sf = StatsForecast(models=[cls(**kwargs)], freq=freq, n_jobs=1, fallback_model=Naive())
     with warnings.catch_warnings():  # ETS divide-by-zero notes on tiny or perfect fits

@@ -56,8 +56,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
-
-from .intervals import conformal_halfwidths, interval_norm, series_scale
 from statsforecast.models import (
     ADIDA,
     IMAPA,
@@ -70,6 +68,8 @@ from statsforecast.models import (
     RandomWalkWithDrift,
     SeasonalNaive,
 )
+
+from .intervals import conformal_halfwidths, interval_norm, series_scale
 
 __all__ = [
     "COMBINATION",
@@ -91,7 +91,7 @@ TRIM_RATIO = 1.5  # candidates scoring worse than 1.5 x the best get no weight
 DEFAULT_SHRINKAGE = 3.0  # a series' own windows vs the pool: the pool counts as this many windows
 DEFAULT_ARIMA_MAX_SERIES = 0  # AutoARIMA costs ~10x AutoETS: opt-in (arima_max_series=N)
 SELECTION_ETS_MODEL = "ZZZ"  # searched without damped trends: half the cost, the same h=1 accuracy
-                             # (M3 last 4 origins 4.984 vs 4.975 sMAPE, Tourism 0.7645 vs 0.7641 x snaive)
+# (M3 last 4 origins 4.984 vs 4.975 sMAPE, Tourism 0.7645 vs 0.7641 x snaive)
 
 
 @dataclass
@@ -129,9 +129,13 @@ def candidate_specs(band: str, s: int, use_arima: bool, ets_model: str) -> list[
         return [(Naive, {}), (CrostonOptimized, {}), (ADIDA, {}), (IMAPA, {})]
     if band == "seasonal_short":
         return [(Naive, {}), (SeasonalNaive, {"season_length": s}), (RandomWalkWithDrift, {})]
-    specs = [(SeasonalNaive, {"season_length": s}), (Naive, {}),
-             (AutoETS, {"season_length": s, "model": ets_model if s > 1 else ets_model[:2] + "N", "damped": False}),
-             (AutoTheta, {"season_length": s}), (AutoCES, {"season_length": s})]
+    specs = [
+        (SeasonalNaive, {"season_length": s}),
+        (Naive, {}),
+        (AutoETS, {"season_length": s, "model": ets_model if s > 1 else ets_model[:2] + "N", "damped": False}),
+        (AutoTheta, {"season_length": s}),
+        (AutoCES, {"season_length": s}),
+    ]
     if use_arima:
         specs.append((AutoARIMA, {"season_length": s}))
     return specs
@@ -148,9 +152,13 @@ def series_bands(df: pd.DataFrame, season_length: int) -> tuple[pd.DataFrame, pd
     return stats, df["unique_id"].map(stats["band"])
 
 
-def band_jobs(df: pd.DataFrame, season_length: int, windows: int = DEFAULT_WINDOWS,
-              arima_max_series: int = DEFAULT_ARIMA_MAX_SERIES, ets_model: str = SELECTION_ETS_MODEL
-              ) -> list[tuple[pd.DataFrame, int, list[tuple[type, dict]]]]:
+def band_jobs(
+    df: pd.DataFrame,
+    season_length: int,
+    windows: int = DEFAULT_WINDOWS,
+    arima_max_series: int = DEFAULT_ARIMA_MAX_SERIES,
+    ets_model: str = SELECTION_ETS_MODEL,
+) -> list[tuple[pd.DataFrame, int, list[tuple[type, dict]]]]:
     """(band frame, windows, candidate specs) per backtested band of a prepared frame: the fits
     :func:`select_and_forecast` will ask for, for :meth:`.rolling.OneStepPredictions.prefetch`."""
     _, band_by_row = series_bands(df, season_length)
@@ -172,8 +180,9 @@ def band_windows(df: pd.DataFrame, band: str, s: int, windows: int, arima_max_se
     return w, use_arima
 
 
-def shrunken_scores(err: np.ndarray, inverse: np.ndarray, n_series: int, k: float,
-                    leave_out: np.ndarray | None = None) -> np.ndarray:
+def shrunken_scores(
+    err: np.ndarray, inverse: np.ndarray, n_series: int, k: float, leave_out: np.ndarray | None = None
+) -> np.ndarray:
     """Per series x candidate: the mean scaled backtest error, shrunk toward the band's
     pooled mean with the weight of ``k`` windows (``k=inf``: the pooled mean alone).
 
@@ -188,8 +197,9 @@ def shrunken_scores(err: np.ndarray, inverse: np.ndarray, n_series: int, k: floa
     cnt = np.zeros((n_series, err.shape[1]))
     np.add.at(tot, inverse, ez)
     np.add.at(cnt, inverse, valid)
-    pooled = np.divide(ez.sum(axis=0), valid.sum(axis=0), out=np.full(err.shape[1], np.nan),
-                       where=valid.sum(axis=0) > 0)
+    pooled = np.divide(
+        ez.sum(axis=0), valid.sum(axis=0), out=np.full(err.shape[1], np.nan), where=valid.sum(axis=0) > 0
+    )
     if not np.isfinite(k):
         return np.broadcast_to(pooled, tot.shape).copy()
     return np.divide(tot + k * pooled, cnt + k, out=np.full(tot.shape, np.nan), where=(cnt + k) > 0)
@@ -203,14 +213,15 @@ def combination_weights(score: np.ndarray, trim: float = TRIM_RATIO) -> np.ndarr
     peak into the next quarter."""
     s = np.where(np.isfinite(score), np.maximum(score, 1e-9), np.nan)
     best = np.nanmin(np.where(np.isfinite(s), s, np.inf), axis=1, keepdims=True)
-    inv = np.where(np.isfinite(s) & (s <= best * trim), 1.0 / s ** 2, 0.0)
+    inv = np.where(np.isfinite(s) & (s <= best * trim), 1.0 / s**2, 0.0)
     total = inv.sum(axis=1, keepdims=True)
     equal = np.full_like(inv, 1.0 / max(inv.shape[1], 1))
     return np.divide(inv, total, out=equal, where=total > 0)
 
 
-def crossfit_combination(err: np.ndarray, preds: np.ndarray, inverse: np.ndarray, n_series: int,
-                         k: float) -> np.ndarray:
+def crossfit_combination(
+    err: np.ndarray, preds: np.ndarray, inverse: np.ndarray, n_series: int, k: float
+) -> np.ndarray:
     """Each backtest row's forecast by the combination weighted *without* that row's window:
     an honest sample of the published combination's error (the weights that saw a window
     fit it better than they will fit the next quarter)."""
@@ -225,21 +236,40 @@ def crossfit_combination(err: np.ndarray, preds: np.ndarray, inverse: np.ndarray
     np.add.at(tot, inverse, ez)
     np.add.at(cnt, inverse, valid)
     ptot, pcnt = ez.sum(axis=0), valid.sum(axis=0)
-    p_loo = np.divide(ptot[None, :] - ez, pcnt[None, :] - valid, out=np.full((n, m), np.nan),
-                      where=(pcnt[None, :] - valid) > 0)
+    p_loo = np.divide(
+        ptot[None, :] - ez, pcnt[None, :] - valid, out=np.full((n, m), np.nan), where=(pcnt[None, :] - valid) > 0
+    )
     if np.isfinite(k):
         own_tot, own_cnt = tot[inverse] - ez, cnt[inverse] - valid
-        s = np.divide(own_tot + k * np.nan_to_num(p_loo), own_cnt + k * np.isfinite(p_loo),
-                      out=np.full((n, m), np.nan), where=(own_cnt + k * np.isfinite(p_loo)) > 0)
+        s = np.divide(
+            own_tot + k * np.nan_to_num(p_loo),
+            own_cnt + k * np.isfinite(p_loo),
+            out=np.full((n, m), np.nan),
+            where=(own_cnt + k * np.isfinite(p_loo)) > 0,
+        )
     else:
         s = p_loo
     w = combination_weights(s)
     return np.nansum(w * preds, axis=1)
 
 
-def _run_band(df: pd.DataFrame, band: str, *, horizon: int, s: int, freq: str, levels: list[int],
-              windows: int, scope: str, arima_max_series: int, n_jobs: int, ets_model: str,
-              shrinkage: float = DEFAULT_SHRINKAGE, dask_partitions: int = 0, one_step=None):
+def _run_band(
+    df: pd.DataFrame,
+    band: str,
+    *,
+    horizon: int,
+    s: int,
+    freq: str,
+    levels: list[int],
+    windows: int,
+    scope: str,
+    arima_max_series: int,
+    n_jobs: int,
+    ets_model: str,
+    shrinkage: float = DEFAULT_SHRINKAGE,
+    dask_partitions: int = 0,
+    one_step=None,
+):
     w, use_arima = band_windows(df, band, s, windows, arima_max_series)
     specs = candidate_specs(band, s, use_arima, ets_model)
     if one_step is not None and horizon == 1:  # the rolling pass: every fit looked up, made once per origin
@@ -256,8 +286,18 @@ def _run_band(df: pd.DataFrame, band: str, *, horizon: int, s: int, freq: str, l
     return _combine_band(df, band, cv, fc, w, s=s, levels=levels, scope=scope, shrinkage=shrinkage)
 
 
-def _combine_band(df: pd.DataFrame, band: str, cv: pd.DataFrame, fc: pd.DataFrame, w: int, *, s: int,
-                  levels: list[int], scope: str, shrinkage: float):
+def _combine_band(
+    df: pd.DataFrame,
+    band: str,
+    cv: pd.DataFrame,
+    fc: pd.DataFrame,
+    w: int,
+    *,
+    s: int,
+    levels: list[int],
+    scope: str,
+    shrinkage: float,
+):
     """Weights, combined forecast and conformal intervals from a band's backtest (`cv`: one row
     per series and origin with each candidate's prediction) and its candidates' forecasts (`fc`)."""
     names = [c for c in fc.columns if c not in ("unique_id", "ds")]
@@ -275,8 +315,13 @@ def _combine_band(df: pd.DataFrame, band: str, cv: pd.DataFrame, fc: pd.DataFram
     codes, inverse = np.unique(series_ids, return_inverse=True)
     score = shrunken_scores(err, inverse, len(codes), k)
     weights = pd.DataFrame(combination_weights(score), index=codes, columns=names)
-    per_series = pd.DataFrame(np.vstack([np.nanmean(err[inverse == i], axis=0) for i in range(len(codes))])
-                              if len(codes) else np.empty((0, len(names))), index=codes, columns=names)
+    per_series = pd.DataFrame(
+        np.vstack([np.nanmean(err[inverse == i], axis=0) for i in range(len(codes))])
+        if len(codes)
+        else np.empty((0, len(names))),
+        index=codes,
+        columns=names,
+    )
 
     # conformal scores: each window's error of the combination weighted without that window
     loo = crossfit_combination(err, preds, inverse, len(codes), k)
@@ -284,8 +329,10 @@ def _combine_band(df: pd.DataFrame, band: str, cv: pd.DataFrame, fc: pd.DataFram
     scores = np.abs(y - loo) / interval_norm(loo, cv_scale)
     window = cv["cutoff"].to_numpy()
     quant_selected = conformal_halfwidths(scores, levels, window)
-    quant = {m: conformal_halfwidths(np.abs(y - preds[:, i]) / interval_norm(preds[:, i], cv_scale), levels, window)
-             for i, m in enumerate(names)}
+    quant = {
+        m: conformal_halfwidths(np.abs(y - preds[:, i]) / interval_norm(preds[:, i], cv_scale), levels, window)
+        for i, m in enumerate(names)
+    }
 
     uid = fc["unique_id"].to_numpy()
     wf = weights.reindex(uid).to_numpy()
@@ -304,14 +351,16 @@ def _combine_band(df: pd.DataFrame, band: str, cv: pd.DataFrame, fc: pd.DataFram
     cand_sc = cand["unique_id"].map(scales).to_numpy()
     cand_step = np.tile(step, len(names))
     for lv in levels:
-        half = cand["model"].map({m: quant[m][lv] for m in names}).to_numpy() \
-            * interval_norm(cand["yhat"].to_numpy(), cand_sc) * np.sqrt(cand_step)
+        half = (
+            cand["model"].map({m: quant[m][lv] for m in names}).to_numpy()
+            * interval_norm(cand["yhat"].to_numpy(), cand_sc)
+            * np.sqrt(cand_step)
+        )
         cand[f"yhat_lo_{lv}"] = cand["yhat"] - half
         cand[f"yhat_hi_{lv}"] = cand["yhat"] + half
     cand["band"] = band
 
-    choices = per_series.rename(columns=lambda m: f"mase_{m}") \
-        .join(weights.rename(columns=lambda m: f"weight_{m}"))
+    choices = per_series.rename(columns=lambda m: f"mase_{m}").join(weights.rename(columns=lambda m: f"weight_{m}"))
     choices.insert(0, "model", label)
     choices.insert(1, "band", band)
     choices.insert(2, "windows", w)
@@ -328,8 +377,9 @@ def _combine_band(df: pd.DataFrame, band: str, cv: pd.DataFrame, fc: pd.DataFram
     return out, choices, bt, {**quant, "selected": quant_selected}, cand
 
 
-def short_history_forecast(df: pd.DataFrame, *, horizon: int, season_length: int, levels: Sequence[int],
-                           freq: str) -> pd.DataFrame:
+def short_history_forecast(
+    df: pd.DataFrame, *, horizon: int, season_length: int, levels: Sequence[int], freq: str
+) -> pd.DataFrame:
     """The ``fallback`` band (at most one season of history: too short to backtest): naive, and
     once a full season exists (``n == s``) the equal-weight mean of naive and seasonal naive:
     with no backtest to weigh them, the combination's rule for a series without scores (a
@@ -350,8 +400,11 @@ def short_history_forecast(df: pd.DataFrame, *, horizon: int, season_length: int
             ds = df.loc[df["unique_id"] == uid, "ds"].to_numpy()[1:]
             changes.append(np.abs(np.diff(y)) / interval_norm(y[:-1], np.full(len(y) - 1, np.mean(np.abs(y)) or 1.0)))
             when.append(ds)
-    q = conformal_halfwidths(np.concatenate(changes), levels, np.concatenate(when)) if changes \
+    q = (
+        conformal_halfwidths(np.concatenate(changes), levels, np.concatenate(when))
+        if changes
         else {lv: float("nan") for lv in levels}
+    )
     rows = []
     for uid, y in frames.items():
         n = len(y)
@@ -442,10 +495,21 @@ def select_and_forecast(
         sub = df.loc[band_by_row == band]
         if sub.empty:
             continue
-        out, ch, bt, q, cd = _run_band(sub, band, horizon=horizon, s=season_length, freq=freq, levels=levels,
-                                   windows=windows, scope=scope, arima_max_series=arima_max_series,
-                                   n_jobs=n_jobs, ets_model=ets_model, dask_partitions=dask_partitions,
-                                   one_step=one_step)
+        out, ch, bt, q, cd = _run_band(
+            sub,
+            band,
+            horizon=horizon,
+            s=season_length,
+            freq=freq,
+            levels=levels,
+            windows=windows,
+            scope=scope,
+            arima_max_series=arima_max_series,
+            n_jobs=n_jobs,
+            ets_model=ets_model,
+            dask_partitions=dask_partitions,
+            one_step=one_step,
+        )
         parts.append(out)
         choices.append(ch)
         bts.append(bt)
@@ -459,16 +523,31 @@ def select_and_forecast(
         fb["band"] = "fallback"
         parts.append(fb)
         first = fb.drop_duplicates("unique_id")
-        choices.append(pd.DataFrame({"unique_id": first["unique_id"].to_numpy(), "model": first["model"].to_numpy(),
-                                     "band": "fallback", "windows": 0}))
-    forecast = pd.concat(parts, ignore_index=True).sort_values(["unique_id", "ds"], kind="stable") \
-        .reset_index(drop=True)
+        choices.append(
+            pd.DataFrame(
+                {
+                    "unique_id": first["unique_id"].to_numpy(),
+                    "model": first["model"].to_numpy(),
+                    "band": "fallback",
+                    "windows": 0,
+                }
+            )
+        )
+    forecast = (
+        pd.concat(parts, ignore_index=True).sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    )
     choice = pd.concat(choices, ignore_index=True).sort_values("unique_id").reset_index(drop=True)
-    choice = choice.merge(stats[["n"]].rename(columns={"n": "history_quarters"}), left_on="unique_id",
-                          right_index=True, how="left")
-    backtest = pd.concat(bts, ignore_index=True) if bts else pd.DataFrame(
-        columns=["unique_id", "ds", "cutoff", "y", "model", "yhat"])
-    candidates = pd.concat(cands, ignore_index=True) if cands else pd.DataFrame(
-        columns=["unique_id", "ds", "model", "yhat"])
-    return SelectionResult(forecast=forecast, choices=choice, backtest=backtest, quantiles=quants,
-                           candidates=candidates)
+    choice = choice.merge(
+        stats[["n"]].rename(columns={"n": "history_quarters"}), left_on="unique_id", right_index=True, how="left"
+    )
+    backtest = (
+        pd.concat(bts, ignore_index=True)
+        if bts
+        else pd.DataFrame(columns=["unique_id", "ds", "cutoff", "y", "model", "yhat"])
+    )
+    candidates = (
+        pd.concat(cands, ignore_index=True) if cands else pd.DataFrame(columns=["unique_id", "ds", "model", "yhat"])
+    )
+    return SelectionResult(
+        forecast=forecast, choices=choice, backtest=backtest, quantiles=quants, candidates=candidates
+    )

@@ -8,8 +8,9 @@ reach the reader through `AliasTable(extra=...)`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 Kind = Literal["date", "month", "text", "id", "int", "decimal"]
 
@@ -44,12 +45,21 @@ def _sales_columns() -> tuple[ColumnSpec, ...]:
         ColumnSpec("Date", "sale_date", "date", aliases=("sale date", "sales date", "invoice date", "sale-out date")),
         ColumnSpec("Region", "region", "text", required=False, aliases=("sales region",)),
         ColumnSpec("Country", "country", "text", aliases=("country code", "ctry")),
-        ColumnSpec("Customer ID", "customer_id", "id", aliases=("cust id", "customer no", "customer number", "account id")),
-        ColumnSpec("Customer", "customer", "text", required=False, aliases=("customer name", "account", "account name")),
+        ColumnSpec(
+            "Customer ID", "customer_id", "id", aliases=("cust id", "customer no", "customer number", "account id")
+        ),
+        ColumnSpec(
+            "Customer", "customer", "text", required=False, aliases=("customer name", "account", "account name")
+        ),
         ColumnSpec("Model", "model", "text", aliases=("product", "model name", "sku")),
         ColumnSpec("Tier", "tier", "text", required=False, aliases=("svr tier", "product tier")),
         ColumnSpec("Units", "units", "int", aliases=("qty", "quantity", "unit", "units sold")),
-        ColumnSpec("Revenue (USD)", "revenue_usd", "decimal", aliases=("revenue usd", "rev (usd)", "revenue", "revenue $", "rev usd")),
+        ColumnSpec(
+            "Revenue (USD)",
+            "revenue_usd",
+            "decimal",
+            aliases=("revenue usd", "rev (usd)", "revenue", "revenue $", "rev usd"),
+        ),
         ColumnSpec("Channel", "channel", "text", required=False, aliases=("sales channel",)),
     )
 
@@ -57,8 +67,15 @@ def _sales_columns() -> tuple[ColumnSpec, ...]:
 SHEETS: tuple[SheetSpec, ...] = (
     SheetSpec("SVR-RM", "svr_rm", True, _sales_columns(), date_field="sale_date", is_sales=True),
     # consumer models have no SVR tier: Tier is an SVR-RM column, blank on Consumer by design
-    SheetSpec("Consumer", "consumer", False, _sales_columns(), date_field="sale_date", is_sales=True,
-              blank_by_design=("tier",)),
+    SheetSpec(
+        "Consumer",
+        "consumer",
+        False,
+        _sales_columns(),
+        date_field="sale_date",
+        is_sales=True,
+        blank_by_design=("tier",),
+    ),
     SheetSpec(
         "C2",
         "c2",

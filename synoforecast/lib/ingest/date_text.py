@@ -66,10 +66,16 @@ def read_dates(text: pl.Series, default_order: str = DAY_FIRST) -> DateReading:
         order = default_order
     day, month = (first, second) if order == DAY_FIRST else (second, first)
     year = parts.struct.field("3")
-    ordered = (year + "-" + month.cast(pl.String).str.zfill(2) + "-" + day.cast(pl.String).str.zfill(2)) \
-        .str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-    return DateReading(_coalesce(ordered, stripped).alias(text.name), order, len(day_first_at) + len(month_first_at),
-                       int(first.is_not_null().sum()), conflict)
+    ordered = (year + "-" + month.cast(pl.String).str.zfill(2) + "-" + day.cast(pl.String).str.zfill(2)).str.strptime(
+        pl.Date, "%Y-%m-%d", strict=False
+    )
+    return DateReading(
+        _coalesce(ordered, stripped).alias(text.name),
+        order,
+        len(day_first_at) + len(month_first_at),
+        int(first.is_not_null().sum()),
+        conflict,
+    )
 
 
 def _coalesce(ordered: pl.Series, stripped: pl.Series) -> pl.Series:

@@ -33,16 +33,20 @@ class ExportDates:
         return f"{self.name} (exported {self.export_date.isoformat()}, last sale {last})"
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "sha256": self.sha256, "export_date": self.export_date.isoformat(),
-                "last_sale_date": self.last_sale_date.isoformat() if self.last_sale_date else None}
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "export_date": self.export_date.isoformat(),
+            "last_sale_date": self.last_sale_date.isoformat() if self.last_sale_date else None,
+        }
 
 
 def export_day(mtime: dt.datetime | str) -> dt.date:
     """The export date: the file's mtime as a UTC calendar day."""
     stamp = dt.datetime.fromisoformat(mtime) if isinstance(mtime, str) else mtime
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return stamp.astimezone(dt.timezone.utc).date()
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.astimezone(dt.UTC).date()
 
 
 def from_manifest(manifest: dict, last_sale_date: dt.date | None = None) -> ExportDates:
@@ -50,10 +54,13 @@ def from_manifest(manifest: dict, last_sale_date: dt.date | None = None) -> Expo
     recorded = manifest.get("export_order", {})
     last = recorded.get("last_sale_date")
     return ExportDates(
-        file=manifest["file"], sha256=manifest["sha256"],
-        export_date=dt.date.fromisoformat(recorded["export_date"]) if recorded.get("export_date")
+        file=manifest["file"],
+        sha256=manifest["sha256"],
+        export_date=dt.date.fromisoformat(recorded["export_date"])
+        if recorded.get("export_date")
         else export_day(manifest["file_mtime"]),
-        last_sale_date=dt.date.fromisoformat(last) if last else last_sale_date)
+        last_sale_date=dt.date.fromisoformat(last) if last else last_sale_date,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,19 +78,24 @@ def compare(candidate: ExportDates, published: ExportDates | None) -> Order:
         return Order(False, True, f"the published export itself ({published.describe()})")
     reasons = []
     if candidate.export_date < published.export_date:
-        reasons.append(f"export date {candidate.export_date.isoformat()} is before "
-                       f"{published.export_date.isoformat()}")
+        reasons.append(f"export date {candidate.export_date.isoformat()} is before {published.export_date.isoformat()}")
     if candidate.last_sale_date and published.last_sale_date and candidate.last_sale_date < published.last_sale_date:
-        reasons.append(f"last sale {candidate.last_sale_date.isoformat()} is before "
-                       f"{published.last_sale_date.isoformat()}")
+        reasons.append(
+            f"last sale {candidate.last_sale_date.isoformat()} is before {published.last_sale_date.isoformat()}"
+        )
     if not reasons:
         return Order(False, False, f"not older than the published export {published.describe()}")
-    return Order(True, False, f"{candidate.describe()} is older than the published export {published.describe()}: "
-                              f"{' and '.join(reasons)}")
+    return Order(
+        True,
+        False,
+        f"{candidate.describe()} is older than the published export {published.describe()}: {' and '.join(reasons)}",
+    )
 
 
 def refusal(candidate: ExportDates, published: ExportDates, republish_hint: str) -> str:
     """The refusal paragraph: both exports, their dates, what stays, how to roll back on purpose."""
     order = compare(candidate, published)
-    return (f"{order.summary}. An older export never replaces a newer one: nothing was changed and "
-            f"{published.name} stays published. To roll back to {candidate.name} on purpose: {republish_hint}")
+    return (
+        f"{order.summary}. An older export never replaces a newer one: nothing was changed and "
+        f"{published.name} stays published. To roll back to {candidate.name} on purpose: {republish_hint}"
+    )

@@ -39,8 +39,7 @@ def canonical_rows(frame: pl.DataFrame, columns: Iterable[str]) -> pl.Series:
     cols = list(columns)
     if not cols:
         return pl.Series("row", [""] * frame.height, dtype=pl.String)
-    return frame.select(pl.concat_str([_canonical(frame, c) for c in cols], separator="\x1f").alias("row")) \
-        .to_series()
+    return frame.select(pl.concat_str([_canonical(frame, c) for c in cols], separator="\x1f").alias("row")).to_series()
 
 
 def digest(lines: pl.Series) -> str:
@@ -61,8 +60,10 @@ def grouped_digests(frame: pl.DataFrame, key: str, columns: Iterable[str]) -> di
     if frame.is_empty():
         return {}
     lines = frame.select(pl.col(key), canonical_rows(frame, cols))
-    return {group.isoformat(): digest(part["row"])
-            for (group,), part in lines.partition_by(key, as_dict=True, maintain_order=True).items()}
+    return {
+        group.isoformat(): digest(part["row"])
+        for (group,), part in lines.partition_by(key, as_dict=True, maintain_order=True).items()
+    }
 
 
 def combine(parts: Iterable[str]) -> str:

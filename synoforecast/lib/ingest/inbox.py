@@ -54,7 +54,7 @@ class InboxCursor:
     seen_hashes: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, raw: str | None) -> "InboxCursor":
+    def load(cls, raw: str | None) -> InboxCursor:
         if not raw:
             return cls()
         data = json.loads(raw)
@@ -72,8 +72,9 @@ class ReadyWorkbook:
     mtime_ns: int = field(default=0, compare=False)
 
 
-def scan_inbox(inbox: Path, cursor: InboxCursor, include_known: bool = False
-               ) -> tuple[list[ReadyWorkbook], InboxCursor]:
+def scan_inbox(
+    inbox: Path, cursor: InboxCursor, include_known: bool = False
+) -> tuple[list[ReadyWorkbook], InboxCursor]:
     """One sensor tick: which workbooks are ready to ingest now, and the next cursor.
 
     With `include_known`, a stable file whose content was seen before is returned too
@@ -99,5 +100,6 @@ def scan_inbox(inbox: Path, cursor: InboxCursor, include_known: bool = False
             ready.append(ReadyWorkbook(entry.path, digest, mtime_ns=stat.st_mtime_ns))
         elif include_known:
             ready.append(ReadyWorkbook(entry.path, digest, known=True, mtime_ns=stat.st_mtime_ns))
-    return ready, InboxCursor(files=next_files, seen_hashes=[*cursor.seen_hashes,
-                                                              *[r.sha256 for r in ready if not r.known]])
+    return ready, InboxCursor(
+        files=next_files, seen_hashes=[*cursor.seen_hashes, *[r.sha256 for r in ready if not r.known]]
+    )

@@ -48,10 +48,15 @@ def _evidence(body: pl.Expr) -> pl.Expr:
     fraction = body.str.extract(r"[.,](\d+)(?:[eE].*)?$", 1)
     # one separator, three digits after, a group of 1-3 digits before that is not "0": 1.234 or 1,234
     ambiguous = (fraction.str.len_chars() == 3) & integer_part.str.contains(r"^[1-9]\d{0,2}$")
-    return (pl.when((dots > 0) & (commas > 0)).then(last_separator)
-            .when((dots + commas) > 1).then(other)  # the separator repeats: it groups thousands
-            .when(((dots + commas) == 1) & ~ambiguous).then(single)
-            .otherwise(pl.lit(None, dtype=pl.String)))
+    return (
+        pl.when((dots > 0) & (commas > 0))
+        .then(last_separator)
+        .when((dots + commas) > 1)
+        .then(other)  # the separator repeats: it groups thousands
+        .when(((dots + commas) == 1) & ~ambiguous)
+        .then(single)
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
 
 
 def _plain_evidence(plain: pl.Series) -> pl.Series:
@@ -63,8 +68,13 @@ def _plain_evidence(plain: pl.Series) -> pl.Series:
     after = plain.str.len_bytes().cast(pl.Int32) - at - 1
     zero = plain.str.starts_with("0.") | plain.str.starts_with("-0.")  # `0.750` is a decimal, not a thousands group
     ambiguous = (after == 3) & (at - minus).is_between(1, 3) & ~zero
-    return pl.select(pl.when(dots > 1).then(pl.lit(",")).when((dots == 1) & ~ambiguous).then(pl.lit("."))
-                     .otherwise(pl.lit(None, dtype=pl.String))).to_series()
+    return pl.select(
+        pl.when(dots > 1)
+        .then(pl.lit(","))
+        .when((dots == 1) & ~ambiguous)
+        .then(pl.lit("."))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    ).to_series()
 
 
 def read_numbers(text: pl.Series, trusted: pl.Series | None = None) -> NumberReading:
@@ -102,12 +112,17 @@ def _read_general(raw: pl.Series, trusted: pl.Series | None, name: str) -> Numbe
     point_at = shaped["evidence"].eq(".").arg_true()
     conflict = (int(point_at[0]), int(comma_at[0])) if len(comma_at) and len(point_at) else None
     decimal = "," if len(comma_at) > len(point_at) else DEFAULT_DECIMAL
-    text_decimal = pl.col("body").str.replace_all(r"\.", "").str.replace(",", ".") if decimal == "," \
+    text_decimal = (
+        pl.col("body").str.replace_all(r"\.", "").str.replace(",", ".")
+        if decimal == ","
         else pl.col("body").str.replace_all(",", "")
+    )
     # a typed number arrives as calamine writes it (`1234.5`): never re-read in the text convention
     normalised = pl.when(pl.col("trusted")).then(pl.col("body")).otherwise(text_decimal)
     number = normalised.cast(pl.Float64, strict=False)
-    values = shaped.select(
-        pl.when(number.is_finite()).then(pl.when(pl.col("negative")).then(-number).otherwise(number))
-    ).to_series().alias(name)
+    values = (
+        shaped.select(pl.when(number.is_finite()).then(pl.when(pl.col("negative")).then(-number).otherwise(number)))
+        .to_series()
+        .alias(name)
+    )
     return NumberReading(values, decimal, len(comma_at) + len(point_at), conflict)

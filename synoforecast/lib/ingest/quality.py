@@ -27,8 +27,9 @@ PARTIAL = "partial"
 DERIVED_TARGETS = ("dbt", "forecast.forecasts", "forecast.evaluation")
 
 
-def expected_fingerprints(fingerprints: dict, complete_keys: list[str], partition_keys: list[str],
-                          raw_tables: dict[str, bool]) -> dict[str, dict[str, str]]:
+def expected_fingerprints(
+    fingerprints: dict, complete_keys: list[str], partition_keys: list[str], raw_tables: dict[str, bool]
+) -> dict[str, dict[str, str]]:
     """target -> {partition key: fingerprint} that the published partitions must hold for
     this snapshot (`fingerprints` from WorkbookRead.fingerprints(); `raw_tables` maps each
     raw table to whether it is dated). A sheet's quarter that is incomplete in this export
@@ -39,24 +40,37 @@ def expected_fingerprints(fingerprints: dict, complete_keys: list[str], partitio
     out: dict[str, dict[str, str]] = {}
     for table, dated in raw_tables.items():
         if dated:
-            out[f"raw.{table}"] = {k: sheets.get(table, {}).get(k, EMPTY) for k in complete_keys
-                                   if k in wanted and k not in incomplete.get(table, set())}
+            out[f"raw.{table}"] = {
+                k: sheets.get(table, {}).get(k, EMPTY)
+                for k in complete_keys
+                if k in wanted and k not in incomplete.get(table, set())
+            }
         else:
             out[f"raw.{table}"] = {k: references.get(table, ABSENT) for k in complete_keys if k in wanted}
     derived: dict[str, str] = {}
     running = combine(f"{t}={references.get(t, ABSENT)}" for t, dated in sorted(raw_tables.items()) if not dated)
     for k in complete_keys:
-        running = combine([running, *(f"{t}:{k}=" + (PARTIAL if k in incomplete.get(t, set())
-                                                      else sheets.get(t, {}).get(k, EMPTY))
-                                      for t, dated in sorted(raw_tables.items()) if dated)])
+        running = combine(
+            [
+                running,
+                *(
+                    f"{t}:{k}=" + (PARTIAL if k in incomplete.get(t, set()) else sheets.get(t, {}).get(k, EMPTY))
+                    for t, dated in sorted(raw_tables.items())
+                    if dated
+                ),
+            ]
+        )
         derived[k] = running
     for target in DERIVED_TARGETS:
         out[target] = {k: v for k, v in derived.items() if k in wanted}
     return out
 
 
-def stale_quarters(expected: dict[str, dict[str, str]], state: list[tuple[str, str, str, str]],
-                   required_scopes: dict[str, int] | None = None) -> list[str]:
+def stale_quarters(
+    expected: dict[str, dict[str, str]],
+    state: list[tuple[str, str, str, str]],
+    required_scopes: dict[str, int] | None = None,
+) -> list[str]:
     """Partition keys where some target does not hold what this snapshot says it should.
 
     `state` rows are (target, scope, partition_key, fingerprint) from ops.partition_state;
@@ -68,8 +82,12 @@ def stale_quarters(expected: dict[str, dict[str, str]], state: list[tuple[str, s
     for target, _scope, key, fingerprint in state:
         if expected.get(target, {}).get(key) == fingerprint:
             matching[(target, key)] = matching.get((target, key), 0) + 1
-    stale = {key for target, keys in expected.items() for key in keys
-             if matching.get((target, key), 0) < required_scopes.get(target, 1)}
+    stale = {
+        key
+        for target, keys in expected.items()
+        for key in keys
+        if matching.get((target, key), 0) < required_scopes.get(target, 1)
+    }
     return sorted(stale)
 
 
@@ -87,10 +105,13 @@ def shrinkage(current: dict, baseline: dict | None, max_share: float) -> Finding
             if old > 0 and (old - new) / old > max_share:
                 figures.setdefault(sheet, {})[measure] = {"published": old, "now": new}
                 drops.append(f"{sheet} {measure.replace('_', ' ')} {old:,} -> {new:,} ({(new - old) / old:+.0%})")
-    summary = (f"dropped by more than {max_share:.0%} against the published snapshot {baseline['sha256'][:12]}: "
-               f"{'; '.join(drops)}" if drops else f"no sheet shrank by more than {max_share:.0%}")
-    return Finding(not drops, summary, {"drops": figures, "baseline": baseline["sha256"],
-                                        "max_share": max_share})
+    summary = (
+        f"dropped by more than {max_share:.0%} against the published snapshot {baseline['sha256'][:12]}: "
+        f"{'; '.join(drops)}"
+        if drops
+        else f"no sheet shrank by more than {max_share:.0%}"
+    )
+    return Finding(not drops, summary, {"drops": figures, "baseline": baseline["sha256"], "max_share": max_share})
 
 
 def row_count_delta(current: dict, baseline: dict | None, max_pct: float) -> Finding:
@@ -120,15 +141,19 @@ def quarantine(current: dict) -> Finding:
 
 def unknown_references(current: dict) -> Finding:
     """Models missing from Device Bays and countries missing from the region map: kept, flagged."""
-    found = {s: {"unknown_models": v["unknown_models"], "unknown_countries": v.get("unknown_countries", 0)}
-             for s, v in current["sheets"].items() if v["unknown_models"] or v.get("unknown_countries")}
+    found = {
+        s: {"unknown_models": v["unknown_models"], "unknown_countries": v.get("unknown_countries", 0)}
+        for s, v in current["sheets"].items()
+        if v["unknown_models"] or v.get("unknown_countries")
+    }
     summary = f"unknown models/countries: {found}" if found else "every model and country is known"
     return Finding(not found, summary, {"sheets": found})
 
 
 def duplicate_share(current: dict, max_share: float) -> Finding:
-    shares = {s: round(v["duplicates_removed"] / v["rows_read"], 4)
-              for s, v in current["sheets"].items() if v["rows_read"]}
+    shares = {
+        s: round(v["duplicates_removed"] / v["rows_read"], 4) for s, v in current["sheets"].items() if v["rows_read"]
+    }
     over = {s: x for s, x in shares.items() if x > max_share}
     summary = f"duplicate share above {max_share:.1%}: {over}" if over else "duplicate share within range"
     return Finding(not over, summary, {"shares": shares})
@@ -138,7 +163,11 @@ def null_share(current: dict, max_share: float) -> Finding:
     """Optional columns mostly blank (e.g. Region or Tier dropped from the export); columns the
     contract expects blank on a sheet (Consumer.tier: consumer models have no tier) are not flagged."""
     expected_blank = {(spec.name, col) for spec in SHEETS for col in spec.blank_by_design}
-    over = {f"{s}.{col}": x for s, v in current["sheets"].items()
-            for col, x in v.get("null_shares", {}).items() if x > max_share and (s, col) not in expected_blank}
+    over = {
+        f"{s}.{col}": x
+        for s, v in current["sheets"].items()
+        for col, x in v.get("null_shares", {}).items()
+        if x > max_share and (s, col) not in expected_blank
+    }
     summary = f"columns mostly blank: {over}" if over else "optional columns filled"
     return Finding(not over, summary, {"over": over})

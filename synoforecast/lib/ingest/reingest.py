@@ -18,9 +18,9 @@ from pathlib import Path
 
 import psycopg
 
-from synoforecast.lib.warehouse import partition_state
 from synoforecast.lib.ingest.quality import stale_quarters
 from synoforecast.lib.ingest.snapshots import MANIFEST
+from synoforecast.lib.warehouse import partition_state
 from synoforecast.lib.warehouse.connection import connect
 
 
@@ -47,6 +47,7 @@ def _reader_source() -> str:
     """The reader's own code: a change in how cells are read re-reads a workbook of the same
     bytes (a checkout's version does not change with its code)."""
     from synoforecast.lib.ingest import contract, date_text, number_text, workbook, xlsx_parts
+
     digest = hashlib.sha256()
     for module in (contract, date_text, number_text, workbook, xlsx_parts):
         digest.update(Path(module.__file__).read_bytes())
@@ -82,7 +83,9 @@ def already_published(url: str, path: Path, sha256: str, digest: str) -> str | N
             row = conn.execute(
                 "select s.parquet_dir, s.file, extract(epoch from s.file_mtime), p.snapshot_sha256 "
                 "from ops.snapshots s left join ops.published_snapshot p on true "
-                "where s.sha256 = %s and s.status = 'accepted'", (sha256,)).fetchone()
+                "where s.sha256 = %s and s.status = 'accepted'",
+                (sha256,),
+            ).fetchone()
             state = partition_state.load(conn) if row else []
     except psycopg.Error:
         return None  # a warehouse without the platform's tables yet: the full path creates them
@@ -99,5 +102,7 @@ def already_published(url: str, path: Path, sha256: str, digest: str) -> str | N
         return None
     if stale_quarters(expected, state, required_scopes()):
         return None
-    return (f"{path.name} (snapshot {sha256[:12]}) is what the warehouse publishes already, every partition "
-            "from its content")
+    return (
+        f"{path.name} (snapshot {sha256[:12]}) is what the warehouse publishes already, every partition "
+        "from its content"
+    )

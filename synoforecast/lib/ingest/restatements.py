@@ -34,11 +34,13 @@ def quarter_totals(table: str, frame: pl.DataFrame | None) -> dict[str, dict[str
         return {}
     columns = METRICS[table][1]
     grouped = frame.group_by("quarter_start").agg(
-        *[pl.col(c).sum().alias(m) for m, c in columns.items()], pl.len().alias("lines"))
+        *[pl.col(c).sum().alias(m) for m, c in columns.items()], pl.len().alias("lines")
+    )
     out = {}
     for row in grouped.iter_rows(named=True):
         out[row["quarter_start"].isoformat()] = {
-            m: round(float(row[m]), 2) if m in MONEY else int(row[m]) for m in [*columns, "lines"]}
+            m: round(float(row[m]), 2) if m in MONEY else int(row[m]) for m in [*columns, "lines"]
+        }
     return out
 
 
@@ -64,15 +66,18 @@ class Restatement:
         money = self.metric in MONEY
         fmt = (lambda v: f"{v:,.2f}") if money else (lambda v: f"{v:,.0f}")
         share = "new" if self.share is None else f"{self.share:+.1%}"
-        return (f"{self.sheet} {self.quarter_label} {self.metric}: {fmt(self.before)} -> "
-                f"{fmt(self.after)} ({'+' if self.change >= 0 else ''}{fmt(self.change)}, {share})")
+        return (
+            f"{self.sheet} {self.quarter_label} {self.metric}: {fmt(self.before)} -> "
+            f"{fmt(self.after)} ({'+' if self.change >= 0 else ''}{fmt(self.change)}, {share})"
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def measure(published: dict[str, dict], current: dict[str, dict], quarters: dict[str, list[str]],
-            fiscal_start_month: int = 1) -> list[Restatement]:
+def measure(
+    published: dict[str, dict], current: dict[str, dict], quarters: dict[str, list[str]], fiscal_start_month: int = 1
+) -> list[Restatement]:
     """Every (sheet, quarter, metric) of `quarters` (table -> keys published before and again now):
     published total, new total, change and share. A quarter with no lines on one side is 0 there."""
     rows = []
@@ -95,6 +100,7 @@ def measure(published: dict[str, dict], current: dict[str, dict], quarters: dict
 def comparable_quarters(published: dict, current: dict) -> dict[str, list[str]]:
     """Per dated table, the complete quarters the published export held and this export publishes
     again (each manifest's `expected_fingerprints` for raw.<table>): only those can be restated."""
+
     def held(manifest: dict, table: str) -> set[str]:
         expected = manifest.get("expected_fingerprints", {}).get(f"raw.{table}")
         if expected is not None:
@@ -115,17 +121,24 @@ def finding(recorded: dict | None, warn_share: float) -> Finding:
     """The snapshot_restatements check: passes unless a published quarter moved by more than
     `warn_share`. `recorded` is the manifest's `restatements` entry."""
     if not recorded or recorded.get("baseline") is None:
-        return Finding(True, "nothing restated: no export was published before this one",
-                       {"restatements": {"baseline": None, "warn_share": warn_share}})
+        return Finding(
+            True,
+            "nothing restated: no export was published before this one",
+            {"restatements": {"baseline": None, "warn_share": warn_share}},
+        )
     rows = [Restatement(**r) for r in recorded.get("rows", [])]
     over = material(rows, warn_share)
     changed = [r for r in rows if r.change]
-    meta = {"restatements": {"baseline": recorded["baseline"], "warn_share": warn_share,
-                             "restated_values": len(changed)},
-            "above_warn_share": [r.describe() for r in over[:20]]}  # each a JSON value: the check's metadata
+    meta = {
+        "restatements": {"baseline": recorded["baseline"], "warn_share": warn_share, "restated_values": len(changed)},
+        "above_warn_share": [r.describe() for r in over[:20]],
+    }  # each a JSON value: the check's metadata
     if over:
-        return Finding(False, f"{len(over)} published value(s) restated by more than {warn_share:.0%}, largest "
-                              f"{over[0].describe()}", meta)
+        return Finding(
+            False,
+            f"{len(over)} published value(s) restated by more than {warn_share:.0%}, largest {over[0].describe()}",
+            meta,
+        )
     if changed:
         return Finding(True, f"{len(changed)} published value(s) restated, none by more than {warn_share:.0%}", meta)
     return Finding(True, "no published quarter restated", meta)

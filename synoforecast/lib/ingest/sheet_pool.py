@@ -16,8 +16,8 @@ from pathlib import Path
 
 import fastexcel
 
-from synoforecast.lib.ingest.contract import SheetSpec
 from synoforecast.lib.ingest import workbook
+from synoforecast.lib.ingest.contract import SheetSpec
 from synoforecast.lib.ingest.workbook import SheetOptions, SheetRead, WorkbookRefused, judge_sheet
 from synoforecast.lib.workers import WorkerProcess
 
@@ -30,8 +30,13 @@ def _is_reference(spec: SheetSpec) -> bool:
     return not (spec.is_sales or spec.date_field is not None)
 
 
-def read_sheets(path: Path, reader: fastexcel.ExcelReader, order: list[tuple[str, SheetSpec]],
-                options: SheetOptions, parallel: bool | None = None) -> dict[str, SheetRead]:
+def read_sheets(
+    path: Path,
+    reader: fastexcel.ExcelReader,
+    order: list[tuple[str, SheetSpec]],
+    options: SheetOptions,
+    parallel: bool | None = None,
+) -> dict[str, SheetRead]:
     """Every matched sheet read and judged, in `order` (reference sheets first: they extend
     the known models and countries); raises the first refusal in that order."""
     if parallel is None:
@@ -78,8 +83,9 @@ def read_sheet_or_refusal(path: Path, sheet_name: str, spec: SheetSpec, options:
         return exc
 
 
-def _read_here(path: Path, reader: fastexcel.ExcelReader, items: list[tuple[str, SheetSpec]],
-               options: SheetOptions) -> dict[str, Outcome]:
+def _read_here(
+    path: Path, reader: fastexcel.ExcelReader, items: list[tuple[str, SheetSpec]], options: SheetOptions
+) -> dict[str, Outcome]:
     """Sheets in this process, until the first refusal (kept as the outcome of its sheet).
 
     calamine releases the GIL: the next sheet is parsed on a worker thread while this one is
@@ -89,11 +95,15 @@ def _read_here(path: Path, reader: fastexcel.ExcelReader, items: list[tuple[str,
     try:
         pending = prefetch.submit(workbook._load_cells, reader, items[0][0]) if items else None
         for position, (sheet_name, spec) in enumerate(items):
+
             def load(position=position):
                 nonlocal pending
                 cells = pending.result()
-                pending = prefetch.submit(workbook._load_cells, reader, items[position + 1][0]) \
-                    if position + 1 < len(items) else None
+                pending = (
+                    prefetch.submit(workbook._load_cells, reader, items[position + 1][0])
+                    if position + 1 < len(items)
+                    else None
+                )
                 return cells
 
             try:
@@ -103,8 +113,10 @@ def _read_here(path: Path, reader: fastexcel.ExcelReader, items: list[tuple[str,
                 break
             outcomes[spec.name] = result
             if spec.table in ("device_bays", "region_map"):
-                options.reference.extend(result.frame if spec.table == "device_bays" else None,
-                                         result.frame if spec.table == "region_map" else None)
+                options.reference.extend(
+                    result.frame if spec.table == "device_bays" else None,
+                    result.frame if spec.table == "region_map" else None,
+                )
     finally:  # a refusal returns at once instead of waiting for the sheet being prefetched
         prefetch.shutdown(wait=False, cancel_futures=True)
     return outcomes
@@ -120,4 +132,3 @@ def _raise_first(order: list[tuple[str, SheetSpec]], outcomes: dict[str, Outcome
         if outcome is not None:
             sheets[spec.name] = outcome
     return sheets
-

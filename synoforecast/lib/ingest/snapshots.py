@@ -14,9 +14,9 @@ import polars as pl
 
 from synoforecast.lib.ingest import export_order, restatements
 from synoforecast.lib.ingest.export_order import ExportDates
+from synoforecast.lib.ingest.workbook import WorkbookRead
 from synoforecast.lib.quarters import quarter_label
 from synoforecast.lib.warehouse.connection import connect, copy_frame
-from synoforecast.lib.ingest.workbook import WorkbookRead
 
 MANIFEST = "manifest.json"
 
@@ -46,8 +46,11 @@ def write_snapshot(read: WorkbookRead, root: Path, extra: dict | None = None) ->
 
 
 def quarantined_rows(read: WorkbookRead) -> pl.DataFrame:
-    frames = [sheet.quarantine.with_columns(sheet=pl.lit(name)) for name, sheet in read.sheets.items()
-              if sheet.rows_quarantined]
+    frames = [
+        sheet.quarantine.with_columns(sheet=pl.lit(name))
+        for name, sheet in read.sheets.items()
+        if sheet.rows_quarantined
+    ]
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -60,8 +63,9 @@ def load_table(parquet_dir: str | Path, table: str) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.exists() else None
 
 
-def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None,
-                    republished_over: str | None = None) -> int:
+def record_accepted(
+    url: str, manifest: dict, run_id: str, quarantined: pl.DataFrame | None = None, republished_over: str | None = None
+) -> int:
     """Upsert the manifest into ops.snapshots and replace its quarantined rows, atomically. A re-ingest
     of the same bytes refreshes every column read from the file (its name, mtime and so its complete
     quarters, the per-sheet counts under today's settings): the row describes the latest reading.
@@ -72,8 +76,13 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
     with connect(url) as conn, conn.transaction():
         conn.execute("delete from ops.quarantine where snapshot_sha256 = %s", (manifest["sha256"],))
         if quarantined is not None and quarantined.height:
-            copy_frame(conn, "ops.quarantine", quarantined.select(
-                pl.lit(manifest["sha256"]).alias("snapshot_sha256"), "sheet", "source_row", "cell", "reason"))
+            copy_frame(
+                conn,
+                "ops.quarantine",
+                quarantined.select(
+                    pl.lit(manifest["sha256"]).alias("snapshot_sha256"), "sheet", "source_row", "cell", "reason"
+                ),
+            )
         return conn.execute(
             """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status, sheets, ignored_sheets,
                    quarters, complete_quarters, quarter_hashes, parquet_dir, first_run_id, last_run_id, read_seconds,
@@ -93,13 +102,25 @@ def record_accepted(url: str, manifest: dict, run_id: str, quarantined: pl.DataF
                    last_seen_at = now()
                returning snapshot_id""",
             (
-                manifest["sha256"], manifest["file"], manifest["size_bytes"], manifest["file_mtime"],
-                json.dumps(sheets), json.dumps(manifest["ignored_sheets"]), json.dumps(manifest["quarters"]),
-                json.dumps(manifest["complete_quarter_keys"]), json.dumps(manifest["quarter_hashes"]),
-                manifest["parquet_dir"], run_id, run_id, manifest["read_seconds"],
-                json.dumps(manifest.get("changed_quarter_keys", [])), manifest.get("baseline_sha256"),
+                manifest["sha256"],
+                manifest["file"],
+                manifest["size_bytes"],
+                manifest["file_mtime"],
+                json.dumps(sheets),
+                json.dumps(manifest["ignored_sheets"]),
+                json.dumps(manifest["quarters"]),
+                json.dumps(manifest["complete_quarter_keys"]),
+                json.dumps(manifest["quarter_hashes"]),
+                manifest["parquet_dir"],
+                run_id,
+                run_id,
+                manifest["read_seconds"],
+                json.dumps(manifest.get("changed_quarter_keys", [])),
+                manifest.get("baseline_sha256"),
                 json.dumps(manifest.get("expected_fingerprints", {})),
-                republished_over is not None, republished_over is not None, republished_over,
+                republished_over is not None,
+                republished_over is not None,
+                republished_over,
             ),
         ).fetchone()[0]
 
@@ -117,8 +138,15 @@ def record_refused(url: str, file: Path, sha256: str, error: str, run_id: str) -
                    then 'accepted' else 'refused' end, error = excluded.error, last_run_id = excluded.last_run_id,
                    last_seen_at = case when ops.snapshots.status = 'accepted' then ops.snapshots.last_seen_at
                    else now() end""",
-            (sha256, str(file), stat.st_size, dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.timezone.utc),
-             error, run_id, run_id),
+            (
+                sha256,
+                str(file),
+                stat.st_size,
+                dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC),
+                error,
+                run_id,
+                run_id,
+            ),
         )
 
 
@@ -149,7 +177,9 @@ def describe_quarters(keys: list[str], fiscal_start_month: int = 1) -> str:
     if not keys:
         return "none"
     first, last = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
-    return f"{quarter_label(first, fiscal_start_month)}..{quarter_label(last, fiscal_start_month)} ({len(keys)} quarters)"
+    return (
+        f"{quarter_label(first, fiscal_start_month)}..{quarter_label(last, fiscal_start_month)} ({len(keys)} quarters)"
+    )
 
 
 def export_dates(manifest: dict) -> ExportDates:
@@ -168,12 +198,13 @@ def quarter_totals(manifest: dict) -> dict[str, dict]:
     manifest, or summed from its parquet for a manifest of an older release."""
     if "quarter_totals" in manifest:
         return manifest["quarter_totals"]
-    return {table: restatements.quarter_totals(table, load_table(manifest["parquet_dir"], table))
-            for table in restatements.METRICS}
+    return {
+        table: restatements.quarter_totals(table, load_table(manifest["parquet_dir"], table))
+        for table in restatements.METRICS
+    }
 
 
-def record_restatements(url: str, sha256: str, baseline_sha256: str,
-                        rows: list[restatements.Restatement]) -> None:
+def record_restatements(url: str, sha256: str, baseline_sha256: str, rows: list[restatements.Restatement]) -> None:
     """Replace what this export restated (ops.restatements), measured against `baseline_sha256`."""
     with connect(url) as conn, conn.transaction():
         conn.execute("delete from ops.restatements where snapshot_sha256 = %s", (sha256,))
@@ -182,8 +213,22 @@ def record_restatements(url: str, sha256: str, baseline_sha256: str,
                 """insert into ops.restatements (snapshot_sha256, sheet, quarter_start, quarter_label, metric,
                        published_value, new_value, change, share, baseline_sha256)
                    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                [(sha256, r.sheet, r.quarter, r.quarter_label, r.metric, r.before, r.after, r.change, r.share,
-                  baseline_sha256) for r in rows])
+                [
+                    (
+                        sha256,
+                        r.sheet,
+                        r.quarter,
+                        r.quarter_label,
+                        r.metric,
+                        r.before,
+                        r.after,
+                        r.change,
+                        r.share,
+                        baseline_sha256,
+                    )
+                    for r in rows
+                ],
+            )
 
 
 def load_restatements(url: str, sha256: str) -> tuple[str | None, list[restatements.Restatement]]:
@@ -192,10 +237,15 @@ def load_restatements(url: str, sha256: str) -> tuple[str | None, list[restateme
         found = conn.execute(
             """select sheet, quarter_start, quarter_label, metric, published_value, new_value, change, share,
                       baseline_sha256 from ops.restatements where snapshot_sha256 = %s
-                order by sheet, quarter_start, metric""", (sha256,)).fetchall()
-    rows = [restatements.Restatement(sheet, quarter.isoformat(), named, metric, _number(before), _number(after),
-                                     _number(change), share)
-            for sheet, quarter, named, metric, before, after, change, share, _ in found]
+                order by sheet, quarter_start, metric""",
+            (sha256,),
+        ).fetchall()
+    rows = [
+        restatements.Restatement(
+            sheet, quarter.isoformat(), named, metric, _number(before), _number(after), _number(change), share
+        )
+        for sheet, quarter, named, metric, before, after, change, share, _ in found
+    ]
     return (found[0][8] if found else None), rows
 
 

@@ -14,14 +14,14 @@ import os
 import time
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import fastexcel
 import polars as pl
 
-from synoforecast.lib.ingest.inbox import file_sha256 as sha256_file
+from synoforecast.lib.ingest import xlsx_parts
 from synoforecast.lib.ingest.contract import (
     DECIMAL_LIMIT,
     INT_RANGE,
@@ -37,8 +37,8 @@ from synoforecast.lib.ingest.contract import (
 )
 from synoforecast.lib.ingest.date_text import DAY_FIRST, read_dates
 from synoforecast.lib.ingest.fingerprint import frame_digest, grouped_digests
+from synoforecast.lib.ingest.inbox import file_sha256 as sha256_file
 from synoforecast.lib.ingest.number_text import read_numbers
-from synoforecast.lib.ingest import xlsx_parts
 from synoforecast.lib.ingest.xlsx_parts import Limits, PartsProblem, column_styles
 from synoforecast.lib.quarters import complete_quarters, quarter_label, to_key
 
@@ -53,8 +53,15 @@ DATE_MARGIN_DAYS = 0  # a sale cannot be dated after its export (the file's modi
 class WorkbookRefused(ValueError):
     """The workbook cannot be ingested; `str(exc)` is the one-paragraph reason."""
 
-    def __init__(self, file: str | os.PathLike, reason: str, *, sheet: str | None = None,
-                 column: str | None = None, cells: Iterable[str] = ()):
+    def __init__(
+        self,
+        file: str | os.PathLike,
+        reason: str,
+        *,
+        sheet: str | None = None,
+        column: str | None = None,
+        cells: Iterable[str] = (),
+    ):
         self.file = str(file)
         self.sheet, self.column, self.cells = sheet, column, list(cells)
         self.reason = reason
@@ -77,7 +84,7 @@ class Reference:
     countries: set[str]  # casefolded codes and names
 
     @classmethod
-    def from_seeds(cls, seeds_dir: Path) -> "Reference":
+    def from_seeds(cls, seeds_dir: Path) -> Reference:
         models, tiers, countries = {}, {}, set()
         with open(seeds_dir / "device_bays.csv", newline="") as fh:
             for row in csv.DictReader(fh):
@@ -181,8 +188,11 @@ class SheetRead:
         """Share of blank cells per optional column (required ones are never blank here)."""
         if not self.frame.height:
             return {}
-        return {c.field: round(self.frame[c.field].null_count() / self.frame.height, 4)
-                for c in self.spec.columns if not c.required}
+        return {
+            c.field: round(self.frame[c.field].null_count() / self.frame.height, 4)
+            for c in self.spec.columns
+            if not c.required
+        }
 
 
 def _month_end(day: dt.date) -> dt.date:
@@ -261,12 +271,19 @@ def _check_container(path: Path) -> None:
         blob = path.read_bytes()
         if "EncryptionInfo".encode("utf-16-le") in blob:
             raise WorkbookRefused(path, "the workbook is password-protected; export it again without a password")
-        raise WorkbookRefused(path, "this is a legacy .xls workbook; save it as .xlsx (Excel Workbook) and drop it again")
+        raise WorkbookRefused(
+            path, "this is a legacy .xls workbook; save it as .xlsx (Excel Workbook) and drop it again"
+        )
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
-        raise WorkbookRefused(path, f"not an Excel workbook: expected .xlsx or .xlsm, got '{path.suffix or 'no extension'}'")
+        raise WorkbookRefused(
+            path, f"not an Excel workbook: expected .xlsx or .xlsm, got '{path.suffix or 'no extension'}'"
+        )
     if not zipfile.is_zipfile(path):
-        raise WorkbookRefused(path, "the file is truncated or corrupt (not a complete .xlsx zip container); "
-                                    "if it is still being copied, wait for the copy to finish")
+        raise WorkbookRefused(
+            path,
+            "the file is truncated or corrupt (not a complete .xlsx zip container); "
+            "if it is still being copied, wait for the copy to finish",
+        )
 
 
 def _column_letter(index: int) -> str:
@@ -278,8 +295,9 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _find_header(preview: pl.DataFrame, sheet_name: str, spec: SheetSpec,
-                 aliases: dict[str, ColumnSpec], file: Path) -> int:
+def _find_header(
+    preview: pl.DataFrame, sheet_name: str, spec: SheetSpec, aliases: dict[str, ColumnSpec], file: Path
+) -> int:
     """Index of the first row (from the top of the sheet) naming every required column."""
     required = {c.field for c in spec.required_columns}
     best_row, best_found, best_headers = None, set(), []
@@ -290,12 +308,17 @@ def _find_header(preview: pl.DataFrame, sheet_name: str, spec: SheetSpec,
         if len(found) > len(best_found):
             best_row, best_found, best_headers = idx, found, [v for v in row if v is not None]
     missing = [c.header for c in spec.required_columns if c.field not in best_found]
-    where = f"the best candidate header row {best_row + 1} has" if best_row is not None else "no header row found in the first rows; found"
+    where = (
+        f"the best candidate header row {best_row + 1} has"
+        if best_row is not None
+        else "no header row found in the first rows; found"
+    )
     raise WorkbookRefused(
         file,
         f"sheet '{sheet_name}' is missing required column(s) {', '.join(repr(m) for m in missing)}; "
         f"{where} columns {best_headers}. Accepted spellings are listed in docs/workbook-contract.md.",
-        sheet=sheet_name, column=missing[0] if missing else None,
+        sheet=sheet_name,
+        column=missing[0] if missing else None,
     )
 
 
@@ -346,15 +369,21 @@ def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, options: SheetO
 
     # strip every cell once (polars runs the columns in parallel), drop blank and total rows,
     # and only then parse: the expensive conversions never see rows that are not data
-    strings = pl.DataFrame({c.field: columns[c.field].cast(pl.String) for c in spec.columns}) \
-        .with_columns(pl.all().str.strip_chars())
+    strings = pl.DataFrame({c.field: columns[c.field].cast(pl.String) for c in spec.columns}).with_columns(
+        pl.all().str.strip_chars()
+    )
     label_fields = [c.field for c in spec.columns if c.kind in ("text", "id", "date", "month")]
-    marker = {c: pl.col(c).str.to_lowercase().str.replace(r"[\s:.]+$", "").is_in(list(TOTAL_MARKERS))
-              .fill_null(False) for c in label_fields}
+    marker = {
+        c: pl.col(c).str.to_lowercase().str.replace(r"[\s:.]+$", "").is_in(list(TOTAL_MARKERS)).fill_null(False)
+        for c in label_fields
+    }
     # a total row has no date of its own (blank, or the marker itself): a customer called
     # "Sum" on a dated line is data
-    undated = (pl.col(spec.date_field).is_null() | (pl.col(spec.date_field) == "") | marker[spec.date_field]) \
-        if spec.date_field else pl.lit(True)
+    undated = (
+        (pl.col(spec.date_field).is_null() | (pl.col(spec.date_field) == "") | marker[spec.date_field])
+        if spec.date_field
+        else pl.lit(True)
+    )
     flags = strings.select(
         blank=pl.all_horizontal([pl.col(c).is_null() | (pl.col(c) == "") for c in strings.columns]),
         total=pl.any_horizontal(list(marker.values())) & undated,
@@ -387,8 +416,9 @@ def _read_sheet(cells: _Cells, sheet_name: str, spec: SheetSpec, options: SheetO
         frame = frame.with_columns(quarter_start=qs, quarter_label=qs.replace_strict(labels, return_dtype=pl.String))
     unknown_models = int(frame["is_unknown_model"].sum()) if spec.is_sales else 0
     unknown_countries = int(frame["is_unknown_country"].sum()) if spec.is_sales else 0
-    return SheetRead(spec, frame, header_idx + 1, rows_read, duplicates, quarantine, unknown_models,
-                     unknown_countries, conventions)
+    return SheetRead(
+        spec, frame, header_idx + 1, rows_read, duplicates, quarantine, unknown_models, unknown_countries, conventions
+    )
 
 
 def _drop_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -410,8 +440,15 @@ def _drop_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return kept, repeated.len()
 
 
-def _typed_columns(spec: SheetSpec, raw: pl.DataFrame, rows: pl.Series, letters: dict[str, str], sheet_name: str,
-                   file: Path, options: SheetOptions) -> tuple[dict[str, pl.Series], dict[str, str]]:
+def _typed_columns(
+    spec: SheetSpec,
+    raw: pl.DataFrame,
+    rows: pl.Series,
+    letters: dict[str, str],
+    sheet_name: str,
+    file: Path,
+    options: SheetOptions,
+) -> tuple[dict[str, pl.Series], dict[str, str]]:
     """Every contract column parsed in the one convention its cells use (decimal separator,
     day/month order: how each was read goes to the manifest), ids as Excel displays them.
     A column whose unambiguous cells contradict each other refuses the workbook."""
@@ -421,8 +458,17 @@ def _typed_columns(spec: SheetSpec, raw: pl.DataFrame, rows: pl.Series, letters:
         text = raw[c.field]
         if c.kind in ("date", "month"):
             dates = read_dates(text, options.date_order)
-            _refuse_conflict(dates.conflict, c, text, rows, letters, sheet_name, file,
-                             "day/month orders", ("day first (its day is above 12)", "month first (its month is above 12)"))
+            _refuse_conflict(
+                dates.conflict,
+                c,
+                text,
+                rows,
+                letters,
+                sheet_name,
+                file,
+                "day/month orders",
+                ("day first (its day is above 12)", "month first (its month is above 12)"),
+            )
             typed[c.field] = dates.values.dt.truncate("1mo") if c.kind == "month" else dates.values
             conventions[c.field] = dates.describe()
         elif c.kind in ("int", "decimal"):
@@ -431,8 +477,17 @@ def _typed_columns(spec: SheetSpec, raw: pl.DataFrame, rows: pl.Series, letters:
                 typed_cells = _typed_number_cells(letters.get(c.field), rows, sheet_name, file, options)
                 if typed_cells is not None and typed_cells.any():
                     numbers = read_numbers(text, trusted=typed_cells)
-            _refuse_conflict(numbers.conflict, c, text, rows, letters, sheet_name, file,
-                             "number conventions", ("written with a decimal point", "written with a decimal comma"))
+            _refuse_conflict(
+                numbers.conflict,
+                c,
+                text,
+                rows,
+                letters,
+                sheet_name,
+                file,
+                "number conventions",
+                ("written with a decimal point", "written with a decimal comma"),
+            )
             typed[c.field] = _whole_numbers(numbers.values) if c.kind == "int" else numbers.values.round(2)
             conventions[c.field] = numbers.describe()
         elif c.kind == "id":
@@ -442,16 +497,29 @@ def _typed_columns(spec: SheetSpec, raw: pl.DataFrame, rows: pl.Series, letters:
     return typed, conventions
 
 
-def _refuse_conflict(conflict: tuple[int, int] | None, c: ColumnSpec, text: pl.Series, rows: pl.Series,
-                     letters: dict[str, str], sheet_name: str, file: Path, what: str, sides: tuple[str, str]) -> None:
+def _refuse_conflict(
+    conflict: tuple[int, int] | None,
+    c: ColumnSpec,
+    text: pl.Series,
+    rows: pl.Series,
+    letters: dict[str, str],
+    sheet_name: str,
+    file: Path,
+    what: str,
+    sides: tuple[str, str],
+) -> None:
     if conflict is None:
         return
     cells = [f"{sheet_name}!{letters[c.field]}{rows[i]}" for i in conflict]
     shown = [_shown(text[i]) for i in conflict]
     raise WorkbookRefused(
-        file, f"sheet '{sheet_name}' column '{c.header}' mixes {what}: {cells[0]} '{shown[0]}' is {sides[0]}, "
-              f"{cells[1]} '{shown[1]}' is {sides[1]}; export the column in one convention",
-        sheet=sheet_name, column=c.header, cells=cells)
+        file,
+        f"sheet '{sheet_name}' column '{c.header}' mixes {what}: {cells[0]} '{shown[0]}' is {sides[0]}, "
+        f"{cells[1]} '{shown[1]}' is {sides[1]}; export the column in one convention",
+        sheet=sheet_name,
+        column=c.header,
+        cells=cells,
+    )
 
 
 def _shown(value: object, limit: int = 60) -> str:
@@ -464,12 +532,13 @@ def _whole_numbers(values: pl.Series) -> pl.Series:
     """Whole numbers as Int64, null where a value has a fraction. Clipped first so that the cast
     cannot overflow on 2**63 or 1e300: anything beyond the warehouse's integer range is then
     quarantined by `_impossible` with the cell's own text."""
-    clipped = values.clip(-2.0 ** 62, 2.0 ** 62)
+    clipped = values.clip(-(2.0**62), 2.0**62)
     return pl.select(pl.when(clipped == clipped.round(0)).then(clipped)).to_series().cast(pl.Int64)
 
 
-def _typed_number_cells(letter: str | None, rows: pl.Series, sheet_name: str, file: Path,
-                        options: SheetOptions) -> pl.Series | None:
+def _typed_number_cells(
+    letter: str | None, rows: pl.Series, sheet_name: str, file: Path, options: SheetOptions
+) -> pl.Series | None:
     """Which rows of a column hold a typed number (calamine writes it `1234.5`, which a column
     of decimal-comma text must not re-read): from the sheet XML, only for such a column."""
     member = options.members.get(sheet_name)
@@ -478,31 +547,42 @@ def _typed_number_cells(letter: str | None, rows: pl.Series, sheet_name: str, fi
     with zipfile.ZipFile(file) as archive:
         cells = column_styles(archive, member, [letter])
     numeric = cells.filter(pl.col("type") == "n").select(pl.col("row"), typed=pl.lit(True))
-    return pl.DataFrame({"row": rows.cast(pl.Int64)}).join(numeric, on="row", how="left", maintain_order="left") \
-        ["typed"].fill_null(False)
+    return (
+        pl.DataFrame({"row": rows.cast(pl.Int64)})
+        .join(numeric, on="row", how="left", maintain_order="left")["typed"]
+        .fill_null(False)
+    )
 
 
-def _displayed_ids(ids: pl.Series, letter: str | None, rows: pl.Series, sheet_name: str, file: Path,
-                   options: SheetOptions) -> pl.Series:
+def _displayed_ids(
+    ids: pl.Series, letter: str | None, rows: pl.Series, sheet_name: str, file: Path, options: SheetOptions
+) -> pl.Series:
     """An id typed as a number reads as Excel displays it: `3208` under the format `00000` is
     `03208`, the same as the text id in every other sheet and export. The cells' styles are
     read from the sheet XML only when the workbook has such a format and the column digits."""
     member = options.members.get(sheet_name)
     if not options.padding or letter is None or member is None or not ids.str.contains(r"^\d+$").any():
         return ids
-    formats = pl.DataFrame([(style, *shape) for style, shape in options.padding.items()],
-                           schema={"style": pl.Int64, "prefix": pl.String, "width": pl.Int64, "suffix": pl.String},
-                           orient="row")
+    formats = pl.DataFrame(
+        [(style, *shape) for style, shape in options.padding.items()],
+        schema={"style": pl.Int64, "prefix": pl.String, "width": pl.Int64, "suffix": pl.String},
+        orient="row",
+    )
     with zipfile.ZipFile(file) as archive:
         styled = column_styles(archive, member, [letter])
     padded = styled.filter(pl.col("type") == "n").join(formats, on="style").select("row", "prefix", "width", "suffix")
-    shown = pl.DataFrame({"row": rows.cast(pl.Int64), "id": ids}).join(padded, on="row", how="left",
-                                                                        maintain_order="left")
-    return shown.select(
-        pl.when(pl.col("width").is_not_null() & pl.col("id").str.contains(r"^\d+$"))
-        .then(pl.col("prefix") + pl.col("id").str.zfill(pl.col("width")) + pl.col("suffix"))
-        .otherwise(pl.col("id"))
-    ).to_series().alias(ids.name)
+    shown = pl.DataFrame({"row": rows.cast(pl.Int64), "id": ids}).join(
+        padded, on="row", how="left", maintain_order="left"
+    )
+    return (
+        shown.select(
+            pl.when(pl.col("width").is_not_null() & pl.col("id").str.contains(r"^\d+$"))
+            .then(pl.col("prefix") + pl.col("id").str.zfill(pl.col("width")) + pl.col("suffix"))
+            .otherwise(pl.col("id"))
+        )
+        .to_series()
+        .alias(ids.name)
+    )
 
 
 def _impossible(c: ColumnSpec, values: pl.Series, options: SheetOptions) -> list[tuple[pl.Series, pl.Expr]]:
@@ -512,30 +592,57 @@ def _impossible(c: ColumnSpec, values: pl.Series, options: SheetOptions) -> list
     quoted = pl.lit(f"{c.header} '") + pl.col("raw") + pl.lit("' ")
     if c.kind in ("date", "month"):
         low, high = options.date_range
-        after = f"after the export date {options.export_day}" if options.export_day == high else \
-            f"after {high}, the last day the settings allow"
-        return [(values < low, quoted + pl.lit(f"is before {low}, the earliest sale date allowed (setting "
-                                               "earliest_sale_date)")),
-                (values > high, quoted + pl.lit(f"is {after}: a sale cannot be dated after its export"))]
+        after = (
+            f"after the export date {options.export_day}"
+            if options.export_day == high
+            else f"after {high}, the last day the settings allow"
+        )
+        return [
+            (
+                values < low,
+                quoted + pl.lit(f"is before {low}, the earliest sale date allowed (setting earliest_sale_date)"),
+            ),
+            (values > high, quoted + pl.lit(f"is {after}: a sale cannot be dated after its export")),
+        ]
     if c.kind == "int":
         low, high = INT_RANGE
-        return [(~values.is_between(low, high), quoted + pl.lit(
-            f"is out of range for the warehouse column ({WAREHOUSE_TYPES['int']}: {low}..{high})"))]
+        return [
+            (
+                ~values.is_between(low, high),
+                quoted + pl.lit(f"is out of range for the warehouse column ({WAREHOUSE_TYPES['int']}: {low}..{high})"),
+            )
+        ]
     if c.kind == "decimal":
-        return [(values.abs() >= DECIMAL_LIMIT, quoted + pl.lit(
-            f"is out of range for the warehouse column ({WAREHOUSE_TYPES['decimal']}: below 10^16 in absolute value)"))]
+        return [
+            (
+                values.abs() >= DECIMAL_LIMIT,
+                quoted
+                + pl.lit(
+                    f"is out of range for the warehouse column ({WAREHOUSE_TYPES['decimal']}: below 10^16 in absolute value)"
+                ),
+            )
+        ]
     limit = MAX_ID_CHARS if c.kind == "id" else MAX_TEXT_CHARS
     long = values.str.len_bytes() > limit
     if long.any():  # bytes >= characters: characters are counted only where it can matter
         long = long & (values.str.len_chars() > limit)
-    return [(values.str.contains("\x00", literal=True),
-             pl.lit(f"{c.header} holds a NUL character (written _x0000_ in the file), which PostgreSQL cannot store")),
-            (long, pl.lit(f"{c.header} is ") + pl.col("value").str.len_chars().cast(pl.String) +
-             pl.lit(f" characters long, above the {limit} a{'n id' if c.kind == 'id' else ' text'} may have"))]
+    return [
+        (
+            values.str.contains("\x00", literal=True),
+            pl.lit(f"{c.header} holds a NUL character (written _x0000_ in the file), which PostgreSQL cannot store"),
+        ),
+        (
+            long,
+            pl.lit(f"{c.header} is ")
+            + pl.col("value").str.len_chars().cast(pl.String)
+            + pl.lit(f" characters long, above the {limit} a{'n id' if c.kind == 'id' else ' text'} may have"),
+        ),
+    ]
 
 
-def _quarantine(spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters: dict[str, str],
-                options: SheetOptions) -> pl.DataFrame:
+def _quarantine(
+    spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters: dict[str, str], options: SheetOptions
+) -> pl.DataFrame:
     """Rows with a required cell blank, a cell that does not parse or a value the warehouse
     cannot hold (or that cannot be true): the first such cell and why. The masks are cheap
     comparisons over the whole sheet; the reasons are built for the flagged rows only
@@ -546,8 +653,12 @@ def _quarantine(spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters
         text = raw[c.field]
         present = text.is_not_null() & (text != "")
         parsed_null = frame[c.field].is_null()
-        checks = [(parsed_null & present, pl.lit(f"{c.header} is not {kinds.get(c.kind, 'text')}: '") + pl.col("raw")
-                   + pl.lit("'"))]
+        checks = [
+            (
+                parsed_null & present,
+                pl.lit(f"{c.header} is not {kinds.get(c.kind, 'text')}: '") + pl.col("raw") + pl.lit("'"),
+            )
+        ]
         if c.required:
             checks.append((parsed_null & ~present, pl.lit(f"{c.header} is blank")))
         checks += _impossible(c, frame[c.field], options)
@@ -560,17 +671,33 @@ def _quarantine(spec: SheetSpec, frame: pl.DataFrame, raw: pl.DataFrame, letters
         for mask, why in zip(masks[1:], [why for _, why in checks[1:]]):
             reason = reason.when(pl.lit(mask.gather(rows))).then(why)
         shown = text.gather(rows).str.replace_all("\x00", "\\x00", literal=True)
-        found.append(pl.DataFrame({
-            "source_row": frame["source_row"].gather(rows), "order": pl.Series([order] * len(rows), dtype=pl.Int32),
-            "raw": pl.select(pl.when(shown.str.len_chars() > 60).then(shown.str.slice(0, 60) + pl.lit("..."))
-                             .otherwise(shown)).to_series(),
-            "value": frame[c.field].gather(rows).cast(pl.String),
-        }).select("source_row", "order", cell=pl.lit(f"{spec.name}!{letters.get(c.field, '?')}")
-                  + pl.col("source_row").cast(pl.String), reason=reason))
+        found.append(
+            pl.DataFrame(
+                {
+                    "source_row": frame["source_row"].gather(rows),
+                    "order": pl.Series([order] * len(rows), dtype=pl.Int32),
+                    "raw": pl.select(
+                        pl.when(shown.str.len_chars() > 60)
+                        .then(shown.str.slice(0, 60) + pl.lit("..."))
+                        .otherwise(shown)
+                    ).to_series(),
+                    "value": frame[c.field].gather(rows).cast(pl.String),
+                }
+            ).select(
+                "source_row",
+                "order",
+                cell=pl.lit(f"{spec.name}!{letters.get(c.field, '?')}") + pl.col("source_row").cast(pl.String),
+                reason=reason,
+            )
+        )
     if not found:
         return pl.DataFrame(schema={"source_row": pl.Int32, "cell": pl.String, "reason": pl.String})
-    return pl.concat(found).sort("source_row", "order").unique("source_row", keep="first", maintain_order=True) \
+    return (
+        pl.concat(found)
+        .sort("source_row", "order")
+        .unique("source_row", keep="first", maintain_order=True)
         .select("source_row", "cell", "reason")
+    )
 
 
 def _quarter_starts(days: pl.Series, fiscal_start_month: int) -> pl.Series:
@@ -583,7 +710,7 @@ def _quarter_starts(days: pl.Series, fiscal_start_month: int) -> pl.Series:
 def _quarter_hashes(sheets: dict[str, SheetRead]) -> dict[str, str]:
     """Per-quarter content hash over every dated sheet, independent of row order, from the
     project's canonical row bytes (lib/ingest/fingerprint.py; never polars' unstable hash_rows)."""
-    digests: dict[str, "hashlib._Hash"] = {}
+    digests: dict[str, hashlib._Hash] = {}
     for name in sorted(sheets):
         if not sheets[name].spec.date_field:
             continue
@@ -604,12 +731,17 @@ def _inspect_parts(path: Path, limits: Limits) -> tuple[list, list[str]]:
     except PartsProblem as exc:
         raise WorkbookRefused(path, exc.reason) from None
     except (KeyError, ET.ParseError, zipfile.BadZipFile) as exc:
-        raise WorkbookRefused(path, f"not a readable workbook (its workbook or styles part is missing or broken: "
-                                    f"{type(exc).__name__}: {_shown(exc, 200)})") from None
+        raise WorkbookRefused(
+            path,
+            f"not a readable workbook (its workbook or styles part is missing or broken: "
+            f"{type(exc).__name__}: {_shown(exc, 200)})",
+        ) from None
     return parts, codes
 
 
-def _guard_sheets(path: Path, parts: list, wanted: set[str], codes: list[str], limits: Limits) -> dict[str, tuple[str, ...]]:
+def _guard_sheets(
+    path: Path, parts: list, wanted: set[str], codes: list[str], limits: Limits
+) -> dict[str, tuple[str, ...]]:
     """Refuse a sheet whose extent is beyond the limits, and a workbook whose contract sheets
     together are; return the date cells of each sheet that no date can hold (calamine panics
     on them), by zip member."""
@@ -669,9 +801,13 @@ def judge_sheet(path: Path, sheet_name: str, spec: SheetSpec, load, options: She
         if not _reader_crashed(exc):
             raise  # OSError, or a bug of ours or of a library: a failure, not the workbook's fault
         first = (str(exc).splitlines() or [""])[0][:200]
-        raise WorkbookRefused(path, f"sheet '{sheet_name}' could not be read: the Excel reader gave up on "
-                                    f"a cell it cannot convert ({type(exc).__name__}: {first}); look for "
-                                    "huge or negative numbers in date-formatted cells", sheet=sheet_name) from None
+        raise WorkbookRefused(
+            path,
+            f"sheet '{sheet_name}' could not be read: the Excel reader gave up on "
+            f"a cell it cannot convert ({type(exc).__name__}: {first}); look for "
+            "huge or negative numbers in date-formatted cells",
+            sheet=sheet_name,
+        ) from None
     _refuse_if_empty(path, sheet_name, spec, result)
     _refuse_if_mostly_unparseable(path, sheet_name, result, options.quarantine_max_share)
     return result
@@ -681,8 +817,11 @@ def _refuse_if_empty(path: Path, sheet_name: str, spec: SheetSpec, result: Sheet
     """A required sheet with only its header row would replace every published quarter by nothing."""
     if spec.required and result.rows_read == 0:
         raise WorkbookRefused(
-            path, f"required sheet '{sheet_name}' has a header row (row {result.header_row}) but no data rows; "
-                  "export it again with its data", sheet=sheet_name)
+            path,
+            f"required sheet '{sheet_name}' has a header row (row {result.header_row}) but no data rows; "
+            "export it again with its data",
+            sheet=sheet_name,
+        )
 
 
 def _reader_crashed(exc: BaseException) -> bool:
@@ -700,21 +839,31 @@ def _refuse_if_mostly_unparseable(path: Path, sheet_name: str, result: SheetRead
             f"sheet '{sheet_name}' has {result.rows_quarantined} of {result.rows_read} rows that cannot be parsed "
             f"({result.rows_quarantined / result.rows_read:.1%}, above the {max_share:.0%} allowed); "
             f"first offending cells: {', '.join(cells)} (e.g. {first_reason})",
-            sheet=sheet_name, cells=cells,
+            sheet=sheet_name,
+            cells=cells,
         )
 
 
-def plausible_dates(export_day: dt.date, earliest: dt.date = EARLIEST_DATE,
-                    margin_days: int = DATE_MARGIN_DAYS) -> tuple[dt.date, dt.date]:
+def plausible_dates(
+    export_day: dt.date, earliest: dt.date = EARLIEST_DATE, margin_days: int = DATE_MARGIN_DAYS
+) -> tuple[dt.date, dt.date]:
     """Dates a sale-out line can carry: from `earliest` to the export date plus a margin."""
     return earliest, export_day + dt.timedelta(days=margin_days)
 
 
-def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: AliasTable | None = None,
-                  fiscal_start_month: int = 1, quarantine_max_share: float = 0.02,
-                  earliest_date: dt.date = EARLIEST_DATE, date_margin_days: int = DATE_MARGIN_DAYS,
-                  date_order: str = DAY_FIRST, limits: Limits | None = None,
-                  parallel: bool | None = None) -> WorkbookRead:
+def read_workbook(
+    path: str | os.PathLike,
+    *,
+    reference: Reference,
+    aliases: AliasTable | None = None,
+    fiscal_start_month: int = 1,
+    quarantine_max_share: float = 0.02,
+    earliest_date: dt.date = EARLIEST_DATE,
+    date_margin_days: int = DATE_MARGIN_DAYS,
+    date_order: str = DAY_FIRST,
+    limits: Limits | None = None,
+    parallel: bool | None = None,
+) -> WorkbookRead:
     """Parse and validate a whole workbook; raise WorkbookRefused if it must not be ingested.
 
     Only the workbook's own faults are refusals; an I/O error or a bug of the reader
@@ -724,7 +873,7 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
     path = Path(path).resolve()
     _check_container(path)
     aliases = aliases or AliasTable()
-    export_day = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).date()
+    export_day = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC).date()
     date_range = plausible_dates(export_day, earliest_date, date_margin_days)
     limits = limits or Limits()
     parts, codes = _inspect_parts(path, limits)
@@ -740,7 +889,9 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
             matched[spec.name] = (name, spec)
     for spec in SHEETS:
         if spec.required and spec.name not in matched:
-            raise WorkbookRefused(path, f"required sheet '{spec.name}' is missing; sheets found: {names}", sheet=spec.name)
+            raise WorkbookRefused(
+                path, f"required sheet '{spec.name}' is missing; sheets found: {names}", sheet=spec.name
+            )
     huge = _guard_sheets(path, parts, {name for name, _ in matched.values()}, codes, limits)
     try:
         if huge:  # those cells as text: the reader quarantines their rows instead of calamine panicking
@@ -753,10 +904,18 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
         raise
     except Exception as exc:  # calamine reports corrupt containers in many ways
         raise WorkbookRefused(path, f"not a readable workbook ({type(exc).__name__}: {_shown(exc, 200)})") from None
-    order = sorted(matched.values(), key=lambda item: (item[1].is_sales or item[1].date_field is not None))
-    options = SheetOptions(aliases, reference, fiscal_start_month, date_range, quarantine_max_share,
-                           export_day=export_day, date_order=date_order, padding=xlsx_parts.padding_styles(codes),
-                           members={p.name: p.xml for p in parts})
+    order = sorted(matched.values(), key=lambda item: item[1].is_sales or item[1].date_field is not None)
+    options = SheetOptions(
+        aliases,
+        reference,
+        fiscal_start_month,
+        date_range,
+        quarantine_max_share,
+        export_day=export_day,
+        date_order=date_order,
+        padding=xlsx_parts.padding_styles(codes),
+        members={p.name: p.xml for p in parts},
+    )
     from synoforecast.lib.ingest.sheet_pool import read_sheets  # beside this module: the parallel half
 
     sheets = read_sheets(path, reader, order, options, parallel=parallel)
@@ -766,7 +925,7 @@ def read_workbook(path: str | os.PathLike, *, reference: Reference, aliases: Ali
         file=str(path),
         sha256=sha256_file(path),
         size_bytes=stat.st_size,
-        mtime=dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.timezone.utc),
+        mtime=dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC),
         sheets=ordered,
         ignored_sheets=ignored,
         hidden_sheets=[n for n in names if n in hidden_names],

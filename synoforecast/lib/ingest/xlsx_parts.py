@@ -35,7 +35,8 @@ _ROW_REF = re.compile(rb'<row r="(\d+)"')
 # converting it when its style is a date format
 _HUGE_CELL = re.compile(
     rb'<c r="([A-Z]{1,3}\d+)"([^>]*)>\s*<v>\s*(-?(?:\d{12,}(?:\.\d*)?(?:[eE][+-]?\d+)?'
-    rb'|\d+(?:\.\d*)?[eE]\+?0*(?:1[1-9]|[2-9]\d|\d{3,})|(?i:nan|[+-]?inf(?:inity)?)))\s*</v>\s*</c>')
+    rb'|\d+(?:\.\d*)?[eE]\+?0*(?:1[1-9]|[2-9]\d|\d{3,})|(?i:nan|[+-]?inf(?:inity)?)))\s*</v>\s*</c>'
+)
 _DATE_CODE = re.compile(r"[dmyhs]", re.IGNORECASE)
 _BUILTIN_DATE_FORMATS = set(range(14, 23)) | set(range(27, 37)) | set(range(45, 48)) | set(range(50, 59))
 _PADDING = re.compile(r'^((?:"[^"]*")*)(0{2,})((?:"[^"]*")*)$')
@@ -45,7 +46,7 @@ _PADDING = re.compile(r'^((?:"[^"]*")*)(0{2,})((?:"[^"]*")*)$')
 class Limits:
     """What one workbook may hold before it is refused unread (settings reader_max_*)."""
 
-    max_uncompressed_bytes: int = 2 * 1024 ** 3
+    max_uncompressed_bytes: int = 2 * 1024**3
     max_compression_ratio: float = 50.0  # real exports: 10-25x (the 1M-row sample 20x); a bomb: 100x and more
     max_sheet_rows: int = 1_048_576  # Excel's own limit
     max_sheet_cells: int = 15_000_000  # first to last row times first to last column
@@ -106,15 +107,19 @@ def check_container(archive: zipfile.ZipFile, limits: Limits) -> None:
     infos = archive.infolist()
     total = sum(i.file_size for i in infos)
     if total > limits.max_uncompressed_bytes:
-        raise PartsProblem(f"the workbook unpacks to {total / 1024 ** 2:,.0f} MB, above the "
-                           f"{limits.max_uncompressed_bytes / 1024 ** 2:,.0f} MB allowed (setting reader_max_uncompressed_mb)")
+        raise PartsProblem(
+            f"the workbook unpacks to {total / 1024**2:,.0f} MB, above the "
+            f"{limits.max_uncompressed_bytes / 1024**2:,.0f} MB allowed (setting reader_max_uncompressed_mb)"
+        )
     for info in infos:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size >= RATIO_MIN_BYTES and ratio > limits.max_compression_ratio:
-            raise PartsProblem(f"part {info.filename} unpacks {ratio:,.0f} times its compressed size "
-                               f"({info.file_size / 1024 ** 2:,.0f} MB from {info.compress_size / 1024 ** 2:,.1f} MB), above "
-                               f"the {limits.max_compression_ratio:,.0f}x allowed (setting reader_max_compression_ratio): "
-                               "a real export does not compress like that")
+            raise PartsProblem(
+                f"part {info.filename} unpacks {ratio:,.0f} times its compressed size "
+                f"({info.file_size / 1024**2:,.0f} MB from {info.compress_size / 1024**2:,.1f} MB), above "
+                f"the {limits.max_compression_ratio:,.0f}x allowed (setting reader_max_compression_ratio): "
+                "a real export does not compress like that"
+            )
 
 
 def declared_extent(archive: zipfile.ZipFile, member: str) -> tuple[str, int, int] | None:
@@ -137,15 +142,19 @@ def check_extent(sheet: str, corner: str, rows: int, columns: int, limits: Limit
             f"the {limits.max_sheet_rows:,} rows and {limits.max_sheet_cells:,} cells allowed (settings "
             f"reader_max_sheet_rows, reader_max_sheet_cells); if {corner} holds a stray value or format far from "
             "the data, clear it (select the empty rows and columns, Delete) and export again",
-            sheet=sheet, cells=(f"{sheet}!{corner}",))
+            sheet=sheet,
+            cells=(f"{sheet}!{corner}",),
+        )
 
 
 def check_workbook_cells(extents: dict[str, int], limits: Limits) -> None:
     total = sum(extents.values())
     if total > limits.max_workbook_cells:
         sizes = ", ".join(f"'{name}' {cells:,}" for name, cells in extents.items())
-        raise PartsProblem(f"the workbook's sheets span {total:,} cells ({sizes}), above the "
-                           f"{limits.max_workbook_cells:,} allowed in one workbook (setting reader_max_workbook_cells)")
+        raise PartsProblem(
+            f"the workbook's sheets span {total:,} cells ({sizes}), above the "
+            f"{limits.max_workbook_cells:,} allowed in one workbook (setting reader_max_workbook_cells)"
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +174,9 @@ class SheetScan:
                 f"sheet '{sheet}' reaches cell {self.corner} ({extent:,} cells from A1) but holds only {self.cells:,} "
                 f"cells: a stray value or format far from the data; clear {self.corner} (select the empty rows and "
                 "columns below and right of the data, Delete) and export again",
-                sheet=sheet, cells=(f"{sheet}!{self.corner}",))
+                sheet=sheet,
+                cells=(f"{sheet}!{self.corner}",),
+            )
 
 
 def scan_sheet(archive: zipfile.ZipFile, member: str, date_styles: frozenset[int]) -> SheetScan:
@@ -196,7 +207,7 @@ def cell_formats(archive: zipfile.ZipFile) -> list[str]:
     custom = {int(f.get("numFmtId", -1)): f.get("formatCode", "") for f in root.iter(f"{_MAIN}numFmt")}
     xfs = root.find(f"{_MAIN}cellXfs")
     codes = []
-    for xf in (xfs if xfs is not None else []):
+    for xf in xfs if xfs is not None else []:
         number = int(xf.get("numFmtId", 0))
         codes.append(custom.get(number, f"builtin:{number}"))
     return codes
@@ -232,9 +243,14 @@ def column_styles(archive: zipfile.ZipFile, member: str, letters: list[str]) -> 
     pattern = re.compile(rb'<c r="(' + b"|".join(s.encode() for s in letters) + rb')(\d+)"([^>]*)>')
     with archive.open(member) as stream:
         found = pattern.findall(stream.read())
-    frame = pl.DataFrame({"column": [c.decode() for c, _, _ in found], "row": [int(r) for _, r, _ in found],
-                          "attributes": [a.decode() for _, _, a in found]},
-                         schema={"column": pl.String, "row": pl.Int64, "attributes": pl.String})
+    frame = pl.DataFrame(
+        {
+            "column": [c.decode() for c, _, _ in found],
+            "row": [int(r) for _, r, _ in found],
+            "attributes": [a.decode() for _, _, a in found],
+        },
+        schema={"column": pl.String, "row": pl.Int64, "attributes": pl.String},
+    )
     return frame.with_columns(
         style=pl.col("attributes").str.extract(r'\bs="(\d+)"', 1).cast(pl.Int64).fill_null(0),
         type=pl.col("attributes").str.extract(r'\bt="(\w+)"', 1).fill_null("n"),

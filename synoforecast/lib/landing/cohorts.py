@@ -15,18 +15,28 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from synoforecast.lib.landing import model as L
 from synoforecast.lib.forecasting.cohort_forecast import PUBLISHED_DECIMALS
 from synoforecast.lib.forecasting.cohorts import ALL_OTHER, METRICS, TOTAL, Cohort
+from synoforecast.lib.landing import model as L
 from synoforecast.lib.quarters import add_quarters, quarter_label
 
 BAND_COLUMNS = [f"yhat_{side}_{lv}" for lv in L.LEVELS for side in ("lo", "hi")]
 
 EVALUATION_SCHEMA = {
-    "cutoff_date": pl.Date, "cohort": pl.String, "metric": pl.String, "level": pl.String,
-    "week_of_quarter": pl.Int32, "elapsed_share": pl.Float64, "replays": pl.Int32, "smape_landing": pl.Float64,
-    "smape_start": pl.Float64, "smape_qtd_share": pl.Float64, "coverage_80": pl.Float64, "coverage_95": pl.Float64,
-    "weight_extrapolated": pl.Float64, "weight_naive": pl.Float64,
+    "cutoff_date": pl.Date,
+    "cohort": pl.String,
+    "metric": pl.String,
+    "level": pl.String,
+    "week_of_quarter": pl.Int32,
+    "elapsed_share": pl.Float64,
+    "replays": pl.Int32,
+    "smape_landing": pl.Float64,
+    "smape_start": pl.Float64,
+    "smape_qtd_share": pl.Float64,
+    "coverage_80": pl.Float64,
+    "coverage_95": pl.Float64,
+    "weight_extrapolated": pl.Float64,
+    "weight_naive": pl.Float64,
 }
 
 
@@ -50,13 +60,23 @@ def daily_as_formed(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, 
     # sums in a fixed order: float addition is not associative, and the replays are reused by
     # the exact content of these paths (replay_key)
     grouped = part.sort("series_id", "day", "units", "revenue").with_columns(
-        series_id=pl.when(pl.col("series_id").is_in(top)).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER)))
-    return grouped.group_by("series_id", "day", maintain_order=True) \
-        .agg(pl.col("units").sum(), pl.col("revenue").sum()).sort("series_id", "day")
+        series_id=pl.when(pl.col("series_id").is_in(top)).then(pl.col("series_id")).otherwise(pl.lit(ALL_OTHER))
+    )
+    return (
+        grouped.group_by("series_id", "day", maintain_order=True)
+        .agg(pl.col("units").sum(), pl.col("revenue").sum())
+        .sort("series_id", "day")
+    )
 
 
-def cohort_inputs(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, forecasts: pl.DataFrame,
-                  complete: list[dt.date], running: dt.date) -> L.CohortInputs:
+def cohort_inputs(
+    cohort: Cohort,
+    daily: pl.DataFrame,
+    history: pl.DataFrame,
+    forecasts: pl.DataFrame,
+    complete: list[dt.date],
+    running: dt.date,
+) -> L.CohortInputs:
     """`daily`: the cohort's daily_sql rows over complete quarters and the running one (a
     `parent`'s own rows are not read: :func:`parent_paths`); `forecasts`: its published rows
     (series_id, metric, target_quarter, yhat)."""
@@ -64,17 +84,26 @@ def cohort_inputs(cohort: Cohort, daily: pl.DataFrame, history: pl.DataFrame, fo
     for quarter in [*complete, running]:
         formed = daily_as_formed(cohort, daily, history, quarter)
         paths.update(L.quarter_paths(formed, [quarter], cohort.stock_metrics))
-    by_target = {(r["series_id"], r["metric"], r["target_quarter"]): float(r["yhat"])
-                 for r in forecasts.iter_rows(named=True)}
+    by_target = {
+        (r["series_id"], r["metric"], r["target_quarter"]): float(r["yhat"]) for r in forecasts.iter_rows(named=True)
+    }
     series = sorted({(s, m) for s, m, _ in by_target})
     parent = cohort.parent or TOTAL
     parts = sorted({s for s, _ in series if s != parent})
     if cohort.parent is not None:
-        paths = {k: v for k, v in paths.items() if k[0] != parent} \
-            | parent_paths(paths, parent, parts, by_target, [*complete, running])
-    return L.CohortInputs(paths=paths, complete=list(complete), forecasts=by_target, series=series,
-                          parts=parts, stock_metrics=cohort.stock_metrics, alignment=cohort.profile_alignment,
-                          totals=(parent,))
+        paths = {k: v for k, v in paths.items() if k[0] != parent} | parent_paths(
+            paths, parent, parts, by_target, [*complete, running]
+        )
+    return L.CohortInputs(
+        paths=paths,
+        complete=list(complete),
+        forecasts=by_target,
+        series=series,
+        parts=parts,
+        stock_metrics=cohort.stock_metrics,
+        alignment=cohort.profile_alignment,
+        totals=(parent,),
+    )
 
 
 def parent_paths(paths: dict, parent: str, parts: list[str], forecasts: dict, quarters: list[dt.date]) -> dict:
@@ -87,8 +116,11 @@ def parent_paths(paths: dict, parent: str, parts: list[str], forecasts: dict, qu
     out = {}
     for quarter in quarters:
         for metric in METRICS:
-            members = [s for s in parts if (s, metric, quarter) in forecasts] \
-                if (parent, metric, quarter) in forecasts else parts
+            members = (
+                [s for s in parts if (s, metric, quarter) in forecasts]
+                if (parent, metric, quarter) in forecasts
+                else parts
+            )
             held = [paths[(s, metric, quarter)] for s in members if (s, metric, quarter) in paths]
             if held:  # summed in the parts' sorted order: replay_key hashes these bits
                 out[(parent, metric, quarter)] = np.sum(held, axis=0)
@@ -108,11 +140,14 @@ def _reconcile(cohort: Cohort, frame: pl.DataFrame, keys: list[str], totals: pl.
         return frame.with_columns(yhat_base=pl.lit(None, pl.Float64))
     if cohort.parent is not None:
         is_parent = pl.col("series_id") == cohort.parent
-        parent = frame.filter(is_parent).with_columns(yhat_base=pl.col("yhat"), yhat=pl.col("yhat").round(
-            PUBLISHED_DECIMALS))
+        parent = frame.filter(is_parent).with_columns(
+            yhat_base=pl.col("yhat"), yhat=pl.col("yhat").round(PUBLISHED_DECIMALS)
+        )
         own = parent.select(*keys, total="yhat")
-        return pl.concat([parent, top_down(frame.filter(~is_parent), own, keys=keys, decimals=PUBLISHED_DECIMALS)],
-                         how="vertical_relaxed").sort(*keys, "series_id")
+        return pl.concat(
+            [parent, top_down(frame.filter(~is_parent), own, keys=keys, decimals=PUBLISHED_DECIMALS)],
+            how="vertical_relaxed",
+        ).sort(*keys, "series_id")
     if cohort.top_down_to is not None and totals is not None:
         return top_down(frame, totals, keys=keys, decimals=PUBLISHED_DECIMALS)
     return frame.with_columns(yhat_base=pl.col("yhat"), yhat=pl.col("yhat").round(PUBLISHED_DECIMALS))
@@ -135,15 +170,24 @@ def _score(cohort: Cohort, cutoff: dt.date, replays: pl.DataFrame) -> pl.DataFra
     for (metric, level, week), g in sorted(replays.group_by("metric", "level", "week"), key=lambda x: x[0]):
         a = g["actual"].to_numpy()
         published = g["actual"].round(PUBLISHED_DECIMALS).to_numpy()
-        rows.append({
-            "cutoff_date": cutoff, "cohort": cohort.name, "metric": metric, "level": level,
-            "week_of_quarter": int(week), "elapsed_share": float(g["elapsed_share"].mean()), "replays": g.height,
-            "smape_landing": smape(a, g["yhat"].to_numpy()), "smape_start": smape(a, g["forecast_start"].to_numpy()),
-            "smape_qtd_share": smape(a, g["naive_extrapolated"].to_numpy()),
-            "coverage_80": coverage(published, g["yhat_lo_80"].to_numpy(), g["yhat_hi_80"].to_numpy()),
-            "coverage_95": coverage(published, g["yhat_lo_95"].to_numpy(), g["yhat_hi_95"].to_numpy()),
-            "weight_extrapolated": float(g["weight"].mean()), "weight_naive": float(g["weight_naive"].mean()),
-        })
+        rows.append(
+            {
+                "cutoff_date": cutoff,
+                "cohort": cohort.name,
+                "metric": metric,
+                "level": level,
+                "week_of_quarter": int(week),
+                "elapsed_share": float(g["elapsed_share"].mean()),
+                "replays": g.height,
+                "smape_landing": smape(a, g["yhat"].to_numpy()),
+                "smape_start": smape(a, g["forecast_start"].to_numpy()),
+                "smape_qtd_share": smape(a, g["naive_extrapolated"].to_numpy()),
+                "coverage_80": coverage(published, g["yhat_lo_80"].to_numpy(), g["yhat_hi_80"].to_numpy()),
+                "coverage_95": coverage(published, g["yhat_lo_95"].to_numpy(), g["yhat_hi_95"].to_numpy()),
+                "weight_extrapolated": float(g["weight"].mean()),
+                "weight_naive": float(g["weight_naive"].mean()),
+            }
+        )
     return pl.DataFrame(rows, schema=EVALUATION_SCHEMA)
 
 
@@ -163,16 +207,27 @@ def replay_cohort(cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.Data
     crossfitted = L.cross_fitted(L.replays(inputs), L.week_span(inputs.alignment))
     # intervals from the errors of the reconciled replays: a total that is the sum of its parts
     # errs like that sum, not like its own landing
-    reconciled = L.scored(_reconcile(cohort, crossfitted, ["quarter_start", "week", "metric"], replay_totals)) \
-        if crossfitted.height else crossfitted.with_columns(score=pl.lit(None, pl.Float64))
-    honest = _rounded_bands(L.with_intervals(reconciled, reconciled, leave_quarter_out=True)) \
-        if reconciled.height else reconciled
+    reconciled = (
+        L.scored(_reconcile(cohort, crossfitted, ["quarter_start", "week", "metric"], replay_totals))
+        if crossfitted.height
+        else crossfitted.with_columns(score=pl.lit(None, pl.Float64))
+    )
+    honest = (
+        _rounded_bands(L.with_intervals(reconciled, reconciled, leave_quarter_out=True))
+        if reconciled.height
+        else reconciled
+    )
     return Replayed(crossfitted, reconciled, honest)
 
 
-REPLAY_CODE = ("synoforecast.lib.landing.model", __name__, "synoforecast.lib.forecasting.reconcile",
-               "synoforecast.lib.forecasting.intervals", "synoforecast.lib.forecasting.metrics",
-               "synoforecast.lib.quarters")  # the modules replays are computed by
+REPLAY_CODE = (
+    "synoforecast.lib.landing.model",
+    __name__,
+    "synoforecast.lib.forecasting.reconcile",
+    "synoforecast.lib.forecasting.intervals",
+    "synoforecast.lib.forecasting.metrics",
+    "synoforecast.lib.quarters",
+)  # the modules replays are computed by
 
 
 @lru_cache(maxsize=1)
@@ -205,8 +260,14 @@ def replay_key(cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.DataFra
             digest.update(b"\0")
 
     put(_code_digest())
-    put(cohort.name, cohort.by_customer, cohort.parent, cohort.top_down_to, cohort.stock_metrics,
-        cohort.profile_alignment)
+    put(
+        cohort.name,
+        cohort.by_customer,
+        cohort.parent,
+        cohort.top_down_to,
+        cohort.stock_metrics,
+        cohort.profile_alignment,
+    )
     put(inputs.complete, inputs.series, inputs.parts, inputs.stock_metrics, inputs.alignment, inputs.totals)
     complete = set(inputs.complete)
     for key in sorted(k for k in inputs.paths if k[2] in complete):
@@ -217,9 +278,16 @@ def replay_key(cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.DataFra
     return digest.hexdigest()
 
 
-def land_cohort(cohort: Cohort, inputs: L.CohortInputs, running: dt.date, cutoff: dt.date,
-                totals: pl.DataFrame | None = None, replay_totals: pl.DataFrame | None = None,
-                fiscal_year_start_month: int = 1, replayed: Replayed | None = None) -> CohortLanding:
+def land_cohort(
+    cohort: Cohort,
+    inputs: L.CohortInputs,
+    running: dt.date,
+    cutoff: dt.date,
+    totals: pl.DataFrame | None = None,
+    replay_totals: pl.DataFrame | None = None,
+    fiscal_year_start_month: int = 1,
+    replayed: Replayed | None = None,
+) -> CohortLanding:
     """The landing at `cutoff` of the quarter starting `running`, with its replays and their
     evaluation. A `top_down_to` cohort is scaled onto `totals` (metric, total) and its replays
     onto `replay_totals` (quarter_start, week, metric, total): the other cohort's landings.
@@ -229,17 +297,25 @@ def land_cohort(cohort: Cohort, inputs: L.CohortInputs, running: dt.date, cutoff
     rows = _reconcile(cohort, L.land(inputs, running, cutoff, replayed.crossfitted), ["metric"], totals)
     if rows.height:
         rows = _rounded_bands(L.with_intervals(rows, replayed.reconciled, leave_quarter_out=False)).with_columns(
-            cohort=pl.lit(cohort.name), quarter_label=pl.lit(quarter_label(running, fiscal_year_start_month)),
-            week_of_quarter=pl.col("week"), weight_extrapolated=pl.col("weight"))
+            cohort=pl.lit(cohort.name),
+            quarter_label=pl.lit(quarter_label(running, fiscal_year_start_month)),
+            week_of_quarter=pl.col("week"),
+            weight_extrapolated=pl.col("weight"),
+        )
     return CohortLanding(rows=rows, replays=replayed.honest, evaluation=_score(cohort, cutoff, replayed.honest))
 
 
 def landing_totals(landing: CohortLanding, series_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(metric, total) of `series_id` at the cut-off and (quarter_start, week, metric, total) in
     the replays: what a top-down cohort adds up to."""
-    now = landing.rows.filter(pl.col("series_id") == series_id).select("metric", total="yhat") \
-        if landing.rows.height else pl.DataFrame(schema={"metric": pl.String, "total": pl.Float64})
-    past = landing.replays.filter(pl.col("series_id") == series_id) \
-        .select("quarter_start", "week", "metric", total="yhat") if landing.replays.height else \
-        pl.DataFrame(schema={"quarter_start": pl.Date, "week": pl.Int32, "metric": pl.String, "total": pl.Float64})
+    now = (
+        landing.rows.filter(pl.col("series_id") == series_id).select("metric", total="yhat")
+        if landing.rows.height
+        else pl.DataFrame(schema={"metric": pl.String, "total": pl.Float64})
+    )
+    past = (
+        landing.replays.filter(pl.col("series_id") == series_id).select("quarter_start", "week", "metric", total="yhat")
+        if landing.replays.height
+        else pl.DataFrame(schema={"quarter_start": pl.Date, "week": pl.Int32, "metric": pl.String, "total": pl.Float64})
+    )
     return now, past

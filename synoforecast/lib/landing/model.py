@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from synoforecast.lib.quarters import add_quarters, quarter_start
+from synoforecast.lib.quarters import add_quarters
 
 WEEKS = 13  # weeks of a quarter (the 13th runs to the quarter's last day)
 PROFILE_QUARTERS = 8  # past quarters an intra-quarter profile is averaged over
@@ -37,8 +37,14 @@ MIN_PROFILE_QUARTERS = 4  # fewer than this with sales: the cohort's pooled prof
 MIN_PROFILE_SHARE = 0.02  # below it an extrapolation explodes: the forecast alone
 PROFILE_SHRINKAGE = 4.0  # a series' own profile vs its cohort's: the cohort's weighs as 4 quarters
 WEIGHT_STEP = 0.05
-WEIGHTS = np.array([(a, b) for a in np.arange(0, 1 + 1e-9, WEIGHT_STEP) for b in np.arange(0, 1 + 1e-9, WEIGHT_STEP)
-                    if a + b <= 1 + 1e-9])  # (a, b) over the simplex, forecast-heavy first
+WEIGHTS = np.array(
+    [
+        (a, b)
+        for a in np.arange(0, 1 + 1e-9, WEIGHT_STEP)
+        for b in np.arange(0, 1 + 1e-9, WEIGHT_STEP)
+        if a + b <= 1 + 1e-9
+    ]
+)  # (a, b) over the simplex, forecast-heavy first
 WEIGHTS = WEIGHTS[np.argsort(WEIGHTS.sum(axis=1), kind="stable")]
 MIX_MARGIN = 0.03  # a mix must beat the better baseline by 3% of its sMAPE on the replays to be used
 LEVELS = (80, 95)
@@ -53,7 +59,7 @@ class QuarterCalendar:
     selling_cum: np.ndarray  # selling days (Mon-Fri) elapsed at the end of each day index
 
     @classmethod
-    def of(cls, start: dt.date) -> "QuarterCalendar":
+    def of(cls, start: dt.date) -> QuarterCalendar:
         return _calendar(start)
 
     def index(self, day: dt.date) -> int:
@@ -122,8 +128,12 @@ def weekday_count(start: dt.date, end: dt.date) -> int:
     return int(((np.arange(n) + start.weekday()) % 7 < 5).sum())
 
 
-def quarter_paths(daily: pl.DataFrame, quarters: list[dt.date], stock_metrics: tuple[str, ...] = (),
-                  metrics: tuple[str, ...] = ("units", "revenue")) -> dict[tuple[str, str, dt.date], np.ndarray]:
+def quarter_paths(
+    daily: pl.DataFrame,
+    quarters: list[dt.date],
+    stock_metrics: tuple[str, ...] = (),
+    metrics: tuple[str, ...] = ("units", "revenue"),
+) -> dict[tuple[str, str, dt.date], np.ndarray]:
     """Per (series_id, metric, quarter start): the value to date at the end of each day of
     the quarter (flows: running sum; stocks: the latest value reported, 0 before the first).
     `daily`: series_id, day, and the metric columns (one row per series and day)."""
@@ -157,8 +167,14 @@ def quarter_paths(daily: pl.DataFrame, quarters: list[dt.date], stock_metrics: t
     return out
 
 
-def profile_share(paths: dict, series_id: str, metric: str, before: list[dt.date], share: tuple,
-                  pooled: dict[tuple[str, dt.date], tuple[float, float]] | None = None) -> float:
+def profile_share(
+    paths: dict,
+    series_id: str,
+    metric: str,
+    before: list[dt.date],
+    share: tuple,
+    pooled: dict[tuple[str, dt.date], tuple[float, float]] | None = None,
+) -> float:
     """The share of a quarter's value the series had reached at the same point of its quarter
     (`share`: :meth:`QuarterCalendar.alignment`) over its last :data:`PROFILE_QUARTERS`
     quarters (ratio of sums), shrunk toward the cohort's (`pooled`) with the weight of
@@ -187,8 +203,9 @@ def profile_share(paths: dict, series_id: str, metric: str, before: list[dt.date
     return (done + PROFILE_SHRINKAGE * cohort * mean_final) / (final + PROFILE_SHRINKAGE * mean_final)
 
 
-def pooled_profile(paths: dict, series_ids: list[str], metric: str, quarters: list[dt.date],
-                   share: tuple) -> dict[tuple[str, dt.date], tuple[float, float]]:
+def pooled_profile(
+    paths: dict, series_ids: list[str], metric: str, quarters: list[dt.date], share: tuple
+) -> dict[tuple[str, dt.date], tuple[float, float]]:
     """(value at the aligned day, final value) per quarter summed over `series_ids`: the
     cohort's profile, for series with too few quarters of their own."""
     out = {}
@@ -280,14 +297,22 @@ def _scale(inputs: CohortInputs, series_id: str, metric: str, before: list[dt.da
     if key not in cache:
         from synoforecast.lib.forecasting.intervals import series_scale
 
-        finals = [inputs.paths[(series_id, metric, q)][-1] if (series_id, metric, q) in inputs.paths else 0.0
-                  for q in before]
+        finals = [
+            inputs.paths[(series_id, metric, q)][-1] if (series_id, metric, q) in inputs.paths else 0.0 for q in before
+        ]
         cache[key] = series_scale(np.asarray(finals, dtype="float64"), 4) if finals else 1.0
     return cache[key]
 
 
-def _point(inputs: CohortInputs, series_id: str, metric: str, quarter: dt.date, index: int,
-           before: list[dt.date], pooled_cache: dict) -> dict | None:
+def _point(
+    inputs: CohortInputs,
+    series_id: str,
+    metric: str,
+    quarter: dt.date,
+    index: int,
+    before: list[dt.date],
+    pooled_cache: dict,
+) -> dict | None:
     """One cut-off of one series: QTD, shares, profile, both extrapolations and F."""
     forecast = inputs.forecasts.get((series_id, metric, quarter))
     if forecast is None or not np.isfinite(forecast):
@@ -301,25 +326,48 @@ def _point(inputs: CohortInputs, series_id: str, metric: str, quarter: dt.date, 
         p = 1.0
     else:
         if key not in pooled_cache:
-            pooled_cache[key] = pooled_profile(inputs.paths, inputs.parts, metric, before[-PROFILE_QUARTERS:],
-                                               cal.alignment(index, inputs.alignment))
-        p = profile_share(inputs.paths, series_id, metric, before, cal.alignment(index, inputs.alignment),
-                          pooled_cache[key])
+            pooled_cache[key] = pooled_profile(
+                inputs.paths, inputs.parts, metric, before[-PROFILE_QUARTERS:], cal.alignment(index, inputs.alignment)
+            )
+        p = profile_share(
+            inputs.paths, series_id, metric, before, cal.alignment(index, inputs.alignment), pooled_cache[key]
+        )
     stock = metric in inputs.stock_metrics
     e, naive = extrapolations(qtd, p, calendar, stock)
-    return {"series_id": series_id, "metric": metric, "quarter_start": quarter, "week": cal.week(index),
-            "level": "total" if series_id in inputs.totals else "parts",
-            "cutoff_date": quarter + dt.timedelta(days=index), "elapsed_share": calendar,
-            "elapsed_selling_share": sell, "qtd_actual": qtd, "profile_share": p, "extrapolated": e,
-            "naive_extrapolated": naive, "forecast_start": float(forecast),
-            "scale": _scale(inputs, series_id, metric, before, pooled_cache)}
+    return {
+        "series_id": series_id,
+        "metric": metric,
+        "quarter_start": quarter,
+        "week": cal.week(index),
+        "level": "total" if series_id in inputs.totals else "parts",
+        "cutoff_date": quarter + dt.timedelta(days=index),
+        "elapsed_share": calendar,
+        "elapsed_selling_share": sell,
+        "qtd_actual": qtd,
+        "profile_share": p,
+        "extrapolated": e,
+        "naive_extrapolated": naive,
+        "forecast_start": float(forecast),
+        "scale": _scale(inputs, series_id, metric, before, pooled_cache),
+    }
 
 
 REPLAY_SCHEMA = {
-    "series_id": pl.String, "metric": pl.String, "quarter_start": pl.Date, "week": pl.Int32, "level": pl.String,
-    "cutoff_date": pl.Date, "elapsed_share": pl.Float64, "elapsed_selling_share": pl.Float64,
-    "qtd_actual": pl.Float64, "profile_share": pl.Float64, "extrapolated": pl.Float64,
-    "naive_extrapolated": pl.Float64, "forecast_start": pl.Float64, "scale": pl.Float64, "actual": pl.Float64,
+    "series_id": pl.String,
+    "metric": pl.String,
+    "quarter_start": pl.Date,
+    "week": pl.Int32,
+    "level": pl.String,
+    "cutoff_date": pl.Date,
+    "elapsed_share": pl.Float64,
+    "elapsed_selling_share": pl.Float64,
+    "qtd_actual": pl.Float64,
+    "profile_share": pl.Float64,
+    "extrapolated": pl.Float64,
+    "naive_extrapolated": pl.Float64,
+    "forecast_start": pl.Float64,
+    "scale": pl.Float64,
+    "actual": pl.Float64,
 }
 
 
@@ -361,13 +409,21 @@ def _loss_sums(frame: pl.DataFrame, span: int) -> dict[tuple, tuple[list, np.nda
     for (metric, level), g in frame.group_by("metric", "level"):
         weeks = g["week"].to_numpy()
         quarters, inverse = np.unique(np.asarray(g["quarter_start"].to_list()), return_inverse=True)
-        losses = grid_losses(*(g[c].fill_null(float("nan")).to_numpy() for c in
-                               ("actual", "extrapolated", "naive_extrapolated", "forecast_start")))
+        losses = grid_losses(
+            *(
+                g[c].fill_null(float("nan")).to_numpy()
+                for c in ("actual", "extrapolated", "naive_extrapolated", "forecast_start")
+            )
+        )
         for week in np.unique(weeks):
             near = np.abs(weeks - week) <= span
             sums = np.zeros((len(WEIGHTS), len(quarters)))
             np.add.at(sums.T, inverse[near], losses[:, near].T)
-            out[(int(week), metric, level)] = (list(quarters), sums, np.bincount(inverse[near], minlength=len(quarters)))
+            out[(int(week), metric, level)] = (
+                list(quarters),
+                sums,
+                np.bincount(inverse[near], minlength=len(quarters)),
+            )
     return out
 
 
@@ -396,8 +452,9 @@ def _apply(frame: pl.DataFrame, weights: dict[tuple, tuple[float, float]]) -> pl
 
 def scored(frame: pl.DataFrame) -> pl.DataFrame:
     """Each replay's conformal score: its absolute error relative to the landing's level."""
-    score = np.abs(frame["actual"].to_numpy() - frame["yhat"].to_numpy()) \
-        / interval_norm(frame["yhat"].to_numpy(), frame["scale"].to_numpy())
+    score = np.abs(frame["actual"].to_numpy() - frame["yhat"].to_numpy()) / interval_norm(
+        frame["yhat"].to_numpy(), frame["scale"].to_numpy()
+    )
     return frame.with_columns(score=pl.Series(score))
 
 
@@ -410,11 +467,14 @@ def cross_fitted(replayed: pl.DataFrame, span: int = WEEK_SPAN) -> pl.DataFrame:
     (`weight` on E, `weight_naive` on N, `yhat`): the honest sample of the landing's error
     (score it with :func:`scored` once reconciled)."""
     if replayed.is_empty():
-        return replayed.with_columns(weight=pl.lit(None, pl.Float64), weight_naive=pl.lit(None, pl.Float64),
-                                     yhat=pl.lit(None, pl.Float64))
+        return replayed.with_columns(
+            weight=pl.lit(None, pl.Float64), weight_naive=pl.lit(None, pl.Float64), yhat=pl.lit(None, pl.Float64)
+        )
     sums = _loss_sums(replayed, span)
-    parts = [_apply(g, _weights(sums, without=quarter))
-             for (quarter,), g in replayed.group_by(["quarter_start"], maintain_order=True)]
+    parts = [
+        _apply(g, _weights(sums, without=quarter))
+        for (quarter,), g in replayed.group_by(["quarter_start"], maintain_order=True)
+    ]
     return pl.concat(parts)
 
 
@@ -438,8 +498,9 @@ def with_intervals(frame: pl.DataFrame, scores: pl.DataFrame, leave_quarter_out:
         for lv in LEVELS:
             half = cache[key][lv] * norm[i]
             lo[lv][i], hi[lv][i] = point[i] - half, point[i] + half
-    return frame.with_columns(**{f"yhat_lo_{lv}": pl.Series(lo[lv]) for lv in LEVELS},
-                              **{f"yhat_hi_{lv}": pl.Series(hi[lv]) for lv in LEVELS})
+    return frame.with_columns(
+        **{f"yhat_lo_{lv}": pl.Series(lo[lv]) for lv in LEVELS}, **{f"yhat_hi_{lv}": pl.Series(hi[lv]) for lv in LEVELS}
+    )
 
 
 def land(inputs: CohortInputs, running: dt.date, cutoff: dt.date, replayed: pl.DataFrame) -> pl.DataFrame:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import polars as pl
 
+from synoforecast.lib.forecasting.cohorts import Cohort
 from synoforecast.lib.landing import model as L
 from synoforecast.lib.landing.cohorts import Replayed, replay_cohort, replay_key
-from synoforecast.lib.forecasting.cohorts import Cohort
 
 FRAMES = ("crossfitted", "reconciled", "honest")
 KEEP_PER_COHORT = 4
@@ -58,14 +58,18 @@ def save_replays(folder: Path, cohort: str, key: str, replayed: Replayed, keep: 
         if not entry.exists():
             raise
         return  # another run stored the same key first: same content
-    entries = sorted((p for p in entry.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
+    entries = sorted(
+        (p for p in entry.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     for old in entries[keep:]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def stored_or_replayed(folder: Path, cohort: Cohort, inputs: L.CohortInputs,
-                       replay_totals: pl.DataFrame | None = None) -> tuple[Replayed, bool]:
+def stored_or_replayed(
+    folder: Path, cohort: Cohort, inputs: L.CohortInputs, replay_totals: pl.DataFrame | None = None
+) -> tuple[Replayed, bool]:
     """(the cohort's replays, whether they were read back): from the store when an earlier
     export had the same content, else replayed now and stored for the next export."""
     key = replay_key(cohort, inputs, replay_totals)

@@ -22,7 +22,8 @@ def with_change_pct(landing: pl.DataFrame) -> pl.DataFrame:
     """`change_pct`: the landing against the quarter-start forecast in percent (null without one)."""
     start = pl.col("forecast_start")
     return landing.with_columns(
-        change_pct=pl.when(start.is_not_null() & (start != 0)).then((pl.col("yhat") / start - 1) * 100))
+        change_pct=pl.when(start.is_not_null() & (start != 0)).then((pl.col("yhat") / start - 1) * 100)
+    )
 
 
 def headline_rows(landing: pl.DataFrame) -> pl.DataFrame:
@@ -42,12 +43,21 @@ def _cutoff_clause(cutoff: dt.date | str | None) -> tuple[str, tuple]:
 def landing_at(url: str, cutoff: dt.date | str | None = None) -> pl.DataFrame:
     """forecast.landing at a cut-off (default the latest), with change_pct."""
     which, params = _cutoff_clause(cutoff)
-    return with_change_pct(query_frame(
-        url, f"select * from forecast.landing where cutoff_date = {which} order by cohort, series_id, metric", params))
+    return with_change_pct(
+        query_frame(
+            url,
+            f"select * from forecast.landing where cutoff_date = {which} order by cohort, series_id, metric",
+            params,
+        )
+    )
 
 
 def landing_evaluation_at(url: str, cutoff: dt.date | str | None = None) -> pl.DataFrame:
     """forecast.landing_evaluation at a cut-off (default the latest landing's)."""
     which, params = _cutoff_clause(cutoff)
-    return query_frame(url, f"select * from forecast.landing_evaluation where cutoff_date = {which} "
-                            "order by cohort, metric, level, week_of_quarter", params)
+    return query_frame(
+        url,
+        f"select * from forecast.landing_evaluation where cutoff_date = {which} "
+        "order by cohort, metric, level, week_of_quarter",
+        params,
+    )

@@ -25,6 +25,8 @@ def quarter_in_progress(manifest: dict, fiscal_year_start_month: int = 1) -> tup
     if running.isoformat() in complete:
         raise NoQuarterInProgress(f"{name}: {wanted} is complete in this export: no quarter is in progress")
     if running.isoformat() not in quarters:
-        raise NoQuarterInProgress(f"{name} (exported {cutoff.isoformat()}) holds no rows of {wanted}, "
-                                  "the quarter in progress: no landing to make")
+        raise NoQuarterInProgress(
+            f"{name} (exported {cutoff.isoformat()}) holds no rows of {wanted}, "
+            "the quarter in progress: no landing to make"
+        )
     return running, cutoff

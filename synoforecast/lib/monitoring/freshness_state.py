@@ -30,14 +30,20 @@ def _export(row) -> Export | None:
 
 def read_facts(conn: psycopg.Connection, cohorts: tuple[str, ...], first_quarter: dt.date) -> Facts:
     newest = _export(conn.execute(_EXPORT + " order by file_mtime desc, first_seen_at desc limit 1").fetchone())
-    published = _export(conn.execute(
-        _EXPORT + " and sha256 = (select snapshot_sha256 from ops.published_snapshot)").fetchone())
+    published = _export(
+        conn.execute(_EXPORT + " and sha256 = (select snapshot_sha256 from ops.published_snapshot)").fetchone()
+    )
     as_of: dict[str, frozenset[dt.date]] = {}
     if conn.execute("select to_regclass('published.forecasts')").fetchone()[0]:
-        as_of = {cohort: frozenset(quarters) for cohort, quarters in conn.execute(
-            "select cohort, array_agg(distinct as_of_quarter) from published.forecasts group by cohort")}
-    return Facts(newest=newest, published=published, published_as_of=as_of, cohorts=cohorts,
-                 first_quarter=first_quarter)
+        as_of = {
+            cohort: frozenset(quarters)
+            for cohort, quarters in conn.execute(
+                "select cohort, array_agg(distinct as_of_quarter) from published.forecasts group by cohort"
+            )
+        }
+    return Facts(
+        newest=newest, published=published, published_as_of=as_of, cohorts=cohorts, first_quarter=first_quarter
+    )
 
 
 def load_facts(url: str, cohorts: tuple[str, ...], first_quarter: dt.date) -> Facts:
@@ -45,8 +51,15 @@ def load_facts(url: str, cohorts: tuple[str, ...], first_quarter: dt.date) -> Fa
         return read_facts(conn, cohorts, first_quarter)
 
 
-def evaluate(url: str, now: dt.datetime, *, max_age_days: int, grace_days: int, fiscal_start_month: int,
-             partitions_start: dt.date) -> dict[str, Finding]:
+def evaluate(
+    url: str,
+    now: dt.datetime,
+    *,
+    max_age_days: int,
+    grace_days: int,
+    fiscal_start_month: int,
+    partitions_start: dt.date,
+) -> dict[str, Finding]:
     """Both rules at `now` on what the warehouse holds (`partitions_start`: the first partition,
     settings.effective_partitions_start)."""
     from synoforecast.lib.forecasting.cohorts import COHORTS
@@ -58,8 +71,9 @@ def evaluate(url: str, now: dt.datetime, *, max_age_days: int, grace_days: int, 
 
 def load_alerts(url: str) -> dict[str, AlertState]:
     with connect(url) as conn:
-        rows = conn.execute("select rule, breach, since, posted_to, posted_at, last_error "
-                            "from ops.freshness_alerts").fetchall()
+        rows = conn.execute(
+            "select rule, breach, since, posted_to, posted_at, last_error from ops.freshness_alerts"
+        ).fetchall()
     return {r[0]: AlertState(r[0], r[1], r[2], frozenset(r[3] or ()), r[4], r[5]) for r in rows}
 
 
@@ -76,5 +90,13 @@ def save_alerts(url: str, states: dict[str, AlertState | None], summaries: dict[
                    on conflict (rule) do update set breach = excluded.breach, summary = excluded.summary,
                        since = excluded.since, posted_to = excluded.posted_to, posted_at = excluded.posted_at,
                        last_error = excluded.last_error""",
-                (rule, state.breach, summaries.get(rule, ""), state.since, sorted(state.posted_to), state.posted_at,
-                 state.error))
+                (
+                    rule,
+                    state.breach,
+                    summaries.get(rule, ""),
+                    state.since,
+                    sorted(state.posted_to),
+                    state.posted_at,
+                    state.error,
+                ),
+            )

@@ -39,8 +39,7 @@ def built_fingerprint(raw_fingerprint: str, project_digest: str) -> str:
 def source_tables(manifest: Mapping) -> dict[str, str]:
     """raw table name -> the dbt source's unique id (schema `raw` only: the running quarter's
     `raw_running` views are rebuilt only with the project)."""
-    return {props["name"]: uid for uid, props in manifest["sources"].items()
-            if props["source_name"] == SOURCE_SCHEMA}
+    return {props["name"]: uid for uid, props in manifest["sources"].items() if props["source_name"] == SOURCE_SCHEMA}
 
 
 def project_built(built: Mapping[str, str], project_digest: str) -> bool:
@@ -57,8 +56,13 @@ def _raw(state: Iterable[tuple[str, str, str, str]]) -> dict[tuple[str, str], st
     return {(target.removeprefix(prefix), scope): fp for target, scope, _key, fp in state if target.startswith(prefix)}
 
 
-def changed_tables(tables: Iterable[str], keys: Sequence[str], state: Iterable[tuple[str, str, str, str]],
-                   built: Mapping[str, str], project_digest: str) -> set[str]:
+def changed_tables(
+    tables: Iterable[str],
+    keys: Sequence[str],
+    state: Iterable[tuple[str, str, str, str]],
+    built: Mapping[str, str],
+    project_digest: str,
+) -> set[str]:
     """Raw tables with a quarter in `keys` whose content dbt has not built from with this
     project (`state`: ops.partition_state rows; `built`: ops.dbt_inputs, scope -> fingerprint)."""
     raw = _raw(state)
@@ -70,13 +74,18 @@ def changed_tables(tables: Iterable[str], keys: Sequence[str], state: Iterable[t
     return {table for table in tables if not all(current(table, key) for key in keys)}
 
 
-def built_records(tables: Iterable[str], keys: Sequence[str], state: Iterable[tuple[str, str, str, str]],
-                  project_digest: str) -> dict[str, str]:
+def built_records(
+    tables: Iterable[str], keys: Sequence[str], state: Iterable[tuple[str, str, str, str]], project_digest: str
+) -> dict[str, str]:
     """scope -> fingerprint to record for `tables` after a successful build, with the project's
     own row: what their raw partitions hold now (a partition raw never wrote is left out)."""
     raw = _raw(state)
-    out = {input_scope(table, key): built_fingerprint(raw[(table, key)], project_digest)
-           for table in sorted(tables) for key in keys if (table, key) in raw}
+    out = {
+        input_scope(table, key): built_fingerprint(raw[(table, key)], project_digest)
+        for table in sorted(tables)
+        for key in keys
+        if (table, key) in raw
+    }
     return {**out, PROJECT_SCOPE: project_digest}
 
 

@@ -11,9 +11,9 @@ import contextlib
 import io
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
 import polars as pl
@@ -102,8 +102,14 @@ def ensure_schema(url: str) -> None:
 
 def _csv_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    frame.write_csv(buffer, include_header=False, null_value="", quote_style="necessary",
-                    date_format="%Y-%m-%d", datetime_format="%Y-%m-%dT%H:%M:%S%.f%z")
+    frame.write_csv(
+        buffer,
+        include_header=False,
+        null_value="",
+        quote_style="necessary",
+        date_format="%Y-%m-%d",
+        datetime_format="%Y-%m-%dT%H:%M:%S%.f%z",
+    )
     return buffer.getvalue()
 
 
@@ -132,9 +138,18 @@ def partition_lock(conn: psycopg.Connection, table: str, scope: str) -> None:
     conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{table}|{scope}",))
 
 
-def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: Sequence[object],
-                 run_id: str, partition: str, *, snapshot: str | None = None,
-                 fingerprint: str | None = None) -> PublishResult:
+def replace_rows(
+    url: str,
+    table: str,
+    frame: pl.DataFrame,
+    where: str,
+    params: Sequence[object],
+    run_id: str,
+    partition: str,
+    *,
+    snapshot: str | None = None,
+    fingerprint: str | None = None,
+) -> PublishResult:
     """Atomically replace the rows matching `where` with `frame`, record what the partition
     now holds (ops.partition_state) and log the publish, under a per-partition advisory lock.
 
@@ -142,6 +157,7 @@ def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: 
     same run inherit it); `fingerprint` is the partition's content fingerprint, by default
     the run's snapshot's derived fingerprint of `partition`."""
     from synoforecast.lib.warehouse import partition_state
+
     scope = partition_state.scope_of(params)
     with connect(url) as conn, conn.transaction():
         partition_lock(conn, table, scope)
@@ -152,18 +168,29 @@ def replace_rows(url: str, table: str, frame: pl.DataFrame, where: str, params: 
     return PublishResult(table, partition, deleted, written)
 
 
-def _replace_in(conn: psycopg.Connection, table: str, frame: pl.DataFrame, where: str, params: Sequence[object],
-                run_id: str, partition: str) -> tuple[int, int]:
+def _replace_in(
+    conn: psycopg.Connection,
+    table: str,
+    frame: pl.DataFrame,
+    where: str,
+    params: Sequence[object],
+    run_id: str,
+    partition: str,
+) -> tuple[int, int]:
     """Delete the rows matching `where`, COPY `frame` in and log it, inside the caller's transaction."""
     deleted = conn.execute(f"delete from {table} where {where}", params).rowcount
     written = copy_frame(conn, table, frame)
-    conn.execute("insert into ops.publish_log (run_id, target, partition_key, rows_deleted, rows_written) "
-                 "values (%s, %s, %s, %s, %s)", (run_id, table, partition, deleted, written))
+    conn.execute(
+        "insert into ops.publish_log (run_id, target, partition_key, rows_deleted, rows_written) "
+        "values (%s, %s, %s, %s, %s)",
+        (run_id, table, partition, deleted, written),
+    )
     return deleted, written
 
 
-def replace_many(url: str, writes: Sequence[tuple[str, pl.DataFrame, str, Sequence[object]]], run_id: str,
-                 partition: str) -> dict[str, int]:
+def replace_many(
+    url: str, writes: Sequence[tuple[str, pl.DataFrame, str, Sequence[object]]], run_id: str, partition: str
+) -> dict[str, int]:
     """Several (table, frame, where, params) replacements in ONE transaction, each table locked
     for `partition`: readers see all of them or none. Returns rows written per table."""
     out = {}

@@ -51,8 +51,9 @@ def embedded_status(pgdata: Path) -> EmbeddedStatus:
     info = PostmasterInfo.read_from_pgdata(pgdata) if initialised else None
     if info is None or not info.is_running():
         return EmbeddedStatus(pgdata, initialised, False, size_bytes=_size(pgdata) if initialised else 0)
-    return EmbeddedStatus(pgdata, True, True, pid=info.pid, port=int(info.port) if info.port else None,
-                          size_bytes=_size(pgdata))
+    return EmbeddedStatus(
+        pgdata, True, True, pid=info.pid, port=int(info.port) if info.port else None, size_bytes=_size(pgdata)
+    )
 
 
 def stop_embedded(pgdata: Path, timeout_s: int = 60) -> bool:

@@ -29,13 +29,22 @@ def scope_of(params: Sequence[object]) -> str:
 
 
 def register_run(conn: psycopg.Connection, run_id: str, snapshot_sha256: str) -> None:
-    conn.execute("insert into ops.run_snapshots (run_id, snapshot_sha256) values (%s, %s) "
-                 "on conflict (run_id) do update set snapshot_sha256 = excluded.snapshot_sha256",
-                 (run_id, snapshot_sha256))
+    conn.execute(
+        "insert into ops.run_snapshots (run_id, snapshot_sha256) values (%s, %s) "
+        "on conflict (run_id) do update set snapshot_sha256 = excluded.snapshot_sha256",
+        (run_id, snapshot_sha256),
+    )
 
 
-def record(conn: psycopg.Connection, target: str, scope: str, partition_key: str, run_id: str,
-           fingerprint: str | None = None, snapshot_sha256: str | None = None) -> None:
+def record(
+    conn: psycopg.Connection,
+    target: str,
+    scope: str,
+    partition_key: str,
+    run_id: str,
+    fingerprint: str | None = None,
+    snapshot_sha256: str | None = None,
+) -> None:
     """Upsert the partition's state; without a fingerprint, the run's snapshot's derived one."""
     conn.execute(
         """insert into ops.partition_state (target, scope, partition_key, snapshot_sha256, fingerprint, run_id,
@@ -48,16 +57,24 @@ def record(conn: psycopg.Connection, target: str, scope: str, partition_key: str
            on conflict (target, scope) do update set partition_key = excluded.partition_key,
                snapshot_sha256 = excluded.snapshot_sha256, fingerprint = excluded.fingerprint,
                run_id = excluded.run_id, published_at = excluded.published_at""",
-        {"target": target, "scope": scope, "key": partition_key, "snap": snapshot_sha256, "fp": fingerprint,
-         "unknown": UNKNOWN, "run": run_id},
+        {
+            "target": target,
+            "scope": scope,
+            "key": partition_key,
+            "snap": snapshot_sha256,
+            "fp": fingerprint,
+            "unknown": UNKNOWN,
+            "run": run_id,
+        },
     )
 
 
 def invalidate(conn: psycopg.Connection, target: str, partition_keys: Sequence[str]) -> None:
     """Forget partitions about to be rewritten by a writer that cannot record in its own
     transaction (dbt): if it dies half-way they read as stale, never as current."""
-    conn.execute("delete from ops.partition_state where target = %s and partition_key = any(%s)",
-                 (target, list(partition_keys)))
+    conn.execute(
+        "delete from ops.partition_state where target = %s and partition_key = any(%s)", (target, list(partition_keys))
+    )
 
 
 def load(conn: psycopg.Connection) -> list[tuple[str, str, str, str]]:
@@ -79,7 +96,9 @@ def forget_dbt_inputs(conn: psycopg.Connection, scopes: Sequence[str]) -> None:
 def record_dbt_inputs(conn: psycopg.Connection, records: dict[str, str], run_id: str) -> None:
     """After a successful dbt build: what it built from."""
     with conn.cursor() as cur:
-        cur.executemany("insert into ops.dbt_inputs (scope, fingerprint, run_id) values (%s, %s, %s) "
-                        "on conflict (scope) do update set fingerprint = excluded.fingerprint, "
-                        "run_id = excluded.run_id, built_at = now()",
-                        [(scope, fp, run_id) for scope, fp in records.items()])
+        cur.executemany(
+            "insert into ops.dbt_inputs (scope, fingerprint, run_id) values (%s, %s, %s) "
+            "on conflict (scope) do update set fingerprint = excluded.fingerprint, "
+            "run_id = excluded.run_id, built_at = now()",
+            [(scope, fp, run_id) for scope, fp in records.items()],
+        )

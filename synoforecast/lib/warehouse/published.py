@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from synoforecast.lib.warehouse import partition_state
 from synoforecast.lib.ingest.quality import stale_quarters
-from synoforecast.lib.warehouse.schema import PUBLISHED_SCHEMA, forecast_views_ddl
+from synoforecast.lib.warehouse import partition_state
 from synoforecast.lib.warehouse.connection import connect
+from synoforecast.lib.warehouse.schema import PUBLISHED_SCHEMA, forecast_views_ddl
 
 FORECAST_SOURCES = ("forecast.forecasts", "forecast.evaluation")
 SWITCH_LOCK = "published-snapshot-switch"
@@ -29,9 +29,11 @@ class NotPublishable(RuntimeError):
 
     def __init__(self, snapshot: str, stale: list[str]):
         self.stale = stale
-        super().__init__(f"not publishing snapshot {snapshot[:12]}: {len(stale)} quarter partition(s) do not hold "
-                         f"its content ({', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''}); "
-                         "the published export is unchanged")
+        super().__init__(
+            f"not publishing snapshot {snapshot[:12]}: {len(stale)} quarter partition(s) do not hold "
+            f"its content ({', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''}); "
+            "the published export is unchanged"
+        )
 
 
 @dataclass(frozen=True)
@@ -41,17 +43,24 @@ class SwitchResult:
 
 
 def _sources(conn: psycopg.Connection) -> list[str]:
-    marts = [f"marts.{name}" for (name,) in conn.execute(  # not dbt's __dbt_tmp/__dbt_backup leftovers
-        "select table_name from information_schema.tables where table_schema = 'marts' "
-        "and table_type = 'BASE TABLE' and table_name not like '%%\_\_dbt\_%%' order by table_name").fetchall()]
+    marts = [
+        f"marts.{name}"
+        for (name,) in conn.execute(  # not dbt's __dbt_tmp/__dbt_backup leftovers
+            "select table_name from information_schema.tables where table_schema = 'marts' "
+            r"and table_type = 'BASE TABLE' and table_name not like '%%\_\_dbt\_%%' order by table_name"
+        ).fetchall()
+    ]
     present = [t for t in FORECAST_SOURCES if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0]]
     return marts + present
 
 
 def _columns(conn: psycopg.Connection, qualified: str) -> list[tuple[str, str]]:
     schema, table = qualified.split(".")
-    return conn.execute("select column_name, data_type from information_schema.columns where table_schema = %s "
-                        "and table_name = %s order by ordinal_position", (schema, table)).fetchall()
+    return conn.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = %s "
+        "and table_name = %s order by ordinal_position",
+        (schema, table),
+    ).fetchall()
 
 
 def _copy(conn: psycopg.Connection, source: str) -> tuple[str, int]:
@@ -64,8 +73,14 @@ def _copy(conn: psycopg.Connection, source: str) -> tuple[str, int]:
     return target, rows
 
 
-def switch(url: str, snapshot_sha256: str, run_id: str, expected: dict[str, dict[str, str]],
-           required_scopes: dict[str, int], cohorts: list[str]) -> SwitchResult:
+def switch(
+    url: str,
+    snapshot_sha256: str,
+    run_id: str,
+    expected: dict[str, dict[str, str]],
+    required_scopes: dict[str, int],
+    cohorts: list[str],
+) -> SwitchResult:
     """Publish the working tables as the complete export `snapshot_sha256`, atomically."""
     with connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (SWITCH_LOCK,))
@@ -82,7 +97,9 @@ def switch(url: str, snapshot_sha256: str, run_id: str, expected: dict[str, dict
         conn.execute(
             "insert into ops.published_snapshot (id, snapshot_sha256, run_id, published_at) values (true, %s, %s, now()) "
             "on conflict (id) do update set snapshot_sha256 = excluded.snapshot_sha256, run_id = excluded.run_id, "
-            "published_at = excluded.published_at", (snapshot_sha256, run_id))
+            "published_at = excluded.published_at",
+            (snapshot_sha256, run_id),
+        )
     return SwitchResult(snapshot_sha256, tables)
 
 

@@ -164,22 +164,38 @@ RUNNING_SCHEMA = "raw_running"  # the running quarter's rows of the latest snaps
 RUNNING_TABLES = ("svr_rm", "consumer", "c2")
 
 # added after the first release: existing warehouses get them with `add column if not exists`
-_ADDED_COLUMNS = {"forecasts": ["yhat_base", "band"],
-                  "evaluation": ["mase", "bias", "coverage_80", "coverage_95", "smape_base", "smape_snaive",
-                                 "mase_snaive", "level", "mase_series", "mase_note", "smape_naive",
-                                 "smape_matched"]}
+_ADDED_COLUMNS = {
+    "forecasts": ["yhat_base", "band"],
+    "evaluation": [
+        "mase",
+        "bias",
+        "coverage_80",
+        "coverage_95",
+        "smape_base",
+        "smape_snaive",
+        "mase_snaive",
+        "level",
+        "mase_series",
+        "mase_note",
+        "smape_naive",
+        "smape_matched",
+    ],
+}
 
 FORECAST_COMMENTS = {
-    "forecasts": ("Next-quarter forecasts per cohort, series and metric; one set of rows per as-of quarter "
-                  "(trained on data up to and including as_of_quarter, predicting target_quarter)."),
+    "forecasts": (
+        "Next-quarter forecasts per cohort, series and metric; one set of rows per as-of quarter "
+        "(trained on data up to and including as_of_quarter, predicting target_quarter)."
+    ),
     "forecasts.cohort": "Forecast cohort (svr_rm_overall, svr_rm_top_customers, regional, consumer_trend, "
-                        "c2_scorecard).",
+    "c2_scorecard).",
     "forecasts.as_of_quarter": "Last quarter of data the model saw (quarter start date).",
     "forecasts.target_quarter": "Quarter being forecast (as_of_quarter + 1).",
     "forecasts.series_id": "Series within the cohort: total, tier, region, customer id, all_other, service.",
     "forecasts.metric": "units or revenue (USD).",
-    "forecasts.model": ("Combination (candidates weighted by pooled, shrunken backtest errors), or the "
-                        "short-history fallback's model."),
+    "forecasts.model": (
+        "Combination (candidates weighted by pooled, shrunken backtest errors), or the short-history fallback's model."
+    ),
     "forecasts.history_quarters": "Quarters of history the model was trained on.",
     "forecasts.yhat": "Published point forecast (reconciled: totals equal the sum of their parts).",
     "forecasts.yhat_base": "Point forecast before reconciliation (differs from yhat for totals and regions).",
@@ -193,22 +209,30 @@ FORECAST_COMMENTS = {
     "evaluation.mape": "Mean absolute percentage error, percent.",
     "evaluation.smape": "Symmetric MAPE (0-200), published (reconciled) forecasts.",
     "evaluation.smape_base": "Symmetric MAPE of the forecasts before reconciliation.",
-    "evaluation.mase": ("Mean absolute scaled error (1 = in-sample seasonal-naive error) over the series with an "
-                        "in-sample scale; NULL when none has one (see mase_note)."),
+    "evaluation.mase": (
+        "Mean absolute scaled error (1 = in-sample seasonal-naive error) over the series with an "
+        "in-sample scale; NULL when none has one (see mase_note)."
+    ),
     "evaluation.mase_series": "Series with an in-sample scale, i.e. the series MASE averages over.",
     "evaluation.mase_note": "Why series were left out of MASE (one season of history or less, or no seasonal change).",
-    "evaluation.level": ("total (the cohort's total series) or parts (tiers, customers, regions, services): "
-                         "average within one level, never over both."),
+    "evaluation.level": (
+        "total (the cohort's total series) or parts (tiers, customers, regions, services): "
+        "average within one level, never over both."
+    ),
     "evaluation.smape_naive": "sMAPE of the naive forecast (last quarter's actual), the second benchmark.",
-    "evaluation.smape_matched": ("sMAPE of the published forecasts on the series that have a seasonal naive "
-                                 "benchmark: compare it with smape_snaive (a new series has none in its first year)."),
+    "evaluation.smape_matched": (
+        "sMAPE of the published forecasts on the series that have a seasonal naive "
+        "benchmark: compare it with smape_snaive (a new series has none in its first year)."
+    ),
     "evaluation.bias": "sum(forecast - actual) / sum(|actual|), percent; positive = over-forecast.",
     "evaluation.coverage_80": "Percent of actuals inside the 80% interval.",
     "evaluation.coverage_95": "Percent of actuals inside the 95% interval.",
     "evaluation.smape_snaive": "sMAPE of the seasonal naive forecast (same quarter last year), the benchmark.",
     "evaluation.mase_snaive": "MASE of the seasonal naive benchmark.",
-    "landing": ("Where the quarter in progress will land, per snapshot cut-off: the quarter-start forecast "
-                "combined with the quarter-to-date actual extrapolated by the series' intra-quarter profile."),
+    "landing": (
+        "Where the quarter in progress will land, per snapshot cut-off: the quarter-start forecast "
+        "combined with the quarter-to-date actual extrapolated by the series' intra-quarter profile."
+    ),
     "landing.cohort": "Forecast cohort, as in forecast.forecasts.",
     "landing.series_id": "Series within the cohort, as in forecast.forecasts.",
     "landing.metric": "units (C2: seats at month end) or revenue (USD).",
@@ -219,10 +243,14 @@ FORECAST_COMMENTS = {
     "landing.elapsed_selling_share": "Share of the quarter's selling days (Mon-Fri) elapsed at the cut-off.",
     "landing.qtd_actual": "Quarter-to-date actual at the cut-off (C2 seats: the latest month's seats).",
     "landing.forecast_start": "The quarter's forecast made at the last quarter close (forecast.forecasts yhat).",
-    "landing.extrapolated": ("qtd_actual divided by the share of a quarter the series reached by the same point of "
-                             "past quarters' selling days; NULL where no profile exists (new series)."),
-    "landing.weight_extrapolated": ("Weight of the profile extrapolation; weight_naive: of QTD / elapsed share; the "
-                                    "forecast gets the rest. Learned per week of quarter, metric and level."),
+    "landing.extrapolated": (
+        "qtd_actual divided by the share of a quarter the series reached by the same point of "
+        "past quarters' selling days; NULL where no profile exists (new series)."
+    ),
+    "landing.weight_extrapolated": (
+        "Weight of the profile extrapolation; weight_naive: of QTD / elapsed share; the "
+        "forecast gets the rest. Learned per week of quarter, metric and level."
+    ),
     "landing.weight_naive": "Weight of the naive extrapolation (QTD / elapsed calendar share; C2 seats: the latest).",
     "landing.yhat": "Landing point (reconciled: totals equal the sum of their parts).",
     "landing.yhat_base": "Landing point before reconciliation.",
@@ -231,14 +259,17 @@ FORECAST_COMMENTS = {
     "landing.yhat_lo_95": "Lower bound of the 95% interval.",
     "landing.yhat_hi_95": "Upper bound of the 95% interval.",
     "landing.snapshot_sha256": "The workbook snapshot the landing was made from.",
-    "landing_evaluation": ("The landing's replay backtest per snapshot cut-off: past quarters replayed at every "
-                           "week, against the quarter-start forecast alone and QTD / elapsed calendar share."),
+    "landing_evaluation": (
+        "The landing's replay backtest per snapshot cut-off: past quarters replayed at every "
+        "week, against the quarter-start forecast alone and QTD / elapsed calendar share."
+    ),
     "landing_evaluation.week_of_quarter": "Week of the quarter replayed (1-13).",
     "landing_evaluation.replays": "Replayed (quarter, series) pairs scored in that week.",
     "landing_evaluation.smape_landing": "sMAPE of the landing (weights learned without the replayed quarter).",
     "landing_evaluation.smape_start": "sMAPE of the quarter-start forecast alone (first baseline).",
-    "landing_evaluation.smape_qtd_share": ("sMAPE of QTD / elapsed calendar share (second baseline; "
-                                           "C2 seats: the latest month's seats)."),
+    "landing_evaluation.smape_qtd_share": (
+        "sMAPE of QTD / elapsed calendar share (second baseline; C2 seats: the latest month's seats)."
+    ),
     "landing_evaluation.coverage_80": "Percent of replayed quarters landing inside the 80% interval.",
     "landing_evaluation.coverage_95": "Percent of replayed quarters landing inside the 95% interval.",
 }
@@ -427,8 +458,7 @@ UNIQUE_GRAINS = {
     "forecast.evaluation": ("cohort", "quarter", "metric", "level"),
     "forecast.landing": ("cutoff_date", "cohort", "series_id", "metric"),
     "forecast.landing_evaluation": ("cutoff_date", "cohort", "metric", "level", "week_of_quarter"),
-    **{f"raw.{t}": ("quarter_start", "source_row") for t, cols in RAW_TABLES.items()
-       if "source_row" in dict(cols)},
+    **{f"raw.{t}": ("quarter_start", "source_row") for t, cols in RAW_TABLES.items() if "source_row" in dict(cols)},
 }
 
 
@@ -489,8 +519,10 @@ def warehouse_ddl() -> list[str]:
     # source_row): a second index on quarter_start alone only slowed every COPY down
     graded = {t.split(".")[1] for t in UNIQUE_GRAINS if t.startswith("raw.")}
     statements += [
-        f"drop index if exists raw.{t}_quarter_idx" if t in graded else
-        f"create index if not exists {t}_quarter_idx on raw.{t} (quarter_start)" for t in RAW_TABLES
+        f"drop index if exists raw.{t}_quarter_idx"
+        if t in graded
+        else f"create index if not exists {t}_quarter_idx on raw.{t} (quarter_start)"
+        for t in RAW_TABLES
     ]
     statements += [
         create_table_sql("forecast", "forecasts", FORECAST_COLUMNS),
@@ -508,10 +540,14 @@ select l.* from forecast.landing l where l.cutoff_date = (select max(cutoff_date
     ]
     statements += [create_table_sql(RUNNING_SCHEMA, t, RAW_TABLES[t]) for t in RUNNING_TABLES]
     kinds = {"forecasts": dict(FORECAST_COLUMNS), "evaluation": dict(EVALUATION_COLUMNS)}
-    statements += [f"alter table forecast.{t} add column if not exists {c} {kinds[t][c]}"
-                   for t, cols in _ADDED_COLUMNS.items() for c in cols]
+    statements += [
+        f"alter table forecast.{t} add column if not exists {c} {kinds[t][c]}"
+        for t, cols in _ADDED_COLUMNS.items()
+        for c in cols
+    ]
     statements += [_comment_sql(k, v) for k, v in FORECAST_COMMENTS.items()]
     from synoforecast.lib.forecasting.cohorts import COHORTS
+
     statements += forecast_views_ddl([c.name for c in COHORTS])
     statements += analyst_role_ddl()
     statements += OPS_DDL

@@ -40,8 +40,17 @@ def test_everything_configured_and_working(project_env, standin, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     by_name = {line.split("  ")[0]: line for line in out.splitlines()}
-    for name in ("warehouse", "dagster storage", "dbt", "inbox", "metabase health", "metabase credentials",
-                 "slack webhook", "teams webhook", "n8n webhook"):
+    for name in (
+        "warehouse",
+        "dagster storage",
+        "dbt",
+        "inbox",
+        "metabase health",
+        "metabase credentials",
+        "slack webhook",
+        "teams webhook",
+        "n8n webhook",
+    ):
         assert name in by_name, (name, out)
     assert " OK " in by_name["dbt"] and "dbt debug" in by_name["dbt"]
     assert " OK " in by_name["metabase credentials"] and " OK " in by_name["slack webhook"]
@@ -91,8 +100,9 @@ def test_metabase_problems(standin, client):
     (down,) = doctor.check_metabase({"METABASE_URL": dead, "METABASE_API_KEY": KEY}, client)
     assert down.status == "fail" and "ConnectError" in down.detail
 
-    (bad,) = doctor.check_metabase({"METABASE_URL": standin.url, "METABASE_API_KEY": KEY,
-                                    "METABASE_CARD_IDS": "x"}, client)
+    (bad,) = doctor.check_metabase(
+        {"METABASE_URL": standin.url, "METABASE_API_KEY": KEY, "METABASE_CARD_IDS": "x"}, client
+    )
     assert bad.status == "fail" and "METABASE_CARD_IDS" in bad.detail
     (half,) = doctor.check_metabase({"METABASE_URL": standin.url}, client)
     assert half.status == "fail" and "no credentials" in half.detail
@@ -109,8 +119,15 @@ def test_webhook_probe_never_posts(standin, client):
     assert bad.status == "fail"
 
 
-@pytest.mark.parametrize("status, body", [(404, "no_service"), (403, "invalid_token"), (410, "channel_is_archived"),
-                                          (404, {"code": 404, "message": "The requested webhook is not registered."})])
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (404, "no_service"),
+        (403, "invalid_token"),
+        (410, "channel_is_archived"),
+        (404, {"code": 404, "message": "The requested webhook is not registered."}),
+    ],
+)
 def test_a_webhook_answering_4xx_is_a_failure(standin, client, status, body):
     standin.forced = {SLACK: (status, body)}
     env = {"SLACK_WEBHOOK_URL": standin.url + SLACK}
@@ -128,8 +145,11 @@ def test_a_get_that_proves_a_post_webhook_exists_is_ok(standin, client):
 
 
 def test_render_and_exit_code():
-    checks = [Check("a", "ok", "fine"), Check("b", "warn", "meh", "do x", required=False),
-              Check("c", "skipped", "off", "optional", required=False)]
+    checks = [
+        Check("a", "ok", "fine"),
+        Check("b", "warn", "meh", "do x", required=False),
+        Check("c", "skipped", "off", "optional", required=False),
+    ]
     table = render_table(checks)
     assert table.splitlines()[0].split() == ["check", "status", "detail", "fix"]
     assert "do x" in table and "optional" not in table
@@ -145,31 +165,50 @@ def test_a_line_per_freshness_rule_on_a_fixed_clock():
     from synoforecast.lib.monitoring import freshness
     from synoforecast.lib.monitoring.freshness import AlertState, Export, Facts
 
-    utc = dt.timezone.utc
+    utc = dt.UTC
     q1, q2 = dt.date(2026, 1, 1), dt.date(2026, 4, 1)
     export = Export("a" * 64, "/inbox/sales.xlsx", dt.datetime(2026, 8, 20, 18, tzinfo=utc), (q1, q2))
-    facts = Facts(newest=export, published=export, published_as_of={"svr_rm_overall": frozenset({q1, q2})},
-                  cohorts=("svr_rm_overall",), first_quarter=dt.date(2024, 1, 1))
+    facts = Facts(
+        newest=export,
+        published=export,
+        published_as_of={"svr_rm_overall": frozenset({q1, q2})},
+        cohorts=("svr_rm_overall",),
+        first_quarter=dt.date(2024, 1, 1),
+    )
 
     fine = doctor.freshness_lines(freshness.evaluate(facts, dt.datetime(2026, 8, 22, tzinfo=utc), 8, 10), {})
     assert [(c.name, c.status) for c in fine] == [("freshness: export", "ok"), ("freshness: quarter close", "ok")]
     assert exit_code(fine) == 0
 
     late = freshness.evaluate(facts, dt.datetime(2026, 10, 12, 6, tzinfo=utc), 8, 10)
-    posted = {"quarter_close": AlertState("quarter_close", late["quarter_close"].breach,
-                                          dt.datetime(2026, 10, 11, tzinfo=utc), frozenset({"slack"}),
-                                          dt.datetime(2026, 10, 11, 0, 5, tzinfo=utc), "teams: HTTP 500")}
+    posted = {
+        "quarter_close": AlertState(
+            "quarter_close",
+            late["quarter_close"].breach,
+            dt.datetime(2026, 10, 11, tzinfo=utc),
+            frozenset({"slack"}),
+            dt.datetime(2026, 10, 11, 0, 5, tzinfo=utc),
+            "teams: HTTP 500",
+        )
+    }
     export_line, quarter_line = doctor.freshness_lines(late, posted)
     assert export_line.status == "fail" and not export_line.required
     assert "no export for 52 days" in export_line.detail and "not posted yet" in export_line.detail
     assert "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS" in export_line.fix
-    assert quarter_line.status == "fail" and "2026-Q3 closed 11 days ago without a published forecast" in quarter_line.detail
+    assert (
+        quarter_line.status == "fail"
+        and "2026-Q3 closed 11 days ago without a published forecast" in quarter_line.detail
+    )
     assert "alert posted to slack on 2026-10-11 00:05 UTC; NOT delivered: teams: HTTP 500" in quarter_line.detail
     assert "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS" in quarter_line.fix
     table = render_table([export_line, quarter_line])
     assert "freshness: quarter close" in table and "ask sales operations" in table
     assert exit_code([export_line, quarter_line]) == 1
 
-    nothing = doctor.freshness_lines(freshness.evaluate(Facts(None, None, {}, ("svr_rm_overall",), q1),
-                                                        dt.datetime(2026, 10, 12, tzinfo=utc), 8, 10), {})
+    nothing = doctor.freshness_lines(
+        freshness.evaluate(
+            Facts(None, None, {}, ("svr_rm_overall",), q1), dt.datetime(2026, 10, 12, tzinfo=utc), 8, 10
+        ),
+        {},
+    )
     assert [c.status for c in nothing] == ["warn", "warn"] and exit_code(nothing) == 0

@@ -40,11 +40,16 @@ def test_asset_sensor_follows_a_snapshot_materialization_with_the_pipeline_run()
         context = dg.build_sensor_context(instance=instance, definitions=defs)
         first = list(snapshot_downstream_sensor(context))  # nothing materialised yet
         assert all(isinstance(r, dg.SkipReason) for r in first)
-        instance.report_runless_asset_event(dg.AssetMaterialization(
-            asset_key="workbook_snapshot",
-            metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"]),
-                      "changed_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"])},
-        ))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key="workbook_snapshot",
+                metadata={
+                    "sha256": SHA,
+                    "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"]),
+                    "changed_quarter_keys": dg.MetadataValue.json(["2022-01-01", "2023-07-01"]),
+                },
+            )
+        )
         context = dg.build_sensor_context(instance=instance, definitions=defs)
         requests = list(snapshot_downstream_sensor(context))
         assert len(requests) == 1
@@ -61,15 +66,22 @@ def test_a_snapshot_ingested_by_the_cli_is_not_followed_twice():
 
     materialization = dg.AssetMaterialization(
         asset_key="workbook_snapshot",
-        metadata={"sha256": SHA, "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01"]),
-                  "changed_quarter_keys": dg.MetadataValue.json(["2022-01-01"])})
+        metadata={
+            "sha256": SHA,
+            "complete_quarter_keys": dg.MetadataValue.json(["2022-01-01"]),
+            "changed_quarter_keys": dg.MetadataValue.json(["2022-01-01"]),
+        },
+    )
     with dg.instance_for_test() as instance:
         job = defs.resolve_job_def("ingest_snapshot_job")
         by_cli = instance.create_run_for_job(job, tags={DOWNSTREAM_IN_PROCESS_TAG: "in-process"})
         by_sensor = instance.create_run_for_job(job, tags={})
-        skipped = follow_snapshot(instance, SimpleNamespace(run_id=by_cli.run_id, asset_materialization=materialization))
-        followed = follow_snapshot(instance, SimpleNamespace(run_id=by_sensor.run_id,
-                                                             asset_materialization=materialization))
+        skipped = follow_snapshot(
+            instance, SimpleNamespace(run_id=by_cli.run_id, asset_materialization=materialization)
+        )
+        followed = follow_snapshot(
+            instance, SimpleNamespace(run_id=by_sensor.run_id, asset_materialization=materialization)
+        )
     assert isinstance(skipped, dg.SkipReason) and "itself" in skipped.skip_message
     assert isinstance(followed, dg.RunRequest)
 
@@ -97,14 +109,24 @@ def _mart_requested_after_check(passed: bool) -> bool:
             if check.asset_key in graph.get(mart).parent_keys:
                 ok = passed if check.asset_key == raw and check.name == "svr_rm_contract" else True
                 latest = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=check.asset_key, asset_partitions=[key]), limit=1).records[0]
+                    dg.AssetRecordsFilter(asset_key=check.asset_key, asset_partitions=[key]), limit=1
+                ).records[0]
                 target = AssetCheckEvaluationTargetMaterializationData(
-                    storage_id=latest.storage_id, run_id=latest.run_id, timestamp=latest.timestamp)
-                instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-                    asset_key=check.asset_key, check_name=check.name, passed=ok, partition=key,
-                    severity=dg.AssetCheckSeverity.ERROR, target_materialization_data=target))
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                   cursor=first.cursor)
+                    storage_id=latest.storage_id, run_id=latest.run_id, timestamp=latest.timestamp
+                )
+                instance.report_runless_asset_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=check.asset_key,
+                        check_name=check.name,
+                        passed=ok,
+                        partition=key,
+                        severity=dg.AssetCheckSeverity.ERROR,
+                        target_materialization_data=target,
+                    )
+                )
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+        )
         return key in result.get_requested_partitions(mart)
 
 

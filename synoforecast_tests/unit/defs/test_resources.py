@@ -26,16 +26,19 @@ def test_another_dbt_executable_is_asked_for_its_version(tmp_path):
     fake = tmp_path / "dbt"  # an executable outside this interpreter's environment
     fake.write_text("#!/bin/sh\necho 'Core:\n  - installed: 9.8.7'\n")
     fake.chmod(0o755)
-    resource = DbtResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
-                           dbt_executable=str(fake))
+    resource = DbtResource(
+        project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=str(fake)
+    )
     assert resource._cli_version == Version("9.8.7")
 
 
 def test_the_landing_and_interval_modules_load_without_statsforecast():
-    code = ("import sys, synoforecast.lib.landing.cohorts, synoforecast.lib.landing.model, "
-            "synoforecast.lib.forecasting.intervals, synoforecast.lib.forecasting.reconcile; "
-            "loaded = sorted(m for m in ('statsforecast', 'statsmodels') if m in sys.modules); "
-            "print(loaded); sys.exit(1 if loaded else 0)")
+    code = (
+        "import sys, synoforecast.lib.landing.cohorts, synoforecast.lib.landing.model, "
+        "synoforecast.lib.forecasting.intervals, synoforecast.lib.forecasting.reconcile; "
+        "loaded = sorted(m for m in ('statsforecast', 'statsmodels') if m in sys.modules); "
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -43,8 +46,13 @@ def test_the_landing_and_interval_modules_load_without_statsforecast():
 def test_metabase_variables_are_checked_once_at_load_and_reach_the_resource_typed():
     import dagster as dg
 
-    env = {"METABASE_URL": "http://mb:3000", "METABASE_API_KEY": "k-SECRET", "METABASE_CARD_IDS": "4, 5,4",
-           "METABASE_TIMEOUT_S": "12.5", "METABASE_CACHE_INVALIDATE": "off"}
+    env = {
+        "METABASE_URL": "http://mb:3000",
+        "METABASE_API_KEY": "k-SECRET",
+        "METABASE_CARD_IDS": "4, 5,4",
+        "METABASE_TIMEOUT_S": "12.5",
+        "METABASE_CACHE_INVALIDATE": "off",
+    }
     resource = build_resources(env=env)["metabase"]
     assert resource.card_ids == [4, 5] and resource.timeout_s == 12.5 and resource.cache_invalidate is False
     assert isinstance(resource.api_key, dg.EnvVar) and resource.api_key == "METABASE_API_KEY"  # the name, not the key
@@ -66,5 +74,11 @@ def test_the_metabase_variables_are_named_once_from_the_fields():
     from synoforecast.lib.activation.metabase import MetabaseConfig, variable
 
     names = {variable(f) for f in MetabaseConfig.model_fields}
-    assert {"METABASE_URL", "METABASE_USER", "METABASE_PASSWORD", "METABASE_CARD_IDS", "METABASE_SYNC_POLL_S",
-            "METABASE_CACHE_INVALIDATE"} <= names and len(names) == len(MetabaseConfig.model_fields)
+    assert {
+        "METABASE_URL",
+        "METABASE_USER",
+        "METABASE_PASSWORD",
+        "METABASE_CARD_IDS",
+        "METABASE_SYNC_POLL_S",
+        "METABASE_CACHE_INVALIDATE",
+    } <= names and len(names) == len(MetabaseConfig.model_fields)

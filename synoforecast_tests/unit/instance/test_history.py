@@ -33,7 +33,7 @@ def test_prune_keeps_runs_holding_a_partitions_latest_state_and_drops_the_rest(t
         check = dg.AssetCheckKey(sales.key, "sales_ok")
         assert len(instance.event_log_storage.get_asset_check_execution_history(check, limit=10)) == 3
 
-        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=40)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
         report = prune_history(instance, [sales.key, boom.key], [check], older_than_days=30, now=later)
 
         assert sorted(report.deleted) == sorted([first.run_id, failed.run_id])
@@ -45,7 +45,7 @@ def test_prune_keeps_runs_holding_a_partitions_latest_state_and_drops_the_rest(t
         status = instance.get_status_by_partition(sales.key, P.get_partition_keys(), P)
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
 
-        assert prune_history(instance, [sales.key], [check], now=dt.datetime.now(dt.timezone.utc)).deleted == []
+        assert prune_history(instance, [sales.key], [check], now=dt.datetime.now(dt.UTC)).deleted == []
 
 
 def test_the_daily_prune_job_runs_on_the_embedded_instance(tmp_path):
@@ -56,4 +56,6 @@ def test_the_daily_prune_job_runs_on_the_embedded_instance(tmp_path):
         assert result.success
         logs = [e.message for e in instance.all_logs(result.run_id) if e.message]
         assert any("older than 30 days" in m for m in logs), logs
-    assert {s.name: s.default_status for s in defs.schedules}["prune_dagster_history"] == dg.DefaultScheduleStatus.RUNNING
+    assert {s.name: s.default_status for s in defs.schedules}[
+        "prune_dagster_history"
+    ] == dg.DefaultScheduleStatus.RUNNING

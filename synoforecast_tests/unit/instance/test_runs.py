@@ -11,7 +11,15 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from synoforecast.instance.runs import HOST_TAG, PID_TAG, _process_start, pool_holders, reap, stuck_runs, stuck_runs_report
+from synoforecast.instance.runs import (
+    HOST_TAG,
+    PID_TAG,
+    _process_start,
+    pool_holders,
+    reap,
+    stuck_runs,
+    stuck_runs_report,
+)
 
 CONFIG = """
 concurrency:
@@ -34,8 +42,11 @@ def dead_pid() -> int:
 
 
 def started_run(instance, pid: int, host: str | None = None) -> str:
-    run = DagsterRun(job_name="forecast_pipeline_job", status=dg.DagsterRunStatus.STARTED,
-                     tags={PID_TAG: str(pid), HOST_TAG: host or socket.gethostname()})
+    run = DagsterRun(
+        job_name="forecast_pipeline_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={PID_TAG: str(pid), HOST_TAG: host or socket.gethostname()},
+    )
     instance.add_run(run)
     return run.run_id
 
@@ -60,8 +71,9 @@ def test_a_pid_taken_by_a_process_started_after_the_run_is_not_the_runs_process(
     """A restarted container counts pids from 1 again: a live process under the run's pid
     that started after the run did is someone else, and the run is reaped."""
     run_id = started_run(instance, dead_pid())
-    instance.report_dagster_event(dg.DagsterEvent(dg.DagsterEventType.RUN_START.value,
-                                                  job_name="forecast_pipeline_job"), run_id)
+    instance.report_dagster_event(
+        dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name="forecast_pipeline_job"), run_id
+    )
     assert instance.get_run_record_by_id(run_id).start_time
     time.sleep(1.5)
     newer = subprocess.Popen(["sleep", "60"])
@@ -92,7 +104,9 @@ def test_a_limit_held_by_a_live_run_is_waited_for_then_given_up_with_the_holder_
     assert blockers == [f"pool 'dbt' held by run {live}"]
     assert said == [f"waiting up to 0 s for a concurrency limit: pool 'dbt' held by run {live}"]
     assert wait_for_limits(instance, ["dbt"], "forecast_pipeline_job", 0, said.append) == [
-        f"pool 'dbt' held by run {live}", f"forecast_pipeline_job run {live} in progress (one at a time)"]
+        f"pool 'dbt' held by run {live}",
+        f"forecast_pipeline_job run {live} in progress (one at a time)",
+    ]
     storage.free_concurrency_slots_for_run(live)
     instance.report_run_failed(instance.get_run_by_id(live))
     assert wait_for_limits(instance, ["dbt"], "forecast_pipeline_job", 0.3, said.append, poll_s=0.1) == []

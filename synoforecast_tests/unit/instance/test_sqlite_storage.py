@@ -99,8 +99,12 @@ def test_dagsters_own_storage_reads_what_the_pooled_storage_wrote(home):
     )
     out = subprocess.run([sys.executable, "-c", script, str(plain)], capture_output=True, text=True, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    assert found == {"storage": "SqliteEventLogStorage", "runs": sorted(run_ids), "statuses": ["SUCCESS"],
-                     "materialized": ["2025-Q1", "2025-Q2", "2025-Q3"]}
+    assert found == {
+        "storage": "SqliteEventLogStorage",
+        "runs": sorted(run_ids),
+        "statuses": ["SUCCESS"],
+        "materialized": ["2025-Q1", "2025-Q2", "2025-Q3"],
+    }
 
 
 def test_a_long_lived_process_keeps_a_bounded_number_of_databases_open(home):
@@ -135,14 +139,21 @@ def test_step_processes_of_a_dagster_cli_run_rebuild_the_storage_from_dagster_ho
     from pathlib import Path
 
     code = tmp_path_factory.mktemp("code") / "two_assets.py"
-    code.write_text("import os\nimport dagster as dg\n\n"
-                    "@dg.asset\ndef first():\n    return os.getpid()\n\n"
-                    "@dg.asset\ndef second(first):\n    return (first, os.getpid())\n\n"
-                    "defs = dg.Definitions(assets=[first, second])\n")
+    code.write_text(
+        "import os\nimport dagster as dg\n\n"
+        "@dg.asset\ndef first():\n    return os.getpid()\n\n"
+        "@dg.asset\ndef second(first):\n    return (first, os.getpid())\n\n"
+        "defs = dg.Definitions(assets=[first, second])\n"
+    )
     dagster = Path(sys.executable).with_name("dagster")
-    result = subprocess.run([str(dagster), "asset", "materialize", "-f", str(code), "--select", "*"],
-                            cwd=home, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "DAGSTER_HOME": str(home)})
+    result = subprocess.run(
+        [str(dagster), "asset", "materialize", "-f", str(code), "--select", "*"],
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "multiprocess" in result.stderr.lower() or "Launching subprocess" in result.stderr
     with open_instance(home) as instance:
@@ -160,25 +171,35 @@ def _run_range(instance) -> str:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     job = dg.Definitions(assets=[ranged], jobs=[dg.define_asset_job("ranged_job", [ranged])]).resolve_job_def(
-        "ranged_job")
-    result = job.execute_in_process(instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: "2025-Q1",
-                                                             ASSET_PARTITION_RANGE_END_TAG: "2025-Q3"})
+        "ranged_job"
+    )
+    result = job.execute_in_process(
+        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: "2025-Q1", ASSET_PARTITION_RANGE_END_TAG: "2025-Q3"}
+    )
     assert result.success
     return result.run_id
 
 
 def _events(instance, run_id: str) -> list[tuple]:
-    return sorted((r.dagster_event.event_type_value, r.dagster_event.partition or "")
-                  for r in instance.all_logs(run_id) if r.dagster_event and r.dagster_event.is_step_materialization
-                  or (r.dagster_event and r.dagster_event.event_type_value == "ASSET_MATERIALIZATION_PLANNED"))
+    return sorted(
+        (r.dagster_event.event_type_value, r.dagster_event.partition or "")
+        for r in instance.all_logs(run_id)
+        if r.dagster_event
+        and r.dagster_event.is_step_materialization
+        or (r.dagster_event and r.dagster_event.event_type_value == "ASSET_MATERIALIZATION_PLANNED")
+    )
 
 
-def test_a_partition_ranges_events_are_written_as_batches_and_read_as_dagster_writes_them(home, tmp_path_factory,
-                                                                                        monkeypatch):
+def test_a_partition_ranges_events_are_written_as_batches_and_read_as_dagster_writes_them(
+    home, tmp_path_factory, monkeypatch
+):
     batches = []
     real = PooledSqliteEventLogStorage.store_event_batch
-    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch",
-                        lambda self, events: batches.append(len(events)) or real(self, events))
+    monkeypatch.setattr(
+        PooledSqliteEventLogStorage,
+        "store_event_batch",
+        lambda self, events: batches.append(len(events)) or real(self, events),
+    )
     with open_instance(home) as instance:
         pooled = _events(instance, _run_range(instance))
         assert sorted(instance.get_materialized_partitions(dg.AssetKey("ranged"))) == quarters.get_partition_keys()
@@ -192,8 +213,9 @@ def test_a_batch_that_fails_midway_keeps_none_of_its_events(home, monkeypatch):
     with open_instance(home) as instance:
         run_id = _run_range(instance)
         storage = instance.event_log_storage
-        materialized = [r for r in instance.all_logs(run_id)
-                        if r.dagster_event and r.dagster_event.is_step_materialization]
+        materialized = [
+            r for r in instance.all_logs(run_id) if r.dagster_event and r.dagster_event.is_step_materialization
+        ]
         before = len(instance.all_logs(run_id))
         real, calls = storage._store_asset_event, []
 

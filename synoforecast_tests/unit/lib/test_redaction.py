@@ -9,8 +9,12 @@ def test_a_url_keeps_its_user_and_hides_its_password():
 
 
 def test_urls_without_a_password_are_unchanged():
-    for url in ("postgresql://forecast@db/sales", "http://metabase:3000", "postgresql:///sales?host=/run",
-                "postgresql://postgres:@/postgres?host=/tmp/x"):
+    for url in (
+        "postgresql://forecast@db/sales",
+        "http://metabase:3000",
+        "postgresql:///sales?host=/run",
+        "postgresql://postgres:@/postgres?host=/tmp/x",
+    ):
         assert safe_url(url) == url
     assert safe_url(None) is None
 
@@ -21,8 +25,11 @@ def test_every_secret_is_masked_longest_first():
 
 def test_a_webhook_url_is_masked_in_every_spelling_an_error_may_use():
     url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
-    for message in (f"POST {url} failed", "timeout on /services/T000/B000/XXXXSECRET",
-                    "hooks.slack.com/services/T000/B000/XXXXSECRET/ refused"):
+    for message in (
+        f"POST {url} failed",
+        "timeout on /services/T000/B000/XXXXSECRET",
+        "hooks.slack.com/services/T000/B000/XXXXSECRET/ refused",
+    ):
         shown = redact(message, *url_secrets(url))
         assert "XXXXSECRET" not in shown and "***" in shown, shown
 

@@ -16,9 +16,20 @@ def test_a_series_named_with_dollar_signs_is_plotted_as_text(tmp_path):
     name = "Re$gion$ $$ ^_"
     q = [dt.date(2024, 1, 1), dt.date(2024, 4, 1), dt.date(2024, 7, 1)]
     long = pl.DataFrame({"unique_id": [f"{name}::units"] * 3, "ds": q, "y": [1.0, 2.0, 3.0]})
-    rows = pl.DataFrame({"series_id": [name], "metric": ["units"], "model": ["ensemble"],
-                         "target_quarter": [dt.date(2024, 10, 1)], "target_label": ["2024-Q4"], "yhat": [3.5],
-                         "yhat_lo_80": [3.0], "yhat_hi_80": [4.0], "yhat_lo_95": [2.5], "yhat_hi_95": [4.5]})
+    rows = pl.DataFrame(
+        {
+            "series_id": [name],
+            "metric": ["units"],
+            "model": ["ensemble"],
+            "target_quarter": [dt.date(2024, 10, 1)],
+            "target_label": ["2024-Q4"],
+            "yhat": [3.5],
+            "yhat_lo_80": [3.0],
+            "yhat_hi_80": [4.0],
+            "yhat_lo_95": [2.5],
+            "yhat_hi_95": [4.5],
+        }
+    )
     out = _plot(tmp_path / "plot.png", COHORTS_BY_NAME["regional"], long, rows)
     assert out is not None and out.stat().st_size > 1000
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from synoforecast.lib import workers
-from synoforecast.lib.forecasting.cohort_forecast import prefetch_cohort
 from synoforecast.lib.forecasting import rolling
+from synoforecast.lib.forecasting.cohort_forecast import prefetch_cohort
 from synoforecast.lib.forecasting.rolling import OneStepPredictions, balanced_parts
 from synoforecast_tests.unit.lib.forecasting.test_rolling import OVERALL, QUARTERS, tier_history
 
@@ -66,7 +66,9 @@ def test_fits_made_on_two_processes_equal_the_fits_made_on_one(monkeypatch):
     monkeypatch.setattr(rolling, "PARALLEL_MIN_FITS", 2)
     calls = []
     real = workers.run_split
-    monkeypatch.setattr(workers, "run_split", lambda fn, jobs, preload=(): calls.append(len(jobs)) or real(fn, jobs, preload))
+    monkeypatch.setattr(
+        workers, "run_split", lambda fn, jobs, preload=(): calls.append(len(jobs)) or real(fn, jobs, preload)
+    )
     split = OneStepPredictions(n_jobs=2)
     prefetch_cohort(OVERALL, history, QUARTERS[8:], split, season_length=4)
     assert calls and set(calls) == {2}  # every model's fits went to a worker and this process
@@ -92,9 +94,9 @@ def test_quarters_forecast_on_two_processes_are_the_rows_of_one():
 
 
 def test_a_missing_total_in_a_worker_is_the_same_refusal():
-    from synoforecast.lib.forecasting.cohort_forecast import TotalNotPublished, forecast_quarters
     import polars as pl
 
+    from synoforecast.lib.forecasting.cohort_forecast import TotalNotPublished, forecast_quarters
     from synoforecast.lib.forecasting.cohorts import COHORTS_BY_NAME
 
     regions = tier_history().filter(pl.col("series_id") != "total")  # three "regions" onto the SVR-RM total

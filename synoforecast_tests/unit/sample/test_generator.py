@@ -14,13 +14,23 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 from synoforecast.sample.generator import SampleSpec, SampleStats, quarter_label, write_sample_workbook
+from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 
 AS_OF = dt.date(2026, 8, 14)
 SPEC = SampleSpec(rows=2_000, seed=7, as_of=AS_OF)
-SALES_HEADER = ("Date", "Region", "Country", "Customer ID", "Customer", "Model", "Tier", "Units",
-                "Revenue (USD)", "Channel")
+SALES_HEADER = (
+    "Date",
+    "Region",
+    "Country",
+    "Customer ID",
+    "Customer",
+    "Model",
+    "Tier",
+    "Units",
+    "Revenue (USD)",
+    "Channel",
+)
 HEADERS = {
     "SVR-RM": SALES_HEADER,
     "Consumer": SALES_HEADER,
@@ -80,8 +90,11 @@ def test_row_counts_and_totals_match_stats(sample):
     assert stats.sheets["Top Customers"].rows == 15
     for name, rows in sheets.items():
         assert stats.sheets[name].rows == len(rows) - 1, name
-    for name, units, revenue in (("SVR-RM", "Units", "Revenue (USD)"), ("Consumer", "Units", "Revenue (USD)"),
-                                 ("C2", "Seats", "MRR (USD)")):
+    for name, units, revenue in (
+        ("SVR-RM", "Units", "Revenue (USD)"),
+        ("Consumer", "Units", "Revenue (USD)"),
+        ("C2", "Seats", "MRR (USD)"),
+    ):
         rows = data(sample, name)
         assert all(isinstance(r[units], int) for r in rows)
         assert sum(r[units] for r in rows) == stats.sheets[name].units_total
@@ -113,9 +126,11 @@ def test_bytes_do_not_depend_on_the_process(sample, tmp_path):
     """Another interpreter with another string-hash seed (and later clock) writes the same bytes."""
     path, _, _ = sample
     out = tmp_path / "subprocess.xlsx"
-    code = ("import datetime, sys; from synoforecast.sample.generator import SampleSpec, write_sample_workbook; "
-            f"write_sample_workbook(sys.argv[1], SampleSpec(rows={SPEC.rows}, seed={SPEC.seed}, "
-            f"as_of=datetime.date({AS_OF.year}, {AS_OF.month}, {AS_OF.day})))")
+    code = (
+        "import datetime, sys; from synoforecast.sample.generator import SampleSpec, write_sample_workbook; "
+        f"write_sample_workbook(sys.argv[1], SampleSpec(rows={SPEC.rows}, seed={SPEC.seed}, "
+        f"as_of=datetime.date({AS_OF.year}, {AS_OF.month}, {AS_OF.day})))"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=120)
     assert sha256(out) == sha256(path)
@@ -142,8 +157,9 @@ def test_rows_are_sorted_by_date_and_inside_the_period(sample):
 
 
 def test_explicit_start_and_quarters(tmp_path):
-    stats = write_sample_workbook(tmp_path / "s.xlsx", SampleSpec(rows=300, start=dt.date(2022, 2, 10), quarters=4,
-                                                                  as_of=AS_OF))
+    stats = write_sample_workbook(
+        tmp_path / "s.xlsx", SampleSpec(rows=300, start=dt.date(2022, 2, 10), quarters=4, as_of=AS_OF)
+    )
     assert stats.sheets["SVR-RM"].quarters == ["2022-Q1", "2022-Q2", "2022-Q3", "2022-Q4"]
     assert stats.sheets["C2"].quarters[-1] <= "2022-Q4"
 
@@ -187,8 +203,11 @@ def test_q4_peaks_and_the_trend_rises(sample):
     rows = data(sample, "SVR-RM")
     units = by_quarter(rows, "Date", "Units")
     last = as_date(rows[-1]["Date"])
-    years = [y for y in sorted({y for y, _ in units})
-             if all((y, q) in units for q in (1, 2, 3, 4)) and dt.date(y, 12, 31) <= last]
+    years = [
+        y
+        for y in sorted({y for y, _ in units})
+        if all((y, q) in units for q in (1, 2, 3, 4)) and dt.date(y, 12, 31) <= last
+    ]
     assert len(years) >= 4
     peaks = [units[(y, 4)] > sum(units[(y, q)] for q in (1, 2, 3)) / 3 for y in years]
     assert sum(peaks) > len(years) / 2
@@ -270,8 +289,12 @@ def test_empty_and_invalid_specs(tmp_path):
     wb = openpyxl.load_workbook(tmp_path / "empty.xlsx", read_only=True)
     assert [r for r in wb["SVR-RM"].iter_rows(values_only=True)] == [SALES_HEADER]
     wb.close()
-    for bad in (SampleSpec(rows=-1), SampleSpec(quarters=0), SampleSpec(rows=1_048_576),
-                SampleSpec(start=dt.date(2030, 1, 1), as_of=AS_OF)):
+    for bad in (
+        SampleSpec(rows=-1),
+        SampleSpec(quarters=0),
+        SampleSpec(rows=1_048_576),
+        SampleSpec(start=dt.date(2030, 1, 1), as_of=AS_OF),
+    ):
         with pytest.raises(ValueError):
             write_sample_workbook(tmp_path / "bad.xlsx", bad)
     assert not (tmp_path / "bad.xlsx").exists()

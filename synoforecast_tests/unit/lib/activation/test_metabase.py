@@ -144,12 +144,15 @@ def test_a_sync_that_never_shows_the_new_column_fails_and_names_it(standin):
     assert standin.requests_to("/api/card/") == []
 
 
-@pytest.mark.parametrize("values, problem", [
-    ({"METABASE_URL": "http://mb:3000"}, "METABASE_URL is set but no credentials"),
-    ({"METABASE_API_KEY": KEY}, "METABASE_URL is not"),
-    ({"METABASE_CARD_IDS": "1,2"}, "METABASE_URL is not"),
-    ({"METABASE_URL": "http://mb:3000", "METABASE_USER": "a@b.c"}, "no credentials"),
-])
+@pytest.mark.parametrize(
+    "values, problem",
+    [
+        ({"METABASE_URL": "http://mb:3000"}, "METABASE_URL is set but no credentials"),
+        ({"METABASE_API_KEY": KEY}, "METABASE_URL is not"),
+        ({"METABASE_CARD_IDS": "1,2"}, "METABASE_URL is not"),
+        ({"METABASE_URL": "http://mb:3000", "METABASE_USER": "a@b.c"}, "no credentials"),
+    ],
+)
 def test_half_a_configuration_is_an_error_not_unconfigured(values, problem):
     with pytest.raises(MetabaseError, match=problem) as err:
         MetabaseConfig.from_variables(values)
@@ -169,8 +172,10 @@ def test_health_initializing_then_ok(standin):
     standin.initializing_for = 2
     report = refresh_metabase(cfg_for(standin, card_ids=()))
     assert report.health == "ok"
-    assert standin.calls() == ["GET /api/health"] * 3 + ["POST /api/database/2/sync_schema",
-                                                         "GET /api/database/2/metadata"]
+    assert standin.calls() == ["GET /api/health"] * 3 + [
+        "POST /api/database/2/sync_schema",
+        "GET /api/database/2/metadata",
+    ]
     assert report.requests == 5
 
 
@@ -211,9 +216,7 @@ def test_unreachable_metabase_health_fails_fast():
     with StandIn() as s:
         url = s.url  # port is free again once stopped
     with pytest.raises(MetabaseError, match="not healthy after 2 attempts"):
-        refresh_metabase(
-            MetabaseConfig(url=url, api_key=KEY, health_attempts=2, health_wait_s=0.01, timeout_s=1)
-        )
+        refresh_metabase(MetabaseConfig(url=url, api_key=KEY, health_attempts=2, health_wait_s=0.01, timeout_s=1))
 
 
 # ------------------------------------------------------------------ failures
@@ -287,9 +290,7 @@ def test_standin_session_and_cache_endpoints(standin):
         assert c.get("/api/user/current").text == "Unauthenticated"
         bad = c.post("/api/session", json={"username": standin.username, "password": "no"})
         assert bad.status_code == 401
-        token = c.post(
-            "/api/session", json={"username": standin.username, "password": standin.password}
-        ).json()["id"]
+        token = c.post("/api/session", json={"username": standin.username, "password": standin.password}).json()["id"]
         headers = {"X-Metabase-Session": token}
         assert c.get("/api/user/current", headers=headers).status_code == 200
         assert c.post("/api/persist/card/3/refresh", headers=headers).status_code == 204
@@ -307,8 +308,14 @@ PASSWORD = "S3cret-Pa55word"
 
 def test_from_env_reads_session_dashboards_models_and_cache_switch():
     cfg = MetabaseConfig.from_variables(
-        {"METABASE_URL": "http://mb:3000", "METABASE_USER": "a@b.c", "METABASE_PASSWORD": PASSWORD,
-         "METABASE_DASHBOARD_IDS": "7, 8", "METABASE_MODEL_IDS": "21", "METABASE_CACHE_INVALIDATE": "false"}
+        {
+            "METABASE_URL": "http://mb:3000",
+            "METABASE_USER": "a@b.c",
+            "METABASE_PASSWORD": PASSWORD,
+            "METABASE_DASHBOARD_IDS": "7, 8",
+            "METABASE_MODEL_IDS": "21",
+            "METABASE_CACHE_INVALIDATE": "false",
+        }
     )
     assert cfg.configured and cfg.auth_method == "session"
     assert cfg.dashboard_ids == [7, 8] and cfg.model_ids == [21]
@@ -322,9 +329,13 @@ def test_session_login_then_session_header(standin):
     cfg = cfg_for(standin, api_key=None, username=standin.username, password=PASSWORD, card_ids=(11,))
     report = refresh_metabase(cfg)
     assert report.auth == "session"
-    assert standin.calls() == ["GET /api/health", "POST /api/session",
-                               "POST /api/database/2/sync_schema", "GET /api/database/2/metadata",
-                               "POST /api/card/11/query"]
+    assert standin.calls() == [
+        "GET /api/health",
+        "POST /api/session",
+        "POST /api/database/2/sync_schema",
+        "GET /api/database/2/metadata",
+        "POST /api/card/11/query",
+    ]
     login = standin.requests[1]
     assert login.json == {"username": standin.username, "password": PASSWORD}
     token = login and standin.requests[2].headers["x-metabase-session"]
@@ -350,9 +361,14 @@ def test_dashboard_cards_are_queried_once_each(standin):
     standin.dashboards = {7: [12, 30, 31]}
     report = refresh_metabase(cfg_for(standin, dashboard_ids=(7,), database_id=None))
     assert report.dashboards == {7: [12, 30, 31]}
-    assert standin.calls() == ["GET /api/health", "GET /api/dashboard/7", "POST /api/card/11/query",
-                               "POST /api/card/12/query", "POST /api/card/30/query",
-                               "POST /api/card/31/query"]
+    assert standin.calls() == [
+        "GET /api/health",
+        "GET /api/dashboard/7",
+        "POST /api/card/11/query",
+        "POST /api/card/12/query",
+        "POST /api/card/30/query",
+        "POST /api/card/31/query",
+    ]
     assert report.to_metadata()["cards_refreshed"] == 4
 
 
@@ -399,10 +415,16 @@ def test_full_sequence_with_everything_configured(standin):
     cfg = cfg_for(standin, dashboard_ids=(7,), model_ids=(21,), cache_invalidate=True)
     report = refresh_metabase(cfg)
     assert standin.calls() == [
-        "GET /api/health", "GET /api/health", "POST /api/database/2/sync_schema", "GET /api/database/2/metadata",
+        "GET /api/health",
+        "GET /api/health",
+        "POST /api/database/2/sync_schema",
+        "GET /api/database/2/metadata",
         "GET /api/dashboard/7",
-        "POST /api/persist/card/21/refresh", "POST /api/cache/invalidate", "POST /api/card/11/query",
-        "POST /api/card/12/query", "POST /api/card/40/query",
+        "POST /api/persist/card/21/refresh",
+        "POST /api/cache/invalidate",
+        "POST /api/card/11/query",
+        "POST /api/card/12/query",
+        "POST /api/card/40/query",
     ]
     assert all(r.headers.get("x-api-key") == KEY for r in standin.requests if r.path != "/api/health")
     assert report.to_metadata()["cards"] == {"11": "ok", "12": "ok", "40": "ok"}

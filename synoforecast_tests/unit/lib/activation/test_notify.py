@@ -11,6 +11,8 @@ from synoforecast.lib.activation.notify import (
     NotifyConfig,
     NotifyError,
     render_text,
+    request_refresh_via_n8n,
+    send_alert,
     send_summary,
     slack_payload,
     teams_payload,
@@ -66,8 +68,9 @@ def cfg_for(s: StandIn, **kw) -> NotifyConfig:
 
 
 def test_channels():
-    cfg = NotifyConfig(slack_webhook_url="https://hooks.slack.com/services/T/B/X",
-                       n8n_webhook_url="https://n8n.example/webhook/1")
+    cfg = NotifyConfig(
+        slack_webhook_url="https://hooks.slack.com/services/T/B/X", n8n_webhook_url="https://n8n.example/webhook/1"
+    )
     assert cfg.channels() == ["slack", "n8n"]
 
 
@@ -97,9 +100,19 @@ def test_repr_hides_webhook_urls():
 def test_render_text_is_readable():
     text = render_text(SUMMARY)
     assert text.splitlines()[0] == "synoforecast: forecasts for 2026-Q4"
-    for piece in ("2026-Q3", "x.xlsx", "12,345 rows", "40 passed, 0 failed", "svr_rm_overall",
-                  "1,234.5", "+12.2%", "sMAPE 8.1%", "All C2", "adoption 41.0%",
-                  "http://dagster:3000/runs/abc-123"):
+    for piece in (
+        "2026-Q3",
+        "x.xlsx",
+        "12,345 rows",
+        "40 passed, 0 failed",
+        "svr_rm_overall",
+        "1,234.5",
+        "+12.2%",
+        "sMAPE 8.1%",
+        "All C2",
+        "adoption 41.0%",
+        "http://dagster:3000/runs/abc-123",
+    ):
         assert piece in text, piece
 
 
@@ -128,13 +141,30 @@ def test_top_customer_total_shows_its_last_actual():
     from synoforecast.lib.forecasting.cohorts import COHORTS_BY_NAME, TOTAL, actuals_at
 
     q2, q3 = dt.date(2026, 4, 1), dt.date(2026, 7, 1)
-    history = pl.DataFrame([("C1", q2, 10.0, 1000.0, True), ("C1", q3, 12.0, 1200.0, True),
-                            ("C2", q2, 3.0, 300.5, False), ("C2", q3, 4.0, 400.25, False)],
-                           schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"], orient="row")
+    history = pl.DataFrame(
+        [
+            ("C1", q2, 10.0, 1000.0, True),
+            ("C1", q3, 12.0, 1200.0, True),
+            ("C2", q2, 3.0, 300.5, False),
+            ("C2", q3, 4.0, 400.25, False),
+        ],
+        schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"],
+        orient="row",
+    )
     last = actuals_at(COHORTS_BY_NAME["svr_rm_top_customers"], history, q3)
-    summary = {"forecasts": [{"cohort": "svr_rm_top_customers", "series_id": TOTAL, "metric": metric,
-                              "target": "2026-Q4", "yhat": yhat, "last_actual": last[(TOTAL, metric)]}
-                             for metric, yhat in (("units", 17.0), ("revenue", 1700.0))]}
+    summary = {
+        "forecasts": [
+            {
+                "cohort": "svr_rm_top_customers",
+                "series_id": TOTAL,
+                "metric": metric,
+                "target": "2026-Q4",
+                "yhat": yhat,
+                "last_actual": last[(TOTAL, metric)],
+            }
+            for metric, yhat in (("units", 17.0), ("revenue", 1700.0))
+        ]
+    }
     text = render_text(summary)
     assert "svr_rm_top_customers / total · units → 2026-Q4: 17.0 (last 16.0)" in text
     assert "svr_rm_top_customers / total · revenue → 2026-Q4: 1,700.0 (last 1,600.2)" in text
@@ -182,9 +212,7 @@ def test_teams_payload_shape():
     assert card["body"][0]["text"] == SUMMARY["title"]
     types = {b["type"] for b in card["body"]}
     assert types <= {"TextBlock", "FactSet"}
-    assert card["actions"] == [
-        {"type": "Action.OpenUrl", "title": "Open the run", "url": SUMMARY["run_url"]}
-    ]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open the run", "url": SUMMARY["run_url"]}]
 
 
 # ------------------------------------------------------------------ delivery
@@ -263,12 +291,15 @@ def test_notify_error_is_runtime_error():
 
 # ------------------------------------------------------------------ issue 5: alerts and the n8n route
 
-from synoforecast.lib.activation.notify import request_refresh_via_n8n, send_alert
-
 
 def test_alert_reaches_every_channel_with_details_and_link(standin):
-    result = send_alert("synoforecast run failed: ingest_job", ["step forecast/x failed: boom"],
-                        cfg_for(standin), event="run_failure", run_url="http://dagster:3000/runs/r1")
+    result = send_alert(
+        "synoforecast run failed: ingest_job",
+        ["step forecast/x failed: boom"],
+        cfg_for(standin),
+        event="run_failure",
+        run_url="http://dagster:3000/runs/r1",
+    )
     assert result == {"slack": "sent", "teams": "sent", "n8n": "sent"}
     slack, teams, n8n = standin.requests
     assert "step forecast/x failed: boom" in json.dumps(slack.json)
@@ -292,18 +323,43 @@ def test_n8n_refresh_route(standin):
         request_refresh_via_n8n({}, NotifyConfig())
 
 
-RESTATED = {**SUMMARY, "restated": {"threshold": 0.01, "more": 2, "rows": [
-    {"sheet": "SVR-RM", "quarter": "2025-Q4", "metric": "revenue", "before": 1_000_000.0, "after": 930_000.0,
-     "change": -70_000.0, "share": -0.07},
-    {"sheet": "C2", "quarter": "2025-Q2", "metric": "seats", "before": 400, "after": 412, "change": 12,
-     "share": 0.03}]}}
+RESTATED = {
+    **SUMMARY,
+    "restated": {
+        "threshold": 0.01,
+        "more": 2,
+        "rows": [
+            {
+                "sheet": "SVR-RM",
+                "quarter": "2025-Q4",
+                "metric": "revenue",
+                "before": 1_000_000.0,
+                "after": 930_000.0,
+                "change": -70_000.0,
+                "share": -0.07,
+            },
+            {
+                "sheet": "C2",
+                "quarter": "2025-Q2",
+                "metric": "seats",
+                "before": 400,
+                "after": 412,
+                "change": 12,
+                "share": 0.03,
+            },
+        ],
+    },
+}
 
 
 def test_the_summary_lists_material_restatements_largest_first_in_every_channel():
     text = render_text(RESTATED)
     block = text.split("Restated published quarters (by more than 1.0%, largest first):\n")[1].split("\n\n")[0]
-    assert block.splitlines() == ["- SVR-RM 2025-Q4 revenue: 1,000,000.00 → 930,000.00 (-7.0%)",
-                                  "- C2 2025-Q2 seats: 400 → 412 (+3.0%)", "- … and 2 more (ops.restatements)"]
+    assert block.splitlines() == [
+        "- SVR-RM 2025-Q4 revenue: 1,000,000.00 → 930,000.00 (-7.0%)",
+        "- C2 2025-Q2 seats: 400 → 412 (+3.0%)",
+        "- … and 2 more (ops.restatements)",
+    ]
     assert "Restated published quarters" not in render_text(SUMMARY)
     slack = json.dumps(slack_payload(RESTATED), ensure_ascii=False)
     assert "SVR-RM 2025-Q4 revenue: 1,000,000.00 → 930,000.00 (-7.0%)" in slack

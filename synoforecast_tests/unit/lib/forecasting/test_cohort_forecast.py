@@ -15,20 +15,30 @@ Q1, Q2, Q3 = dt.date(2025, 1, 1), dt.date(2025, 4, 1), dt.date(2025, 7, 1)
 
 
 def made(series: dict[str, float]) -> pl.DataFrame:
-    rows = [(sid, metric, value, value, value * 0.9, value * 1.1, value * 0.8, value * 1.2)
-            for sid, value in series.items() for metric in ("units", "revenue")]
-    return pl.DataFrame(rows, schema=["series_id", "metric", "yhat", "yhat_base", "yhat_lo_80", "yhat_hi_80",
-                                      "yhat_lo_95", "yhat_hi_95"], orient="row")
+    rows = [
+        (sid, metric, value, value, value * 0.9, value * 1.1, value * 0.8, value * 1.2)
+        for sid, value in series.items()
+        for metric in ("units", "revenue")
+    ]
+    return pl.DataFrame(
+        rows,
+        schema=["series_id", "metric", "yhat", "yhat_base", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"],
+        orient="row",
+    )
 
 
 def test_a_new_series_has_no_mase_and_says_why():
     # "new" first sells in Q2 (one quarter of history before Q3): no in-sample scale exists;
     # T1 has six quarters before Q3, so a seasonal-naive scale (|2024-Q1 - 2025-Q1| ... = 4.0)
     quarters = [dt.date(2024, 1, 1), dt.date(2024, 4, 1), dt.date(2024, 7, 1), dt.date(2024, 10, 1), Q1, Q2, Q3]
-    history = pl.DataFrame({"series_id": ["new", "new"] + ["T1"] * 7,
-                            "quarter_start": [Q2, Q3] + quarters,
-                            "units": [10.0, 12.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
-                            "revenue": [100.0, 120.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]})
+    history = pl.DataFrame(
+        {
+            "series_id": ["new", "new"] + ["T1"] * 7,
+            "quarter_start": [Q2, Q3] + quarters,
+            "units": [10.0, 12.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+            "revenue": [100.0, 120.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0],
+        }
+    )
     rows = score_cohort(OVERALL, made({"new": 11.0}), history, Q3, "r")
     assert {r["metric"] for r in rows} == {"units", "revenue"}
     for r in rows:
@@ -40,10 +50,14 @@ def test_a_new_series_has_no_mase_and_says_why():
 
 
 def test_totals_and_parts_are_scored_apart():
-    history = pl.DataFrame({"series_id": ["total", "T1", "T2"] * 3,
-                            "quarter_start": [Q1] * 3 + [Q2] * 3 + [Q3] * 3,
-                            "units": [10.0, 6.0, 4.0, 12.0, 7.0, 5.0, 14.0, 8.0, 6.0],
-                            "revenue": [1.0, 0.6, 0.4, 1.2, 0.7, 0.5, 1.4, 0.8, 0.6]})
+    history = pl.DataFrame(
+        {
+            "series_id": ["total", "T1", "T2"] * 3,
+            "quarter_start": [Q1] * 3 + [Q2] * 3 + [Q3] * 3,
+            "units": [10.0, 6.0, 4.0, 12.0, 7.0, 5.0, 14.0, 8.0, 6.0],
+            "revenue": [1.0, 0.6, 0.4, 1.2, 0.7, 0.5, 1.4, 0.8, 0.6],
+        }
+    )
     rows = score_cohort(OVERALL, made({"total": 13.0, "T1": 8.0, "T2": 5.0}), history, Q3, "r")
     by = {(r["metric"], r["level"]): r for r in rows}
     assert set(by) == {(m, lv) for m in ("units", "revenue") for lv in ("total", "parts")}
@@ -55,12 +69,15 @@ def test_totals_and_parts_are_scored_apart():
 
 def test_top_customer_forecast_is_scored_against_the_top_set_it_used():
     # B is top in Q2 (when the forecast was made) and not in Q3
-    history = pl.DataFrame({
-        "series_id": ["A", "A", "A", "B", "B", "B", "C", "C", "C"],
-        "quarter_start": [Q1, Q2, Q3] * 3,
-        "units": [5.0, 5.0, 5.0, 2.0, 2.0, 3.0, 1.0, 1.0, 1.0],
-        "revenue": [50.0, 50.0, 50.0, 20.0, 20.0, 30.0, 10.0, 10.0, 10.0],
-        "is_top_customer": [True, True, True, True, True, False, False, False, False]})
+    history = pl.DataFrame(
+        {
+            "series_id": ["A", "A", "A", "B", "B", "B", "C", "C", "C"],
+            "quarter_start": [Q1, Q2, Q3] * 3,
+            "units": [5.0, 5.0, 5.0, 2.0, 2.0, 3.0, 1.0, 1.0, 1.0],
+            "revenue": [50.0, 50.0, 50.0, 20.0, 20.0, 30.0, 10.0, 10.0, 10.0],
+            "is_top_customer": [True, True, True, True, True, False, False, False, False],
+        }
+    )
     rows = score_cohort(TOP, made({"A": 5.0, "B": 3.0, "all_other": 1.0, "total": 9.0}), history, Q3, "r")
     parts = next(r for r in rows if r["metric"] == "units" and r["level"] == "parts")
     assert parts["series_scored"] == 3 and parts["smape"] == 0.0  # B and all_other as the Q2 set formed them

@@ -10,13 +10,13 @@ from polars.testing import assert_frame_equal
 
 from synoforecast.lib.forecasting.cohorts import (
     ALL_OTHER,
-    TOTAL,
     COHORTS,
     COHORTS_BY_NAME,
     METRICS,
+    TOTAL,
     actuals_at,
-    split_unique_id,
     series_as_of,
+    split_unique_id,
     to_long,
 )
 
@@ -26,12 +26,14 @@ TOP = COHORTS_BY_NAME["svr_rm_top_customers"]
 
 
 def overall_history() -> pl.DataFrame:
-    return pl.DataFrame({
-        "series_id": ["total", "T1", "total", "T1", "total", "T1", "total"],
-        "quarter_start": [Q3, Q1, Q1, Q2, Q2, Q3, Q4],
-        "units": [30.0, 1.0, 10.0, 2.0, 20.0, 3.0, 40.0],
-        "revenue": [300.0, 10.0, 100.0, 20.0, 200.0, 30.0, 400.0],
-    })
+    return pl.DataFrame(
+        {
+            "series_id": ["total", "T1", "total", "T1", "total", "T1", "total"],
+            "quarter_start": [Q3, Q1, Q1, Q2, Q2, Q3, Q4],
+            "units": [30.0, 1.0, 10.0, 2.0, 20.0, 3.0, 40.0],
+            "revenue": [300.0, 10.0, 100.0, 20.0, 200.0, 30.0, 400.0],
+        }
+    )
 
 
 def customer_history() -> pl.DataFrame:
@@ -49,8 +51,9 @@ def customer_history() -> pl.DataFrame:
         ("D", Q3, 9.0, 999.99, False),
         ("00412", Q4, 99.0, 9999.0, True),  # after the as-of quarter
     ]
-    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"],
-                        orient="row")
+    return pl.DataFrame(
+        rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"], orient="row"
+    )
 
 
 def test_cohorts_are_named_uniquely_and_say_where_they_come_from():
@@ -96,16 +99,24 @@ def test_top_customer_grouping_preserves_totals_per_quarter():
     history = customer_history()
     for as_of in (Q1, Q2, Q3):
         out = series_as_of(TOP, history, as_of).filter(pl.col("series_id") != TOTAL)
-        expected = (history.filter(pl.col("quarter_start") <= as_of)
-                    .group_by("quarter_start").agg(pl.col("units").sum(), pl.col("revenue").sum().round(2))
-                    .sort("quarter_start"))
-        got = (out.group_by("quarter_start").agg(pl.col("units").sum(), pl.col("revenue").sum().round(2))
-               .sort("quarter_start"))
+        expected = (
+            history.filter(pl.col("quarter_start") <= as_of)
+            .group_by("quarter_start")
+            .agg(pl.col("units").sum(), pl.col("revenue").sum().round(2))
+            .sort("quarter_start")
+        )
+        got = (
+            out.group_by("quarter_start")
+            .agg(pl.col("units").sum(), pl.col("revenue").sum().round(2))
+            .sort("quarter_start")
+        )
         assert_frame_equal(got, expected)
         total = series_as_of(TOP, history, as_of).filter(pl.col("series_id") == TOTAL)
-        assert_frame_equal(total.select("quarter_start", "units", pl.col("revenue").round(2)).sort("quarter_start"),
-                           expected.select("quarter_start", pl.col("units").cast(pl.Float64), "revenue"),
-                           check_dtypes=False)
+        assert_frame_equal(
+            total.select("quarter_start", "units", pl.col("revenue").round(2)).sort("quarter_start"),
+            expected.select("quarter_start", pl.col("units").cast(pl.Float64), "revenue"),
+            check_dtypes=False,
+        )
 
 
 def test_top_customers_as_of_q2_follow_the_q2_flags():
@@ -135,22 +146,27 @@ def test_to_long_and_split_unique_id_round_trip():
 
     split = split_unique_id(long)
     assert split.filter(pl.col("unique_id") == "00412::revenue")[["series_id", "metric"]].row(0) == ("00412", "revenue")
-    back = (split.pivot(on="metric", index=["series_id", "ds"], values="y")
-            .rename({"ds": "quarter_start"})
-            .select("series_id", "quarter_start", "units", "revenue")
-            .sort("series_id", "quarter_start"))
+    back = (
+        split.pivot(on="metric", index=["series_id", "ds"], values="y")
+        .rename({"ds": "quarter_start"})
+        .select("series_id", "quarter_start", "units", "revenue")
+        .sort("series_id", "quarter_start")
+    )
     assert_frame_equal(back, series.sort("series_id", "quarter_start"))
 
 
 def test_to_long_drops_missing_values():
-    series = pl.DataFrame({"series_id": ["a", "a"], "quarter_start": [Q1, Q2], "units": [1.0, None],
-                           "revenue": [10.0, 20.0]})
+    series = pl.DataFrame(
+        {"series_id": ["a", "a"], "quarter_start": [Q1, Q2], "units": [1.0, None], "revenue": [10.0, 20.0]}
+    )
     long = to_long(series)
     assert long.rows() == [("a::revenue", Q1, 10.0), ("a::revenue", Q2, 20.0), ("a::units", Q1, 1.0)]
 
 
-@pytest.mark.parametrize("unique_id, series_id, metric", [("total::units", "total", "units"),
-                                                          ("C2 Storage::revenue", "C2 Storage", "revenue")])
+@pytest.mark.parametrize(
+    "unique_id, series_id, metric",
+    [("total::units", "total", "units"), ("C2 Storage::revenue", "C2 Storage", "revenue")],
+)
 def test_split_unique_id(unique_id, series_id, metric):
     out = split_unique_id(pl.DataFrame({"unique_id": [unique_id]}))
     assert out.row(0, named=True) == {"unique_id": unique_id, "series_id": series_id, "metric": metric}
@@ -162,8 +178,12 @@ def test_actuals_at_include_the_derived_top_customer_series():
     assert got[(TOTAL, "units")] == 21.0 and got[(TOTAL, "revenue")] == 2001.02
     assert got[(ALL_OTHER, "units")] == 14.0 and got[("00412", "revenue")] == 700.30
     assert ("B", "units") not in got  # not a top customer in Q3: counted in all_other
-    assert actuals_at(OVERALL, overall_history(), Q2) == {("T1", "units"): 2.0, ("T1", "revenue"): 20.0,
-                                                          ("total", "units"): 20.0, ("total", "revenue"): 200.0}
+    assert actuals_at(OVERALL, overall_history(), Q2) == {
+        ("T1", "units"): 2.0,
+        ("T1", "revenue"): 20.0,
+        ("total", "units"): 20.0,
+        ("total", "revenue"): 200.0,
+    }
     assert actuals_at(TOP, customer_history(), dt.date(2024, 1, 1)) == {}
 
 
@@ -176,8 +196,9 @@ def sparse_customer_history() -> pl.DataFrame:
         rows.append(("steady", q, 10.0, 1000.0, True))
         if q.month == 10:
             rows.append(("q4_only", q, 40.0 + q.year - 2021, 4000.0, True))
-    return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"],
-                        orient="row")
+    return pl.DataFrame(
+        rows, schema=["series_id", "quarter_start", "units", "revenue", "is_top_customer"], orient="row"
+    )
 
 
 def test_quarters_without_sales_are_zeros_not_gaps():

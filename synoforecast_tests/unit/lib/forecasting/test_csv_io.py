@@ -50,7 +50,9 @@ def test_missing_column_names_it_and_lists_found(tmp_path):
 
 def test_bad_date_names_line_column_and_value(tmp_path):
     path = write(tmp_path, "unique_id,ds,y\na,2024-01-01,1\na,2024-04-01,2\na,2024-13-01,3\n")
-    with pytest.raises(ForecastInputError, match=re.escape("series.csv line 4: column 'ds' value '2024-13-01' is not a date")):
+    with pytest.raises(
+        ForecastInputError, match=re.escape("series.csv line 4: column 'ds' value '2024-13-01' is not a date")
+    ):
         read_long_csv(path)
 
 
@@ -105,8 +107,14 @@ def test_forecast_csv_round_trip(tmp_path):
     with open(out, newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == [
-        "unique_id", "ds", "yhat",
-        "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95", "model",
+        "unique_id",
+        "ds",
+        "yhat",
+        "yhat_lo_80",
+        "yhat_hi_80",
+        "yhat_lo_95",
+        "yhat_hi_95",
+        "model",
     ]
     assert list(frame.columns) == rows[0]
     assert len(rows) == 1 + 3 * 2

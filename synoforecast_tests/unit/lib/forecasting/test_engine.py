@@ -46,8 +46,14 @@ def mixed_fc(mixed) -> pd.DataFrame:
 
 def test_output_columns_and_types(mixed, mixed_fc):
     assert list(mixed_fc.columns) == [
-        "unique_id", "ds", "model", "yhat",
-        "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95",
+        "unique_id",
+        "ds",
+        "model",
+        "yhat",
+        "yhat_lo_80",
+        "yhat_hi_80",
+        "yhat_lo_95",
+        "yhat_hi_95",
     ]
     assert list(mixed_fc.columns) == output_columns(DEFAULT_LEVELS)
     assert pd.api.types.is_datetime64_any_dtype(mixed_fc["ds"])
@@ -80,9 +86,15 @@ def test_intervals_are_nested(mixed_fc):
 def test_model_choice_by_history_length(mixed_fc):
     by_id = mixed_fc.groupby("unique_id")["model"].agg(lambda s: set(s))
     expected = {
-        "len1": MODEL_NAIVE, "len2": MODEL_NAIVE, "len3": MODEL_NAIVE, "len5": MODEL_NAIVE,
-        "len7": MODEL_SEASONAL_NAIVE, "len9": MODEL_AUTOETS, "len23": MODEL_AUTOETS,
-        "negative": MODEL_AUTOETS, "constant": MODEL_AUTOETS,
+        "len1": MODEL_NAIVE,
+        "len2": MODEL_NAIVE,
+        "len3": MODEL_NAIVE,
+        "len5": MODEL_NAIVE,
+        "len7": MODEL_SEASONAL_NAIVE,
+        "len9": MODEL_AUTOETS,
+        "len23": MODEL_AUTOETS,
+        "negative": MODEL_AUTOETS,
+        "constant": MODEL_AUTOETS,
     }
     assert by_id.to_dict() == {k: {v} for k, v in expected.items()}
     for n in (1, 2, 3, 5, 7, 9, 23):
@@ -125,12 +137,8 @@ def test_horizon_four_gives_consecutive_quarter_starts():
     hist = pd.concat([quarterly("a", 12), quarterly("b", 3, start="2020-04-01")])
     fc = forecast_frame(hist, horizon=4)
     assert fc.groupby("unique_id").size().to_dict() == {"a": 4, "b": 4}
-    assert fc.loc[fc["unique_id"] == "a", "ds"].tolist() == list(
-        pd.date_range("2022-01-01", periods=4, freq="QS")
-    )
-    assert fc.loc[fc["unique_id"] == "b", "ds"].tolist() == list(
-        pd.date_range("2021-01-01", periods=4, freq="QS")
-    )
+    assert fc.loc[fc["unique_id"] == "a", "ds"].tolist() == list(pd.date_range("2022-01-01", periods=4, freq="QS"))
+    assert fc.loc[fc["unique_id"] == "b", "ds"].tolist() == list(pd.date_range("2021-01-01", periods=4, freq="QS"))
 
 
 def test_empty_all_nan_and_missing_y_are_dropped():
@@ -183,17 +191,13 @@ def test_infer_freq(dates, expected):
 
 
 def test_monthly_forecast_dates():
-    hist = pd.DataFrame(
-        {"unique_id": "m", "ds": pd.date_range("2023-01-01", periods=4, freq="MS"), "y": 1.0}
-    )
+    hist = pd.DataFrame({"unique_id": "m", "ds": pd.date_range("2023-01-01", periods=4, freq="MS"), "y": 1.0})
     fc = forecast_frame(hist, horizon=2)
     assert fc["ds"].tolist() == [pd.Timestamp("2023-05-01"), pd.Timestamp("2023-06-01")]
 
 
 def test_uninferable_freq_raises():
-    hist = pd.DataFrame(
-        {"unique_id": "a", "ds": pd.to_datetime(["2020-01-03", "2020-01-05", "2020-02-20"]), "y": 1.0}
-    )
+    hist = pd.DataFrame({"unique_id": "a", "ds": pd.to_datetime(["2020-01-03", "2020-01-05", "2020-02-20"]), "y": 1.0})
     with pytest.raises(ForecastInputError, match="cannot infer the frequency"):
         forecast_frame(hist)
     assert len(forecast_frame(hist, freq="D")) == 1

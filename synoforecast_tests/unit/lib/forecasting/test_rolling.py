@@ -43,15 +43,18 @@ def tier_history() -> pl.DataFrame:
     rows = []
     for i, q in enumerate(QUARTERS):
         season = [0.9, 1.0, 0.95, 1.25][i % 4]
-        parts = {t: round(b * season * (1 + 0.02 * i) + rng.normal(0, b * 0.04))
-                 for t, b in {"T1": 300.0, "T2": 120.0, "T3": 40.0}.items()}
+        parts = {
+            t: round(b * season * (1 + 0.02 * i) + rng.normal(0, b * 0.04))
+            for t, b in {"T1": 300.0, "T2": 120.0, "T3": 40.0}.items()
+        }
         rows += [(t, q, float(u), float(u) * 1999.0) for t, u in parts.items()]
         rows.append(("total", q, float(sum(parts.values())), float(sum(parts.values())) * 1999.0))
     return pl.DataFrame(rows, schema=["series_id", "quarter_start", "units", "revenue"], orient="row")
 
 
-@pytest.mark.parametrize("cohort,history", [(TOP, customer_history()), (OVERALL, tier_history())],
-                         ids=["top_customers", "tiers"])
+@pytest.mark.parametrize(
+    "cohort,history", [(TOP, customer_history()), (OVERALL, tier_history())], ids=["top_customers", "tiers"]
+)
 def test_one_rolling_pass_publishes_exactly_the_per_partition_rows(cohort, history):
     as_of = QUARTERS[4:]
     store = OneStepPredictions()
@@ -76,8 +79,11 @@ def test_fits_are_made_once_and_a_changed_value_refits_only_the_origins_after_it
     assert store.fits == first  # nothing refitted
 
     # an export that revises T3 in the last as-of quarter: only prefixes that hold it are new
-    revised = history.with_columns(units=pl.when((pl.col("series_id") == "T3") & (pl.col("quarter_start") == as_of[-1]))
-                                   .then(pl.col("units") + 7).otherwise(pl.col("units")))
+    revised = history.with_columns(
+        units=pl.when((pl.col("series_id") == "T3") & (pl.col("quarter_start") == as_of[-1]))
+        .then(pl.col("units") + 7)
+        .otherwise(pl.col("units"))
+    )
     prefetch_cohort(OVERALL, revised, as_of, store, season_length=4)
     full_band_models = len(candidate_specs("full", 4, False, "ZZZ"))
     assert store.fits - first == full_band_models  # one new prefix (T3 units up to that quarter) x its candidates

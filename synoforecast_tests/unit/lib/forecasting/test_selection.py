@@ -22,8 +22,8 @@ from synoforecast.lib.forecasting.backtest import (
     rolling_backtest,
     scorecard,
 )
-from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence, proportional_split, top_down
 from synoforecast.lib.forecasting.intervals import conformal_halfwidths, effective_pool_size, series_scale
+from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence, proportional_split, top_down
 from synoforecast.lib.forecasting.selection import (
     COMBINATION,
     SHORT_SEASONAL,
@@ -65,11 +65,14 @@ def test_bands_and_candidates(selected):
     assert ch.loc["sparse", "band"] == "intermittent"
     assert ch.loc["sparse", "model"] == COMBINATION and ch.loc["sparse", "weight_CrostonOptimized"] > 0
     assert ch.loc["len20", "model"] == COMBINATION
-    weights = ch.loc[["len12", "len20", "full_b"], [f"weight_{m}" for m in
-                                                    ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]]
+    weights = ch.loc[
+        ["len12", "len20", "full_b"], [f"weight_{m}" for m in ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]
+    ]
     assert np.allclose(weights.sum(axis=1), 1.0) and ((weights >= 0) & (weights <= 1)).all().all()
-    mase = ch.loc[["len12", "len20", "full_b"], [f"mase_{m}" for m in
-                                                 ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]]
+    mase = ch.loc[
+        ["len12", "len20", "full_b"], [f"mase_{m}" for m in ("SeasonalNaive", "Naive", "AutoETS", "AutoTheta", "CES")]
+    ]
+    assert np.isfinite(mase.to_numpy()).all() and (mase.to_numpy() > 0).all()  # every candidate was scored
     assert (weights.to_numpy() > 0).sum() >= 3  # several candidates share the weight
     assert {"mase_AutoETS", "mase_AutoTheta", "mase_CES"} <= set(ch.columns)
     assert (ch.loc[["len12", "len20"], "windows"] >= 2).all()
@@ -79,8 +82,16 @@ def test_bands_and_candidates(selected):
 
 def test_selected_frame_keeps_the_engine_contract(mixed, selected):
     fc = forecast_frame(mixed, horizon=2, select=True)
-    assert list(fc.columns) == ["unique_id", "ds", "model", "yhat", "yhat_lo_80", "yhat_hi_80",
-                                "yhat_lo_95", "yhat_hi_95"]
+    assert list(fc.columns) == [
+        "unique_id",
+        "ds",
+        "model",
+        "yhat",
+        "yhat_lo_80",
+        "yhat_hi_80",
+        "yhat_lo_95",
+        "yhat_hi_95",
+    ]
     assert len(fc) == 2 * mixed["unique_id"].nunique() and fc["yhat"].notna().all()
     band = fc.dropna()
     assert len(band) == len(fc)  # short series pool their changes: even a single observation gets an interval
@@ -94,8 +105,14 @@ def test_selected_frame_keeps_the_engine_contract(mixed, selected):
 
 def test_scores_shrink_toward_the_pool_and_weights_are_inverse_squared():
     # two series x two windows x two candidates
-    err = np.array([[1.0, 3.0], [1.0, 3.0],   # series 0: candidate 0 better
-                    [4.0, 2.0], [4.0, 2.0]])  # series 1: candidate 1 better
+    err = np.array(
+        [
+            [1.0, 3.0],
+            [1.0, 3.0],  # series 0: candidate 0 better
+            [4.0, 2.0],
+            [4.0, 2.0],
+        ]
+    )  # series 1: candidate 1 better
     inverse = np.array([0, 0, 1, 1])
     pooled = np.array([2.5, 2.5])
     own = shrunken_scores(err, inverse, 2, k=0.0)
@@ -128,7 +145,7 @@ def test_conformal_halfwidths_are_nested_and_honest_on_small_pools():
     assert q[95] == pytest.approx(np.sort(big)[math.ceil(401 * 0.95) - 1])
     small = np.array([0.2, 0.5, 0.4, 1.0, 0.3, 0.6, 0.8, 0.7])  # 8 scores: the 95% rank does not exist
     q = conformal_halfwidths(small, (80, 95))
-    rms = np.sqrt(np.mean(small ** 2))
+    rms = np.sqrt(np.mean(small**2))
     assert q[95] == pytest.approx(t.ppf(0.975, df=8) * rms) and q[95] > small.max()  # widened, never clipped
     assert q[80] == pytest.approx(max(np.sort(small)[7], t.ppf(0.9, df=8) * rms))
     assert q[95] > q[80]
@@ -162,11 +179,17 @@ def test_effective_pool_size_counts_shared_shocks_once():
 
 
 def test_short_histories_forecast_seasonal_naive_once_a_season_exists_with_pooled_intervals():
-    df = pd.DataFrame({"unique_id": ["a"] * 4 + ["b"] * 2,
-                       "ds": list(pd.date_range("2024-01-01", periods=4, freq="QS")) +
-                             list(pd.date_range("2024-07-01", periods=2, freq="QS")),
-                       "y": [100.0, 110.0, 105.0, 160.0, 50.0, 60.0]})
-    fc = short_history_forecast(df, horizon=2, season_length=4, levels=(80, 95), freq="QS").set_index(["unique_id", "ds"])
+    df = pd.DataFrame(
+        {
+            "unique_id": ["a"] * 4 + ["b"] * 2,
+            "ds": list(pd.date_range("2024-01-01", periods=4, freq="QS"))
+            + list(pd.date_range("2024-07-01", periods=2, freq="QS")),
+            "y": [100.0, 110.0, 105.0, 160.0, 50.0, 60.0],
+        }
+    )
+    fc = short_history_forecast(df, horizon=2, season_length=4, levels=(80, 95), freq="QS").set_index(
+        ["unique_id", "ds"]
+    )
     a = fc.loc["a"]  # one full season: naive and seasonal naive, equally weighted
     assert a["model"].tolist() == [SHORT_SEASONAL] * 2 and a["yhat"].tolist() == [130.0, 135.0]
     b = fc.loc["b"]
@@ -202,13 +225,15 @@ def test_metrics():
 
 
 def test_bottom_up_adds_up_exactly_after_rounding():
-    frame = pl.DataFrame({
-        "series_id": ["total", "T1", "T2", "T3"] * 2,
-        "metric": ["units"] * 4 + ["revenue"] * 4,
-        "yhat": [100.0, 33.33333, 33.33333, 40.00004, 1e6, 1 / 3, 2 / 3, 999_000.123456],
-        "yhat_lo_80": [90.0, 30, 30, 35, 9e5, 0, 0, 9e5],
-        "yhat_hi_80": [110.0, 36, 36, 45, 1.1e6, 1, 1, 1.1e6],
-    })
+    frame = pl.DataFrame(
+        {
+            "series_id": ["total", "T1", "T2", "T3"] * 2,
+            "metric": ["units"] * 4 + ["revenue"] * 4,
+            "yhat": [100.0, 33.33333, 33.33333, 40.00004, 1e6, 1 / 3, 2 / 3, 999_000.123456],
+            "yhat_lo_80": [90.0, 30, 30, 35, 9e5, 0, 0, 9e5],
+            "yhat_hi_80": [110.0, 36, 36, 45, 1.1e6, 1, 1, 1.1e6],
+        }
+    )
     out = bottom_up(frame, "total", decimals=4)
     assert incoherence(out, "total") == 0.0
     total = out.filter(pl.col("series_id") == "total").sort("metric")
@@ -219,6 +244,7 @@ def test_bottom_up_adds_up_exactly_after_rounding():
     kids = out.filter(pl.col("series_id") != "total")
     assert (kids["yhat"] == kids["yhat_base"]).all()
     from decimal import Decimal
+
     for metric in ("units", "revenue"):
         part = out.filter(pl.col("metric") == metric)
         parent = Decimal(repr(part.filter(pl.col("series_id") == "total")["yhat"][0]))
@@ -228,13 +254,15 @@ def test_bottom_up_adds_up_exactly_after_rounding():
 def test_top_down_scales_regions_onto_a_total_exactly_after_rounding():
     from decimal import Decimal
 
-    frame = pl.DataFrame({
-        "series_id": ["EMEA", "Americas", "APAC", "Unknown"] * 2,
-        "metric": ["units"] * 4 + ["revenue"] * 4,
-        "yhat": [40.0, 30.0, 20.0, 3.0, 1 / 3, 1 / 3, 1 / 3, -2.0],
-        "yhat_lo_80": [35.0, 25, 15, 1, 0, 0, 0, -3],
-        "yhat_hi_80": [45.0, 35, 25, 5, 1, 1, 1, -1],
-    })
+    frame = pl.DataFrame(
+        {
+            "series_id": ["EMEA", "Americas", "APAC", "Unknown"] * 2,
+            "metric": ["units"] * 4 + ["revenue"] * 4,
+            "yhat": [40.0, 30.0, 20.0, 3.0, 1 / 3, 1 / 3, 1 / 3, -2.0],
+            "yhat_lo_80": [35.0, 25, 15, 1, 0, 0, 0, -3],
+            "yhat_hi_80": [45.0, 35, 25, 5, 1, 1, 1, -1],
+        }
+    )
     totals = pl.DataFrame({"metric": ["units", "revenue"], "total": [100.0, 1234567.8901]})
     out = top_down(frame, totals, decimals=4)
     assert out["yhat_base"].to_list() == pytest.approx(frame["yhat"].to_list())
@@ -257,8 +285,9 @@ def test_top_down_scales_regions_onto_a_total_exactly_after_rounding():
     assert sum(Decimal(repr(v)) for v in proportional_split(-7.5, [2, 1, 1], 4)) == Decimal("-7.5")
     # a metric without a total is left as it was (rounded)
     alone = top_down(frame, totals.filter(pl.col("metric") == "units"), decimals=4)
-    assert alone.filter(pl.col("metric") == "revenue")["yhat"].to_list() == \
-        [round(v, 4) for v in frame["yhat"][4:].to_list()]
+    assert alone.filter(pl.col("metric") == "revenue")["yhat"].to_list() == [
+        round(v, 4) for v in frame["yhat"][4:].to_list()
+    ]
 
 
 def test_backtest_command_prints_per_model_and_selected_scores(tmp_path, capsys):

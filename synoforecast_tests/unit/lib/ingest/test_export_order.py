@@ -21,7 +21,10 @@ def test_the_first_export_is_never_older():
 def test_an_earlier_export_date_is_older():
     order = compare(export(day=dt.date(2026, 9, 21), last=dt.date(2026, 12, 4)), PUBLISHED)
     assert order.older
-    assert "export date 2026-09-21 is before 2026-12-05" in order.summary and "last sale" not in order.summary.split(":")[-1]
+    assert (
+        "export date 2026-09-21 is before 2026-12-05" in order.summary
+        and "last sale" not in order.summary.split(":")[-1]
+    )
 
 
 def test_an_earlier_last_sale_is_older_even_when_the_file_was_saved_later():
@@ -49,8 +52,10 @@ def test_an_export_without_sales_is_judged_by_its_export_date():
 def test_the_refusal_names_both_files_and_dates_and_the_way_back():
     older = export(day=dt.date(2026, 9, 21), last=dt.date(2026, 9, 20), name="sale-out-2026-09-21.xlsx")
     text = refusal(older, PUBLISHED, "`synoforecast ingest --republish sale-out-2026-09-21.xlsx`")
-    assert text.startswith("sale-out-2026-09-21.xlsx (exported 2026-09-21, last sale 2026-09-20) is older than "
-                           "the published export sale-out-2026-12-05.xlsx (exported 2026-12-05, last sale 2026-12-04)")
+    assert text.startswith(
+        "sale-out-2026-09-21.xlsx (exported 2026-09-21, last sale 2026-09-20) is older than "
+        "the published export sale-out-2026-12-05.xlsx (exported 2026-12-05, last sale 2026-12-04)"
+    )
     assert "export date 2026-09-21 is before 2026-12-05 and last sale 2026-09-20 is before 2026-12-04" in text
     assert "nothing was changed" in text and "--republish sale-out-2026-09-21.xlsx" in text
 
@@ -62,8 +67,12 @@ def test_the_export_date_is_the_mtimes_utc_day():
 
 
 def test_dates_from_a_manifest_and_from_one_of_an_older_release():
-    manifest = {"file": "/inbox/x.xlsx", "sha256": "c" * 64, "file_mtime": "2026-12-05T08:00:00+00:00",
-                "export_order": {"export_date": "2026-12-05", "last_sale_date": "2026-12-04"}}
+    manifest = {
+        "file": "/inbox/x.xlsx",
+        "sha256": "c" * 64,
+        "file_mtime": "2026-12-05T08:00:00+00:00",
+        "export_order": {"export_date": "2026-12-05", "last_sale_date": "2026-12-04"},
+    }
     assert from_manifest(manifest) == ExportDates("/inbox/x.xlsx", "c" * 64, dt.date(2026, 12, 5), dt.date(2026, 12, 4))
     older_release = {k: v for k, v in manifest.items() if k != "export_order"}
     assert from_manifest(older_release, dt.date(2026, 12, 3)).last_sale_date == dt.date(2026, 12, 3)

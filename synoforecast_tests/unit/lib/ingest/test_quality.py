@@ -10,8 +10,11 @@ Q1, Q2, Q3, Q4 = "2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01"
 
 
 def prints(svr=None, region="r1", incomplete=None) -> dict:
-    return {"sheets": {"svr_rm": svr or {Q1: "a", Q2: "b", Q3: "c"}, "consumer": {Q1: "x"}},
-            "references": {"region_map": region}, "incomplete": incomplete or {"svr_rm": [], "consumer": []}}
+    return {
+        "sheets": {"svr_rm": svr or {Q1: "a", Q2: "b", Q3: "c"}, "consumer": {Q1: "x"}},
+        "references": {"region_map": region},
+        "incomplete": incomplete or {"svr_rm": [], "consumer": []},
+    }
 
 
 def published(expected: dict, cohorts: int = 1) -> list[tuple]:
@@ -48,8 +51,11 @@ def test_a_changed_quarter_makes_it_and_every_later_derived_partition_stale():
 
 def test_a_run_that_died_half_way_leaves_its_unwritten_partitions_stale():
     exp = expected_fingerprints(prints(), [Q1, Q2, Q3], [Q1, Q2, Q3], RAW)
-    state = [row for row in published(exp, cohorts=2)
-             if not (row[0] == "forecast.forecasts" and row[2] == Q3 and row[1].startswith("1|"))]
+    state = [
+        row
+        for row in published(exp, cohorts=2)
+        if not (row[0] == "forecast.forecasts" and row[2] == Q3 and row[1].startswith("1|"))
+    ]
     assert stale_quarters(exp, state, {"forecast.forecasts": 2}) == [Q3]
 
 

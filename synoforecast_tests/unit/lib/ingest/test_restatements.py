@@ -20,9 +20,14 @@ Q1, Q2, Q3 = "2025-01-01", "2025-04-01", "2025-07-01"
 
 
 def sales(rows: list[tuple[str, int, float]]) -> pl.DataFrame:
-    return pl.DataFrame({"quarter_start": [dt.date.fromisoformat(q) for q, _, _ in rows],
-                         "units": [u for _, u, _ in rows], "revenue_usd": [r for _, _, r in rows]},
-                        schema={"quarter_start": pl.Date, "units": pl.Int64, "revenue_usd": pl.Float64})
+    return pl.DataFrame(
+        {
+            "quarter_start": [dt.date.fromisoformat(q) for q, _, _ in rows],
+            "units": [u for _, u, _ in rows],
+            "revenue_usd": [r for _, _, r in rows],
+        },
+        schema={"quarter_start": pl.Date, "units": pl.Int64, "revenue_usd": pl.Float64},
+    )
 
 
 def test_quarter_totals_sum_units_and_money_and_count_lines():
@@ -39,10 +44,12 @@ def test_money_sums_stay_exact_to_the_cent_over_many_lines():
 
 
 def test_a_restated_quarter_shows_before_after_change_and_share():
-    before = {"svr_rm": {Q1: {"units": 100, "revenue": 1000.0, "lines": 10}, Q2: {"units": 50, "revenue": 500.0,
-                                                                                 "lines": 5}}}
-    after = {"svr_rm": {Q1: {"units": 100, "revenue": 970.0, "lines": 10}, Q2: {"units": 50, "revenue": 500.0,
-                                                                                "lines": 5}}}
+    before = {
+        "svr_rm": {Q1: {"units": 100, "revenue": 1000.0, "lines": 10}, Q2: {"units": 50, "revenue": 500.0, "lines": 5}}
+    }
+    after = {
+        "svr_rm": {Q1: {"units": 100, "revenue": 970.0, "lines": 10}, Q2: {"units": 50, "revenue": 500.0, "lines": 5}}
+    }
     rows = measure(before, after, {"svr_rm": [Q1, Q2], "consumer": [], "c2": []})
     assert len(rows) == 6  # every compared value, restated or not
     (revenue,) = [r for r in rows if r.change]
@@ -58,10 +65,14 @@ def test_a_quarter_emptied_by_the_new_export_is_restated_to_zero_and_one_out_of_
 
 
 def test_only_quarters_both_exports_publish_can_be_restated():
-    published = {"expected_fingerprints": {"raw.svr_rm": {Q1: "a", Q2: "b"}, "raw.consumer": {Q1: "c"},
-                                           "raw.c2": {}}}
-    current = {"expected_fingerprints": {"raw.svr_rm": {Q1: "a", Q2: "B", Q3: "new"}, "raw.consumer": {Q1: "c"},
-                                         "raw.c2": {Q1: "m"}}}
+    published = {"expected_fingerprints": {"raw.svr_rm": {Q1: "a", Q2: "b"}, "raw.consumer": {Q1: "c"}, "raw.c2": {}}}
+    current = {
+        "expected_fingerprints": {
+            "raw.svr_rm": {Q1: "a", Q2: "B", Q3: "new"},
+            "raw.consumer": {Q1: "c"},
+            "raw.c2": {Q1: "m"},
+        }
+    }
     assert comparable_quarters(published, current) == {"svr_rm": [Q1, Q2], "consumer": [Q1], "c2": []}
 
 
@@ -76,19 +87,27 @@ def row(share: float | None, change: float = 1.0, metric: str = "units", quarter
 
 
 def test_material_ones_are_above_the_threshold_largest_first():
-    rows = [row(0.005), row(-0.03, metric="revenue"), row(0.2, metric="lines"), row(None, quarter=Q2),
-            row(0.0, change=0.0)]
+    rows = [
+        row(0.005),
+        row(-0.03, metric="revenue"),
+        row(0.2, metric="lines"),
+        row(None, quarter=Q2),
+        row(0.0, change=0.0),
+    ]
     assert [r.share for r in material(rows, 0.01)] == [None, 0.2, -0.03]
     assert material(rows, 0.5) == [rows[3]]
 
 
 def test_the_check_warns_above_its_share_and_names_the_largest():
-    recorded = {"baseline": "b" * 64, "rows": [row(-0.03, change=-3.0, metric="revenue").to_dict(),
-                                               row(-0.07, change=-7.0).to_dict()]}
+    recorded = {
+        "baseline": "b" * 64,
+        "rows": [row(-0.03, change=-3.0, metric="revenue").to_dict(), row(-0.07, change=-7.0).to_dict()],
+    }
     warned = finding(recorded, 0.05)
     assert not warned.passed
-    assert warned.summary == ("1 published value(s) restated by more than 5%, largest SVR-RM 2025-Q1 units: "
-                              "100 -> 93 (-7, -7.0%)")
+    assert warned.summary == (
+        "1 published value(s) restated by more than 5%, largest SVR-RM 2025-Q1 units: 100 -> 93 (-7, -7.0%)"
+    )
     assert warned.metadata["restatements"]["restated_values"] == 2
     assert all(isinstance(v, (dict, list)) for v in warned.metadata.values())  # MetadataValue.json takes no scalar
     assert finding(recorded, 0.1).passed and "none by more than 10%" in finding(recorded, 0.1).summary
@@ -100,5 +119,7 @@ def test_the_first_export_restates_nothing(recorded):
 
 
 def test_describe_reads_like_a_sentence():
-    assert row(-0.03, change=-30.0, metric="revenue").describe() == \
-        "SVR-RM 2025-Q1 revenue: 100.00 -> 70.00 (-30.00, -3.0%)"
+    assert (
+        row(-0.03, change=-30.0, metric="revenue").describe()
+        == "SVR-RM 2025-Q1 revenue: 100.00 -> 70.00 (-30.00, -3.0%)"
+    )

@@ -10,8 +10,8 @@ import pickle
 import openpyxl
 import pytest
 
-from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast.lib.ingest.workbook import WorkbookRefused, read_workbook
+from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.unit.lib.ingest.test_workbook import HEADER, date_panic_workbook, reference, sale, write_book
 
 
@@ -29,8 +29,9 @@ def _parquet(frame) -> bytes:
 def messy(tmp_path_factory):
     """The sample, plus a quarantined date, an exact duplicate and a total row in SVR-RM."""
     path = tmp_path_factory.mktemp("pool") / "messy.xlsx"
-    write_sample_workbook(path, SampleSpec(rows=3000, seed=11, start=dt.date(2024, 1, 1), quarters=8,
-                                           as_of=dt.date(2025, 12, 20)))
+    write_sample_workbook(
+        path, SampleSpec(rows=3000, seed=11, start=dt.date(2024, 1, 1), quarters=8, as_of=dt.date(2025, 12, 20))
+    )
     wb = openpyxl.load_workbook(path)
     ws = wb["SVR-RM"]
     ws.cell(5, 1).value = "31.02.2025"
@@ -60,8 +61,13 @@ def _refusal(path, parallel: bool) -> WorkbookRefused:
 
 def _same_refusal(path) -> WorkbookRefused:
     serial, parallel = _refusal(path, False), _refusal(path, True)
-    assert (str(parallel), parallel.file, parallel.sheet, parallel.column, parallel.cells) == \
-        (str(serial), serial.file, serial.sheet, serial.column, serial.cells)
+    assert (str(parallel), parallel.file, parallel.sheet, parallel.column, parallel.cells) == (
+        str(serial),
+        serial.file,
+        serial.sheet,
+        serial.column,
+        serial.cells,
+    )
     return serial
 
 
@@ -94,5 +100,11 @@ def test_a_date_cell_calamine_cannot_convert_is_the_same_refusal_on_both_paths(t
 def test_a_refusal_survives_pickling_whole():
     exc = WorkbookRefused("/in/x.xlsx", "bad", sheet="SVR-RM", column="Date", cells=["SVR-RM!A2"])
     back = pickle.loads(pickle.dumps(exc))
-    assert (str(back), back.file, back.reason, back.sheet, back.column, back.cells) == \
-        (str(exc), exc.file, exc.reason, exc.sheet, exc.column, exc.cells)
+    assert (str(back), back.file, back.reason, back.sheet, back.column, back.cells) == (
+        str(exc),
+        exc.file,
+        exc.reason,
+        exc.sheet,
+        exc.column,
+        exc.cells,
+    )

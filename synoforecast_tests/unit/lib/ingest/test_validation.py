@@ -14,20 +14,22 @@ JUL = dt.date(2025, 7, 1)
 
 
 def svr_frame(**overrides) -> pl.DataFrame:
-    frame = pl.DataFrame({
-        "sale_date": [dt.date(2025, 7, 14), dt.date(2025, 8, 2), dt.date(2025, 9, 30)],
-        "region": ["EMEA", None, "APAC"],
-        "country": ["DE", "FR", "JP"],
-        "customer_id": ["00412", "C2", "C3"],
-        "customer": ["Acme", None, "Kaisha"],
-        "model": ["RS2423RP+", "SA3610", "RS9999"],
-        "tier": ["T2", "T1", None],
-        "units": [3, -1, 2],
-        "revenue_usd": [1234.5, -500.0, 10.0],
-        "channel": ["Distributor", None, "Direct"],
-        "quarter_start": [JUL, JUL, JUL],
-        "source_row": [2, 3, 4],  # extra columns are allowed
-    })
+    frame = pl.DataFrame(
+        {
+            "sale_date": [dt.date(2025, 7, 14), dt.date(2025, 8, 2), dt.date(2025, 9, 30)],
+            "region": ["EMEA", None, "APAC"],
+            "country": ["DE", "FR", "JP"],
+            "customer_id": ["00412", "C2", "C3"],
+            "customer": ["Acme", None, "Kaisha"],
+            "model": ["RS2423RP+", "SA3610", "RS9999"],
+            "tier": ["T2", "T1", None],
+            "units": [3, -1, 2],
+            "revenue_usd": [1234.5, -500.0, 10.0],
+            "channel": ["Distributor", None, "Direct"],
+            "quarter_start": [JUL, JUL, JUL],
+            "source_row": [2, 3, 4],  # extra columns are allowed
+        }
+    )
     return frame.with_columns(**{k: pl.Series(k, v) for k, v in overrides.items()})
 
 
@@ -57,9 +59,19 @@ def test_missing_quarter_start_is_reported():
 
 def test_c2_schema_does_not_check_tiers():
     c2 = SHEETS_BY_TABLE["c2"]
-    frame = pl.DataFrame({"month": [JUL], "customer_id": ["00412"], "customer": [None], "region": [None],
-                          "service": ["C2 Storage"], "plan": [None], "seats": [10], "mrr_usd": [99.5],
-                          "quarter_start": [JUL]})
+    frame = pl.DataFrame(
+        {
+            "month": [JUL],
+            "customer_id": ["00412"],
+            "customer": [None],
+            "region": [None],
+            "service": ["C2 Storage"],
+            "plan": [None],
+            "seats": [10],
+            "mrr_usd": [99.5],
+            "quarter_start": [JUL],
+        }
+    )
     assert validate_sheet(c2, frame) == []
     assert "tier" not in sheet_schema(c2).columns
     assert validate_sheet(c2, frame.with_columns(service=pl.lit(None, dtype=pl.String))) != []

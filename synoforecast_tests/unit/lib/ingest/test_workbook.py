@@ -14,16 +14,27 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 from synoforecast.lib.ingest.workbook import Reference, WorkbookRefused, read_workbook
+from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 
 SEEDS = DBT_PROJECT_DIR / "seeds"
 HEADER = ["Date", "Region", "Country", "Customer ID", "Customer", "Model", "Tier", "Units", "Revenue (USD)", "Channel"]
 JUL14 = dt.date(2025, 7, 14)
 
 
-def sale(day=JUL14, *, region="EMEA", country="DE", cust="C001", customer="Acme GmbH", model="RS2423RP+",
-         tier="T2", units=1, revenue=100.0, channel="Distributor") -> list:
+def sale(
+    day=JUL14,
+    *,
+    region="EMEA",
+    country="DE",
+    cust="C001",
+    customer="Acme GmbH",
+    model="RS2423RP+",
+    tier="T2",
+    units=1,
+    revenue=100.0,
+    channel="Distributor",
+) -> list:
     return [day, region, country, cust, customer, model, tier, units, revenue, channel]
 
 
@@ -73,18 +84,24 @@ def test_reference_from_seeds_knows_models_and_countries():
 
 # --- what real exports look like (accepted) -----------------------------------------------------
 
+
 def test_title_rows_header_aliases_sheet_name_and_extra_sheet(tmp_path):
-    path = write_book(tmp_path / "export.xlsx", {
-        " svr-rm ": [
-            ["Synology Sale-out Report - FY25 W32"],
-            ["Filter: all regions"],
-            [],
-            ["date", "Region", "Country", "Cust ID", "Customer", "Model", "Tier", "Qty", "Rev (USD)", "Channel"],
-            sale(units=3, revenue=300.0),
-            sale(dt.date(2025, 8, 2), country="FR", cust="C002", model="SA3610", tier="T1", units=1, revenue=5000.5),
-        ],
-        "Pivot": [["Region", "Sum of Units"], ["EMEA", 4]],
-    })
+    path = write_book(
+        tmp_path / "export.xlsx",
+        {
+            " svr-rm ": [
+                ["Synology Sale-out Report - FY25 W32"],
+                ["Filter: all regions"],
+                [],
+                ["date", "Region", "Country", "Cust ID", "Customer", "Model", "Tier", "Qty", "Rev (USD)", "Channel"],
+                sale(units=3, revenue=300.0),
+                sale(
+                    dt.date(2025, 8, 2), country="FR", cust="C002", model="SA3610", tier="T1", units=1, revenue=5000.5
+                ),
+            ],
+            "Pivot": [["Region", "Sum of Units"], ["EMEA", 4]],
+        },
+    )
     result = read(path)
     assert list(result.sheets) == ["SVR-RM"]
     assert result.ignored_sheets == ["Pivot"]
@@ -97,8 +114,14 @@ def test_title_rows_header_aliases_sheet_name_and_extra_sheet(tmp_path):
     assert frame["revenue_usd"].to_list() == [300.0, 5000.5]
     assert frame["source_row"].to_list() == [5, 6]
     assert contract_counts(sheet.report()) == {
-        "rows_read": 2, "rows_loaded": 2, "duplicates_removed": 0, "rows_quarantined": 0,
-        "unknown_models": 0, "unknown_countries": 0, "units_total": 4, "revenue_total": 5300.5,
+        "rows_read": 2,
+        "rows_loaded": 2,
+        "duplicates_removed": 0,
+        "rows_quarantined": 0,
+        "unknown_models": 0,
+        "unknown_countries": 0,
+        "units_total": 4,
+        "revenue_total": 5300.5,
         "quarters": ["2025-Q3"],
     }
 
@@ -123,12 +146,15 @@ def test_header_found_below_leading_empty_rows_and_columns(tmp_path):
 
 
 def test_numbers_stored_as_text_with_thousands_separators(tmp_path):
-    path = svr_book(tmp_path / "text_numbers.xlsx", [
-        sale(units="1,234", revenue="1,234.50"),
-        sale(units=" 7 ", revenue="$2,000"),
-        sale(units="-2", revenue="-1,000.25"),  # a return / credit note
-        sale(units=5, revenue=10.5),
-    ])
+    path = svr_book(
+        tmp_path / "text_numbers.xlsx",
+        [
+            sale(units="1,234", revenue="1,234.50"),
+            sale(units=" 7 ", revenue="$2,000"),
+            sale(units="-2", revenue="-1,000.25"),  # a return / credit note
+            sale(units=5, revenue=10.5),
+        ],
+    )
     sheet = read(path).sheets["SVR-RM"]
     assert sheet.frame["units"].to_list() == [1234, 7, -2, 5]
     assert sheet.frame["revenue_usd"].to_list() == [1234.5, 2000.0, -1000.25, 10.5]
@@ -149,7 +175,14 @@ def test_date_spellings_in_a_uniform_column(tmp_path, value):
 
 
 def test_date_spellings_mixed_in_one_column(tmp_path):
-    spellings = ["2025-07-14", "2025/07/14", "14.07.2025", dt.date(2025, 7, 14), dt.datetime(2025, 7, 14, 23, 59), 45852]
+    spellings = [
+        "2025-07-14",
+        "2025/07/14",
+        "14.07.2025",
+        dt.date(2025, 7, 14),
+        dt.datetime(2025, 7, 14, 23, 59),
+        45852,
+    ]
     path = svr_book(tmp_path / "mixed_dates.xlsx", [sale(v, units=i + 1) for i, v in enumerate(spellings)])
     sheet = read(path).sheets["SVR-RM"]
     assert sheet.rows_quarantined == 0
@@ -158,15 +191,18 @@ def test_date_spellings_mixed_in_one_column(tmp_path):
 
 
 def test_blank_rows_and_grand_total_row_are_not_data(tmp_path):
-    path = svr_book(tmp_path / "totals.xlsx", [
-        sale(units=1, revenue=10.0),
-        [],
-        sale(cust="C002", units=2, revenue=20.0),
-        [None] * 10,
-        sale(cust="C003", units=3, revenue=30.0),
-        [],
-        ["Grand Total", None, None, None, None, None, None, 6, "60.00", None],
-    ])
+    path = svr_book(
+        tmp_path / "totals.xlsx",
+        [
+            sale(units=1, revenue=10.0),
+            [],
+            sale(cust="C002", units=2, revenue=20.0),
+            [None] * 10,
+            sale(cust="C003", units=3, revenue=30.0),
+            [],
+            ["Grand Total", None, None, None, None, None, None, 6, "60.00", None],
+        ],
+    )
     sheet = read(path).sheets["SVR-RM"]
     assert sheet.rows_read == 3
     assert sheet.rows_quarantined == 0
@@ -175,21 +211,36 @@ def test_blank_rows_and_grand_total_row_are_not_data(tmp_path):
 
 
 def test_total_label_in_a_text_column_is_skipped_too(tmp_path):
-    path = svr_book(tmp_path / "total_in_customer.xlsx", [
-        sale(units=4, revenue=40.0),
-        [None, None, None, None, "TOTAL ", None, None, 4, 40.0, None],
-    ])
+    path = svr_book(
+        tmp_path / "total_in_customer.xlsx",
+        [
+            sale(units=4, revenue=40.0),
+            [None, None, None, None, "TOTAL ", None, None, 4, 40.0, None],
+        ],
+    )
     assert read(path).sheets["SVR-RM"].report()["rows_read"] == 1
 
 
 def test_exact_duplicates_differing_only_in_case_and_spaces_are_removed_and_counted(tmp_path):
-    path = svr_book(tmp_path / "dupes.xlsx", [
-        sale(customer="Acme GmbH", units=2, revenue=100.5),
-        sale(region="emea", country=" de ", cust="c001", customer="ACME   GmbH ", model="rs2423rp+ ", tier="t2",
-             units=2, revenue="100.50", channel="DISTRIBUTOR"),
-        sale(customer="Acme GmbH", units=2, revenue=100.5),
-        sale(customer="Acme GmbH", units=3, revenue=100.5),  # differs in units: not a duplicate
-    ])
+    path = svr_book(
+        tmp_path / "dupes.xlsx",
+        [
+            sale(customer="Acme GmbH", units=2, revenue=100.5),
+            sale(
+                region="emea",
+                country=" de ",
+                cust="c001",
+                customer="ACME   GmbH ",
+                model="rs2423rp+ ",
+                tier="t2",
+                units=2,
+                revenue="100.50",
+                channel="DISTRIBUTOR",
+            ),
+            sale(customer="Acme GmbH", units=2, revenue=100.5),
+            sale(customer="Acme GmbH", units=3, revenue=100.5),  # differs in units: not a duplicate
+        ],
+    )
     sheet = read(path).sheets["SVR-RM"]
     assert sheet.duplicates_removed == 2
     assert sheet.rows_read == 4
@@ -207,13 +258,16 @@ def test_model_spelling_is_canonicalised(tmp_path):
 
 
 def test_unknown_model_and_unknown_country_are_kept_flagged_and_counted(tmp_path):
-    path = svr_book(tmp_path / "unknown.xlsx", [
-        sale(),
-        sale(model="RS9999XS+", units=2),
-        sale(country="Atlantis", units=3),
-        sale(country="Germany", units=4),  # English name is known
-        sale(country="jp", units=5),  # codes match case-insensitively
-    ])
+    path = svr_book(
+        tmp_path / "unknown.xlsx",
+        [
+            sale(),
+            sale(model="RS9999XS+", units=2),
+            sale(country="Atlantis", units=3),
+            sale(country="Germany", units=4),  # English name is known
+            sale(country="jp", units=5),  # codes match case-insensitively
+        ],
+    )
     sheet = read(path).sheets["SVR-RM"]
     assert sheet.rows_loaded == 5
     assert sheet.unknown_models == 1
@@ -228,8 +282,10 @@ def test_device_bays_and_region_map_sheets_extend_the_reference(tmp_path):
     path = svr_book(
         tmp_path / "ref_sheets.xlsx",
         [sale(model="RS9999XS+", country="Atlantis")],
-        **{"Device Bays": [["Model", "Bays", "Tier", "Form Factor"], ["RS9999XS+", 24, "T1", "4U"]],
-           "Region Map": [["Country", "Region"], ["Atlantis", "EMEA"]]},
+        **{
+            "Device Bays": [["Model", "Bays", "Tier", "Form Factor"], ["RS9999XS+", 24, "T1", "4U"]],
+            "Region Map": [["Country", "Region"], ["Atlantis", "EMEA"]],
+        },
     )
     result = read(path)
     assert result.sheets["SVR-RM"].unknown_models == 0
@@ -266,9 +322,11 @@ def test_optional_sheets_are_read(tmp_path):
     path = svr_book(
         tmp_path / "all_sheets.xlsx",
         [sale()],
-        C2=[["Month", "Customer ID", "Customer", "Region", "Service", "Plan", "Seats", "MRR (USD)"],
+        C2=[
+            ["Month", "Customer ID", "Customer", "Region", "Service", "Plan", "Seats", "MRR (USD)"],
             ["2025-07", "00412", "Acme", "EMEA", "C2 Storage", "Advanced", 10, "1,000.00"],
-            ["2025-08-01", "00412", "Acme", "EMEA", "C2 Storage", "Advanced", 12, 1200]],
+            ["2025-08-01", "00412", "Acme", "EMEA", "C2 Storage", "Advanced", 12, 1200],
+        ],
         **{"Top Customers": [["Cust ID", "Customer", "Segment", "Owner"], ["00412", "Acme", "Enterprise", "Kim"]]},
     )
     result = read(path)
@@ -282,9 +340,12 @@ def test_optional_sheets_are_read(tmp_path):
 
 # --- quarantine and the share above which the workbook is refused -------------------------------
 
+
 def test_bad_rows_below_the_share_are_quarantined_with_cell_and_reason(tmp_path):
-    rows = [sale(dt.date(2025, 7, 1) + dt.timedelta(days=i % 60), cust=f"C{i:03d}", units=1, revenue=10.0)
-            for i in range(100)]
+    rows = [
+        sale(dt.date(2025, 7, 1) + dt.timedelta(days=i % 60), cust=f"C{i:03d}", units=1, revenue=10.0)
+        for i in range(100)
+    ]
     rows[3][0] = "31.02.2025"  # Excel row 5: not a date
     rows[40][3] = None  # Excel row 42: blank required Customer ID
     path = svr_book(tmp_path / "quarantine.xlsx", rows)
@@ -294,8 +355,14 @@ def test_bad_rows_below_the_share_are_quarantined_with_cell_and_reason(tmp_path)
     assert q["cell"].to_list() == ["SVR-RM!A5", "SVR-RM!D42"]
     assert q["reason"].to_list() == ["Date is not a date: '31.02.2025'", "Customer ID is blank"]
     assert contract_counts(sheet.report()) == {
-        "rows_read": 100, "rows_loaded": 98, "duplicates_removed": 0, "rows_quarantined": 2,
-        "unknown_models": 0, "unknown_countries": 0, "units_total": 98, "revenue_total": 980.0,
+        "rows_read": 100,
+        "rows_loaded": 98,
+        "duplicates_removed": 0,
+        "rows_quarantined": 2,
+        "unknown_models": 0,
+        "unknown_countries": 0,
+        "units_total": 98,
+        "revenue_total": 980.0,
         "quarters": ["2025-Q3"],
     }
     assert 5 not in sheet.frame["source_row"].to_list()
@@ -345,6 +412,7 @@ def test_quarantine_share_is_configurable(tmp_path):
 
 # --- refusals ------------------------------------------------------------------------------------
 
+
 def test_missing_required_column_names_sheet_column_and_found_columns(tmp_path):
     header = [h for h in HEADER if h != "Units"]
     rows = [[v for i, v in enumerate(sale()) if HEADER[i] != "Units"]]
@@ -367,8 +435,9 @@ def test_several_missing_columns_are_all_named(tmp_path):
 
 
 def test_missing_svr_rm_sheet_is_refused_naming_the_sheets_found(tmp_path):
-    path = write_book(tmp_path / "no_svr.xlsx", {"Consumer": [HEADER, sale(model="DS923+", tier=None)],
-                                                  "Pivot": [["x"]]})
+    path = write_book(
+        tmp_path / "no_svr.xlsx", {"Consumer": [HEADER, sale(model="DS923+", tier=None)], "Pivot": [["x"]]}
+    )
     exc = refusal(path)
     assert "required sheet 'SVR-RM' is missing" in str(exc)
     assert "'Consumer'" in str(exc) and "'Pivot'" in str(exc)
@@ -418,8 +487,9 @@ def test_legacy_xls_content_under_an_xlsx_name_is_still_called_legacy(tmp_path):
 
 def test_password_protected_workbook_is_refused(tmp_path):
     locked = tmp_path / "locked.xlsx"
-    locked.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 1000
-                       + "EncryptionInfo".encode("utf-16-le") + b"\x00" * 1000)
+    locked.write_bytes(
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 1000 + "EncryptionInfo".encode("utf-16-le") + b"\x00" * 1000
+    )
     exc = refusal(locked)
     assert str(exc).startswith("locked.xlsx: ")
     assert "password-protected" in str(exc)
@@ -443,6 +513,7 @@ def test_refusal_is_a_value_error_naming_the_file():
 
 # --- whole-workbook report, quarters and hashes ---------------------------------------------------
 
+
 def _two_quarter_rows(last_day: dt.date) -> list[list]:
     return [
         sale(dt.date(2025, 4, 10), cust="00412", units=2, revenue="1,000.00"),
@@ -456,7 +527,7 @@ def _two_quarter_rows(last_day: dt.date) -> list[list]:
 
 
 def _set_mtime(path: Path, when: dt.datetime) -> None:
-    ts = when.replace(tzinfo=dt.timezone.utc).timestamp()
+    ts = when.replace(tzinfo=dt.UTC).timestamp()
     os.utime(path, (ts, ts))
 
 
@@ -508,8 +579,12 @@ def test_fiscal_year_labels(tmp_path):
 
 
 def test_quarter_hashes_ignore_row_order_and_change_only_where_content_changed(tmp_path):
-    rows = [sale(dt.date(2025, 5, 1), cust="A"), sale(dt.date(2025, 5, 2), cust="B"),
-            sale(dt.date(2025, 8, 1), cust="C"), sale(dt.date(2025, 8, 2), cust="D")]
+    rows = [
+        sale(dt.date(2025, 5, 1), cust="A"),
+        sale(dt.date(2025, 5, 2), cust="B"),
+        sale(dt.date(2025, 8, 1), cust="C"),
+        sale(dt.date(2025, 8, 2), cust="D"),
+    ]
     base = read(svr_book(tmp_path / "a.xlsx", rows)).quarter_hashes
     shuffled = read(svr_book(tmp_path / "b.xlsx", [rows[3], [], rows[1], rows[2], rows[0]])).quarter_hashes
     changed_rows = [list(r) for r in rows]
@@ -562,8 +637,16 @@ def test_configured_aliases_extend_the_accepted_header_spellings(tmp_path):
     ws.append(["Datum", "Land", "Kundennummer", "Modell", "Menge", "Umsatz (USD)"])
     ws.append([dt.date(2025, 7, 14), "DE", "00412", "RS822+", 3, 1500.0])
     wb.save(path)
-    extra = {"SVR-RM": {"Date": ["Datum"], "Country": ["Land"], "Customer ID": ["Kundennummer"],
-                        "Model": ["Modell"], "Units": ["Menge"], "Revenue (USD)": ["Umsatz (USD)"]}}
+    extra = {
+        "SVR-RM": {
+            "Date": ["Datum"],
+            "Country": ["Land"],
+            "Customer ID": ["Kundennummer"],
+            "Model": ["Modell"],
+            "Units": ["Menge"],
+            "Revenue (USD)": ["Umsatz (USD)"],
+        }
+    }
     with pytest.raises(WorkbookRefused):
         read(path)
     report = read_workbook(path, reference=reference(), aliases=AliasTable(extra=extra)).report()
@@ -571,6 +654,7 @@ def test_configured_aliases_extend_the_accepted_header_spellings(tmp_path):
 
 
 # --- guard rails: warehouse column types, plausible dates, reader crashes (issue 11) --------------
+
 
 def test_units_beyond_the_integer_column_are_quarantined_with_the_cell(tmp_path):
     rows = [sale(units=3_000_000_000)] + [sale(cust=f"C{i}") for i in range(60)]
@@ -592,11 +676,19 @@ def test_revenue_beyond_numeric_18_2_is_quarantined(tmp_path):
     assert q["cell"].to_list() == ["SVR-RM!I2"] and "numeric(18,2)" in q["reason"][0]
 
 
-@pytest.mark.parametrize("day, cell_text, why", [
-    (dt.date(9999, 12, 31), "9999-12-31", "is after the export date 2025-10-20: a sale cannot be dated after its export"),
-    (dt.date(2025, 10, 21), "2025-10-21", "is after the export date 2025-10-20"),
-    (dt.date(1900, 3, 1), "1900-03-01", "is before 2000-01-01, the earliest sale date allowed"),
-    (dt.date(1999, 12, 31), "1999-12-31", "is before 2000-01-01")])
+@pytest.mark.parametrize(
+    "day, cell_text, why",
+    [
+        (
+            dt.date(9999, 12, 31),
+            "9999-12-31",
+            "is after the export date 2025-10-20: a sale cannot be dated after its export",
+        ),
+        (dt.date(2025, 10, 21), "2025-10-21", "is after the export date 2025-10-20"),
+        (dt.date(1900, 3, 1), "1900-03-01", "is before 2000-01-01, the earliest sale date allowed"),
+        (dt.date(1999, 12, 31), "1999-12-31", "is before 2000-01-01"),
+    ],
+)
 def test_implausible_dates_are_quarantined_not_crashing(tmp_path, day, cell_text, why):
     rows = [sale(day=day)] + [sale(cust=f"C{i}") for i in range(60)]
     path = svr_book(tmp_path / "dates.xlsx", rows)
@@ -665,15 +757,15 @@ def test_quarter_digests_are_canonical_bytes_not_a_library_hash(tmp_path):
     import hashlib
 
     result = read(svr_book(tmp_path / "one.xlsx", [sale(units=2, revenue="1,000.50")]))
-    line = "\x1f".join(["2025-07-14", "EMEA", "DE", "C001", "Acme GmbH", "RS2423RP+", "T2", "2", "100050",
-                        "Distributor", "f", "f"])
+    line = "\x1f".join(
+        ["2025-07-14", "EMEA", "DE", "C001", "Acme GmbH", "RS2423RP+", "T2", "2", "100050", "Distributor", "f", "f"]
+    )
     assert result.sheets["SVR-RM"].quarter_digests() == {"2025-07-01": hashlib.sha256(line.encode()).hexdigest()[:32]}
 
 
 def test_completeness_is_judged_per_sheet(tmp_path):
     """SVR-RM runs to the end of Q3, Consumer stops in August: Q3 is complete for one only."""
-    path = svr_book(tmp_path / "book.xlsx", [sale(dt.date(2025, 9, 29))],
-                    Consumer=[HEADER, sale(dt.date(2025, 8, 1))])
+    path = svr_book(tmp_path / "book.xlsx", [sale(dt.date(2025, 9, 29))], Consumer=[HEADER, sale(dt.date(2025, 8, 1))])
     _set_mtime(path, dt.datetime(2025, 10, 20, 12))
     result = read(path)
     assert result.complete_quarters == [dt.date(2025, 7, 1)]

@@ -26,6 +26,7 @@ def european(value: float) -> str:
 
 # -- numbers ---------------------------------------------------------------------------------
 
+
 def test_european_number_text_is_read_in_its_convention_not_1000x_too_small(tmp_path):
     revenues = [27673.35, 1234.5, 950.0, 1000.0, 12.25]
     rows = [sale(cust=f"C{i}", revenue=european(r)) for i, r in enumerate(revenues)]
@@ -45,8 +46,12 @@ def test_a_european_column_whose_only_values_are_ambiguous_groups_still_needs_an
 
 
 def test_american_text_and_accounting_brackets(tmp_path):
-    rows = [sale(revenue="1,234.50"), sale(cust="B", revenue="(1,234.00)"), sale(cust="C", revenue="0.75"),
-            sale(cust="D", units="(2)", revenue="-5.00")]
+    rows = [
+        sale(revenue="1,234.50"),
+        sale(cust="B", revenue="(1,234.00)"),
+        sale(cust="C", revenue="0.75"),
+        sale(cust="D", units="(2)", revenue="-5.00"),
+    ]
     frame = read(svr_book(tmp_path / "us.xlsx", rows)).sheets["SVR-RM"].frame
     assert frame["revenue_usd"].to_list() == [1234.5, -1234.0, 0.75, -5.0]
     assert frame["units"].to_list() == [1, 1, 1, -2]
@@ -78,7 +83,7 @@ def test_the_convention_is_recorded_per_column(tmp_path):
     assert result.sheets["SVR-RM"].frame["units"].to_list() == [1200, 3]
 
 
-@pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity", "1e999", 2 ** 63, float(2 ** 63), "9223372036854775808"])
+@pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity", "1e999", 2**63, float(2**63), "9223372036854775808"])
 def test_non_finite_or_huge_units_are_quarantined_with_the_cell_not_a_crash(tmp_path, value):
     rows = [sale(units=value)] + [sale(cust=f"C{i}") for i in range(60)]
     sheet = read(svr_book(tmp_path / "units.xlsx", rows)).sheets["SVR-RM"]
@@ -87,6 +92,7 @@ def test_non_finite_or_huge_units_are_quarantined_with_the_cell_not_a_crash(tmp_
 
 
 # -- ids ---------------------------------------------------------------------------------------
+
 
 def padded_id_book(path, ids: list, number_format: str = "00000"):
     """SVR-RM lines whose number ids are shown through `number_format`, as Excel does it."""
@@ -101,8 +107,14 @@ def padded_id_book(path, ids: list, number_format: str = "00000"):
 
 def test_ids_typed_as_numbers_read_as_excel_displays_them(tmp_path):
     path = padded_id_book(tmp_path / "ids.xlsx", [3208, "03208", 412, 12345, "A-7", 3208.0])
-    assert read(path).sheets["SVR-RM"].frame["customer_id"].to_list() == \
-        ["03208", "03208", "00412", "12345", "A-7", "03208"]
+    assert read(path).sheets["SVR-RM"].frame["customer_id"].to_list() == [
+        "03208",
+        "03208",
+        "00412",
+        "12345",
+        "A-7",
+        "03208",
+    ]
 
 
 def test_padding_with_literal_text_and_the_same_customer_in_top_customers(tmp_path):
@@ -129,6 +141,7 @@ def test_a_whole_number_id_never_gets_a_decimal_point(tmp_path):
 
 # -- dates --------------------------------------------------------------------------------------
 
+
 def test_month_first_text_dates_are_read_month_first(tmp_path):
     rows = [sale(day="07/04/2025"), sale(cust="B", day="07/14/2025"), sale(cust="C", day="12/31/2025")]
     path = svr_book(tmp_path / "us-dates.xlsx", rows)
@@ -140,8 +153,10 @@ def test_month_first_text_dates_are_read_month_first(tmp_path):
 
 def test_day_first_is_inferred_too_and_the_configured_order_decides_when_nothing_is_unambiguous(tmp_path):
     rows = [sale(day="07/04/2025"), sale(cust="B", day="14/07/2025")]
-    assert read(svr_book(tmp_path / "eu.xlsx", rows)).sheets["SVR-RM"].frame["sale_date"].to_list() == \
-        [dt.date(2025, 4, 7), JUL14]
+    assert read(svr_book(tmp_path / "eu.xlsx", rows)).sheets["SVR-RM"].frame["sale_date"].to_list() == [
+        dt.date(2025, 4, 7),
+        JUL14,
+    ]
     vague = svr_book(tmp_path / "vague.xlsx", [sale(day="07/04/2025"), sale(cust="B", day="08/05/2025")])
     day_first = read(vague).sheets["SVR-RM"]
     assert day_first.frame["sale_date"].to_list() == [dt.date(2025, 4, 7), dt.date(2025, 5, 8)]
@@ -157,6 +172,7 @@ def test_a_column_with_both_orders_is_refused_naming_cells(tmp_path):
 
 
 # -- hostile files --------------------------------------------------------------------------------
+
 
 def stray_cell_book(path, ref: str):
     """One SVR-RM line and a stray value at `ref`, as openpyxl (and Excel) write it."""
@@ -187,8 +203,10 @@ def test_a_stray_cell_the_dimension_element_does_not_declare_is_found_by_the_sca
         for info in src.infolist():
             data = src.read(info.filename)
             if info.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(b"</sheetData>", b'<row r="900000"><c r="ZZ900000" t="inlineStr"><is><t>x</t>'
-                                                      b"</is></c></row></sheetData>")
+                data = data.replace(
+                    b"</sheetData>",
+                    b'<row r="900000"><c r="ZZ900000" t="inlineStr"><is><t>x</t></is></c></row></sheetData>',
+                )
             dst.writestr(info, data)
     exc = refusal(lying)
     assert exc.cells == ["SVR-RM!ZZ900000"]
@@ -217,16 +235,20 @@ def test_a_workbook_beyond_the_size_limits_is_refused_with_the_setting_to_change
     assert "51 rows by 10 columns (510 cells)" in str(exc) and "reader_max_sheet_cells" in str(exc)
     exc = refusal(path, limits=Limits(max_uncompressed_bytes=1000))
     assert "setting reader_max_uncompressed_mb" in str(exc)
-    both = svr_book(tmp_path / "both.xlsx", [sale(cust=f"C{i}") for i in range(50)],
-                    Consumer=[HEADER, *[sale(cust=f"C{i}") for i in range(50)]])
+    both = svr_book(
+        tmp_path / "both.xlsx",
+        [sale(cust=f"C{i}") for i in range(50)],
+        Consumer=[HEADER, *[sale(cust=f"C{i}") for i in range(50)]],
+    )
     assert read(both, limits=Limits(max_workbook_cells=1020)).sheets["Consumer"].rows_loaded == 50
     exc = refusal(both, limits=Limits(max_workbook_cells=1000))
     assert "span 1,020 cells ('SVR-RM' 510, 'Consumer' 510)" in str(exc) and "reader_max_workbook_cells" in str(exc)
 
 
 def test_nul_characters_and_overlong_ids_are_quarantined_with_their_cell(tmp_path):
-    rows = [sale(cust="x_x0000_y"), sale(cust="Z" * 100_000), sale(customer="Acme_x0000_")] + \
-        [sale(cust=f"C{i}") for i in range(200)]
+    rows = [sale(cust="x_x0000_y"), sale(cust="Z" * 100_000), sale(customer="Acme_x0000_")] + [
+        sale(cust=f"C{i}") for i in range(200)
+    ]
     sheet = read(svr_book(tmp_path / "text.xlsx", rows)).sheets["SVR-RM"]
     q = dict(zip(sheet.quarantine["cell"].to_list(), sheet.quarantine["reason"].to_list()))
     assert set(q) == {"SVR-RM!D2", "SVR-RM!D3", "SVR-RM!E4"}

@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synoforecast.lib.landing import model as L
 from synoforecast.lib.forecasting.cohort_forecast import PUBLISHED_DECIMALS
-from synoforecast.lib.landing.cohorts import cohort_inputs, land_cohort
 from synoforecast.lib.forecasting.cohorts import ALL_C2, COHORTS_BY_NAME, TOTAL
 from synoforecast.lib.forecasting.metrics import coverage
+from synoforecast.lib.landing import model as L
+from synoforecast.lib.landing.cohorts import cohort_inputs, land_cohort
 from synoforecast.lib.quarters import add_quarters
 
 QUARTERS = [add_quarters(dt.date(2021, 1, 1), i) for i in range(13)]  # 12 complete, the last one running
@@ -33,8 +33,11 @@ def daily(sizes: dict[str, float], seed: int) -> pl.DataFrame:
             weekday = (np.arange(cal.days) + q.weekday()) % 7
             w = np.where(weekday >= 5, 0.1, 1.0) * rng.lognormal(0, 0.3, cal.days)
             units = np.round(size * (1 + 0.03 * k) * [0.9, 1, 0.95, 1.25][k % 4] * w / w.sum() * 90)
-            rows += [(s, q + dt.timedelta(days=i), float(u), round(float(u) * 1234.57 + 0.01 * i, 2))
-                     for i, u in enumerate(units) if u > 0]
+            rows += [
+                (s, q + dt.timedelta(days=i), float(u), round(float(u) * 1234.57 + 0.01 * i, 2))
+                for i, u in enumerate(units)
+                if u > 0
+            ]
     return pl.DataFrame(rows, schema=["series_id", "day", "units", "revenue"], orient="row")
 
 
@@ -42,15 +45,26 @@ def monthly(services: dict[str, dt.date], seed: int) -> pl.DataFrame:
     """C2 rows: one per service and month (dated on its first day), seats and MRR in cents."""
     rng = np.random.default_rng(seed)
     months = [dt.date(q.year, q.month + m, 1) for q in QUARTERS for m in range(3)]
-    return pl.DataFrame([(s, m, float(rng.integers(50, 500)), round(float(rng.uniform(1e3, 9e3)), 2))
-                         for s, launch in services.items() for m in months if m >= launch],
-                        schema=["series_id", "day", "units", "revenue"], orient="row")
+    return pl.DataFrame(
+        [
+            (s, m, float(rng.integers(50, 500)), round(float(rng.uniform(1e3, 9e3)), 2))
+            for s, launch in services.items()
+            for m in months
+            if m >= launch
+        ],
+        schema=["series_id", "day", "units", "revenue"],
+        orient="row",
+    )
 
 
 def with_parent(parts: pl.DataFrame, parent: str, extra: pl.DataFrame) -> pl.DataFrame:
     """The parent's own rows as the daily query summed them: every line, `extra` included."""
-    rows = pl.concat([parts, extra]).group_by("day").agg(pl.col("units", "revenue").sum()) \
+    rows = (
+        pl.concat([parts, extra])
+        .group_by("day")
+        .agg(pl.col("units", "revenue").sum())
         .select(series_id=pl.lit(parent), day="day", units="units", revenue="revenue")
+    )
     return pl.concat([parts, rows])
 
 
@@ -59,14 +73,21 @@ def forecasts(frame: pl.DataFrame, cohort, published: dict[str, list[dt.date]], 
     sum of its parts' forecasts (bottom-up, as published)."""
     rng = np.random.default_rng(seed)
     paths = L.quarter_paths(frame, QUARTERS, cohort.stock_metrics)
-    rows = [(s, m, q, float(round(paths[(s, m, q)][-1] * rng.lognormal(0, 0.12), 4)))
-            for s, quarters in published.items() for q in quarters for m in ("units", "revenue")
-            if (s, m, q) in paths]
+    rows = [
+        (s, m, q, float(round(paths[(s, m, q)][-1] * rng.lognormal(0, 0.12), 4)))
+        for s, quarters in published.items()
+        for q in quarters
+        for m in ("units", "revenue")
+        if (s, m, q) in paths
+    ]
     parts = pl.DataFrame(rows, schema=["series_id", "metric", "target_quarter", "yhat"], orient="row")
     if cohort.parent is None:
         return parts
-    parent = parts.group_by("metric", "target_quarter").agg(pl.col("yhat").sum()) \
+    parent = (
+        parts.group_by("metric", "target_quarter")
+        .agg(pl.col("yhat").sum())
         .select(series_id=pl.lit(cohort.parent), metric="metric", target_quarter="target_quarter", yhat="yhat")
+    )
     return pl.concat([parts, parent])
 
 
@@ -81,8 +102,12 @@ def assert_known_parts_unmoved(rows: pl.DataFrame, parent: str, actual: str) -> 
     parts = rows.filter(pl.col("series_id") != parent)
     assert parts.height and parts["yhat"].to_list() == parts[actual].round(PUBLISHED_DECIMALS).to_list()
     for (quarter, week, metric), g in parts.group_by("quarter_start", "week", "metric"):
-        top = rows.filter((pl.col("series_id") == parent) & (pl.col("quarter_start") == quarter)
-                          & (pl.col("week") == week) & (pl.col("metric") == metric))["yhat"].item()
+        top = rows.filter(
+            (pl.col("series_id") == parent)
+            & (pl.col("quarter_start") == quarter)
+            & (pl.col("week") == week)
+            & (pl.col("metric") == metric)
+        )["yhat"].item()
         assert Decimal(repr(top)) == sum(Decimal(repr(v)) for v in g["yhat"]), (quarter, week, metric)
 
 
@@ -107,20 +132,25 @@ def test_svr_rm_parts_land_on_their_actuals_when_the_total_holds_an_unknown_tier
     cohort = COHORTS_BY_NAME["svr_rm_overall"]
     tiers = daily({"T1": 1.0, "T2": 2.0, "T3": 0.5}, seed=1)
     unknown = daily({"Unknown": 0.2}, seed=2)  # lines of no tier: in the total's rows, in no part
-    result = landed(cohort, with_parent(tiers, TOTAL, unknown), {t: QUARTERS for t in ("T1", "T2", "T3")},
-                    LAST_DAY)
+    result = landed(cohort, with_parent(tiers, TOTAL, unknown), {t: QUARTERS for t in ("T1", "T2", "T3")}, LAST_DAY)
     assert_known_parts_unmoved(result.rows, TOTAL, "qtd_actual")
     assert_known_parts_unmoved(result.replays.filter(pl.col("week") == L.WEEKS), TOTAL, "actual")
     scores = result.evaluation.filter(pl.col("week_of_quarter") == L.WEEKS)
-    assert scores["smape_landing"].to_list() == pytest.approx([0.0] * 4, abs=1e-9) and (scores["coverage_80"] == 100.0).all()
+    assert (
+        scores["smape_landing"].to_list() == pytest.approx([0.0] * 4, abs=1e-9)
+        and (scores["coverage_80"] == 100.0).all()
+    )
 
 
 @pytest.mark.parametrize("week", [9, 11])
 def test_c2_services_land_on_their_actuals_once_the_third_month_is_in(week):
     cohort = COHORTS_BY_NAME["c2_scorecard"]
-    launched = {"C2 Backup": QUARTERS[0], "C2 Storage": QUARTERS[0],
-                "C2 Transfer": QUARTERS[6] + dt.timedelta(days=31),  # forecast from the quarter after
-                "C2 Password": RUNNING + dt.timedelta(days=31)}  # launched this quarter: no forecast yet
+    launched = {
+        "C2 Backup": QUARTERS[0],
+        "C2 Storage": QUARTERS[0],
+        "C2 Transfer": QUARTERS[6] + dt.timedelta(days=31),  # forecast from the quarter after
+        "C2 Password": RUNNING + dt.timedelta(days=31),
+    }  # launched this quarter: no forecast yet
     services = monthly(launched, seed=4)
     published = {"C2 Backup": QUARTERS, "C2 Storage": QUARTERS, "C2 Transfer": QUARTERS[7:]}
     cutoff = RUNNING + dt.timedelta(days=L.QuarterCalendar.of(RUNNING).replay_indexes()[week - 1])

@@ -26,8 +26,11 @@ def daily_sales(seed: int = 1, quarters=QUARTERS) -> pl.DataFrame:
             total = 100 * size * (1 + 0.03 * k) * [0.9, 1, 0.95, 1.25][k % 4] * rng.lognormal(0, 0.1)
             days = np.arange(cal.days)
             weekday = (days + q.weekday()) % 7
-            w = np.where(weekday >= 5, 0.1, 1.0) * np.where(days >= cal.days - 30, 1.3, 1.0) \
+            w = (
+                np.where(weekday >= 5, 0.1, 1.0)
+                * np.where(days >= cal.days - 30, 1.3, 1.0)
                 * rng.lognormal(0, 0.3, cal.days)
+            )
             per_day = total * w / w.sum()
             rows += [(s, q + dt.timedelta(days=int(i)), float(per_day[i]), float(per_day[i] * 10)) for i in days]
     return pl.DataFrame(rows, schema=["series_id", "day", "units", "revenue"], orient="row")
@@ -37,21 +40,29 @@ def quarter_forecasts(seed: int = 2) -> dict:
     """The quarterly forecasts: each quarter's true total (of the default sales) off by ~12%."""
     rng = np.random.default_rng(seed)
     paths = L.quarter_paths(daily_sales(), QUARTERS)
-    return {(s, m, q): paths[(s, m, q)][-1] * rng.lognormal(0, 0.12)
-            for s in SERIES for m in ("units", "revenue") for q in QUARTERS}
+    return {
+        (s, m, q): paths[(s, m, q)][-1] * rng.lognormal(0, 0.12)
+        for s in SERIES
+        for m in ("units", "revenue")
+        for q in QUARTERS
+    }
 
 
 def inputs(daily: pl.DataFrame, complete=QUARTERS[:-1]) -> L.CohortInputs:
     paths = L.quarter_paths(daily, QUARTERS)
     forecasts = quarter_forecasts()
-    return L.CohortInputs(paths=paths, complete=list(complete), forecasts=forecasts,
-                          series=[(s, m) for s in SERIES for m in ("units", "revenue")], parts=list(SERIES))
+    return L.CohortInputs(
+        paths=paths,
+        complete=list(complete),
+        forecasts=forecasts,
+        series=[(s, m) for s in SERIES for m in ("units", "revenue")],
+        parts=list(SERIES),
+    )
 
 
 def test_the_calendar_counts_selling_days_and_weekly_cutoffs():
     q3 = L.QuarterCalendar.of(dt.date(2025, 7, 1))  # Tue 1 Jul .. Tue 30 Sep: 92 days, 66 weekdays
-    assert q3.days == 92 and int(q3.selling_cum[-1]) == 66 == L.weekday_count(dt.date(2025, 7, 1),
-                                                                              dt.date(2025, 9, 30))
+    assert q3.days == 92 and int(q3.selling_cum[-1]) == 66 == L.weekday_count(dt.date(2025, 7, 1), dt.date(2025, 9, 30))
     cutoffs = q3.replay_indexes()
     assert len(cutoffs) == L.WEEKS and cutoffs[0] == 6 and cutoffs[-1] == 91
     assert [q3.week(i) for i in cutoffs] == list(range(1, L.WEEKS + 1))
@@ -61,9 +72,14 @@ def test_the_calendar_counts_selling_days_and_weekly_cutoffs():
 
 def test_paths_sum_flows_and_carry_stocks_forward():
     q = dt.date(2025, 1, 1)
-    daily = pl.DataFrame({"series_id": ["A", "A", "A"], "day": [dt.date(2025, 1, 1), dt.date(2025, 2, 1),
-                                                                 dt.date(2025, 3, 1)],
-                          "units": [10.0, 12.0, 15.0], "revenue": [100.0, 120.0, 150.0]})
+    daily = pl.DataFrame(
+        {
+            "series_id": ["A", "A", "A"],
+            "day": [dt.date(2025, 1, 1), dt.date(2025, 2, 1), dt.date(2025, 3, 1)],
+            "units": [10.0, 12.0, 15.0],
+            "revenue": [100.0, 120.0, 150.0],
+        }
+    )
     paths = L.quarter_paths(daily, [q], stock_metrics=("units",))
     seats, mrr = paths[("A", "units", q)], paths[("A", "revenue", q)]
     assert seats[0] == 10 and seats[31] == 12 and seats[-1] == 15  # the latest month's seats
@@ -75,10 +91,13 @@ def test_the_landing_beats_the_forecast_and_the_naive_share_as_the_quarter_fills
     scored = replayed.with_columns(
         landing=pl.Series(L.smape_terms(replayed["actual"].to_numpy(), replayed["yhat"].to_numpy())),
         start=pl.Series(L.smape_terms(replayed["actual"].to_numpy(), replayed["forecast_start"].to_numpy())),
-        naive=pl.Series(L.smape_terms(replayed["actual"].to_numpy(), replayed["naive_extrapolated"].to_numpy())))
+        naive=pl.Series(L.smape_terms(replayed["actual"].to_numpy(), replayed["naive_extrapolated"].to_numpy())),
+    )
     by_week = scored.group_by("week").agg(pl.col("landing", "start", "naive").mean()).sort("week")
-    mid, late = by_week.filter(pl.col("week") == 7).row(0, named=True), \
-        by_week.filter(pl.col("week") == 11).row(0, named=True)
+    mid, late = (
+        by_week.filter(pl.col("week") == 7).row(0, named=True),
+        by_week.filter(pl.col("week") == 11).row(0, named=True),
+    )
     assert mid["landing"] <= 0.5 * mid["start"] and late["landing"] <= 0.25 * late["start"]
     assert (by_week["landing"] <= by_week["start"] + 1e-9).all()
     assert (by_week["landing"] <= by_week["naive"] + 1e-9).all()
@@ -90,8 +109,13 @@ def test_intervals_are_nested_honest_and_narrow_as_the_quarter_fills():
     covered = ((honest["actual"] >= honest["yhat_lo_80"]) & (honest["actual"] <= honest["yhat_hi_80"])).mean()
     assert 0.7 <= covered <= 0.9
     assert (honest["yhat_hi_95"] > honest["yhat_hi_80"]).all() and (honest["yhat_lo_95"] < honest["yhat_lo_80"]).all()
-    width = honest.with_columns(rel=(pl.col("yhat_hi_80") - pl.col("yhat_lo_80")) / pl.col("actual")) \
-        .group_by("week").agg(pl.col("rel").median()).sort("week")["rel"].to_list()
+    width = (
+        honest.with_columns(rel=(pl.col("yhat_hi_80") - pl.col("yhat_lo_80")) / pl.col("actual"))
+        .group_by("week")
+        .agg(pl.col("rel").median())
+        .sort("week")["rel"]
+        .to_list()
+    )
     assert width[-2] < width[1] / 2
 
 
@@ -100,24 +124,29 @@ def test_a_replay_sees_only_rows_dated_up_to_its_cutoff():
     quarter = QUARTERS[10]
     cutoff_index = L.QuarterCalendar.of(quarter).replay_indexes()[5]  # week 6
     cutoff = quarter + dt.timedelta(days=cutoff_index)
-    later = base.with_columns(units=pl.when((pl.col("day") > cutoff) & (pl.col("day") < add_quarters(quarter, 1)))
-                              .then(pl.col("units") * 3).otherwise(pl.col("units")))
+    later = base.with_columns(
+        units=pl.when((pl.col("day") > cutoff) & (pl.col("day") < add_quarters(quarter, 1)))
+        .then(pl.col("units") * 3)
+        .otherwise(pl.col("units"))
+    )
     a = L.replays(inputs(base)).filter((pl.col("quarter_start") == quarter) & (pl.col("week") == 6))
     b = L.replays(inputs(later)).filter((pl.col("quarter_start") == quarter) & (pl.col("week") == 6))
     same = ["series_id", "metric", "qtd_actual", "profile_share", "extrapolated", "forecast_start"]
     assert a.select(same).equals(b.select(same))
     assert not a["actual"].equals(b["actual"])  # only how the quarter landed differs
     # and nothing of later quarters reaches an earlier quarter's profile
-    shifted = base.with_columns(units=pl.when(pl.col("day") >= QUARTERS[12]).then(pl.col("units") * 5)
-                                .otherwise(pl.col("units")))
+    shifted = base.with_columns(
+        units=pl.when(pl.col("day") >= QUARTERS[12]).then(pl.col("units") * 5).otherwise(pl.col("units"))
+    )
     c = L.replays(inputs(shifted)).filter(pl.col("quarter_start") == quarter)
     assert c.select(same).equals(L.replays(inputs(base)).filter(pl.col("quarter_start") == quarter).select(same))
 
 
 def test_a_series_without_a_profile_lands_on_its_forecast():
     daily = daily_sales()
-    new = pl.DataFrame({"series_id": ["NEW"], "day": [QUARTERS[-1] + dt.timedelta(days=3)],
-                        "units": [4.0], "revenue": [40.0]})
+    new = pl.DataFrame(
+        {"series_id": ["NEW"], "day": [QUARTERS[-1] + dt.timedelta(days=3)], "units": [4.0], "revenue": [40.0]}
+    )
     inp = inputs(pl.concat([daily, new]))
     inp.series.append(("NEW", "units"))
     inp.forecasts[("NEW", "units", QUARTERS[-1])] = 25.0

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synoforecast.lib.landing.cohorts import land_cohort, replay_cohort, replay_key
 from synoforecast.lib.forecasting.cohorts import COHORTS_BY_NAME
+from synoforecast.lib.landing.cohorts import land_cohort, replay_cohort, replay_key
 from synoforecast.lib.landing.replay_store import load_replays, save_replays
 from synoforecast_tests.unit.lib.landing.test_landing import QUARTERS, daily_sales, inputs
 

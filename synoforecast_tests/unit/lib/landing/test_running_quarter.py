@@ -20,10 +20,13 @@ def test_the_quarter_of_the_export_day_with_rows_is_in_progress():
     assert quarter_in_progress(m, fiscal_year_start_month=4) == (dt.date(2026, 7, 1), dt.date(2026, 8, 12))
 
 
-@pytest.mark.parametrize("quarters,complete,says", [
-    (["2026-04-01"], ["2026-04-01"], "holds no rows of 2026-Q3"),  # exported before any sale of the quarter
-    (["2026-04-01", "2026-07-01"], ["2026-04-01", "2026-07-01"], "2026-Q3 is complete"),
-])
+@pytest.mark.parametrize(
+    "quarters,complete,says",
+    [
+        (["2026-04-01"], ["2026-04-01"], "holds no rows of 2026-Q3"),  # exported before any sale of the quarter
+        (["2026-04-01", "2026-07-01"], ["2026-04-01", "2026-07-01"], "2026-Q3 is complete"),
+    ],
+)
 def test_a_snapshot_without_a_quarter_in_progress_has_no_landing(quarters, complete, says):
     with pytest.raises(NoQuarterInProgress, match=says) as info:
         quarter_in_progress(manifest("2026-08-12T09:30:00", quarters, complete))

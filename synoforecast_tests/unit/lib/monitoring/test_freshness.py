@@ -5,9 +5,18 @@ import datetime as dt
 import pytest
 
 from synoforecast.lib.monitoring import freshness
-from synoforecast.lib.monitoring.freshness import BREACH, PASS, QUARTER_CLOSE, SNAPSHOT, UNKNOWN, AlertState, Export, Facts
+from synoforecast.lib.monitoring.freshness import (
+    BREACH,
+    PASS,
+    QUARTER_CLOSE,
+    SNAPSHOT,
+    UNKNOWN,
+    AlertState,
+    Export,
+    Facts,
+)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 COHORTS = ("svr_rm_overall", "regional", "c2_scorecard")
 Q1, Q2, Q3 = dt.date(2026, 1, 1), dt.date(2026, 4, 1), dt.date(2026, 7, 1)
 
@@ -36,7 +45,9 @@ def test_an_export_dated_nine_days_ago_is_a_breach_eight_is_the_limit():
     f = facts(newest=e, published=e)
     fresh = freshness.snapshot_finding(f, at("2026-08-28", 17), 8)  # 7 days 23 h
     assert fresh.status == PASS and fresh.breach is None
-    assert "sales_2026-08-20.xlsx (dated 2026-08-20)" in fresh.summary and "fresh until 2026-08-28 18:00" in fresh.summary
+    assert (
+        "sales_2026-08-20.xlsx (dated 2026-08-20)" in fresh.summary and "fresh until 2026-08-28 18:00" in fresh.summary
+    )
     late = freshness.snapshot_finding(f, at("2026-08-29", 18), 8)
     assert late.status == BREACH
     assert late.title == "no sale-out export for 9 days"
@@ -65,12 +76,15 @@ def test_a_new_export_is_a_new_breach_key():
 # --------------------------------------------------------------------------- quarter close
 
 
-@pytest.mark.parametrize("now, due", [
-    (at("2026-07-10", 23), Q1),  # Q2 ended 30 Jun: its grace runs until 11 Jul 00:00
-    (at("2026-07-11", 0), Q2),
-    (at("2026-09-30", 12), Q2),
-    (at("2026-10-11", 0), Q3),
-])
+@pytest.mark.parametrize(
+    "now, due",
+    [
+        (at("2026-07-10", 23), Q1),  # Q2 ended 30 Jun: its grace runs until 11 Jul 00:00
+        (at("2026-07-11", 0), Q2),
+        (at("2026-09-30", 12), Q2),
+        (at("2026-10-11", 0), Q3),
+    ],
+)
 def test_the_due_quarter_is_the_last_one_past_its_grace(now, due):
     assert freshness.due_quarter(now, 10) == due
 
@@ -93,10 +107,14 @@ def test_a_closed_quarter_without_an_export_holding_it():
     late = freshness.quarter_finding(facts(e, e, ALL_TO_Q2), at("2026-10-12"), 10)
     assert late.status == BREACH and late.breach == "quarter_close:2026-07-01"
     assert late.title == "2026-Q3 closed 11 days ago without a published forecast"
-    assert "2026-Q3 ended 2026-09-30 and has no published forecast for every cohort 10 days later " \
-           "(due 2026-10-11)" in late.summary
-    assert "no accepted export holds 2026-Q3 completely yet (the newest, sales_2026-08-20.xlsx (dated " \
-           "2026-08-20), holds complete quarters up to 2026-Q2)" in late.summary
+    assert (
+        "2026-Q3 ended 2026-09-30 and has no published forecast for every cohort 10 days later "
+        "(due 2026-10-11)" in late.summary
+    )
+    assert (
+        "no accepted export holds 2026-Q3 completely yet (the newest, sales_2026-08-20.xlsx (dated "
+        "2026-08-20), holds complete quarters up to 2026-Q2)" in late.summary
+    )
     assert "export taken after 2026-Q3 closed" in late.fix and "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS" in late.fix
     passed, text = late.subjects["regional"]
     assert not passed and "latest published: as of 2026-Q2" in text
@@ -106,7 +124,9 @@ def test_an_export_that_holds_the_quarter_but_is_not_published():
     old, new = export("a", "2026-08-20"), export("b", "2026-10-05", (Q1, Q2, Q3))
     late = freshness.quarter_finding(facts(new, old, ALL_TO_Q2), at("2026-10-12"), 10)
     assert late.status == BREACH
-    assert "the newest export sales_2026-10-05.xlsx (dated 2026-10-05) holds 2026-Q3 but is not published" in late.summary
+    assert (
+        "the newest export sales_2026-10-05.xlsx (dated 2026-10-05) holds 2026-Q3 but is not published" in late.summary
+    )
     assert "failed forecast_pipeline_job run" in late.fix
 
 
@@ -170,8 +190,9 @@ def test_a_channel_that_failed_is_retried_alone():
 
 def test_unknown_keeps_the_state_and_a_new_quarter_is_a_new_breach():
     e = export("a", "2026-08-20")
-    known = {QUARTER_CLOSE: AlertState(QUARTER_CLOSE, "quarter_close:2026-04-01", at("2026-07-11"),
-                                       frozenset({"slack"}))}
+    known = {
+        QUARTER_CLOSE: AlertState(QUARTER_CLOSE, "quarter_close:2026-04-01", at("2026-07-11"), frozenset({"slack"}))
+    }
     unknown = freshness.quarter_finding(facts(e, None), at("2026-10-12"), 10)
     assert freshness.next_state([unknown], known, at("2026-10-12"))[QUARTER_CLOSE] == known[QUARTER_CLOSE]
     q3 = freshness.quarter_finding(facts(e, e, ALL_TO_Q2), at("2026-10-12"), 10)

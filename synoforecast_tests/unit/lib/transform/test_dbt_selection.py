@@ -6,6 +6,7 @@ import pytest
 
 from synoforecast.defs.transform.project import ensure_manifest
 from synoforecast.lib.transform import dbt_selection as sel
+
 KEYS = ["2026-04-01", "2026-07-01"]
 TABLES = ["c2", "consumer", "device_bays", "region_map", "svr_rm", "top_customers"]
 
@@ -56,18 +57,34 @@ def test_records_hold_what_raw_holds_now_and_skip_partitions_raw_never_wrote():
     state = [row for row in raw_state() if row[0] != "raw.c2" or row[1] != KEYS[0]]
     records = sel.built_records(["c2", "svr_rm"], KEYS, state, "p1")
     assert list(records) == ["c2|2026-07-01", "svr_rm|2026-04-01", "svr_rm|2026-07-01", sel.PROJECT_SCOPE]
-    assert records["svr_rm|2026-04-01"] == sel.built_fingerprint("svr_rm-2026-04-01", "p1") != sel.built_fingerprint(
-        "svr_rm-2026-04-01", "p2")
+    assert (
+        records["svr_rm|2026-04-01"]
+        == sel.built_fingerprint("svr_rm-2026-04-01", "p1")
+        != sel.built_fingerprint("svr_rm-2026-04-01", "p2")
+    )
     assert records[sel.PROJECT_SCOPE] == "p1"
 
 
 def test_a_changed_svr_rm_builds_its_descendants_only(manifest):
     plan = sel.plan(manifest, {"svr_rm"})
     built = names(manifest, plan.build)
-    assert {"stg_svr_rm", "int_top_customers", "mart_svr_rm_quarterly", "mart_svr_rm_tier_quarterly",
-            "mart_svr_rm_region_quarterly", "mart_svr_rm_customer_quarterly", "mart_commercial_activation"} <= built
-    assert not built & {"stg_consumer", "mart_consumer_quarterly", "stg_c2", "stg_region_map", "region_map",
-                        "stg_running_svr_rm"}
+    assert {
+        "stg_svr_rm",
+        "int_top_customers",
+        "mart_svr_rm_quarterly",
+        "mart_svr_rm_tier_quarterly",
+        "mart_svr_rm_region_quarterly",
+        "mart_svr_rm_customer_quarterly",
+        "mart_commercial_activation",
+    } <= built
+    assert not built & {
+        "stg_consumer",
+        "mart_consumer_quarterly",
+        "stg_c2",
+        "stg_region_map",
+        "region_map",
+        "stg_running_svr_rm",
+    }
     assert plan.build | plan.skip == sel.plan(manifest, None).build and not plan.build & plan.skip
     excluded = plan.exclude_args(manifest)
     assert excluded[0] == "--exclude" and set(excluded[1].split()) == names(manifest, plan.skip)
