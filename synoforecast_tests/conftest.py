@@ -139,3 +139,37 @@ def standin(request):
     key = getattr(request.module, "STANDIN_API_KEY", None)
     with StandIn(**({"api_key": key} if key else {})) as server:
         yield server
+
+
+# ---------------------------------------------------------------- running in parallel (pytest-xdist)
+# The suite runs on two workers (`-n 2 --dist loadfile` in pyproject.toml): each test file stays on
+# one worker, so a module's fixtures (a warehouse, a published sample) are built once.
+
+# Files by how long they take, the longest first, so the last file to finish is a short one:
+# the Docker stack test (images, the Compose stack, drills) first, then what materialises the
+# whole graph, then the integration tests; unit tests fill the gaps.
+_LONGEST_FIRST = (
+    "deploy/test_stack_docker.py",
+    "/e2e/",
+    "integration/test_fault_drills.py",
+    "integration/test_exports_in_time.py",
+    "/integration/",
+)
+
+
+def _rank(path: str) -> int:
+    return next((i for i, part in enumerate(_LONGEST_FIRST) if part in path), len(_LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: _rank(item.nodeid))
+
+
+def pytest_configure(config):
+    """Parse the dbt manifest once, in the main process, before any worker loads the definitions:
+    two workers parsing into the same target/ at once would read each other's half-written files."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller already did it
+        return
+    from synoforecast.defs.transform.project import ensure_manifest
+
+    ensure_manifest()
