@@ -127,16 +127,7 @@ def ingest(home: Path, workbook: Path, extra_env: dict[str, str] | None = None) 
         ) from None
     if not report.get("ok"):
         raise SystemExit(f"ingest of {workbook} failed: {report.get('error')}\n{result.stderr[-3000:]}")
-    steps = step_times(home, report["run_ids"])
-    return {
-        "wall_s": round(wall, 2),
-        "peak_rss_mb": round(rss),
-        "stages": stages(steps),
-        "steps": steps,
-        "partitions": len(report["partitions"]),
-        "runs": len(report["run_ids"]),
-        "report": report,
-    }
+    return {**measured(home, report, wall, rss), "partitions": len(report["partitions"]), "report": report}
 
 
 RELAND = """
@@ -163,13 +154,17 @@ def landing_without_stored_replays(home: Path, sha256: str) -> dict:
     report = json.loads(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else {}
     if not report.get("ok"):
         raise SystemExit(f"landing baseline failed: {report.get('error')}\n{result.stderr[-3000:]}")
+    return {**measured(home, report, wall, rss), "partitions": 0}
+
+
+def measured(home: Path, report: dict, wall: float, rss: float) -> dict:
+    """What a measured run reports: wall time, peak memory and its Dagster steps by stage."""
     steps = step_times(home, report["run_ids"])
     return {
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(rss),
         "stages": stages(steps),
         "steps": steps,
-        "partitions": 0,
         "runs": len(report["run_ids"]),
     }
 

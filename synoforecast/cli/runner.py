@@ -173,11 +173,10 @@ def ingest_workbook(
     from synoforecast.defs.ingestion.sensors import snapshot_run_request
     from synoforecast.defs.pipeline import DOWNSTREAM_IN_PROCESS_TAG, downstream_run_request
     from synoforecast.defs.runs import ALLOW_SHRINK_TAG, PIPELINE_JOB, REPUBLISH_TAG, SNAPSHOT_JOB
-    from synoforecast.instance.runs import process_tags, reap, wait_for_limits
+    from synoforecast.instance.runs import process_tags, reap_stuck_runs, wait_for_limits
 
     instance = dg.DagsterInstance.get()
-    for stuck in reap(instance):
-        progress(f"marked {stuck.describe()} as failed and freed its concurrency slots")
+    reap_stuck_runs(instance, progress)
     request = snapshot_run_request(str(path), sha or "unknown")
     extra_tags = {
         **process_tags(),

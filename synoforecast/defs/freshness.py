@@ -34,7 +34,7 @@ import dagster as dg
 from dagster._time import get_current_datetime  # Dagster's clock, as its own freshness checks read it
 
 from synoforecast.defs.resources import WarehouseResource, WebhooksResource
-from synoforecast.defs.runs import SNAPSHOT_KEY
+from synoforecast.defs.runs import SNAPSHOT_KEY, platform_sensor
 from synoforecast.lib.activation.notify import CHANNELS, AlertNotDelivered, NotifyError, send_alert
 from synoforecast.lib.forecasting.cohorts import COHORTS
 from synoforecast.lib.monitoring import freshness
@@ -215,11 +215,10 @@ def post_breaches(
     return delivered, errors
 
 
-@dg.sensor(
-    name="freshness_sensor",
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates snapshot_freshness and quarter_close_freshness (no export for "
+@platform_sensor(
+    "freshness_sensor",
+    SENSOR_INTERVAL_S,
+    "Evaluates snapshot_freshness and quarter_close_freshness (no export for "
     "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS; a closed quarter without a published forecast "
     "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS after it ended) and posts each breach once to the "
     "SLACK/TEAMS/N8N webhooks. Launches no run.",

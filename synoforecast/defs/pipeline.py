@@ -12,7 +12,7 @@ from synoforecast.defs.freshness import quarter_close_freshness
 from synoforecast.defs.partitions import LANDING_GROUP, existing_keys, label, quarterly_partitions
 from synoforecast.defs.published import published_snapshot
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.defs.runs import PIPELINE_JOB, SNAPSHOT_JOB, SNAPSHOT_KEY, SNAPSHOT_TAG
+from synoforecast.defs.runs import PIPELINE_JOB, SNAPSHOT_JOB, SNAPSHOT_KEY, SNAPSHOT_TAG, platform_sensor
 from synoforecast.lib.forecasting.cohort_forecast import missing_coverage
 from synoforecast.lib.ingest.snapshots import accepted_snapshot
 from synoforecast.lib.quarters import parse_key
@@ -201,19 +201,17 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
     )
 
 
-@dg.sensor(
-    name="publish_heal_sensor",
-    job_name=PIPELINE_JOB,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
+@platform_sensor(
+    "publish_heal_sensor",
+    60,
+    "Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
     "run left holding another export (then switches `published`).",
+    job_name=PIPELINE_JOB,
 )
 def publish_heal_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    from synoforecast.instance.runs import reap
+    from synoforecast.instance.runs import reap_stuck_runs
 
-    for stuck in reap(context.instance):
-        context.log.warning(f"marked {stuck.describe()} as failed and freed its concurrency slots")
+    reap_stuck_runs(context.instance, context.log.warning)
     return heal_request(context.instance, warehouse.get_url())
 
 

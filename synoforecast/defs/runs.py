@@ -15,6 +15,18 @@ ALLOW_SHRINK_TAG = "synoforecast/allow_shrink"  # "true": publish a snapshot tha
 REPUBLISH_TAG = "synoforecast/republish"  # "true": publish an export older than the published one (a rollback)
 
 
+def platform_sensor(name: str, every_s: int, description: str, **target):
+    """The platform's sensors: running from the first start (a fresh install watches its inbox
+    without a click), evaluated every ``every_s`` seconds; ``target`` is job= or job_name=."""
+    return dg.sensor(
+        name=name,
+        minimum_interval_seconds=every_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=description,
+        **target,
+    )
+
+
 def snapshot_for_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, url: str) -> dict:
     """The snapshot this run was started for (run tag), else the latest accepted one."""
     sha = context.run.tags.get(SNAPSHOT_TAG)

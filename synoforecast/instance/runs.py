@@ -141,6 +141,12 @@ def reap(instance: dg.DagsterInstance) -> list[StuckRun]:
     return stuck
 
 
+def reap_stuck_runs(instance: dg.DagsterInstance, say) -> None:
+    """reap, saying each run it marked through ``say`` (a sensor's log, the CLI's progress)."""
+    for stuck in reap(instance):
+        say(f"marked {stuck.describe()} as failed and freed its concurrency slots")
+
+
 @dataclass(frozen=True)
 class PoolHolder:
     pool: str

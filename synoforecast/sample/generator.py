@@ -49,26 +49,18 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.writer.excel import ExcelWriter
 
 from synoforecast.lib import quarters
+from synoforecast.lib.ingest.contract import SHEETS
 from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 
 SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
 
-SALES_HEADER = (
-    "Date",
-    "Region",
-    "Country",
-    "Customer ID",
-    "Customer",
-    "Model",
-    "Tier",
-    "Units",
-    "Revenue (USD)",
-    "Channel",
-)
-C2_HEADER = ("Month", "Customer ID", "Customer", "Region", "Service", "Plan", "Seats", "MRR (USD)")
-TOP_CUSTOMERS_HEADER = ("Customer ID", "Customer", "Segment", "Account Owner")
-REGION_MAP_HEADER = ("Country", "Region")
-DEVICE_BAYS_HEADER = ("Model", "Bays", "Tier", "Form Factor")
+# the headers the workbook contract reads, in its order (lib/ingest/contract.py)
+_HEADERS = {sheet.name: tuple(column.header for column in sheet.columns) for sheet in SHEETS}
+SALES_HEADER = _HEADERS["SVR-RM"]
+C2_HEADER = _HEADERS["C2"]
+TOP_CUSTOMERS_HEADER = _HEADERS["Top Customers"]
+REGION_MAP_HEADER = _HEADERS["Region Map"]
+DEVICE_BAYS_HEADER = _HEADERS["Device Bays"]
 
 SHEET_SVR_RM = "SVR-RM"
 SHEET_CONSUMER = "Consumer"

@@ -21,7 +21,6 @@ pytestmark = pytest.mark.integration
 SCRIPTS = DEPLOY / "scripts"
 
 
-
 def _populate(url: str) -> None:
     """The warehouse as the platform leaves it: its DDL, raw rows for a dozen quarters,
     a mart, forecasts, the ops log, a view."""
@@ -40,8 +39,10 @@ from (select i, date '2023-10-01' + (i % 1000) as d from generate_series(1, 6000
         conn.execute("""create table marts.mart_svr_rm_quarterly as
 select quarter_start, tier, sum(units) as units, sum(revenue_usd) as revenue_usd
 from raw.svr_rm group by 1, 2""")
-        conn.execute("create view marts.v_latest as select * from marts.mart_svr_rm_quarterly "
-                     "where quarter_start = (select max(quarter_start) from marts.mart_svr_rm_quarterly)")
+        conn.execute(
+            "create view marts.v_latest as select * from marts.mart_svr_rm_quarterly "
+            "where quarter_start = (select max(quarter_start) from marts.mart_svr_rm_quarterly)"
+        )
         conn.execute("""
 insert into forecast.forecasts (cohort, as_of_quarter, as_of_label, target_quarter, target_label, series_id,
   metric, model, history_quarters, yhat, yhat_lo_80, yhat_hi_80, yhat_lo_95, yhat_hi_95, run_id)
@@ -61,14 +62,21 @@ def _dbname(url: str) -> str:
 @pytest.fixture(scope="module")
 def scripts_env(pg_server) -> dict[str, str]:
     bin_dir = pg_bin_dir()
-    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PGHOST": socket_dir(pg_server.get_uri()),
-            "PGUSER": "postgres", "PG_DUMP": str(bin_dir / "pg_dump"), "PG_RESTORE": str(bin_dir / "pg_restore"),
-            "PSQL": str(bin_dir / "psql")}
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PGHOST": socket_dir(pg_server.get_uri()),
+        "PGUSER": "postgres",
+        "PG_DUMP": str(bin_dir / "pg_dump"),
+        "PG_RESTORE": str(bin_dir / "pg_restore"),
+        "PSQL": str(bin_dir / "psql"),
+    }
 
 
 def _run(script: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPTS / script), *args], env=env, check=False, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        ["bash", str(SCRIPTS / script), *args], env=env, check=False, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_backup_then_restore_reproduces_the_warehouse(pg_server, scripts_env, tmp_path):
@@ -119,8 +127,10 @@ def test_a_damaged_dump_is_refused_and_changes_nothing(pg_server, scripts_env, t
     dump.write_bytes(bytes(data))
     result = _run("restore.sh", scripts_env, str(dump), f"{source_db}_bad", "--create")
     assert result.returncode != 0 and "checksum mismatch" in result.stderr
-    assert fetch(pg_server.get_uri(), "select count(*) from pg_database where datname = %s",
-                 [f"{source_db}_bad"])[0][0] == 0
+    assert (
+        fetch(pg_server.get_uri(), "select count(*) from pg_database where datname = %s", [f"{source_db}_bad"])[0][0]
+        == 0
+    )
 
 
 def test_backup_fails_loudly_and_leaves_no_partial_file(scripts_env, tmp_path):
@@ -146,8 +156,13 @@ def test_retention_prunes_old_dumps_but_keeps_the_newest(pg_server, scripts_env,
     other = backups / "otherdb_20200101T000000Z.dump"
     other.write_bytes(b"old")
     os.utime(other, (old_time, old_time))
-    env = {**scripts_env, "BACKUP_DIR": str(backups), "BACKUP_DATABASES": db,
-           "BACKUP_RETENTION_DAYS": "14", "BACKUP_KEEP_MIN": "3"}
+    env = {
+        **scripts_env,
+        "BACKUP_DIR": str(backups),
+        "BACKUP_DATABASES": db,
+        "BACKUP_RETENTION_DAYS": "14",
+        "BACKUP_KEEP_MIN": "3",
+    }
     result = _run("backup.sh", env)
     assert result.returncode == 0, result.stdout + result.stderr
     kept = sorted(p.name for p in backups.glob(f"{db}_*.dump"))

@@ -47,15 +47,23 @@ def _lock_environment() -> dict[str, str]:
     """The marker environment the lock was resolved for (its header names the Python)."""
     found = re.search(r"resolved with Python (3\.11\.\d+), linux x86_64", " ".join(_header()))
     assert found, "the header of constraints.txt does not say which Python it was resolved with"
-    return {"python_version": "3.11", "python_full_version": found.group(1), "sys_platform": "linux",
-            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
+    return {
+        "python_version": "3.11",
+        "python_full_version": found.group(1),
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
 
 
 def test_the_lock_is_exact_pins_under_the_header_lock_sh_writes():
     pins = locked_pins()  # asserts: every line a name==version pin, no name twice
     assert len(pins) > 50, "the lock holds the whole closure, not just the direct dependencies"
-    for name, version in pins.items():
+    for version in pins.values():
         Version(version)  # a version pip can compare
     assert canonical(PROJECT["project"]["name"]) not in pins, "the project itself is not locked"
     assert "pip" not in pins, "pip is the installer, not a locked package"
@@ -74,8 +82,11 @@ def test_the_lock_is_exact_pins_under_the_header_lock_sh_writes():
 def test_every_requirement_of_pyproject_is_pinned_at_a_version_it_allows():
     pins, env = locked_pins(), _lock_environment()
     checked, problems = 0, []
-    for where, requirements in [("build-system", BUILD), ("dependencies", RUNTIME),
-                                *((f"optional-dependencies.{e}", reqs) for e, reqs in EXTRAS.items())]:
+    for where, requirements in [
+        ("build-system", BUILD),
+        ("dependencies", RUNTIME),
+        *((f"optional-dependencies.{e}", reqs) for e, reqs in EXTRAS.items()),
+    ]:
         for req in requirements:
             if req.marker is not None and not req.marker.evaluate(env):
                 continue
@@ -142,16 +153,22 @@ def walk() -> Walk:
 
 def test_this_venv_holds_the_locked_version_of_everything_the_project_requires(walk):
     assert not walk.missing, "pinned but not installed here:\n" + "\n".join(sorted(walk.missing))
-    assert not walk.off_pin, (
-        f"this venv was not installed with the lock; reinstall it: {INSTALL_LINE}\n" + "\n".join(sorted(walk.off_pin)))
+    assert not walk.off_pin, f"this venv was not installed with the lock; reinstall it: {INSTALL_LINE}\n" + "\n".join(
+        sorted(walk.off_pin)
+    )
 
 
 def test_the_lock_is_the_whole_closure_of_pyproject_and_nothing_more(walk):
     if walk.off_pin or walk.missing:
-        pytest.fail("the closure is read from this venv's metadata, which is not at the pins "
-                    f"(test_this_venv_holds_...); reinstall it: {INSTALL_LINE}", pytrace=False)
+        pytest.fail(
+            "the closure is read from this venv's metadata, which is not at the pins "
+            f"(test_this_venv_holds_...); reinstall it: {INSTALL_LINE}",
+            pytrace=False,
+        )
     assert len(walk.reached) > 50
-    assert not walk.unpinned, "required but not pinned (run deploy/scripts/lock.sh):\n" + "\n".join(sorted(walk.unpinned))
+    assert not walk.unpinned, "required but not pinned (run deploy/scripts/lock.sh):\n" + "\n".join(
+        sorted(walk.unpinned)
+    )
     assert not walk.disallowed, "\n".join(sorted(walk.disallowed))
     # build requirements (setuptools, wheel) are pinned for the image's wheel build; nothing
     # the project requires pulls them in
@@ -165,7 +182,9 @@ def test_the_lock_is_the_whole_closure_of_pyproject_and_nothing_more(walk):
 def test_the_image_installs_its_dependencies_with_the_lock():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     stage = dockerfile.split("AS requirements", 1)[1].split("\nFROM ", 1)[0]
-    assert re.search(r"^COPY [^\n]*\bconstraints\.txt\b", stage, flags=re.MULTILINE), "the requirements stage copies the lock"
+    assert re.search(r"^COPY [^\n]*\bconstraints\.txt\b", stage, flags=re.MULTILINE), (
+        "the requirements stage copies the lock"
+    )
     assert '["build-system"]["requires"]' in stage and '["project"]["dependencies"]' in stage
     installs = re.findall(r"pip install ([^\n]*(?:\\\n[^\n]*)*)", dockerfile)
     deps = [line for line in installs if "-r /tmp/requirements.txt" in line]

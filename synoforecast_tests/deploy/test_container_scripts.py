@@ -12,12 +12,22 @@ SCRIPTS = DEPLOY / "scripts"
 
 def test_entrypoint_installs_the_instance_config_and_execs_the_command(tmp_path):
     home = tmp_path / "data" / "dagster_home"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "NUMBA_CACHE_DIR": str(tmp_path / "data" / "numba"),
-           "SYNOFORECAST_INSTANCE_TEMPLATE": str(DEPLOY / "dagster.yaml")}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "NUMBA_CACHE_DIR": str(tmp_path / "data" / "numba"),
+        "SYNOFORECAST_INSTANCE_TEMPLATE": str(DEPLOY / "dagster.yaml"),
+    }
     (home).mkdir(parents=True)
     (home / "dagster.yaml").write_text("stale: from an older image\n")
-    result = subprocess.run(["bash", str(SCRIPTS / "entrypoint.sh"), "sh", "-c", "echo started $0", "ok"],
-                            env=env, check=False, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "entrypoint.sh"), "sh", "-c", "echo started $0", "ok"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "started ok"
     assert (home / "dagster.yaml").read_text() == (DEPLOY / "dagster.yaml").read_text()
@@ -26,35 +36,69 @@ def test_entrypoint_installs_the_instance_config_and_execs_the_command(tmp_path)
 
 
 def test_healthcheck_refuses_an_unknown_service():
-    result = subprocess.run(["bash", str(SCRIPTS / "healthcheck.sh")], check=False, capture_output=True, text=True,
-                            env={**os.environ, "SYNOFORECAST_SERVICE": "nonsense"}, timeout=60)
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "healthcheck.sh")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYNOFORECAST_SERVICE": "nonsense"},
+        timeout=60,
+    )
     assert result.returncode == 2 and "unknown SYNOFORECAST_SERVICE" in result.stderr
 
 
 def test_healthcheck_fails_when_the_webserver_is_down():
-    result = subprocess.run(["bash", str(SCRIPTS / "healthcheck.sh")], check=False, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "SYNOFORECAST_SERVICE": "webserver", "DAGSTER_WEBSERVER_PORT": "9"})
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "healthcheck.sh")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SYNOFORECAST_SERVICE": "webserver", "DAGSTER_WEBSERVER_PORT": "9"},
+    )
     assert result.returncode != 0
 
 
 def test_preflight_reports_every_empty_password(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text((DEPLOY / ".env.example").read_text())
-    result = subprocess.run(["bash", str(SCRIPTS / "preflight.sh"), str(env_file)], check=False, capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "preflight.sh"), str(env_file)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 1
-    for name in ("POSTGRES_SUPERUSER_PASSWORD", "SYNOFORECAST_DB_PASSWORD", "ANALYST_DB_PASSWORD",
-                 "DAGSTER_PG_PASSWORD", "METABASE_DB_PASSWORD"):
+    for name in (
+        "POSTGRES_SUPERUSER_PASSWORD",
+        "SYNOFORECAST_DB_PASSWORD",
+        "ANALYST_DB_PASSWORD",
+        "DAGSTER_PG_PASSWORD",
+        "METABASE_DB_PASSWORD",
+    ):
         assert f"{name} is empty" in result.stderr
     filled = "\n".join(
         line + ("a1b2c3d4e5f6a7b8c9d0" + line[:3] if line.endswith("PASSWORD=") else "")
-        for line in env_file.read_text().splitlines())
+        for line in env_file.read_text().splitlines()
+    )
     filled = filled.replace("/volume1/", f"{tmp_path}/")
-    for sub in ("sales/synoforecast-inbox", "docker/synoforecast/pgdata", "docker/synoforecast/data",
-                "docker/synoforecast/backups"):
+    for sub in (
+        "sales/synoforecast-inbox",
+        "docker/synoforecast/pgdata",
+        "docker/synoforecast/data",
+        "docker/synoforecast/backups",
+    ):
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)
     env_file.write_text(filled + "\n")
-    result = subprocess.run(["bash", str(SCRIPTS / "preflight.sh"), str(env_file)], check=False, capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "preflight.sh"), str(env_file)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert "preflight: ok" in result.stdout

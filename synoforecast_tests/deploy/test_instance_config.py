@@ -12,8 +12,13 @@ from synoforecast_tests.deploy.tools import DEPLOY
 
 pytestmark = pytest.mark.integration
 
-PG_ENV = {"DAGSTER_PG_HOST": "postgres", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "dagster",
-          "DAGSTER_PG_PASSWORD": "not-a-real-password", "DAGSTER_PG_DB": "dagster"}
+PG_ENV = {
+    "DAGSTER_PG_HOST": "postgres",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "not-a-real-password",
+    "DAGSTER_PG_DB": "dagster",
+}
 
 
 @pytest.fixture
@@ -31,10 +36,7 @@ def deploy_home(tmp_path, monkeypatch):
 
 def test_instance_config_passes_dagsters_schema(deploy_home):
     from dagster._config import process_config
-    from dagster._core.instance.config import (
-        dagster_instance_config,
-        dagster_instance_config_schema,
-    )
+    from dagster._core.instance.config import dagster_instance_config, dagster_instance_config_schema
     from dagster_postgres.utils import pg_config
 
     config, custom_class = dagster_instance_config(str(deploy_home))
@@ -54,8 +56,9 @@ def test_instance_config_refuses_a_broken_copy(tmp_path):
     from dagster._core.errors import DagsterInvalidConfigError
     from dagster._core.instance.config import dagster_instance_config
 
-    (tmp_path / "dagster.yaml").write_text((DEPLOY / "dagster.yaml").read_text()
-                                           + "\nrun_monitoring:\n  enabled: maybe\n")
+    (tmp_path / "dagster.yaml").write_text(
+        (DEPLOY / "dagster.yaml").read_text() + "\nrun_monitoring:\n  enabled: maybe\n"
+    )
     with pytest.raises(DagsterInvalidConfigError):
         dagster_instance_config(str(tmp_path))
 
@@ -69,11 +72,7 @@ def test_instance_instantiates_with_the_deployed_behaviour(deploy_home, pg_serve
     from dagster._core.launcher import DefaultRunLauncher
     from dagster._core.run_coordinator import QueuedRunCoordinator
     from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
-    from dagster_postgres import (
-        PostgresEventLogStorage,
-        PostgresRunStorage,
-        PostgresScheduleStorage,
-    )
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
     url = new_database(pg_server)
     config, _ = dagster_instance_config(str(deploy_home))
@@ -95,7 +94,9 @@ def test_instance_instantiates_with_the_deployed_behaviour(deploy_home, pg_serve
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 2
         assert [(t["key"], t.get("value"), t["limit"]) for t in queue.tag_concurrency_limits] == [
-            ("dagster/backfill", None, 1), ("synoforecast/pipeline", "true", 1)]  # one pipeline run at a time
+            ("dagster/backfill", None, 1),
+            ("synoforecast/pipeline", "true", 1),
+        ]  # one pipeline run at a time
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1  # one dbt at a time
         assert instance.run_monitoring_enabled
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 1

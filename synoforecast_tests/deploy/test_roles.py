@@ -23,20 +23,33 @@ def stack_databases(pg_server):
     """Run the first-start script exactly as the postgres container does (twice: it must
     be idempotent), with unique database names on the shared test cluster."""
     suffix = uuid.uuid4().hex[:6]
-    names = {"WAREHOUSE_DB": f"warehouse_{suffix}", "DAGSTER_PG_DB": f"dagster_{suffix}",
-             "METABASE_DB": f"metabase_{suffix}"}
-    env = {**os.environ, **names,
-           "PATH": f"{pg_bin_dir()}:{os.environ['PATH']}",
-           "PGHOST": socket_dir(pg_server.get_uri()), "POSTGRES_USER": "postgres",
-           "SYNOFORECAST_SQL_DIR": str(DEPLOY / "postgres" / "sql"),
-           "SYNOFORECAST_DB_PASSWORD": "platform-pw-0123456789", "ANALYST_DB_PASSWORD": "analyst-pw-0123456789",
-           "DAGSTER_PG_PASSWORD": "dagster-pw-0123456789", "METABASE_DB_PASSWORD": "metabase-pw-0123456789"}
+    names = {
+        "WAREHOUSE_DB": f"warehouse_{suffix}",
+        "DAGSTER_PG_DB": f"dagster_{suffix}",
+        "METABASE_DB": f"metabase_{suffix}",
+    }
+    env = {
+        **os.environ,
+        **names,
+        "PATH": f"{pg_bin_dir()}:{os.environ['PATH']}",
+        "PGHOST": socket_dir(pg_server.get_uri()),
+        "POSTGRES_USER": "postgres",
+        "SYNOFORECAST_SQL_DIR": str(DEPLOY / "postgres" / "sql"),
+        "SYNOFORECAST_DB_PASSWORD": "platform-pw-0123456789",
+        "ANALYST_DB_PASSWORD": "analyst-pw-0123456789",
+        "DAGSTER_PG_PASSWORD": "dagster-pw-0123456789",
+        "METABASE_DB_PASSWORD": "metabase-pw-0123456789",
+    }
     script = DEPLOY / "postgres" / "initdb" / "10-synoforecast.sh"
     for _ in range(2):
-        result = subprocess.run(["bash", str(script)], env=env, check=False, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            ["bash", str(script)], env=env, check=False, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stdout + result.stderr
     missing = {k: v for k, v in env.items() if k != "ANALYST_DB_PASSWORD"}
-    refused = subprocess.run(["bash", str(script)], env=missing, check=False, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        ["bash", str(script)], env=missing, check=False, capture_output=True, text=True, timeout=60
+    )
     assert refused.returncode != 0 and "ANALYST_DB_PASSWORD" in refused.stderr
 
     def url(db: str, user: str) -> str:
@@ -48,13 +61,22 @@ def stack_databases(pg_server):
 def test_databases_are_owned_by_their_roles(stack_databases, pg_server):
     names, _ = stack_databases
     with psycopg.connect(pg_server.get_uri()) as conn:
-        owners = dict(conn.execute(
-            "select datname, pg_get_userbyid(datdba) from pg_database where datname = any(%s)",
-            [list(names.values())]).fetchall())
-        flags = conn.execute("select rolname, rolsuper, rolcreatedb, rolcreaterole from pg_roles "
-                             "where rolname in ('synoforecast', %s, 'analyst', 'dagster', 'metabase')", [ANALYST]).fetchall()
-    assert owners == {names["WAREHOUSE_DB"]: "synoforecast", names["DAGSTER_PG_DB"]: "dagster",
-                      names["METABASE_DB"]: "metabase"}
+        owners = dict(
+            conn.execute(
+                "select datname, pg_get_userbyid(datdba) from pg_database where datname = any(%s)",
+                [list(names.values())],
+            ).fetchall()
+        )
+        flags = conn.execute(
+            "select rolname, rolsuper, rolcreatedb, rolcreaterole from pg_roles "
+            "where rolname in ('synoforecast', %s, 'analyst', 'dagster', 'metabase')",
+            [ANALYST],
+        ).fetchall()
+    assert owners == {
+        names["WAREHOUSE_DB"]: "synoforecast",
+        names["DAGSTER_PG_DB"]: "dagster",
+        names["METABASE_DB"]: "metabase",
+    }
     assert len(flags) == 5 and all(not any(f[1:]) for f in flags), flags
 
 
@@ -72,10 +94,12 @@ def test_platform_role_builds_the_warehouse_and_analyst_reads_only_published_out
         conn.execute("create table forecast.probe as select 2 as yhat")
         conn.execute("create table public.dbt_probe as select 3 as x")
         conn.execute("create view staging.stg_probe as select 4 as x")
-        conn.execute("insert into forecast.forecasts (cohort, as_of_quarter, as_of_label, target_quarter, "
-                     "target_label, series_id, metric, model, history_quarters, yhat, run_id) values "
-                     "('svr_rm_overall', '2026-04-01', '2026-Q2', '2026-07-01', '2026-Q3', 'all', 'units', "
-                     "'AutoETS', 10, 123.0, 'r1')")
+        conn.execute(
+            "insert into forecast.forecasts (cohort, as_of_quarter, as_of_label, target_quarter, "
+            "target_label, series_id, metric, model, history_quarters, yhat, run_id) values "
+            "('svr_rm_overall', '2026-04-01', '2026-Q2', '2026-07-01', '2026-Q3', 'all', 'units', "
+            "'AutoETS', 10, 123.0, 'r1')"
+        )
 
     with psycopg.connect(url(warehouse, ANALYST), autocommit=True) as conn:
         assert conn.execute("select quarter_units from marts.mart_probe").fetchall() == [(1,)]
@@ -89,8 +113,7 @@ def test_platform_role_builds_the_warehouse_and_analyst_reads_only_published_out
                 conn.execute(sql)
 
         # reads outside the published schemas
-        for table in ("raw.svr_rm", "ops.snapshots", "staging.stg_probe", "public.dbt_probe",
-                      "ops.publish_log"):
+        for table in ("raw.svr_rm", "ops.snapshots", "staging.stg_probe", "public.dbt_probe", "ops.publish_log"):
             refused(f"select * from {table}")
         # writes, even with the read-only default switched off
         conn.execute("set default_transaction_read_only = off")
@@ -109,7 +132,9 @@ def test_platform_role_builds_the_warehouse_and_analyst_reads_only_published_out
         assert conn.execute("select has_table_privilege('public', 'marts.mart_probe', 'select')").fetchone() == (False,)
         privileges = conn.execute(
             "select count(*) from information_schema.role_table_grants where grantee in (%s, 'analyst') "
-            "and privilege_type <> 'SELECT'", [ANALYST]).fetchone()
+            "and privilege_type <> 'SELECT'",
+            [ANALYST],
+        ).fetchone()
         assert privileges == (0,)
 
 

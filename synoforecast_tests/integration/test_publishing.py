@@ -37,18 +37,24 @@ def forecast_rows(run: str, n: int = 40) -> pl.DataFrame:
     )
 
 
+def publish(url: str, run: str = "r1", **kwargs) -> None:
+    """The run's forecast rows into svr_rm_overall's 2025-Q2 partition."""
+    replace_rows(
+        url,
+        "forecast.forecasts",
+        forecast_rows(run),
+        "cohort = %s and as_of_quarter = %s",
+        ("svr_rm_overall", AS_OF),
+        run,
+        "2025-04-01",
+        **kwargs,
+    )
+
+
 def _hammer(url: str, run: str, times: int, errors) -> None:
     try:
         for _ in range(times):
-            replace_rows(
-                url,
-                "forecast.forecasts",
-                forecast_rows(run),
-                "cohort = %s and as_of_quarter = %s",
-                ("svr_rm_overall", AS_OF),
-                run,
-                "2025-04-01",
-            )
+            publish(url, run)
     except Exception as exc:  # reported to the parent: the assertion names it
         errors.put(f"{type(exc).__name__}: {exc}")
 
@@ -74,15 +80,7 @@ def test_two_processes_replacing_one_partition_take_turns(pg_url):
 
 def test_the_unique_grain_refuses_a_second_row_set(pg_url):
     ensure_schema(pg_url)
-    replace_rows(
-        pg_url,
-        "forecast.forecasts",
-        forecast_rows("r1"),
-        "cohort = %s and as_of_quarter = %s",
-        ("svr_rm_overall", AS_OF),
-        "r1",
-        "2025-04-01",
-    )
+    publish(pg_url)
     with pytest.raises(psycopg.errors.UniqueViolation):
         replace_rows(
             pg_url, "forecast.forecasts", forecast_rows("r2"), "cohort = %s", ("nothing-matches",), "r2", "2025-04-01"
@@ -113,16 +111,7 @@ def test_the_switch_refuses_a_mix_and_publishes_a_complete_export(pg_url):
     ensure_schema(pg_url)
     with connect(pg_url) as conn, conn.transaction():
         conn.execute("insert into ops.run_snapshots values ('r1', 'sha-b')")
-    replace_rows(
-        pg_url,
-        "forecast.forecasts",
-        forecast_rows("r1"),
-        "cohort = %s and as_of_quarter = %s",
-        ("svr_rm_overall", AS_OF),
-        "r1",
-        "2025-04-01",
-        fingerprint="fp-b",
-    )
+    publish(pg_url, fingerprint="fp-b")
     expected = {"forecast.forecasts": {"2025-04-01": "fp-b", "2025-07-01": "fp-b2"}}
     with pytest.raises(NotPublishable, match="1 quarter partition.*2025-07-01"):
         switch(pg_url, "sha-b", "r1", expected, {}, ["svr_rm_overall"])

@@ -52,13 +52,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(cmd: list[str], *, env: dict | None = None, timeout: float = 900, check: bool = True,
-        cwd: Path | None = None, input: bytes | None = None) -> subprocess.CompletedProcess:  # noqa: A002
+def run(
+    cmd: list[str],
+    *,
+    env: dict | None = None,
+    timeout: float = 900,
+    check: bool = True,
+    cwd: Path | None = None,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess:  # noqa: A002
     result = subprocess.run(cmd, env=env, timeout=timeout, cwd=cwd, input=input, capture_output=True)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd[:6]))} ... exited {result.returncode}:\n"
-                             f"{result.stdout.decode(errors='replace')[-3000:]}\n"
-                             f"{result.stderr.decode(errors='replace')[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd[:6]))} ... exited {result.returncode}:\n"
+            f"{result.stdout.decode(errors='replace')[-3000:]}\n"
+            f"{result.stderr.decode(errors='replace')[-3000:]}"
+        )
     return result
 
 
@@ -93,9 +102,13 @@ def find_tools() -> Tools:
     clients = [c for c in dict.fromkeys([shutil.which("docker"), "/usr/bin/docker"]) if c and Path(c).exists()]
     docker = next((c for c in clients if _buildkit_cli(c)), None)
     if docker is None:
-        missing_tool(f"no docker client that builds with BuildKit among {clients or ['(none)']} "
-                     "(apt-get install docker.io, or a docker-buildx plugin)")
-    debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None)
+        missing_tool(
+            f"no docker client that builds with BuildKit among {clients or ['(none)']} "
+            "(apt-get install docker.io, or a docker-buildx plugin)"
+        )
+    debootstrap = shutil.which("debootstrap") or (
+        "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
+    )
     if debootstrap is None:
         missing_tool("debootstrap is not installed (apt-get install debootstrap); .ci/run installs it")
     return Tools(dockerd=dockerd, docker=docker, debootstrap=debootstrap, compose=str(compose_binary()))
@@ -117,8 +130,12 @@ class Engine:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "DOCKER_HOST": f"unix://{self.sock}", "DOCKER_BUILDKIT": "1",
-                "COMPOSE_DOCKER_CLI_BUILD": "1"}
+        return {
+            **os.environ,
+            "DOCKER_HOST": f"unix://{self.sock}",
+            "DOCKER_BUILDKIT": "1",
+            "COMPOSE_DOCKER_CLI_BUILD": "1",
+        }
 
     def docker(self, *args: str, timeout: float = 900, check: bool = True, input: bytes | None = None):  # noqa: A002
         return run([self.tools.docker, *args], env=self.env, timeout=timeout, check=check, input=input)
@@ -134,10 +151,25 @@ class Engine:
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [self.tools.dockerd, "--data-root", str(self.data_root), "--exec-root", str(self.run_dir / "exec"),
-             "--pidfile", str(pidfile), "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false",
-             "--ip6tables=false", "--ip-masq=false"],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                self.tools.dockerd,
+                "--data-root",
+                str(self.data_root),
+                "--exec-root",
+                str(self.run_dir / "exec"),
+                "--pidfile",
+                str(pidfile),
+                "-H",
+                f"unix://{self.sock}",
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+            ],
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 90
         while self.docker("version", check=False, timeout=30).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -160,8 +192,11 @@ class Engine:
 
 
 def build_secrets() -> list[str]:
-    ca = os.environ.get("SYNOFORECAST_BUILD_CA") or ssl.get_default_verify_paths().cafile \
+    ca = (
+        os.environ.get("SYNOFORECAST_BUILD_CA")
+        or ssl.get_default_verify_paths().cafile
         or "/etc/ssl/certs/ca-certificates.crt"
+    )
     args = ["--secret", f"id=pip_ca,src={ca}"] if ca and Path(ca).is_file() else []
     conf = os.environ.get("SYNOFORECAST_BUILD_PIP_CONF")
     if conf:
@@ -179,26 +214,68 @@ def build_images(engine: Engine, tag: str) -> dict[str, float]:
         timings[name] = round(time.monotonic() - start, 1)
 
     cache = os.environ.get("SYNOFORECAST_BASE_CACHE", "/var/cache/synoforecast-ci")
-    timed("debian_base", lambda: run(["bash", str(DEPLOY / "base" / "debian.sh"), DEBIAN_IMAGE],
-                                     env={**engine.env, "DOCKER": engine.tools.docker, "BASE_CACHE_DIR": cache,
-                                          "PATH": f"{Path(engine.tools.debootstrap).parent}:{os.environ['PATH']}"},
-                                     timeout=900))
+    timed(
+        "debian_base",
+        lambda: run(
+            ["bash", str(DEPLOY / "base" / "debian.sh"), DEBIAN_IMAGE],
+            env={
+                **engine.env,
+                "DOCKER": engine.tools.docker,
+                "BASE_CACHE_DIR": cache,
+                "PATH": f"{Path(engine.tools.debootstrap).parent}:{os.environ['PATH']}",
+            },
+            timeout=900,
+        ),
+    )
     build = ["build", "--network", "host", "--progress", "plain"]
-    timed("python_base", lambda: engine.docker(*build, "-f", str(DEPLOY / "base" / "python.Dockerfile"),
-                                               "-t", PYTHON_IMAGE, str(DEPLOY / "base")))
-    timed("postgres_image", lambda: engine.docker(*build, "-f", str(DEPLOY / "base" / "postgres.Dockerfile"),
-                                                  "-t", POSTGRES_IMAGE, str(DEPLOY / "base")))
+    timed(
+        "python_base",
+        lambda: engine.docker(
+            *build, "-f", str(DEPLOY / "base" / "python.Dockerfile"), "-t", PYTHON_IMAGE, str(DEPLOY / "base")
+        ),
+    )
+    timed(
+        "postgres_image",
+        lambda: engine.docker(
+            *build, "-f", str(DEPLOY / "base" / "postgres.Dockerfile"), "-t", POSTGRES_IMAGE, str(DEPLOY / "base")
+        ),
+    )
     timed("platform_image", lambda: build_platform_image(engine, tag))
-    timed("standin_image", lambda: engine.docker(*build, *build_secrets(), "--build-arg", f"PYTHON_IMAGE={PYTHON_IMAGE}",
-                                                 "-f", str(DEPLOY / "smoke" / "standin.Dockerfile"),
-                                                 "-t", STANDIN_IMAGE, str(REPO)))
+    timed(
+        "standin_image",
+        lambda: engine.docker(
+            *build,
+            *build_secrets(),
+            "--build-arg",
+            f"PYTHON_IMAGE={PYTHON_IMAGE}",
+            "-f",
+            str(DEPLOY / "smoke" / "standin.Dockerfile"),
+            "-t",
+            STANDIN_IMAGE,
+            str(REPO),
+        ),
+    )
     return timings
 
 
 def build_platform_image(engine: Engine, tag: str, *extra: str) -> None:
-    engine.docker("build", "--network", "host", "--progress", "plain", *build_secrets(),
-                  "--build-arg", f"PYTHON_IMAGE={PYTHON_IMAGE}", *extra,
-                  "-f", str(DEPLOY / "Dockerfile"), "-t", tag, str(REPO), timeout=1800)
+    engine.docker(
+        "build",
+        "--network",
+        "host",
+        "--progress",
+        "plain",
+        *build_secrets(),
+        "--build-arg",
+        f"PYTHON_IMAGE={PYTHON_IMAGE}",
+        *extra,
+        "-f",
+        str(DEPLOY / "Dockerfile"),
+        "-t",
+        tag,
+        str(REPO),
+        timeout=1800,
+    )
 
 
 def image_size_mb(engine: Engine, tag: str) -> float:
@@ -222,34 +299,56 @@ class Stack:
         self.backups = self.workdir / "backups"
         for folder in (self.inbox, self.backups):
             folder.mkdir(parents=True, exist_ok=True)
-        self.inbox.chmod(0o755)   # read by uid 10001 in user-code
+        self.inbox.chmod(0o755)  # read by uid 10001 in user-code
         self.backups.chmod(0o777)  # written by the postgres user of the postgres container
-        self.ports = {name: free_port() for name in ("SMOKE_PG_PORT", "SMOKE_GRPC_PORT", "SMOKE_UI_PORT",
-                                                     "SMOKE_METABASE_PORT")}
-        self.passwords = {name: secrets.token_hex(16) for name in (
-            "POSTGRES_SUPERUSER_PASSWORD", "SYNOFORECAST_DB_PASSWORD", "ANALYST_DB_PASSWORD",
-            "DAGSTER_PG_PASSWORD", "METABASE_DB_PASSWORD")}
+        self.ports = {
+            name: free_port() for name in ("SMOKE_PG_PORT", "SMOKE_GRPC_PORT", "SMOKE_UI_PORT", "SMOKE_METABASE_PORT")
+        }
+        self.passwords = {
+            name: secrets.token_hex(16)
+            for name in (
+                "POSTGRES_SUPERUSER_PASSWORD",
+                "SYNOFORECAST_DB_PASSWORD",
+                "ANALYST_DB_PASSWORD",
+                "DAGSTER_PG_PASSWORD",
+                "METABASE_DB_PASSWORD",
+            )
+        }
         self.api_key = "mb_" + secrets.token_hex(12)
         self.workspace = self.workdir / "workspace.yaml"
-        self.workspace.write_text(f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
-                                  f"      port: {self.ports['SMOKE_GRPC_PORT']}\n      location_name: synoforecast\n")
+        self.workspace.write_text(
+            f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {self.ports['SMOKE_GRPC_PORT']}\n      location_name: synoforecast\n"
+        )
         self.workspace.chmod(0o644)
         self.env_file = self.workdir / "smoke.env"
         self.write_env()
 
     def write_env(self) -> None:
-        values = {line.split("=", 1)[0]: line.split("=", 1)[1]
-                  for line in (DEPLOY / ".env.example").read_text().splitlines()
-                  if line and not line.startswith("#") and "=" in line}
+        values = {
+            line.split("=", 1)[0]: line.split("=", 1)[1]
+            for line in (DEPLOY / ".env.example").read_text().splitlines()
+            if line and not line.startswith("#") and "=" in line
+        }
         values.update(self.passwords)
         values.update({k: str(v) for k, v in self.ports.items()})
-        values.update({
-            "SYNOFORECAST_IMAGE": self.image, "POSTGRES_IMAGE": POSTGRES_IMAGE, "METABASE_IMAGE": STANDIN_IMAGE,
-            "TZ": "UTC", "INBOX_HOST_DIR": str(self.inbox), "PGDATA_HOST_DIR": "", "DATA_HOST_DIR": "",
-            "BACKUP_HOST_DIR": str(self.backups), "SMOKE_WORKSPACE": str(self.workspace),
-            "DAGSTER_WEBSERVER_URL": f"http://127.0.0.1:{self.ports['SMOKE_UI_PORT']}",
-            "METABASE_API_KEY": self.api_key, "METABASE_CARD_IDS": "11,12", "METABASE_DATABASE_ID": "2",
-        })
+        values.update(
+            {
+                "SYNOFORECAST_IMAGE": self.image,
+                "POSTGRES_IMAGE": POSTGRES_IMAGE,
+                "METABASE_IMAGE": STANDIN_IMAGE,
+                "TZ": "UTC",
+                "INBOX_HOST_DIR": str(self.inbox),
+                "PGDATA_HOST_DIR": "",
+                "DATA_HOST_DIR": "",
+                "BACKUP_HOST_DIR": str(self.backups),
+                "SMOKE_WORKSPACE": str(self.workspace),
+                "DAGSTER_WEBSERVER_URL": f"http://127.0.0.1:{self.ports['SMOKE_UI_PORT']}",
+                "METABASE_API_KEY": self.api_key,
+                "METABASE_CARD_IDS": "11,12",
+                "METABASE_DATABASE_ID": "2",
+            }
+        )
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 
     def use_image(self, image: str) -> None:
@@ -258,17 +357,32 @@ class Stack:
 
     # -- compose
     def compose(self, *args: str, timeout: float = 900, check: bool = True, input: bytes | None = None):  # noqa: A002
-        return run([self.engine.tools.compose, "-p", PROJECT, "--env-file", str(self.env_file),
-                    "-f", str(DEPLOY / "docker-compose.yml"), "-f", str(DEPLOY / "smoke" / "docker-compose.smoke.yml"),
-                    *args], env=self.engine.env, timeout=timeout, check=check, cwd=DEPLOY, input=input)
+        return run(
+            [
+                self.engine.tools.compose,
+                "-p",
+                PROJECT,
+                "--env-file",
+                str(self.env_file),
+                "-f",
+                str(DEPLOY / "docker-compose.yml"),
+                "-f",
+                str(DEPLOY / "smoke" / "docker-compose.smoke.yml"),
+                *args,
+            ],
+            env=self.engine.env,
+            timeout=timeout,
+            check=check,
+            cwd=DEPLOY,
+            input=input,
+        )
 
     def up(self, *services: str, timeout: float = 600) -> float:
         """`up -d --wait`: returns the seconds until every service is healthy."""
         start = time.monotonic()
         result = self.compose("up", "-d", "--wait", *services, timeout=timeout, check=False)
         if result.returncode != 0:
-            raise AssertionError(f"compose up failed:\n{result.stderr.decode(errors='replace')[-3000:]}\n"
-                                 f"{self.logs()}")
+            raise AssertionError(f"compose up failed:\n{result.stderr.decode(errors='replace')[-3000:]}\n{self.logs()}")
         return round(time.monotonic() - start, 1)
 
     def logs(self, tail: int = 60) -> str:
@@ -296,8 +410,11 @@ class Stack:
         return f"http://127.0.0.1:{self.ports['SMOKE_METABASE_PORT']}"
 
     def db_url(self, db: str = "warehouse", role: str = "postgres", port: int | None = None) -> str:
-        password = {"postgres": "POSTGRES_SUPERUSER_PASSWORD", "synoforecast": "SYNOFORECAST_DB_PASSWORD",
-                    "synoforecast_analyst": "ANALYST_DB_PASSWORD"}[role]
+        password = {
+            "postgres": "POSTGRES_SUPERUSER_PASSWORD",
+            "synoforecast": "SYNOFORECAST_DB_PASSWORD",
+            "synoforecast_analyst": "ANALYST_DB_PASSWORD",
+        }[role]
         return f"postgresql://{role}:{self.passwords[password]}@127.0.0.1:{port or self.ports['SMOKE_PG_PORT']}/{db}"
 
     # -- Dagster's GraphQL API
@@ -330,34 +447,59 @@ class Stack:
 
     def wait_idle(self, timeout_s: float = 900) -> list[dict]:
         """Until no run is queued or in flight (runs the sensors start after a pipeline run)."""
-        return self.wait_for_runs(lambda rs: all(r["status"] in FINISHED for r in rs), "no run in flight",
-                                  timeout_s=timeout_s)
+        return self.wait_for_runs(
+            lambda rs: all(r["status"] in FINISHED for r in rs), "no run in flight", timeout_s=timeout_s
+        )
 
     def failure_messages(self, run_id: str) -> list[str]:
         """The failure events of a run, as the UI shows them."""
-        data = self.graphql("""query($id: ID!) { runOrError(runId: $id) { ... on Run { eventConnection {
+        data = self.graphql(
+            """query($id: ID!) { runOrError(runId: $id) { ... on Run { eventConnection {
             events { __typename ... on MessageEvent { message }
                      ... on ExecutionStepFailureEvent { stepKey error { message } }
-                     ... on RunFailureEvent { pipelineFailureError: error { message } } } } } } }""", {"id": run_id})
+                     ... on RunFailureEvent { pipelineFailureError: error { message } } } } } } }""",
+            {"id": run_id},
+        )
         events = data["runOrError"]["eventConnection"]["events"]
-        return [" ".join(filter(None, [e.get("stepKey"), e.get("message"), (e.get("error") or {}).get("message"),
-                                       (e.get("pipelineFailureError") or {}).get("message")]))[:1500]
-                for e in events if "Failure" in e["__typename"]]
+        return [
+            " ".join(
+                filter(
+                    None,
+                    [
+                        e.get("stepKey"),
+                        e.get("message"),
+                        (e.get("error") or {}).get("message"),
+                        (e.get("pipelineFailureError") or {}).get("message"),
+                    ],
+                )
+            )[:1500]
+            for e in events
+            if "Failure" in e["__typename"]
+        ]
 
     def describe_failures(self, runs: list[dict]) -> str:
-        return "\n".join(f"{r['jobName']} {r['runId'][:8]}: {self.failure_messages(r['runId'])}"
-                         for r in runs if r["status"] == "FAILURE")
+        return "\n".join(
+            f"{r['jobName']} {r['runId'][:8]}: {self.failure_messages(r['runId'])}"
+            for r in runs
+            if r["status"] == "FAILURE"
+        )
 
     def instigators(self) -> dict[str, dict]:
-        data = self.graphql("""query($s: RepositorySelector!) { repositoryOrError(repositorySelector: $s) {
+        data = self.graphql(
+            """query($s: RepositorySelector!) { repositoryOrError(repositorySelector: $s) {
             ... on Repository {
               sensors { name sensorState { status ticks(limit: 1) { cursor } typeSpecificData {
                 ... on SensorData { lastCursor } } } }
               schedules { name scheduleState { status } } } } }""",
-                            {"s": LOCATION})["repositoryOrError"]
-        out = {s["name"]: {"status": s["sensorState"]["status"],
-                           "cursor": (s["sensorState"]["typeSpecificData"] or {}).get("lastCursor")}
-               for s in data["sensors"]}
+            {"s": LOCATION},
+        )["repositoryOrError"]
+        out = {
+            s["name"]: {
+                "status": s["sensorState"]["status"],
+                "cursor": (s["sensorState"]["typeSpecificData"] or {}).get("lastCursor"),
+            }
+            for s in data["sensors"]
+        }
         out.update({s["name"]: {"status": s["scheduleState"]["status"]} for s in data["schedules"]})
         return out
 
@@ -365,8 +507,12 @@ class Stack:
         data = self.graphql("""{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
             locationOrLoadError { __typename } } } } }""")
         entries = data["workspaceOrError"]["locationEntries"]
-        return any(e["name"] == "synoforecast" and e["loadStatus"] == "LOADED"
-                   and e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries)
+        return any(
+            e["name"] == "synoforecast"
+            and e["loadStatus"] == "LOADED"
+            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for e in entries
+        )
 
     def standin_requests(self) -> list[dict]:
         return httpx.get(f"{self.standin}/_standin/requests", timeout=30).json()
@@ -384,8 +530,10 @@ def _mib(text: str) -> float:
 def memory_mib(engine: Engine) -> dict[str, float]:
     """{container name: memory in MiB} from one `docker stats --no-stream`."""
     out = engine.docker("stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", timeout=120).stdout.decode()
-    return {name: round(_mib(usage.split("/")[0]), 1)
-            for name, usage in (line.split("\t") for line in out.splitlines() if "\t" in line)}
+    return {
+        name: round(_mib(usage.split("/")[0]), 1)
+        for name, usage in (line.split("\t") for line in out.splitlines() if "\t" in line)
+    }
 
 
 class PeakMemory:
@@ -406,7 +554,7 @@ class PeakMemory:
                 pass
             self._stop.wait(self.every_s)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 

@@ -246,10 +246,7 @@ class StandIn:
         server.standin = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="http-standin",
-            daemon=True,
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="http-standin", daemon=True
         )
         self._thread.start()
         return self

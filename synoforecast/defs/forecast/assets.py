@@ -13,12 +13,7 @@ import dagster as dg
 import polars as pl
 
 from synoforecast.defs.checks import per_partition
-from synoforecast.defs.partitions import (
-    QUARTERLY,
-    label,
-    partition_quarters,
-    quarterly_partitions,
-)
+from synoforecast.defs.partitions import QUARTERLY, label, partition_quarters, quarterly_partitions
 from synoforecast.defs.resources import AccuracyThresholdsResource, WarehouseResource
 from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.lib.forecasting.cohort_forecast import (

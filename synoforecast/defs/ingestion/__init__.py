@@ -7,7 +7,5 @@ from synoforecast.defs.ingestion.checks import contract_checks, snapshot_checks
 from synoforecast.defs.ingestion.sensors import inbox_sensor
 
 defs = dg.Definitions(
-    assets=[workbook_snapshot, *sheet_assets],
-    asset_checks=[*contract_checks, *snapshot_checks],
-    sensors=[inbox_sensor],
+    assets=[workbook_snapshot, *sheet_assets], asset_checks=[*contract_checks, *snapshot_checks], sensors=[inbox_sensor]
 )

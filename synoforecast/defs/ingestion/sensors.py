@@ -9,7 +9,7 @@ what analysts see (e.g. its first run was killed) runs again.
 import dagster as dg
 
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.defs.runs import REFUSED_TAG, SNAPSHOT_JOB, SNAPSHOT_TAG
+from synoforecast.defs.runs import REFUSED_TAG, SNAPSHOT_JOB, SNAPSHOT_TAG, platform_sensor
 from synoforecast.lib.ingest.inbox import InboxCursor, scan_inbox
 from synoforecast.settings import get_settings
 
@@ -55,19 +55,17 @@ def _published_sha(warehouse: WarehouseResource) -> str | None:
     return current[0] if current else None
 
 
-@dg.sensor(
-    name="inbox_sensor",
-    job_name=SNAPSHOT_JOB,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches the inbox for new or changed workbooks (stable size and mtime over two ticks); "
+@platform_sensor(
+    "inbox_sensor",
+    30,
+    "Watches the inbox for new or changed workbooks (stable size and mtime over two ticks); "
     "retries snapshot runs that failed and marks runs whose process died as failed.",
+    job_name=SNAPSHOT_JOB,
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    from synoforecast.instance.runs import reap
+    from synoforecast.instance.runs import reap_stuck_runs
 
-    for stuck in reap(context.instance):
-        context.log.warning(f"marked {stuck.describe()} as failed and freed its concurrency slots")
+    reap_stuck_runs(context.instance, context.log.warning)
     inbox = get_settings().inbox_dir
     ready, cursor = scan_inbox(inbox, InboxCursor.load(context.cursor), include_known=True)
     requests = []

@@ -5,7 +5,7 @@ import dagster as dg
 from synoforecast.defs.landing.assets import LANDING_CUTOFFS
 from synoforecast.defs.partitions import LANDING_GROUP
 from synoforecast.defs.resources import WarehouseResource
-from synoforecast.defs.runs import SNAPSHOT_TAG
+from synoforecast.defs.runs import SNAPSHOT_TAG, platform_sensor
 
 LANDING_JOB = "landing_job"
 
@@ -49,13 +49,12 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
     ), key
 
 
-@dg.sensor(
-    name="landing_sensor",
-    job=landing_job,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Once the latest snapshot's quarters are published, lands its quarter in progress "
+@platform_sensor(
+    "landing_sensor",
+    60,
+    "Once the latest snapshot's quarters are published, lands its quarter in progress "
     "(once per snapshot: the run key is the snapshot's sha256).",
+    job=landing_job,
 )
 def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     request, key = landing_run_request(warehouse.get_url())

@@ -49,13 +49,7 @@ from synoforecast.lib.redaction import MASK, redact, safe_url
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "MetabaseConfig",
-    "MetabaseError",
-    "RefreshReport",
-    "check_metabase_access",
-    "refresh_metabase",
-]
+__all__ = ["MetabaseConfig", "MetabaseError", "RefreshReport", "check_metabase_access", "refresh_metabase"]
 
 # Transport failures worth another attempt: the request timed out or never got through.
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)  # health polls
@@ -279,12 +273,7 @@ class _Session:
         """One attempt, counted; transport errors propagate."""
         self.requests += 1
         return self.client.request(
-            method,
-            self.base + path,
-            headers=self.headers,
-            json=json,
-            params=params,
-            timeout=self.cfg.timeout_s,
+            method, self.base + path, headers=self.headers, json=json, params=params, timeout=self.cfg.timeout_s
         )
 
     def request(self, method: str, path: str, *, json: Any = None, params: Any = None) -> httpx.Response:
@@ -448,11 +437,7 @@ class _Session:
 
     def login(self) -> None:
         """POST /api/session with METABASE_USER / METABASE_PASSWORD; keep the token."""
-        resp = self.request(
-            "POST",
-            "/api/session",
-            json={"username": self.cfg.username, "password": self.cfg.password},
-        )
+        resp = self.request("POST", "/api/session", json={"username": self.cfg.username, "password": self.cfg.password})
         if resp.status_code in (400, 401, 403):
             raise MetabaseError(
                 f"Metabase refused the login of METABASE_USER ({resp.status_code}) at {self.shown_url}; "

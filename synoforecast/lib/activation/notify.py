@@ -77,11 +77,7 @@ class NotifyConfig:
                 raise NotifyError(f"{channel.upper()}_WEBHOOK_URL is set but is not an http(s) URL")
 
     def url_for(self, channel: str) -> str | None:
-        return {
-            "slack": self.slack_webhook_url,
-            "teams": self.teams_webhook_url,
-            "n8n": self.n8n_webhook_url,
-        }[channel]
+        return {"slack": self.slack_webhook_url, "teams": self.teams_webhook_url, "n8n": self.n8n_webhook_url}[channel]
 
     def channels(self) -> list[str]:
         """Configured channels, in the order slack, teams, n8n."""
@@ -376,10 +372,7 @@ def slack_payload(summary: dict) -> dict:
     url = _run_url(summary)
     if url:
         blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"<{esc(url)}|Open the run in Dagster>"}],
-            }
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{esc(url)}|Open the run in Dagster>"}]}
         )
     return {"text": render_text(summary)[:_SLACK_TEXT_LIMIT], "blocks": blocks[:50]}
 
@@ -388,13 +381,7 @@ def teams_payload(summary: dict) -> dict:
     """Teams Workflows webhook message carrying one Adaptive Card (v1.4)."""
     summary = _as_dict(summary)
     body: list[dict] = [
-        {
-            "type": "TextBlock",
-            "text": _title(summary),
-            "size": "Large",
-            "weight": "Bolder",
-            "wrap": True,
-        }
+        {"type": "TextBlock", "text": _title(summary), "size": "Large", "weight": "Bolder", "wrap": True}
     ]
     heading, landing = _landing_rows(summary)
     if landing:
@@ -434,12 +421,7 @@ def teams_payload(summary: dict) -> dict:
         content["actions"] = [{"type": "Action.OpenUrl", "title": "Open the run", "url": url}]
     return {
         "type": "message",
-        "attachments": [
-            {
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "content": content,
-            }
-        ],
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": content}],
     }
 
 
@@ -527,11 +509,7 @@ def send_summary(summary: dict, cfg: NotifyConfig, *, client: httpx.Client | Non
     channels = cfg.channels()
     if not channels:
         return {}
-    builders = {
-        "slack": slack_payload,
-        "teams": teams_payload,
-        "n8n": lambda s: s,
-    }
+    builders = {"slack": slack_payload, "teams": teams_payload, "n8n": lambda s: s}
     own_client = client is None
     http = client if client is not None else httpx.Client(timeout=cfg.timeout_s)
     poster = _Poster(cfg, http)

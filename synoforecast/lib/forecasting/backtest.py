@@ -13,14 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .engine import (
-    DEFAULT_LEVELS,
-    _normalise_levels,
-    _positive_int,
-    _prepare,
-    forecast_selected,
-    infer_freq,
-)
+from .engine import DEFAULT_LEVELS, _normalise_levels, _positive_int, _prepare, forecast_selected, infer_freq
 from .intervals import series_scale
 from .metrics import bias, coverage, mape, mase, smape
 

@@ -105,11 +105,7 @@ def read_long_csv(path) -> pd.DataFrame:
         fail(bad_y, "y", y_raw, "is not a number")
 
     out = pd.DataFrame(
-        {
-            "unique_id": uid_raw.to_numpy(dtype=object),
-            "ds": ds.astype("datetime64[ns]").to_numpy(),
-            "y": y.to_numpy(),
-        }
+        {"unique_id": uid_raw.to_numpy(dtype=object), "ds": ds.astype("datetime64[ns]").to_numpy(), "y": y.to_numpy()}
     )
     dup = out.duplicated(["unique_id", "ds"], keep=False).to_numpy()
     if dup.any():
@@ -163,13 +159,7 @@ def forecast_csv(
     """
     history = read_long_csv(input_path)
     fc = forecast_frame(
-        history,
-        horizon=horizon,
-        season_length=season_length,
-        levels=levels,
-        freq=freq,
-        select=select,
-        windows=windows,
+        history, horizon=horizon, season_length=season_length, levels=levels, freq=freq, select=select, windows=windows
     )
     cols = [c for c in output_columns(levels) if c != "model"] + ["model"]
     fc = fc[cols]

@@ -41,19 +41,7 @@ from pandas.tseries.frequencies import to_offset
 from statsforecast import StatsForecast
 from statsforecast.models import AutoETS, Naive, SeasonalNaive
 
-__all__ = [
-    "DEFAULT_ETS_MODEL",
-    "DEFAULT_LEVELS",
-    "MODEL_AUTOETS",
-    "MODEL_NAIVE",
-    "MODEL_SEASONAL_NAIVE",
-    "ForecastInputError",
-    "choose_model",
-    "forecast_frame",
-    "forecast_selected",
-    "infer_freq",
-    "output_columns",
-]
+# the public names are listed once, in the package (lib/forecasting/__init__.py)
 
 DEFAULT_LEVELS: tuple[int, ...] = (80, 95)
 DEFAULT_ETS_MODEL = "ANA"
@@ -212,13 +200,7 @@ def _prepare(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run_group(
-    df: pd.DataFrame,
-    model_name: str,
-    horizon: int,
-    season_length: int,
-    levels: list[int],
-    freq: str,
-    ets_model: str,
+    df: pd.DataFrame, model_name: str, horizon: int, season_length: int, levels: list[int], freq: str, ets_model: str
 ) -> pd.DataFrame:
     tracked: _TrackedAutoETS | None = None
     if model_name == MODEL_AUTOETS:
@@ -308,15 +290,7 @@ def forecast_frame(
 
     if select:
         res = forecast_selected(
-            df,
-            horizon=horizon,
-            season_length=season_length,
-            levels=lv,
-            freq=freq,
-            windows=windows,
-            scope=scope,
-            n_jobs=n_jobs,
-            _prepared=True,
+            df, horizon, season_length, lv, freq, windows=windows, scope=scope, n_jobs=n_jobs, _prepared=True
         )
         return res.forecast[columns]
     return _forecast_by_length(df, horizon, season_length, lv, freq, ets_model)

@@ -55,17 +55,8 @@ RAW_TABLES: dict[str, list[Column]] = {
         ("account_owner", "text"),
     ]
     + PARTITION_COLUMNS,
-    "region_map": [
-        ("country", "text not null"),
-        ("region", "text not null"),
-    ]
-    + PARTITION_COLUMNS,
-    "device_bays": [
-        ("model", "text not null"),
-        ("bays", "integer"),
-        ("tier", "text"),
-        ("form_factor", "text"),
-    ]
+    "region_map": [("country", "text not null"), ("region", "text not null")] + PARTITION_COLUMNS,
+    "device_bays": [("model", "text not null"), ("bays", "integer"), ("tier", "text"), ("form_factor", "text")]
     + PARTITION_COLUMNS,
 }
 

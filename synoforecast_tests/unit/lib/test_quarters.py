@@ -22,34 +22,25 @@ D = dt.date
 
 
 @pytest.mark.parametrize(
-    "day, expected",
+    "fiscal, day, expected",
     [
-        (D(2025, 1, 1), D(2025, 1, 1)),
-        (D(2025, 3, 31), D(2025, 1, 1)),
-        (D(2025, 4, 1), D(2025, 4, 1)),
-        (D(2025, 7, 14), D(2025, 7, 1)),
-        (D(2025, 9, 30), D(2025, 7, 1)),
-        (D(2025, 12, 31), D(2025, 10, 1)),
-        (D(2024, 2, 29), D(2024, 1, 1)),
-    ],
-)
-def test_calendar_quarter_start(day, expected):
-    assert quarter_start(day) == expected
-
-
-@pytest.mark.parametrize(
-    "day, expected",
-    [
+        (1, D(2025, 1, 1), D(2025, 1, 1)),
+        (1, D(2025, 3, 31), D(2025, 1, 1)),
+        (1, D(2025, 4, 1), D(2025, 4, 1)),
+        (1, D(2025, 7, 14), D(2025, 7, 1)),
+        (1, D(2025, 9, 30), D(2025, 7, 1)),
+        (1, D(2025, 12, 31), D(2025, 10, 1)),
+        (1, D(2024, 2, 29), D(2024, 1, 1)),
         # fiscal year starting in April: Apr-Jun, Jul-Sep, Oct-Dec, Jan-Mar
-        (D(2025, 4, 1), D(2025, 4, 1)),
-        (D(2025, 6, 30), D(2025, 4, 1)),
-        (D(2025, 12, 31), D(2025, 10, 1)),
-        (D(2026, 1, 1), D(2026, 1, 1)),
-        (D(2026, 3, 31), D(2026, 1, 1)),
+        (4, D(2025, 4, 1), D(2025, 4, 1)),
+        (4, D(2025, 6, 30), D(2025, 4, 1)),
+        (4, D(2025, 12, 31), D(2025, 10, 1)),
+        (4, D(2026, 1, 1), D(2026, 1, 1)),
+        (4, D(2026, 3, 31), D(2026, 1, 1)),
     ],
 )
-def test_fiscal_april_quarter_start(day, expected):
-    assert quarter_start(day, fiscal_start_month=4) == expected
+def test_quarter_start_calendar_and_fiscal(fiscal, day, expected):
+    assert quarter_start(day, fiscal_start_month=fiscal) == expected
 
 
 def test_fiscal_quarter_start_crosses_the_calendar_year():

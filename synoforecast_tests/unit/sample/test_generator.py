@@ -14,31 +14,15 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from synoforecast.lib.ingest.contract import SHEETS
 from synoforecast.sample.generator import SampleSpec, SampleStats, quarter_label, write_sample_workbook
 from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 
 AS_OF = dt.date(2026, 8, 14)
 SPEC = SampleSpec(rows=2_000, seed=7, as_of=AS_OF)
-SALES_HEADER = (
-    "Date",
-    "Region",
-    "Country",
-    "Customer ID",
-    "Customer",
-    "Model",
-    "Tier",
-    "Units",
-    "Revenue (USD)",
-    "Channel",
-)
-HEADERS = {
-    "SVR-RM": SALES_HEADER,
-    "Consumer": SALES_HEADER,
-    "C2": ("Month", "Customer ID", "Customer", "Region", "Service", "Plan", "Seats", "MRR (USD)"),
-    "Top Customers": ("Customer ID", "Customer", "Segment", "Account Owner"),
-    "Region Map": ("Country", "Region"),
-    "Device Bays": ("Model", "Bays", "Tier", "Form Factor"),
-}
+# what the generator must write: the contract's headers, in its order
+HEADERS = {sheet.name: tuple(column.header for column in sheet.columns) for sheet in SHEETS}
+SALES_HEADER = HEADERS["SVR-RM"]
 SEEDS = DBT_PROJECT_DIR / "seeds"
 
 

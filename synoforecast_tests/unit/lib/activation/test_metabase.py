@@ -7,12 +7,7 @@ import json
 import httpx
 import pytest
 
-from synoforecast.lib.activation.metabase import (
-    MetabaseConfig,
-    MetabaseError,
-    RefreshReport,
-    refresh_metabase,
-)
+from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, RefreshReport, refresh_metabase
 from synoforecast_tests.support.http_standin import StandIn
 
 KEY = "mb_SecretKey-1234567890"
@@ -69,8 +64,7 @@ def test_from_env_empty_is_unconfigured():
 
 
 @pytest.mark.parametrize(
-    "var, value",
-    [("METABASE_CARD_IDS", "1,two,3"), ("METABASE_DATABASE_ID", "db1"), ("METABASE_CARD_IDS", "-1")],
+    "var, value", [("METABASE_CARD_IDS", "1,two,3"), ("METABASE_DATABASE_ID", "db1"), ("METABASE_CARD_IDS", "-1")]
 )
 def test_from_env_bad_ints_name_the_variable(var, value):
     with pytest.raises(MetabaseError, match=var):
@@ -232,11 +226,7 @@ def test_card_202_with_error_is_a_failure(standin):
     assert "card 11" not in msg
     assert set(err.value.card_errors) == {12}
     # every card is still attempted, and a 202 failure is not retried
-    assert standin.calls()[-3:] == [
-        "POST /api/card/11/query",
-        "POST /api/card/12/query",
-        "POST /api/card/13/query",
-    ]
+    assert standin.calls()[-3:] == ["POST /api/card/11/query", "POST /api/card/12/query", "POST /api/card/13/query"]
 
 
 def test_missing_card_is_named(standin):

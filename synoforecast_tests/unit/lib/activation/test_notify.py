@@ -186,10 +186,7 @@ def test_long_forecast_lists_are_capped():
 def test_slack_payload_shape():
     p = slack_payload(SUMMARY)
     assert set(p) == {"text", "blocks"}
-    assert p["blocks"][0] == {
-        "type": "header",
-        "text": {"type": "plain_text", "text": SUMMARY["title"], "emoji": True},
-    }
+    assert p["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": SUMMARY["title"], "emoji": True}}
     sections = [b for b in p["blocks"] if b["type"] == "section"]
     assert sections and all(b["text"]["type"] == "mrkdwn" for b in sections)
     assert any("`svr_rm_overall / total · units`" in b["text"]["text"] for b in sections)

@@ -106,16 +106,7 @@ def test_forecast_csv_round_trip(tmp_path):
 
     with open(out, newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == [
-        "unique_id",
-        "ds",
-        "yhat",
-        "yhat_lo_80",
-        "yhat_hi_80",
-        "yhat_lo_95",
-        "yhat_hi_95",
-        "model",
-    ]
+    assert rows[0] == ["unique_id", "ds", "yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95", "model"]
     assert list(frame.columns) == rows[0]
     assert len(rows) == 1 + 3 * 2
     assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", r[1]) for r in rows[1:])

@@ -10,18 +10,15 @@ import polars as pl
 import pytest
 
 from synoforecast.lib.forecasting import (
+    DEFAULT_LEVELS,
     bias,
     coverage,
     forecast_frame,
     forecast_selected,
     mase,
+    output_columns,
 )
-from synoforecast.lib.forecasting.backtest import (
-    SEASONAL_NAIVE_BENCHMARK,
-    SELECTED,
-    rolling_backtest,
-    scorecard,
-)
+from synoforecast.lib.forecasting.backtest import SEASONAL_NAIVE_BENCHMARK, SELECTED, rolling_backtest, scorecard
 from synoforecast.lib.forecasting.intervals import conformal_halfwidths, effective_pool_size, series_scale
 from synoforecast.lib.forecasting.reconcile import bottom_up, incoherence, proportional_split, top_down
 from synoforecast.lib.forecasting.selection import (
@@ -82,16 +79,7 @@ def test_bands_and_candidates(selected):
 
 def test_selected_frame_keeps_the_engine_contract(mixed, selected):
     fc = forecast_frame(mixed, horizon=2, select=True)
-    assert list(fc.columns) == [
-        "unique_id",
-        "ds",
-        "model",
-        "yhat",
-        "yhat_lo_80",
-        "yhat_hi_80",
-        "yhat_lo_95",
-        "yhat_hi_95",
-    ]
+    assert list(fc.columns) == output_columns(DEFAULT_LEVELS)  # the columns test_engine pins
     assert len(fc) == 2 * mixed["unique_id"].nunique() and fc["yhat"].notna().all()
     band = fc.dropna()
     assert len(band) == len(fc)  # short series pool their changes: even a single observation gets an interval

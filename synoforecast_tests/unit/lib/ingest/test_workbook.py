@@ -213,10 +213,7 @@ def test_blank_rows_and_grand_total_row_are_not_data(tmp_path):
 def test_total_label_in_a_text_column_is_skipped_too(tmp_path):
     path = svr_book(
         tmp_path / "total_in_customer.xlsx",
-        [
-            sale(units=4, revenue=40.0),
-            [None, None, None, None, "TOTAL ", None, None, 4, 40.0, None],
-        ],
+        [sale(units=4, revenue=40.0), [None, None, None, None, "TOTAL ", None, None, 4, 40.0, None]],
     )
     assert read(path).sheets["SVR-RM"].report()["rows_read"] == 1
 
