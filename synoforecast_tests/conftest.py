@@ -98,38 +98,6 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("SYNOFORECAST_DATA_DIR", tempfile.mkdtemp(prefix="synoforecast-test-data-"))
 
 
-RUN_SPECIFIC = ("run_id", "created_at", "snapshot_id", "published_at", "recorded_at")
-
-
-def table_prints(url: str, schemas, ignored=RUN_SPECIFIC) -> dict[str, tuple]:
-    """(rows, md5 of the sorted rows) of every table in `schemas`, without run-specific columns:
-    two warehouses (or one before and after) hold the same rows when these are equal."""
-    tables = fetch(
-        url,
-        "select table_schema, table_name from information_schema.tables where table_schema = any(%s) "
-        "and table_type = 'BASE TABLE' order by 1, 2",
-        (list(schemas),),
-    )
-    out = {}
-    for schema, table in tables:
-        cols = [
-            c
-            for (c,) in fetch(
-                url,
-                "select column_name from information_schema.columns where table_schema = %s "
-                "and table_name = %s order by ordinal_position",
-                (schema, table),
-            )
-            if c not in ignored
-        ]
-        out[f"{schema}.{table}"] = fetch(
-            url,
-            f"""select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '')
-                                                 from (select {', '.join(cols)} from {schema}.{table}) t""",
-        )[0]
-    return out
-
-
 @pytest.fixture(scope="module")
 def standin(request):
     """A module's Metabase / webhook stand-in (support/http_standin.py), answering the API key

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from synoforecast_tests.conftest import fetch, new_database
-from synoforecast_tests.deploy.tools import DEPLOY, pg_bin_dir, socket_dir, table_fingerprints
+from synoforecast_tests.deploy.tools import DEPLOY, WAREHOUSE_SCHEMAS, pg_bin_dir, socket_dir
+from synoforecast_tests.support.warehouse_prints import table_prints
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,7 @@ def test_backup_then_restore_reproduces_the_warehouse(pg_server, scripts_env, tm
     source = new_database(pg_server)
     source_db = _dbname(source)
     _populate(source)
-    before = table_fingerprints(source)
+    before = table_prints(source, WAREHOUSE_SCHEMAS, views=True)
     assert before["raw.svr_rm"][0] == 60000 and len(before) >= 10
 
     backups = tmp_path / "backups"
@@ -99,7 +100,7 @@ def test_backup_then_restore_reproduces_the_warehouse(pg_server, scripts_env, tm
     result = _run("restore.sh", scripts_env, str(dumps[0]), target_db, "--create")
     assert result.returncode == 0, result.stdout + result.stderr
     restored = pg_server.get_uri(target_db)
-    assert table_fingerprints(restored) == before
+    assert table_prints(restored, WAREHOUSE_SCHEMAS, views=True) == before
     # the view and the column defaults survive too
     assert fetch(restored, "select count(*) from marts.v_latest")[0][0] > 0
     assert fetch(restored, "select count(*) from forecast.forecasts where created_at is null")[0][0] == 0
@@ -111,7 +112,7 @@ def test_backup_then_restore_reproduces_the_warehouse(pg_server, scripts_env, tm
         conn.execute("delete from raw.svr_rm where source_row > 100")
     replaced = _run("restore.sh", scripts_env, str(dumps[0]), target_db, "--replace")
     assert replaced.returncode == 0, replaced.stdout + replaced.stderr
-    assert table_fingerprints(restored) == before
+    assert table_prints(restored, WAREHOUSE_SCHEMAS, views=True) == before
 
 
 def test_a_damaged_dump_is_refused_and_changes_nothing(pg_server, scripts_env, tmp_path):

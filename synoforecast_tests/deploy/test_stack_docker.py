@@ -38,7 +38,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from synoforecast_tests.deploy.tools import DEPLOY, canonical, locked_pins, table_fingerprints
+from synoforecast_tests.deploy.tools import DEPLOY, canonical, locked_pins
 from synoforecast_tests.support import webdriver
 from synoforecast_tests.support.docker_stack import (
     FINISHED,
@@ -57,6 +57,7 @@ from synoforecast_tests.support.docker_stack import (
     report,
 )
 from synoforecast_tests.support.required import missing_tool
+from synoforecast_tests.support.warehouse_prints import table_prints
 
 pytestmark = pytest.mark.docker
 
@@ -175,7 +176,7 @@ def _durable_state(stack: Stack) -> dict:
     return {
         "runs": runs,
         "instigators": stack.instigators(),
-        "warehouse": table_fingerprints(stack.db_url(), ("forecast", "published", "ops", "marts")),
+        "warehouse": table_prints(stack.db_url(), ("forecast", "published", "ops", "marts"), views=True),
     }
 
 
@@ -352,10 +353,10 @@ def test_analyst_login_reads_forecast_and_cannot_write(stack):
 
 def test_backup_then_restore_into_a_fresh_postgres_container(stack, engine):
     schemas = ("raw", "staging", "marts", "reference", "forecast", "ops", "published")
-    before = table_fingerprints(stack.db_url(), schemas)
-    runs_before = table_fingerprints(stack.db_url("dagster"), ("public",))["public.runs"]
+    before = table_prints(stack.db_url(), schemas, views=True)
+    runs_before = table_prints(stack.db_url("dagster"), ("public",), views=True)["public.runs"]
     stack.exec("postgres", "/synoforecast/scripts/backup.sh")
-    assert table_fingerprints(stack.db_url(), schemas) == before, "the warehouse changed during the backup"
+    assert table_prints(stack.db_url(), schemas, views=True) == before, "the warehouse changed during the backup"
     dumps = {db: sorted(stack.backups.glob(f"{db}_*.dump"))[-1] for db in ("warehouse", "dagster", "metabase")}
     assert all(Path(f"{d}.sha256").exists() for d in dumps.values()) and (stack.backups / "last_success").exists()
 
@@ -397,8 +398,8 @@ def test_backup_then_restore_into_a_fresh_postgres_container(stack, engine):
                 "exec", name, "/synoforecast/scripts/restore.sh", f"/backups/{dumps[db].name}", db, "--replace"
             )
         restored = stack.db_url(port=port)
-        assert table_fingerprints(restored, schemas) == before
-        assert table_fingerprints(stack.db_url("dagster", port=port), ("public",))["public.runs"] == runs_before
+        assert table_prints(restored, schemas, views=True) == before
+        assert table_prints(stack.db_url("dagster", port=port), ("public",), views=True)["public.runs"] == runs_before
         # a damaged dump is refused by its checksum
         damaged = engine.docker(
             "exec",
@@ -437,7 +438,7 @@ def test_restart_and_down_up_keep_runs_schedules_cursors_and_forecasts(stack, re
 
 
 def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_completely(stack, engine):
-    old_sha, old_published = _published_sha(stack), table_fingerprints(stack.db_url(), PUBLISHED_SCHEMAS)
+    old_sha, old_published = _published_sha(stack), table_prints(stack.db_url(), PUBLISHED_SCHEMAS, views=True)
     known = {r["runId"] for r in stack.runs()}
     # a later export: the same history with more rows (another seed would shrink some sheet's
     # totals by more than half, which the snapshot_shrink gate rightly refuses)
@@ -459,7 +460,7 @@ def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_c
     engine.docker("kill", stack.container("user-code"))
     # half a run is never what analysts read
     assert _published_sha(stack) == old_sha
-    assert table_fingerprints(stack.db_url(), PUBLISHED_SCHEMAS) == old_published
+    assert table_prints(stack.db_url(), PUBLISHED_SCHEMAS, views=True) == old_published
 
     stack.up()
     runs = stack.wait_for_runs(

@@ -100,16 +100,3 @@ def socket_dir(uri: str) -> str:
 
 
 WAREHOUSE_SCHEMAS = ("raw", "staging", "marts", "reference", "forecast", "ops")
-TABLES_SQL = """select table_schema || '.' || table_name from information_schema.tables
- where table_schema = any(%s) order by 1"""
-CHECKSUM_SQL = "select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from {table} t"
-
-
-def table_fingerprints(url: str, schemas: tuple[str, ...] = WAREHOUSE_SCHEMAS) -> dict[str, tuple[int, str]]:
-    """{"schema.table": (row count, md5 of every row as text, sorted)} for every table and view
-    of ``schemas``: two databases with equal fingerprints hold the same rows."""
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        tables = [r[0] for r in conn.execute(TABLES_SQL, (list(schemas),)).fetchall()]
-        return {t: tuple(conn.execute(CHECKSUM_SQL.format(table=t)).fetchone()) for t in tables}

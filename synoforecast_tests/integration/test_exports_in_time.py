@@ -22,8 +22,9 @@ import openpyxl
 import pytest
 
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
-from synoforecast_tests.conftest import fetch, isolated_project, new_database, table_prints
+from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions, sensor_context
+from synoforecast_tests.support.warehouse_prints import table_prints
 
 pytestmark = pytest.mark.integration
 

@@ -24,13 +24,14 @@ import psycopg
 import pytest
 
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
-from synoforecast_tests.conftest import fetch, isolated_project, new_database, table_prints
+from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import sensor_context
+from synoforecast_tests.support.warehouse_prints import RUN_SPECIFIC, table_prints
 
 pytestmark = pytest.mark.integration
 
 SPEC = SampleSpec(rows=900, seed=5, start=dt.date(2024, 7, 1), quarters=8, as_of=dt.date(2026, 5, 20))
-IGNORED = ("run_id", "created_at", "snapshot_id", "published_at", "recorded_at")
+IGNORED = RUN_SPECIFIC
 SCHEMAS = ("raw", "staging", "marts", "forecast", "published")  # staging: its tables (stg_svr_rm, ...)
 
 
