@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from synoforecast_tests.deploy.tools import DEPLOY
+from synoforecast_tests.deploy.tools import DEPLOY, PASSWORD_VARIABLES
 
 SCRIPTS = DEPLOY / "scripts"
 
@@ -59,10 +59,9 @@ def test_healthcheck_fails_when_the_webserver_is_down():
     assert result.returncode != 0
 
 
-def test_preflight_reports_every_empty_password(tmp_path):
-    env_file = tmp_path / ".env"
-    env_file.write_text((DEPLOY / ".env.example").read_text())
-    result = subprocess.run(
+def preflight(env_file):
+    """deploy/scripts/preflight.sh on an .env file, with only the system's tools on PATH."""
+    return subprocess.run(
         ["bash", str(SCRIPTS / "preflight.sh"), str(env_file)],
         check=False,
         capture_output=True,
@@ -70,14 +69,14 @@ def test_preflight_reports_every_empty_password(tmp_path):
         timeout=120,
         env={**os.environ, "PATH": "/usr/bin:/bin"},
     )
+
+
+def test_preflight_reports_every_empty_password(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text((DEPLOY / ".env.example").read_text())
+    result = preflight(env_file)
     assert result.returncode == 1
-    for name in (
-        "POSTGRES_SUPERUSER_PASSWORD",
-        "SYNOFORECAST_DB_PASSWORD",
-        "ANALYST_DB_PASSWORD",
-        "DAGSTER_PG_PASSWORD",
-        "METABASE_DB_PASSWORD",
-    ):
+    for name in PASSWORD_VARIABLES:
         assert f"{name} is empty" in result.stderr
     filled = "\n".join(
         line + ("a1b2c3d4e5f6a7b8c9d0" + line[:3] if line.endswith("PASSWORD=") else "")
@@ -92,13 +91,6 @@ def test_preflight_reports_every_empty_password(tmp_path):
     ):
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)
     env_file.write_text(filled + "\n")
-    result = subprocess.run(
-        ["bash", str(SCRIPTS / "preflight.sh"), str(env_file)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PATH": "/usr/bin:/bin"},
-    )
+    result = preflight(env_file)
     assert result.returncode == 0, result.stderr
     assert "preflight: ok" in result.stdout

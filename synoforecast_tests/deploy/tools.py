@@ -99,4 +99,12 @@ def socket_dir(uri: str) -> str:
     return parse_qs(urlparse(uri).query)["host"][0]
 
 
+# the passwords deploy/.env.example leaves empty and preflight.sh requires
+PASSWORD_VARIABLES = (
+    "POSTGRES_SUPERUSER_PASSWORD",
+    "SYNOFORECAST_DB_PASSWORD",
+    "ANALYST_DB_PASSWORD",
+    "DAGSTER_PG_PASSWORD",
+    "METABASE_DB_PASSWORD",
+)
 WAREHOUSE_SCHEMAS = ("raw", "staging", "marts", "reference", "forecast", "ops")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from synoforecast_tests.deploy.tools import PASSWORD_VARIABLES
 from synoforecast_tests.support.required import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -304,16 +305,7 @@ class Stack:
         self.ports = {
             name: free_port() for name in ("SMOKE_PG_PORT", "SMOKE_GRPC_PORT", "SMOKE_UI_PORT", "SMOKE_METABASE_PORT")
         }
-        self.passwords = {
-            name: secrets.token_hex(16)
-            for name in (
-                "POSTGRES_SUPERUSER_PASSWORD",
-                "SYNOFORECAST_DB_PASSWORD",
-                "ANALYST_DB_PASSWORD",
-                "DAGSTER_PG_PASSWORD",
-                "METABASE_DB_PASSWORD",
-            )
-        }
+        self.passwords = {name: secrets.token_hex(16) for name in PASSWORD_VARIABLES}
         self.api_key = "mb_" + secrets.token_hex(12)
         self.workspace = self.workdir / "workspace.yaml"
         self.workspace.write_text(
