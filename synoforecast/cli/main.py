@@ -306,10 +306,9 @@ def _print_forecasts(url: str) -> None:
         return
     first = rows.row(0, named=True)
     print(f"\nNext-quarter forecasts for {first['target_label']} (trained on data up to {first['as_of_label']}):")
-    table = []
+    sections, table = [], []  # (cohort heading, its rows in the table, the line after them)
     for cohort in COHORTS:
         part = rows.filter(rows["cohort"] == cohort.name)
-        table.append((f"{cohort.name} - {cohort.title}", "", "", ""))
         series = part["series_id"].unique(maintain_order=True).to_list()
         for sid in series[:6]:
             units = part.filter((part["series_id"] == sid) & (part["metric"] == "units")).row(0, named=True)
@@ -318,16 +317,21 @@ def _print_forecasts(url: str) -> None:
                 f"{units['yhat_lo_80']:,.0f}..{units['yhat_hi_80']:,.0f}" if units["yhat_lo_80"] is not None else "-"
             )
             table.append((f"  {sid}", f"{units['yhat']:,.0f}", interval, f"{revenue['yhat']:,.0f}"))
-        if len(series) > 6:
-            table.append(
-                (
-                    f"  ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')",
-                    "",
-                    "",
-                    "",
-                )
-            )
-    print(text_table(("cohort / series", "units", "80% interval", "revenue USD"), table))
+        more = (
+            f"      ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')"
+            if len(series) > 6
+            else None
+        )
+        sections.append((f"  {cohort.name} - {cohort.title}", min(len(series), 6), more))
+    # one table, so the columns line up across cohorts; the headings stand between its rows
+    header, *body = text_table(("cohort / series", "units", "80% interval", "revenue USD"), table).split("\n")
+    print(header)
+    for heading, count, more in sections:
+        print(heading)
+        for _ in range(count):
+            print(body.pop(0))
+        if more:
+            print(more)
 
 
 def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None) -> bool:

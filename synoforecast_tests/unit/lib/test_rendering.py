@@ -39,3 +39,32 @@ def test_markdown_cells_cannot_split_a_row():
     lines = table.splitlines()
     assert len(lines) == 4
     assert lines[2] == "| A \\| B C | 1 |" and lines[3] == "|  | 2 |"
+
+
+def test_a_text_table_aligns_names_left_and_numbers_right_to_the_widest_cell():
+    from synoforecast.lib.rendering import text_table
+
+    out = text_table(("series", "units", "revenue"), [("T1", "1,673", "14,413,681"), ("Greater China", "464", None)])
+    assert out.split("\n") == [
+        "  series         units     revenue",
+        "  T1             1,673  14,413,681",
+        "  Greater China    464",
+    ]
+
+
+def test_a_text_table_can_rule_its_header_and_keep_every_column_left():
+    from synoforecast.lib.rendering import text_table
+
+    out = text_table(
+        ("check", "status", "fix"),
+        [("warehouse", "OK", ""), ("metabase", "FAIL", "start it")],
+        left=3,
+        indent="",
+        rule=True,
+    )
+    assert out.split("\n") == [
+        "check      status  fix",
+        "---------  ------  --------",
+        "warehouse  OK",
+        "metabase   FAIL    start it",
+    ]
