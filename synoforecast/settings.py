@@ -32,7 +32,7 @@ CHECKOUT_DIR: Path | None = (
 )
 
 
-FORECAST_PASSES = ("rolling", "per_partition")
+ForecastPass = Literal["rolling", "per_partition"]
 WAREHOUSE_URL_VAR = "SYNOFORECAST_WAREHOUSE_URL"
 
 
@@ -118,7 +118,7 @@ class Settings(BaseModel):
     quarter_close_grace_days: int = Field(10, ge=0, le=90)
     # "rolling": one pass of fits over a run's as-of quarters, kept in ops.forecast_fits;
     # "per_partition": every partition refits its own backtest (the benchmark's baseline)
-    forecast_pass: Literal["rolling", "per_partition"] = "rolling"
+    forecast_pass: ForecastPass = "rolling"
     # processes a run's fits, forecasts and landing are spread over (the run's and n - 1
     # workers, ~370 MB each on the default sample); 1 keeps everything in the run's process
     forecast_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
