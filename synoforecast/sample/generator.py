@@ -49,6 +49,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.writer.excel import ExcelWriter
 
 from synoforecast.lib import quarters
+from synoforecast.lib.files import atomic_path
 from synoforecast.lib.ingest.contract import SHEETS
 from synoforecast_dbt import PROJECT_DIR as DBT_PROJECT_DIR
 
@@ -343,15 +344,10 @@ def write_sample_workbook(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.combine(max(as_of, datetime.date(1980, 1, 1)), datetime.time(18, 0))
-    partial = path.with_name(f".{path.name}.partial")  # not *.xlsx: an inbox watcher ignores it
-    try:
+    with atomic_path(path) as partial:  # not *.xlsx: an inbox watcher ignores it
         _write_workbook(partial, data, stamp)
         if spec.cutoff is not None:  # the export day is the file's date (the reader dates an export by it)
             os.utime(partial, (stamp.timestamp(), stamp.timestamp()))
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
     return SampleStats(path=str(path), sheets=data.stats)
 
 

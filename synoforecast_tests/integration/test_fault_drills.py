@@ -333,7 +333,8 @@ def test_two_runs_started_together_take_turns_and_leave_one_row_set_per_grain(dr
         for name in ("b", "b")
     ]
     results = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
+    failed = [(p.returncode, out, err) for p, (out, err) in zip(procs, results) if p.returncode != 0]
+    assert not failed, "\n\n".join(f"exit {code}:\n{out[-3000:]}\n{err[-6000:]}" for code, out, err in failed)
     for table, grain in (
         ("forecast.forecasts", "cohort, as_of_quarter, series_id, metric"),
         ("forecast.evaluation", "cohort, quarter, metric, level"),

@@ -10,13 +10,12 @@ file, the 1-based line number (header = line 1), the column and the bad value.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from synoforecast.lib.files import atomic_path
 
 from .engine import DEFAULT_LEVELS, ForecastInputError, forecast_frame, output_columns
 
@@ -121,19 +120,8 @@ def read_long_csv(path) -> pd.DataFrame:
 
 
 def _write_atomic(frame: pd.DataFrame, output_path) -> None:
-    target = Path(output_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            frame.to_csv(fh, index=False, lineterminator="\n")
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(output_path) as partial, partial.open("w", newline="", encoding="utf-8") as fh:
+        frame.to_csv(fh, index=False, lineterminator="\n")
 
 
 def forecast_csv(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
+from synoforecast.lib.files import atomic_path
 from synoforecast.lib.ingest import export_order, restatements
 from synoforecast.lib.ingest.export_order import ExportDates
 from synoforecast.lib.ingest.workbook import WorkbookRead
@@ -22,13 +23,16 @@ MANIFEST = "manifest.json"
 
 
 def write_snapshot(read: WorkbookRead, root: Path, extra: dict | None = None) -> dict:
-    """Persist the parsed sheets and return the manifest (also written as manifest.json)."""
+    """Persist the parsed sheets and return the manifest (also written as manifest.json).
+    Each file is replaced in one rename: a run of the same export reading them meanwhile
+    sees whole files."""
     folder = root / read.sha256
-    folder.mkdir(parents=True, exist_ok=True)
     for sheet in read.sheets.values():
-        sheet.frame.write_parquet(folder / f"{sheet.spec.table}.parquet")
+        with atomic_path(folder / f"{sheet.spec.table}.parquet") as partial:
+            sheet.frame.write_parquet(partial)
         if sheet.rows_quarantined:
-            sheet.quarantine.write_parquet(folder / f"{sheet.spec.table}.quarantine.parquet")
+            with atomic_path(folder / f"{sheet.spec.table}.quarantine.parquet") as partial:
+                sheet.quarantine.write_parquet(partial)
     manifest = {
         **read.report(),
         "size_bytes": read.size_bytes,
@@ -41,7 +45,8 @@ def write_snapshot(read: WorkbookRead, root: Path, extra: dict | None = None) ->
         "tables": {s.spec.table: s.spec.name for s in read.sheets.values()},
         **(extra or {}),
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    with atomic_path(folder / MANIFEST) as partial:
+        partial.write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
 
 
