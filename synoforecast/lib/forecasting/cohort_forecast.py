@@ -228,7 +228,7 @@ def scored_series(
 
     Actuals are formed as the forecast formed its series: a top-customer forecast made at Q-1
     is scored against the Q-1 top set, not Q's."""
-    from synoforecast.lib.forecasting.metrics import mase_scale
+    from synoforecast.lib.forecasting.metrics import MASE_MIN_DIFFERENCES, mase_scale
 
     previous = add_quarters(quarter, -1)
     known = split_unique_id(to_long(series_as_of(cohort, history, quarter, top_as_of=previous)))
@@ -238,7 +238,8 @@ def scored_series(
         scale=pl.col("y")
         .sort_by("ds")
         .map_batches(
-            lambda v: pl.Series([mase_scale(v.to_numpy(), season_length)], dtype=pl.Float64), returns_scalar=True
+            lambda v: pl.Series([mase_scale(v.to_numpy(), season_length, MASE_MIN_DIFFERENCES)], dtype=pl.Float64),
+            returns_scalar=True,
         )
     )
     snaive = past.filter(pl.col("ds") == add_quarters(quarter, -season_length)).select(
@@ -267,7 +268,7 @@ def score_cohort(
     (`made`: the cohort's published rows for target Q). MASE is scaled by each series'
     in-sample seasonal-naive MAE up to Q-1 and is NULL, with `mase_note` saying why, where
     no series has such a scale; each benchmark is scored on the series where it exists."""
-    from synoforecast.lib.forecasting.metrics import bias, coverage, mape, mase, smape
+    from synoforecast.lib.forecasting.metrics import MASE_MIN_DIFFERENCES, bias, coverage, mape, mase, smape
 
     if made.is_empty():
         return []
@@ -281,7 +282,8 @@ def score_cohort(
         if with_scale < part.height:
             note = (
                 f"{part.height - with_scale} of {part.height} series have no in-sample scale "
-                f"(one season of history or less, or no seasonal change): left out of MASE"
+                f"(fewer than {MASE_MIN_DIFFERENCES} seasonal differences before the quarter, or no "
+                "seasonal change): left out of MASE"
             )
         rows.append(
             {

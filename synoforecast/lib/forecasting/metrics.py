@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bias", "coverage", "mape", "mase", "mase_scale", "smape"]
+__all__ = ["MASE_MIN_DIFFERENCES", "bias", "coverage", "mape", "mase", "mase_scale", "smape"]
 
 
 def _pairs(actual, forecast) -> tuple[np.ndarray, np.ndarray]:
@@ -64,17 +64,21 @@ def mase(actual, forecast, scale) -> float | None:
     return float(np.mean(np.abs(f[keep] - a[keep]) / s[keep]))
 
 
-def mase_scale(history, season_length: int) -> float | None:
+def mase_scale(history, season_length: int, min_differences: int = 1) -> float | None:
     """MASE's denominator for a series: the in-sample MAE of the seasonal naive forecast.
-    None where there is no such scale (no more than one season of history, or a history
-    whose seasonal differences are all zero): a MASE over it would be the raw error in
-    units or USD, or divided by the one change two early quarters happened to show."""
+    None where there is no such scale: fewer than `min_differences` seasonal differences
+    in the history, or all of them zero. Scoring asks for MASE_MIN_DIFFERENCES: a scale
+    resting on one difference made a MASE of 245 when two early quarters happened to be
+    alike (2022-Q2 in the demo); the interval scaling (intervals.series_scale) takes one."""
     y = np.asarray(history, dtype="float64")
     y = y[~np.isnan(y)]
-    if len(y) <= season_length:
+    if len(y) - season_length < max(min_differences, 1):
         return None
     scale = float(np.mean(np.abs(y[season_length:] - y[:-season_length])))
     return scale if np.isfinite(scale) and scale > 0 else None
+
+
+MASE_MIN_DIFFERENCES = 4  # in-sample seasonal differences a reported MASE's scale rests on
 
 
 def bias(actual, forecast) -> float | None:

@@ -205,7 +205,10 @@ FORECAST_COMMENTS = {
         "in-sample scale; NULL when none has one (see mase_note)."
     ),
     "evaluation.mase_series": "Series with an in-sample scale, i.e. the series MASE averages over.",
-    "evaluation.mase_note": "Why series were left out of MASE (one season of history or less, or no seasonal change).",
+    "evaluation.mase_note": (
+        "Why series were left out of MASE: fewer than 4 in-sample seasonal differences (a scale "
+        "resting on fewer misleads), or no seasonal change."
+    ),
     "evaluation.level": (
         "total (the cohort's total series) or parts (tiers, customers, regions, services): "
         "average within one level, never over both."

@@ -29,14 +29,14 @@ def made(series: dict[str, float]) -> pl.DataFrame:
 
 def test_a_new_series_has_no_mase_and_says_why():
     # "new" first sells in Q2 (one quarter of history before Q3): no in-sample scale exists;
-    # T1 has six quarters before Q3, so a seasonal-naive scale (|2024-Q1 - 2025-Q1| ... = 4.0)
-    quarters = [dt.date(2024, 1, 1), dt.date(2024, 4, 1), dt.date(2024, 7, 1), dt.date(2024, 10, 1), Q1, Q2, Q3]
+    # T1 has ten quarters before Q3 (six seasonal differences, each 4: scale 4.0)
+    quarters = [dt.date(2023 + m // 12, m % 12 + 1, 1) for m in range(0, 33, 3)]  # 2023-Q1 .. 2025-Q3
     history = pl.DataFrame(
         {
-            "series_id": ["new", "new"] + ["T1"] * 7,
+            "series_id": ["new", "new"] + ["T1"] * 11,
             "quarter_start": [Q2, Q3] + quarters,
-            "units": [10.0, 12.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
-            "revenue": [100.0, 120.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0],
+            "units": [10.0, 12.0] + [float(v) for v in range(1, 12)],
+            "revenue": [100.0, 120.0] + [10.0 * v for v in range(1, 12)],
         }
     )
     rows = score_cohort(OVERALL, made({"new": 11.0}), history, Q3, "r")
@@ -46,7 +46,11 @@ def test_a_new_series_has_no_mase_and_says_why():
         assert "1 of 1 series have no in-sample scale" in r["mase_note"]
     both = score_cohort(OVERALL, made({"new": 11.0, "T1": 6.5}), history, Q3, "r")
     units = next(r for r in both if r["metric"] == "units")
-    assert units["mase_series"] == 1 and units["mase"] == abs(6.5 - 7.0) / 4.0
+    assert units["mase_series"] == 1 and units["mase"] == abs(6.5 - 11.0) / 4.0
+    # T1 with only six quarters before Q3 (two seasonal differences): no MASE, and the note says why
+    short = history.filter(pl.col("quarter_start") >= dt.date(2024, 1, 1))
+    rows = score_cohort(OVERALL, made({"T1": 6.5}), short, Q3, "r")
+    assert all(r["mase"] is None and "fewer than 4 seasonal differences" in r["mase_note"] for r in rows)
 
 
 def test_totals_and_parts_are_scored_apart():

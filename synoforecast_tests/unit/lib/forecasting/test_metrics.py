@@ -60,3 +60,15 @@ def test_mase_scale_exists_only_with_more_than_a_season_of_changing_history():
     assert mase_scale([1.0, 2.0, 3.0, 4.0], 4) is None  # one season: no seasonal difference yet
     assert mase_scale([1.0, 2.0, 3.0, 4.0, 3.0, 4.0], 4) == 2.0  # mean(|3 - 1|, |4 - 2|)
     assert mase_scale([2.0, 3.0, 2.0, 3.0, 2.0, 3.0], 4) is None  # no seasonal change at all
+
+
+def test_a_reported_mase_needs_four_seasonal_differences():
+    """The demo's MASE of 245.62 (2022-Q2) was scaled by one seasonal difference that happened
+    to be tiny; scoring asks for four before it divides by a scale."""
+    from synoforecast.lib.forecasting.metrics import MASE_MIN_DIFFERENCES, mase_scale
+
+    history = [100.0, 200.0, 300.0, 400.0, 101.0]  # one difference of 1 after a year
+    assert mase_scale(history, 4) == 1.0  # what scaled the 245.62
+    assert mase_scale(history, 4, MASE_MIN_DIFFERENCES) is None
+    assert mase_scale(history + [210.0, 290.0], 4, MASE_MIN_DIFFERENCES) is None  # three differences
+    assert mase_scale(history + [210.0, 290.0, 420.0], 4, MASE_MIN_DIFFERENCES) == (1 + 10 + 10 + 20) / 4
