@@ -121,7 +121,9 @@ def test_whole_graph_publishes_reconciled_marts_and_forecasts(ingested):
     assert set(by_cohort) == {c.name for c in COHORTS}
     for cohort, n_series, n_metrics, target in latest:
         assert n_series >= 1 and n_metrics == 2 and target == dt.date(2026, 7, 1), cohort
-    assert by_cohort["svr_rm_overall"][1] == 4  # total, T1, T2, T3
+    # total and every tier, Unknown (models the tier map does not know) included: one SVR-RM total
+    tiers = {t for (t,) in fetch(url, "select distinct tier from marts.mart_svr_rm_tier_quarterly")}
+    assert "Unknown" in tiers and by_cohort["svr_rm_overall"][1] == len(tiers) + 1
     intervals = fetch(
         url,
         """select count(*) filter (where yhat_lo_95 <= yhat_lo_80 and yhat_lo_80 <= yhat

@@ -58,7 +58,9 @@ def landing_failures(url: str, cutoff: dt.date) -> list[str]:
         )
         for metric, t, p in off.iter_rows():
             problems.append(f"{cohort.name} {metric}: total {t} <> sum of parts {p}")
-    return problems
+    from synoforecast.lib.forecasting.one_total import landing_disagreements
+
+    return problems + landing_disagreements(url, cutoff)
 
 
 @dg.asset_check(
@@ -68,7 +70,7 @@ def landing_failures(url: str, cutoff: dt.date) -> list[str]:
     partitions_def=LANDING_CUTOFFS,
     description="Every series the quarterly forecasts publish for the quarter in progress has a finite "
     "landing for both metrics, and every hierarchy adds up exactly (tiers, top customers, "
-    "C2 services; regions onto the SVR-RM total).",
+    "C2 services; regions onto the SVR-RM total), and tiers, customers and regions land on one SVR-RM total.",
 )
 def landing_published(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     results = {}

@@ -84,8 +84,6 @@ def forecast_cohort(
         yhat_base=pl.col("yhat").round(PUBLISHED_DECIMALS),
         band=pl.col("band"),
     )
-    if cohort.parent is not None:
-        rows = bottom_up(rows, cohort.parent, decimals=PUBLISHED_DECIMALS)
     if cohort.top_down_to is not None:
         source, _ = cohort.top_down_to
         missing = sorted(set(rows["metric"]) - set(totals["metric"] if totals is not None else []))
@@ -95,7 +93,14 @@ def forecast_cohort(
                 f"'{cohort.top_down_to[1]}' forecast for {', '.join(missing)}; "
                 f"materialize forecast/{source} for this quarter first"
             )
-        rows = top_down(rows, totals, decimals=PUBLISHED_DECIMALS)
+        # the parts onto the other cohort's total; a `parent` is then their sum: that same total
+        is_part = pl.col("series_id") != cohort.parent if cohort.parent is not None else pl.lit(True)
+        rows = pl.concat(
+            [top_down(rows.filter(is_part), totals, decimals=PUBLISHED_DECIMALS), rows.filter(~is_part)],
+            how="diagonal_relaxed",
+        ).select(rows.columns)
+    if cohort.parent is not None:
+        rows = bottom_up(rows, cohort.parent, decimals=PUBLISHED_DECIMALS)
     choices = pl.from_pandas(result.choices.drop(columns=["scale"], errors="ignore"))
     return rows, choices, long
 

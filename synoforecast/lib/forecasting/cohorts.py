@@ -45,17 +45,19 @@ class Cohort:
 COHORTS: tuple[Cohort, ...] = (
     Cohort(
         "svr_rm_overall",
-        "SVR-RM rack-mount servers: total and per tier (T1/T2/T3)",
+        "SVR-RM rack-mount servers: total and per tier (T1/T2/T3, Unknown)",
         ("mart_svr_rm_quarterly", "mart_svr_rm_tier_quarterly"),
+        # lines of a model the tier map does not know are the part 'Unknown': the total counts
+        # every SVR-RM line, as the customer and regional cohorts do (one SVR-RM total)
         """select 'total' as series_id, quarter_start, units::float8 as units, revenue_usd::float8 as revenue
              from marts.mart_svr_rm_quarterly
            union all
            select tier, quarter_start, units::float8, revenue_usd::float8
-             from marts.mart_svr_rm_tier_quarterly where tier <> 'Unknown'""",
+             from marts.mart_svr_rm_tier_quarterly""",
         parent=TOTAL,
-        daily_sql="""select tier as series_id, sale_date as day, sum(units)::float8 as units,
+        daily_sql="""select coalesce(tier, 'Unknown') as series_id, sale_date as day, sum(units)::float8 as units,
                             sum(revenue_usd)::float8 as revenue
-                       from {svr_rm} where coalesce(tier, 'Unknown') <> 'Unknown' group by tier, sale_date""",
+                       from {svr_rm} group by 1, sale_date""",
     ),
     Cohort(
         "svr_rm_top_customers",
@@ -66,6 +68,8 @@ COHORTS: tuple[Cohort, ...] = (
              from marts.mart_svr_rm_customer_quarterly""",
         by_customer=True,
         parent=TOTAL,
+        # the customers add up to the SVR-RM total of svr_rm_overall: one total, not two models' sums
+        top_down_to=("svr_rm_overall", TOTAL),
         daily_sql="""select customer_id as series_id, sale_date as day, sum(units)::float8 as units,
                             sum(revenue_usd)::float8 as revenue from {svr_rm} group by customer_id, sale_date""",
     ),
@@ -75,11 +79,10 @@ COHORTS: tuple[Cohort, ...] = (
         ("mart_svr_rm_region_quarterly",),
         """select region as series_id, quarter_start, units::float8 as units, revenue_usd::float8 as revenue
              from marts.mart_svr_rm_region_quarterly""",
-        top_down_to=("svr_rm_overall", TOTAL),  # regions add up to the published SVR-RM total (= T1+T2+T3)
-        # the lines the SVR-RM total counts (known tier): regions add up to it unmoved
+        top_down_to=("svr_rm_overall", TOTAL),  # regions add up to the published SVR-RM total
         daily_sql="""select coalesce(region, 'Unknown') as series_id, sale_date as day, sum(units)::float8 as units,
                             sum(revenue_usd)::float8 as revenue
-                       from {svr_rm} where coalesce(tier, 'Unknown') <> 'Unknown' group by 1, sale_date""",
+                       from {svr_rm} group by 1, sale_date""",
     ),
     Cohort(
         "consumer_trend",

@@ -144,6 +144,9 @@ def _reconcile(cohort: Cohort, frame: pl.DataFrame, keys: list[str], totals: pl.
             yhat_base=pl.col("yhat"), yhat=pl.col("yhat").round(PUBLISHED_DECIMALS)
         )
         own = parent.select(*keys, total="yhat")
+        if cohort.top_down_to is not None and totals is not None:  # one total: the other cohort's landing
+            own = totals
+            parent = top_down(parent, totals, keys=keys, decimals=PUBLISHED_DECIMALS)
         return pl.concat(
             [parent, top_down(frame.filter(~is_parent), own, keys=keys, decimals=PUBLISHED_DECIMALS)],
             how="vertical_relaxed",

@@ -60,9 +60,19 @@ def test_one_rolling_pass_publishes_exactly_the_per_partition_rows(cohort, histo
     store = OneStepPredictions()
     prefetch_cohort(cohort, history, as_of, store, season_length=4)
     made = store.fits
+    # the customers add up to svr_rm_overall's total (top-down): any published total will do here
+    totals = pl.DataFrame({"metric": ["units", "revenue"], "total": [1000.0, 2_000_000.0]})
+    totals = totals if cohort.top_down_to else None
     for q in as_of:
-        baseline, _, _ = forecast_cohort(cohort, history, q, "run", 4)
-        rolled, _, _ = forecast_cohort(cohort, history, q, "run", 4, one_step=store)
+        baseline, _, _ = forecast_cohort(cohort, history, q, "run", 4, totals=totals)
+        rolled, _, _ = forecast_cohort(cohort, history, q, "run", 4, totals=totals, one_step=store)
+        if totals is not None:
+            sums = rolled.filter(pl.col("series_id") != "total").group_by("metric").agg(pl.col("yhat").sum())
+            assert dict(sums.iter_rows()) == {"units": 1000.0, "revenue": 2_000_000.0}
+            assert dict(rolled.filter(pl.col("series_id") == "total").select("metric", "yhat").iter_rows()) == {
+                "units": 1000.0,
+                "revenue": 2_000_000.0,
+            }
         assert rolled.columns == baseline.columns
         assert rolled.sort("series_id", "metric").equals(baseline.sort("series_id", "metric")), q
     assert store.fits == made  # the forecasts only looked fits up
