@@ -225,10 +225,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nDone in {time.perf_counter() - started:.0f} s.")
     print(f"Open the Dagster UI (asset graph, runs, checks):  {_own_command()} ui   then browse http://127.0.0.1:3000")
     print(
-        f"Query the warehouse:  psql \"{safe_url(url)}\"   (tables forecast.forecasts, forecast.evaluation, "
-        "forecast.latest_landing, marts.*)"
+        f"Query the warehouse:  psql \"{safe_url(url)}\"   (analysts: published.chart_series, published.latest, "
+        "published.latest_landing, published.vintages, published.accuracy, published.narratives; docs/analysts.md)"
     )
-    print(f"The landing's replay evaluation by week:  {_own_command()} landing")
+    print(
+        f"The landing's replay evaluation by week:  {_own_command()} landing;  every narrative:  "
+        f"{_own_command()} narratives"
+    )
+    _print_narratives(url, "svr_rm_overall", "revenue")
     return 0
 
 
@@ -316,7 +320,8 @@ def _print_forecasts(url: str) -> None:
             interval = (
                 f"{units['yhat_lo_80']:,.0f}..{units['yhat_hi_80']:,.0f}" if units["yhat_lo_80"] is not None else "-"
             )
-            table.append((f"  {sid}", f"{units['yhat']:,.0f}", interval, f"{revenue['yhat']:,.0f}"))
+            name = units["series_name"] if units["series_name"] == sid else f"{units['series_name']} ({sid})"
+            table.append((f"  {name}", f"{units['yhat']:,.0f}", interval, f"{revenue['yhat']:,.0f}"))
         more = (
             f"      ... and {len(series) - 6} more series (forecast.forecasts where cohort = '{cohort.name}')"
             if len(series) > 6
@@ -362,7 +367,7 @@ def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None)
             change = "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"
             table.append(
                 (
-                    f"{cohort.name} / {r['series_id']}",
+                    f"{cohort.name} / {r['series_name']}",
                     r["metric"],
                     f"{r['qtd_actual']:,.0f}",
                     f"{r['forecast_start']:,.0f}",
@@ -419,6 +424,43 @@ def cmd_landing(args: argparse.Namespace) -> int:
         print(json.dumps({"landing": rows.to_dicts(), "evaluation": scores.to_dicts()}, default=str, indent=2))
         return 0 if rows.height else EXIT_FAILED
     return 0 if _print_landing(url, evaluation=True, cutoff=args.cutoff) else EXIT_FAILED
+
+
+def _print_narratives(url: str, cohort: str | None = None, metric: str | None = None) -> bool:
+    """The published export's narratives (published.narratives), optionally one cohort/metric."""
+    import textwrap
+
+    from synoforecast.lib.activation.cohort_narratives import published_narratives
+
+    rows = published_narratives(url)
+    if cohort:
+        rows = rows.filter(rows["cohort"] == cohort)
+    if metric:
+        rows = rows.filter(rows["metric"] == metric)
+    if rows.is_empty():
+        print("\nno narrative published (the pipeline writes them when it publishes an export)")
+        return False
+    for r in rows.iter_rows(named=True):
+        print(f"\n{r['cohort']} · {r['metric']} · {r['target_label']}:")
+        print(textwrap.fill(r["narrative"], width=100, initial_indent="  ", subsequent_indent="  "))
+    return True
+
+
+def cmd_narratives(args: argparse.Namespace) -> int:
+    from synoforecast.lib.warehouse.connection import WarehouseError
+
+    try:
+        url = _warehouse_url()
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_FAILED
+    if args.json:
+        from synoforecast.lib.activation.cohort_narratives import published_narratives
+
+        rows = published_narratives(url)
+        print(json.dumps(rows.to_dicts(), default=str, indent=2))
+        return 0 if rows.height else EXIT_FAILED
+    return 0 if _print_narratives(url, args.cohort, args.metric) else EXIT_FAILED
 
 
 # Dagster messages `synoforecast ui` makes untrue: the project's dagster.yaml IS used (copied into
@@ -561,6 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     landing.add_argument("--cutoff", help="YYYY-MM-DD: a past snapshot's cut-off (default: the newest)")
     landing.add_argument("--json", action="store_true", help="print the landing rows and the evaluation as JSON")
     landing.set_defaults(func=cmd_landing)
+
+    told = sub.add_parser("narratives", help="the published forecasts in words, per cohort and metric")
+    told.add_argument("--cohort", help="one cohort, e.g. svr_rm_overall")
+    told.add_argument("--metric", choices=("units", "revenue"))
+    told.add_argument("--json", action="store_true", help="print the narratives as JSON")
+    told.set_defaults(func=cmd_narratives)
 
     sample = sub.add_parser("sample-workbook", help="write a realistic sample sale-out workbook")
     sample.add_argument("--out", required=True)

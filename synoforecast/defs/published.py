@@ -11,6 +11,7 @@ from synoforecast.defs.partitions import QUARTERLY
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.runs import snapshot_for_run
 from synoforecast.lib.forecasting.cohorts import COHORTS
+from synoforecast.lib.ingest.export_order import from_manifest
 from synoforecast.lib.ingest.reingest import required_scopes
 from synoforecast.lib.warehouse.published import NotPublishable, publish_targets, switch
 
@@ -43,14 +44,27 @@ def published_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseRe
             publish_targets(expected),
             required_scopes(),
             [c.name for c in COHORTS],
+            from_manifest(manifest).export_date,
         )
     except NotPublishable as exc:
         raise dg.Failure(description=str(exc)) from None
     context.log.info(f"published snapshot {result.snapshot_sha256[:12]}: {len(result.tables)} tables")
+    told = tell(url, result.snapshot_sha256)
     return dg.MaterializeResult(
         metadata={
             "snapshot": result.snapshot_sha256,
             "tables": dg.MetadataValue.json(result.tables),
             "dagster/row_count": sum(result.tables.values()),
+            "narratives": dg.MetadataValue.md(told),
         }
     )
+
+
+def tell(url: str, snapshot_sha256: str) -> str:
+    """The published export's narratives, written (lib/activation/cohort_narratives.py), as Markdown."""
+    from synoforecast.lib.activation.cohort_narratives import tell_published
+    from synoforecast.settings import get_settings
+
+    settings = get_settings()
+    frame = tell_published(url, snapshot_sha256, settings.restatement_material_share, settings.fiscal_year_start_month)
+    return "\n\n".join(f"**{r['cohort']} · {r['metric']}**: {r['narrative']}" for r in frame.iter_rows(named=True))

@@ -9,6 +9,7 @@ secrets never reach logs or metadata.
 import datetime as dt
 
 import dagster as dg
+import polars as pl
 
 from synoforecast.defs.activation.state import (
     accuracy_drops,
@@ -139,6 +140,10 @@ def build_summary(url: str, as_of: str, run_id: str, snapshot_sha256: str | None
     for cohort in COHORTS:  # derived series too (top customers' `total`), as the forecasts were made
         found = actuals_at(cohort, query_frame(url, cohort.history_sql), dt.date.fromisoformat(as_of))
         actuals.update({(cohort.name, *key): value for key, value in found.items()})
+    from synoforecast.lib.activation.cohort_narratives import published_narratives
+    from synoforecast.lib.warehouse.analyst_views import series_names
+
+    names = series_names(url)
     forecasts = []
     for r in rows.iter_rows(named=True):
         last = actuals.get((r["cohort"], r["series_id"], r["metric"]))
@@ -147,6 +152,7 @@ def build_summary(url: str, as_of: str, run_id: str, snapshot_sha256: str | None
             {
                 "cohort": r["cohort"],
                 "series_id": r["series_id"],
+                "series_name": names.get((r["cohort"], r["series_id"]), r["series_id"]),
                 "metric": r["metric"],
                 "target": r["target_label"],
                 "yhat": round(r["yhat"], 1),
@@ -181,6 +187,11 @@ def build_summary(url: str, as_of: str, run_id: str, snapshot_sha256: str | None
             for r in c2.iter_rows(named=True)
         },
         "run_id": run_id,
+        # the published export's texts, revenue first (units and seats follow in published.narratives)
+        "narratives": [
+            {"cohort": r["cohort"], "metric": r["metric"], "text": r["narrative"]}
+            for r in published_narratives(url).filter(pl.col("metric") == "revenue").iter_rows(named=True)
+        ],
         **({"restated": restated} if restated else {}),
     }
 

@@ -21,6 +21,7 @@ from synoforecast.lib.forecasting.cohort_forecast import (
     EVALUATION_SCHEMA,
     TotalNotPublished,
     forecast_quarters,
+    formed_actuals,
     missing_coverage,
     prefetch_cohort,
     score_cohort,
@@ -51,13 +52,13 @@ def published_totals(url: str, cohort: Cohort, quarters: list[dt.date]) -> dict[
     source, series_id = cohort.top_down_to
     found = query_frame(
         url,
-        f"select as_of_quarter, metric, yhat as total from {FORECAST_TABLE} "
+        f"select as_of_quarter, metric, yhat as total, yhat_lo_80, yhat_hi_80, yhat_lo_95, yhat_hi_95 from {FORECAST_TABLE} "
         "where cohort = %s and series_id = %s and as_of_quarter between %s and %s",
         (source, series_id, quarters[0], quarters[-1]),
     )
     if found.is_empty():
         return {q: pl.DataFrame(schema={"metric": pl.String, "total": pl.Float64}) for q in quarters}
-    return {q: found.filter(pl.col("as_of_quarter") == q).select("metric", "total") for q in quarters}
+    return {q: found.filter(pl.col("as_of_quarter") == q).drop("as_of_quarter") for q in quarters}
 
 
 def _package_versions() -> dict[str, str]:
@@ -406,6 +407,28 @@ def score_quarter(
     return pl.DataFrame(rows, schema=EVALUATION_SCHEMA)
 
 
+def quarter_actuals(quarter: dt.date, run_id: str, histories: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """forecast.actuals rows of complete quarter Q for every cohort whose history
+    :func:`score_quarter` read (the cohorts with a forecast for Q)."""
+    fiscal = get_settings().fiscal_year_start_month
+    frames = [formed_actuals(c, histories[c.name], quarter, fiscal) for c in COHORTS if c.name in histories]
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return pl.DataFrame(schema=ACTUALS_SCHEMA)
+    return pl.concat(frames).with_columns(run_id=pl.lit(run_id)).select(list(ACTUALS_SCHEMA))
+
+
+ACTUALS_SCHEMA = {
+    "cohort": pl.String,
+    "series_id": pl.String,
+    "metric": pl.String,
+    "quarter_start": pl.Date,
+    "quarter_label": pl.String,
+    "actual": pl.Float64,
+    "run_id": pl.String,
+}
+
+
 @dg.asset(
     key=dg.AssetKey(["forecast", "forecast_evaluation"]),
     deps=[
@@ -432,6 +455,10 @@ def forecast_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseR
     for quarter in partition_quarters(context):
         rows = score_quarter(url, quarter, context.run_id, histories, get_settings().season_length)
         replace_rows(url, "forecast.evaluation", rows, "quarter = %s", (quarter,), context.run_id, to_key(quarter))
+        actuals = quarter_actuals(quarter, context.run_id, histories)
+        replace_rows(
+            url, "forecast.actuals", actuals, "quarter_start = %s", (quarter,), context.run_id, to_key(quarter)
+        )
         scored[label(to_key(quarter))] = rows.height
         if rows.height:
             last = rows

@@ -196,6 +196,15 @@ def landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
         context.run_id,
         context.partition_key,
     )
+    from synoforecast.lib.warehouse.analyst_views import record_vintage_landing
+    from synoforecast.lib.warehouse.connection import connect
+
+    with connect(url) as conn, conn.transaction():  # the export's vintage keeps its first landing
+        record_vintage_landing(conn, manifest["sha256"], cutoff)
+    from synoforecast.lib.activation.cohort_narratives import tell_published
+
+    # the published export's narratives now tell its landing
+    tell_published(url, manifest["sha256"], settings.restatement_material_share, settings.fiscal_year_start_month)
     folder = settings.forecasts_dir / context.run_id
     folder.mkdir(parents=True, exist_ok=True)
     plot = error_by_week_plot(folder / "landing_error_by_week.png", evaluation)

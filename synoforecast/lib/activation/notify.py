@@ -175,7 +175,8 @@ def _facts(summary: Mapping) -> list[tuple[str, str]]:
 
 def _forecast_parts(fc: Mapping) -> tuple[str, str]:
     """(name, detail) for one forecast row."""
-    name_bits = [_str(fc.get(k)) for k in ("cohort", "series_id") if fc.get(k) is not None]
+    series = fc.get("series_name") or fc.get("series_id")  # a person's name where the summary has one
+    name_bits = [_str(v) for v in (fc.get("cohort"), series) if v is not None]
     name = " / ".join(name_bits) or "forecast"
     if fc.get("metric") is not None:
         name += f" · {_str(fc['metric'])}"
@@ -197,7 +198,8 @@ def _forecast_parts(fc: Mapping) -> tuple[str, str]:
 
 def landing_line(row: Mapping) -> tuple[str, str]:
     """(name, "tracking +4.2% vs forecast, 80% range ...") for one landing row of a summary."""
-    name = f"{_str(row.get('cohort'))} / {_str(row.get('series_id'))} · {_str(row.get('metric'))}"
+    series = row.get("series_name") or row.get("series_id")
+    name = f"{_str(row.get('cohort'))} / {_str(series)} · {_str(row.get('metric'))}"
     change = row.get("change_pct")
     tracking = f"tracking {_fmt_pct(change, signed=True)} vs forecast" if _finite(change) is not None else "landing"
     detail = (
@@ -219,6 +221,14 @@ def _landing_rows(summary: Mapping) -> tuple[str, list[tuple[str, str]]]:
         f"export of {_str(landing.get('cutoff'))})"
     )
     return heading, [landing_line(_as_dict(r)) for r in rows[:MAX_FORECAST_LINES]]
+
+
+def _narratives(summary: Mapping) -> list[str]:
+    """The narratives of the summary (``narratives`` = [{cohort, metric, text}]), as lines."""
+    told = summary.get("narratives")
+    if not isinstance(told, list):
+        return []
+    return [_str(_as_dict(n).get("text")) for n in told if _as_dict(n).get("text")]
 
 
 def _forecast_rows(summary: Mapping) -> tuple[list[tuple[str, str]], int]:
@@ -296,6 +306,9 @@ def render_text(summary: dict) -> str:
     details = _details(summary)
     if details:
         lines += [""] + [f"- {d}" for d in details]
+    told = _narratives(summary)
+    if told:
+        lines += ["", "In words:"] + [f"- {t}" for t in told]
     restated_heading, restated = _restated_rows(summary)
     if restated:
         lines += ["", f"{restated_heading}:"] + [f"- {r}" for r in restated]
@@ -356,6 +369,9 @@ def slack_payload(summary: dict) -> dict:
     details = _details(summary)
     if details:
         blocks += _slack_sections("Details", [f"• {esc(d)}" for d in details])
+    told = _narratives(summary)
+    if told:
+        blocks += _slack_sections("In words", [f"• {esc(t)}" for t in told])
     restated_heading, restated = _restated_rows(summary)
     if restated:
         blocks += _slack_sections(esc(restated_heading), [f"• {esc(r)}" for r in restated])
@@ -392,6 +408,10 @@ def teams_payload(summary: dict) -> dict:
         body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]})
     for line in _details(summary):
         body.append({"type": "TextBlock", "text": line, "wrap": True})
+    told = _narratives(summary)
+    if told:
+        body.append({"type": "TextBlock", "text": "In words", "weight": "Bolder", "separator": True, "wrap": True})
+        body += [{"type": "TextBlock", "text": t, "wrap": True, "spacing": "None"} for t in told]
     restated_heading, restated = _restated_rows(summary)
     if restated:
         body.append(

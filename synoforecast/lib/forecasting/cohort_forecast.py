@@ -101,8 +101,25 @@ def forecast_cohort(
         ).select(rows.columns)
     if cohort.parent is not None:
         rows = bottom_up(rows, cohort.parent, decimals=PUBLISHED_DECIMALS)
+        if cohort.top_down_to is not None:
+            rows = same_total(rows, cohort.parent, totals)
     choices = pl.from_pandas(result.choices.drop(columns=["scale"], errors="ignore"))
     return rows, choices, long
+
+
+def same_total(rows: pl.DataFrame, parent: str, totals: pl.DataFrame, keys: tuple[str, ...] = ("metric",)):
+    """`parent`'s rows given the bands of the total they equal (`totals`: keys, total and the
+    band columns it has): one total is one number and one range, whichever cohort shows it."""
+    bands = [c for c in totals.columns if c.startswith(("yhat_lo_", "yhat_hi_")) and c in rows.columns]
+    if not bands:
+        return rows
+    theirs = totals.select(*keys, *[pl.col(c).alias(f"_{c}") for c in bands])
+    is_parent = pl.col("series_id") == parent
+    return (
+        rows.join(theirs, on=list(keys), how="left")
+        .with_columns([pl.when(is_parent).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c) for c in bands])
+        .select(rows.columns)
+    )
 
 
 Made = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]  # forecast_cohort's rows, choices, long history
@@ -257,6 +274,24 @@ def scored_series(
         .join(snaive, on=["series_id", "metric"], how="left")
         .join(naive, on=["series_id", "metric"], how="left")
         .with_columns(level=pl.col("series_id").map_elements(lambda s: level_of(cohort, s), return_dtype=pl.String))
+    )
+
+
+def formed_actuals(
+    cohort: Cohort, history: pl.DataFrame, quarter: dt.date, fiscal_year_start_month: int = 1
+) -> pl.DataFrame:
+    """Every series' actual in complete quarter Q as the forecast made at Q-1 formed its series
+    (top customers: the set flagged at Q-1, everyone else in all_other), for forecast.actuals:
+    what a chart and a vintage compare that forecast with."""
+    previous = add_quarters(quarter, -1)
+    known = split_unique_id(to_long(series_as_of(cohort, history, quarter, top_as_of=previous)))
+    return known.filter(pl.col("ds") == quarter).select(
+        cohort=pl.lit(cohort.name),
+        series_id="series_id",
+        metric="metric",
+        quarter_start="ds",
+        quarter_label=pl.lit(quarter_label(quarter, fiscal_year_start_month)),
+        actual=pl.col("y").cast(pl.Float64),
     )
 
 

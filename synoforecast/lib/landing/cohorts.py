@@ -305,6 +305,10 @@ def land_cohort(
             week_of_quarter=pl.col("week"),
             weight_extrapolated=pl.col("weight"),
         )
+        if cohort.parent is not None and cohort.top_down_to is not None and totals is not None:
+            from synoforecast.lib.forecasting.cohort_forecast import same_total
+
+            rows = same_total(rows, cohort.parent, totals)
     return CohortLanding(rows=rows, replays=replayed.honest, evaluation=_score(cohort, cutoff, replayed.honest))
 
 
@@ -312,7 +316,7 @@ def landing_totals(landing: CohortLanding, series_id: str) -> tuple[pl.DataFrame
     """(metric, total) of `series_id` at the cut-off and (quarter_start, week, metric, total) in
     the replays: what a top-down cohort adds up to."""
     now = (
-        landing.rows.filter(pl.col("series_id") == series_id).select("metric", total="yhat")
+        landing.rows.filter(pl.col("series_id") == series_id).select("metric", *BAND_COLUMNS, total="yhat")
         if landing.rows.height
         else pl.DataFrame(schema={"metric": pl.String, "total": pl.Float64})
     )

@@ -41,14 +41,19 @@ def _cutoff_clause(cutoff: dt.date | str | None) -> tuple[str, tuple]:
 
 
 def landing_at(url: str, cutoff: dt.date | str | None = None) -> pl.DataFrame:
-    """forecast.landing at a cut-off (default the latest), with change_pct."""
+    """forecast.landing at a cut-off (default the latest), with change_pct and series_name."""
+    from synoforecast.lib.warehouse.analyst_views import with_names
+
     which, params = _cutoff_clause(cutoff)
-    return with_change_pct(
-        query_frame(
-            url,
-            f"select * from forecast.landing where cutoff_date = {which} order by cohort, series_id, metric",
-            params,
-        )
+    return with_names(
+        url,
+        with_change_pct(
+            query_frame(
+                url,
+                f"select * from forecast.landing where cutoff_date = {which} order by cohort, series_id, metric",
+                params,
+            )
+        ),
     )
 
 

@@ -11,16 +11,18 @@ after it, never a mix.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import psycopg
 
 from synoforecast.lib.ingest.quality import stale_quarters
 from synoforecast.lib.warehouse import partition_state
+from synoforecast.lib.warehouse.analyst_views import record_vintage, views_ddl
 from synoforecast.lib.warehouse.connection import connect
-from synoforecast.lib.warehouse.schema import PUBLISHED_SCHEMA, forecast_views_ddl
+from synoforecast.lib.warehouse.schema import PUBLISHED_SCHEMA
 
-FORECAST_SOURCES = ("forecast.forecasts", "forecast.evaluation")
+FORECAST_SOURCES = ("forecast.forecasts", "forecast.evaluation", "forecast.actuals")
 SWITCH_LOCK = "published-snapshot-switch"
 
 
@@ -80,8 +82,10 @@ def switch(
     expected: dict[str, dict[str, str]],
     required_scopes: dict[str, int],
     cohorts: list[str],
+    export_date: dt.date | None = None,
 ) -> SwitchResult:
-    """Publish the working tables as the complete export `snapshot_sha256`, atomically."""
+    """Publish the working tables as the complete export `snapshot_sha256`, atomically, with
+    the analysts' views, and keep its next-quarter forecast as made (forecast.vintages)."""
     with connect(url) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (SWITCH_LOCK,))
         sources = _sources(conn)
@@ -92,8 +96,10 @@ def switch(
             raise NotPublishable(snapshot_sha256, stale)
         tables = dict(_copy(conn, source) for source in sources)
         if "forecast.forecasts" in sources:
-            for statement in forecast_views_ddl(cohorts, PUBLISHED_SCHEMA):
+            for statement in views_ddl(cohorts, PUBLISHED_SCHEMA):
                 conn.execute(statement)
+            if export_date is not None:
+                tables["forecast.vintages"] = record_vintage(conn, snapshot_sha256, export_date)
         conn.execute(
             "insert into ops.published_snapshot (id, snapshot_sha256, run_id, published_at) values (true, %s, %s, now()) "
             "on conflict (id) do update set snapshot_sha256 = excluded.snapshot_sha256, run_id = excluded.run_id, "

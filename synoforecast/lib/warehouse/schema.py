@@ -492,6 +492,69 @@ end $$""")
     return out
 
 
+# forecasts as they were made, and the actuals they are scored against (lib/warehouse/analyst_views.py)
+VINTAGES_DDL = [
+    """create table if not exists forecast.vintages (
+  snapshot_sha256 text not null,
+  export_date date not null,
+  cohort text not null,
+  series_id text not null,
+  metric text not null,
+  as_of_quarter date not null,
+  target_quarter date not null,
+  target_label text not null,
+  model text not null,
+  yhat double precision not null,
+  yhat_lo_80 double precision,
+  yhat_hi_80 double precision,
+  yhat_lo_95 double precision,
+  yhat_hi_95 double precision,
+  landing_cutoff date,
+  landing_yhat double precision,
+  landing_lo_80 double precision,
+  landing_hi_80 double precision,
+  recorded_at timestamptz not null default now(),
+  primary key (snapshot_sha256, cohort, series_id, metric, target_quarter)
+)""",
+    "comment on table forecast.vintages is 'Every accepted export''s next-quarter forecast (and its landing), "
+    "kept as it was made: never re-fitted on later, corrected history.'",
+    """create table if not exists forecast.actuals (
+  cohort text not null,
+  series_id text not null,
+  metric text not null,
+  quarter_start date not null,
+  quarter_label text not null,
+  actual double precision not null,
+  run_id text not null
+)""",
+    "create unique index if not exists actuals_grain_uq on forecast.actuals (cohort, quarter_start, series_id, metric)",
+    "comment on table forecast.actuals is 'Each forecast series'' actual per complete quarter, formed as its "
+    "forecast formed it (top customers: the set flagged the quarter before).'",
+]
+
+
+# the narratives (lib/activation/cohort_narratives.py); the view after published_ddl
+NARRATIVES_DDL = [
+    """create table if not exists forecast.narratives (
+  snapshot_sha256 text not null,
+  cohort text not null,
+  metric text not null,
+  target_quarter date not null,
+  target_label text not null,
+  landing_cutoff date,
+  narrative text not null,
+  written_at timestamptz not null default now(),
+  primary key (snapshot_sha256, cohort, metric)
+)""",
+    "comment on table forecast.narratives is 'Per export, cohort and metric: the forecast for the next quarter "
+    "in words, its change on last quarter and last year, what drives it, the landing and restatements.'",
+    """create or replace view published.narratives as
+select n.cohort, n.metric, n.target_quarter, n.target_label, n.landing_cutoff, n.narrative, n.written_at
+  from forecast.narratives n join ops.published_snapshot s on s.snapshot_sha256 = n.snapshot_sha256""",
+    "comment on view published.narratives is 'The published export''s narratives, one per cohort and metric.'",
+]
+
+
 PUBLISHED_SCHEMA = "published"
 
 
@@ -543,9 +606,11 @@ select l.* from forecast.landing l where l.cutoff_date = (select max(cutoff_date
     from synoforecast.lib.forecasting.cohorts import COHORTS
 
     statements += forecast_views_ddl([c.name for c in COHORTS])
+    statements += VINTAGES_DDL
     statements += analyst_role_ddl()
     statements += OPS_DDL
     statements += snapshot_id_migration_ddl()
     statements += unique_grain_ddl()
     statements += published_ddl()
+    statements += NARRATIVES_DDL
     return statements
