@@ -96,7 +96,7 @@ def test_the_weekly_summary_leads_with_the_landing(weekly):
     assert text.startswith("synoforecast: 2026-Q3 tracking ") and "vs forecast (SVR-RM revenue)" in text
     lead = text.index("Where 2026-Q3 will land")
     assert lead < text.index("Forecasts:")  # the landing first, then the quarter's forecasts
-    assert "svr_rm_overall / total · revenue: tracking" in text and "c2_scorecard / All C2" in text
+    assert "svr_rm_overall / SVR-RM total · revenue: tracking" in text and "c2_scorecard / All C2 services" in text
     assert "80% range" in text
 
 
