@@ -21,12 +21,39 @@ EXIT_FAILED = 1
 EXIT_USAGE = 64  # sysexits EX_USAGE: argparse's own 2 would read as "refused"
 
 
+_LOG = None  # the `synoforecast.cli` logger when SYNOFORECAST_LOG_FORMAT=json (main() sets it)
+
+
 def _eprint(message: str) -> None:
+    if _LOG is not None:
+        _LOG.error(message)
+        return
     print(message, file=sys.stderr, flush=True)
 
 
 def _progress(message: str) -> None:
+    if _LOG is not None:
+        _LOG.info(message)
+        return
     print(f"synoforecast: {message}", file=sys.stderr, flush=True)
+
+
+def _configure_logs() -> None:
+    """Progress and error lines as JSON objects when the settings ask for it (lib/logs.py)."""
+    global _LOG
+    try:
+        from synoforecast.settings import get_settings
+
+        log_format = get_settings().log_format
+    except Exception:  # a bad setting is reported by the command itself, in text
+        return
+    if log_format == "json":
+        import logging
+
+        from synoforecast.lib.logs import configure
+
+        _LOG = logging.getLogger("synoforecast.cli")
+        configure("json", sys.stderr)
 
 
 def cmd_sample_workbook(args: argparse.Namespace) -> int:
@@ -282,7 +309,10 @@ def _tool_output(settings, command: str, quiet: bool):
     sink = _ToolSink(logs / f"{command}-{dt.datetime.now():%Y%m%d-%H%M%S}.log")
 
     def progress(message: str) -> None:
-        print(f"synoforecast: {message}", file=real, flush=True)
+        if _LOG is not None:  # its handler writes to the real stderr
+            _LOG.info(message)
+        else:
+            print(f"synoforecast: {message}", file=real, flush=True)
 
     progress(f"step logs and dbt output: {sink.path}")
     sys.stderr = sink
@@ -645,6 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logs()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ Blocking still works: a failed ERROR-severity evaluation of a blocking check fai
 step (Dagster collects the failed blocking evaluations of the step, whatever their partition).
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # not re-exported at top level
@@ -57,17 +57,39 @@ def per_partition(
             f"check {spec.name}: results for {sorted(results)} but the run covers {keys}"
         )
     for key in keys:
-        result = results[key]
-        yield dg.AssetCheckEvaluation(
-            asset_key=spec.asset_key,
-            check_name=spec.name,
-            passed=result.passed,
-            metadata={"quarter": label(key), **result.metadata},
-            severity=result.severity,
-            description=result.description,
-            blocking=spec.blocking,
-            partition=key,
-            target_materialization_data=_target_materialization(context.instance, spec.asset_key, key),
-        )
+        yield _evaluation(context.instance, spec, results[key], key)
     output_name = context.job_def.asset_layer.get_op_output_name(spec.key)
     yield dg.Output(None, output_name=output_name)
+
+
+def _evaluation(
+    instance: dg.DagsterInstance, spec: dg.AssetCheckSpec, result: dg.AssetCheckResult, key: str
+) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=spec.asset_key,
+        check_name=spec.name,
+        passed=result.passed,
+        metadata={"quarter": label(key), **result.metadata},
+        severity=result.severity,
+        description=result.description,
+        blocking=spec.blocking,
+        partition=key,
+        target_materialization_data=_target_materialization(instance, spec.asset_key, key),
+    )
+
+
+def per_quarter_events(context: dg.AssetExecutionContext, events: Iterable) -> Iterator:
+    """`events` of a multi-asset over a range of quarters (dbt's stream), each check result
+    recorded once per quarter of the run: a dbt test runs over the whole range, so its result
+    holds for every quarter of it, and a failing quarter then shows Failed on that quarter
+    (and on its neighbours in the range) instead of "Partition —". Other events pass through."""
+    keys = list(context.partition_keys)
+    specs = {spec.key: (name, spec) for name, spec in context.assets_def.check_specs_by_output_name.items()}
+    for event in events:
+        if not isinstance(event, dg.AssetCheckResult) or len(keys) < 2:
+            yield event
+            continue
+        output_name, spec = specs[dg.AssetCheckKey(event.asset_key, event.check_name)]
+        for key in keys:
+            yield _evaluation(context.instance, spec, event, key)
+        yield dg.Output(None, output_name=output_name)

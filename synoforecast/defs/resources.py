@@ -147,6 +147,10 @@ class DbtResource(DbtCliResource):
 def build_resources(env: Mapping[str, str] | None = None, settings: Settings | None = None) -> dict[str, object]:
     env = os.environ if env is None else env
     settings = settings or get_settings()
+    if settings.log_format == "json":  # the code location's processes (daemon, code server, run workers)
+        from synoforecast.lib.logs import configure
+
+        configure("json")
     return {
         "warehouse": WarehouseResource(**_bound({"url": WAREHOUSE_URL_VAR}, env)),
         "dbt": DbtResource(

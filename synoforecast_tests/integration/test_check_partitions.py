@@ -64,6 +64,32 @@ def test_each_contract_check_is_recorded_on_every_quarter_of_the_run(ingested):
         assert evaluation.target_materialization_data is not None  # judged the partition's materialisation
 
 
+def _mart_check_keys() -> list[dg.AssetCheckKey]:
+    from synoforecast.definitions import defs
+
+    return [
+        key
+        for spec in defs.resolve_all_asset_specs()
+        if spec.key.path[0] == "marts" and spec.partitions_def is not None
+        for key in defs.resolve_asset_graph().get_check_keys_for_assets({spec.key})
+    ]
+
+
+def test_every_dbt_test_on_a_partitioned_mart_is_recorded_on_each_quarter_of_the_run(ingested):
+    """dbt tests run once over the run's quarters: their result is recorded for each of them,
+    never once without a partition (which the UI showed as "Partition —" on every mart check)."""
+    quarters = ingested["outcome"].partitions
+    keys = _mart_check_keys()
+    assert len(keys) >= 10, keys
+    for key in keys:
+        records = _history(key)
+        assert records, key
+        assert [r for r in records if r.partition is None] == [], f"{key}: evaluations without a partition"
+        assert sorted(r.partition for r in records) == quarters, key
+        assert {r.status.value for r in records} == {"SUCCEEDED"}, key
+        assert records[0].event.dagster_event.event_specific_data.target_materialization_data is not None
+
+
 def test_partition_status_in_the_instance_is_passed_per_quarter(ingested):
     key = dg.AssetCheckKey(dg.AssetKey(["raw", "svr_rm"]), "svr_rm_contract")
     infos = dg.DagsterInstance.get().event_log_storage.get_asset_check_partition_info([key])

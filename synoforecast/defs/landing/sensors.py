@@ -49,17 +49,35 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
     ), key
 
 
+def landed_already(instance: dg.DagsterInstance, sha256: str, cutoff_key: str) -> bool:
+    """A landing run of this export at this cut-off succeeded, whoever launched it (this
+    sensor's run key only knows its own runs, not the CLI's in-process landing)."""
+    found = instance.get_run_records(
+        dg.RunsFilter(
+            job_name=LANDING_JOB,
+            statuses=[dg.DagsterRunStatus.SUCCESS],
+            tags={SNAPSHOT_TAG: sha256, "dagster/partition": cutoff_key},
+        ),
+        limit=1,
+    )
+    return bool(found)
+
+
 @platform_sensor(
     "landing_sensor",
     60,
     "Once the latest snapshot's quarters are published, lands its quarter in progress "
-    "(once per snapshot: the run key is the snapshot's sha256).",
+    "(once per snapshot: the run key is the snapshot's sha256, and a cut-off a CLI run already "
+    "landed successfully is skipped).",
     job=landing_job,
 )
 def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     request, key = landing_run_request(warehouse.get_url())
     if isinstance(request, dg.SkipReason):
         return request
+    sha = request.tags[SNAPSHOT_TAG]
+    if landed_already(context.instance, sha, key):  # e.g. `synoforecast ingest`/`demo` landed it in process
+        return dg.SkipReason(f"snapshot {sha[:12]} already has a successful landing at its cut-off {key}")
     add = (
         []
         if context.instance.has_dynamic_partition(LANDING_CUTOFFS.name, key)

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from synoforecast.defs.checks import per_quarter_events
 from synoforecast.defs.partitions import FOLLOW_UPSTREAM, QUARTERLY, partition_quarters
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.transform.project import DIGEST_FILE, dbt_project, ensure_manifest
@@ -192,7 +193,7 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
         f"building {len(selection.build)} of {len(selection.build) + len(selection.skip)} models and "
         f"seeds" + ("" if full else f" (run tag {FULL_BUILD_TAG}=true builds all)")
     )
-    yield from _unchanged_outputs(context, manifest, selection.skip)
+    yield from per_quarter_events(context, _unchanged_outputs(context, manifest, selection.skip))
     if selection.build:
         from synoforecast.lib.forecasting.rolling import warm_up  # pandas: not at code-location load
 
@@ -204,7 +205,7 @@ def synoforecast_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResour
             target_path=invocation_target(runtime, context.run_id),
         )
         try:
-            yield from invocation.stream()
+            yield from per_quarter_events(context, invocation.stream())
             keep_partial_parse(invocation.target_path, runtime)
         except Exception:
             kept = keep_debug_log(invocation.target_path, get_settings().data_dir / "logs", context.run_id)
