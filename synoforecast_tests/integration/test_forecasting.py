@@ -116,13 +116,19 @@ def test_published_hierarchies_add_up_exactly_and_are_scored(warehouse):
         )
     }
     assert series == {"C1", "C2", ALL_OTHER, TOTAL}
-    # reconciliation moved only the totals; the unreconciled point is kept
+    # bottom-up moved only svr_rm_overall's total; the customers are scaled onto that total (one
+    # SVR-RM total), so their total is the overall's; the unreconciled points are kept
     moved = fetch(
-        warehouse,
-        "select series_id from forecast.forecasts where yhat <> yhat_base "
-        "and cohort in ('svr_rm_overall', 'svr_rm_top_customers')",
+        warehouse, "select series_id from forecast.forecasts where yhat <> yhat_base and cohort = 'svr_rm_overall'"
     )
     assert {r[0] for r in moved} <= {TOTAL}
+    apart = fetch(
+        warehouse,
+        """select count(*) from forecast.forecasts c join forecast.forecasts o using (as_of_quarter, metric, series_id)
+            where c.cohort = 'svr_rm_top_customers' and o.cohort = 'svr_rm_overall' and series_id = 'total'
+              and c.yhat::numeric <> o.yhat::numeric""",
+    )
+    assert apart == [(0,)]
     # intervals nested around the point
     bad = fetch(
         warehouse,

@@ -76,31 +76,14 @@ def forecast_disagreements(url: str, first: dt.date, last: dt.date) -> dict[dt.d
 
 
 def landing_disagreements(url: str, cutoff: dt.date) -> list[str]:
-    """Where the landing at `cutoff` (point and quarter to date) has more than one SVR-RM total."""
+    """Where the landing point at `cutoff` has more than one SVR-RM total. The quarter to date
+    is not compared: svr_rm_overall's counts the tiers with a forecast for the quarter, so a
+    tier first sold in the quarter in progress (its lines land in no part yet) is in the
+    customers' and regions' to-date only, until its first quarter closes."""
     frame = query_frame(
         url,
         f"""select cutoff_date, metric, {_TOTALS} from forecast.landing
-             where cohort in (%s, %s, %s) and cutoff_date = %s group by 1, 2
-            union all
-            select cutoff_date, metric || ' to date',
-                   sum(qtd_actual::numeric) filter (where cohort = %s and series_id = 'total'),
-                   sum(qtd_actual::numeric) filter (where cohort = %s and series_id = 'total'),
-                   sum(qtd_actual::numeric) filter (where cohort = %s and series_id <> 'total'),
-                   sum(qtd_actual::numeric) filter (where cohort = %s)
-              from forecast.landing where cohort in (%s, %s, %s) and cutoff_date = %s group by 1, 2""",
-        (
-            OVERALL,
-            CUSTOMERS,
-            REGIONS,
-            cutoff,
-            OVERALL,
-            CUSTOMERS,
-            CUSTOMERS,
-            REGIONS,
-            OVERALL,
-            CUSTOMERS,
-            REGIONS,
-            cutoff,
-        ),
+             where cohort in (%s, %s, %s) and cutoff_date = %s group by 1, 2""",
+        (OVERALL, CUSTOMERS, REGIONS, cutoff),
     )
     return _disagreements(frame, "cutoff_date", "landing").get(cutoff, []) if frame.height else []

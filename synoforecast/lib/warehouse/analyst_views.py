@@ -165,7 +165,7 @@ select v.*, coalesce(n.series_name, v.series_id) as series_name, a.actual,
   left join {p}.actuals a on a.cohort = v.cohort and a.series_id = v.series_id and a.metric = v.metric
                          and a.quarter_start = v.target_quarter
 {named.format(t="v")}""",
-        f"comment on view {p}.vintages is 'Every accepted export''s next-quarter forecast and landing as they "
+        f"comment on view {p}.vintages is 'Every published export''s next-quarter forecast and landing as they "
         "were made, scored against the actual once the quarter is complete.'",
         f"""create or replace view {p}.accuracy as
 select 'backtest' as source, cohort, quarter, quarter_label, metric, level, series_scored, smape, coverage_80,

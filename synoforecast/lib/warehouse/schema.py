@@ -516,7 +516,7 @@ VINTAGES_DDL = [
   recorded_at timestamptz not null default now(),
   primary key (snapshot_sha256, cohort, series_id, metric, target_quarter)
 )""",
-    "comment on table forecast.vintages is 'Every accepted export''s next-quarter forecast (and its landing), "
+    "comment on table forecast.vintages is 'Every published export''s next-quarter forecast (and its landing), "
     "kept as it was made: never re-fitted on later, corrected history.'",
     """create table if not exists forecast.actuals (
   cohort text not null,
