@@ -213,6 +213,23 @@ def test_ingest_table_columns_never_run_together():
     assert len({len(line) for line in lines[1:]}) == 1
 
 
+def test_the_demo_names_the_top_customers_and_ends_with_the_svr_rm_narrative(tmp_path, pg_url):
+    """README's first command, end to end on a small sample: forecasts by name, then in words."""
+    import re
+
+    result = run("demo", "--rows", "2000", env=_env(tmp_path, SYNOFORECAST_WAREHOUSE_URL=pg_url), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    customers = out[out.index("svr_rm_top_customers - ") : out.index("regional - ")].splitlines()[1:]
+    named = [line for line in customers if re.match(r"^\s+[A-Za-z].* \(\d{5}\)\s", line)]
+    assert len(named) >= 3, out  # e.g. "Nordlicht Engineering Ltd (18427)   230   62..399   635,082"
+    assert "SVR-RM total (total)" in out and "All other customers (all_other)" in out
+    heading, *text = out.rstrip().split("\n\n")[-1].splitlines()
+    assert re.fullmatch(r"svr_rm_overall · revenue · \d{4}-Q\d:", heading), heading
+    story = " ".join(line.strip() for line in text)
+    assert story.startswith("SVR-RM rack-mount servers: revenue for ") and "forecast at $" in story, story
+
+
 def test_the_demos_next_step_works_without_an_activated_venv(monkeypatch):
     from synoforecast.cli.main import _own_command
 

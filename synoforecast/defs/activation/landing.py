@@ -49,6 +49,7 @@ def landing_summary_rows(url: str, cutoff: dt.date) -> tuple[dict, dt.date | Non
     shown = (
         "cohort",
         "series_id",
+        "series_name",
         "metric",
         "qtd_actual",
         "forecast_start",

@@ -18,7 +18,7 @@ import polars as pl
 from synoforecast.lib.activation.narratives import Landing, NarrativeInput, Restatement, SeriesFigures, narrative
 from synoforecast.lib.forecasting.cohorts import COHORTS, Cohort
 from synoforecast.lib.quarters import add_quarters, quarter_label
-from synoforecast.lib.warehouse.connection import connect, query_frame
+from synoforecast.lib.warehouse.connection import connect, partition_lock, query_frame
 
 # the workbook sheet whose restatements a cohort reports (as ops.restatements names them)
 SHEET_OF = {"svr_rm_overall": "SVR-RM", "svr_rm_top_customers": "SVR-RM", "regional": "SVR-RM"}
@@ -188,6 +188,7 @@ def write_narratives(url: str, snapshot_sha256: str, frame: pl.DataFrame) -> int
     """Replace the export's narratives in one transaction (the landing run rewrites them with
     the landing). Returns rows written."""
     with connect(url) as conn, conn.transaction():
+        partition_lock(conn, "forecast.narratives", snapshot_sha256)  # the pipeline's and the landing's take turns
         conn.execute("delete from forecast.narratives where snapshot_sha256 = %s", (snapshot_sha256,))
         with conn.cursor() as cur:
             cur.executemany(

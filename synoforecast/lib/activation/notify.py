@@ -306,9 +306,6 @@ def render_text(summary: dict) -> str:
     details = _details(summary)
     if details:
         lines += [""] + [f"- {d}" for d in details]
-    told = _narratives(summary)
-    if told:
-        lines += ["", "In words:"] + [f"- {t}" for t in told]
     restated_heading, restated = _restated_rows(summary)
     if restated:
         lines += ["", f"{restated_heading}:"] + [f"- {r}" for r in restated]
@@ -322,6 +319,9 @@ def render_text(summary: dict) -> str:
     if c2:
         lines += ["", "C2:"]
         lines += [f"- {name}: {detail}" for name, detail in c2]
+    told = _narratives(summary)  # last: a long text is cut at Slack's limit here, not the figures above
+    if told:
+        lines += ["", "In words:"] + [f"- {t}" for t in told]
     url = _run_url(summary)
     if url:
         lines += ["", f"Run: {url}"]
@@ -369,9 +369,6 @@ def slack_payload(summary: dict) -> dict:
     details = _details(summary)
     if details:
         blocks += _slack_sections("Details", [f"• {esc(d)}" for d in details])
-    told = _narratives(summary)
-    if told:
-        blocks += _slack_sections("In words", [f"• {esc(t)}" for t in told])
     restated_heading, restated = _restated_rows(summary)
     if restated:
         blocks += _slack_sections(esc(restated_heading), [f"• {esc(r)}" for r in restated])
@@ -385,6 +382,9 @@ def slack_payload(summary: dict) -> dict:
     c2 = _c2_rows(summary)
     if c2:
         blocks += _slack_sections("C2", [f"• *{esc(n)}:* {esc(d)}" for n, d in c2])
+    told = _narratives(summary)
+    if told:
+        blocks += _slack_sections("In words", [f"• {esc(t)}" for t in told])
     url = _run_url(summary)
     if url:
         blocks.append(
@@ -408,10 +408,6 @@ def teams_payload(summary: dict) -> dict:
         body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]})
     for line in _details(summary):
         body.append({"type": "TextBlock", "text": line, "wrap": True})
-    told = _narratives(summary)
-    if told:
-        body.append({"type": "TextBlock", "text": "In words", "weight": "Bolder", "separator": True, "wrap": True})
-        body += [{"type": "TextBlock", "text": t, "wrap": True, "spacing": "None"} for t in told]
     restated_heading, restated = _restated_rows(summary)
     if restated:
         body.append(
@@ -429,6 +425,10 @@ def teams_payload(summary: dict) -> dict:
     if c2:
         body.append({"type": "TextBlock", "text": "C2", "weight": "Bolder", "separator": True, "wrap": True})
         body.append({"type": "FactSet", "facts": [{"title": n, "value": d} for n, d in c2]})
+    told = _narratives(summary)
+    if told:
+        body.append({"type": "TextBlock", "text": "In words", "weight": "Bolder", "separator": True, "wrap": True})
+        body += [{"type": "TextBlock", "text": t, "wrap": True, "spacing": "None"} for t in told]
     content: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",

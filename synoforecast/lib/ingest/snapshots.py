@@ -17,7 +17,7 @@ from synoforecast.lib.ingest import export_order, restatements
 from synoforecast.lib.ingest.export_order import ExportDates
 from synoforecast.lib.ingest.workbook import WorkbookRead
 from synoforecast.lib.quarters import quarter_label
-from synoforecast.lib.warehouse.connection import connect, copy_frame
+from synoforecast.lib.warehouse.connection import connect, copy_frame, partition_lock
 
 MANIFEST = "manifest.json"
 
@@ -79,6 +79,8 @@ def record_accepted(
     the row keeps that it was re-published, and when, through later re-ingests."""
     sheets = manifest["sheets"]
     with connect(url) as conn, conn.transaction():
+        # two runs of the same export (the sensor's and a CLI ingest) take turns: one row set
+        partition_lock(conn, "ops.quarantine", manifest["sha256"])
         conn.execute("delete from ops.quarantine where snapshot_sha256 = %s", (manifest["sha256"],))
         if quarantined is not None and quarantined.height:
             copy_frame(
@@ -212,6 +214,9 @@ def quarter_totals(manifest: dict) -> dict[str, dict]:
 def record_restatements(url: str, sha256: str, baseline_sha256: str, rows: list[restatements.Restatement]) -> None:
     """Replace what this export restated (ops.restatements), measured against `baseline_sha256`."""
     with connect(url) as conn, conn.transaction():
+        # two runs measuring the same export at once both deleted nothing, then both inserted:
+        # a duplicate key failed the second (seen in CI); they take turns instead
+        partition_lock(conn, "ops.restatements", sha256)
         conn.execute("delete from ops.restatements where snapshot_sha256 = %s", (sha256,))
         with conn.cursor() as cur:
             cur.executemany(

@@ -15,45 +15,45 @@ import psycopg
 
 from synoforecast.lib.warehouse.connection import query_frame
 
-# how each cohort's series are named; customers by their latest spelling in the marts
-_NAMES = """
-select 'svr_rm_top_customers'::text as cohort, customer_id::text as series_id, customer::text as series_name
-  from (select distinct on (customer_id) customer_id, customer from {m}.mart_svr_rm_customer_quarterly
-         where customer is not null order by customer_id, quarter_start desc) c
-union all select 'svr_rm_top_customers', 'all_other', 'All other customers'
+# how each cohort's series are named, per mart they come from; customers by their latest spelling
+_FIXED = """select 'svr_rm_top_customers'::text as cohort, 'all_other'::text as series_id,
+       'All other customers'::text as series_name
 union all select 'svr_rm_top_customers', 'total', 'SVR-RM total'
 union all select 'svr_rm_overall', 'total', 'SVR-RM total'
-union all select distinct 'svr_rm_overall', tier, case when tier = 'Unknown' then 'Unknown tier' else tier end
-  from {m}.mart_svr_rm_tier_quarterly
-union all select distinct 'regional', region, case when region = 'Unknown' then 'Unknown region' else region end
-  from {m}.mart_svr_rm_region_quarterly
-union all select 'consumer_trend', 'total', 'Consumer total'
-union all select distinct 'c2_scorecard', service, case when service = 'All C2' then 'All C2 services' else service end
-  from {m}.mart_c2_adoption_quarterly"""
+union all select 'consumer_trend', 'total', 'Consumer total'"""
+_BY_MART = {
+    "mart_svr_rm_customer_quarterly": """select 'svr_rm_top_customers', customer_id::text, customer::text
+  from (select distinct on (customer_id) customer_id, customer from {m}.mart_svr_rm_customer_quarterly
+         where customer is not null order by customer_id, quarter_start desc) c""",
+    "mart_svr_rm_tier_quarterly": """select distinct 'svr_rm_overall', tier,
+       case when tier = 'Unknown' then 'Unknown tier' else tier end from {m}.mart_svr_rm_tier_quarterly""",
+    "mart_svr_rm_region_quarterly": """select distinct 'regional', region,
+       case when region = 'Unknown' then 'Unknown region' else region end from {m}.mart_svr_rm_region_quarterly""",
+    "mart_c2_adoption_quarterly": """select distinct 'c2_scorecard', service,
+       case when service = 'All C2' then 'All C2 services' else service end from {m}.mart_c2_adoption_quarterly""",
+}
 
-NAMED_MARTS = (
-    "mart_svr_rm_customer_quarterly",
-    "mart_svr_rm_tier_quarterly",
-    "mart_svr_rm_region_quarterly",
-    "mart_c2_adoption_quarterly",
-)
+NAMED_MARTS = tuple(_BY_MART)
 
 
-def series_names_sql(marts_schema: str) -> str:
-    """(cohort, series_id, series_name) for every series a cohort publishes, over `marts_schema`."""
-    return _NAMES.format(m=marts_schema)
+def series_names_sql(marts_schema: str, present: set[str] | frozenset[str] = frozenset(NAMED_MARTS)) -> str:
+    """(cohort, series_id, series_name) for every series a cohort publishes, from the marts of
+    `marts_schema` that are `present` (a project without a mart names that cohort's ids by id)."""
+    parts = [_FIXED] + [sql.format(m=marts_schema) for mart, sql in _BY_MART.items() if mart in present]
+    return "\nunion all\n".join(parts)
+
+
+def _present(url_or_conn, schema: str) -> set[str]:
+    sql = "select table_name from information_schema.tables where table_schema = %s and table_name = any(%s)"
+    if isinstance(url_or_conn, str):
+        return set(query_frame(url_or_conn, sql, (schema, list(NAMED_MARTS)))["table_name"].to_list())
+    return {name for (name,) in url_or_conn.execute(sql, (schema, list(NAMED_MARTS))).fetchall()}
 
 
 def series_names(url: str) -> dict[tuple[str, str], str]:
-    """{(cohort, series_id): name} from the working marts; {} before the first dbt build."""
-    present = query_frame(
-        url,
-        "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = any(%s)",
-        (list(NAMED_MARTS),),
-    )
-    if present.item() < len(NAMED_MARTS):
-        return {}
-    return {(c, s): n for c, s, n in query_frame(url, series_names_sql("marts")).iter_rows()}
+    """{(cohort, series_id): name} from the working marts."""
+    sql = series_names_sql("marts", _present(url, "marts"))
+    return {(c, s): n for c, s, n in query_frame(url, sql).iter_rows()}
 
 
 def with_names(url: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -102,7 +102,7 @@ _LEVEL = "case when {s} in ('total', 'All C2') then 'total' else 'parts' end"
 _SMAPE = "avg(case when abs({a}) + abs({f}) = 0 then 0 else 200 * abs({f} - {a}) / (abs({a}) + abs({f})) end)"
 
 
-def views_ddl(cohorts: list[str], schema: str = "published") -> list[str]:
+def views_ddl(cohorts: list[str], conn: psycopg.Connection, schema: str = "published") -> list[str]:
     """The analysts' names and views in `schema`, over its copies of the marts, forecasts and
     actuals (the switch has just written them) and over the forecast tables for landing and
     vintages. Replaced in place: a view an analyst built on one of them survives."""
@@ -120,7 +120,7 @@ def views_ddl(cohorts: list[str], schema: str = "published") -> list[str]:
         f"create table if not exists {p}.series_names (cohort text not null, series_id text not null, "
         "series_name text not null)",
         f"delete from {p}.series_names",
-        f"insert into {p}.series_names {series_names_sql(p)}",
+        f"insert into {p}.series_names {series_names_sql(p, _present(conn, p))}",
         f"comment on table {p}.series_names is 'A person''s name for every forecast series id (customers: "
         "their latest spelling in the export).'",
         f"""create or replace view {p}.latest as

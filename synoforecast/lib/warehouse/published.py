@@ -96,7 +96,7 @@ def switch(
             raise NotPublishable(snapshot_sha256, stale)
         tables = dict(_copy(conn, source) for source in sources)
         if "forecast.forecasts" in sources:
-            for statement in views_ddl(cohorts, PUBLISHED_SCHEMA):
+            for statement in views_ddl(cohorts, conn, PUBLISHED_SCHEMA):
                 conn.execute(statement)
             if export_date is not None:
                 tables["forecast.vintages"] = record_vintage(conn, snapshot_sha256, export_date)

@@ -362,3 +362,28 @@ def test_the_summary_lists_material_restatements_largest_first_in_every_channel(
     assert "SVR-RM 2025-Q4 revenue: 1,000,000.00 → 930,000.00 (-7.0%)" in slack
     teams = json.dumps(teams_payload(RESTATED), ensure_ascii=False)
     assert "Restated published quarters" in teams and "C2 2025-Q2 seats: 400 → 412 (+3.0%)" in teams
+
+
+def test_the_summary_tells_the_narratives_by_name_in_every_channel():
+    from synoforecast.lib.activation.notify import render_text, slack_payload, teams_payload
+
+    story = "SVR-RM rack-mount servers: revenue for 2026-Q4 is forecast at $25.1M (80% range $23.0M–$27.4M)."
+    summary = {
+        "title": "synoforecast: forecasts for 2026-Q4",
+        "forecasts": [
+            {
+                "cohort": "svr_rm_overall",
+                "series_id": "total",
+                "series_name": "SVR-RM total",
+                "metric": "revenue",
+                "target": "2026-Q4",
+                "yhat": 25_100_000.0,
+            }
+        ],
+        "narratives": [{"cohort": "svr_rm_overall", "metric": "revenue", "text": story}],
+    }
+    text = render_text(summary)
+    assert "svr_rm_overall / SVR-RM total · revenue → 2026-Q4" in text
+    assert text.rstrip().endswith(f"In words:\n- {story}")  # last: a cut at Slack's limit spares the figures
+    assert any(story in b["text"]["text"] for b in slack_payload(summary)["blocks"] if b["type"] == "section")
+    assert any(b.get("text") == story for b in teams_payload(summary)["attachments"][0]["content"]["body"])
