@@ -329,6 +329,17 @@ def _warehouse_url() -> str:
     return warehouse_url()
 
 
+def _reachable_warehouse_url() -> str | None:
+    """The warehouse URL, or None after printing why there is none (the caller exits 1)."""
+    from synoforecast.lib.warehouse.connection import WarehouseError
+
+    try:
+        return _warehouse_url()
+    except WarehouseError as exc:
+        _eprint(f"error: {exc}")
+        return None
+
+
 def _print_forecasts(url: str) -> None:
     from synoforecast.lib.forecasting.cohorts import COHORTS
     from synoforecast.lib.forecasting.report import latest_forecasts
@@ -440,12 +451,8 @@ def _print_landing(url: str, evaluation: bool = True, cutoff: str | None = None)
 
 
 def cmd_landing(args: argparse.Namespace) -> int:
-    from synoforecast.lib.warehouse.connection import WarehouseError
-
-    try:
-        url = _warehouse_url()
-    except WarehouseError as exc:
-        _eprint(f"error: {exc}")
+    url = _reachable_warehouse_url()
+    if url is None:
         return EXIT_FAILED
     if args.json:
         from synoforecast.lib.landing.report import landing_at, landing_evaluation_at
@@ -477,12 +484,8 @@ def _print_narratives(url: str, cohort: str | None = None, metric: str | None = 
 
 
 def cmd_narratives(args: argparse.Namespace) -> int:
-    from synoforecast.lib.warehouse.connection import WarehouseError
-
-    try:
-        url = _warehouse_url()
-    except WarehouseError as exc:
-        _eprint(f"error: {exc}")
+    url = _reachable_warehouse_url()
+    if url is None:
         return EXIT_FAILED
     if args.json:
         from synoforecast.lib.activation.cohort_narratives import published_narratives
