@@ -10,17 +10,21 @@ running stack:
 1. the image: a wheel install, non-root, with a health check, loading the definitions
    from a read-only file system (the packaged manifest is never re-parsed), holding
    exactly the versions constraints.txt pins;
-2. smoke: a sample workbook dropped in the inbox goes sensor -> snapshot run -> pipeline
-   run; forecasts in the warehouse, Metabase refreshed, asset graph and runs through the
-   webserver's GraphQL API, the analyst role reads and cannot write;
+2. smoke: a small sample workbook (SMOKE_SAMPLE: every cohort forecast, the quarter in
+   progress landed) dropped in the inbox goes sensor -> snapshot run -> pipeline run ->
+   landing run; forecasts in the warehouse, Metabase refreshed, asset graph and runs
+   through the webserver's GraphQL API, the analyst role reads and cannot write;
 3. drills: backup then restore into a fresh PostgreSQL container; `restart` and
    `down`/`up` keep runs, schedules, sensor cursors and forecasts; `docker kill` of the
-   code server during a run; upgrade to a second image tag and roll back.
+   code server during a run, held at a known point by an advisory lock the test takes;
+   upgrade to a second image tag (the first's layers under another label) and roll back.
 
 Measurements (image size, build times, cold start, memory per container idle and during
-the run, run wall times) go to the JSON report at ``SYNOFORECAST_SMOKE_REPORT`` (default:
-smoke-report.json in the test's folder), printed at the end. deploy/RUNBOOK.md section 9
-quotes them. ``SYNOFORECAST_SMOKE_KEEP=1`` leaves the stack and its dockerd running
+the small sample's runs, run wall times) go to the JSON report at
+``SYNOFORECAST_SMOKE_REPORT`` (default: smoke-report.json in the test's folder), printed
+at the end. deploy/RUNBOOK.md section 9.1 quotes the image sizes and build and start times;
+its sizing figures (memory and run times on the default sample) come from
+benchmarks/stack.py. ``SYNOFORECAST_SMOKE_KEEP=1`` leaves the stack and its dockerd running
 afterwards, to look around (stop dockerd by the pid in /run/synoforecast-ci/dockerd.pid).
 Without root, dockerd, debootstrap or Compose the tests skip, saying why;
 under CI=true that is a failure.
@@ -33,6 +37,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -49,7 +54,6 @@ from synoforecast_tests.support.docker_stack import (
     PeakMemory,
     Stack,
     build_images,
-    build_platform_image,
     find_tools,
     free_port,
     image_size_mb,
@@ -82,6 +86,25 @@ def _landed(runs: list[dict]) -> bool:
 PUBLISHED_SCHEMAS = ("published",)
 KEEP = os.environ.get("SYNOFORECAST_SMOKE_KEEP") == "1"  # debugging: leave the stack and dockerd running
 COHORTS = {"svr_rm_overall", "svr_rm_top_customers", "regional", "consumer_trend", "c2_scorecard"}
+# The smoke's workbook: 5 complete quarters, enough for every cohort to forecast and for
+# the landing's replays (with 4 the landing step fails: "cannot concat empty list"), and the
+# quarter in progress (the export is dated today), so its landing run follows. The dbt step,
+# most of a run in the containers, reports each model and test per quarter (1,600 Dagster
+# events for 9 quarters): its time grows with the quarters. The default sample (20k rows,
+# 24 quarters) is measured by benchmarks/stack.py.
+SMOKE_SAMPLE = ("--rows", "3000", "--quarters", "6")
+# The kill drill's later export: the same seed and quarters, a few more rows (another seed
+# would shrink some sheet's totals by more than half, which the snapshot_shrink gate refuses).
+LATER_SAMPLE = ("--rows", "3300", "--quarters", "6")
+# Where the kill drill holds its pipeline run: the SVR-RM sheet's latest complete quarter, the
+# last quarter the sheet step publishes (in order), after the C2, Consumer, Device Bays and
+# Region Map sheets.
+# The killed run's retry (run_retries, from the failure) then re-runs a sheet step, which
+# registers the retry's snapshot in ops.run_snapshots. A retry that re-runs no sheet step
+# (a run killed in its forecasts) publishes forecasts the published switch does not count as
+# the export's, fails, and leaves the healing to publish_heal_sensor 5 minutes after the
+# export was accepted.
+HELD_TABLE = "raw.svr_rm"
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +142,19 @@ def engine(workdir):
 def images(engine, report_path):
     start = time.monotonic()
     timings = build_images(engine, TAG_A)
+    # the upgrade drill's second tag: TAG_A's layers under another label, so another image id
+    # (built from the checkout later, an edit meanwhile would make it another release)
+    second = time.monotonic()
+    engine.docker(
+        "build",
+        "--label",
+        "org.opencontainers.image.version=smoke-b",
+        "-t",
+        TAG_B,
+        "-",
+        input=f"FROM {TAG_A}\n".encode(),
+    )
+    timings["second_tag"] = round(time.monotonic() - second, 1)
     report(report_path, "build_seconds", {**timings, "total": round(time.monotonic() - start, 1)})
     report(report_path, "image_size_mb", {tag: image_size_mb(engine, tag) for tag in (TAG_A, POSTGRES_IMAGE)})
     return timings
@@ -132,6 +168,16 @@ def stack(engine, images, workdir, report_path):
     yield stack
     if not KEEP:
         stack.down("-v")
+
+
+def _wait_for_tick(stack: Stack, sensor: str, timeout_s: float = 120) -> None:
+    """Until `sensor` has been evaluated at least once (the daemon ticks it within its interval)."""
+    query = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
+        ... on Sensor { sensorState { ticks(limit: 1) { status } } } } }"""
+    deadline = time.monotonic() + timeout_s
+    while not stack.graphql(query, {"s": {**LOCATION, "sensorName": sensor}})["sensorOrError"]["sensorState"]["ticks"]:
+        assert time.monotonic() < deadline, f"{sensor} has not ticked in {timeout_s:.0f} s\n{stack.logs(60)}"
+        time.sleep(1)
 
 
 def _drop(stack: Stack, name: str, *args: str) -> str:
@@ -277,7 +323,7 @@ def test_stack_is_healthy_with_the_code_location_loaded(stack, engine, report_pa
     assert stack.location_loaded()
     states = stack.instigators()
     assert states["inbox_sensor"]["status"] == "RUNNING" and states["snapshot_downstream_sensor"]["status"] == "RUNNING"
-    time.sleep(20)  # a few sensor ticks: the idle figure includes them
+    _wait_for_tick(stack, "inbox_sensor")  # the idle figure includes a sensor evaluation
     report(report_path, "memory_idle_mib", memory_mib(engine))
 
 
@@ -285,7 +331,7 @@ def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, en
     from synoforecast.definitions import defs
 
     dropped = time.monotonic()
-    sha = _drop(stack, "smoke-1.xlsx")
+    sha = _drop(stack, "smoke-1.xlsx", *SMOKE_SAMPLE)
     with PeakMemory(engine) as peak:
         runs = stack.wait_for_runs(
             lambda rs: _failed(rs) or any(r["jobName"] == PIPELINE_JOB and r["status"] == "SUCCESS" for r in rs),
@@ -295,7 +341,8 @@ def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, en
     by_job = {r["jobName"]: r for r in runs}
     assert by_job[SNAPSHOT_JOB]["status"] == "SUCCESS"
     assert {t["key"]: t["value"] for t in by_job[SNAPSHOT_JOB]["tags"]}.get("dagster/sensor_name") == "inbox_sensor"
-    report(report_path, "memory_peak_during_default_sample_mib", peak.peak)
+    report(report_path, "smoke_sample", " ".join(SMOKE_SAMPLE))
+    report(report_path, "memory_peak_during_smoke_sample_mib", peak.peak)
     report(
         report_path,
         "run_wall_seconds",
@@ -437,30 +484,96 @@ def test_restart_and_down_up_keep_runs_schedules_cursors_and_forecasts(stack, re
     assert _durable_state(stack) == state
 
 
-def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_completely(stack, engine):
-    old_sha, old_published = _published_sha(stack), table_prints(stack.db_url(), PUBLISHED_SCHEMAS, views=True)
+@contextmanager
+def _advisory_lock(url: str, key: str):
+    """A session advisory lock on ``hashtextextended(key, 0)`` (the key replace_rows takes with
+    pg_advisory_xact_lock), held on a connection of the test's own; yields the connection
+    and the lock's id."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        lock_id = conn.execute("select hashtextextended(%s, 0)", (key,)).fetchone()[0]
+        conn.execute("select pg_advisory_lock(%s)", (lock_id,))
+        try:
+            yield conn, lock_id
+        finally:
+            if not conn.closed:
+                conn.execute("select pg_advisory_unlock(%s)", (lock_id,))
+
+
+def _lock_sessions(conn: psycopg.Connection, lock_id: int, *, granted: bool) -> list[int]:
+    """Backends (other than `conn`'s) holding (granted) or waiting for the advisory lock `lock_id`."""
+    return [
+        pid
+        for (pid,) in conn.execute(
+            """select pid from pg_locks where locktype = 'advisory' and objsubid = 1
+            and classid::bigint = %s and objid::bigint = %s and granted = %s and pid <> pg_backend_pid()
+            and database = (select oid from pg_database where datname = current_database())""",
+            ((lock_id >> 32) & 0xFFFFFFFF, lock_id & 0xFFFFFFFF, granted),
+        ).fetchall()
+    ]
+
+
+def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_completely(stack, engine, report_path):
+    from synoforecast.lib.warehouse.partition_state import scope_of
+
+    url = stack.db_url()
+    old_sha, old_published = _published_sha(stack), table_prints(url, PUBLISHED_SCHEMAS, views=True)
     known = {r["runId"] for r in stack.runs()}
-    # a later export: the same history with more rows (another seed would shrink some sheet's
-    # totals by more than half, which the snapshot_shrink gate rightly refuses)
-    new_sha = _drop(stack, "smoke-2.xlsx", "--rows", "22000")
+    # the run is held at one publish (replace_rows: one transaction per partition under
+    # pg_advisory_xact_lock of '<table>|<scope>'): the test holds that lock, so the run has
+    # published some partitions, not all, and waits, when its process is killed
+    latest = _scalar(url, f"select max(quarter_start) from {HELD_TABLE}")
+    scope = scope_of((latest,))
+    key = f"{HELD_TABLE}|{scope}"
+    state_sql = "select run_id, snapshot_sha256 from ops.partition_state where target = %s and scope = %s"
+    with psycopg.connect(url) as conn:
+        held_state = conn.execute(state_sql, (HELD_TABLE, scope)).fetchone()
+    assert held_state is not None and held_state[1] == old_sha, held_state
+    with _advisory_lock(url, key) as (holder, lock_id):
+        dropped = time.monotonic()
+        new_sha = _drop(stack, "smoke-2.xlsx", *LATER_SAMPLE)
 
-    def writing(runs):  # the new pipeline run has published some partitions, not all
-        for r in runs:
-            if r["runId"] not in known and r["jobName"] == PIPELINE_JOB and r["status"] == "STARTED":
-                rows = _scalar(stack.db_url(), "select count(*) from ops.publish_log where run_id = %s", (r["runId"],))
-                if rows:
-                    return True
-        new_failures = _failed([r for r in runs if r["runId"] not in known])
-        assert not new_failures, stack.describe_failures(new_failures)
-        return False
+        def held(runs):  # the new pipeline run has published some partitions and waits on the lock
+            new = [r for r in runs if r["runId"] not in known]
+            new_failures = _failed(new)
+            assert not new_failures, stack.describe_failures(new_failures)
+            for r in new:
+                if r["jobName"] == PIPELINE_JOB and r["status"] in FINISHED:
+                    raise AssertionError(
+                        f"the pipeline run {r['runId'][:8]} ended ({r['status']}) without waiting on {key}"
+                    )
+                if r["jobName"] == PIPELINE_JOB and r["status"] == "STARTED":
+                    published = _scalar(url, "select count(*) from ops.publish_log where run_id = %s", (r["runId"],))
+                    if published and _lock_sessions(holder, lock_id, granted=False):
+                        return True
+            return False
 
-    runs = stack.wait_for_runs(writing, "a pipeline run that started publishing", poll_s=1.0)
-    victim = next(r for r in runs if r["runId"] not in known and r["jobName"] == PIPELINE_JOB)
-    assert victim["status"] == "STARTED", [(r["jobName"], r["status"]) for r in runs if r["runId"] not in known]
-    engine.docker("kill", stack.container("user-code"))
-    # half a run is never what analysts read
+        runs = stack.wait_for_runs(
+            held,
+            f"the new pipeline run to publish, then wait on the advisory lock of {key!r} "
+            "(does replace_rows still lock '<table>|<scope>', and the run still publish that partition?)",
+            timeout_s=900,
+            poll_s=1.0,
+        )
+        victim = next(r for r in runs if r["runId"] not in known and r["jobName"] == PIPELINE_JOB)
+        waiting = _lock_sessions(holder, lock_id, granted=False)
+        engine.docker("kill", stack.container("user-code"))
+        killed = time.monotonic()
+        # half a run is never what analysts read
+        assert _published_sha(stack) == old_sha
+        assert table_prints(url, PUBLISHED_SCHEMAS, views=True) == old_published
+    # released: the killed run's waiting transaction gets the lock, finds its client gone and
+    # rolls back, writing nothing
+    deadline = time.monotonic() + 60
+    with psycopg.connect(url, autocommit=True) as conn:
+        alive = "select pid from pg_stat_activity where pid = any(%s)"
+        while left := conn.execute(alive, (waiting,)).fetchall():
+            assert time.monotonic() < deadline, f"the killed run's backends {left} are still there"
+            time.sleep(0.5)
+        assert not _lock_sessions(conn, lock_id, granted=True) + _lock_sessions(conn, lock_id, granted=False)
+        # the partition it waited for still holds the smoke's export
+        assert conn.execute(state_sql, (HELD_TABLE, scope)).fetchone() == held_state
     assert _published_sha(stack) == old_sha
-    assert table_prints(stack.db_url(), PUBLISHED_SCHEMAS, views=True) == old_published
+    assert table_prints(url, PUBLISHED_SCHEMAS, views=True) == old_published
 
     stack.up()
     runs = stack.wait_for_runs(
@@ -473,6 +586,33 @@ def test_kill_of_the_code_server_during_a_run_fails_it_and_the_retry_publishes_c
         ),
         "the killed run marked failed and a later pipeline run succeeding",
         timeout_s=1500,
+    )
+    kill_epoch = time.time() - (time.monotonic() - killed)
+    report(
+        report_path,
+        "kill_drill_seconds",
+        {
+            "drop_to_run_held": round(killed - dropped, 1),
+            "kill_to_retry_published": round(time.monotonic() - killed, 1),
+            # the runs after the kill: what they were and when (seconds after the kill)
+            "runs_after": [
+                {
+                    "job": r["jobName"],
+                    "status": r["status"],
+                    "why": "retry" if _tag(r, "dagster/parent_run_id") else _tag(r, "synoforecast/trigger"),
+                    "created": round(r["creationTime"] - kill_epoch, 1),
+                    "started": r["startTime"] and round(r["startTime"] - kill_epoch, 1),
+                    "ended": r["endTime"] and round(r["endTime"] - kill_epoch, 1),
+                    **(
+                        {"failure": [m[:500] for m in stack.failure_messages(r["runId"])]}
+                        if r["status"] == "FAILURE"
+                        else {}
+                    ),
+                }
+                for r in sorted(runs, key=lambda r: r["creationTime"])
+                if r["creationTime"] > victim["creationTime"]
+            ],
+        },
     )
     assert any("is gone" in m for m in stack.failure_messages(victim["runId"])), stack.failure_messages(victim["runId"])
     assert _published_sha(stack) == new_sha
@@ -496,9 +636,11 @@ def _ui_shows(stack: Stack, profile: Path, page: str, wanted: str) -> None:
 
 
 def test_upgrade_to_a_second_tag_and_roll_back(stack, engine, workdir, report_path):
-    build_platform_image(engine, TAG_B, "--label", "org.opencontainers.image.version=smoke-b")
+    # TAG_B: built by the images fixture from TAG_A, another label
     ids = {t: engine.docker("image", "inspect", "-f", "{{.Id}}", t).stdout.decode().strip() for t in (TAG_A, TAG_B)}
     assert ids[TAG_A] != ids[TAG_B]
+    layers = {t: engine.docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", t).stdout for t in (TAG_A, TAG_B)}
+    assert layers[TAG_A] == layers[TAG_B]
     state = _durable_state(stack)
     stack.exec("postgres", "/synoforecast/scripts/backup.sh")
 

@@ -422,7 +422,19 @@ class Stack:
             runId jobName status startTime endTime creationTime tags { key value } } } } }""")
         return data["runsOrError"]["results"]
 
-    def wait_for_runs(self, done, what: str, timeout_s: float = 1200, poll_s: float = 3.0) -> list[dict]:
+    def step_seconds(self, run_id: str) -> dict[str, float]:
+        """{step key: seconds} of a finished run (Dagster's step stats)."""
+        data = self.graphql(
+            """query($id: ID!) { runOrError(runId: $id) { ... on Run { stepStats { stepKey startTime endTime } } } }""",
+            {"id": run_id},
+        )
+        return {
+            s["stepKey"]: round(s["endTime"] - s["startTime"], 2)
+            for s in data["runOrError"]["stepStats"]
+            if s["startTime"] is not None and s["endTime"] is not None
+        }
+
+    def wait_for_runs(self, done, what: str, timeout_s: float = 1200, poll_s: float = 1.0) -> list[dict]:
         """Poll the runs until ``done(runs)`` is true; fail on timeout with the logs."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -444,15 +456,23 @@ class Stack:
         )
 
     def failure_messages(self, run_id: str) -> list[str]:
-        """The failure events of a run, as the UI shows them."""
-        data = self.graphql(
-            """query($id: ID!) { runOrError(runId: $id) { ... on Run { eventConnection {
-            events { __typename ... on MessageEvent { message }
-                     ... on ExecutionStepFailureEvent { stepKey error { message } }
-                     ... on RunFailureEvent { pipelineFailureError: error { message } } } } } } }""",
-            {"id": run_id},
-        )
-        events = data["runOrError"]["eventConnection"]["events"]
+        """The failure events of a run, as the UI shows them. The webserver answers 1,000 events
+        a page (DAGSTER_UI_EVENT_LOAD_CHUNK_SIZE); a run of a few quarters writes more (its dbt
+        step one per model and test per quarter), and its failure comes last: every page is read."""
+        events, cursor = [], None
+        while True:
+            data = self.graphql(
+                """query($id: ID!, $after: String) { runOrError(runId: $id) { ... on Run {
+                eventConnection(afterCursor: $after) { cursor hasMore
+                events { __typename ... on MessageEvent { message }
+                         ... on ExecutionStepFailureEvent { stepKey error { message } }
+                         ... on RunFailureEvent { pipelineFailureError: error { message } } } } } } }""",
+                {"id": run_id, "after": cursor},
+            )["runOrError"]["eventConnection"]
+            events += data["events"]
+            if not data["hasMore"] or not data["events"] or data["cursor"] == cursor:
+                break
+            cursor = data["cursor"]
         return [
             " ".join(
                 filter(
