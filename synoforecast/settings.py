@@ -122,6 +122,10 @@ class Settings(BaseModel):
     # processes a run's fits, forecasts and landing are spread over (the run's and n - 1
     # workers, ~370 MB each on the default sample); 1 keeps everything in the run's process
     forecast_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    # how often the inbox and snapshot-downstream sensors look for work (the landing and heal
+    # sensors every second interval): a dropped export starts within about two intervals (the
+    # file must keep its size over two ticks). Longer spares a NAS's CPU; the Docker stack test uses 5
+    sensor_interval_seconds: int = Field(30, ge=5, le=3600)
     # the platform's own log lines (lib/logs.py): "text" for people, "json" (one object per line) for aggregation
     log_format: Literal["text", "json"] = "text"
     # extra header spellings, yaml only: {"SVR-RM": {"Units": ["Menge", "Stück"]}}

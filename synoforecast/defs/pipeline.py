@@ -126,7 +126,7 @@ def follow_snapshot(instance: dg.DagsterInstance, asset_event: dg.EventLogEntry)
     job_name=PIPELINE_JOB,
     name="snapshot_downstream_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=get_settings().sensor_interval_seconds,
     description="After a snapshot is accepted, materialises its quarters downstream in one run.",
 )
 def snapshot_downstream_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
@@ -203,7 +203,7 @@ def heal_request(instance: dg.DagsterInstance, url: str, grace_s: float | None =
 
 @platform_sensor(
     "publish_heal_sensor",
-    60,
+    2 * get_settings().sensor_interval_seconds,
     "Marks runs whose process died as failed, and re-runs the partitions a failed or killed "
     "run left holding another export (then switches `published`).",
     job_name=PIPELINE_JOB,

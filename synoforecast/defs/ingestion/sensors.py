@@ -57,7 +57,7 @@ def _published_sha(warehouse: WarehouseResource) -> str | None:
 
 @platform_sensor(
     "inbox_sensor",
-    30,
+    get_settings().sensor_interval_seconds,
     "Watches the inbox for new or changed workbooks (stable size and mtime over two ticks); "
     "retries snapshot runs that failed and marks runs whose process died as failed.",
     job_name=SNAPSHOT_JOB,

@@ -6,6 +6,7 @@ from synoforecast.defs.landing.assets import LANDING_CUTOFFS
 from synoforecast.defs.partitions import LANDING_GROUP
 from synoforecast.defs.resources import WarehouseResource
 from synoforecast.defs.runs import SNAPSHOT_TAG, platform_sensor
+from synoforecast.settings import get_settings
 
 LANDING_JOB = "landing_job"
 
@@ -26,7 +27,6 @@ def landing_run_request(url: str, sha256: str | None = None) -> tuple[dg.RunRequ
     from synoforecast.lib.ingest.snapshots import accepted_snapshot
     from synoforecast.lib.landing.running_quarter import NoQuarterInProgress, quarter_in_progress
     from synoforecast.lib.warehouse.published import publish_targets
-    from synoforecast.settings import get_settings
 
     manifest = accepted_snapshot(url, sha256)
     if manifest is None:
@@ -65,7 +65,7 @@ def landed_already(instance: dg.DagsterInstance, sha256: str, cutoff_key: str) -
 
 @platform_sensor(
     "landing_sensor",
-    60,
+    2 * get_settings().sensor_interval_seconds,
     "Once the latest snapshot's quarters are published, lands its quarter in progress "
     "(once per snapshot: the run key is the snapshot's sha256, and a cut-off a CLI run already "
     "landed successfully is skipped).",
