@@ -169,3 +169,21 @@ def test_the_cross_domain_modules_name_other_domains_by_asset_key_only():
         }
         assert not assets, f"{path.relative_to(REPO)} imports {sorted(assets)}"
     assert "synoforecast.definitions" not in _imports(package / "defs" / "housekeeping.py")
+
+
+def test_sensor_interval_seconds_sets_how_often_the_sensors_look_for_work():
+    """Read when the code location loads: the default's intervals, and a setting of 5 s (the
+    Docker stack test's) in a fresh process."""
+    wanted = {"inbox_sensor": 1, "snapshot_downstream_sensor": 1, "landing_sensor": 2, "publish_heal_sensor": 2}
+    probe = (
+        "import json; from synoforecast.definitions import defs; "
+        "r = defs.get_repository_def(); "
+        f"print(json.dumps({{n: r.get_sensor_def(n).minimum_interval_seconds for n in {sorted(wanted)!r}}}))"
+    )
+    seen = {}
+    for value in ("", "5"):
+        env = {**os.environ, "SYNOFORECAST_SENSOR_INTERVAL_SECONDS": value}
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+        seen[value] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen[""] == {n: 30 * k for n, k in wanted.items()}
+    assert seen["5"] == {n: 5 * k for n, k in wanted.items()}
