@@ -558,6 +558,38 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """The Prometheus endpoint (lib/monitoring/metrics.py): `serve` until stopped, or `print` one scrape."""
+    import signal
+    import threading
+
+    from synoforecast.instance.metrics import platform_collector
+    from synoforecast.lib.logs import configure
+    from synoforecast.lib.monitoring.metrics import registry_for, serve
+    from synoforecast.settings import get_settings
+
+    settings = get_settings()
+    if _LOG is None:  # text: the sources' "down" and "back" lines, on stderr
+        configure(settings.log_format)
+    collector = platform_collector(settings, volumes=args.volume or [], window_s=args.runs_window_hours * 3600)
+    registry = registry_for(collector)
+    if args.action == "print":
+        from prometheus_client import generate_latest
+
+        sys.stdout.write(generate_latest(registry).decode())
+        return EXIT_FAILED if collector.down() else 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        serve(registry, args.host, args.port, stop, on_ready=lambda url: _progress(f"metrics on {url}"))
+    except OSError as exc:  # port in use, address not available
+        _eprint(f"error: cannot serve metrics on {args.host}:{args.port}: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from synoforecast.cli.doctor import exit_code, render_table, run_checks
 
@@ -669,6 +701,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wh.add_argument("action", choices=["status", "stop", "url"])
     wh.set_defaults(func=cmd_warehouse)
+
+    metrics = sub.add_parser(
+        "metrics", help="the Prometheus endpoint: export age, runs, checks, accuracy, landing, Metabase, disk"
+    )
+    metrics.add_argument("action", choices=["serve", "print"], help="serve over HTTP, or print one scrape")
+    metrics.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    metrics.add_argument("--port", type=int, default=9109, help="port (default 9109)")
+    metrics.add_argument(
+        "--volume",
+        action="append",
+        metavar="PATH",
+        help="a folder whose volume's free bytes to expose (repeatable; default the data folder)",
+    )
+    metrics.add_argument(
+        "--runs-window-hours",
+        type=float,
+        default=24.0,
+        help="synoforecast_runs_recent counts the runs created in this many hours (default 24)",
+    )
+    metrics.set_defaults(func=cmd_metrics)
 
     doctor = sub.add_parser("doctor", help="check warehouse, Dagster storage, dbt, inbox, Metabase and webhooks")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")

@@ -555,6 +555,15 @@ select n.cohort, n.metric, n.target_quarter, n.target_label, n.landing_cutoff, n
 ]
 
 
+# What a Prometheus scrape reads (lib/monitoring/metrics.py), by index: the newest accepted export
+# (also freshness_state's query) and the published export's newest landing cut-off
+SCRAPE_INDEXES_DDL = [
+    "create index if not exists snapshots_accepted_mtime_idx on ops.snapshots (file_mtime desc, first_seen_at desc) "
+    "where status = 'accepted'",
+    "create index if not exists landing_snapshot_idx on forecast.landing (snapshot_sha256, cutoff_date)",
+]
+
+
 PUBLISHED_SCHEMA = "published"
 
 
@@ -613,4 +622,5 @@ select l.* from forecast.landing l where l.cutoff_date = (select max(cutoff_date
     statements += unique_grain_ddl()
     statements += published_ddl()
     statements += NARRATIVES_DDL
+    statements += SCRAPE_INDEXES_DDL
     return statements
