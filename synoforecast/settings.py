@@ -357,11 +357,41 @@ def instance_template(settings: Settings) -> Path:
 
 def ensure_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at a persistent folder (runs survive restarts) holding the
-    project's instance config, unless the operator already chose one."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    project's instance config, unless the operator already chose one. Refuses, in one
+    line, an instance config that reads variables this environment does not set: the
+    image's DAGSTER_HOME holds the Compose stack's PostgreSQL-backed instance, and a command
+    run outside the stack would otherwise fail with a page of Dagster config errors."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     template = instance_template(settings)
     target = home / "dagster.yaml"
     if not target.exists():
         shutil.copyfile(template, target)
+    missing = unset_instance_variables(target)
+    if missing:
+        raise SettingsError(
+            f"the Dagster instance in DAGSTER_HOME={home} reads {', '.join(missing)} from the environment, "
+            "and they are not set: it is the Compose stack's, whose containers set them (run the command "
+            "there: docker compose exec user-code synoforecast ...). Outside the stack, set DAGSTER_HOME "
+            "to a folder of your own for the embedded default (SQLite storage)"
+        )
     return home
+
+
+def unset_instance_variables(config: Path) -> list[str]:
+    """The environment variables a dagster.yaml reads (``{env: NAME}``) that are not set."""
+
+    def names(node: Any):
+        if isinstance(node, dict):
+            if set(node) == {"env"} and isinstance(node["env"], str):
+                yield node["env"]
+            else:
+                for value in node.values():
+                    yield from names(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from names(value)
+
+    loaded = yaml.safe_load(config.read_text()) or {}
+    return sorted({name for name in names(loaded) if not os.environ.get(name)})

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 EXIT_REFUSED = 2
@@ -67,11 +68,20 @@ def cmd_sample_workbook(args: argparse.Namespace) -> int:
         cutoff=dt.date.fromisoformat(args.as_of) if args.as_of else None,
     )
     started = time.perf_counter()
-    stats = write_sample_workbook(args.out, spec)
+    try:
+        stats = write_sample_workbook(args.out, spec)
+    except OSError as exc:
+        _eprint(_unwritable(args.out, exc, "pass --out a path in a folder you can write"))
+        return EXIT_FAILED
     result = stats.to_dict()
     result["seconds"] = round(time.perf_counter() - started, 2)
     print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def _unwritable(path: str | Path, exc: OSError, fix: str) -> str:
+    """One line for a sample workbook that could not be written: where, why, what to do."""
+    return f"error: cannot write the sample workbook {path}: {exc.strerror or exc}; {fix}"
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -237,11 +247,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _eprint(f"error: {exc}")
         return EXIT_FAILED
     _progress(f"warehouse {safe_url(url)}")
-    settings.inbox_dir.mkdir(parents=True, exist_ok=True)
-    today = dt.date.today()
-    path = settings.inbox_dir / f"sample-sale-out-{today.isoformat()}.xlsx"
+    path = settings.inbox_dir / f"sample-sale-out-{dt.date.today().isoformat()}.xlsx"
     _progress(f"writing a sample workbook ({args.rows:,} SVR-RM rows) to {path}")
-    write_sample_workbook(path, SampleSpec(rows=args.rows, seed=args.seed))
+    try:
+        write_sample_workbook(path, SampleSpec(rows=args.rows, seed=args.seed))
+    except OSError as exc:
+        _eprint(
+            _unwritable(
+                path,
+                exc,
+                "the demo drops it into the inbox (SYNOFORECAST_INBOX), which must be writable; the image's "
+                "/inbox is the NAS share the stack mounts read-only: set SYNOFORECAST_INBOX to a folder of your own",
+            )
+        )
+        return EXIT_FAILED
     with _tool_output(settings, "demo", args.quiet) as progress:
         outcome = ingest_workbook(path, progress=progress, quiet=args.quiet)
     if not outcome.ok:
@@ -730,6 +749,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not os.environ.get("SYNOFORECAST_DEBUG"):
+        # Third-party warnings (platformdirs' RuntimeDirWarning as root, library deprecations)
+        # are not for the person reading the output; SYNOFORECAST_DEBUG=1 shows them
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module=r"synoforecast(\.|$)")
     _configure_logs()
     try:
         return args.func(args)
@@ -739,6 +763,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one clear line, details on request
         if os.environ.get("SYNOFORECAST_DEBUG"):
             raise
+        from synoforecast.settings import SettingsError
+
+        if isinstance(exc, SettingsError):  # the operator's to fix, and the message says how
+            _eprint(f"error: {exc}")
+            return EXIT_FAILED
         _eprint(f"error: {type(exc).__name__}: {exc}\n(set SYNOFORECAST_DEBUG=1 for the traceback)")
         return EXIT_FAILED
 

@@ -112,8 +112,9 @@ def test_forecast_command_names_the_bad_row(tmp_path):
 def _env(tmp_path, **extra):
     import os
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNOFORECAST_", "METABASE_", "DAGSTER_HOME"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNOFORECAST_", "METABASE_", "DAGSTER_"))}
     env.update({"SYNOFORECAST_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dh"), **extra})
+    env.setdefault("SYNOFORECAST_FORECAST_WORKERS", os.environ.get("SYNOFORECAST_FORECAST_WORKERS", "1"))  # conftest.py
     return env
 
 
@@ -228,6 +229,33 @@ def test_the_demo_names_the_top_customers_and_ends_with_the_svr_rm_narrative(tmp
     assert re.fullmatch(r"svr_rm_overall · revenue · \d{4}-Q\d:", heading), heading
     story = " ".join(line.strip() for line in text)
     assert story.startswith("SVR-RM rack-mount servers: revenue for ") and "forecast at $" in story, story
+    assert "Warning" not in result.stderr, result.stderr  # e.g. platformdirs' RuntimeDirWarning as root
+
+
+def test_outside_the_stack_a_command_says_in_one_line_what_it_needs(tmp_path, repo_root, pg_url):
+    """The image's DAGSTER_HOME holds the Compose stack's instance (DAGSTER_PG_* from the
+    stack's environment), and its /inbox is read-only: `docker run <image> synoforecast demo`."""
+    stack_home = tmp_path / "stack_home"
+    stack_home.mkdir()
+    shutil.copyfile(repo_root / "deploy" / "dagster.yaml", stack_home / "dagster.yaml")
+    result = run("demo", "--rows", "100", env=_env(tmp_path, DAGSTER_HOME=str(stack_home)), timeout=120)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: the Dagster instance in DAGSTER_HOME={stack_home} reads DAGSTER_PG_DB, "), line
+    assert all(f"DAGSTER_PG_{v}" in line for v in ("HOST", "PORT", "USER", "PASSWORD", "DB")), line
+    assert "docker compose exec" in line and "set DAGSTER_HOME to a folder of your own" in line
+
+    blocker = tmp_path / "a-file"  # the inbox cannot be created: a file stands where its parent should be
+    blocker.write_text("")
+    inbox = blocker / "inbox"
+    env = _env(tmp_path, SYNOFORECAST_INBOX=str(inbox), SYNOFORECAST_WAREHOUSE_URL=pg_url)
+    result = run("demo", "--rows", "100", env=env, timeout=300)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot write the sample workbook {inbox}/sample-sale-out-"), result.stderr
+    assert "set SYNOFORECAST_INBOX to a folder of your own" in last
+    for noise in ("Traceback", "Exception ignored", "Warning"):
+        assert noise not in result.stderr, result.stderr
 
 
 def test_the_demos_next_step_works_without_an_activated_venv(monkeypatch):
