@@ -360,13 +360,16 @@ def ensure_dagster_home(settings: Settings) -> Path:
     project's instance config, unless the operator already chose one. Refuses, in one
     line, an instance config that reads variables this environment does not set: the
     image's DAGSTER_HOME holds the Compose stack's PostgreSQL-backed instance, and a command
-    run outside the stack would otherwise fail with a page of Dagster config errors."""
+    run outside the stack would otherwise fail with a page of Dagster config errors. A new
+    home whose template reads such variables gets the packaged (embedded) config instead."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
-    template = instance_template(settings)
     target = home / "dagster.yaml"
     if not target.exists():
+        template = instance_template(settings)
+        if unset_instance_variables(template):  # the stack's config (the image's /app), outside the stack:
+            template = PACKAGED_INSTANCE_CONFIG  # a new home runs on the embedded default
         shutil.copyfile(template, target)
     missing = unset_instance_variables(target)
     if missing:

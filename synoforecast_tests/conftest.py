@@ -21,6 +21,17 @@ import pytest
 from synoforecast.settings import get_settings
 
 _counter = itertools.count()
+SMTP_VARIABLES = (
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_FROM",
+    "SMTP_TO",
+    "SMTP_STARTTLS",
+    "SMTP_CA_FILE",
+    "SMTP_TIMEOUT_S",
+)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +78,7 @@ def isolated_project(tmp: Path, url: str):
             "SLACK_WEBHOOK_URL",
             "TEAMS_WEBHOOK_URL",
             "N8N_WEBHOOK_URL",
+            *SMTP_VARIABLES,
         ):
             mp.delenv(name, raising=False)
         get_settings.cache_clear()
@@ -96,6 +108,10 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 # The checkout's own data/ (a `synoforecast demo` run there) must not reach the tests: it
 # remembers where the partitions start. Tests that need a project point at their own folders.
 os.environ.setdefault("SYNOFORECAST_DATA_DIR", tempfile.mkdtemp(prefix="synoforecast-test-data-"))
+
+
+# a real SMTP server (aiosmtpd, STARTTLS + AUTH) for the email route: support/smtp_server.py
+from synoforecast_tests.support.smtp_server import smtp_cert, smtp_server  # noqa: E402, F401
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 """`synoforecast doctor`: check every part the platform needs and say how to fix it.
 
 It lives beside the CLI, not in `lib/`: it checks the platform as the definitions see
-it (the dbt executable and the Metabase/webhook configuration of defs/resources.py).
+it (the dbt executable and the Metabase/webhook/email configuration of defs/resources.py).
 
 Each check returns a :class:`Check` (status ``ok`` / ``warn`` / ``fail`` / ``skipped``).
-Required parts (warehouse, Dagster storage, dbt, inbox) fail the command; Metabase and
-the webhooks are optional and only checked when configured, but a configured one that
+Required parts (warehouse, Dagster storage, dbt, inbox) fail the command; Metabase, the
+webhooks and email are optional and only checked when configured, but a configured one that
 does not work is a failure too (the refresh or the notification would fail).
 
 Nothing is posted: Metabase gets ``GET /api/health`` and an authenticated
@@ -13,7 +13,10 @@ Nothing is posted: Metabase gets ``GET /api/health`` and an authenticated
 plain ``GET`` that only proves the endpoint exists: 405 (POST only), n8n's 404 "not
 registered for GET requests. Did you mean to make a POST request?" and Slack's 400
 ``invalid_payload`` say so; any other 4xx (404 ``no_service``, 403 ``invalid_token``, 410
-``channel_is_archived``, an unregistered n8n path) means a post would be refused: a failure. Secrets never appear in the output.
+``channel_is_archived``, an unregistered n8n path) means a post would be refused: a failure.
+Email gets the conversation of a real message up to the message itself: connect, STARTTLS
+(certificate verified), login, sender and recipients accepted, then RSET and QUIT (no DATA).
+Secrets never appear in the output.
 """
 
 from __future__ import annotations
@@ -215,7 +218,7 @@ def freshness_lines(findings: Mapping[str, object], alerts: Mapping[str, object]
             if alert.posted_at:
                 posted += f" on {alert.posted_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
         else:
-            posted = "alert not posted: no webhook configured"
+            posted = "alert not posted: no channel configured"
         if alert is not None and alert.breach == finding.breach and alert.error:
             posted += f"; NOT delivered: {alert.error}"
         lines.append(Check(name, FAIL, _one_line(f"{finding.headline} ({posted})", 600), finding.fix, required=False))
@@ -372,6 +375,35 @@ def _exists_but_wants_post(resp: httpx.Response) -> bool:
     )  # Slack
 
 
+def check_email(env: Mapping[str, str]) -> Check:
+    """The SMTP route asked through the sender's own conversation, without sending a message."""
+    from synoforecast.lib.activation.email import EmailConfig, EmailError, check_email_access
+
+    try:
+        cfg = EmailConfig.from_variables(env)  # the checks WebhooksResource uses
+    except EmailError as exc:
+        return Check("email", FAIL, _one_line(exc), "fix the variables named", required=False)
+    if not cfg.configured:
+        return Check(
+            "email",
+            SKIPPED,
+            "not configured (SMTP_HOST unset)",
+            "optional: set SMTP_HOST, SMTP_FROM and SMTP_TO",
+            required=False,
+        )
+    try:
+        detail = check_email_access(cfg)
+    except EmailError as exc:
+        return Check(
+            "email",
+            FAIL,
+            _one_line(exc, 400),
+            "fix what the detail names (the SMTP_* variables, or the network to SMTP_HOST)",
+            required=False,
+        )
+    return Check("email", OK, _one_line(detail, 400), required=False)
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -405,6 +437,8 @@ def run_checks(
         checks += check_metabase(env, client)
         for name, var in (("slack", "SLACK_WEBHOOK_URL"), ("teams", "TEAMS_WEBHOOK_URL"), ("n8n", "N8N_WEBHOOK_URL")):
             checks.append(check_webhook(name, var, env, client))
+    note("email")
+    checks.append(check_email(env))
     return checks
 
 

@@ -1,6 +1,6 @@
 """Freshness (design §3 "silence is an event"): asset checks on the snapshot and on the
 quarterly forecasts, evaluated every few minutes by `freshness_sensor`, which posts each
-breach once to the configured Slack / Teams / n8n webhooks.
+breach once to the configured channels (Slack / Teams / n8n webhooks, email).
 
 * `workbook_snapshot:snapshot_freshness`: the newest accepted export is dated
   `freshness_max_age_days` (8) or more before now.
@@ -27,7 +27,6 @@ only after it resolved and recurred; a channel that failed is retried at the nex
 which fails and names it, as `notify_on_run_failure` does.
 """
 
-import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -35,7 +34,7 @@ from dagster._time import get_current_datetime  # Dagster's clock, as its own fr
 
 from synoforecast.defs.resources import WarehouseResource, WebhooksResource
 from synoforecast.defs.runs import SNAPSHOT_KEY, platform_sensor
-from synoforecast.lib.activation.notify import CHANNELS, AlertNotDelivered, NotifyError, send_alert
+from synoforecast.lib.activation.notify import AlertNotDelivered, NotifyError, send_alert
 from synoforecast.lib.forecasting.cohorts import COHORTS
 from synoforecast.lib.monitoring import freshness
 from synoforecast.lib.monitoring.freshness import BREACH, QUARTER_CLOSE, SNAPSHOT, UNKNOWN, Finding
@@ -196,11 +195,10 @@ def post_breaches(
         errors = {rule: str(exc) for rule, f in findings.items() if f.status == BREACH}
     channels = config.channels() if config is not None else []
     for finding, todo in freshness.alerts_due(findings.values(), state, channels):
-        only = dataclasses.replace(config, **{f"{c}_webhook_url": None for c in CHANNELS if c not in todo})
         outcome = send_alert(
             f"synoforecast: {finding.title}",
             freshness.alert_details(finding, _link(webhooks, finding)),
-            only,
+            config.only(todo),
             event=f"freshness_{finding.rule}",
             extra={"rule": finding.rule, "breach": finding.breach, "fix": finding.fix, "facts": dict(finding.metadata)},
         )
@@ -221,7 +219,7 @@ def post_breaches(
     "Evaluates snapshot_freshness and quarter_close_freshness (no export for "
     "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS; a closed quarter without a published forecast "
     "SYNOFORECAST_QUARTER_CLOSE_GRACE_DAYS after it ended) and posts each breach once to the "
-    "SLACK/TEAMS/N8N webhooks. Launches no run.",
+    "SLACK/TEAMS/N8N webhooks and the SMTP email recipients. Launches no run.",
 )
 def freshness_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, webhooks: WebhooksResource

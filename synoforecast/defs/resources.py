@@ -1,5 +1,5 @@
-"""Resources shared by the domains: the warehouse, dbt, Metabase, the webhooks and the
-accuracy thresholds.
+"""Resources shared by the domains: the warehouse, dbt, Metabase, the notification channels
+(webhooks and email) and the accuracy thresholds.
 
 Every external setting reaches the assets through one of these typed
 `ConfigurableResource`s, so the UI's resources page shows what a run will use. Secrets
@@ -19,9 +19,11 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from synoforecast.lib.activation.email import EmailConfig, EmailError, EmailFields
+from synoforecast.lib.activation.email import variable as email_variable
 from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, MetabaseFields
 from synoforecast.lib.activation.metabase import variable as metabase_variable
-from synoforecast.lib.activation.notify import NotifyConfig
+from synoforecast.lib.activation.notify import NotifyConfig, NotifyError
 from synoforecast.lib.warehouse import connection as warehouse
 from synoforecast.settings import DBT_PROJECT_DIR, WAREHOUSE_URL_VAR, Settings, configured_warehouse_url, get_settings
 
@@ -68,25 +70,51 @@ class MetabaseResource(dg.ConfigurableResource, MetabaseFields):
 
 
 METABASE_SECRETS = ("url", "api_key", "username", "password")  # bound as EnvVar, never stored as values
+EMAIL_SECRETS = ("smtp_host", "smtp_username", "smtp_password")  # bound as EnvVar, never stored as values
 
 
-class WebhooksResource(dg.ConfigurableResource):
-    """Slack / Teams / n8n webhooks for summaries and run-failure alerts, and the Dagster UI
-    address their links point at (DAGSTER_WEBSERVER_URL)."""
+class WebhooksResource(dg.ConfigurableResource, EmailFields):
+    """The notification channels of summaries and alerts: Slack / Teams / n8n webhooks, email
+    over SMTP (the SMTP_* fields of `EmailFields`, lib/activation/email.py), and the Dagster UI
+    address their links point at (DAGSTER_WEBSERVER_URL).
+
+    Webhook URLs, the SMTP host, user and password are bound as `EnvVar`s; the other SMTP
+    fields hold values already checked by `EmailConfig` when the code location loaded. Half an
+    email configuration (a host without sender or recipients, a user without password) does
+    not stop the code location: it is kept in `smtp_misconfigured` and fails the notification,
+    naming the variables, as a webhook URL that cannot work does."""
 
     slack_webhook_url: str | None = None
     teams_webhook_url: str | None = None
     n8n_webhook_url: str | None = None
     webserver_url: str = "http://127.0.0.1:3000"
+    smtp_misconfigured: str | None = None
 
     def config(self) -> NotifyConfig:
-        """Raises NotifyError when a set URL cannot work (never echoing it)."""
+        """Raises NotifyError when a set URL cannot work (never echoing it) or the SMTP_*
+        variables are half a configuration (naming what is missing)."""
+        if self.smtp_misconfigured:
+            raise NotifyError(self.smtp_misconfigured)
+        try:
+            email = EmailConfig.from_variables({email_variable(n): getattr(self, n) for n in EmailFields.model_fields})
+        except EmailError as exc:
+            raise NotifyError(str(exc)) from None
         return NotifyConfig(
             **{
                 name: (getattr(self, name) or "").strip() or None
                 for name in ("slack_webhook_url", "teams_webhook_url", "n8n_webhook_url")
-            }
+            },
+            email=email if email.configured else None,
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "WebhooksResource":
+        bound = _bound({**WEBHOOK_VARS, **{name: email_variable(name) for name in EMAIL_SECRETS}}, env)
+        try:
+            checked = EmailConfig.from_variables(env)
+        except EmailError as exc:
+            return cls(**bound, smtp_misconfigured=str(exc))
+        return cls(**bound, **checked.model_dump(include=set(EmailFields.model_fields) - set(EMAIL_SECRETS)))
 
     def run_url(self, run_id: str) -> str:
         """Link to a run in the Dagster UI."""
@@ -157,7 +185,7 @@ def build_resources(env: Mapping[str, str] | None = None, settings: Settings | N
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
         ),
         "metabase": MetabaseResource.from_env(env),
-        "webhooks": WebhooksResource(**_bound(WEBHOOK_VARS, env)),
+        "webhooks": WebhooksResource.from_env(env),
         "accuracy": AccuracyThresholdsResource(
             max_smape=settings.max_smape,
             snaive_tolerance=settings.snaive_tolerance,

@@ -281,6 +281,23 @@ def test_image_is_a_non_root_wheel_install_with_a_health_check(engine, images):
     assert secrets_left == "0"
 
 
+def test_a_command_run_outside_the_stack_says_in_one_line_what_it_needs(engine, images):
+    """`docker run <image> synoforecast demo`: the image's DAGSTER_HOME holds the stack's
+    instance (DAGSTER_PG_* come from the stack), and its /inbox is the NAS share's mount point."""
+    outside = engine.docker("run", "--rm", "--network", "none", TAG_A, "synoforecast", "demo", check=False, timeout=120)
+    [line] = outside.stderr.decode().strip().splitlines()
+    assert outside.returncode == 1 and "DAGSTER_PG_HOST" in line and "docker compose exec" in line, line
+    # its own Dagster home (the embedded default: SQLite, PostgreSQL from pgserver under /data),
+    # the read-only inbox: one line naming the sample file and the setting
+    own_home = engine.docker(
+        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/data:uid=10001", "--tmpfs", "/tmp",
+        "-e", "DAGSTER_HOME=/tmp/dagster_home", TAG_A, "synoforecast", "demo", check=False, timeout=180,
+    )  # fmt: skip
+    err = own_home.stderr.decode()
+    assert own_home.returncode == 1 and "SYNOFORECAST_INBOX" in err.strip().splitlines()[-1], err
+    assert not any(noise in err for noise in ("Traceback", "Exception ignored", "Warning")), err
+
+
 def test_image_holds_exactly_the_locked_versions(engine, images):
     """`pip freeze` in the image: every package it holds (setuptools and wheel included; pip
     and the project aside) is pinned in constraints.txt, at that version, and pip check passes."""

@@ -1,9 +1,11 @@
 """Activation end to end: `synoforecast ingest` with Metabase, Slack, Teams and n8n pointed
 at the local stand-in, then the activation assets alone for each failure mode, the
-accuracy-drop alert and the run-failure sensor. One real ingest per module."""
+accuracy-drop alert, the run-failure sensor, and email through a real SMTP server
+(support/smtp_server.py). One real ingest per module."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
@@ -17,6 +19,7 @@ from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast.settings import get_settings
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
 from synoforecast_tests.support.definitions import reload_definitions
+from synoforecast_tests.support.smtp_server import PASSWORD, RECIPIENTS, USER
 
 pytestmark = pytest.mark.integration
 
@@ -348,3 +351,87 @@ def test_metabase_sync_is_awaited_before_cards_rerun(env, standin):
     assert queries and not [q for q in queries if q.during_sync]
     assert "forecast.sync_probe" in standin.synced
     assert _metadata(result, "activation__metabase_refresh")["sync_wait_s"] >= 0.8
+
+
+# ------------------------------------------------------------------ issue 29: email
+
+
+@contextlib.contextmanager
+def _email_to(env, server, **overrides):
+    """The SMTP_* variables pointing at `server` for one test; the module's other tests run without email."""
+    mp = env["monkeypatch"]
+    variables = server.variables(**overrides)
+    for name, value in variables.items():
+        mp.setenv(name, value)
+    try:
+        yield
+    finally:
+        for name in variables:
+            mp.delenv(name, raising=False)
+
+
+def test_the_summary_is_emailed_to_every_recipient_beside_the_webhooks(env, standin, smtp_server):
+    standin.reset()
+    with _email_to(env, smtp_server):
+        result = _materialize([summary_notification], env)
+    assert result.success
+    assert _metadata(result, "activation__summary_notification")["channels"] == {
+        "slack": "sent",
+        "teams": "sent",
+        "email": "sent",
+    }
+    assert standin.calls() == [f"POST {SLACK}", f"POST {TEAMS}"]
+    (mail,) = smtp_server.received
+    assert mail.tls and mail.login == USER
+    assert mail.rcpt_tos == ["ops@example.test", "sales@example.test"] and mail.message["To"] == ", ".join(RECIPIENTS)
+    assert "synoforecast: forecasts for 2026-Q3" in mail.subject
+    for piece in (
+        "As of: 2026-Q2",
+        "dbt tests:",
+        "passed",
+        "Forecasts:",
+        "svr_rm_overall / SVR-RM total",
+        "sMAPE",
+        "All C2",
+        f"Run: http://dagster.nas.local:3000/runs/{result.run_id}",
+    ):
+        assert piece in mail.text, piece
+    assert PASSWORD not in json.dumps([str(e) for e in result.all_events])
+
+
+def test_a_failed_run_is_emailed_with_its_error_and_link(env, standin, smtp_server):
+    with _email_to(env, smtp_server):
+        result, context = _failed_run("doomed_by_mail", "warehouse went away")
+        standin.reset()
+        notify_on_run_failure(context)
+    assert standin.calls() == [f"POST {SLACK}", f"POST {TEAMS}"]
+    (mail,) = smtp_server.received
+    assert mail.subject == "synoforecast run failed: doomed_by_mail"
+    assert mail.rcpt_tos == ["ops@example.test", "sales@example.test"] and mail.tls
+    assert "- step explode: RuntimeError: warehouse went away" in mail.text
+    assert f"Run: http://dagster.nas.local:3000/runs/{result.run_id}" in mail.text
+
+
+def test_a_refused_email_login_fails_the_tick_naming_email_and_the_webhooks_still_get_the_alert(
+    env, standin, smtp_server
+):
+    with _email_to(env, smtp_server, SMTP_PASSWORD="wrong-pw-SECRET"):
+        _, context = _failed_run("doomed_wrong_password", "disk full")
+        standin.reset()
+        with pytest.raises(Exception, match="not posted to email") as err:
+            notify_on_run_failure(context)
+    assert "authentication as 'forecast' refused" in str(err.value) and "535" in str(err.value)
+    assert "wrong-pw-SECRET" not in str(err.value)
+    assert standin.calls() == [f"POST {SLACK}", f"POST {TEAMS}"]
+    assert smtp_server.received == []
+
+
+def test_half_an_email_configuration_fails_the_summary_naming_what_is_missing(env, standin, smtp_server):
+    standin.reset()
+    with _email_to(env, smtp_server, SMTP_FROM=None, SMTP_TO=None):
+        result = _materialize([summary_notification], env)
+    assert not result.success
+    message = _failure_message(result)
+    assert "configuration is invalid: SMTP_HOST is set but SMTP_FROM and SMTP_TO are not" in message
+    assert PASSWORD not in message
+    assert smtp_server.received == [] and standin.calls() == []

@@ -238,3 +238,27 @@ def test_doctor_shows_both_rules_with_a_fix(env, standin, capsys):
     assert lines["freshness: export"]["status"] == lines["freshness: quarter close"]["status"] == "fail"
     assert lines["freshness: export"]["fix"] and lines["freshness: quarter close"]["fix"]
     assert [r for r in standin.requests if r.method == "POST"] == []  # the doctor posts nothing
+
+
+def test_an_email_route_configured_later_gets_each_open_breach_once(env, standin, smtp_server):
+    """Both breaches are open on 20 Oct (no export since 30 Aug, 2026-Q3 without a forecast): the
+    email route set now gets each of them once, however many ticks follow."""
+    mp = env["monkeypatch"]
+    variables = smtp_server.variables()
+    for name, value in variables.items():
+        mp.setenv(name, value)
+    try:
+        for minutes in (0, 5, 60):
+            tick(dt.datetime(2026, 10, 20, 6, tzinfo=UTC) + dt.timedelta(minutes=minutes))
+    finally:
+        for name in variables:
+            mp.delenv(name)
+    mails = {m.subject: m for m in smtp_server.received}
+    assert len(smtp_server.received) == 2, sorted(mails)
+    export = next(m for s, m in mails.items() if s.startswith("synoforecast: no sale-out export for"))
+    quarter = mails["synoforecast: 2026-Q3 closed 19 days ago without a published forecast"]
+    assert "http://dagster.nas.local:3000/assets/workbook_snapshot?view=checks" in export.text
+    assert "Fix: " in export.text and "SYNOFORECAST_FRESHNESS_MAX_AGE_DAYS" in export.text
+    assert quarter.rcpt_tos == ["ops@example.test", "sales@example.test"] and quarter.tls
+    rows = fetch(env["url"], "select rule, posted_to from ops.freshness_alerts order by rule")
+    assert all("email" in posted for _, posted in rows) and len(rows) == 2

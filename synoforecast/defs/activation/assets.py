@@ -1,7 +1,7 @@
 """Metabase refresh and summary notifications, after forecasts are published.
 
-Both call the real HTTP APIs with httpx when configured (MetabaseResource, WebhooksResource)
-and otherwise record "skipped: not configured". Half a configuration, a refresh that
+Both call the real HTTP APIs with httpx (and the summary an SMTP server) when configured
+(MetabaseResource, WebhooksResource) and otherwise record "skipped: not configured". Half a configuration, a refresh that
 failed or a channel that did not get the summary fails the asset and names what failed;
 secrets never reach logs or metadata.
 """
@@ -231,7 +231,7 @@ def restated_section(url: str, sha256: str | None, threshold: float) -> dict | N
     **QUARTERLY,
     group_name="activation",
     kinds={"slack"},
-    description="Posts what changed (volume, checks, forecasts, C2) to Slack, Teams and/or n8n.",
+    description="Posts what changed (volume, checks, forecasts, C2) to Slack, Teams, n8n and/or email.",
 )
 def summary_notification(
     context: dg.AssetExecutionContext,

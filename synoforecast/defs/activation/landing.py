@@ -73,7 +73,7 @@ def landing_summary_rows(url: str, cutoff: dt.date) -> tuple[dict, dt.date | Non
     partitions_def=landing_cutoffs,
     group_name=LANDING_GROUP,
     kinds={"slack"},
-    description="The weekly summary to Slack, Teams and/or n8n, led by the landing of the SVR-RM total and "
+    description="The weekly summary to Slack, Teams, n8n and/or email, led by the landing of the SVR-RM total and "
     "All C2 against the quarter-start forecast, then the quarter's forecasts.",
 )
 def landing_summary(

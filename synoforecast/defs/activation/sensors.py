@@ -1,5 +1,6 @@
 """Run-failure alerts: every failed run of this code location is posted to the
-configured webhooks (Slack / Teams / n8n) with a link to the run in the Dagster UI."""
+configured channels (Slack / Teams / n8n webhooks, email) with a link to the run in the
+Dagster UI."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def _failure_details(context: dg.RunFailureSensorContext) -> list[str]:
 
 @dg.run_failure_sensor(
     name="notify_on_run_failure",
-    description="Posts every failed run (with a link to it) to SLACK/TEAMS/N8N webhooks when configured.",
+    description="Posts every failed run (with a link to it) to the SLACK/TEAMS/N8N webhooks and the SMTP "
+    "email recipients that are configured.",
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
@@ -37,7 +39,7 @@ def notify_on_run_failure(context: dg.RunFailureSensorContext, webhooks: Webhook
     except NotifyError as exc:
         raise AlertNotDelivered(f"run failure not posted: {exc}") from None
     if not config.channels():
-        context.log.info("no webhook configured (SLACK/TEAMS/N8N_WEBHOOK_URL): run failure not posted")
+        context.log.info("no channel configured (SLACK/TEAMS/N8N_WEBHOOK_URL, SMTP_HOST): run failure not posted")
         return
     run = context.dagster_run
     link = webhooks.run_url(run.run_id)

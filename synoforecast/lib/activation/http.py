@@ -1,11 +1,12 @@
-"""The one HTTP retry rule of the platform (Metabase and webhooks), and its one wait rule
+"""The one retry rule of the platform (Metabase, webhooks and SMTP), and its one wait rule
 (Metabase starting up, a schema sync finishing), both on tenacity.
 
 Retried: answers 5xx, and transport failures where the request cannot have been
 processed (connection refused, connect/pool timeout). A read timeout or a dropped
 connection after the request was sent may mean the server acted on it: it is retried
 only for idempotent requests (``idempotent=True``), never for a webhook post, which would
-deliver the message twice.
+deliver the message twice. Email (lib/activation/email.py) follows the same schedule
+through ``retry_unsent``: it says itself which failures delivered nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ class RetriesExhausted(Exception):
         self.last = last
 
 
+def _attempts(retries: int) -> int:
+    return max(0, retries) + 1
+
+
+def _schedule(retries: int, backoff_s: float) -> dict:
+    """The rule's stop and wait: at most ``retries + 1`` attempts, ``backoff_s * 2**n`` apart (60 s at most)."""
+    wait = tenacity.wait_exponential(multiplier=backoff_s, min=0, max=60) if backoff_s > 0 else tenacity.wait_none()
+    return {"stop": tenacity.stop_after_attempt(_attempts(retries)), "wait": wait}
+
+
 def send_with_retries(
     send: Callable[[], httpx.Response], *, retries: int, backoff_s: float, idempotent: bool, what: str = "request"
 ) -> httpx.Response:
@@ -47,7 +58,7 @@ def send_with_retries(
     ``backoff_s * 2**n`` between attempts. Returns the answer (4xx included, untouched);
     raises RetriesExhausted, or the transport error itself when it is not retryable."""
     retryable = NOT_SENT + (MAYBE_PROCESSED if idempotent else ())
-    attempts = max(0, retries) + 1
+    attempts = _attempts(retries)
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
@@ -68,8 +79,7 @@ def send_with_retries(
         )
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential(multiplier=backoff_s, min=0, max=60) if backoff_s > 0 else tenacity.wait_none(),
+        **_schedule(retries, backoff_s),
         retry=(
             tenacity.retry_if_exception_type(retryable) | tenacity.retry_if_result(lambda resp: resp.status_code >= 500)
         ),
@@ -82,6 +92,42 @@ def send_with_retries(
         raise RetriesExhausted(attempts, exc) from None
     except tenacity.RetryError as exc:  # the last attempt still answered 5xx
         raise RetriesExhausted(attempts, exc.last_attempt.result()) from None
+
+
+def retry_unsent(
+    send: Callable[[], T],
+    *,
+    unsent: Callable[[BaseException], bool],
+    retries: int,
+    backoff_s: float,
+    what: str = "request",
+) -> T:
+    """``send()`` again, on the schedule of ``send_with_retries``, while it raises an error for
+    which ``unsent(error)`` says nothing was delivered and another attempt may work. Any other
+    error propagates at once; when every attempt failed, raises RetriesExhausted (``last``: the
+    last error)."""
+    attempts = _attempts(retries)
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "%s failed (%s); retry %d/%d in %.2fs",
+            what,
+            str(error) or type(error).__name__,
+            state.attempt_number,
+            attempts - 1,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
+
+    retrying = tenacity.Retrying(
+        **_schedule(retries, backoff_s), retry=tenacity.retry_if_exception(unsent), before_sleep=log_retry, reraise=True
+    )
+    try:
+        return retrying(send)
+    except Exception as exc:
+        if unsent(exc):
+            raise RetriesExhausted(attempts, exc) from None
+        raise
 
 
 class StillWaiting(Exception):

@@ -33,18 +33,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeInt,
-    PositiveInt,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from synoforecast.lib.activation.http import RetriesExhausted, StillWaiting, send_with_retries, wait_until
+from synoforecast.lib.activation.variables import read_variables
 from synoforecast.lib.redaction import MASK, redact, safe_url
 
 log = logging.getLogger(__name__)
@@ -160,22 +152,7 @@ class MetabaseConfig(MetabaseFields):
     def from_variables(cls, env: Mapping[str, Any]) -> MetabaseConfig:
         """The METABASE_* variables (blank = unset); a malformed one raises MetabaseError
         naming it and its value (never a secret's: those are not parsed)."""
-        known = {variable(name) for name in cls.model_fields}
-        given = {k: v for k, v in env.items() if k in known and str(v or "").strip()}
-        try:
-            return cls.model_validate(given)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            name = str(error["loc"][0])
-            reason = error["msg"].removeprefix("Value error, ")
-            reason = {
-                "greater_than_equal": "must not be negative",
-                "greater_than": "must be positive",
-                "int_parsing": "must be an integer",
-                "float_parsing": "must be a number",
-                "bool_parsing": "must be true or false",
-            }.get(error["type"], reason)
-            raise MetabaseError(f"{name} {reason}, got {given.get(name)!r}") from None
+        return read_variables(cls, env, fields=cls.model_fields, variable=variable, error=MetabaseError)
 
     @property
     def auth_method(self) -> str | None:

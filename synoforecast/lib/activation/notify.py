@@ -1,7 +1,7 @@
-"""Post a run summary to Slack, Microsoft Teams and n8n webhooks.
+"""Post a run summary to Slack, Microsoft Teams and n8n webhooks, and email it.
 
-Pure library (httpx only, no Dagster). Webhook URLs carry their secret in the path, so
-they never appear in ``repr()``, in results or in error messages.
+Pure library (httpx and smtplib, no Dagster). Webhook URLs carry their secret in the path, so
+they never appear in ``repr()``, in results or in error messages; nor does the SMTP password.
 
 Endpoints this module speaks:
 
@@ -10,14 +10,17 @@ Endpoints this module speaks:
 * Teams "Workflows" webhook (Power Automate): JSON message with one Adaptive Card
   attachment; answers 202 Accepted (sometimes 200).
 * n8n webhook node: receives the raw summary JSON; answers 200.
+* Email (lib/activation/email.py): the summary's title as subject, :func:`render_text` as
+  the plain-text body, to every SMTP_TO recipient.
 
 Retries (exponential backoff, lib/activation/http.py) happen only on 5xx answers and on failed
 connections, where the message was not delivered; a post whose answer timed out may have
-been delivered and is not posted again.
+been delivered and is not posted again. Email follows the same rule (see its module).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import decimal
 import json
@@ -30,6 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from synoforecast.lib.activation.email import EmailConfig, EmailError, send_email
 from synoforecast.lib.activation.http import RetriesExhausted, send_with_retries
 from synoforecast.lib.redaction import redact, url_secrets
 
@@ -46,7 +50,8 @@ __all__ = [
     "request_refresh_via_n8n",
 ]
 
-CHANNELS = ("slack", "teams", "n8n")
+WEBHOOKS = ("slack", "teams", "n8n")
+CHANNELS = (*WEBHOOKS, "email")
 MAX_FORECAST_LINES = 40
 _SLACK_SECTION_LIMIT = 2900  # Slack allows 3000 characters per section text
 _SLACK_TEXT_LIMIT = 3000
@@ -57,7 +62,8 @@ class AlertNotDelivered(RuntimeError):
 
 
 class NotifyError(RuntimeError):
-    """A webhook delivery failed. The message never includes the webhook URL."""
+    """A notification channel is misconfigured or a webhook delivery failed. The message
+    never includes a webhook URL or the SMTP password."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -68,20 +74,31 @@ class NotifyConfig:
     timeout_s: float = 15.0
     retries: int = 2
     backoff_s: float = 1.0
+    email: EmailConfig | None = None  # checked when it was built (EmailConfig.from_variables)
 
     def __post_init__(self) -> None:
         """A webhook URL that cannot work is a configuration error, not "not configured"."""
-        for channel in CHANNELS:
+        for channel in WEBHOOKS:
             url = self.url_for(channel)
             if url is not None and not (url.startswith(("http://", "https://")) and urlsplit(url).netloc):
                 raise NotifyError(f"{channel.upper()}_WEBHOOK_URL is set but is not an http(s) URL")
 
     def url_for(self, channel: str) -> str | None:
+        """The URL of a webhook channel (slack, teams, n8n)."""
         return {"slack": self.slack_webhook_url, "teams": self.teams_webhook_url, "n8n": self.n8n_webhook_url}[channel]
 
     def channels(self) -> list[str]:
-        """Configured channels, in the order slack, teams, n8n."""
-        return [c for c in CHANNELS if self.url_for(c)]
+        """Configured channels, in the order slack, teams, n8n, email."""
+        webhooks = [c for c in WEBHOOKS if self.url_for(c)]
+        return webhooks + (["email"] if self.email is not None and self.email.configured else [])
+
+    def only(self, channels: list[str]) -> NotifyConfig:
+        """This configuration with every channel not in ``channels`` left out."""
+        return dataclasses.replace(
+            self,
+            **{f"{c}_webhook_url": None for c in WEBHOOKS if c not in channels},
+            **({} if "email" in channels else {"email": None}),
+        )
 
     def __repr__(self) -> str:
         def state(url: str | None) -> str:
@@ -91,7 +108,7 @@ class NotifyConfig:
             f"NotifyConfig(slack_webhook_url={state(self.slack_webhook_url)}, "
             f"teams_webhook_url={state(self.teams_webhook_url)}, "
             f"n8n_webhook_url={state(self.n8n_webhook_url)}, timeout_s={self.timeout_s!r}, "
-            f"retries={self.retries!r}, backoff_s={self.backoff_s!r})"
+            f"retries={self.retries!r}, backoff_s={self.backoff_s!r}, email={self.email!r})"
         )
 
     __str__ = __repr__
@@ -521,10 +538,11 @@ class _Poster:
 def send_summary(summary: dict, cfg: NotifyConfig, *, client: httpx.Client | None = None) -> dict[str, str]:
     """Post ``summary`` to every configured channel.
 
-    Returns channel -> ``"sent"`` or ``"failed: <reason>"`` (reason never contains the
-    URL); never raises for delivery problems. Slack gets :func:`slack_payload`, Teams gets
-    :func:`teams_payload`, n8n gets the raw summary JSON. Returns ``{}`` when no channel
-    is configured. ``client`` is used as is and left open; otherwise one is created.
+    Returns channel -> ``"sent"`` or ``"failed: <reason>"`` (reason never contains a
+    URL or the SMTP password); never raises for delivery problems. Slack gets
+    :func:`slack_payload`, Teams gets :func:`teams_payload`, n8n gets the raw summary JSON,
+    email gets the title as subject and :func:`render_text` as body. Returns ``{}`` when no
+    channel is configured. ``client`` is used as is and left open; otherwise one is created.
     """
     channels = cfg.channels()
     if not channels:
@@ -536,16 +554,19 @@ def send_summary(summary: dict, cfg: NotifyConfig, *, client: httpx.Client | Non
     results: dict[str, str] = {}
     try:
         for channel in channels:
-            url = cfg.url_for(channel)
-            assert url
+            url = cfg.url_for(channel) if channel in WEBHOOKS else None
+            secrets = url_secrets(url) if url else [cfg.email.smtp_password if cfg.email else None]
             try:
-                payload = builders[channel](summary)
-                poster.post(channel, url, payload)
-            except NotifyError as exc:
+                if channel == "email":
+                    assert cfg.email is not None
+                    send_email(_title(_as_dict(summary)), render_text(summary), cfg.email)
+                else:
+                    assert url
+                    poster.post(channel, url, builders[channel](summary))
+            except (NotifyError, EmailError) as exc:
                 results[channel] = f"failed: {exc}"
             except Exception as exc:  # a rendering bug must not hide other channels
-                reason = poster.scrub(f"{type(exc).__name__}: {exc}", url)
-                results[channel] = f"failed: {reason}"
+                results[channel] = f"failed: {redact(f'{type(exc).__name__}: {exc}', *secrets)}"
             else:
                 results[channel] = "sent"
             if results[channel] != "sent":
@@ -566,9 +587,10 @@ def send_alert(
     extra: Mapping[str, Any] | None = None,
     client: httpx.Client | None = None,
 ) -> dict[str, str]:
-    """Post a short alert (run failure, accuracy drop) to every configured channel.
+    """Post a short alert (run failure, freshness breach) to every configured channel.
 
-    Same delivery rules as :func:`send_summary`; n8n receives the JSON with ``event``.
+    Same delivery rules as :func:`send_summary`; n8n receives the JSON with ``event``, email
+    the title as subject and the details (and the link) as body.
     """
     alert: dict[str, Any] = {"event": event, "title": title, "details": list(details)}
     if run_url:

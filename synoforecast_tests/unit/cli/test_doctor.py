@@ -11,6 +11,7 @@ from synoforecast.cli import doctor
 from synoforecast.cli.doctor import Check, exit_code, render_table, run_checks
 from synoforecast.settings import get_settings
 from synoforecast_tests.support.http_standin import StandIn
+from synoforecast_tests.support.smtp_server import PASSWORD
 
 KEY = "mb_doctor-secret-key"
 SLACK = "/slack/services/T0/B0/doctorSECRET"
@@ -28,12 +29,14 @@ def client():
         yield c
 
 
-def test_everything_configured_and_working(project_env, standin, capsys):
+def test_everything_configured_and_working(project_env, standin, smtp_server, capsys):
     mp = project_env["monkeypatch"]
     mp.setenv("METABASE_URL", standin.url)
     mp.setenv("METABASE_API_KEY", KEY)
     mp.setenv("METABASE_CARD_IDS", "11")
     mp.setenv("SLACK_WEBHOOK_URL", standin.url + SLACK)
+    for name, value in smtp_server.variables().items():
+        mp.setenv(name, value)
     from synoforecast.cli.main import main
 
     code = main(["doctor"])
@@ -50,12 +53,15 @@ def test_everything_configured_and_working(project_env, standin, capsys):
         "slack webhook",
         "teams webhook",
         "n8n webhook",
+        "email",
     ):
         assert name in by_name, (name, out)
     assert " OK " in by_name["dbt"] and "dbt debug" in by_name["dbt"]
     assert " OK " in by_name["metabase credentials"] and " OK " in by_name["slack webhook"]
     assert "SKIPPED" in by_name["teams webhook"]
-    assert KEY not in out and "doctorSECRET" not in out
+    assert " OK " in by_name["email"] and "STARTTLS" in by_name["email"]
+    assert KEY not in out and "doctorSECRET" not in out and PASSWORD not in out
+    assert smtp_server.received == []  # the email route was asked, nothing was sent
     # nothing was posted to the webhook, and Metabase saw only read-only probes
     assert standin.calls() == ["GET /api/health", "GET /api/user/current", f"GET {SLACK}"]
 
@@ -212,3 +218,17 @@ def test_a_line_per_freshness_rule_on_a_fixed_clock():
         {},
     )
     assert [c.status for c in nothing] == ["warn", "warn"] and exit_code(nothing) == 0
+
+
+def test_email_probe_sends_nothing_and_names_what_fails(smtp_server):
+    ok = doctor.check_email(smtp_server.variables())
+    assert ok.status == "ok" and "2 recipient(s) accepted (nothing sent)" in ok.detail
+    assert smtp_server.received == [] and smtp_server.data_attempts == 0
+    bad = doctor.check_email(smtp_server.variables(SMTP_PASSWORD="wrong-pw-SECRET"))
+    assert bad.status == "fail" and "535" in bad.detail and "wrong-pw-SECRET" not in bad.detail + bad.fix
+    unverified = doctor.check_email(smtp_server.variables(SMTP_CA_FILE=None))
+    assert unverified.status == "fail" and "self-signed certificate" in unverified.detail
+    half = doctor.check_email({"SMTP_HOST": "smtp.example.test", "SMTP_USERNAME": "forecast"})
+    assert half.status == "fail" and "SMTP_FROM and SMTP_TO are not" in half.detail and not half.required
+    off = doctor.check_email({})
+    assert off.status == "skipped" and "SMTP_HOST unset" in off.detail

@@ -82,3 +82,37 @@ def test_the_metabase_variables_are_named_once_from_the_fields():
         "METABASE_SYNC_POLL_S",
         "METABASE_CACHE_INVALIDATE",
     } <= names and len(names) == len(MetabaseConfig.model_fields)
+
+
+def test_the_smtp_variables_reach_the_webhooks_resource_typed_with_the_secrets_as_env_vars():
+    import dagster as dg
+
+    env = {
+        "SMTP_HOST": "smtp.example.test",
+        "SMTP_PORT": "2525",
+        "SMTP_USERNAME": "forecast",
+        "SMTP_PASSWORD": "smtp-pw-SECRET",
+        "SMTP_FROM": "Synoforecast <forecast@example.test>",
+        "SMTP_TO": "ops@example.test, sales@example.test",
+        "SMTP_STARTTLS": "yes",
+        "SMTP_TIMEOUT_S": "12",
+    }
+    resource = build_resources(env=env)["webhooks"]
+    assert resource.smtp_port == 2525 and resource.smtp_timeout_s == 12.0 and resource.smtp_starttls is True
+    assert resource.smtp_to == ["ops@example.test", "sales@example.test"]
+    assert resource.smtp_from == "Synoforecast <forecast@example.test>"
+    for name in ("smtp_host", "smtp_username", "smtp_password"):  # the UI shows the variable, not the value
+        assert isinstance(getattr(resource, name), dg.EnvVar) and getattr(resource, name) == name.upper()
+    assert resource.smtp_misconfigured is None and "smtp-pw-SECRET" not in repr(resource)
+
+
+def test_half_an_email_configuration_fails_the_notifications_naming_it_not_the_code_location():
+    import pytest
+
+    from synoforecast.lib.activation.notify import NotifyError
+
+    resource = build_resources(env={"SMTP_HOST": "smtp.example.test", "SMTP_PASSWORD": "pw-SECRET"})["webhooks"]
+    with pytest.raises(NotifyError, match="SMTP_HOST is set but SMTP_FROM and SMTP_TO are not") as err:
+        resource.config()
+    assert "pw-SECRET" not in str(err.value)
+    assert build_resources(env={})["webhooks"].config().channels() == []
