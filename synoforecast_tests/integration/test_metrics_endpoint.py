@@ -317,6 +317,50 @@ def test_every_warehouse_query_of_a_scrape_is_bounded_by_an_index(scraped):
             assert "Index" in plan, f"{name}:\n{plan}"
 
 
+def test_at_scale_the_planner_itself_picks_an_index_for_every_scrape_query(pg_server):
+    """Years of history in a warehouse of its own (2,000 exports, 100,000 landing rows, 200 quarters
+    of evaluation per cohort), ANALYZEd: with the planner's own choices, no scrape query scans a
+    table that grows. (ops.published_snapshot holds one row by its key.)"""
+    from synoforecast.lib.warehouse.connection import ensure_schema
+
+    url = new_database(pg_server)
+    ensure_schema(url)
+    cohorts = [c.name for c in COHORTS]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """insert into ops.snapshots (sha256, file, size_bytes, file_mtime, status)
+               select md5(i::text) || md5(i::text), i || '.xlsx', 1, now() - (i || ' days')::interval,
+                      case when i % 10 = 0 then 'refused' else 'accepted' end
+                 from generate_series(1, 2000) i"""
+        )
+        conn.execute(
+            """insert into forecast.landing (cohort, series_id, metric, quarter_start, quarter_label, cutoff_date,
+                   week_of_quarter, elapsed_share, elapsed_selling_share, qtd_actual, forecast_start,
+                   weight_extrapolated, weight_naive, yhat, snapshot_sha256, run_id)
+               select c, 's' || s, m, current_date, 'Q', current_date - i, 1, 0.5, 0.5, 1, 2, 0.3, 0.3, 2,
+                      md5(i::text) || md5(i::text), 'r'
+                 from generate_series(1, 1000) i cross join unnest(%s::text[]) c
+                 cross join generate_series(1, 10) s cross join unnest(array['units', 'revenue']) m""",
+            (cohorts,),
+        )
+        conn.execute(
+            """insert into forecast.evaluation (cohort, quarter, quarter_label, metric, series_scored, smape, run_id,
+                   level)
+               select c, (date '1976-01-01' + (q * 3 || ' months')::interval)::date, 'Q', m, 1, 10, 'r', lv
+                 from unnest(%s::text[]) c cross join generate_series(0, 199) q
+                 cross join unnest(array['units', 'revenue']) m cross join unnest(array['total', 'parts']) lv""",
+            (cohorts,),
+        )
+        conn.execute("insert into ops.published_snapshot (snapshot_sha256, run_id) values (md5('1') || md5('1'), 'r')")
+        conn.execute("analyze")
+        params = {"cohorts": cohorts, "by_customer": ["svr_rm_top_customers"], "sha256": "x"}
+        params["sha256"] = conn.execute("select snapshot_sha256 from ops.published_snapshot").fetchone()[0]
+        for name, sql in QUERIES.items():
+            plan = "\n".join(r[0] for r in conn.execute(f"explain {sql}", params).fetchall())
+            scans = set(re.findall(r"Seq Scan on (\S+)", plan)) - {"published_snapshot"}
+            assert not scans, f"{name}:\n{plan}"
+
+
 def test_with_the_warehouse_down_the_endpoint_answers_200_and_says_so_once(scraped):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

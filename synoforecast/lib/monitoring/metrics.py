@@ -190,20 +190,27 @@ PRESENT_SQL = """select now(), to_regclass('ops.snapshots') is not null, to_regc
 NEWEST_EXPORT_SQL = """select sha256, file, file_mtime, sheets from ops.snapshots
  where status = 'accepted' order by file_mtime desc, first_seen_at desc limit 1"""
 
-# one row (primary key), and its export by primary key
+# the pointer (a table of one row at most: its key is `id boolean check (id)`), and its export by
+# primary key
 PUBLISHED_SQL = """select p.snapshot_sha256, p.published_at, s.file_mtime
   from ops.published_snapshot p left join ops.snapshots s on s.sha256 = p.snapshot_sha256
- where p.id"""
+ where p.id
+ limit 1"""
 
 # per cohort, its latest scored quarter and the one before (index evaluation_partition_idx:
-# cohort, quarter), every metric and level of those two quarters
+# cohort, quarter), every metric and level of those two quarters. The LIMIT keeps each lateral
+# read a parameterised index scan per cohort (without it the planner may flatten the join into a
+# hash join over the whole table); two quarters x 2 metrics x 2 levels is 8 rows.
 ACCURACY_SQL = """select c.cohort, e.metric, e.level, e.quarter = latest.q as is_latest, e.quarter_label, e.smape,
        e.series_scored
   from unnest(%(cohorts)s::text[]) as c(cohort)
   cross join lateral (select max(x.quarter) as q from forecast.evaluation x where x.cohort = c.cohort) latest
   cross join lateral (select max(y.quarter) as q from forecast.evaluation y
                        where y.cohort = c.cohort and y.quarter < latest.q) previous
-  join forecast.evaluation e on e.cohort = c.cohort and e.quarter in (latest.q, previous.q)
+  cross join lateral (select z.metric, z.level, z.quarter, z.quarter_label, z.smape, z.series_scored
+                        from forecast.evaluation z
+                       where z.cohort = c.cohort and z.quarter in (latest.q, previous.q)
+                       limit 64) e
  order by c.cohort, e.metric, e.level, e.quarter"""
 
 # the landing analysts see (published.latest_landing): the published export's newest cut-off,
