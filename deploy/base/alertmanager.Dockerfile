@@ -14,11 +14,12 @@ FROM ${DEBIAN_IMAGE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Not pinned (DL3008): the suite is the pin, and bookworm-security must be able to update them.
 # ca-certificates: to verify the SMTP server (STARTTLS) and https webhooks.
-# The package's `prometheus` user is created first with a fixed uid (10090), so a data volume keeps
-# its owner across rebuilds (the package's postinst keeps an existing system user).
+# The package's `prometheus` user is created first with a fixed uid, so a data volume keeps its
+# owner across rebuilds: 990, a system uid (the package's postinst keeps an existing system user,
+# and fails on one above 999).
 # hadolint ignore=DL3008
-RUN groupadd --system --gid 10090 prometheus \
- && useradd --system --uid 10090 --gid prometheus --home-dir /var/lib/prometheus --no-create-home \
+RUN groupadd --system --gid 990 prometheus \
+ && useradd --system --uid 990 --gid prometheus --home-dir /var/lib/prometheus --no-create-home \
       --shell /usr/sbin/nologin prometheus \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get -y upgrade \
@@ -31,7 +32,7 @@ RUN groupadd --system --gid 10090 prometheus \
 COPY alertmanager.yml /etc/alertmanager/alertmanager.yml
 COPY render-config.sh /usr/local/bin/render-config.sh
 
-USER 10090:10090
+USER 990:990
 VOLUME ["/var/lib/prometheus/alertmanager"]
 EXPOSE 9093
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=5 \

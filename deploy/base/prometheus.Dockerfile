@@ -12,11 +12,12 @@ FROM ${DEBIAN_IMAGE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Not pinned (DL3008): the suite is the pin, and bookworm-security must be able to update them.
 # No recommends: prometheus-node-exporter is a host agent, not part of this image.
-# The package's `prometheus` user is created first with a fixed uid (10090), so a data volume keeps
-# its owner across rebuilds (the package's postinst keeps an existing system user).
+# The package's `prometheus` user is created first with a fixed uid, so a data volume keeps its
+# owner across rebuilds: 990, a system uid (the package's postinst keeps an existing system user,
+# and fails on one above 999).
 # hadolint ignore=DL3008
-RUN groupadd --system --gid 10090 prometheus \
- && useradd --system --uid 10090 --gid prometheus --home-dir /var/lib/prometheus --no-create-home \
+RUN groupadd --system --gid 990 prometheus \
+ && useradd --system --uid 990 --gid prometheus --home-dir /var/lib/prometheus --no-create-home \
       --shell /usr/sbin/nologin prometheus \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get -y upgrade \
@@ -28,7 +29,7 @@ RUN groupadd --system --gid 10090 prometheus \
 COPY prometheus.yml rules.yml /etc/prometheus/
 RUN promtool check config /etc/prometheus/prometheus.yml
 
-USER 10090:10090
+USER 990:990
 VOLUME ["/var/lib/prometheus/metrics2"]
 EXPOSE 9090
 # no curl in the image: promtool asks the query API, which answers once the server is ready

@@ -366,7 +366,7 @@ def test_the_images_are_debians_packages_on_the_local_base_run_as_a_user(dockerf
     base = "ARG DEBIAN_IMAGE=local/debian:bookworm\nFROM ${DEBIAN_IMAGE}"
     assert base in text and base in postgres
     assert re.search(rf"apt-get install -y --no-install-recommends\s+(\\\n\s+)?{package}\b", text)
-    assert re.search(r"^USER 10090:10090$", text, flags=re.MULTILINE)
+    assert re.search(r"^USER 990:990$", text, flags=re.MULTILINE)
     assert re.search(r"^HEALTHCHECK\s", text, flags=re.MULTILINE)
     context = DEPLOY / ("prometheus" if "prometheus.Dockerfile" in dockerfile else "alertmanager")
     for name in copied:
