@@ -22,6 +22,7 @@ kept by run id (at most `cache_runs` runs); everything else is read again at eve
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -126,6 +127,7 @@ class DagsterSource:
         self.runless_checks = list(runless_checks)
         self.cache_runs = cache_runs
         self._runs: OrderedDict[str, _RunSummary] = OrderedDict()
+        self._lock = threading.Lock()  # two scrapes at once (the server is threaded) share the cache
 
     def __call__(self) -> list[Metric]:
         return dagster_families(self.facts())
@@ -140,10 +142,11 @@ class DagsterSource:
 
     def _summary(self, record: dg.RunRecord) -> _RunSummary:
         run_id = record.dagster_run.run_id
-        found = self._runs.get(run_id)
-        if found is not None:
-            self._runs.move_to_end(run_id)
-            return found
+        with self._lock:
+            found = self._runs.get(run_id)
+            if found is not None:
+                self._runs.move_to_end(run_id)
+                return found
         instance = self.instance
         steps = tuple(
             (s.step_key, s.status.value if s.status else "UNKNOWN", s.end_time - s.start_time)
@@ -155,9 +158,10 @@ class DagsterSource:
             _evaluation(r.event_log_entry.dagster_event.event_specific_data, r.timestamp) for r in records
         )
         summary = _RunSummary(steps, evaluations)
-        self._runs[run_id] = summary
-        while len(self._runs) > self.cache_runs:
-            self._runs.popitem(last=False)
+        with self._lock:
+            self._runs[run_id] = summary
+            while len(self._runs) > self.cache_runs:
+                self._runs.popitem(last=False)
         return summary
 
     # ------------------------------------------------------------------ facts
