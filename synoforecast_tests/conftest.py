@@ -157,3 +157,10 @@ def pytest_configure(config):
     from synoforecast.defs.transform.project import ensure_manifest
 
     ensure_manifest()
+
+
+# One forecasting process per test process: the suite's parallelism is its xdist workers (3
+# on CI's 2 cores), and a forecast worker beside each (the default on 2 cores) only adds
+# processes, and their imports, competing for the same cores; every CLI the tests start would
+# start one too. unit/lib/test_workers.py and integration/test_landing.py run the worker path.
+os.environ.setdefault("SYNOFORECAST_FORECAST_WORKERS", "1")

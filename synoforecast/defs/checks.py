@@ -82,11 +82,13 @@ def per_quarter_events(context: dg.AssetExecutionContext, events: Iterable) -> I
     """`events` of a multi-asset over a range of quarters (dbt's stream), each check result
     recorded once per quarter of the run: a dbt test runs over the whole range, so its result
     holds for every quarter of it, and a failing quarter then shows Failed on that quarter
-    (and on its neighbours in the range) instead of "Partition —". Other events pass through."""
-    keys = list(context.partition_keys)
+    (and on its neighbours in the range) instead of "Partition —". A run of one quarter too:
+    Dagster records a check result yielded in a partitioned run without its partition.
+    Other events pass through."""
+    keys = list(context.partition_keys) if context.has_partition_key or context.has_partition_key_range else []
     specs = {spec.key: (name, spec) for name, spec in context.assets_def.check_specs_by_output_name.items()}
     for event in events:
-        if not isinstance(event, dg.AssetCheckResult) or len(keys) < 2:
+        if not isinstance(event, dg.AssetCheckResult) or not keys:
             yield event
             continue
         output_name, spec = specs[dg.AssetCheckKey(event.asset_key, event.check_name)]

@@ -64,6 +64,11 @@ def _free_port() -> int:
 
 
 BROKEN_CHECK = ("raw", "svr_rm", "svr_rm_contract")
+MART_CHECK = (
+    "marts",
+    "mart_svr_rm_tier_quarterly",
+    "accepted_values_mart_svr_rm_tier_quarterly_tier__T1__T2__T3__Unknown",
+)
 METABASE_SECRET = "mb-ui-SECRET-value"
 
 
@@ -105,6 +110,29 @@ def demo(pg_server, tmp_path_factory):
             },
         )
         assert not rerun.success  # the blocking gate failed on the broken quarter
+
+        # a dbt test on a mart failing on the same quarter: staging rows given a tier the mart
+        # does not accept, the mart alone rebuilt for that quarter (dbt build --select the mart)
+        with psycopg.connect(project["url"], autocommit=True) as conn:
+            changed = conn.execute(
+                "update staging.stg_svr_rm set tier = 'T9' where ctid in "
+                "(select ctid from staging.stg_svr_rm where quarter_start = %s and tier = 'T1' limit 2)",
+                (broken,),
+            ).rowcount
+        assert changed == 2
+        mart_run = (
+            defs.resolve_implicit_global_asset_job_def()
+            .get_subset(asset_selection={dg.AssetKey(list(MART_CHECK[:2]))})
+            .execute_in_process(instance=dg.DagsterInstance.get(), partition_key=broken, raise_on_error=False)
+        )
+        evaluations = [
+            e.asset_check_evaluation_data
+            for e in mart_run.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+        ]
+        assert [(f.check_name, f.partition) for f in evaluations] == [(MART_CHECK[2], broken)], [
+            e.message for e in mart_run.all_events if e.is_failure
+        ]
         yield {
             "home": root / "dagster_home",
             "data": project["data"],
@@ -232,19 +260,24 @@ def browser(tmp_path_factory):
 
 def _graphql(base: str, query: str) -> dict:
     r = httpx.post(f"{base}/graphql", json={"query": query}, timeout=60)
-    return r.json()["data"]
+    answer = r.json()
+    assert answer.get("data") and not answer.get("errors"), answer
+    return answer["data"]
 
 
-def _check_partition(browser, base: str, partition: str, tmp_path: Path) -> str:
+def _check_partition(browser, base: str, partition: str, tmp_path: Path, check: tuple = BROKEN_CHECK) -> str:
     """The check's Partitions tab in the UI, the quarter selected: what the panel says."""
-    asset = "/".join(BROKEN_CHECK[:2])
+    asset = "/".join(check[:2])
     browser.open(f"{base}/assets/{asset}?view=checks")
     browser.wait_for_text("Execution history")
+    if check is not BROKEN_CHECK:  # an asset with several checks: pick this one in the list
+        assert browser.click_text(check[2]), browser.text()[-2000:]
+        browser.wait_for_text("Execution history")
     assert browser.click_text("Partitions", "button[role=tab]"), browser.text()[-2000:]
     browser.wait_for_text("Passed (")
     assert browser.click_text(partition), browser.text()[-2000:]
     text = browser.wait_for_text("Latest execution")
-    browser.screenshot(tmp_path / f"check-{partition}.png")
+    browser.screenshot(tmp_path / f"check-{check[1]}-{partition}.png")
     return text[text.index("Partitions Selected") :]
 
 
@@ -270,6 +303,33 @@ def test_a_partitioned_check_shows_passed_and_a_broken_gate_failed_on_its_quarte
     assert "Passed" in panel and label(demo["passing"]) in panel, panel[:600]
 
     counts = _check_partition(browser, base, demo["broken"], tmp_path)
+    panel = counts[counts.index("Latest execution") - 60 :]
+    assert "Failed" in panel and label(demo["broken"]) in panel, panel[:600]
+
+
+def test_a_dbt_test_on_a_mart_shows_failed_on_its_quarter_and_passed_on_the_others(webserver, demo, browser, tmp_path):
+    """dbt test results are recorded per quarter of the run (defs/checks.per_quarter_events):
+    the mart's check failed in a run of the broken quarter alone, passed in the ingest's run."""
+    from synoforecast.defs.partitions import label
+
+    base = webserver["base"]
+    assert _asset_keys(base)
+    checks = _graphql(
+        base,
+        """{ assetNodes(assetKeys: [{path: ["marts", "mart_svr_rm_tier_quarterly"]}]) { assetChecksOrError {
+        ... on AssetChecks { checks { name partitionStatuses { ... on AssetCheckTimePartitionStatuses {
+        ranges { startKey endKey status } } } } } } } }""",
+    )["assetNodes"][0]["assetChecksOrError"]["checks"]
+    ranges = next(c for c in checks if c["name"] == MART_CHECK[2])["partitionStatuses"]["ranges"]
+    assert {"startKey": demo["broken"], "endKey": demo["broken"], "status": "FAILED"} in ranges, ranges
+    assert {r["status"] for r in ranges} == {"SUCCEEDED", "FAILED"}, ranges
+
+    counts = _check_partition(browser, base, demo["passing"], tmp_path, MART_CHECK)
+    n = len(demo["quarters"])
+    assert "Failed (1)" in counts and f"Passed ({n - 1})" in counts, counts[:400]
+    panel = counts[counts.index("Latest execution") - 60 :]
+    assert "Passed" in panel and label(demo["passing"]) in panel, panel[:600]
+    counts = _check_partition(browser, base, demo["broken"], tmp_path, MART_CHECK)
     panel = counts[counts.index("Latest execution") - 60 :]
     assert "Failed" in panel and label(demo["broken"]) in panel, panel[:600]
 

@@ -84,6 +84,13 @@ class SynoforecastTranslator(DagsterDbtTranslator):
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
         return FOLLOW_UPSTREAM
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project) -> dg.AssetCheckSpec | None:
+        """dbt tests as checks partitioned like their models: dagster-dbt leaves a check's
+        partitions unset, and the UI then has no per-quarter status for it (no Partitions tab)
+        even though every evaluation names its quarter (defs/checks.per_quarter_events)."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        return spec if spec is None else spec._replace(partitions_def=QUARTERLY["partitions_def"])
+
 
 @lru_cache(maxsize=1)
 def _manifest() -> dict:
