@@ -35,6 +35,35 @@ Metabase (``/api/...``)
                                           message; the 402 code is the stable part).
                                           With ``premium_cache = True`` (a paid instance): 200
                                           {"count": <n>}.
+    Provisioning (objects kept in ``collections`` / ``cards`` / ``dashboards_store``, ids assigned by
+    the stand-in, counting up; a trailing slash on the path is optional, as in Metabase):
+    GET  /api/collection/[?archived=true] the non-archived collections (the archived ones with
+                                          ``archived=true``), each {"id","name","description","archived",...}.
+    POST /api/collection/                 {"name" (required, non-blank), "description", "color", "parent_id"}
+                                          -> 200 the collection; 400 {"errors": {...}, "specific-errors": {...}}.
+    GET|PUT /api/collection/<id>          read / update (``archived`` true moves it to the trash).
+    GET  /api/collection/<id>/items       {"total","data":[{"id","model","name","description",...}],"models"}:
+                                          its cards and dashboards, NOT archived ones (``archived=true``:
+                                          only archived ones); ``models=card&models=dashboard`` filters.
+    GET  /api/card/?f=archived|all        cards (all: non-archived ones; archived: archived ones only).
+    POST /api/card/                       requires ``name``, ``display`` (non-blank strings),
+                                          ``dataset_query`` and ``visualization_settings`` (maps): else 400
+                                          with the errors map naming each missing field. ``reject_cards``
+                                          (name -> errors map) answers 400 with that map.
+    GET|PUT|DELETE /api/card/<id>         read / update in place (a PUT keeps the id; ``archived``) / hard
+                                          delete (204); 404 "Not found." for unknown ids.
+    GET  /api/dashboard/?f=archived|all   dashboards, as for cards.
+    POST /api/dashboard/                  {"name" (required), "description", "collection_id", "parameters"}.
+    PUT  /api/dashboard/<id>              updates the fields given; ``dashcards`` REPLACES the layout: each
+                                          needs ``id`` (negative = new, server assigns one), ``size_x``,
+                                          ``size_y``, ``row``, ``col``; ``card_id`` must be a card (or null
+                                          for a text card); else 400. Answers the dashboard with
+                                          ``dashcards`` (each with its ``card``).
+    GET  /api/dashboard/<id>              the stored dashboard (``dashboards`` knob ids answer as below).
+    DELETE /api/dashboard/<id>            hard delete, 204.
+    GET  /api/table/<id>/query_metadata   a table of the last finished sync (ids: see ``table_id``), with
+                                          its fields {"id","name","description","display_name"}.
+    PUT  /api/table/<id>, /api/field/<id> {"description", "display_name", ...} kept and answered back.
     anything else under /api              404 "API endpoint does not exist."
     Every /api endpoint except health and session needs a correct ``x-api-key`` header or an
     ``X-Metabase-Session`` token from POST /api/session; otherwise 401 text ``Unauthenticated``.
@@ -59,7 +88,8 @@ Knobs (plain attributes, change any time, matched against the path without query
     hang_paths: set[path]            sleep ``hang_s`` (bounded, interrupted by stop()) before answering
     hang_s: float                    default 2.0, capped at 10 s
     card_row_count: int              rows returned by successful card queries
-    dashboards: dict[int, list[int]] dashboard id -> card ids on it
+    dashboards: dict[int, list[int]] dashboard id -> card ids on it (fixed dashboards, read-only)
+    reject_cards: dict[str, dict]    card name -> the 400 errors map a POST/PUT of that card answers
     premium_cache: bool              cache invalidation available (paid edition)
     sync_s: float                    how long a background schema sync takes (default 0.3 s)
     schema: dict[str, list[str]]     "schema.table" -> columns a sync finds (when no warehouse_url)
@@ -79,6 +109,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 __all__ = ["RecordedRequest", "StandIn"]
 
@@ -88,6 +119,14 @@ _SYNC_SCHEMA = re.compile(r"^/api/database/(\d+)/sync_schema$")
 _METADATA = re.compile(r"^/api/database/(\d+)/metadata$")
 _PERSIST_REFRESH = re.compile(r"^/api/persist/card/(\d+)/refresh$")
 _DASHBOARD = re.compile(r"^/api/dashboard/(\d+)$")
+_COLLECTION = re.compile(r"^/api/collection/(\d+)$")
+_COLLECTION_ITEMS = re.compile(r"^/api/collection/(\d+)/items$")
+_CARD = re.compile(r"^/api/card/(\d+)$")
+_TABLE_METADATA = re.compile(r"^/api/table/(\d+)/query_metadata$")
+_TABLE = re.compile(r"^/api/table/(\d+)$")
+_FIELD = re.compile(r"^/api/field/(\d+)$")
+NON_BLANK = "value must be a non-blank string."
+A_MAP = "value must be a map."
 _PREMIUM_MESSAGE = (
     "Granular Caching is a paid feature not currently available to your instance. "
     "Please upgrade to use it. Learn more at metabase.com/upgrade/"
@@ -224,6 +263,14 @@ class StandIn:
         self.schema: dict[str, list[str]] = {}
         self.warehouse_url: str | None = None
         self.sync_schemas: tuple[str, ...] = ("forecast", "marts")
+        self.reject_cards: dict[str, dict] = {}
+        # state: what analysts and the platform created (ids assigned here)
+        self.collections: dict[int, dict] = {}
+        self.cards: dict[int, dict] = {}
+        self.dashboards_store: dict[int, dict] = {}
+        self.field_edits: dict[int, dict] = {}  # field id -> the fields a PUT set
+        self.table_edits: dict[int, dict] = {}
+        self._next_id = 1
         # state
         self.synced: dict[str, list[str]] = {}  # what Metabase knows: set when a sync finishes
         self.syncs_finished = 0
@@ -397,6 +444,8 @@ class StandIn:
             if int(hit.group(1)) in self.missing_card_ids:
                 return _text_answer(404, "Not found.")
             return _Answer(204)
+        if (answer := self._objects(req)) is not None:
+            return answer
         if m == "GET" and (hit := _DASHBOARD.match(p)):
             dash_id = int(hit.group(1))
             if dash_id not in self.dashboards:
@@ -419,6 +468,289 @@ class StandIn:
                 return _json_answer(200, {"count": 1})
             return _json_answer(402, {"message": _PREMIUM_MESSAGE, "status": "error-premium-feature-not-available"})
         return _text_answer(404, "API endpoint does not exist.")
+
+    # ---------------------------------------------------------------- Metabase objects
+    def new_id(self) -> int:
+        with self._lock:
+            self._next_id += 1
+            return self._next_id - 1
+
+    def add_card(self, **fields: Any) -> dict:
+        """A card as an analyst would save it (no POST recorded); returns it."""
+        card = self._card_defaults(fields)
+        self.cards[card["id"]] = card
+        return card
+
+    def _card_defaults(self, body: dict, card_id: int | None = None) -> dict:
+        cid = card_id if card_id is not None else self.new_id()
+        card = {
+            "id": cid,
+            "entity_id": uuid.uuid4().hex[:21],
+            "type": "question",
+            "description": None,
+            "collection_id": None,
+            "collection_position": None,
+            "archived": False,
+            "parameters": [],
+            "parameter_mappings": [],
+            "cache_ttl": None,
+            "enable_embedding": False,
+        }
+        card.update({k: v for k, v in body.items() if k != "id"})
+        query = card.get("dataset_query") if isinstance(card.get("dataset_query"), dict) else {}
+        card["database_id"] = query.get("database")
+        card["query_type"] = query.get("type")
+        return card
+
+    @staticmethod
+    def _invalid(errors: dict[str, str]) -> _Answer:
+        """Metabase's 400 for a request that fails its schema (malli, 0.47+)."""
+        return _json_answer(400, {"errors": errors, "specific-errors": {k: [v] for k, v in errors.items()}})
+
+    @staticmethod
+    def _blank(value: Any) -> bool:
+        return not isinstance(value, str) or not value.strip()
+
+    def _card_errors(self, body: dict, partial: bool) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for name in ("name", "display"):
+            if (not partial or name in body) and self._blank(body.get(name)):
+                errors[name] = NON_BLANK
+        for name in ("dataset_query", "visualization_settings"):
+            if (not partial or name in body) and not isinstance(body.get(name), dict):
+                errors[name] = A_MAP
+        if "collection_id" in body and body["collection_id"] is not None:
+            if body["collection_id"] not in self.collections:
+                errors["collection_id"] = "collection does not exist"
+        return errors
+
+    @staticmethod
+    def _wanted(query: str) -> dict[str, list[str]]:
+        return parse_qs(query)
+
+    def _items(self, coll_id: int, query: dict[str, list[str]]) -> _Answer:
+        archived = (query.get("archived") or ["false"])[0] == "true"
+        models = set(query.get("models") or ["card", "dashboard", "collection"])
+        data = []
+        stores = (("card", self.cards), ("dashboard", self.dashboards_store), ("collection", self.collections))
+        for model, store in stores:
+            if model not in models:
+                continue
+            for obj in store.values():
+                parent = obj.get("parent_id") if model == "collection" else obj.get("collection_id")
+                if parent == coll_id and bool(obj.get("archived")) == archived:
+                    data.append(
+                        {
+                            "id": obj["id"],
+                            "model": model,
+                            "name": obj.get("name"),
+                            "description": obj.get("description"),
+                            "collection_position": obj.get("collection_position"),
+                            "entity_id": obj.get("entity_id"),
+                            "archived": bool(obj.get("archived")),
+                            **({"display": obj.get("display")} if model == "card" else {}),
+                        }
+                    )
+        return _json_answer(
+            200, {"total": len(data), "data": data, "models": sorted(models), "limit": None, "offset": None}
+        )
+
+    def _dashboard_view(self, dash: dict) -> dict:
+        dashcards = []
+        for dc in dash.get("dashcards", []):
+            card = self.cards.get(dc.get("card_id")) if dc.get("card_id") is not None else None
+            dashcards.append({**dc, "dashboard_id": dash["id"], "card": card or {"id": None, "name": None}})
+        return {**dash, "dashcards": dashcards, "tabs": []}
+
+    def _put_dashcards(self, dash: dict, dashcards: Any) -> dict[str, str] | None:
+        if not isinstance(dashcards, list):
+            return {"dashcards": "nullable sequence of map"}
+        new = []
+        known = {dc["id"] for dc in dash.get("dashcards", [])}
+        for dc in dashcards:
+            if not isinstance(dc, dict):
+                return {"dashcards": "nullable sequence of map"}
+            missing = [k for k in ("id", "size_x", "size_y", "row", "col") if not isinstance(dc.get(k), int)]
+            if missing:
+                return {"dashcards": f"each dashcard needs an integer {', '.join(missing)}"}
+            if dc.get("card_id") is not None and dc["card_id"] not in self.cards:
+                return {"dashcards": f"card {dc['card_id']} does not exist"}
+            kept = dict(dc)
+            kept["id"] = dc["id"] if dc["id"] in known else self.new_id()
+            kept.setdefault("parameter_mappings", [])
+            kept.setdefault("visualization_settings", {})
+            kept.setdefault("card_id", None)
+            new.append(kept)
+        dash["dashcards"] = new
+        return None
+
+    def _tables(self) -> dict[int, tuple[str, list[str]]]:
+        """Table id -> ("schema.table", columns) of the last finished sync; ids 100, 101, ... in name order."""
+        with self._lock:
+            synced = dict(self.synced)
+        return {100 + i: (name, columns) for i, (name, columns) in enumerate(sorted(synced.items()))}
+
+    def table_id(self, name: str) -> int | None:
+        return next((tid for tid, (n, _) in self._tables().items() if n == name), None)
+
+    def _table_metadata(self, tid: int, name: str, columns: list[str]) -> dict:
+        schema, table = name.split(".", 1)
+        fields = []
+        for i, column in enumerate(columns):
+            fid = tid * 1000 + i
+            fields.append(
+                {
+                    "id": fid,
+                    "table_id": tid,
+                    "name": column,
+                    "display_name": column.replace("_", " ").title(),
+                    "description": None,
+                    **self.field_edits.get(fid, {}),
+                }
+            )
+        return {
+            "id": tid,
+            "db_id": 1,
+            "schema": schema,
+            "name": table,
+            "display_name": table.replace("_", " ").title(),
+            "description": None,
+            **self.table_edits.get(tid, {}),
+            "fields": fields,
+        }
+
+    def _objects(self, req: RecordedRequest) -> _Answer | None:
+        """Collections, cards, dashboards, tables and fields; None when the path is none of them."""
+        m = req.method
+        p = req.path.rstrip("/") or "/"
+        q = self._wanted(req.query)
+        body = req.json if isinstance(req.json, dict) else {}
+        if p == "/api/collection":
+            if m == "GET":
+                archived = (q.get("archived") or ["false"])[0] == "true"
+                found = [c for c in self.collections.values() if bool(c["archived"]) == archived]
+                return _json_answer(200, [{"id": "root", "name": "Our analytics", "archived": False}] + found)
+            if m == "POST":
+                if self._blank(body.get("name")):
+                    return self._invalid({"name": NON_BLANK})
+                cid = self.new_id()
+                coll = {
+                    "id": cid,
+                    "name": body["name"],
+                    "description": body.get("description"),
+                    "color": body.get("color"),
+                    "parent_id": body.get("parent_id"),
+                    "archived": False,
+                    "entity_id": uuid.uuid4().hex[:21],
+                    "location": "/",
+                    "namespace": None,
+                }
+                self.collections[cid] = coll
+                return _json_answer(200, coll)
+        if hit := _COLLECTION_ITEMS.match(p):
+            if int(hit.group(1)) not in self.collections:
+                return _text_answer(404, "Not found.")
+            return self._items(int(hit.group(1)), q) if m == "GET" else None
+        if hit := _COLLECTION.match(p):
+            coll = self.collections.get(int(hit.group(1)))
+            if coll is None:
+                return _text_answer(404, "Not found.")
+            if m == "GET":
+                return _json_answer(200, coll)
+            if m == "PUT":
+                if "name" in body and self._blank(body["name"]):
+                    return self._invalid({"name": NON_BLANK})
+                coll.update({k: v for k, v in body.items() if k != "id"})
+                return _json_answer(200, coll)
+        if p == "/api/card":
+            if m == "GET":
+                f = (q.get("f") or ["all"])[0]
+                return _json_answer(200, [c for c in self.cards.values() if bool(c["archived"]) == (f == "archived")])
+            if m == "POST":
+                errors = self._card_errors(body, partial=False) or self.reject_cards.get(body.get("name"))
+                if errors:
+                    return self._invalid(errors)
+                card = self._card_defaults(body)
+                self.cards[card["id"]] = card
+                return _json_answer(200, card)
+        if hit := _CARD.match(p):
+            card = self.cards.get(int(hit.group(1)))
+            if card is None:
+                return _text_answer(404, "Not found.")
+            if m == "GET":
+                return _json_answer(200, card)
+            if m == "PUT":
+                errors = self._card_errors(body, partial=True) or self.reject_cards.get(body.get("name", card["name"]))
+                if errors:
+                    return self._invalid(errors)
+                card.update({k: v for k, v in body.items() if k != "id"})
+                card.update(self._card_defaults(card, card["id"]) | {"entity_id": card["entity_id"]})
+                return _json_answer(200, card)
+            if m == "DELETE":
+                del self.cards[card["id"]]
+                return _Answer(204)
+        if p == "/api/dashboard":
+            if m == "GET":
+                f = (q.get("f") or ["all"])[0]
+                dashes = [d for d in self.dashboards_store.values() if bool(d["archived"]) == (f == "archived")]
+                return _json_answer(200, dashes)
+            if m == "POST":
+                if self._blank(body.get("name")):
+                    return self._invalid({"name": NON_BLANK})
+                if body.get("collection_id") is not None and body["collection_id"] not in self.collections:
+                    return self._invalid({"collection_id": "collection does not exist"})
+                did = self.new_id()
+                dash = {
+                    "id": did,
+                    "name": body["name"],
+                    "description": body.get("description"),
+                    "collection_id": body.get("collection_id"),
+                    "collection_position": body.get("collection_position"),
+                    "parameters": body.get("parameters") or [],
+                    "archived": False,
+                    "entity_id": uuid.uuid4().hex[:21],
+                    "dashcards": [],
+                }
+                self.dashboards_store[did] = dash
+                return _json_answer(200, self._dashboard_view(dash))
+        if (hit := _DASHBOARD.match(p)) and int(hit.group(1)) not in self.dashboards:
+            dash = self.dashboards_store.get(int(hit.group(1)))
+            if dash is None:
+                return None if m == "GET" else _text_answer(404, "Not found.")
+            if m == "GET":
+                return _json_answer(200, self._dashboard_view(dash))
+            if m == "PUT":
+                if "name" in body and self._blank(body["name"]):
+                    return self._invalid({"name": NON_BLANK})
+                if "dashcards" in body and (errors := self._put_dashcards(dash, body["dashcards"])):
+                    return self._invalid(errors)
+                dash.update({k: v for k, v in body.items() if k not in ("id", "dashcards", "tabs")})
+                return _json_answer(200, self._dashboard_view(dash))
+            if m == "DELETE":
+                del self.dashboards_store[dash["id"]]
+                return _Answer(204)
+        if (hit := _TABLE_METADATA.match(p)) and m == "GET":
+            tid = int(hit.group(1))
+            table = self._tables().get(tid)
+            if table is None:
+                return _text_answer(404, "Not found.")
+            return _json_answer(200, self._table_metadata(tid, *table))
+        if (hit := _TABLE.match(p)) and m == "PUT":
+            tid = int(hit.group(1))
+            table = self._tables().get(tid)
+            if table is None:
+                return _text_answer(404, "Not found.")
+            self.table_edits.setdefault(tid, {}).update({k: v for k, v in body.items() if k != "id"})
+            return _json_answer(200, {k: v for k, v in self._table_metadata(tid, *table).items() if k != "fields"})
+        if (hit := _FIELD.match(p)) and m == "PUT":
+            fid = int(hit.group(1))
+            table = self._tables().get(fid // 1000)
+            if table is None or fid % 1000 >= len(table[1]):
+                return _text_answer(404, "Not found.")
+            self.field_edits.setdefault(fid, {}).update({k: v for k, v in body.items() if k != "id"})
+            fields = self._table_metadata(fid // 1000, *table)["fields"]
+            return _json_answer(200, fields[fid % 1000])
+        return None
 
     def _start_sync(self) -> None:
         """Like Metabase: the sync runs in the background and its result shows up later."""

@@ -195,6 +195,7 @@ class RefreshReport:
     models: dict[int, str] = field(default_factory=dict)  # persisted model -> "ok"
     cache: str = "skipped"  # "invalidated" | "not available (...)" | "skipped"
     sync_wait_s: float = 0.0  # waited for the background schema sync to finish
+    provisioned: dict[str, int] = field(default_factory=dict)  # provisioned question key -> card id
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain JSON-able dict (card ids become string keys)."""
@@ -210,6 +211,7 @@ class RefreshReport:
             "models": {str(k): v for k, v in self.models.items()},
             "cache": self.cache,
             "sync_wait_s": round(self.sync_wait_s, 3),
+            "provisioned": dict(self.provisioned),
         }
 
 
@@ -530,10 +532,14 @@ def refresh_metabase(
     sync_schema: bool = True,
     expect_tables: Mapping[str, set[str]] | None = None,
     client: httpx.Client | None = None,
+    provisioned: bool = False,
 ) -> RefreshReport:
     """Health-check Metabase, sync the schema of ``cfg.database_id`` (when set and
     ``sync_schema``) and wait until Metabase knows ``expect_tables`` ({"schema.table":
-    {columns}}), then re-run every card in ``cfg.card_ids`` with ``ignore_cache``.
+    {columns}}), then re-run every card in ``cfg.card_ids`` with ``ignore_cache``. With
+    ``provisioned``, the questions `synoforecast metabase provision` created
+    (lib/activation/metabase_provision.py, found by their keys) are re-run first: no card id
+    needs configuring.
 
     Every card is attempted; if any fail, one MetabaseError naming all failed cards is
     raised (``.card_errors`` holds the details). Authentication failures and exhausted
@@ -558,8 +564,13 @@ def refresh_metabase(
             session.sync_schema(cfg.database_id)
             sync_wait = session.wait_for_sync(cfg.database_id, expect_tables or {})
             synced = True
+        found: dict[str, int] = {}
+        if provisioned:
+            from synoforecast.lib.activation.metabase_provision import lookup_cards
+
+            found = lookup_cards(session)
         dashboards = {d: session.dashboard_cards(d) for d in cfg.dashboard_ids}
-        card_ids = list(cfg.card_ids)
+        card_ids = list(dict.fromkeys([*found.values(), *cfg.card_ids]))
         for on_dashboard in dashboards.values():
             card_ids += [c for c in on_dashboard if c not in card_ids]
         models: dict[int, str] = {}
@@ -603,6 +614,7 @@ def refresh_metabase(
             models=models,
             cache=cache,
             sync_wait_s=sync_wait,
+            provisioned=found,
         )
     finally:
         if own_client:
