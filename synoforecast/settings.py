@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from functools import lru_cache
@@ -60,6 +61,9 @@ IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 Share = Annotated[float, Field(ge=0, lt=1)]  # 0 <= x < 1
 NonNegative = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
+
+
+_DASK_ADDRESS = re.compile(r"(?:(?:tcp|tls|ws|wss)://)?(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9._-]+):\d{1,5}")
 
 
 def _default_workers() -> int:
@@ -122,6 +126,9 @@ class Settings(BaseModel):
     # processes a run's fits, forecasts and landing are spread over (the run's and n - 1
     # workers, ~370 MB each on the default sample); 1 keeps everything in the run's process
     forecast_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    # a dask.distributed scheduler (tcp://dask-scheduler:8786): the rolling pass's fits run on its
+    # workers instead of the local ones; unset = local. An unreachable one fails the step
+    dask_scheduler: str | None = None
     # how often the inbox and snapshot-downstream sensors look for work (the landing and heal
     # sensors every second interval): a dropped export starts within about two intervals (the
     # file must keep its size over two ticks). Longer spares a NAS's CPU; the Docker stack test uses 5
@@ -137,6 +144,13 @@ class Settings(BaseModel):
         if value is not None and value.day != 1:
             raise ValueError("must be a quarter start (first day of a quarter) such as 2020-01-01")
         return value
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _dask_address(cls, value: str | None) -> str | None:
+        if value is not None and not _DASK_ADDRESS.fullmatch(value.strip()):
+            raise ValueError("must be a Dask scheduler address with its port, such as tcp://dask-scheduler:8786")
+        return value.strip() if value is not None else None
 
     @property
     def pgdata_dir(self) -> Path:

@@ -260,3 +260,14 @@ def test_settings_cannot_be_changed_after_loading(tmp_path):
 
     with pytest.raises(pydantic.ValidationError):
         settings_for(tmp_path).top_customers_n = 3
+
+
+def test_the_dask_scheduler_is_unset_by_default_and_must_be_an_address(tmp_path):
+    assert settings_for(tmp_path).dask_scheduler is None
+    given = settings_for(tmp_path, SYNOFORECAST_DASK_SCHEDULER="tcp://dask-scheduler.forecast.svc:8786")
+    assert given.dask_scheduler == "tcp://dask-scheduler.forecast.svc:8786"
+    assert settings_for(tmp_path, "dask_scheduler: 10.0.0.5:8786\n").dask_scheduler == "10.0.0.5:8786"
+    with pytest.raises(
+        SettingsError, match=r"dask_scheduler from SYNOFORECAST_DASK_SCHEDULER.*tcp://dask-scheduler:8786"
+    ):
+        settings_for(tmp_path, SYNOFORECAST_DASK_SCHEDULER="dask-scheduler")  # no port

@@ -194,19 +194,31 @@ def rolling_pass(
     settings,
 ):
     """The run's one pass of candidate fits over all its as-of quarters, backed by
-    `ops.forecast_fits` (None when SYNOFORECAST_FORECAST_PASS=per_partition)."""
+    `ops.forecast_fits` (None when SYNOFORECAST_FORECAST_PASS=per_partition). The fits run on
+    the Dask cluster of SYNOFORECAST_DASK_SCHEDULER when it is set, else on local workers."""
     if settings.forecast_pass != "rolling":
         return None
     from synoforecast.lib.forecasting.fit_store import load_fits, save_fits
-    from synoforecast.lib.forecasting.rolling import OneStepPredictions
+    from synoforecast.lib.forecasting.rolling import DaskUnreachable, OneStepPredictions
 
-    one_step = OneStepPredictions(
-        n_jobs=settings.forecast_workers, load=lambda keys: load_fits(url, keys), save=lambda fits: save_fits(url, fits)
-    )
+    try:
+        one_step = OneStepPredictions(
+            n_jobs=settings.forecast_workers,
+            load=lambda keys: load_fits(url, keys),
+            save=lambda fits: save_fits(url, fits),
+            dask_scheduler=settings.dask_scheduler,
+        )
+    except DaskUnreachable as exc:
+        raise dg.Failure(description=f"forecast/{cohort.name}: {exc}") from None
     prefetch_cohort(cohort, history, quarters, one_step, settings.season_length, BACKTEST_WINDOWS)
+    where = (
+        f"the Dask cluster at {settings.dask_scheduler}"
+        if settings.dask_scheduler
+        else f"{settings.forecast_workers} process(es)"
+    )
     context.log.info(
         f"{cohort.name}: rolling pass over {len(quarters)} as-of quarter(s): {one_step.fits} fit(s) made "
-        f"on {settings.forecast_workers} process(es), "
+        f"on {where}, "
         f"{one_step.loaded} from ops.forecast_fits, {one_step.reused} shared between quarters"
     )
     return one_step
@@ -287,6 +299,7 @@ def build_forecast_asset(cohort: Cohort) -> dg.AssetsDefinition:
                 **({"plot": dg.MetadataValue.path(str(png))} if png else {}),
                 "dagster/row_count": sum(published.values()),
                 "forecast_pass": settings.forecast_pass,
+                **({"dask_scheduler": settings.dask_scheduler} if settings.dask_scheduler and one_step else {}),
                 **(
                     {"fits_made": one_step.fits, "fits_from_store": one_step.loaded, "fits_shared": one_step.reused}
                     if one_step is not None

@@ -12,6 +12,12 @@ the key.
 
 The models ignore dates (no exogenous regressors; seasonal lags count positions from the end),
 so equal values give equal fits whatever series they belong to.
+
+Where the fits run: this process and ``n_jobs - 1`` local worker processes (lib/workers.py), or,
+given a Dask scheduler address (the ``dask_scheduler`` setting), the workers of that
+dask.distributed cluster: the same :func:`fit_prefixes` on the same batches, submitted as
+futures, so the numbers are those of the local path (to the ~1e-14 a batch's composition moves).
+An unreachable scheduler is an error naming its address, never a quiet fall-back to local.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +37,9 @@ CACHE_VERSION = "1"  # bump when a fit's meaning changes without its spec changi
 
 PARALLEL_MIN_FITS = 200  # fewer fits than this take less time than the hand-over to a worker
 WORKER_PRELOAD = ("statsforecast.models", "synoforecast.lib.forecasting.rolling")
+DASK_CONNECT_TIMEOUT = "10s"  # how long an unreachable scheduler may keep a step waiting before it fails
+DASK_FITS_PER_TASK = 100  # a Dask task's fits at least (fewer cost more in hand-over than in fitting)
+DASK_TASKS_PER_THREAD = 2  # per model: tasks enough for a worker that finishes early to take over another's
 
 Spec = tuple[type, dict]
 Key = tuple[str, str]  # (model key, prefix key)
@@ -60,6 +70,34 @@ def prefix_key(y: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(y, dtype="<f8").tobytes(), digest_size=16).hexdigest()
 
 
+class DaskUnreachable(RuntimeError):
+    """The configured Dask scheduler cannot be reached (or dask[distributed] is not installed)."""
+
+
+_dask_clients: dict[str, Any] = {}
+
+
+def dask_client(address: str):
+    """A dask.distributed ``Client`` of the scheduler at ``address``, kept for this process (a
+    run's cohorts share it) and not made the default client (nothing else is sent to it)."""
+    client = _dask_clients.get(address)
+    if client is not None and client.status == "running":
+        return client
+    try:
+        from distributed import Client
+    except ImportError:
+        raise DaskUnreachable(
+            f"dask scheduler {address} is configured but dask[distributed] is not installed (the dask extra)"
+        ) from None
+    try:
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DaskUnreachable(f"dask scheduler {address} is unreachable: {reason}") from None
+    _dask_clients[address] = client
+    return client
+
+
 class OneStepPredictions:
     """Content-addressed one-step-ahead predictions, ``(model key, prefix key) -> yhat``.
 
@@ -69,7 +107,9 @@ class OneStepPredictions:
     requests answered by a fit another request (another as-of quarter, another series with the
     same values) already asked for.  ``n_jobs`` processes make the fits: this one and
     ``n_jobs - 1`` workers (a series' fit does not depend on the others it is made with, so
-    the values are the same to the last bits the batch composition moves, ~1e-14)."""
+    the values are the same to the last bits the batch composition moves, ~1e-14); with
+    ``dask_scheduler`` (an address such as ``tcp://dask-scheduler:8786``) the cluster's
+    workers make them instead, connected to here (:class:`DaskUnreachable` if it cannot be)."""
 
     def __init__(
         self,
@@ -77,11 +117,15 @@ class OneStepPredictions:
         n_jobs: int = 1,
         load: Callable[[list[Key]], dict[Key, float]] | None = None,
         save: Callable[[dict[Key, float]], None] | None = None,
+        dask_scheduler: str | None = None,
     ):
         self.freq, self.n_jobs = freq, n_jobs
-        from synoforecast.lib import workers
+        self.dask_scheduler = dask_scheduler or None
+        self._dask = dask_client(self.dask_scheduler) if self.dask_scheduler else None
+        if self._dask is None:
+            from synoforecast.lib import workers
 
-        workers.start(n_jobs, WORKER_PRELOAD)  # they import statsforecast while the caller prepares the series
+            workers.start(n_jobs, WORKER_PRELOAD)  # they import statsforecast while the caller prepares the series
         self._load, self._save = load, save
         self.values: dict[Key, float] = {}
         self.fits = self.loaded = self.reused = 0
@@ -124,11 +168,17 @@ class OneStepPredictions:
             found = self._load(pending)
             self.values.update(found)
             self.loaded += len(found)
-        made: dict[Key, float] = {}
+        todo = []
         for mk, (spec, by_prefix) in wanted.items():
-            todo = {pk: v for pk, v in by_prefix.items() if (mk, pk) not in self.values}
-            if todo:
-                made.update(self._fit(mk, spec, todo))
+            missing = {pk: v for pk, v in by_prefix.items() if (mk, pk) not in self.values}
+            if missing:
+                todo.append((mk, spec, missing))
+        made: dict[Key, float] = {}
+        if self._dask is not None:
+            made = self._fit_on_dask(todo)
+        else:
+            for mk, spec, missing in todo:
+                made.update(self._fit(mk, spec, missing))
         self.values.update(made)
         self.fits += len(made)
         if made and self._save is not None:
@@ -144,6 +194,20 @@ class OneStepPredictions:
         for part in run_split(fit_prefixes, [(spec, part, self.freq) for part in parts], preload=WORKER_PRELOAD):
             fitted.update(part)
         return {(mk, pk): fitted[pk] for pk in prefixes}
+
+    def _fit_on_dask(self, todo: list[tuple[str, Spec, dict]]) -> dict[Key, float]:
+        """Every model's fits at once on the Dask cluster: each model's prefixes in balanced
+        parts (:func:`balanced_parts`, as locally), one task of :func:`fit_prefixes` per part."""
+        threads = max(1, sum(self._dask.nthreads().values()))
+        tasks = []
+        for mk, spec, prefixes in todo:
+            n = min(threads * DASK_TASKS_PER_THREAD, max(1, len(prefixes) // DASK_FITS_PER_TASK))
+            tasks += [(mk, spec, part) for part in balanced_parts(prefixes, n)]
+        futures = [self._dask.submit(fit_prefixes, spec, part, self.freq, pure=False) for _, spec, part in tasks]
+        made: dict[Key, float] = {}
+        for (mk, _, _), fitted in zip(tasks, self._dask.gather(futures)):
+            made.update({(mk, pk): v for pk, v in fitted.items()})
+        return made
 
     def frames(self, df: pd.DataFrame, w: int, specs: list[Spec], freq: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """statsforecast's ``cross_validation(h=1, n_windows=w, step_size=1)`` and

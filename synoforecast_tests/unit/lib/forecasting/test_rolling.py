@@ -128,3 +128,53 @@ def test_a_persistent_store_is_asked_first_and_given_what_was_fitted():
     rows_a, _, _ = forecast_cohort(OVERALL, history, QUARTERS[-1], "r", 4, one_step=first)
     rows_b, _, _ = forecast_cohort(OVERALL, history, QUARTERS[-1], "r", 4, one_step=second)
     assert rows_a.equals(rows_b)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def test_the_rolling_pass_on_a_dask_cluster_gives_the_local_fits_and_forecasts(dask_cluster, monkeypatch):
+    from synoforecast.lib.forecasting import rolling
+
+    monkeypatch.setattr(rolling, "DASK_FITS_PER_TASK", 20)  # several tasks per model on a small cohort
+    history = tier_history()
+    as_of = QUARTERS[8:]
+    local = OneStepPredictions(n_jobs=2)
+    prefetch_cohort(OVERALL, history, as_of, local, season_length=4)
+    remote = OneStepPredictions(dask_scheduler=dask_cluster.scheduler_address)
+    prefetch_cohort(OVERALL, history, as_of, remote, season_length=4)
+    assert remote.fits == local.fits > 500 and set(remote.values) == set(local.values)
+    ran = remote._dask.run(lambda dask_worker: len(dask_worker.state.log))
+    assert len(ran) == 2 and all(n > 0 for n in ran.values())  # both workers fitted
+    keys = sorted(local.values)
+    a = np.array([local.values[k] for k in keys])
+    b = np.array([remote.values[k] for k in keys])
+    differ = [k for k, x, y in zip(keys, a, b) if not np.isclose(x, y, rtol=1e-9, atol=0, equal_nan=True)]
+    assert not differ, f"{len(differ)} fits differ beyond rel 1e-9, e.g. {differ[:3]}"
+    for q in as_of[-4:]:
+        rows_local, _, _ = forecast_cohort(OVERALL, history, q, "r", 4, one_step=local)
+        rows_dask, _, _ = forecast_cohort(OVERALL, history, q, "r", 4, one_step=remote)
+        assert rows_dask.columns == rows_local.columns
+        x, y = (r.sort("series_id", "metric") for r in (rows_local, rows_dask))
+        assert x.select(pl.col(pl.String)).equals(y.select(pl.col(pl.String)))  # same series, models, labels
+        for col in [c for c in x.columns if x[c].dtype == pl.Float64]:
+            np.testing.assert_allclose(y[col].to_numpy(), x[col].to_numpy(), rtol=1e-9, atol=0, err_msg=f"{q} {col}")
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error_naming_its_address(monkeypatch):
+    import socket
+
+    from synoforecast.lib.forecasting import rolling
+
+    monkeypatch.setattr(rolling, "DASK_CONNECT_TIMEOUT", "2s")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(rolling.DaskUnreachable) as caught:
+        OneStepPredictions(dask_scheduler=address)
+    message = str(caught.value)
+    assert message.startswith(f"dask scheduler {address} is unreachable: ") and "\n" not in message, message
