@@ -232,3 +232,25 @@ def test_helm_values_target_the_k8s_run_launcher_and_this_image():
     assert "synoforecast" in deployment["image"]["repository"]
     assert values["postgresql"]["enabled"] is False
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+
+
+def test_the_dask_cluster_is_the_one_the_helm_values_point_the_fits_at(tmp_path):
+    values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True  # the run pods get the variable
+    cluster = yaml.safe_load((DEPLOY / "helm" / "dask-cluster.yaml").read_text())
+    assert cluster["kind"] == "DaskCluster"
+    port = next(p["port"] for p in cluster["spec"]["scheduler"]["service"]["ports"] if p["name"] == "tcp-comm")
+    address = f"tcp://{cluster['metadata']['name']}-scheduler:{port}"  # the operator's service name
+    assert env["SYNOFORECAST_DASK_SCHEDULER"] == address
+    from synoforecast.settings import load_settings
+
+    env = {"SYNOFORECAST_HOME": str(tmp_path), "SYNOFORECAST_DASK_SCHEDULER": address}
+    assert load_settings(env).dask_scheduler == address
+    image = f"{deployment['image']['repository']}:{deployment['image']['tag']}"
+    for role in ("scheduler", "worker"):
+        (container,) = cluster["spec"][role]["spec"]["containers"]
+        assert container["image"] == image, role  # same versions on both sides
+        assert container["args"][:2] == ["dask", role]  # the image has `dask`, not `dask-worker`
+    assert "EXTRAS" in (DEPLOY / "Dockerfile").read_text()
