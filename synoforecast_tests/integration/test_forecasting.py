@@ -370,3 +370,51 @@ def test_the_fit_store_keeps_fits_across_runs_and_shares_them_between_writers(wa
     assert second.values == first.values
     save_fits(warehouse, {("m", "nan-fit"): float("nan")})
     assert np.isnan(load_fits(warehouse, [("m", "nan-fit")])[("m", "nan-fit")])
+
+
+def test_the_assets_rolling_pass_fits_on_the_configured_dask_cluster_or_fails_naming_it(
+    pg_server, tmp_path, monkeypatch
+):
+    """The Dagster side: the dask_scheduler setting reaches the rolling pass (fits made on the
+    cluster, kept in ops.forecast_fits, equal to a local pass's), and an unreachable scheduler
+    fails the step in one line naming the address."""
+    import socket
+
+    import dagster as dg
+    from distributed import LocalCluster
+
+    from synoforecast.defs.forecast.assets import rolling_pass
+    from synoforecast.lib.forecasting import rolling
+    from synoforecast.lib.forecasting.cohort_forecast import prefetch_cohort
+    from synoforecast.lib.forecasting.fit_store import load_fits
+    from synoforecast.settings import load_settings
+    from synoforecast_tests.conftest import new_database
+
+    url = new_database(pg_server)
+    ensure_schema(url)
+    history, quarters = tier_history(), QUARTERS[12:]
+    context = dg.build_asset_context()
+
+    def settings(address: str):
+        return load_settings({"SYNOFORECAST_HOME": str(tmp_path), "SYNOFORECAST_DASK_SCHEDULER": address})
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        one_step = rolling_pass(context, url, OVERALL, history, quarters, settings(cluster.scheduler_address))
+        assert one_step._dask is not None and one_step.fits > 0
+        ran = one_step._dask.run(lambda dask_worker: len(dask_worker.state.log))
+        assert all(n > 0 for n in ran.values())
+    local = rolling.OneStepPredictions()
+    prefetch_cohort(OVERALL, history, quarters, local, season_length=4)
+    keys = sorted(local.values)
+    assert keys == sorted(one_step.values)
+    np.testing.assert_allclose([one_step.values[k] for k in keys], [local.values[k] for k in keys], rtol=1e-9, atol=0)
+    assert len(load_fits(url, keys)) == len(keys)  # what the cluster fitted is in the store
+
+    monkeypatch.setattr(rolling, "DASK_CONNECT_TIMEOUT", "2s")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(dg.Failure) as caught:
+        rolling_pass(context, url, OVERALL, history, quarters, settings(address))
+    assert caught.value.description.startswith(f"forecast/svr_rm_overall: dask scheduler {address} is unreachable")
+    assert "\n" not in caught.value.description
