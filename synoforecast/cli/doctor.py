@@ -309,15 +309,20 @@ def check_metabase(env: Mapping[str, str], client: httpx.Client) -> list[Check]:
                 required=False,
             ),
         ]
-    targets = f"{len(cfg.card_ids)} card(s), {len(cfg.dashboard_ids)} dashboard(s)"
-    warn = not cfg.card_ids and not cfg.dashboard_ids
+    targets = f"{len(cfg.card_ids)} card(s), {len(cfg.dashboard_ids)} dashboard(s)" + (
+        f", provisioned questions on database {cfg.database_id}" if cfg.database_id else ""
+    )
+    warn = not cfg.card_ids and not cfg.dashboard_ids and not cfg.database_id
     return [
         health,
         Check(
             "metabase credentials",
             WARN if warn else OK,
             f"{cfg.auth_method} accepted; {targets}",
-            "set METABASE_CARD_IDS or METABASE_DASHBOARD_IDS to refresh something" if warn else "",
+            "set METABASE_DATABASE_ID (the provisioned questions query it) or METABASE_CARD_IDS / "
+            "METABASE_DASHBOARD_IDS to refresh something"
+            if warn
+            else "",
             required=False,
         ),
     ]

@@ -577,6 +577,31 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metabase(args: argparse.Namespace) -> int:
+    """`provision`: create or update the synoforecast collection, questions and dashboard
+    (lib/activation/metabase_provision.py) in the Metabase of the METABASE_* variables."""
+    import json
+
+    from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError
+    from synoforecast.lib.activation.metabase_provision import provision_metabase
+
+    try:
+        config = MetabaseConfig.from_variables(os.environ)
+        report = provision_metabase(config)
+    except MetabaseError as exc:
+        _eprint(f"error: {' '.join(str(exc).split())}")
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(report.to_metadata(), indent=2))
+        return 0
+    for key, state in report.objects.items():
+        card = report.card_ids.get(key)
+        where = f" (card {card})" if card else f" (dashboard {report.dashboard_id})" if key == "dashboard" else ""
+        print(f"{key:<28} {state}{where}")
+    print(f"collection {report.collection_id}, dashboard {report.dashboard_id}: {report.writes} object(s) changed")
+    return 0
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     """The Prometheus endpoint (lib/monitoring/metrics.py): `serve` until stopped, or `print` one scrape."""
     import signal
@@ -740,6 +765,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="synoforecast_runs_recent counts the runs created in this many hours (default 24)",
     )
     metrics.set_defaults(func=cmd_metrics)
+
+    mb = sub.add_parser("metabase", help="Metabase as code: provision the synoforecast collection and dashboard")
+    mb.add_argument("action", choices=["provision"], help="create or update the questions and the dashboard")
+    mb.add_argument("--json", action="store_true", help="print the report as JSON")
+    mb.set_defaults(func=cmd_metabase)
 
     doctor = sub.add_parser("doctor", help="check warehouse, Dagster storage, dbt, inbox, Metabase and webhooks")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")

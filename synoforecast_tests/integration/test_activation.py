@@ -12,7 +12,7 @@ import json
 import dagster as dg
 import pytest
 
-from synoforecast.defs.activation.assets import metabase_refresh, summary_notification
+from synoforecast.defs.activation.assets import metabase_provisioning, metabase_refresh, summary_notification
 from synoforecast.defs.activation.sensors import notify_on_run_failure
 from synoforecast.defs.resources import build_resources
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
@@ -76,6 +76,7 @@ def _env(pg_server, standin, tmp_path_factory):
         assert code == 0
         project["calls"] = standin.calls()
         project["requests"] = list(standin.requests)
+        project["standin"] = standin
         standin.initializing_for = 0
         yield project
 
@@ -90,6 +91,11 @@ def _materialize(assets, env, partition=LAST):
     )
 
 
+def standin_state(env) -> dict:
+    s = env["standin"]
+    return {"collections": s.collections, "cards": s.cards, "dashboards": s.dashboards_store}
+
+
 def _metadata(result, name):
     (mat,) = result.asset_materializations_for_node(name)
     return {k: v.value for k, v in mat.metadata.items()}
@@ -101,16 +107,27 @@ def test_ingest_refreshes_metabase_then_posts_the_summary(env):
     metabase = [c for c in calls if c.startswith(("GET /api/", "POST /api/")) and not c.endswith("/metadata")]
     assert "GET /api/database/2/metadata" in calls  # waited for the background sync
     assert not [r for r in env["requests"] if r.path.startswith("/api/card/") and r.during_sync]
-    assert metabase == ["GET /api/health"] * 3 + [
+    # the questions and the dashboard are provisioned first (found by their keys, not ids) ...
+    provision = metabase[: metabase.index("POST /api/database/2/sync_schema") - 1]
+    assert provision[:3] == ["GET /api/health"] * 3
+    assert provision.count("POST /api/card/") == 4 and provision.count("POST /api/dashboard/") == 1
+    (coll,) = [c for c in standin_state(env)["collections"].values() if c["name"] == "synoforecast"]
+    provisioned = sorted(c["id"] for c in standin_state(env)["cards"].values() if c["collection_id"] == coll["id"])
+    # ... then the refresh re-runs them with the configured cards
+    assert metabase[len(provision) :] == [
+        "GET /api/health",
         "POST /api/database/2/sync_schema",
+        "GET /api/collection/",
+        f"GET /api/collection/{coll['id']}/items",
         "GET /api/dashboard/7",
         "POST /api/persist/card/21/refresh",
         "POST /api/cache/invalidate",
+        *[f"POST /api/card/{cid}/query" for cid in provisioned],
         "POST /api/card/11/query",
         "POST /api/card/12/query",
         "POST /api/card/30/query",
     ]
-    queries = [r for r in env["requests"] if r.path.startswith("/api/card/")]
+    queries = [r for r in env["requests"] if r.path.startswith("/api/card/") and r.path.endswith("/query")]
     assert all(r.json == {"ignore_cache": True} and r.headers["x-api-key"] == KEY for r in queries)
     # summaries come after the refresh, one per channel
     assert calls[-2:] == [f"POST {SLACK}", f"POST {TEAMS}"]
@@ -189,6 +206,42 @@ def test_card_failing_inside_a_202_fails_the_refresh(env, standin):
     (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "card 12" in failure.event_specific_data.error.message
     assert standin.calls().count("POST /api/card/12/query") == 1  # a 202 error is not retried
+
+
+def test_provisioning_again_writes_nothing_and_heals_a_dashboard_deleted_by_hand(env, standin):
+    standin.reset()
+    result = _materialize([metabase_provisioning], env)
+    assert result.success
+    meta = _metadata(result, "activation__metabase_provisioning")
+    assert meta["changed"] == 0 and set(meta["objects"].values()) == {"unchanged"}
+    assert [c for c in standin.calls() if not c.startswith("GET ")] == []
+    standin.dashboards_store[meta["dashboard_id"]]["archived"] = True  # moved to the trash by hand
+    standin.reset()
+    result = _materialize([metabase_provisioning], env)
+    assert result.success
+    assert _metadata(result, "activation__metabase_provisioning")["objects"]["dashboard"] == "restored"
+    assert standin.dashboards_store[meta["dashboard_id"]]["archived"] is False
+
+
+def test_provisioning_rejected_card_fails_naming_it_and_keeps_forecasts(env, standin):
+    before = fetch(env["url"], FORECAST_CHECKSUM)
+    card = next(c for c in standin.cards.values() if c["name"] == "Narratives")
+    saved = dict(card)
+    card["name"] = "Narratives renamed by hand"  # differs: the next run PUTs it back, and is refused
+    standin.reject_cards = {"Narratives": {"dataset_query": "Invalid template tag"}}
+    standin.reset()
+    try:
+        result = _materialize([metabase_provisioning], env)
+    finally:
+        standin.reject_cards = {}
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.event_specific_data.error.message
+    assert "question 'Narratives' [narratives]" in message and "Invalid template tag" in message
+    assert "Published forecasts are unchanged" in message and KEY not in message
+    assert fetch(env["url"], FORECAST_CHECKSUM) == before
+    result = _materialize([metabase_provisioning], env)  # a second run heals
+    assert result.success and standin.cards[saved["id"]]["name"] == "Narratives"
 
 
 METABASE_VARS = (

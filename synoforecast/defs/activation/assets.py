@@ -28,6 +28,7 @@ from synoforecast.defs.resources import (
 )
 from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.lib.activation.metabase import MetabaseError, refresh_metabase
+from synoforecast.lib.activation.metabase_provision import provision_metabase
 from synoforecast.lib.activation.notify import NotifyError, request_refresh_via_n8n, send_summary
 from synoforecast.lib.forecasting.cohorts import COHORTS, actuals_at
 from synoforecast.lib.quarters import to_key
@@ -45,12 +46,49 @@ MAX_RESTATED_LINES = 20
 
 
 @dg.asset(
-    key=dg.AssetKey(["activation", "metabase_refresh"]),
-    deps=[*FORECAST_KEYS, dg.AssetKey(["published", "snapshot"])],  # after the switch analysts read
+    key=dg.AssetKey(["activation", "metabase_provisioning"]),
+    deps=[*FORECAST_KEYS, dg.AssetKey(["published", "snapshot"])],  # the questions read the published views
     **QUARTERLY,
     group_name="activation",
     kinds={"metabase"},
-    description="Re-runs the configured Metabase cards (ignore_cache) once new forecasts are published.",
+    description="Creates or updates the Metabase collection `synoforecast`, its questions over the published "
+    "views and their dashboard (lib/activation/metabase_provision.py); writes nothing when they match the code.",
+)
+def metabase_provisioning(context: dg.AssetExecutionContext, metabase: MetabaseResource) -> dg.MaterializeResult:
+    try:
+        config = metabase.config()
+    except MetabaseError as exc:
+        raise dg.Failure(description=f"configuration is invalid: {exc}") from None
+    if not config.configured:
+        return dg.MaterializeResult(metadata={"status": SKIPPED})
+    if config.database_id is None:
+        context.log.info("METABASE_DATABASE_ID is not set: the questions have no database to query; skipped")
+        return dg.MaterializeResult(metadata={"status": "skipped: METABASE_DATABASE_ID not set"})
+    try:
+        report = provision_metabase(config)
+    except MetabaseError as exc:
+        raise dg.Failure(
+            description=f"Metabase provisioning failed: {exc}. Published forecasts are unchanged; "
+            "the next run picks up where this one stopped."
+        ) from None
+    return dg.MaterializeResult(
+        metadata={
+            "status": "provisioned",
+            **{k: v for k, v in report.to_metadata().items() if k not in ("objects", "card_ids")},
+            "objects": dg.MetadataValue.json(report.objects),
+            "card_ids": dg.MetadataValue.json(report.card_ids),
+        }
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["activation", "metabase_refresh"]),
+    deps=[*FORECAST_KEYS, dg.AssetKey(["published", "snapshot"]), metabase_provisioning],  # after the switch
+    **QUARTERLY,
+    group_name="activation",
+    kinds={"metabase"},
+    description="Re-runs the provisioned Metabase questions and the configured cards (ignore_cache) once new "
+    "forecasts are published.",
 )
 def metabase_refresh(
     context: dg.AssetExecutionContext,
@@ -68,8 +106,9 @@ def refresh_dashboards(
     webhooks: WebhooksResource,
     partitions: list[str],
 ) -> dg.MaterializeResult:
-    """The configured Metabase cards re-run (schema synced first when the forecast tables
-    changed), or the n8n route, or skipped when neither is configured."""
+    """The provisioned questions (found by their keys) and the configured Metabase cards re-run
+    (schema synced first when the forecast tables changed), or the n8n route, or skipped when
+    neither is configured."""
     try:
         config = metabase.config()
         notify = webhooks.config()
@@ -98,7 +137,9 @@ def refresh_dashboards(
     state_key = sync_state_key(config.url, config.database_id)
     changed = get_state(url, state_key) != fingerprint
     try:
-        report = refresh_metabase(config, sync_schema=changed, expect_tables=forecast_schema_columns(url))
+        report = refresh_metabase(
+            config, sync_schema=changed, expect_tables=forecast_schema_columns(url), provisioned=True
+        )
     except MetabaseError as exc:
         raise dg.Failure(description=f"Metabase refresh failed: {exc}. Published forecasts are unchanged.") from None
     if report.schema_synced or config.database_id is None:

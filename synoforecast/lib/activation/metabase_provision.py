@@ -23,17 +23,20 @@ API calls, checked against (the Compose stack pins ``metabase/metabase:v0.50.36`
 pages below are the API reference of the 0.50 line, and where the reference is silent the
 behaviour was taken from the issue threads named):
 
-* ``GET /api/collection/`` (``?archived=true``), ``POST /api/collection/``,
-  ``PUT /api/collection/:id``, ``GET /api/collection/:id/items`` (``models``, ``archived``
-  default false): https://www.metabase.com/docs/master/api/collection (and
+* ``GET /api/collection/`` (non-archived; ``?archived=true`` the archived ones),
+  ``POST /api/collection/``, ``PUT /api/collection/:id``, ``GET /api/collection/:id/items``
+  (``models``; archived objects left out by default):
+  https://www.metabase.com/docs/master/api/collection (and
   https://metabase.com/docs/latest/api/collection).
 * ``GET /api/card/:id``, ``POST /api/card/`` (``name``, ``dataset_query``, ``display``,
   ``visualization_settings`` required), ``PUT /api/card/:id`` (soft delete = ``archived``),
   ``GET /api/card/?f=archived``: https://metabase.com/docs/latest/api/card.
 * ``POST /api/dashboard/``, ``GET /api/dashboard/:id``, ``PUT /api/dashboard/:id`` with
   ``dashcards`` (the whole layout; negative ids = new dashcards, each with ``size_x``,
-  ``size_y``, ``row``, ``col``, ``parameter_mappings``), ``GET /api/dashboard/?f=archived``:
-  https://www.metabase.com/docs/master/api/dashboard (the page of the v0.50 release line).
+  ``size_y``, ``row``, ``col``, ``parameter_mappings``), ``GET /api/dashboard/?f=archived``
+  ("Return Dashboards that have been archived"):
+  https://www.metabase.com/docs/master/api/dashboard (published while v0.50 was the latest
+  release).
 * Error bodies: a 400 carries ``{"errors": {"<field>": "value must be a non-blank
   string."}}`` (github.com/metabase/metabase/issues/5769, /issues/4738; 0.47+ adds
   ``specific-errors``); 401 ``Unauthenticated`` as for the refresh (lib/activation/metabase.py).
@@ -398,19 +401,26 @@ class _Provisioner:
         self.report.objects[spec.key] = "created"
         return int(coll["id"])
 
-    def marked(self, collection_id: int, model: str) -> dict[str, int]:
-        """key -> id of the marked objects of ``model`` in the collection: the live ones, and
-        for keys not found live, the archived ones (to bring back). Unmarked items are skipped."""
+    def marked(self, collection_id: int, model: str, keys: Iterable[str]) -> dict[str, int]:
+        """key -> id of the marked objects of ``model`` in the collection: the live ones
+        (``GET /api/collection/:id/items``, which leaves archived ones out), then, only when
+        some of ``keys`` are missing, the archived ones (``GET /api/<model>/?f=archived``) to
+        bring back. Unmarked items (an analyst's) are skipped."""
         found: dict[str, int] = {}
-        for archived in ("false", "true"):
-            body = self.read(
-                f"/api/collection/{collection_id}/items",
-                f"the {model}s of collection {collection_id}",
-                params={"models": model, "archived": archived},
-            )
-            items = body.get("data", []) if isinstance(body, dict) else body
-            for item in sorted(items or [], key=lambda i: i.get("id") or 0):
-                key = key_of(item.get("description")) if item.get("model", model) == model else None
+        body = self.read(
+            f"/api/collection/{collection_id}/items",
+            f"the {model}s of collection {collection_id}",
+            params={"models": model},
+        )
+        items = body.get("data", []) if isinstance(body, dict) else body
+        for item in sorted(items or [], key=lambda i: i.get("id") or 0):
+            key = key_of(item.get("description")) if item.get("model", model) == model else None
+            if key and key not in found:
+                found[key] = int(item["id"])
+        if set(keys) - set(found):
+            archived = self.read(f"/api/{model}/", f"the archived {model}s", params={"f": "archived"})
+            for item in sorted(archived or [], key=lambda i: i.get("id") or 0):
+                key = key_of(item.get("description")) if item.get("collection_id") == collection_id else None
                 if key and key not in found:
                     found[key] = int(item["id"])
         return found
@@ -513,12 +523,12 @@ def provision_metabase(
         run = _Provisioner(session, report)
         try:
             report.collection_id = run.collection(collection)
-            cards = run.marked(report.collection_id, "card")
+            cards = run.marked(report.collection_id, "card", by_key)
             for question in questions:
                 report.card_ids[question.key] = run.card(
                     question, cards.get(question.key), cfg.database_id, report.collection_id
                 )
-            dashboards = run.marked(report.collection_id, "dashboard")
+            dashboards = run.marked(report.collection_id, "dashboard", [dashboard.key])
             report.dashboard_id = run.dashboard(
                 dashboard, dashboards.get(dashboard.key), report.collection_id, report.card_ids, by_key
             )
@@ -558,9 +568,7 @@ def lookup_cards(session: _Session, collection: Collection = COLLECTION) -> dict
     if not mine:
         return {}
     body = run.read(
-        f"/api/collection/{mine[0]['id']}/items",
-        f"the cards of collection {mine[0]['id']}",
-        params={"models": "card", "archived": "false"},
+        f"/api/collection/{mine[0]['id']}/items", f"the cards of collection {mine[0]['id']}", params={"models": "card"}
     )
     items = body.get("data", []) if isinstance(body, dict) else body
     out: dict[str, int] = {}
