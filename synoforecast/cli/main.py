@@ -583,11 +583,13 @@ def cmd_metabase(args: argparse.Namespace) -> int:
     import json
 
     from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError
+    from synoforecast.lib.activation.metabase_catalog import dbt_descriptions
     from synoforecast.lib.activation.metabase_provision import provision_metabase
+    from synoforecast.settings import DBT_PROJECT_DIR
 
     try:
         config = MetabaseConfig.from_variables(os.environ)
-        report = provision_metabase(config)
+        report = provision_metabase(config, docs=dbt_descriptions(DBT_PROJECT_DIR))
     except MetabaseError as exc:
         _eprint(f"error: {' '.join(str(exc).split())}")
         return EXIT_FAILED
@@ -599,6 +601,11 @@ def cmd_metabase(args: argparse.Namespace) -> int:
         where = f" (card {card})" if card else f" (dashboard {report.dashboard_id})" if key == "dashboard" else ""
         print(f"{key:<28} {state}{where}")
     print(f"collection {report.collection_id}, dashboard {report.dashboard_id}: {report.writes} object(s) changed")
+    if report.catalog is not None:
+        print(
+            f"catalog: {len(report.catalog.tables)} table(s) described from dbt, "
+            f"{report.catalog_writes} description(s) written"
+        )
     return 0
 
 

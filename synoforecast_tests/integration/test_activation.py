@@ -209,11 +209,24 @@ def test_card_failing_inside_a_202_fails_the_refresh(env, standin):
 
 
 def test_provisioning_again_writes_nothing_and_heals_a_dashboard_deleted_by_hand(env, standin):
+    # the first provisioning ran before Metabase had synced the warehouse: the dbt descriptions
+    # reach the tables it knows now, once
     standin.reset()
     result = _materialize([metabase_provisioning], env)
     assert result.success
     meta = _metadata(result, "activation__metabase_provisioning")
     assert meta["changed"] == 0 and set(meta["objects"].values()) == {"unchanged"}
+    assert meta["catalog"]["tables"]["marts.mart_svr_rm_quarterly"] == "updated"
+    tid = standin.table_id("marts.mart_svr_rm_quarterly")
+    assert standin.field_edits[tid * 1000]["description"].startswith("First day of the quarter")
+    assert [c for c in standin.calls() if c.startswith("PUT ")] and not [
+        c for c in standin.calls() if c.startswith("POST ")
+    ]
+    standin.reset()
+    result = _materialize([metabase_provisioning], env)
+    assert result.success
+    meta = _metadata(result, "activation__metabase_provisioning")
+    assert meta["changed"] == 0 and meta["catalog_changed"] == 0
     assert [c for c in standin.calls() if not c.startswith("GET ")] == []
     standin.dashboards_store[meta["dashboard_id"]]["archived"] = True  # moved to the trash by hand
     standin.reset()

@@ -17,7 +17,8 @@ Metabase (``/api/...``)
     POST /api/database/<id>/sync_schema   200 {"status":"ok"} AT ONCE, and the sync runs in the background
                                           for ``sync_s`` seconds (as in real Metabase); 404 "Not found."
                                           for ``missing_database_ids``.
-    GET  /api/database/<id>/metadata      200 {"id","tables":[{"schema","name","fields":[{"name"}]}]}: what
+    GET  /api/database/<id>/metadata      200 {"id","tables":[{"id","schema","name","description","fields":
+                                          [{"id","name","description",...}]}]}: what
                                           the last FINISHED sync saw (``schema``, or the live
                                           information_schema of ``warehouse_url`` when set).
     POST /api/card/<id>/query             202 {"status":"completed","row_count":..,"data":{"rows","cols"},...};
@@ -427,16 +428,7 @@ class StandIn:
         if m == "GET" and (hit := _METADATA.match(p)):
             if int(hit.group(1)) in self.missing_database_ids:
                 return _text_answer(404, "Not found.")
-            with self._lock:
-                synced = dict(self.synced)
-            tables = [
-                {
-                    "schema": name.split(".", 1)[0],
-                    "name": name.split(".", 1)[1],
-                    "fields": [{"name": c} for c in columns],
-                }
-                for name, columns in sorted(synced.items())
-            ]
+            tables = [self._table_metadata(tid, *table) for tid, table in self._tables().items()]
             return _json_answer(200, {"id": int(hit.group(1)), "tables": tables})
         if m == "POST" and (hit := _CARD_QUERY.match(p)):
             return self._card_query(int(hit.group(1)), req)

@@ -28,12 +28,13 @@ from synoforecast.defs.resources import (
 )
 from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.lib.activation.metabase import MetabaseError, refresh_metabase
+from synoforecast.lib.activation.metabase_catalog import dbt_descriptions
 from synoforecast.lib.activation.metabase_provision import provision_metabase
 from synoforecast.lib.activation.notify import NotifyError, request_refresh_via_n8n, send_summary
 from synoforecast.lib.forecasting.cohorts import COHORTS, actuals_at
 from synoforecast.lib.quarters import to_key
 from synoforecast.lib.warehouse.connection import query_frame
-from synoforecast.settings import get_settings
+from synoforecast.settings import DBT_PROJECT_DIR, get_settings
 
 # the forecast domain's assets, by key: domains meet through asset keys, not imports
 FORECAST_KEYS = [
@@ -52,7 +53,8 @@ MAX_RESTATED_LINES = 20
     group_name="activation",
     kinds={"metabase"},
     description="Creates or updates the Metabase collection `synoforecast`, its questions over the published "
-    "views and their dashboard (lib/activation/metabase_provision.py); writes nothing when they match the code.",
+    "views and their dashboard (lib/activation/metabase_provision.py), and writes the dbt project's model and "
+    "column descriptions into Metabase's data model; writes nothing when they already match.",
 )
 def metabase_provisioning(context: dg.AssetExecutionContext, metabase: MetabaseResource) -> dg.MaterializeResult:
     try:
@@ -65,7 +67,7 @@ def metabase_provisioning(context: dg.AssetExecutionContext, metabase: MetabaseR
         context.log.info("METABASE_DATABASE_ID is not set: the questions have no database to query; skipped")
         return dg.MaterializeResult(metadata={"status": "skipped: METABASE_DATABASE_ID not set"})
     try:
-        report = provision_metabase(config)
+        report = provision_metabase(config, docs=dbt_descriptions(DBT_PROJECT_DIR))
     except MetabaseError as exc:
         raise dg.Failure(
             description=f"Metabase provisioning failed: {exc}. Published forecasts are unchanged; "
@@ -74,9 +76,11 @@ def metabase_provisioning(context: dg.AssetExecutionContext, metabase: MetabaseR
     return dg.MaterializeResult(
         metadata={
             "status": "provisioned",
-            **{k: v for k, v in report.to_metadata().items() if k not in ("objects", "card_ids")},
+            **{k: v for k, v in report.to_metadata().items() if k not in ("objects", "card_ids", "catalog")},
             "objects": dg.MetadataValue.json(report.objects),
             "card_ids": dg.MetadataValue.json(report.card_ids),
+            "catalog": dg.MetadataValue.json(report.catalog.to_metadata() if report.catalog else {}),
+            "catalog_changed": report.catalog_writes,
         }
     )
 

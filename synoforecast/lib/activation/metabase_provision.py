@@ -53,6 +53,7 @@ from typing import Any
 import httpx
 
 from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, _Session
+from synoforecast.lib.activation.metabase_catalog import CatalogReport, ModelDoc, describe
 
 __all__ = [
     "COLLECTION",
@@ -334,10 +335,17 @@ class ProvisionReport:
     objects: dict[str, str] = field(default_factory=dict)  # key -> created | updated | restored | unchanged
     card_ids: dict[str, int] = field(default_factory=dict)  # question key -> card id
     requests: int = 0
+    catalog: CatalogReport | None = None  # the dbt descriptions written into the data model
 
     @property
     def writes(self) -> int:
         return sum(1 for v in self.objects.values() if v != "unchanged")
+
+    @property
+    def catalog_writes(self) -> int:
+        if self.catalog is None:
+            return 0
+        return self.catalog.fields_updated + sum(1 for v in self.catalog.tables.values() if v == "updated")
 
     def to_metadata(self) -> dict[str, Any]:
         return {
@@ -347,6 +355,7 @@ class ProvisionReport:
             "card_ids": dict(self.card_ids),
             "changed": self.writes,
             "requests": self.requests,
+            **({"catalog": self.catalog.to_metadata()} if self.catalog is not None else {}),
         }
 
 
@@ -498,8 +507,12 @@ def provision_metabase(
     dashboard: Dashboard = DASHBOARD,
     collection: Collection = COLLECTION,
     client: httpx.Client | None = None,
+    docs: Mapping[str, ModelDoc] | None = None,
+    doc_schemas: Iterable[str] = ("published", "marts"),
 ) -> ProvisionReport:
-    """Create or update the collection, the questions and the dashboard, found by their keys.
+    """Create or update the collection, the questions and the dashboard, found by their keys;
+    with ``docs`` (lib/activation/metabase_catalog.dbt_descriptions), then write the dbt
+    descriptions into the data model of the tables of ``doc_schemas`` Metabase knows.
     Raises MetabaseError naming the object that failed (earlier objects stay as written: a
     second run picks up where this one stopped)."""
     if not cfg.configured:
@@ -532,6 +545,8 @@ def provision_metabase(
             report.dashboard_id = run.dashboard(
                 dashboard, dashboards.get(dashboard.key), report.collection_id, report.card_ids, by_key
             )
+            if docs is not None:
+                report.catalog = describe(session, cfg.database_id, docs, doc_schemas)
         finally:
             report.requests = session.requests
         return report

@@ -163,6 +163,20 @@ def test_refresh_adds_configured_cards_and_needs_no_ids(standin):
     assert MetabaseConfig.from_variables({"METABASE_URL": standin.url, "METABASE_API_KEY": KEY}).card_ids == []
 
 
+def test_dbt_descriptions_reach_the_data_model_in_the_same_run(standin):
+    from synoforecast.lib.activation.metabase_catalog import ModelDoc
+
+    standin.synced = {"published.narratives": ["cohort", "narrative"], "marts.other": ["x"]}
+    docs = {"narratives": ModelDoc("One text per cohort and metric.", {"narrative": "The text."})}
+    report = provision_metabase(cfg_for(standin), docs=docs)
+    assert report.catalog is not None and report.catalog.tables == {"published.narratives": "updated"}
+    assert report.catalog_writes == 2 and report.to_metadata()["catalog"]["fields_updated"] == 1
+    assert standin.calls().count("GET /api/health") == 1  # one session for both
+    standin.reset()
+    again = provision_metabase(cfg_for(standin), docs=docs)
+    assert again.catalog_writes == 0 and writes(standin) == []
+
+
 def test_provisioned_card_ids_reads_only(standin):
     report = provision_metabase(cfg_for(standin))
     standin.reset()
