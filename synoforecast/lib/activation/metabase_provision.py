@@ -592,3 +592,42 @@ def lookup_cards(session: _Session, collection: Collection = COLLECTION) -> dict
         if key and key not in out:
             out[key] = int(item["id"])
     return out
+
+
+def layout_svg(dashboard: Dashboard = DASHBOARD, questions: Iterable[Question] = QUESTIONS) -> str:
+    """The dashboard's layout as an SVG picture (docs/img/metabase-dashboard.svg), drawn from
+    the definition itself: the filters on top, each question at its grid place (24 columns)."""
+    from xml.sax.saxutils import escape
+
+    names = {q.key: q for q in questions}
+    unit_x, unit_y, pad, top = 40, 30, 4, 56
+    width = 24 * unit_x + 2 * pad
+    height = top + max(p.row + p.size_y for p in dashboard.cards) * unit_y + pad
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+        f'<rect width="{width}" height="{height}" fill="#f9fbfc"/>',
+        f'<text x="{pad + 4}" y="22" font-size="16" font-weight="bold" fill="#2e353b">{escape(dashboard.name)}</text>',
+    ]
+    x = pad + 4
+    for f in dashboard.filters:
+        out.append(f'<rect x="{x}" y="30" width="140" height="20" rx="4" fill="#fff" stroke="#509ee3"/>')
+        out.append(f'<text x="{x + 8}" y="44" font-size="12" fill="#509ee3">{escape(f.name)} ▾</text>')
+        x += 150
+    for p in dashboard.cards:
+        q = names[p.question]
+        cx, cy = pad + p.col * unit_x, top + p.row * unit_y
+        w, h = p.size_x * unit_x - pad, p.size_y * unit_y - pad
+        out.append(f'<rect x="{cx}" y="{cy}" width="{w}" height="{h}" rx="6" fill="#fff" stroke="#dce1e4"/>')
+        out.append(
+            f'<text x="{cx + 10}" y="{cy + 22}" font-size="14" font-weight="bold" fill="#2e353b">{escape(q.name)}</text>'
+        )
+        lines = [f"[synoforecast:{q.key}]", f"{q.display} · {p.size_x}×{p.size_y} at row {p.row}, col {p.col}"]
+        source = re.search(r"from\s+(published\.\w+)", q.sql)
+        lines += [source.group(1)] if source else []
+        for i, line in enumerate(lines):
+            out.append(
+                f'<text x="{cx + 10}" y="{cy + 40 + 15 * i}" font-size="11" fill="#74838f">{escape(line)}</text>'
+            )
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

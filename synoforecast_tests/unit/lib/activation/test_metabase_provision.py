@@ -304,3 +304,14 @@ def test_differs_ignores_what_metabase_adds():
     assert not differs({"a": None}, {})  # Metabase leaves out null fields
     assert differs({"a": 1}, {})
     assert {p.question for p in DASHBOARD.cards} == {q.key for q in QUESTIONS}
+
+
+def test_the_docs_picture_is_drawn_from_the_definition():
+    from pathlib import Path
+
+    from synoforecast.lib.activation.metabase_provision import layout_svg
+
+    picture = Path(__file__).parents[4] / "docs" / "img" / "metabase-dashboard.svg"
+    assert picture.read_text() == layout_svg(), "redraw docs/img/metabase-dashboard.svg (docs/activation.md)"
+    for q in QUESTIONS:
+        assert f"[synoforecast:{q.key}]" in picture.read_text()
