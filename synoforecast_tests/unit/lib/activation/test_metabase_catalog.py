@@ -55,3 +55,18 @@ def test_catalog_failures_name_what_to_fix(standin):
         push_descriptions(cfg_for(standin, database_id=None), {})
     with pytest.raises(MetabaseError, match="rejected the API key"):
         push_descriptions(cfg_for(standin, api_key="nope-nope-nope"), {})
+
+
+def test_a_dbt_exposure_describes_the_provisioned_dashboard():
+    import yaml
+
+    from synoforecast.lib.activation.metabase_provision import DASHBOARD, QUESTIONS
+
+    (exposure,) = yaml.safe_load((DBT_PROJECT_DIR / "models" / "exposures.yml").read_text())["exposures"]
+    assert exposure["label"] == DASHBOARD.name and exposure["type"] == "dashboard"
+    assert f"[synoforecast:{DASHBOARD.key}]" in exposure["description"]
+    for q in QUESTIONS:  # every published view a question reads is named
+        view = q.sql.split("from ", 1)[1].split()[0]
+        assert view in exposure["description"], view
+    marts = {m for m in dbt_descriptions(DBT_PROJECT_DIR) if m.startswith("mart_")}
+    assert {r.removeprefix("ref('").removesuffix("')") for r in exposure["depends_on"]} <= marts
