@@ -4,6 +4,7 @@
 #   user-code  the gRPC code server answers its health RPC (service DagsterApi: SERVING)
 #   webserver  GET /server_info answers 200 (the UI is up and its storage reachable)
 #   daemon     the daemon wrote a heartbeat recently (dagster-daemon liveness-check)
+#   metrics    GET /metrics of `synoforecast metrics serve` answers 200
 set -euo pipefail
 
 service="${SYNOFORECAST_SERVICE:-user-code}"
@@ -36,6 +37,16 @@ PY
     ;;
   daemon)
     exec dagster-daemon liveness-check
+    ;;
+  metrics)
+    # the endpoint answers (a source that is down still answers 200, with scrape_source_up 0)
+    exec python - "${SYNOFORECAST_METRICS_PORT:-9109}" <<'PY'
+import sys
+import urllib.request
+
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=8) as response:
+    sys.exit(0 if response.status == 200 else 1)
+PY
     ;;
   *)
     echo "healthcheck: unknown SYNOFORECAST_SERVICE '$service'" >&2

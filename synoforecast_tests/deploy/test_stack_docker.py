@@ -40,6 +40,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -161,8 +162,17 @@ def images(engine, report_path):
 
 
 @pytest.fixture(scope="module")
-def stack(engine, images, workdir, report_path):
-    stack = Stack(engine, workdir / "stack", TAG_A)
+def smtp(workdir):
+    """A relay on the host (no TLS: loopback only) for the platform's and Alertmanager's email."""
+    from synoforecast_tests.support.smtp_server import SmtpServer, make_cert
+
+    with SmtpServer(make_cert(workdir / "smtp-cert"), tls=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(engine, images, workdir, report_path, smtp):
+    stack = Stack(engine, workdir / "stack", TAG_A, smtp=smtp.variables())
     stack.down("-v")  # what an interrupted earlier run may have left
     report(report_path, "cold_start_to_healthy_seconds", stack.up())
     yield stack
@@ -384,6 +394,9 @@ def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, en
     calls = [(r["method"], r["path"]) for r in stack.standin_requests()]
     assert ("POST", "/api/database/2/sync_schema") in calls, calls
     assert ("POST", "/api/card/11/query") in calls and ("POST", "/api/card/12/query") in calls, calls
+    # ... after provisioning (issue 30): the collection, its four questions and the dashboard, once
+    assert calls.count(("POST", "/api/collection/")) == 1 and calls.count(("POST", "/api/dashboard/")) == 1, calls
+    assert calls.count(("POST", "/api/card/")) == 4, calls
 
     # the webserver's GraphQL API: the whole asset graph, the successful runs
     nodes = stack.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
@@ -392,6 +405,39 @@ def test_sample_workbook_goes_from_the_inbox_to_forecasts_and_metabase(stack, en
     }
     succeeded = {r["jobName"] for r in stack.runs() if r["status"] == "SUCCESS"}
     assert {SNAPSHOT_JOB, PIPELINE_JOB} <= succeeded
+
+
+def test_prometheus_scrapes_the_metrics_endpoint_and_the_summary_reached_the_mailbox(stack, smtp, report_path):
+    """The monitoring profile: `synoforecast metrics serve` in the stack answers with the
+    smoke export's figures, Prometheus (Debian's package) has it as a healthy target and loaded
+    the alert rules; the smoke run's summary went out by email too (SMTP_* in the stack)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(httpx.get(stack.metrics, timeout=30).text)
+        for s in family.samples
+    }
+    assert samples[("synoforecast_scrape_source_up", (("source", "warehouse"),))] == 1, samples
+    assert samples[("synoforecast_scrape_source_up", (("source", "dagster"),))] == 1, samples
+    assert any(name == "synoforecast_export_age_seconds" and value >= 0 for (name, _), value in samples.items()), (
+        samples
+    )
+
+    deadline, targets = time.monotonic() + 90, []
+    while time.monotonic() < deadline:
+        targets = httpx.get(f"{stack.prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        if {t["labels"]["job"]: t["health"] for t in targets}.get("synoforecast") == "up":
+            break
+        time.sleep(2)
+    health = {t["labels"]["job"]: t["health"] for t in targets}
+    assert health.get("synoforecast") == "up" and health.get("alertmanager") == "up", targets
+    rules = httpx.get(f"{stack.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    assert sum(len(g["rules"]) for g in rules) >= 9, rules
+    report(report_path, "prometheus_targets", health)
+
+    subjects = [m.subject for m in smtp.received]
+    assert any("synoforecast: forecasts for " in s for s in subjects), subjects  # the pipeline's summary
 
 
 def test_analyst_login_reads_forecast_and_cannot_write(stack):

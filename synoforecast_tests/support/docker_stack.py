@@ -42,9 +42,20 @@ DEBIAN_IMAGE = "local/debian:bookworm"
 PYTHON_IMAGE = "local/python:3.11-bookworm"
 POSTGRES_IMAGE = "local/postgres:15-bookworm"
 STANDIN_IMAGE = "local/metabase-standin:smoke"
+PROMETHEUS_IMAGE = "local/prometheus:bookworm"
+ALERTMANAGER_IMAGE = "local/alertmanager:bookworm"
 LOCATION = {"repositoryLocationName": "synoforecast", "repositoryName": "__repository__"}
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-SERVICES = ("postgres", "user-code", "dagster-daemon", "dagster-webserver", "metabase")
+SERVICES = (
+    "postgres",
+    "user-code",
+    "dagster-daemon",
+    "dagster-webserver",
+    "metabase",
+    "metrics",
+    "prometheus",
+    "alertmanager",
+)
 
 
 def free_port() -> int:
@@ -241,6 +252,20 @@ def build_images(engine: Engine, tag: str) -> dict[str, float]:
             *build, "-f", str(DEPLOY / "base" / "postgres.Dockerfile"), "-t", POSTGRES_IMAGE, str(DEPLOY / "base")
         ),
     )
+    for name, image in (("prometheus", PROMETHEUS_IMAGE), ("alertmanager", ALERTMANAGER_IMAGE)):
+        timed(
+            f"{name}_image",
+            lambda name=name, image=image: engine.docker(
+                *build,
+                "--build-arg",
+                f"DEBIAN_IMAGE={DEBIAN_IMAGE}",
+                "-f",
+                str(DEPLOY / "base" / f"{name}.Dockerfile"),
+                "-t",
+                image,
+                str(DEPLOY / name),
+            ),  # fmt: skip
+        )
     timed("platform_image", lambda: build_platform_image(engine, tag))
     timed(
         "standin_image",
@@ -294,6 +319,7 @@ class Stack:
     image: str
     ports: dict[str, int] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
+    smtp: dict[str, str] = field(default_factory=dict)  # SMTP_* of a relay the test runs on the host
 
     def __post_init__(self) -> None:
         self.inbox = self.workdir / "inbox"
@@ -303,7 +329,16 @@ class Stack:
         self.inbox.chmod(0o755)  # read by uid 10001 in user-code
         self.backups.chmod(0o777)  # written by the postgres user of the postgres container
         self.ports = {
-            name: free_port() for name in ("SMOKE_PG_PORT", "SMOKE_GRPC_PORT", "SMOKE_UI_PORT", "SMOKE_METABASE_PORT")
+            name: free_port()
+            for name in (
+                "SMOKE_PG_PORT",
+                "SMOKE_GRPC_PORT",
+                "SMOKE_UI_PORT",
+                "SMOKE_METABASE_PORT",
+                "SMOKE_METRICS_PORT",
+                "SMOKE_PROMETHEUS_PORT",
+                "SMOKE_ALERTMANAGER_PORT",
+            )
         }
         self.passwords = {name: secrets.token_hex(16) for name in PASSWORD_VARIABLES}
         self.api_key = "mb_" + secrets.token_hex(12)
@@ -313,8 +348,26 @@ class Stack:
             f"      port: {self.ports['SMOKE_GRPC_PORT']}\n      location_name: synoforecast\n"
         )
         self.workspace.chmod(0o644)
+        self.prometheus_config = self.workdir / "prometheus.yml"
+        self.prometheus_config.write_text(self._loopback_prometheus_config())
+        self.prometheus_config.chmod(0o644)
         self.env_file = self.workdir / "smoke.env"
         self.write_env()
+
+    def _loopback_prometheus_config(self) -> str:
+        """deploy/prometheus/prometheus.yml with the stack's loopback addresses, every 5 s."""
+        text = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
+        for service, port in (
+            ("metrics:9109", "SMOKE_METRICS_PORT"),
+            ("alertmanager:9093", "SMOKE_ALERTMANAGER_PORT"),
+            ("localhost:9090", "SMOKE_PROMETHEUS_PORT"),
+        ):
+            assert service in text, f"{service} is no longer a target of deploy/prometheus/prometheus.yml"
+            text = text.replace(service, f"127.0.0.1:{self.ports[port]}")
+        for setting, value in (("scrape_interval", "5s"), ("scrape_timeout", "4s"), ("evaluation_interval", "5s")):
+            text, n = re.subn(rf"^(\s*{setting}:) \S+", rf"\1 {value}", text, count=1, flags=re.M)
+            assert n == 1, setting
+        return text
 
     def write_env(self) -> None:
         values = {
@@ -339,6 +392,11 @@ class Stack:
                 "METABASE_API_KEY": self.api_key,
                 "METABASE_CARD_IDS": "11,12",
                 "METABASE_DATABASE_ID": "2",
+                "PROMETHEUS_IMAGE": PROMETHEUS_IMAGE,
+                "ALERTMANAGER_IMAGE": ALERTMANAGER_IMAGE,
+                "SMOKE_PROMETHEUS_CONFIG": str(self.prometheus_config),
+                "ALERTMANAGER_WEBHOOK_URL": f"{self.standin}/alertmanager",
+                **self.smtp,
             }
         )
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
@@ -362,7 +420,7 @@ class Stack:
                 str(DEPLOY / "smoke" / "docker-compose.smoke.yml"),
                 *args,
             ],
-            env=self.engine.env,
+            env={**self.engine.env, "COMPOSE_PROFILES": "monitoring"},  # the whole stack, monitoring too
             timeout=timeout,
             check=check,
             cwd=DEPLOY,
@@ -396,6 +454,14 @@ class Stack:
     @property
     def ui(self) -> str:
         return f"http://127.0.0.1:{self.ports['SMOKE_UI_PORT']}"
+
+    @property
+    def metrics(self) -> str:
+        return f"http://127.0.0.1:{self.ports['SMOKE_METRICS_PORT']}/metrics"
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.ports['SMOKE_PROMETHEUS_PORT']}"
 
     @property
     def standin(self) -> str:
