@@ -2,7 +2,7 @@
 
     python benchmarks/forecast_dask.py [--series 10000] [--min-quarters 12] [--max-quarters 24]
                                        [--dask-workers 2] [--n-jobs 2] [--scheduler tcp://host:8786]
-                                       [--skip-combined] [--json]
+                                       [--tasks-per-thread N] [--skip-combined] [--json]
 
 A synthetic quarterly cohort of ``--series`` seasonal, trending series whose lengths are drawn
 from ``--min-quarters`` .. ``--max-quarters`` (like the real cohorts: customers enter late),
@@ -13,6 +13,9 @@ one as-of quarter. Timed, on the same cohort and from an empty store each time:
 * **dask**: ``OneStepPredictions(dask_scheduler=...)`` on a ``distributed.LocalCluster`` of
   ``--dask-workers`` worker processes with one thread each, started here before the clock
   starts (its start-up is printed apart), or on ``--scheduler`` if given.
+
+Before either is timed, every worker of both paths fits each model once on a few series (numba
+compiles, statsforecast imports): the state a long-lived worker of either kind is in.
 
 Each makes every fit the assets' rolling pass makes for the cohort (each band's candidates at
 each backtest origin and at the forecast origin: ``prefetch`` of ``band_jobs``). ``ratio`` is
