@@ -5,18 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from synoforecast_tests.deploy.tools import DEPLOY, PASSWORD_VARIABLES
 
 SCRIPTS = DEPLOY / "scripts"
 
 
-def test_entrypoint_installs_the_instance_config_and_execs_the_command(tmp_path):
+@pytest.mark.parametrize("in_the_stack", [True, False])
+def test_entrypoint_installs_the_instance_config_and_execs_the_command(tmp_path, in_the_stack):
+    """In the stack (DAGSTER_PG_HOST set) the image's instance config replaces the home's; a
+    command run outside it keeps the home it was given (the CLI says what it lacks)."""
     home = tmp_path / "data" / "dagster_home"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_")},
         "DAGSTER_HOME": str(home),
         "NUMBA_CACHE_DIR": str(tmp_path / "data" / "numba"),
         "SYNOFORECAST_INSTANCE_TEMPLATE": str(DEPLOY / "dagster.yaml"),
+        **({"DAGSTER_PG_HOST": "postgres"} if in_the_stack else {}),
     }
     (home).mkdir(parents=True)
     (home / "dagster.yaml").write_text("stale: from an older image\n")
@@ -30,7 +36,8 @@ def test_entrypoint_installs_the_instance_config_and_execs_the_command(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "started ok"
-    assert (home / "dagster.yaml").read_text() == (DEPLOY / "dagster.yaml").read_text()
+    expected = (DEPLOY / "dagster.yaml").read_text() if in_the_stack else "stale: from an older image\n"
+    assert (home / "dagster.yaml").read_text() == expected
     assert (tmp_path / "data" / "numba").is_dir()
     assert not list(home.glob(".dagster.yaml.*")), "no temporary file left behind"
 
