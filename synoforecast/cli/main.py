@@ -583,14 +583,15 @@ def cmd_metabase(args: argparse.Namespace) -> int:
     import json
 
     from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError
-    from synoforecast.lib.activation.metabase_catalog import dbt_descriptions
+    from synoforecast.lib.activation.metabase_catalog import catalog_docs
     from synoforecast.lib.activation.metabase_provision import provision_metabase
+    from synoforecast.lib.warehouse.connection import WarehouseError
     from synoforecast.settings import DBT_PROJECT_DIR
 
     try:
         config = MetabaseConfig.from_variables(os.environ)
-        report = provision_metabase(config, docs=dbt_descriptions(DBT_PROJECT_DIR))
-    except MetabaseError as exc:
+        report = provision_metabase(config, docs=catalog_docs(DBT_PROJECT_DIR, _warehouse_url()))
+    except (MetabaseError, WarehouseError) as exc:
         _eprint(f"error: {' '.join(str(exc).split())}")
         return EXIT_FAILED
     if args.json:

@@ -178,3 +178,41 @@ def test_the_analyst_writes_nothing(analyst):
     for sql in ("delete from forecast.vintages", "insert into published.series_names values ('a', 'b', 'c')"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             analyst.execute(sql)
+
+
+def test_every_table_view_and_column_the_platform_writes_says_what_it_holds(analyst, exports):
+    """The comments an analyst reads in psql (\\d+) and Metabase shows: none missing, and a
+    second pass has nothing to write."""
+    from synoforecast.lib.warehouse.descriptions import describe_statements, undescribed
+
+    assert undescribed(analyst, "published") == [] and undescribed(analyst, "forecast") == []
+    (text,) = analyst.execute("select col_description('published.chart_series'::regclass, 3)").fetchone()
+    assert text.startswith("The series' name for people"), text  # a column the view computes
+    (text,) = analyst.execute("select obj_description('published.forecasts'::regclass, 'pg_class')").fetchone()
+    assert text.startswith("Next-quarter forecasts per cohort"), text  # a copy: its forecast table's
+    with psycopg.connect(exports["url"]) as conn:
+        assert describe_statements(conn, "published") == [] and describe_statements(conn, "forecast") == []
+
+
+def test_metabase_shows_the_warehouse_descriptions_of_the_platform_views(exports):
+    """catalog_docs: dbt's texts for the marts, the warehouse's comments for the rest, pushed
+    into Metabase's data model (the stand-in) in one pass."""
+    from synoforecast.lib.activation.metabase import MetabaseConfig
+    from synoforecast.lib.activation.metabase_catalog import catalog_docs, push_descriptions
+    from synoforecast.settings import DBT_PROJECT_DIR
+    from synoforecast_tests.support.http_standin import StandIn
+
+    docs = catalog_docs(DBT_PROJECT_DIR, exports["url"])
+    assert docs["mart_svr_rm_quarterly"].columns["quarter_start"].startswith("First day of the quarter")  # dbt's
+    assert docs["chart_series"].description.startswith("One row per cohort, series, metric and quarter")
+    with StandIn(api_key="mb_SecretKey-1234567890") as standin:
+        standin.synced = {"published.chart_series": ["series_name", "landing"], "published.vintages": ["within_80"]}
+        cfg = MetabaseConfig(url=standin.url, api_key="mb_SecretKey-1234567890", database_id=2, health_wait_s=0.01)
+        report = push_descriptions(cfg, docs)
+        assert report.tables == {"published.chart_series": "updated", "published.vintages": "updated"}
+        edits = sorted(e["description"] for e in standin.field_edits.values())
+        assert edits == sorted(
+            docs[t].columns[c]
+            for t, c in [("chart_series", "series_name"), ("chart_series", "landing"), ("vintages", "within_80")]
+        )
+        assert standin.table_edits[standin.table_id("published.vintages")]["description"].startswith("Every published")

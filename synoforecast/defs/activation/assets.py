@@ -28,12 +28,12 @@ from synoforecast.defs.resources import (
 )
 from synoforecast.defs.runs import SNAPSHOT_TAG
 from synoforecast.lib.activation.metabase import MetabaseError, refresh_metabase
-from synoforecast.lib.activation.metabase_catalog import dbt_descriptions
+from synoforecast.lib.activation.metabase_catalog import catalog_docs
 from synoforecast.lib.activation.metabase_provision import provision_metabase
 from synoforecast.lib.activation.notify import NotifyError, request_refresh_via_n8n, send_summary
 from synoforecast.lib.forecasting.cohorts import COHORTS, actuals_at
 from synoforecast.lib.quarters import to_key
-from synoforecast.lib.warehouse.connection import query_frame
+from synoforecast.lib.warehouse.connection import WarehouseError, query_frame
 from synoforecast.settings import DBT_PROJECT_DIR, get_settings
 
 # the forecast domain's assets, by key: domains meet through asset keys, not imports
@@ -54,9 +54,12 @@ MAX_RESTATED_LINES = 20
     kinds={"metabase"},
     description="Creates or updates the Metabase collection `synoforecast`, its questions over the published "
     "views and their dashboard (lib/activation/metabase_provision.py), and writes the dbt project's model and "
-    "column descriptions into Metabase's data model; writes nothing when they already match.",
+    "column descriptions, and the warehouse's comments on the platform's own tables and views, into Metabase's "
+    "data model; writes nothing when they already match.",
 )
-def metabase_provisioning(context: dg.AssetExecutionContext, metabase: MetabaseResource) -> dg.MaterializeResult:
+def metabase_provisioning(
+    context: dg.AssetExecutionContext, metabase: MetabaseResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     try:
         config = metabase.config()
     except MetabaseError as exc:
@@ -67,8 +70,8 @@ def metabase_provisioning(context: dg.AssetExecutionContext, metabase: MetabaseR
         context.log.info("METABASE_DATABASE_ID is not set: the questions have no database to query; skipped")
         return dg.MaterializeResult(metadata={"status": "skipped: METABASE_DATABASE_ID not set"})
     try:
-        report = provision_metabase(config, docs=dbt_descriptions(DBT_PROJECT_DIR))
-    except MetabaseError as exc:
+        report = provision_metabase(config, docs=catalog_docs(DBT_PROJECT_DIR, warehouse.get_url()))
+    except (MetabaseError, WarehouseError) as exc:
         raise dg.Failure(
             description=f"Metabase provisioning failed: {exc}. Published forecasts are unchanged; "
             "the next run picks up where this one stopped."

@@ -1,8 +1,11 @@
-"""The dbt project's model and column descriptions, written into Metabase's data model.
+"""The dbt project's model and column descriptions, and the warehouse's own for the tables and
+views the platform writes, in Metabase's data model.
 
-Pure library (httpx through metabase._Session; no Dagster). The descriptions are read from
-the dbt project's YAML (``models/**/*.yml``: ``models: [{name, description, columns: [{name,
-description}]}]``), so no ``dbt docs generate`` is needed; each Metabase table of the
+Pure library (httpx through metabase._Session; no Dagster). The marts' descriptions are read
+from the dbt project's YAML (``models/**/*.yml``: ``models: [{name, description, columns:
+[{name, description}]}]``), so no ``dbt docs generate`` is needed; the platform's tables and
+views (``forecasts``, ``latest``, ``chart_series``, ``vintages``, ...) carry theirs as
+PostgreSQL comments (lib/warehouse/descriptions.py), read by ``catalog_docs``. Each Metabase table of the
 database whose schema is one of ``schemas`` and whose name is a dbt model gets the model's
 description, and each of its fields the column's. Only what differs is written: a second
 run makes no write, and a description an analyst typed for a column dbt does not describe
@@ -28,7 +31,7 @@ import yaml
 
 from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, _Session
 
-__all__ = ["CatalogReport", "ModelDoc", "dbt_descriptions", "push_descriptions"]
+__all__ = ["CatalogReport", "ModelDoc", "catalog_docs", "dbt_descriptions", "push_descriptions"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,23 @@ def dbt_descriptions(project_dir: Path) -> dict[str, ModelDoc]:
             }
             out[model["name"]] = ModelDoc(" ".join(str(model.get("description") or "").split()), columns)
     return out
+
+
+def catalog_docs(project_dir: Path, warehouse_url: str, schema: str = "published") -> dict[str, ModelDoc]:
+    """What Metabase should show: dbt's descriptions for its models, and for every other table
+    and view of `schema` (the platform's) the comments the warehouse holds on it."""
+    from synoforecast.lib.warehouse import descriptions
+    from synoforecast.lib.warehouse.connection import connect
+
+    docs = dbt_descriptions(project_dir)
+    with connect(warehouse_url) as conn:
+        described = descriptions.read(conn, schema)
+    for name, found in described.items():
+        if name in docs:
+            continue
+        columns = {c: " ".join(text.split()) for c, text in found.columns.items() if text}
+        docs[name] = ModelDoc(" ".join((found.description or "").split()), columns)
+    return docs
 
 
 @dataclass

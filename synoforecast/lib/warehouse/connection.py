@@ -20,6 +20,7 @@ import polars as pl
 import psycopg
 
 from synoforecast.lib.redaction import safe_url
+from synoforecast.lib.warehouse.descriptions import describe
 from synoforecast.lib.warehouse.schema import warehouse_ddl
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ def ensure_schema(url: str) -> None:
         conn.execute("select pg_advisory_xact_lock(7215001)")  # concurrent runs create once
         for statement in warehouse_ddl():
             conn.execute(statement)
+        for schema in ("forecast", "published"):  # every column the platform writes, described
+            describe(conn, schema)
 
 
 def _csv_bytes(frame: pl.DataFrame) -> bytes:

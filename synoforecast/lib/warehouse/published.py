@@ -20,6 +20,7 @@ from synoforecast.lib.ingest.quality import stale_quarters
 from synoforecast.lib.warehouse import partition_state
 from synoforecast.lib.warehouse.analyst_views import record_vintage, views_ddl
 from synoforecast.lib.warehouse.connection import connect
+from synoforecast.lib.warehouse.descriptions import describe
 from synoforecast.lib.warehouse.schema import PUBLISHED_SCHEMA
 
 FORECAST_SOURCES = ("forecast.forecasts", "forecast.evaluation", "forecast.actuals")
@@ -100,6 +101,7 @@ def switch(
                 conn.execute(statement)
             if export_date is not None:
                 tables["forecast.vintages"] = record_vintage(conn, snapshot_sha256, export_date)
+        describe(conn, PUBLISHED_SCHEMA)  # the copies and views carry their texts (a re-run: none to write)
         conn.execute(
             "insert into ops.published_snapshot (id, snapshot_sha256, run_id, published_at) values (true, %s, %s, now()) "
             "on conflict (id) do update set snapshot_sha256 = excluded.snapshot_sha256, run_id = excluded.run_id, "
