@@ -612,9 +612,6 @@ def cmd_metabase(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     """The Prometheus endpoint (lib/monitoring/metrics.py): `serve` until stopped, or `print` one scrape."""
-    import signal
-    import threading
-
     from synoforecast.instance.metrics import platform_collector
     from synoforecast.lib.logs import configure
     from synoforecast.lib.monitoring.metrics import registry_for, serve
@@ -630,16 +627,54 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
         sys.stdout.write(generate_latest(registry).decode())
         return EXIT_FAILED if collector.down() else 0
+    return _serve_until_stopped(
+        "metrics",
+        args,
+        lambda stop: serve(registry, args.host, args.port, stop, on_ready=lambda url: _progress(f"metrics on {url}")),
+    )
+
+
+def _serve_until_stopped(what: str, args: argparse.Namespace, serve) -> int:
+    """`serve(stop)` in the foreground: SIGTERM (docker stop) sets `stop` and Ctrl-C interrupts it,
+    both exit 0; an address that cannot be bound (port in use, address not available) is one line."""
+    import signal
+    import threading
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        serve(registry, args.host, args.port, stop, on_ready=lambda url: _progress(f"metrics on {url}"))
-    except OSError as exc:  # port in use, address not available
-        _eprint(f"error: cannot serve metrics on {args.host}:{args.port}: {exc}")
+        serve(stop)
+    except OSError as exc:
+        _eprint(f"error: cannot serve {what} on {args.host}:{args.port}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def cmd_dbt_docs(args: argparse.Namespace) -> int:
+    """The dbt docs site (cli/dbt_docs.py): `build` it into a folder, or `serve` it until stopped."""
+    from synoforecast.cli.dbt_docs import build, page_to_serve
+    from synoforecast.lib.logs import configure
+    from synoforecast.lib.transform.dbt_docs import serve
+    from synoforecast.settings import get_settings
+
+    settings = get_settings()
+    try:
+        page = build(Path(args.out)) if args.action == "build" else page_to_serve(settings.data_dir, _progress)
+    except RuntimeError as exc:  # DbtDocsError, or ensure_manifest's: one line either way
+        _eprint(f"error: {' '.join(str(exc).split())}")
+        return EXIT_FAILED
+    if args.action == "build":
+        print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB): open it in a browser, or put it on any web server")
+        return 0
+    if _LOG is None:  # text: one line a request, on stderr
+        configure(settings.log_format)
+    return _serve_until_stopped(
+        "the dbt docs",
+        args,
+        lambda stop: serve(page, args.host, args.port, stop, on_ready=lambda url: _progress(f"dbt docs on {url}")),
+    )
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -773,6 +808,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="synoforecast_runs_recent counts the runs created in this many hours (default 24)",
     )
     metrics.set_defaults(func=cmd_metrics)
+
+    docs = sub.add_parser(
+        "dbt-docs", help="the dbt docs site (models, columns, lineage, exposures): serve it, or build it into a folder"
+    )
+    docs_actions = docs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    docs_serve = docs_actions.add_parser("serve", help="serve the page over HTTP (the release's, or one generated)")
+    docs_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    docs_serve.add_argument("--port", type=int, default=8580, help="port (default 8580)")
+    docs_build = docs_actions.add_parser("build", help="generate the single-file site, offline (no database)")
+    docs_build.add_argument("--out", required=True, metavar="DIR", help="the folder to write index.html into")
+    docs.set_defaults(func=cmd_dbt_docs)
 
     mb = sub.add_parser("metabase", help="Metabase as code: provision the synoforecast collection and dashboard")
     mb.add_argument("action", choices=["provision"], help="create or update the questions and the dashboard")

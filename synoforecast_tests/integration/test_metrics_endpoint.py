@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import queue
 import re
 import shutil
 import socket
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -29,7 +26,7 @@ from synoforecast.lib.forecasting.cohorts import COHORTS
 from synoforecast.lib.monitoring.metrics import QUERIES
 from synoforecast.sample.generator import SampleSpec, write_sample_workbook
 from synoforecast_tests.conftest import fetch, isolated_project, new_database
-from synoforecast_tests.support.processes import stop
+from synoforecast_tests.support.processes import LoggingServer
 
 pytestmark = pytest.mark.integration
 
@@ -39,39 +36,12 @@ SPEC = SampleSpec(
 CLI = str(Path(sys.executable).with_name("synoforecast"))
 
 
-class Endpoint:
+class Endpoint(LoggingServer):
     """`synoforecast metrics serve --port 0` with the test's environment; its URL from its first line."""
 
     def __init__(self, env: dict[str, str]):
-        self.proc = subprocess.Popen(
-            [CLI, "metrics", "serve", "--port", "0"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.url = self._wait_for_url(timeout_s=120)
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.put(line.rstrip("\n"))
-
-    def _wait_for_url(self, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                assert self.proc.poll() is None, f"metrics serve exited {self.proc.returncode}: {self.log}"
-                continue
-            self.log.append(line)
-            found = re.search(r"metrics on (http://\S+)", line)
-            if found:
-                return found.group(1)
-        raise AssertionError(f"no URL from metrics serve in {timeout_s} s: {self.log}")
+        super().__init__([CLI, "metrics", "serve", "--port", "0"], env)
+        self.url = self.wait_for(r"metrics on (http://\S+)", timeout_s=120).group(1)
 
     def scrape(self) -> tuple[int, dict[tuple[str, tuple], float], float]:
         started = time.perf_counter()
@@ -84,16 +54,6 @@ class Endpoint:
             for s in family.samples
         }
         return status, samples, took
-
-    def stderr(self) -> list[str]:
-        while True:
-            try:
-                self.log.append(self.lines.get_nowait())
-            except queue.Empty:
-                return self.log
-
-    def close(self) -> None:
-        stop(self.proc, grace_s=15)
 
 
 @pytest.fixture(scope="module")

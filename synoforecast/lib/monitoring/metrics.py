@@ -653,13 +653,7 @@ def serve(registry, host: str, port: int, stop: threading.Event, on_ready: Calla
     answers the exposition) until `stop` is set."""
     from prometheus_client import start_http_server
 
+    from synoforecast.lib.serving import serve_until
+
     server, thread = start_http_server(port, addr=host, registry=registry)
-    try:
-        if on_ready:
-            on_ready(f"http://{host}:{server.server_port}/metrics")
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    serve_until(server, stop, f"http://{host}:{server.server_port}/metrics", on_ready, thread=thread)
