@@ -5,7 +5,19 @@
 #   webserver  GET /server_info answers 200 (the UI is up and its storage reachable)
 #   daemon     the daemon wrote a heartbeat recently (dagster-daemon liveness-check)
 #   metrics    GET /metrics of `synoforecast metrics serve` answers 200
+#   dbt-docs   GET /healthz of `synoforecast dbt-docs serve` answers 200
 set -euo pipefail
+
+# GET http://127.0.0.1:PORT/PATH answers 200 (Python's urllib: the slim image has no curl)
+http_ok() {
+  exec python - "$1" "$2" <<'PY'
+import sys
+import urllib.request
+
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{sys.argv[2]}", timeout=8) as response:
+    sys.exit(0 if response.status == 200 else 1)
+PY
+}
 
 service="${SYNOFORECAST_SERVICE:-user-code}"
 case "$service" in
@@ -27,26 +39,17 @@ sys.exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1)
 PY
     ;;
   webserver)
-    exec python - "${DAGSTER_WEBSERVER_PORT:-3000}" <<'PY'
-import sys
-import urllib.request
-
-with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/server_info", timeout=8) as response:
-    sys.exit(0 if response.status == 200 else 1)
-PY
+    http_ok "${DAGSTER_WEBSERVER_PORT:-3000}" /server_info
     ;;
   daemon)
     exec dagster-daemon liveness-check
     ;;
   metrics)
     # the endpoint answers (a source that is down still answers 200, with scrape_source_up 0)
-    exec python - "${SYNOFORECAST_METRICS_PORT:-9109}" <<'PY'
-import sys
-import urllib.request
-
-with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=8) as response:
-    sys.exit(0 if response.status == 200 else 1)
-PY
+    http_ok "${SYNOFORECAST_METRICS_PORT:-9109}" /metrics
+    ;;
+  dbt-docs)
+    http_ok "${SYNOFORECAST_DBT_DOCS_PORT:-8580}" /healthz
     ;;
   *)
     echo "healthcheck: unknown SYNOFORECAST_SERVICE '$service'" >&2

@@ -270,7 +270,7 @@ def test_image_is_a_non_root_wheel_install_with_a_health_check(engine, images):
     package, project, direct_url = json.loads(lines[0])
     assert "/site-packages/synoforecast/" in package and project.endswith("/site-packages/synoforecast_dbt")
     assert direct_url is None or '"editable": true' not in direct_url, direct_url
-    assert set(lines[1:]) == {"manifest.json", "sources.sha256"}, lines
+    assert set(lines[1:]) == {"manifest.json", "sources.sha256", "docs"}, lines  # docs/index.html: dbt docs
     history = engine.docker("history", "--no-trunc", TAG_A).stdout.decode()
     assert "BEGIN CERTIFICATE" not in history
     secrets_left = (
@@ -438,6 +438,17 @@ def test_prometheus_scrapes_the_metrics_endpoint_and_the_summary_reached_the_mai
 
     subjects = [m.subject for m in smtp.received]
     assert any("synoforecast: forecasts for " in s for s in subjects), subjects  # the pipeline's summary
+
+
+def test_the_dbt_docs_site_of_the_release_answers_with_the_exposure_and_the_marts(stack, report_path):
+    """`synoforecast dbt-docs serve` in the stack serves the page the image build generated
+    (deploy/Dockerfile, offline): the dashboard's exposure and the marts, and /healthz."""
+    page = httpx.get(f"{stack.dbt_docs}/", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.status_code
+    assert "synoforecast_dashboard" in page.text and "mart_svr_rm_quarterly" in page.text
+    health = httpx.get(f"{stack.dbt_docs}/healthz", timeout=10)
+    assert (health.status_code, health.text) == (200, "ok\n")
+    report(report_path, "dbt_docs_page_mb", round(len(page.content) / 1e6, 2))
 
 
 def test_analyst_login_reads_forecast_and_cannot_write(stack):

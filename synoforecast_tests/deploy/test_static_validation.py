@@ -15,7 +15,7 @@ import yaml
 
 from synoforecast_tests.deploy.tools import DEPLOY, compose_binary, hadolint_binary, shellcheck_binary
 
-SERVICES = {"postgres", "user-code", "dagster-daemon", "dagster-webserver", "metabase"}
+SERVICES = {"postgres", "user-code", "dagster-daemon", "dagster-webserver", "metabase", "dbt-docs"}
 
 # every setting the platform reads (docs/operations.md) and every stack secret
 PLATFORM_VARIABLES = {
@@ -130,6 +130,18 @@ def test_dagster_services_share_storage_and_code_location(rendered):
     assert services["user-code"]["environment"]["DAGSTER_PG_DB"] == "dagster"
     assert services["metabase"]["environment"]["MB_DB_DBNAME"] == "metabase"
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+
+
+def test_the_dbt_docs_service_reads_the_image_only(rendered):
+    """The page ships in the image (deploy/Dockerfile): no database, volume or secret to reach it."""
+    docs = rendered["services"]["dbt-docs"]
+    assert docs["command"] == ["synoforecast", "dbt-docs", "serve", "--host", "0.0.0.0", "--port", "8580"]
+    assert docs["environment"]["SYNOFORECAST_SERVICE"] == "dbt-docs"  # healthcheck.sh's probe
+    assert docs["healthcheck"]["test"] == ["CMD", "/app/deploy/healthcheck.sh"]
+    assert not docs.get("volumes") and "depends_on" not in docs
+    assert not any(SECRET_NAME.search(name) or "PG" in name for name in docs["environment"])
+    assert [(p["target"], p["published"]) for p in docs["ports"]] == [(8580, "8580")]
+    assert int(docs["mem_limit"]) <= 128 * 2**20
 
 
 def test_env_example_lists_every_variable_without_secret_values():

@@ -53,6 +53,7 @@ SERVICES = (
     "dagster-daemon",
     "dagster-webserver",
     "metabase",
+    "dbt-docs",
     "metrics",
     "prometheus",
     "alertmanager",
@@ -345,6 +346,7 @@ class Stack:
                 "SMOKE_GRPC_PORT",
                 "SMOKE_UI_PORT",
                 "SMOKE_METABASE_PORT",
+                "SMOKE_DBT_DOCS_PORT",
                 "SMOKE_METRICS_PORT",
                 "SMOKE_PROMETHEUS_PORT",
                 "SMOKE_ALERTMANAGER_PORT",
@@ -464,6 +466,10 @@ class Stack:
     @property
     def ui(self) -> str:
         return f"http://127.0.0.1:{self.ports['SMOKE_UI_PORT']}"
+
+    @property
+    def dbt_docs(self) -> str:
+        return f"http://127.0.0.1:{self.ports['SMOKE_DBT_DOCS_PORT']}"
 
     @property
     def metrics(self) -> str:
