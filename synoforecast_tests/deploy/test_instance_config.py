@@ -44,7 +44,8 @@ def test_instance_config_passes_dagsters_schema(deploy_home):
     result = process_config(dagster_instance_config_schema(), config)
     assert result.success, result.errors
     # the storage block resolves every connection field from the environment
-    storage = process_config(pg_config(), config["storage"]["postgres"])
+    assert config["storage"]["custom"]["class"] == "PooledPostgresStorage"
+    storage = process_config(pg_config(), config["storage"]["custom"]["config"])
     assert storage.success, storage.errors
     db = storage.value["postgres_db"]
     assert (db["hostname"], db["port"], db["username"], db["db_name"]) == ("postgres", 5432, "dagster", "dagster")
@@ -76,10 +77,11 @@ def test_instance_instantiates_with_the_deployed_behaviour(deploy_home, pg_serve
 
     url = new_database(pg_server)
     config, _ = dagster_instance_config(str(deploy_home))
-    scheme = config["storage"]["postgres"]["postgres_db"]["scheme"]
+    custom = config["storage"]["custom"]
+    scheme = custom["config"]["postgres_db"]["scheme"]
     assert scheme == "postgresql+psycopg2"
     storage_url = scheme + url.removeprefix("postgresql")
-    config = {**config, "storage": {"postgres": {"postgres_url": storage_url}}}
+    config = {**config, "storage": {"custom": {**custom, "config": {"postgres_url": storage_url}}}}
     import yaml
 
     (deploy_home / "dagster.yaml").write_text(yaml.safe_dump(dict(config)))
