@@ -197,17 +197,16 @@ def test_every_table_view_and_column_the_platform_writes_says_what_it_holds(anal
 def test_metabase_shows_the_warehouse_descriptions_of_the_platform_views(exports):
     """catalog_docs: dbt's texts for the marts, the warehouse's comments for the rest, pushed
     into Metabase's data model (the stand-in) in one pass."""
-    from synoforecast.lib.activation.metabase import MetabaseConfig
     from synoforecast.lib.activation.metabase_catalog import catalog_docs, push_descriptions
     from synoforecast.settings import DBT_PROJECT_DIR
-    from synoforecast_tests.support.http_standin import StandIn
+    from synoforecast_tests.support.http_standin import StandIn, metabase_config
 
     docs = catalog_docs(DBT_PROJECT_DIR, exports["url"])
     assert docs["mart_svr_rm_quarterly"].columns["quarter_start"].startswith("First day of the quarter")  # dbt's
     assert docs["chart_series"].description.startswith("One row per cohort, series, metric and quarter")
     with StandIn(api_key="mb_SecretKey-1234567890") as standin:
         standin.synced = {"published.chart_series": ["series_name", "landing"], "published.vintages": ["within_80"]}
-        cfg = MetabaseConfig(url=standin.url, api_key="mb_SecretKey-1234567890", database_id=2, health_wait_s=0.01)
+        cfg = metabase_config(standin, "mb_SecretKey-1234567890")
         report = push_descriptions(cfg, docs)
         assert report.tables == {"published.chart_series": "updated", "published.vintages": "updated"}
         edits = sorted(e["description"] for e in standin.field_edits.values())

@@ -843,3 +843,38 @@ class StandIn:
         if req.body and req.json is None:
             return _json_answer(400, {"code": 400, "message": "Failed to parse request body"})
         return _json_answer(200, {"message": "Workflow was started"})
+
+
+def fresh_standin(api_key: str | None = None):
+    """A pytest fixture `standin`: a new stand-in for each test (its recorded calls are that
+    test's alone), answering `api_key` (default: the stand-in's own). Use as
+    ``standin = fresh_standin(KEY)`` at module level."""
+    import pytest
+
+    @pytest.fixture
+    def standin():
+        with StandIn(**({"api_key": api_key} if api_key else {})) as server:
+            yield server
+
+    return standin
+
+
+def metabase_config(server: StandIn, key: str, **overrides):
+    """A MetabaseConfig for `server` whose waits and retries take milliseconds (the stand-in
+    answers at once; a test that needs Metabase's pace sets it in `overrides`)."""
+    from synoforecast.lib.activation.metabase import MetabaseConfig
+
+    base = dict(
+        url=server.url,
+        api_key=key,
+        database_id=2,
+        timeout_s=2.0,
+        health_attempts=3,
+        health_wait_s=0.01,
+        retries=1,
+        backoff_s=0.01,
+        cache_invalidate=False,  # the cache step has its own tests
+        sync_poll_s=0.02,
+        sync_timeout_s=5.0,
+    )
+    return MetabaseConfig(**(base | overrides))

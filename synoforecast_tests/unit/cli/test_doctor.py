@@ -10,17 +10,14 @@ import pytest
 from synoforecast.cli import doctor
 from synoforecast.cli.doctor import Check, exit_code, render_table, run_checks
 from synoforecast.settings import get_settings
-from synoforecast_tests.support.http_standin import StandIn
+from synoforecast_tests.support.http_standin import StandIn, fresh_standin
 from synoforecast_tests.support.smtp_server import PASSWORD
 
 KEY = "mb_doctor-secret-key"
 SLACK = "/slack/services/T0/B0/doctorSECRET"
 
 
-@pytest.fixture
-def standin():
-    with StandIn(api_key=KEY) as s:
-        yield s
+standin = fresh_standin(KEY)
 
 
 @pytest.fixture

@@ -8,34 +8,16 @@ import httpx
 import pytest
 
 from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError, RefreshReport, refresh_metabase
-from synoforecast_tests.support.http_standin import StandIn
+from synoforecast_tests.support.http_standin import StandIn, fresh_standin, metabase_config
 
 KEY = "mb_SecretKey-1234567890"
 
 
-@pytest.fixture
-def standin():
-    with StandIn(api_key=KEY) as s:
-        yield s
+standin = fresh_standin(KEY)
 
 
 def cfg_for(s: StandIn, **kw) -> MetabaseConfig:
-    base = dict(
-        url=s.url,
-        api_key=KEY,
-        card_ids=(11, 12),
-        database_id=2,
-        timeout_s=2.0,
-        health_attempts=5,
-        health_wait_s=0.01,
-        retries=3,
-        backoff_s=0.01,
-        cache_invalidate=False,  # the cache step has its own tests below
-        sync_poll_s=0.02,
-        sync_timeout_s=5.0,
-    )
-    base.update(kw)
-    return MetabaseConfig(**base)
+    return metabase_config(s, KEY, **({"card_ids": (11, 12), "health_attempts": 5, "retries": 3} | kw))
 
 
 # ------------------------------------------------------------------ configuration

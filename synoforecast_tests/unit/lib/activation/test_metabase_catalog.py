@@ -7,7 +7,7 @@ import pytest
 from synoforecast.lib.activation.metabase import MetabaseConfig, MetabaseError
 from synoforecast.lib.activation.metabase_catalog import ModelDoc, dbt_descriptions, push_descriptions
 from synoforecast.settings import DBT_PROJECT_DIR
-from synoforecast_tests.support.http_standin import StandIn
+from synoforecast_tests.support.http_standin import StandIn, metabase_config
 
 KEY = "mb_SecretKey-1234567890"
 
@@ -23,8 +23,7 @@ def standin():
 
 
 def cfg_for(s: StandIn, **kw) -> MetabaseConfig:
-    base = dict(url=s.url, api_key=KEY, database_id=2, health_wait_s=0.01, backoff_s=0.01)
-    return MetabaseConfig(**(base | kw))
+    return metabase_config(s, KEY, **kw)
 
 
 def test_the_dbt_project_describes_its_marts():

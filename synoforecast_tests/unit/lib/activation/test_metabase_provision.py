@@ -18,32 +18,17 @@ from synoforecast.lib.activation.metabase_provision import (
     provision_metabase,
     provisioned_card_ids,
 )
-from synoforecast_tests.support.http_standin import StandIn
+from synoforecast_tests.support.http_standin import StandIn, fresh_standin, metabase_config
 
 KEY = "mb_SecretKey-1234567890"
 WRITES = ("POST", "PUT", "DELETE")
 
 
-@pytest.fixture
-def standin():
-    with StandIn(api_key=KEY) as s:
-        yield s
+standin = fresh_standin(KEY)
 
 
 def cfg_for(s: StandIn, **kw) -> MetabaseConfig:
-    base = dict(
-        url=s.url,
-        api_key=KEY,
-        database_id=2,
-        timeout_s=2.0,
-        health_attempts=3,
-        health_wait_s=0.01,
-        retries=1,
-        backoff_s=0.01,
-        cache_invalidate=False,
-    )
-    base.update(kw)
-    return MetabaseConfig(**base)
+    return metabase_config(s, KEY, **kw)
 
 
 def writes(s: StandIn) -> list[str]:

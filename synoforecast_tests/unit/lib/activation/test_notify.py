@@ -17,7 +17,7 @@ from synoforecast.lib.activation.notify import (
     slack_payload,
     teams_payload,
 )
-from synoforecast_tests.support.http_standin import StandIn
+from synoforecast_tests.support.http_standin import StandIn, fresh_standin
 
 SLACK_PATH = "/slack/services/T000/B000/XXXXsecretTOKEN"
 TEAMS_PATH = "/teams/workflows/abc123/triggers/manual/paths/invoke"
@@ -45,10 +45,7 @@ SUMMARY = {
 }
 
 
-@pytest.fixture
-def standin():
-    with StandIn() as s:
-        yield s
+standin = fresh_standin()
 
 
 def cfg_for(s: StandIn, **kw) -> NotifyConfig:
