@@ -42,6 +42,21 @@ def _target_materialization(
     )
 
 
+def materializations_judged(instance: dg.DagsterInstance):
+    """`lookup(asset_key, partition)`: the materialisation an evaluation judged, fetched once per
+    (asset, partition) in a step. A dbt build asks for each test of a model, per quarter: 1,280
+    lookups of one table for 8 quarters, of 152 distinct answers. The model is not written
+    again within the step, so its answer holds for all its tests."""
+    seen: dict[tuple[dg.AssetKey, str], AssetCheckEvaluationTargetMaterializationData | None] = {}
+
+    def lookup(asset_key: dg.AssetKey, partition: str) -> AssetCheckEvaluationTargetMaterializationData | None:
+        if (asset_key, partition) not in seen:
+            seen[(asset_key, partition)] = _target_materialization(instance, asset_key, partition)
+        return seen[(asset_key, partition)]
+
+    return lookup
+
+
 def per_partition(
     context: dg.AssetCheckExecutionContext, results: Mapping[str, dg.AssetCheckResult]
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
@@ -56,15 +71,14 @@ def per_partition(
         raise dg.DagsterInvariantViolationError(
             f"check {spec.name}: results for {sorted(results)} but the run covers {keys}"
         )
+    lookup = materializations_judged(context.instance)
     for key in keys:
-        yield _evaluation(context.instance, spec, results[key], key)
+        yield _evaluation(lookup, spec, results[key], key)
     output_name = context.job_def.asset_layer.get_op_output_name(spec.key)
     yield dg.Output(None, output_name=output_name)
 
 
-def _evaluation(
-    instance: dg.DagsterInstance, spec: dg.AssetCheckSpec, result: dg.AssetCheckResult, key: str
-) -> dg.AssetCheckEvaluation:
+def _evaluation(lookup, spec: dg.AssetCheckSpec, result: dg.AssetCheckResult, key: str) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(
         asset_key=spec.asset_key,
         check_name=spec.name,
@@ -74,7 +88,7 @@ def _evaluation(
         description=result.description,
         blocking=spec.blocking,
         partition=key,
-        target_materialization_data=_target_materialization(instance, spec.asset_key, key),
+        target_materialization_data=lookup(spec.asset_key, key),
     )
 
 
@@ -87,11 +101,12 @@ def per_quarter_events(context: dg.AssetExecutionContext, events: Iterable) -> I
     Other events pass through."""
     keys = list(context.partition_keys) if context.has_partition_key or context.has_partition_key_range else []
     specs = {spec.key: (name, spec) for name, spec in context.assets_def.check_specs_by_output_name.items()}
+    lookup = materializations_judged(context.instance)
     for event in events:
         if not isinstance(event, dg.AssetCheckResult) or not keys:
             yield event
             continue
         output_name, spec = specs[dg.AssetCheckKey(event.asset_key, event.check_name)]
         for key in keys:
-            yield _evaluation(context.instance, spec, event, key)
+            yield _evaluation(lookup, spec, event, key)
         yield dg.Output(None, output_name=output_name)
