@@ -110,6 +110,9 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("SYNOFORECAST_DATA_DIR", tempfile.mkdtemp(prefix="synoforecast-test-data-"))
 
 
+# the fault drills' exports and warehouse template (fixtures drills, after_a): support/fault_drills.py
+pytest_plugins = ["synoforecast_tests.support.fault_drills"]
+
 # a real SMTP server (aiosmtpd, STARTTLS + AUTH) for the email route: support/smtp_server.py
 from synoforecast_tests.support.smtp_server import smtp_cert, smtp_server  # noqa: E402, F401
 
@@ -135,7 +138,7 @@ def standin(request):
 _LONGEST_FIRST = (
     "deploy/test_stack_docker.py",
     "/e2e/",
-    "integration/test_fault_drills.py",
+    "integration/test_fault_drills_",  # two files (kills, exports), so two workers share the drills
     "integration/test_exports_in_time.py",
     "/integration/",
 )
