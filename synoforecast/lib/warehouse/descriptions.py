@@ -88,7 +88,7 @@ VIEW_COLUMN_TEXTS = {
 }
 
 # views (and copies) that show the rows of a forecast table: its texts describe them
-_SHOWS = {"latest": "forecasts", "latest_landing": "landing", "series_names": ""}
+_SHOWS = {"latest": "forecasts", "latest_landing": "landing"}
 
 
 def _base(relation: str) -> str:
